@@ -1,0 +1,41 @@
+// Command legacyvm keeps legacy Windows 7 virtual machines alive safely:
+// declared in HCL profiles, provisioned through libvirt on isolated networks,
+// protected by snapshot policies, with their licences kept secret.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], systemStreams()))
+}
+
+// run executes the CLI and returns the process exit code. The first SIGINT or
+// SIGTERM cancels the command's context so in-flight work can finish and
+// stop; a second one exits at once.
+func run(args []string, io *IOStreams) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for range sigs {
+			n++
+			if n == 1 {
+				io.Status("stopping after the work in progress (press Ctrl-C again to abort)")
+				cancel()
+				continue
+			}
+			os.Exit(130)
+		}
+	}()
+	root := newRootCmd(newFactory(io))
+	root.SetArgs(args)
+	return exitCode(root.ExecuteContext(ctx), io)
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitChanges = 2 // plan: changes present
+)
+
+// exitErr makes a command end with a specific code. Err, when set, has not
+// been printed yet.
+type exitErr struct {
+	code int
+	err  error
+}
+
+func (e *exitErr) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitErr) Unwrap() error { return e.err }
+
+// silent ends the command with code without printing anything more.
+func silent(code int) error { return &exitErr{code: code} }
+
+func exitCode(err error, io *IOStreams) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(io.ErrOut, "Error:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(io.ErrOut, "Error:", err)
+	return exitError
+}
+
+// Factory carries what commands share: streams, global options and how to
+// reach the outside world. Tests replace its fields.
+type Factory struct {
+	IO *IOStreams
+	// Global flags.
+	ConnectURI  string
+	Output      string // "text" or "json"
+	Parallelism int
+	// Vars, VarFiles are the -var / -var-file inputs for profile loading.
+	Vars     []string
+	VarFiles []string
+	Getenv   func(string) (string, bool)
+}
+
+func newFactory(io *IOStreams) *Factory {
+	return &Factory{IO: io, Getenv: os.LookupEnv}
+}
+
+// URI returns the libvirt URI: --connect, else LIBVIRT_DEFAULT_URI, else
+// qemu:///system.
+func (f *Factory) URI() string {
+	if f.ConnectURI != "" {
+		return f.ConnectURI
+	}
+	if v, ok := f.Getenv("LIBVIRT_DEFAULT_URI"); ok && v != "" {
+		return v
+	}
+	return profiles.DefaultURI
+}
+
+// JSON reports whether -o json was asked for.
+func (f *Factory) JSON() bool { return f.Output == "json" }
+
+func newRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "legacyvm",
+		Short: "Keep legacy Windows 7 VMs alive, isolated and restorable",
+		Long: `legacyvm provisions Windows 7 virtual machines declared in HCL profiles through
+libvirt (QEMU/KVM), fences them onto networks that cannot reach anything they
+were not allowed to reach, protects them with snapshot policies and keeps the
+product key you supply for each VM secret.
+
+A profile is a directory of *.hcl files (or one file). Start with an example:
+
+  legacyvm validate examples/single-vm
+  legacyvm plan examples/single-vm
+  legacyvm apply examples/single-vm`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if f.Output != "text" && f.Output != "json" {
+				return fmt.Errorf("-o/--output must be text or json, not %q", f.Output)
+			}
+			if f.Parallelism < 1 {
+				return fmt.Errorf("--parallelism must be at least 1")
+			}
+			return nil
+		},
+	}
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&f.ConnectURI, "connect", "c", "", "libvirt URI (default $LIBVIRT_DEFAULT_URI or qemu:///system)")
+	pf.StringVarP(&f.Output, "output", "o", "text", "output format: text or json")
+	pf.IntVar(&f.Parallelism, "parallelism", defaultParallelism(), "how many VMs to work on at once")
+	pf.StringArrayVar(&f.Vars, "var", nil, "set a profile variable: -var name=value (repeatable)")
+	pf.StringArrayVar(&f.VarFiles, "var-file", nil, "read profile variables from an HCL file (repeatable)")
+
+	root.AddCommand(
+		newCmdValidate(f),
+		newCmdFmt(f),
+		newCmdVersion(f),
+	)
+	return root
+}
+
+// defaultParallelism is one VM per CPU, at least 2 and at most 8: most of
+// the work is waiting on libvirt and QEMU, not computing.
+func defaultParallelism() int {
+	n := runtime.NumCPU()
+	if n < 2 {
+		n = 2
+	}
+	if n > 8 {
+		n = 8
+	}
+	return n
+}

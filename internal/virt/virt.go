@@ -1,0 +1,485 @@
+package virt
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"time"
+)
+
+// Sentinel errors. Adapters wrap them (errors.Is works) and name the object.
+var (
+	// ErrNotFound: the named object does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: an object with that name (or UUID) already exists.
+	ErrExists = errors.New("already exists")
+	// ErrBusy: libvirt could not acquire the object's job lock; retry later.
+	ErrBusy = errors.New("busy")
+	// ErrInvalidState: the operation does not fit the object's state (for
+	// example starting a running domain).
+	ErrInvalidState = errors.New("invalid state")
+	// ErrInvalid: libvirt rejected the definition.
+	ErrInvalid = errors.New("invalid definition")
+	// ErrUnsupported: the hypervisor cannot do this.
+	ErrUnsupported = errors.New("unsupported")
+	// ErrInUse: the object is still used by another (e.g. an nwfilter
+	// referenced by a domain, a network with active interfaces).
+	ErrInUse = errors.New("in use")
+	// ErrConnection: the connection to libvirt failed or was lost.
+	ErrConnection = errors.New("connection failed")
+)
+
+// Hypervisor is everything legacyvm asks of a virtualisation host. Every
+// method takes ctx first; because the libvirt calls themselves cannot be
+// interrupted, implementations check ctx between calls and bound their waits.
+// All methods are safe for concurrent use. Only objects named in the calls
+// are touched: listing returns everything, ownership is decided by callers
+// from Metadata and name prefixes.
+type Hypervisor interface {
+	// Close releases the connection.
+	Close() error
+	// HostInfo describes the host: versions, accelerator support.
+	HostInfo(ctx context.Context) (HostInfo, error)
+
+	// Domains.
+	ListDomains(ctx context.Context) ([]Domain, error)
+	GetDomain(ctx context.Context, name string) (Domain, error)
+	// DefineDomain creates or replaces the persistent definition of
+	// spec.Name. When the domain exists, its pinned versioned machine type
+	// is kept if it belongs to the same family as spec.Machine. Changes to a
+	// running domain take effect at its next boot.
+	DefineDomain(ctx context.Context, spec DomainSpec) (Domain, error)
+	// UndefineDomain removes the definition (and libvirt snapshot
+	// metadata, managed save, NVRAM). The domain must be shut off. Volumes
+	// are not touched.
+	UndefineDomain(ctx context.Context, name string) error
+	StartDomain(ctx context.Context, name string) error
+	// ShutdownDomain asks the guest to power off (ACPI) and returns at once.
+	ShutdownDomain(ctx context.Context, name string) error
+	// DestroyDomain powers the domain off at once (pulling the plug).
+	DestroyDomain(ctx context.Context, name string) error
+	// SetAutostart marks the domain to start with libvirtd.
+	SetAutostart(ctx context.Context, name string, on bool) error
+	// ChangeMedia changes the media of a CD-ROM drive (target dev, e.g.
+	// "sdc") in the persistent definition and, when the domain runs, live.
+	// Path "" ejects.
+	ChangeMedia(ctx context.Context, domain, target, path string) error
+
+	// Networks.
+	ListNetworks(ctx context.Context) ([]Network, error)
+	GetNetwork(ctx context.Context, name string) (Network, error)
+	// DefineNetwork creates or replaces the network, starts it and marks
+	// it autostart. A running network whose definition changed is
+	// restarted only if it has no active interfaces; otherwise the new
+	// definition applies at the next network restart and Network.Stale
+	// is true.
+	DefineNetwork(ctx context.Context, spec NetworkSpec) (Network, error)
+	// DeleteNetwork stops and undefines the network.
+	DeleteNetwork(ctx context.Context, name string) error
+	// Leases returns DHCP leases on the network.
+	Leases(ctx context.Context, network string) ([]Lease, error)
+
+	// Network filters.
+	ListFilters(ctx context.Context) ([]Filter, error)
+	// DefineFilter creates or updates the filters spec describes
+	// (see FilterSpec.Names). Running domains pick up the change.
+	DefineFilter(ctx context.Context, spec FilterSpec) error
+	// DeleteFilter undefines the named filter; ErrInUse while referenced.
+	DeleteFilter(ctx context.Context, name string) error
+	// FilterBindings lists the filters bound to interfaces of running
+	// domains.
+	FilterBindings(ctx context.Context) ([]FilterBinding, error)
+
+	// Storage.
+	GetPool(ctx context.Context, name string) (Pool, error)
+	// EnsurePool defines, builds and starts a directory pool at path when
+	// it does not exist.
+	EnsurePool(ctx context.Context, name, path string) (Pool, error)
+	ListVolumes(ctx context.Context, pool string) ([]Volume, error)
+	// VolumeByPath finds any volume in any active pool by path;
+	// ErrNotFound if no pool knows the path.
+	VolumeByPath(ctx context.Context, path string) (Volume, error)
+	// CreateVolume creates a volume (an overlay when spec.BackingPath is
+	// set); ErrExists if the name is taken.
+	CreateVolume(ctx context.Context, spec VolumeSpec) (Volume, error)
+	// CloneVolume creates spec as a full copy of the volume at sourcePath.
+	CloneVolume(ctx context.Context, spec VolumeSpec, sourcePath string) (Volume, error)
+	// UploadVolume creates a raw volume of size bytes and fills it from r.
+	UploadVolume(ctx context.Context, spec VolumeSpec, r io.Reader, size int64) (Volume, error)
+	DeleteVolume(ctx context.Context, pool, name string) error
+
+	// Snapshots (internal only).
+	ListSnapshots(ctx context.Context, domain string) ([]Snapshot, error)
+	CreateSnapshot(ctx context.Context, domain string, spec SnapshotSpec) (Snapshot, error)
+	// RevertSnapshot reverts and leaves the domain in the state the
+	// snapshot recorded.
+	RevertSnapshot(ctx context.Context, domain, name string) error
+	DeleteSnapshot(ctx context.Context, domain, name string) error
+
+	// Events delivers domain lifecycle events until ctx ends or the
+	// connection is lost (the channel is then closed).
+	Events(ctx context.Context) (<-chan Event, error)
+}
+
+// Accel is the libvirt domain type.
+type Accel string
+
+const (
+	AccelKVM Accel = "kvm"
+	AccelTCG Accel = "qemu" // libvirt's name for TCG domains
+)
+
+// HostInfo describes a hypervisor host.
+type HostInfo struct {
+	URI        string
+	Hostname   string
+	LibVersion uint32 // libvirt library version (major*1e6+minor*1e3+micro)
+	// DaemonVersion is the libvirtd version.
+	DaemonVersion uint32
+	// KVM is true when domain capabilities offer type kvm.
+	KVM bool
+	// Machines maps machine aliases ("pc", "q35") to the versioned types
+	// they expand to.
+	Machines map[string]string
+	Emulator string
+}
+
+// DomainState is a domain's run state.
+type DomainState string
+
+const (
+	StateRunning  DomainState = "running"
+	StatePaused   DomainState = "paused"
+	StateShutoff  DomainState = "shutoff"
+	StateShutdown DomainState = "shutting-down"
+	StateCrashed  DomainState = "crashed"
+	StateOther    DomainState = "other"
+)
+
+// DomainSpec is the desired definition of a domain. The adapter renders it
+// with the Windows 7 hardware preset (see package domainxml).
+type DomainSpec struct {
+	Name  string
+	UUID  string // canonical 36-character form
+	Title string // short description shown by virt-manager
+	Accel Accel
+	// Arch is "x86_64" (also for 32-bit guests; see win7-spec §1.12).
+	Arch string
+	// Machine is "pc" or "q35" (or a pinned versioned type).
+	Machine     string
+	VCPUs       int
+	MemoryBytes uint64
+	// SMBIOSSerial is stable for the life of the VM.
+	SMBIOSSerial string
+	// OEMStrings become SMBIOS type 11 strings.
+	OEMStrings []string
+	// Hyperv enables the Windows 7 Hyper-V enlightenment list (KVM only;
+	// the renderer leaves them out for TCG).
+	Hyperv     bool
+	Disks      []DiskSpec
+	Interfaces []InterfaceSpec
+	// SerialLog, when set, is a host file that receives the guest's first
+	// serial port output (through virtlogd; it starts over when QEMU
+	// restarts).
+	SerialLog string
+	// Metadata marks the domain as legacyvm's; it is required.
+	Metadata *Metadata
+}
+
+// DiskDevice is "disk" or "cdrom".
+type DiskDevice string
+
+const (
+	DeviceDisk  DiskDevice = "disk"
+	DeviceCDROM DiskDevice = "cdrom"
+)
+
+// DiskSpec is one disk or CD-ROM drive.
+type DiskSpec struct {
+	Device DiskDevice
+	Bus    string // "sata" (default) or "ide"
+	Target string // "sda", "sdb", ...
+	// Path is the file; "" for an empty CD-ROM drive.
+	Path   string
+	Format string // "qcow2" or "raw"
+	// BootOrder > 0 puts the device in the boot order.
+	BootOrder int
+}
+
+// InterfaceSpec is one NIC on a legacyvm network.
+type InterfaceSpec struct {
+	Network string
+	MAC     string
+	Model   string // "e1000"
+	// Filter is the nwfilter referenced by the interface ("" = none).
+	Filter string
+	// FilterParams are passed to the filter, e.g. IP.
+	FilterParams []FilterParam
+	// PortIsolated sets <port isolated='yes'/>.
+	PortIsolated bool
+}
+
+// FilterParam is a name/value passed to an nwfilter.
+type FilterParam struct{ Name, Value string }
+
+// Domain is an observed domain.
+type Domain struct {
+	Name  string
+	UUID  string
+	State DomainState
+	// Persistent is false for transient domains.
+	Persistent bool
+	Autostart  bool
+	Accel      Accel
+	Machine    string // as defined (pinned versioned type after define)
+	VCPUs      int
+	// MemoryBytes is the configured maximum memory.
+	MemoryBytes uint64
+	Disks       []DiskSpec
+	Interfaces  []InterfaceSpec
+	// VNC is "127.0.0.1:5900" style when a VNC display is active.
+	VNC string
+	// Metadata is nil when the domain carries no legacyvm metadata.
+	Metadata *Metadata
+	// XML is the persistent (inactive) definition as libvirt returns it.
+	XML string
+}
+
+// Metadata is legacyvm's ownership record, stored in the domain's (and
+// network's) <metadata> under legacyvm's own XML namespace. It never holds a
+// secret: only licence labels, fingerprints and last key groups.
+type Metadata struct {
+	Profile  string `json:"profile"`
+	VM       string `json:"vm,omitempty"`       // vm block name (domains)
+	Instance string `json:"instance,omitempty"` // instance name (domains)
+	Network  string `json:"network,omitempty"`  // network name (networks)
+	// SpecHash is a hash of the desired spec the object was built from.
+	SpecHash string `json:"spec_hash"`
+	// Image is the golden image or install ISO the disk came from.
+	Image string `json:"image,omitempty"`
+	// Volumes and Filters are the owned objects that belong to this domain.
+	Volumes []VolumeRef `json:"volumes,omitempty"`
+	Filters []string    `json:"filters,omitempty"`
+	// License is the seat this domain holds, if any.
+	License *LicenseRef `json:"license,omitempty"`
+	// Policy is the snapshot policy in force.
+	Policy *PolicyRef `json:"policy,omitempty"`
+	// Created is when the object was first provisioned (UTC).
+	Created time.Time `json:"created,omitempty"`
+	// Provisioned is set once setup finished and the baseline was taken.
+	Provisioned bool `json:"provisioned,omitempty"`
+}
+
+// VolumeRef names a volume owned by a domain.
+type VolumeRef struct {
+	Pool string `json:"pool"`
+	Name string `json:"name"`
+	// Role is "system" or "answer" (answer media, deleted after setup).
+	Role string `json:"role"`
+}
+
+// LicenseRef is what legacyvm records about the licence a VM uses.
+type LicenseRef struct {
+	Label       string `json:"label"`
+	Edition     string `json:"edition,omitempty"`
+	Channel     string `json:"channel"`
+	Fingerprint string `json:"fingerprint,omitempty"` // keyed HMAC of the key
+	LastGroup   string `json:"last_group,omitempty"`  // last five characters
+	Seats       int    `json:"seats,omitempty"`
+}
+
+// PolicyRef is the snapshot policy recorded with a domain.
+type PolicyRef struct {
+	Name       string `json:"name"`
+	Baseline   string `json:"baseline"`
+	Schedule   string `json:"schedule,omitempty"`
+	Keep       int    `json:"keep,omitempty"`
+	MaxAge     string `json:"max_age,omitempty"`
+	Memory     bool   `json:"memory,omitempty"`
+	OnShutdown string `json:"on_shutdown,omitempty"`
+}
+
+// NetworkSpec is the desired definition of an isolated network. It never
+// has a <forward> element.
+type NetworkSpec struct {
+	Name   string
+	UUID   string
+	Bridge string // at most 15 characters
+	// Subnet is zero for a network without any host address.
+	Subnet netip.Prefix
+	// HostAddress is the bridge address (invalid = none).
+	HostAddress netip.Addr
+	// DHCPRange and DHCPHosts are used when DHCP is true.
+	DHCP      bool
+	DHCPStart netip.Addr
+	DHCPEnd   netip.Addr
+	DHCPHosts []DHCPHost
+	// DNS enables libvirt's dnsmasq DNS (local only); off by default.
+	DNS bool
+	// PortIsolated isolates guests from each other.
+	PortIsolated bool
+	Metadata     *Metadata
+}
+
+// DHCPHost is a static lease.
+type DHCPHost struct {
+	MAC  string
+	Name string
+	IP   netip.Addr
+}
+
+// Network is an observed network.
+type Network struct {
+	Name         string
+	UUID         string
+	Bridge       string
+	Active       bool
+	Autostart    bool
+	ForwardMode  string // "" when there is no <forward> element
+	Subnet       netip.Prefix
+	HostAddress  netip.Addr
+	DHCP         bool
+	DNS          bool
+	IPv6         bool
+	PortIsolated bool
+	// Stale is true when the running network differs from its persistent
+	// definition.
+	Stale    bool
+	Metadata *Metadata
+	XML      string
+}
+
+// Lease is a DHCP lease.
+type Lease struct {
+	MAC      string
+	IP       netip.Addr
+	Hostname string
+	Expiry   time.Time
+}
+
+// FilterSpec describes legacyvm's per-network traffic filter. It renders to
+// two libvirt nwfilters: Name (chain root: clean-traffic + the guard) and
+// Name+"-guard" (an ipv4 chain that runs before clean-traffic's rules).
+type FilterSpec struct {
+	Name string
+	UUID string // of the root filter; the guard's UUID is derived
+	// Subnet is the network's subnet (zero: layer-2 only network).
+	Subnet netip.Prefix
+	// HostAddress is the bridge address, if any.
+	HostAddress netip.Addr
+	DHCP        bool
+	DNS         bool
+	Allows      []AllowSpec
+}
+
+// Names returns the libvirt nwfilter names this spec defines.
+func (f FilterSpec) Names() []string { return []string{f.Name, f.Name + "-guard"} }
+
+// AllowSpec is one permitted flow, seen from the guest.
+type AllowSpec struct {
+	Name      string
+	Direction string // "in" or "out"
+	Peer      string // "host"
+	Protocol  string // "tcp", "udp", "icmp", "any"
+	PortStart uint16 // 0 = any
+	PortEnd   uint16
+}
+
+// Filter is an observed nwfilter.
+type Filter struct {
+	Name  string
+	UUID  string
+	Chain string
+	// Refs are the filters it references.
+	Refs []string
+	XML  string
+}
+
+// FilterBinding is a filter bound to a running interface.
+type FilterBinding struct {
+	PortDev string // tap device, e.g. vnet3
+	MAC     string
+	Owner   string // domain name
+	Filter  string
+	Params  []FilterParam
+}
+
+// Pool is a storage pool.
+type Pool struct {
+	Name   string
+	Path   string
+	Active bool
+	// Available is free space in bytes.
+	Available uint64
+}
+
+// VolumeSpec is a volume to create.
+type VolumeSpec struct {
+	Pool          string
+	Name          string
+	CapacityBytes uint64
+	Format        string // "qcow2" or "raw"
+	// BackingPath makes the volume a qcow2 overlay of that file.
+	BackingPath   string
+	BackingFormat string
+	// Mode is the file mode (default 0600).
+	Mode uint32
+}
+
+// Volume is an observed volume.
+type Volume struct {
+	Pool            string
+	Name            string
+	Path            string
+	Format          string
+	CapacityBytes   uint64
+	AllocationBytes uint64
+	BackingPath     string
+}
+
+// SnapshotSpec is a snapshot to take.
+type SnapshotSpec struct {
+	Name        string
+	Description string
+	// Memory includes RAM state when the domain runs (a running domain's
+	// snapshot without memory is not possible internally: the adapter
+	// returns ErrUnsupported).
+	Memory bool
+}
+
+// Snapshot is an observed internal snapshot.
+type Snapshot struct {
+	Name        string
+	Description string
+	Parent      string
+	Created     time.Time
+	// State is the domain state the snapshot recorded.
+	State   DomainState
+	Memory  bool
+	Current bool
+}
+
+// EventKind is a lifecycle event kind.
+type EventKind string
+
+const (
+	EventStarted   EventKind = "started"
+	EventStopped   EventKind = "stopped"
+	EventShutdown  EventKind = "shutdown"
+	EventSuspended EventKind = "suspended"
+	EventResumed   EventKind = "resumed"
+	EventDefined   EventKind = "defined"
+	EventUndefined EventKind = "undefined"
+	EventCrashed   EventKind = "crashed"
+)
+
+// Event is a domain lifecycle event.
+type Event struct {
+	Domain string
+	Kind   EventKind
+	// Detail is libvirt's detail in words, e.g. "shutdown" (guest powered
+	// off), "destroyed", "from-snapshot", "failed".
+	Detail string
+	Time   time.Time
+}
