@@ -306,6 +306,10 @@ type NetworkSpec struct {
 	Name   string
 	UUID   string
 	Bridge string // at most 15 characters
+	// MAC pins the bridge's MAC address. The traffic filter uses it to
+	// recognise every frame a guest sends to the host, whatever host
+	// address it targets.
+	MAC string
 	// Subnet is zero for a network without any host address.
 	Subnet netip.Prefix
 	// HostAddress is the bridge address (invalid = none).
@@ -334,6 +338,7 @@ type Network struct {
 	Name         string
 	UUID         string
 	Bridge       string
+	MAC          string
 	Active       bool
 	Autostart    bool
 	ForwardMode  string // "" when there is no <forward> element
@@ -364,6 +369,9 @@ type Lease struct {
 type FilterSpec struct {
 	Name string
 	UUID string // of the root filter; the guard's UUID is derived
+	// BridgeMAC is the network bridge's MAC (NetworkSpec.MAC): frames to it
+	// are frames to the host.
+	BridgeMAC string
 	// Subnet is the network's subnet (zero: layer-2 only network).
 	Subnet netip.Prefix
 	// HostAddress is the bridge address, if any.
