@@ -85,6 +85,11 @@ type Hypervisor interface {
 	// DefineFilter creates or updates the filters spec describes
 	// (see FilterSpec.Names). Running domains pick up the change.
 	DefineFilter(ctx context.Context, spec FilterSpec) error
+	// FilterDiff compares the filters defined on the host with what spec
+	// renders to and describes each difference in a short phrase ("filter
+	// lvm-lab-guard is missing", "rule 3 differs"); empty means they match.
+	// Plan and verify use it to detect filters changed outside legacyvm.
+	FilterDiff(ctx context.Context, spec FilterSpec) ([]string, error)
 	// DeleteFilter undefines the named filter; ErrInUse while referenced.
 	DeleteFilter(ctx context.Context, name string) error
 	// FilterBindings lists the filters bound to interfaces of running
