@@ -350,6 +350,9 @@ type Network struct {
 	Subnet       netip.Prefix
 	HostAddress  netip.Addr
 	DHCP         bool
+	DHCPStart    netip.Addr
+	DHCPEnd      netip.Addr
+	DHCPHosts    []DHCPHost
 	DNS          bool
 	IPv6         bool
 	PortIsolated bool
