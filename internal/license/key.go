@@ -21,29 +21,124 @@ type Key struct {
 // ErrKeyFormat is wrapped by every error ParseKey returns.
 var ErrKeyFormat = errors.New("not a Windows 7 product key")
 
-// ParseKey normalises s (case, spaces and dashes are ignored) and checks that
-// it is 25 characters from Alphabet. Errors never contain the input.
+// KeyProblem says why ParseKey rejected its input.
+type KeyProblem int
+
+const (
+	// KeyEmpty: nothing but spaces and dashes.
+	KeyEmpty KeyProblem = iota + 1
+	// KeyLength: not 25 characters once spaces and dashes are removed.
+	KeyLength
+	// KeyWindows8: the key contains an N, which only Windows 8 and later
+	// keys have.
+	KeyWindows8
+	// KeyVowel: a vowel (A E I O U), which product keys never use.
+	KeyVowel
+	// KeyExcludedLetter: L, S or Z, which product keys never use.
+	KeyExcludedLetter
+	// KeyExcludedDigit: 0, 1 or 5, which product keys never use.
+	KeyExcludedDigit
+	// KeyNotAlphanumeric: a character that is neither an ASCII letter nor
+	// a digit (nor a space or dash, which are ignored).
+	KeyNotAlphanumeric
+)
+
+// KeyError is the error ParseKey returns. It describes the problem by
+// position and character class only: it never holds or prints any part of
+// the input.
+type KeyError struct {
+	Problem KeyProblem
+	// Length is the number of characters after removing spaces and
+	// dashes.
+	Length int
+	// Position is the 1-based position of the offending character among
+	// those Length characters (0 when the problem is not one character).
+	Position int
+}
+
+// Error implements error. The text is built from constants and numbers
+// only.
+func (e *KeyError) Error() string {
+	where := ""
+	if e.Position > 0 {
+		where = fmt.Sprintf("character %d (group %d, place %d) ", e.Position, (e.Position-1)/5+1, (e.Position-1)%5+1)
+	}
+	var why string
+	switch e.Problem {
+	case KeyEmpty:
+		why = "the key is empty"
+	case KeyLength:
+		why = fmt.Sprintf("it has %d characters without dashes and spaces, want 25 (five groups of five)", e.Length)
+	case KeyWindows8:
+		why = where + "is the letter N: keys with an N are Windows 8 or later keys, and a Windows 7 key never has one"
+	case KeyVowel:
+		why = where + "is a vowel, and product keys use no vowels"
+	case KeyExcludedLetter:
+		why = where + "is one of the letters L, S or Z, which product keys never use"
+	case KeyExcludedDigit:
+		why = where + "is one of the digits 0, 1 or 5, which product keys never use"
+	case KeyNotAlphanumeric:
+		why = where + "is not a letter or digit (only dashes and spaces may separate the groups)"
+	default:
+		why = "unknown problem"
+	}
+	return ErrKeyFormat.Error() + ": " + why
+}
+
+// Unwrap makes errors.Is(err, ErrKeyFormat) true.
+func (e *KeyError) Unwrap() error { return ErrKeyFormat }
+
+// isSeparator reports whether ParseKey ignores r.
+func isSeparator(r rune) bool {
+	return r == '-' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+}
+
+// ParseKey normalises s (ASCII case, spaces, tabs, newlines and dashes are
+// ignored) and checks that it is 25 characters from Alphabet. A key with an
+// N is rejected as a Windows 8 or later key. Errors are *KeyError values
+// wrapping ErrKeyFormat and never contain the input or any part of it.
 func ParseKey(s string) (Key, error) {
-	var b strings.Builder
+	raw := make([]rune, 0, 25)
 	for _, r := range s {
 		switch {
-		case r == '-' || r == ' ' || r == '\t' || r == '\n' || r == '\r':
+		case isSeparator(r):
 			continue
 		case r >= 'a' && r <= 'z':
 			r -= 'a' - 'A'
 		}
-		b.WriteRune(r)
+		raw = append(raw, r)
 	}
-	raw := b.String()
-	if len(raw) != 25 {
-		return Key{}, fmt.Errorf("%w: it has %d characters after removing dashes and spaces, want 25 (five groups of five)", ErrKeyFormat, len([]rune(raw)))
+	switch {
+	case len(raw) == 0:
+		return Key{}, &KeyError{Problem: KeyEmpty}
+	case len(raw) != 25:
+		return Key{}, &KeyError{Problem: KeyLength, Length: len(raw)}
 	}
+	// An N anywhere says more than any other problem: report it first.
 	for i, r := range raw {
-		if !strings.ContainsRune(Alphabet, r) {
-			return Key{}, fmt.Errorf("%w: character %d is not in the product-key alphabet %s", ErrKeyFormat, i+1, Alphabet)
+		if r == 'N' {
+			return Key{}, &KeyError{Problem: KeyWindows8, Length: 25, Position: i + 1}
 		}
 	}
-	return Key{value: raw[0:5] + "-" + raw[5:10] + "-" + raw[10:15] + "-" + raw[15:20] + "-" + raw[20:25]}, nil
+	for i, r := range raw {
+		if strings.ContainsRune(Alphabet, r) {
+			continue
+		}
+		e := &KeyError{Length: 25, Position: i + 1}
+		switch {
+		case strings.ContainsRune("AEIOU", r):
+			e.Problem = KeyVowel
+		case strings.ContainsRune("LSZ", r):
+			e.Problem = KeyExcludedLetter
+		case strings.ContainsRune("015", r):
+			e.Problem = KeyExcludedDigit
+		default:
+			e.Problem = KeyNotAlphanumeric
+		}
+		return Key{}, e
+	}
+	v := string(raw)
+	return Key{value: v[0:5] + "-" + v[5:10] + "-" + v[10:15] + "-" + v[15:20] + "-" + v[20:25]}, nil
 }
 
 // IsZero reports whether k holds no key.

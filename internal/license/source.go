@@ -65,46 +65,74 @@ func (s Source) GoString() string { return "license.Source(" + s.String() + ")" 
 // variable, file or failed command.
 var ErrSecretUnavailable = errors.New("secret unavailable")
 
-// Read fetches the secret. Errors describe the source, never the value.
-// Surrounding whitespace is trimmed. getenv may be nil (os.LookupEnv).
+// Read fetches the secret. Errors describe the source, never the value:
+// a command's standard error is not included either (a failing secret tool
+// may echo what it holds). Surrounding whitespace is trimmed; an empty
+// value is an error. getenv may be nil (os.LookupEnv).
 func (s Source) Read(ctx context.Context, getenv func(string) (string, bool)) (string, error) {
 	if getenv == nil {
 		getenv = os.LookupEnv
 	}
 	switch s.Kind {
 	case SourceLiteral:
-		return strings.TrimSpace(s.Literal), nil
+		v := strings.TrimSpace(s.Literal)
+		if v == "" {
+			return "", fmt.Errorf("%w: the value written in the profile is empty", ErrSecretUnavailable)
+		}
+		return v, nil
 	case SourceEnv:
 		v, ok := getenv(s.Name)
-		if !ok || strings.TrimSpace(v) == "" {
+		if !ok {
 			return "", fmt.Errorf("%w: environment variable %s is not set", ErrSecretUnavailable, s.Name)
 		}
-		return strings.TrimSpace(v), nil
+		if v = strings.TrimSpace(v); v == "" {
+			return "", fmt.Errorf("%w: environment variable %s is empty", ErrSecretUnavailable, s.Name)
+		}
+		return v, nil
 	case SourceFile:
 		st, err := os.Stat(s.Path)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrSecretUnavailable, err)
+			return "", fmt.Errorf("%w: %w", ErrSecretUnavailable, err)
+		}
+		if !st.Mode().IsRegular() {
+			return "", fmt.Errorf("%w: %s is not a regular file", ErrSecretUnavailable, s.Path)
 		}
 		if st.Mode().Perm()&0o077 != 0 {
 			return "", fmt.Errorf("%w: %s is readable by group or others (mode %04o); run: chmod 600 %s", ErrSecretUnavailable, s.Path, st.Mode().Perm(), s.Path)
 		}
 		b, err := os.ReadFile(s.Path)
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrSecretUnavailable, err)
+			return "", fmt.Errorf("%w: %w", ErrSecretUnavailable, err)
 		}
-		return strings.TrimSpace(string(b)), nil
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("%w: %s is empty", ErrSecretUnavailable, s.Path)
+		}
+		return v, nil
 	case SourceCommand:
 		if len(s.Argv) == 0 {
 			return "", fmt.Errorf("%w: command() needs a program", ErrSecretUnavailable)
 		}
 		cmd := exec.CommandContext(ctx, s.Argv[0], s.Argv[1:]...)
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
+		var out bytes.Buffer
+		// stderr is discarded, not shown: a failing secret tool may echo
+		// input. The terminal is not offered either (no prompts).
+		cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, nil, nil
 		if err := cmd.Run(); err != nil {
-			// stderr is not included: a failing secret tool may echo input.
-			return "", fmt.Errorf("%w: %s failed: %v", ErrSecretUnavailable, s.String(), err)
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("%w: %s: %w", ErrSecretUnavailable, s.String(), ctx.Err())
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return "", fmt.Errorf("%w: %s failed with exit code %d", ErrSecretUnavailable, s.String(), ee.ExitCode())
+			}
+			return "", fmt.Errorf("%w: %s failed: %w", ErrSecretUnavailable, s.String(), err)
 		}
-		return strings.TrimSpace(out.String()), nil
+		v := strings.TrimSpace(out.String())
+		if v == "" {
+			return "", fmt.Errorf("%w: %s printed nothing", ErrSecretUnavailable, s.String())
+		}
+		return v, nil
 	}
 	return "", fmt.Errorf("%w: no source given", ErrSecretUnavailable)
 }
