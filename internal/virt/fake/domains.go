@@ -1,0 +1,563 @@
+package fake
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// domain is one defined domain.
+type domain struct {
+	uuid string
+	// def is the persistent definition, normalised (machine pinned, MACs
+	// assigned, defaults filled in).
+	def virt.DomainSpec
+	// live is the definition the running domain was started with; nil when
+	// the domain is shut off.
+	live      *virt.DomainSpec
+	state     virt.DomainState
+	autostart bool
+	vncPort   int
+	snaps     map[string]*snapshot
+	current   string
+	// shutdownRequests counts ShutdownDomain calls.
+	shutdownRequests int
+}
+
+// machineFamily is "i440fx" for pc and its versioned types, "q35" for q35
+// and its versioned types, else the type itself.
+func machineFamily(m string) string {
+	switch {
+	case m == "" || m == "pc" || strings.HasPrefix(m, "pc-i440fx-"):
+		return "i440fx"
+	case m == "q35" || strings.HasPrefix(m, "pc-q35-"):
+		return "q35"
+	}
+	return m
+}
+
+// pinMachine expands a machine alias to the versioned type the host offers.
+func (h *Hypervisor) pinMachine(m string) string {
+	if m == "" {
+		m = "pc"
+	}
+	if v, ok := h.info.Machines[m]; ok && v != "" {
+		return v
+	}
+	if v, ok := defaultMachines[m]; ok {
+		return v
+	}
+	return m
+}
+
+// validateDomain checks what libvirt's parser would reject.
+func validateDomain(spec virt.DomainSpec) error {
+	var problems []string
+	if spec.Name == "" || strings.ContainsAny(spec.Name, "/\n") {
+		problems = append(problems, fmt.Sprintf("invalid domain name %q", spec.Name))
+	}
+	if spec.UUID != "" {
+		if _, err := uuid.Parse(spec.UUID); err != nil {
+			problems = append(problems, fmt.Sprintf("malformed uuid %q", spec.UUID))
+		}
+	}
+	switch spec.Accel {
+	case virt.AccelKVM, virt.AccelTCG:
+	default:
+		problems = append(problems, fmt.Sprintf("unknown domain type %q", spec.Accel))
+	}
+	switch spec.Arch {
+	case "", "x86_64", "i686":
+	default:
+		problems = append(problems, fmt.Sprintf("unsupported architecture %q", spec.Arch))
+	}
+	if machineFamily(spec.Machine) != "i440fx" && machineFamily(spec.Machine) != "q35" {
+		problems = append(problems, fmt.Sprintf("unsupported machine type %q", spec.Machine))
+	}
+	if spec.VCPUs < 1 {
+		problems = append(problems, "at least one vCPU is needed")
+	}
+	if spec.MemoryBytes < 1<<20 {
+		problems = append(problems, "memory size must be at least 1 MiB")
+	}
+	targets := map[string]bool{}
+	for _, d := range spec.Disks {
+		switch d.Device {
+		case virt.DeviceDisk:
+			if d.Path == "" {
+				problems = append(problems, fmt.Sprintf("disk %s has no source", d.Target))
+			}
+		case virt.DeviceCDROM:
+		default:
+			problems = append(problems, fmt.Sprintf("unknown disk device %q", d.Device))
+		}
+		switch d.Bus {
+		case "", "sata", "ide", "virtio", "scsi":
+		default:
+			problems = append(problems, fmt.Sprintf("unknown disk bus %q", d.Bus))
+		}
+		switch d.Format {
+		case "", "qcow2", "raw":
+		default:
+			problems = append(problems, fmt.Sprintf("unknown disk format %q", d.Format))
+		}
+		if d.Target == "" || targets[d.Target] {
+			problems = append(problems, fmt.Sprintf("missing or duplicate disk target %q", d.Target))
+		}
+		targets[d.Target] = true
+	}
+	macs := map[string]bool{}
+	for _, i := range spec.Interfaces {
+		if i.Network == "" {
+			problems = append(problems, "interface without a network")
+		}
+		if i.MAC != "" {
+			hw, err := net.ParseMAC(i.MAC)
+			if err != nil || len(hw) != 6 || hw[0]&1 == 1 {
+				problems = append(problems, fmt.Sprintf("invalid MAC address %q", i.MAC))
+			} else if macs[hw.String()] {
+				problems = append(problems, fmt.Sprintf("duplicate MAC address %q", i.MAC))
+			} else {
+				macs[hw.String()] = true
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", virt.ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// normalise fills in what libvirt fills in: defaults, lower-case MACs,
+// generated MACs. It copies every slice.
+func (h *Hypervisor) normalise(spec virt.DomainSpec) virt.DomainSpec {
+	if spec.Arch == "" {
+		spec.Arch = "x86_64"
+	}
+	spec.OEMStrings = append([]string(nil), spec.OEMStrings...)
+	spec.Disks = append([]virt.DiskSpec(nil), spec.Disks...)
+	for i := range spec.Disks {
+		d := &spec.Disks[i]
+		if d.Bus == "" {
+			d.Bus = "sata"
+		}
+		if d.Format == "" {
+			d.Format = "raw"
+		}
+	}
+	spec.Interfaces = append([]virt.InterfaceSpec(nil), spec.Interfaces...)
+	for i := range spec.Interfaces {
+		n := &spec.Interfaces[i]
+		if n.MAC == "" {
+			h.seq++
+			n.MAC = fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(h.seq>>16), byte(h.seq>>8), byte(h.seq))
+		} else {
+			hw, _ := net.ParseMAC(n.MAC)
+			n.MAC = hw.String()
+		}
+		if n.Model == "" {
+			n.Model = "e1000"
+		}
+		n.FilterParams = append([]virt.FilterParam(nil), n.FilterParams...)
+	}
+	spec.Metadata = cloneMetadata(spec.Metadata)
+	return spec
+}
+
+func cloneSpec(s virt.DomainSpec) virt.DomainSpec {
+	s.OEMStrings = append([]string(nil), s.OEMStrings...)
+	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
+	s.Interfaces = append([]virt.InterfaceSpec(nil), s.Interfaces...)
+	for i := range s.Interfaces {
+		s.Interfaces[i].FilterParams = append([]virt.FilterParam(nil), s.Interfaces[i].FilterParams...)
+	}
+	s.Metadata = cloneMetadata(s.Metadata)
+	return s
+}
+
+// observe builds the virt.Domain view of d. Callers hold h.mu.
+func (h *Hypervisor) observe(d *domain) virt.Domain {
+	def := cloneSpec(d.def)
+	out := virt.Domain{
+		Name:        def.Name,
+		UUID:        d.uuid,
+		State:       d.state,
+		Persistent:  true,
+		Autostart:   d.autostart,
+		Accel:       def.Accel,
+		Machine:     def.Machine,
+		VCPUs:       def.VCPUs,
+		MemoryBytes: def.MemoryBytes,
+		Disks:       def.Disks,
+		Interfaces:  def.Interfaces,
+		Metadata:    def.Metadata,
+		XML:         domainXML(def, d.uuid),
+	}
+	if d.state == virt.StateRunning || d.state == virt.StatePaused {
+		out.VNC = fmt.Sprintf("127.0.0.1:%d", d.vncPort)
+	}
+	return out
+}
+
+func (h *Hypervisor) lookupDomain(op, name string) (*domain, error) {
+	d, ok := h.domains[name]
+	if !ok {
+		return nil, errf(op, name, virt.ErrNotFound, "no domain with matching name '%s'", name)
+	}
+	return d, nil
+}
+
+// ListDomains implements virt.Hypervisor; domains are sorted by name.
+func (h *Hypervisor) ListDomains(ctx context.Context) ([]virt.Domain, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.begin(ctx, "ListDomains", "list domains", ""); err != nil {
+		return nil, err
+	}
+	out := make([]virt.Domain, 0, len(h.domains))
+	for _, name := range sortedKeys(h.domains) {
+		out = append(out, h.observe(h.domains[name]))
+	}
+	return out, nil
+}
+
+// GetDomain implements virt.Hypervisor.
+func (h *Hypervisor) GetDomain(ctx context.Context, name string) (virt.Domain, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "get domain"
+	if err := h.begin(ctx, "GetDomain", op, name); err != nil {
+		return virt.Domain{}, err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return virt.Domain{}, err
+	}
+	return h.observe(d), nil
+}
+
+// DefineDomain implements virt.Hypervisor.
+func (h *Hypervisor) DefineDomain(ctx context.Context, spec virt.DomainSpec) (virt.Domain, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "define domain"
+	if err := h.begin(ctx, "DefineDomain", op, spec.Name); err != nil {
+		return virt.Domain{}, err
+	}
+	if err := validateDomain(spec); err != nil {
+		return virt.Domain{}, opErr(op, spec.Name, err)
+	}
+	if spec.UUID != "" {
+		spec.UUID = strings.ToLower(spec.UUID)
+		for name, other := range h.domains {
+			if name != spec.Name && other.uuid == spec.UUID {
+				return virt.Domain{}, errf(op, spec.Name, virt.ErrExists, "domain '%s' is already defined with uuid %s", name, spec.UUID)
+			}
+		}
+	}
+	existing := h.domains[spec.Name]
+	if existing != nil && spec.UUID != "" && spec.UUID != existing.uuid {
+		return virt.Domain{}, errf(op, spec.Name, virt.ErrExists, "domain '%s' already exists with uuid %s", spec.Name, existing.uuid)
+	}
+	norm := h.normalise(spec)
+	norm.Machine = h.pinMachine(spec.Machine)
+	if existing != nil && machineFamily(existing.def.Machine) == machineFamily(spec.Machine) {
+		norm.Machine = existing.def.Machine
+	}
+	if existing != nil {
+		// Keep the MACs libvirt generated for NICs the spec leaves open.
+		for i := range spec.Interfaces {
+			if spec.Interfaces[i].MAC == "" && i < len(existing.def.Interfaces) {
+				norm.Interfaces[i].MAC = existing.def.Interfaces[i].MAC
+			}
+		}
+		existing.def = norm
+		h.emit(spec.Name, virt.EventDefined, "updated")
+		return h.observe(existing), nil
+	}
+	id := spec.UUID
+	if id == "" {
+		id = h.newUUID("domain", spec.Name)
+	}
+	d := &domain{uuid: id, def: norm, state: virt.StateShutoff, snaps: map[string]*snapshot{}}
+	h.domains[spec.Name] = d
+	h.emit(spec.Name, virt.EventDefined, "added")
+	return h.observe(d), nil
+}
+
+// UndefineDomain implements virt.Hypervisor. Snapshot metadata goes with
+// the domain; internal snapshots stay inside the disk files, as on libvirt.
+func (h *Hypervisor) UndefineDomain(ctx context.Context, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "undefine domain"
+	if err := h.begin(ctx, "UndefineDomain", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if d.state != virt.StateShutoff {
+		return errf(op, name, virt.ErrInvalidState, "domain is %s; it must be shut off", d.state)
+	}
+	delete(h.domains, name)
+	h.emit(name, virt.EventUndefined, "removed")
+	return nil
+}
+
+// StartDomain implements virt.Hypervisor. Like libvirt it refuses to start
+// a domain whose disks, networks or nwfilters are missing.
+func (h *Hypervisor) StartDomain(ctx context.Context, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "start domain"
+	if err := h.begin(ctx, "StartDomain", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if d.state != virt.StateShutoff {
+		return errf(op, name, virt.ErrInvalidState, "domain is already running")
+	}
+	if err := h.startable(d.def); err != nil {
+		return opErr(op, name, err)
+	}
+	live := cloneSpec(d.def)
+	d.live = &live
+	d.state = virt.StateRunning
+	d.vncPort = h.freeVNCPort()
+	h.emit(name, virt.EventStarted, "booted")
+	return nil
+}
+
+// startable checks what QEMU needs to start def: its disk files (and their
+// backing chains), its networks (active) and the nwfilters its NICs use.
+func (h *Hypervisor) startable(def virt.DomainSpec) error {
+	for _, disk := range def.Disks {
+		if disk.Path == "" {
+			continue
+		}
+		if err := h.checkChain(disk.Path); err != nil {
+			return err
+		}
+	}
+	for _, nic := range def.Interfaces {
+		n, ok := h.networks[nic.Network]
+		if !ok {
+			return fmt.Errorf("%w: no network with matching name '%s'", virt.ErrNotFound, nic.Network)
+		}
+		if n.live == nil {
+			return fmt.Errorf("%w: network '%s' is not active", virt.ErrInvalidState, nic.Network)
+		}
+		if nic.Filter != "" {
+			if missing := h.missingFilter(nic.Filter); missing != "" {
+				return fmt.Errorf("%w: referenced filter '%s' is missing", virt.ErrNotFound, missing)
+			}
+		}
+	}
+	return nil
+}
+
+// checkChain checks that path and its backing files exist.
+func (h *Hypervisor) checkChain(path string) error {
+	for depth := 0; path != "" && depth < 16; depth++ {
+		f, ok := h.files[path]
+		if !ok {
+			return fmt.Errorf("%w: cannot access storage file '%s': No such file or directory", virt.ErrNotFound, path)
+		}
+		path = f.backing
+	}
+	return nil
+}
+
+func (h *Hypervisor) freeVNCPort() int {
+	used := map[int]bool{}
+	for _, d := range h.domains {
+		if d.live != nil {
+			used[d.vncPort] = true
+		}
+	}
+	p := 5900
+	for used[p] {
+		p++
+	}
+	return p
+}
+
+// ShutdownDomain implements virt.Hypervisor: the guest powers off at once
+// (emitting shutdown/guest and stopped/shutdown) unless IgnoreACPI is set.
+func (h *Hypervisor) ShutdownDomain(ctx context.Context, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "shut down domain"
+	if err := h.begin(ctx, "ShutdownDomain", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if d.live == nil {
+		return errf(op, name, virt.ErrInvalidState, "domain is not running")
+	}
+	d.shutdownRequests++
+	if !h.ignoreACPI && d.state == virt.StateRunning {
+		h.powerOff(name, d)
+	}
+	return nil
+}
+
+// powerOff stops d the way a guest powering itself off does.
+func (h *Hypervisor) powerOff(name string, d *domain) {
+	h.emit(name, virt.EventShutdown, "guest")
+	h.stop(d)
+	h.emit(name, virt.EventStopped, "shutdown")
+}
+
+// stop moves d to shut off; the persistent definition applies from now on.
+func (h *Hypervisor) stop(d *domain) {
+	d.live = nil
+	d.state = virt.StateShutoff
+	d.vncPort = 0
+}
+
+// DestroyDomain implements virt.Hypervisor.
+func (h *Hypervisor) DestroyDomain(ctx context.Context, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "destroy domain"
+	if err := h.begin(ctx, "DestroyDomain", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if d.live == nil {
+		return errf(op, name, virt.ErrInvalidState, "domain is not running")
+	}
+	h.stop(d)
+	h.emit(name, virt.EventStopped, "destroyed")
+	return nil
+}
+
+// SetAutostart implements virt.Hypervisor.
+func (h *Hypervisor) SetAutostart(ctx context.Context, name string, on bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "set autostart of domain"
+	if err := h.begin(ctx, "SetAutostart", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	d.autostart = on
+	return nil
+}
+
+// ChangeMedia implements virt.Hypervisor.
+func (h *Hypervisor) ChangeMedia(ctx context.Context, domainName, target, path string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "change media of domain"
+	if err := h.begin(ctx, "ChangeMedia", op, domainName); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, domainName)
+	if err != nil {
+		return err
+	}
+	idx := -1
+	for i, disk := range d.def.Disks {
+		if disk.Target == target {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return errf(op, domainName, virt.ErrNotFound, "no disk with target %q", target)
+	}
+	if d.def.Disks[idx].Device != virt.DeviceCDROM {
+		return errf(op, domainName, virt.ErrInvalid, "disk %s is not a CD-ROM drive", target)
+	}
+	if path != "" {
+		if _, ok := h.files[path]; !ok {
+			return errf(op, domainName, virt.ErrNotFound, "cannot access file '%s': No such file or directory", path)
+		}
+	}
+	d.def.Disks[idx].Path = path
+	if d.live != nil {
+		for i := range d.live.Disks {
+			if d.live.Disks[i].Target == target {
+				d.live.Disks[i].Path = path
+			}
+		}
+	}
+	return nil
+}
+
+// GuestPowerOff simulates the guest of a running domain powering itself
+// off (as Windows does at the end of setup): the domain shuts off and
+// Events sees shutdown/guest then stopped/shutdown.
+func (h *Hypervisor) GuestPowerOff(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "power off guest of domain"
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if d.live == nil {
+		return errf(op, name, virt.ErrInvalidState, "domain is not running")
+	}
+	h.powerOff(name, d)
+	return nil
+}
+
+// ShutdownRequests reports how many times ShutdownDomain was called for the
+// domain (0 for an unknown domain).
+func (h *Hypervisor) ShutdownRequests(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d, ok := h.domains[name]; ok {
+		return d.shutdownRequests
+	}
+	return 0
+}
+
+// WriteDisk simulates the guest writing to its disks: the content
+// generation of every writable disk of the domain (its live definition
+// when it runs) goes up by one.
+func (h *Hypervisor) WriteDisk(name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "write disks of domain"
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	def := d.def
+	if d.live != nil {
+		def = *d.live
+	}
+	for _, disk := range def.Disks {
+		if disk.Device != virt.DeviceDisk {
+			continue
+		}
+		f, ok := h.files[disk.Path]
+		if !ok {
+			return errf(op, name, virt.ErrNotFound, "disk %s: no file %s", disk.Target, disk.Path)
+		}
+		f.gen++
+	}
+	return nil
+}

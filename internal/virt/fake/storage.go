@@ -1,0 +1,400 @@
+package fake
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// file is a host file: a volume when it sits in a pool's directory.
+type file struct {
+	path, format           string
+	capacity, allocation   uint64
+	backing, backingFormat string
+	mode                   uint32
+	// gen is the content generation (see WriteDisk).
+	gen uint64
+	// sum is the SHA-256 of uploaded content.
+	sum [sha256.Size]byte
+	// internal lists the internal snapshots inside a qcow2 file.
+	internal []string
+}
+
+// pool is a directory pool.
+type pool struct {
+	name, path string
+	active     bool
+}
+
+// qcow2Header is the allocation of a fresh qcow2 file.
+const qcow2Header = 196608
+
+// PutFile creates (or replaces) a host file outside libvirt's control, the
+// way a user copies a golden image into place. It becomes a volume once its
+// directory is a pool.
+func (h *Hypervisor) PutFile(path, format string, capacity uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.putFile(path, format, capacity)
+}
+
+func (h *Hypervisor) putFile(path, format string, capacity uint64) {
+	path = filepath.Clean(path)
+	alloc := capacity
+	if format == "qcow2" {
+		alloc = qcow2Header
+	}
+	h.files[path] = &file{path: path, format: format, capacity: capacity, allocation: alloc, mode: 0o644}
+}
+
+// DiskGeneration returns the content generation of the file at path.
+func (h *Hypervisor) DiskGeneration(path string) (uint64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.files[filepath.Clean(path)]
+	if !ok {
+		return 0, errf("read file", path, virt.ErrNotFound, "no such file")
+	}
+	return f.gen, nil
+}
+
+// InternalSnapshots lists the internal snapshots stored inside the file at
+// path (what `qemu-img snapshot -l` shows).
+func (h *Hypervisor) InternalSnapshots(path string) ([]string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.files[filepath.Clean(path)]
+	if !ok {
+		return nil, errf("read file", path, virt.ErrNotFound, "no such file")
+	}
+	return append([]string(nil), f.internal...), nil
+}
+
+// FileSum returns the SHA-256 of the bytes uploaded into the file at path
+// (zero for files that were not uploaded).
+func (h *Hypervisor) FileSum(path string) ([sha256.Size]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.files[filepath.Clean(path)]
+	if !ok {
+		return [sha256.Size]byte{}, errf("read file", path, virt.ErrNotFound, "no such file")
+	}
+	return f.sum, nil
+}
+
+func (h *Hypervisor) lookupPool(op, name string) (*pool, error) {
+	p, ok := h.pools[name]
+	if !ok {
+		return nil, errf(op, name, virt.ErrNotFound, "no storage pool with matching name '%s'", name)
+	}
+	return p, nil
+}
+
+// poolOf returns the active pool whose directory holds path.
+func (h *Hypervisor) poolOf(path string) *pool {
+	dir := filepath.Dir(path)
+	for _, name := range sortedKeys(h.pools) {
+		if p := h.pools[name]; p.active && p.path == dir {
+			return p
+		}
+	}
+	return nil
+}
+
+func (h *Hypervisor) observePool(p *pool) virt.Pool {
+	var used uint64
+	for _, f := range h.files {
+		if filepath.Dir(f.path) == p.path {
+			used += f.allocation
+		}
+	}
+	avail := uint64(0)
+	if used < h.poolSize {
+		avail = h.poolSize - used
+	}
+	return virt.Pool{Name: p.name, Path: p.path, Active: p.active, Available: avail}
+}
+
+func observeVolume(poolName string, f *file) virt.Volume {
+	return virt.Volume{
+		Pool:            poolName,
+		Name:            filepath.Base(f.path),
+		Path:            f.path,
+		Format:          f.format,
+		CapacityBytes:   f.capacity,
+		AllocationBytes: f.allocation,
+		BackingPath:     f.backing,
+	}
+}
+
+// GetPool implements virt.Hypervisor.
+func (h *Hypervisor) GetPool(ctx context.Context, name string) (virt.Pool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "get storage pool"
+	if err := h.begin(ctx, "GetPool", op, name); err != nil {
+		return virt.Pool{}, err
+	}
+	p, err := h.lookupPool(op, name)
+	if err != nil {
+		return virt.Pool{}, err
+	}
+	return h.observePool(p), nil
+}
+
+// EnsurePool implements virt.Hypervisor. An existing pool is started if it
+// is inactive; it is an error (ErrExists) when it has another directory or
+// another pool already owns the directory.
+func (h *Hypervisor) EnsurePool(ctx context.Context, name, path string) (virt.Pool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "ensure storage pool"
+	if err := h.begin(ctx, "EnsurePool", op, name); err != nil {
+		return virt.Pool{}, err
+	}
+	if name == "" || !filepath.IsAbs(path) {
+		return virt.Pool{}, errf(op, name, virt.ErrInvalid, "a pool needs a name and an absolute directory, got %q", path)
+	}
+	path = filepath.Clean(path)
+	if p, ok := h.pools[name]; ok {
+		if p.path != path {
+			return virt.Pool{}, errf(op, name, virt.ErrExists, "pool '%s' already exists with directory %s", name, p.path)
+		}
+		p.active = true
+		return h.observePool(p), nil
+	}
+	for _, other := range h.pools {
+		if other.path == path {
+			return virt.Pool{}, errf(op, name, virt.ErrExists, "pool '%s' has the same directory %s", other.name, path)
+		}
+	}
+	p := &pool{name: name, path: path, active: true}
+	h.pools[name] = p
+	return h.observePool(p), nil
+}
+
+// ListVolumes implements virt.Hypervisor; volumes are sorted by name.
+func (h *Hypervisor) ListVolumes(ctx context.Context, poolName string) ([]virt.Volume, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "list volumes of storage pool"
+	if err := h.begin(ctx, "ListVolumes", op, poolName); err != nil {
+		return nil, err
+	}
+	p, err := h.lookupPool(op, poolName)
+	if err != nil {
+		return nil, err
+	}
+	if !p.active {
+		return nil, errf(op, poolName, virt.ErrInvalidState, "storage pool '%s' is not active", poolName)
+	}
+	var out []virt.Volume
+	for _, path := range sortedKeys(h.files) {
+		if f := h.files[path]; filepath.Dir(path) == p.path {
+			out = append(out, observeVolume(p.name, f))
+		}
+	}
+	return out, nil
+}
+
+// VolumeByPath implements virt.Hypervisor.
+func (h *Hypervisor) VolumeByPath(ctx context.Context, path string) (virt.Volume, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "find volume"
+	if err := h.begin(ctx, "VolumeByPath", op, path); err != nil {
+		return virt.Volume{}, err
+	}
+	path = filepath.Clean(path)
+	f, ok := h.files[path]
+	p := h.poolOf(path)
+	if !ok || p == nil {
+		return virt.Volume{}, errf(op, path, virt.ErrNotFound, "no storage vol with matching path '%s'", path)
+	}
+	return observeVolume(p.name, f), nil
+}
+
+// newVolume checks spec and returns the path the volume gets.
+func (h *Hypervisor) newVolume(op string, spec virt.VolumeSpec) (string, error) {
+	p, err := h.lookupPool(op, spec.Pool)
+	if err != nil {
+		return "", opErr(op, spec.Name, err)
+	}
+	if !p.active {
+		return "", errf(op, spec.Name, virt.ErrInvalidState, "storage pool '%s' is not active", spec.Pool)
+	}
+	if spec.Name == "" || strings.ContainsAny(spec.Name, "/\n") {
+		return "", errf(op, spec.Name, virt.ErrInvalid, "invalid volume name %q", spec.Name)
+	}
+	switch spec.Format {
+	case "qcow2", "raw":
+	default:
+		return "", errf(op, spec.Name, virt.ErrInvalid, "unknown volume format %q", spec.Format)
+	}
+	path := filepath.Join(p.path, spec.Name)
+	if _, ok := h.files[path]; ok {
+		return "", errf(op, spec.Name, virt.ErrExists, "storage volume name '%s' already in use", spec.Name)
+	}
+	return path, nil
+}
+
+func volMode(m uint32) uint32 {
+	if m == 0 {
+		return 0o600
+	}
+	return m
+}
+
+// CreateVolume implements virt.Hypervisor. An overlay's backing file must
+// exist; its capacity is at least the backing file's.
+func (h *Hypervisor) CreateVolume(ctx context.Context, spec virt.VolumeSpec) (virt.Volume, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "create volume"
+	if err := h.begin(ctx, "CreateVolume", op, spec.Name); err != nil {
+		return virt.Volume{}, err
+	}
+	path, err := h.newVolume(op, spec)
+	if err != nil {
+		return virt.Volume{}, err
+	}
+	f := &file{path: path, format: spec.Format, capacity: spec.CapacityBytes, mode: volMode(spec.Mode)}
+	if spec.BackingPath != "" {
+		if spec.Format != "qcow2" {
+			return virt.Volume{}, errf(op, spec.Name, virt.ErrInvalid, "backing storage needs a qcow2 volume, not %s", spec.Format)
+		}
+		b, ok := h.files[filepath.Clean(spec.BackingPath)]
+		if !ok {
+			return virt.Volume{}, errf(op, spec.Name, virt.ErrNotFound, "cannot access backing file '%s'", spec.BackingPath)
+		}
+		f.backing, f.backingFormat = b.path, spec.BackingFormat
+		if f.backingFormat == "" {
+			f.backingFormat = b.format
+		}
+		if f.capacity < b.capacity {
+			f.capacity = b.capacity
+		}
+		f.gen = b.gen
+	}
+	if f.capacity == 0 {
+		return virt.Volume{}, errf(op, spec.Name, virt.ErrInvalid, "missing capacity for volume")
+	}
+	if spec.Format == "qcow2" {
+		f.allocation = qcow2Header
+	}
+	h.files[path] = f
+	return observeVolume(spec.Pool, f), nil
+}
+
+// CloneVolume implements virt.Hypervisor: a flattened full copy (no backing
+// file, no internal snapshots) of a volume some active pool knows.
+func (h *Hypervisor) CloneVolume(ctx context.Context, spec virt.VolumeSpec, sourcePath string) (virt.Volume, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "clone volume"
+	if err := h.begin(ctx, "CloneVolume", op, spec.Name); err != nil {
+		return virt.Volume{}, err
+	}
+	src, ok := h.files[filepath.Clean(sourcePath)]
+	if !ok || h.poolOf(src.path) == nil {
+		return virt.Volume{}, errf(op, spec.Name, virt.ErrNotFound, "source %s is in no storage pool; define a pool for its directory first", sourcePath)
+	}
+	path, err := h.newVolume(op, spec)
+	if err != nil {
+		return virt.Volume{}, err
+	}
+	f := &file{path: path, format: spec.Format, capacity: max(spec.CapacityBytes, src.capacity), mode: volMode(spec.Mode), gen: src.gen, sum: src.sum}
+	f.allocation = src.allocation
+	for b := src; b.backing != ""; {
+		nb, ok := h.files[b.backing]
+		if !ok {
+			break
+		}
+		f.allocation += nb.allocation
+		b = nb
+	}
+	if spec.Format == "raw" {
+		f.allocation = f.capacity
+	}
+	h.files[path] = f
+	return observeVolume(spec.Pool, f), nil
+}
+
+// UploadVolume implements virt.Hypervisor: it reads exactly size bytes from
+// r (fewer is an error) and keeps their SHA-256 (FileSum).
+func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r io.Reader, size int64) (virt.Volume, error) {
+	const op = "upload volume"
+	h.mu.Lock()
+	if err := h.begin(ctx, "UploadVolume", op, spec.Name); err != nil {
+		h.mu.Unlock()
+		return virt.Volume{}, err
+	}
+	spec.Format = "raw"
+	if _, err := h.newVolume(op, spec); err != nil {
+		h.mu.Unlock()
+		return virt.Volume{}, err
+	}
+	if size <= 0 {
+		h.mu.Unlock()
+		return virt.Volume{}, errf(op, spec.Name, virt.ErrInvalid, "size must be positive, got %d", size)
+	}
+	h.mu.Unlock()
+
+	// Read without holding the lock: r may be slow.
+	sum := sha256.New()
+	n, err := io.Copy(sum, io.LimitReader(r, size))
+	if err != nil {
+		return virt.Volume{}, opErr(op, spec.Name, fmt.Errorf("read upload data: %w", err))
+	}
+	if n != size {
+		return virt.Volume{}, opErr(op, spec.Name, fmt.Errorf("upload data ended after %d of %d bytes", n, size))
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	path, err := h.newVolume(op, spec)
+	if err != nil {
+		return virt.Volume{}, err
+	}
+	f := &file{path: path, format: "raw", capacity: uint64(size), allocation: (uint64(size) + 4095) &^ 4095, mode: volMode(spec.Mode)}
+	copy(f.sum[:], sum.Sum(nil))
+	h.files[path] = f
+	return observeVolume(spec.Pool, f), nil
+}
+
+// DeleteVolume implements virt.Hypervisor. Like libvirt it does not check
+// whether a domain uses the volume or an overlay is built on it.
+func (h *Hypervisor) DeleteVolume(ctx context.Context, poolName, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "delete volume"
+	if err := h.begin(ctx, "DeleteVolume", op, name); err != nil {
+		return err
+	}
+	p, err := h.lookupPool(op, poolName)
+	if err != nil {
+		return opErr(op, name, err)
+	}
+	path := filepath.Join(p.path, name)
+	if _, ok := h.files[path]; !ok {
+		return errf(op, name, virt.ErrNotFound, "no storage vol with matching name '%s'", name)
+	}
+	delete(h.files, path)
+	return nil
+}
+
+// derivedUUID derives a stable UUID from another one and a label.
+func derivedUUID(base, label string) string {
+	ns, err := uuid.Parse(base)
+	if err != nil {
+		ns = uuid.NameSpaceOID
+	}
+	return uuid.NewSHA1(ns, []byte(label)).String()
+}
