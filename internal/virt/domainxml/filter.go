@@ -1,0 +1,402 @@
+package domainxml
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// Host guard constants (see the package documentation for the design).
+const (
+	// GuardSuffix is appended to FilterSpec.Name to name the guard filter.
+	GuardSuffix = "-guard"
+	// GuardChain is the guard's ebtables chain: an IPv4 chain with libvirt's
+	// longest allowed suffix (8 characters after "ipv4").
+	GuardChain = "ipv4-lvguard"
+	// GuardPriority orders the guard's chain before clean-traffic's "ipv4"
+	// chain (-700), whose allow-incoming-ipv4 rule would otherwise accept
+	// inbound packets before the guard's drops run.
+	GuardPriority = -705
+	// CleanTraffic is libvirt's built-in anti-spoofing filter the root
+	// filter references.
+	CleanTraffic = "clean-traffic"
+)
+
+// Rule priorities inside the guard chain (lower runs first).
+const (
+	prioDHCP      = 100
+	prioDNS       = 110
+	prioAllowBase = 200
+	prioAllowMax  = 499
+	prioDrop      = 600
+)
+
+const (
+	macBroadcast = "ff:ff:ff:ff:ff:ff"
+	macGroupBit  = "01:00:00:00:00:00"
+	ipBroadcast  = "255.255.255.255"
+)
+
+// guardUUIDSpace salts the guard's name-based UUID.
+const guardUUIDSpace = "legacyvm host guard"
+
+var ncName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]*$`)
+
+// GuardName returns the name of the guard filter of the root filter name.
+func GuardName(name string) string { return name + GuardSuffix }
+
+// GuardUUID derives the guard filter's UUID from the root filter's UUID
+// (SHA-1 name-based, so it is stable across runs and hosts).
+func GuardUUID(rootUUID string) (string, error) {
+	ns, err := uuid.Parse(rootUUID)
+	if err != nil {
+		return "", fmt.Errorf("root filter uuid %q: %w", rootUUID, err)
+	}
+	return uuid.NewSHA1(ns, []byte(guardUUIDSpace)).String(), nil
+}
+
+// Filters renders spec as two nwfilters in definition order: first the
+// guard (spec.Name+"-guard", chain GuardChain, priority GuardPriority), then
+// the root filter spec.Name (chain root) that references clean-traffic and
+// the guard. Define them in that order: a filter that references a missing
+// filter is refused. Interface parameters (IP, ...) given in a domain's
+// <filterref> reach clean-traffic through the root filter; the guard uses
+// literal addresses from spec. Filters returns an error naming the filter
+// when spec is inconsistent.
+func Filters(spec virt.FilterSpec) ([]*libvirtxml.NWFilter, error) {
+	fs, err := buildFilters(spec)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", spec.Name, err)
+	}
+	return fs, nil
+}
+
+// FiltersXML is Filters marshalled, in the same order (guard, root).
+func FiltersXML(spec virt.FilterSpec) ([]string, error) {
+	fs, err := Filters(spec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		s, err := f.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("filter %q: marshal: %w", f.Name, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func buildFilters(spec virt.FilterSpec) ([]*libvirtxml.NWFilter, error) {
+	if !ncName.MatchString(spec.Name) {
+		return nil, errors.New("name must start with a letter or '_' and hold only letters, digits, '_', '.', '-'")
+	}
+	if spec.Name == CleanTraffic {
+		return nil, errors.New("name clashes with libvirt's built-in filter")
+	}
+	if err := checkUUID("filter", spec.UUID); err != nil {
+		return nil, err
+	}
+	guardUUID, err := GuardUUID(spec.UUID)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := guardRules(spec)
+	if err != nil {
+		return nil, err
+	}
+	guard := &libvirtxml.NWFilter{
+		Name:     GuardName(spec.Name),
+		UUID:     guardUUID,
+		Chain:    GuardChain,
+		Priority: GuardPriority,
+	}
+	for _, r := range rules {
+		guard.Entries = append(guard.Entries, libvirtxml.NWFilterEntry{Rule: r})
+	}
+	root := &libvirtxml.NWFilter{
+		Name:  spec.Name,
+		UUID:  strings.ToLower(spec.UUID),
+		Chain: "root",
+		Entries: []libvirtxml.NWFilterEntry{
+			{Ref: &libvirtxml.NWFilterRef{Filter: CleanTraffic}},
+			{Ref: &libvirtxml.NWFilterRef{Filter: guard.Name}},
+		},
+	}
+	return []*libvirtxml.NWFilter{guard, root}, nil
+}
+
+// flow is one side of a guard rule, built into an <ip> match.
+type flow struct {
+	action, direction string
+	proto             string // "", "tcp", "udp", "icmp"
+	srcMAC, dstMAC    string
+	dstMACMask        string
+	srcIP, dstIP      netip.Addr
+	dstIPBroadcast    bool // dstipaddr 255.255.255.255
+	sport, dport      portRange
+}
+
+type portRange struct{ start, end uint16 }
+
+var ephemeral = portRange{1024, 65535}
+
+func (f flow) rule(prio int) *libvirtxml.NWFilterRule {
+	ip := &libvirtxml.NWFilterRuleIP{}
+	str := func(s string) libvirtxml.NWFilterField { return libvirtxml.NWFilterField{Str: s} }
+	// Ports as decimal strings: libvirtxml writes its Uint fields in hex.
+	num := func(n uint16) libvirtxml.NWFilterField { return libvirtxml.NWFilterField{Str: strconv.Itoa(int(n))} }
+	if f.srcMAC != "" {
+		ip.SrcMACAddr = str(f.srcMAC)
+	}
+	if f.dstMAC != "" {
+		ip.DstMACAddr = str(f.dstMAC)
+	}
+	if f.dstMACMask != "" {
+		ip.DstMACMask = str(f.dstMACMask)
+	}
+	if f.srcIP.IsValid() {
+		ip.SrcIPAddr = str(f.srcIP.String())
+	}
+	if f.dstIP.IsValid() {
+		ip.DstIPAddr = str(f.dstIP.String())
+	}
+	if f.dstIPBroadcast {
+		ip.DstIPAddr = str(ipBroadcast)
+	}
+	if f.proto != "" {
+		ip.Protocol = str(f.proto)
+	}
+	if f.sport.start != 0 {
+		ip.SrcPortStart = num(f.sport.start)
+		if f.sport.end > f.sport.start {
+			ip.SrcPortEnd = num(f.sport.end)
+		}
+	}
+	if f.dport.start != 0 {
+		ip.DstPortStart = num(f.dport.start)
+		if f.dport.end > f.dport.start {
+			ip.DstPortEnd = num(f.dport.end)
+		}
+	}
+	return &libvirtxml.NWFilterRule{Action: f.action, Direction: f.direction, Priority: prio, IP: ip}
+}
+
+// guardRules builds the guard chain. Directions are seen from the guest:
+// "out" frames leave the guest (ebtables I-<tap> chain), "in" frames go to
+// it (O-<tap>). Each direction is written explicitly (never "inout", whose
+// out side libvirt mirrors). Every frame to the host carries the bridge MAC
+// M as destination, every frame from the host carries it as source.
+func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
+	m, err := unicastMAC("bridge", spec.BridgeMAC)
+	if err != nil {
+		return nil, err
+	}
+	h := spec.HostAddress
+	if spec.Subnet.IsValid() && !spec.Subnet.Addr().Is4() {
+		return nil, fmt.Errorf("subnet %s: only IPv4", spec.Subnet)
+	}
+	if h.IsValid() {
+		if !spec.Subnet.IsValid() {
+			return nil, fmt.Errorf("host address %s without a subnet", h)
+		}
+		if err := checkHostInSubnet("host address", h, spec.Subnet); err != nil {
+			return nil, err
+		}
+	}
+	if spec.DHCP && !h.IsValid() {
+		return nil, errors.New("DHCP needs the host address")
+	}
+	if spec.DNS && !h.IsValid() {
+		return nil, errors.New("DNS needs the host address")
+	}
+
+	var rules []*libvirtxml.NWFilterRule
+	add := func(prio int, fs ...flow) {
+		for i, f := range fs {
+			rules = append(rules, f.rule(prio+i))
+		}
+	}
+	toHost := func(proto string, sport, dport portRange) flow {
+		return flow{action: "return", direction: "out", proto: proto, dstMAC: m, dstIP: h, sport: sport, dport: dport}
+	}
+	fromHost := func(proto string, sport, dport portRange) flow {
+		return flow{action: "return", direction: "in", proto: proto, srcMAC: m, srcIP: h, sport: sport, dport: dport}
+	}
+	one := func(p uint16) portRange { return portRange{p, p} }
+
+	if spec.DHCP {
+		add(prioDHCP,
+			// DISCOVER/REQUEST (and rebinding) go to the broadcast address.
+			flow{action: "return", direction: "out", proto: "udp", dstMAC: macBroadcast, dstIPBroadcast: true, sport: one(68), dport: one(67)},
+			// Renewals go to the server itself.
+			toHost("udp", one(68), one(67)),
+			// OFFER/ACK come from the server, unicast or broadcast.
+			fromHost("udp", one(67), one(68)),
+		)
+	}
+	if spec.DNS {
+		add(prioDNS,
+			toHost("udp", portRange{}, one(53)),
+			toHost("tcp", portRange{}, one(53)),
+			fromHost("udp", one(53), portRange{}),
+			fromHost("tcp", one(53), portRange{}),
+		)
+	}
+
+	prio := prioAllowBase
+	names := map[string]bool{}
+	for _, a := range spec.Allows {
+		fs, err := allowFlows(a, h, toHost, fromHost)
+		if err != nil {
+			return nil, err
+		}
+		if a.Name != "" {
+			if names[a.Name] {
+				return nil, fmt.Errorf("allow %q is given twice", a.Name)
+			}
+			names[a.Name] = true
+		}
+		if prio+len(fs)-1 > prioAllowMax {
+			return nil, fmt.Errorf("too many allow rules (at most %d guard rules)", prioAllowMax-prioAllowBase+1)
+		}
+		add(prio, fs...)
+		prio += len(fs)
+	}
+
+	// Drops: everything to or from the host that was not returned above.
+	drops := []flow{
+		// Any IPv4 frame to the bridge MAC is for the host, whatever
+		// address it targets (Linux answers for all its addresses on every
+		// interface).
+		{action: "drop", direction: "out", dstMAC: m},
+	}
+	if h.IsValid() {
+		// The host address behind another (or a forged) MAC.
+		drops = append(drops, flow{action: "drop", direction: "out", dstIP: h})
+	}
+	drops = append(drops,
+		// Broadcast and multicast frames reach the host's bridge
+		// interface too: the host would accept broadcast/multicast IPv4
+		// (and unicast IPv4 inside a group-addressed frame). Only DHCP,
+		// returned above, may use them.
+		flow{action: "drop", direction: "out", dstMAC: macGroupBit, dstMACMask: macGroupBit},
+		// Everything the host sends that was not returned above.
+		flow{action: "drop", direction: "in", srcMAC: m},
+	)
+	if h.IsValid() {
+		drops = append(drops, flow{action: "drop", direction: "in", srcIP: h})
+	}
+	for i, f := range drops {
+		rules = append(rules, f.rule(prioDrop+10*i))
+	}
+	return rules, nil
+}
+
+// allowFlows turns one allow rule into guard returns. Every flow is
+// stateless: the reply side is matched by ports only.
+func allowFlows(a virt.AllowSpec, h netip.Addr, toHost, fromHost func(string, portRange, portRange) flow) ([]flow, error) {
+	what := fmt.Sprintf("allow %q", a.Name)
+	if a.Peer != "host" {
+		return nil, fmt.Errorf("%s: peer %q: only \"host\" is supported (guests reach each other unless ports are isolated)", what, a.Peer)
+	}
+	if !h.IsValid() {
+		return nil, fmt.Errorf("%s: the network has no host address to allow", what)
+	}
+	if a.Direction != "in" && a.Direction != "out" {
+		return nil, fmt.Errorf("%s: direction %q: want in or out", what, a.Direction)
+	}
+	switch a.Protocol {
+	case "any", "icmp":
+		if a.PortStart != 0 || a.PortEnd != 0 {
+			return nil, fmt.Errorf("%s: protocol %s takes no ports", what, a.Protocol)
+		}
+		proto := ""
+		if a.Protocol == "icmp" {
+			proto = "icmp"
+		}
+		return []flow{toHost(proto, portRange{}, portRange{}), fromHost(proto, portRange{}, portRange{})}, nil
+	case "tcp", "udp":
+	default:
+		return nil, fmt.Errorf("%s: protocol %q: want tcp, udp, icmp or any", what, a.Protocol)
+	}
+	ports := portRange{a.PortStart, a.PortEnd}
+	if ports.end == 0 {
+		ports.end = ports.start
+	}
+	if ports.start == 0 && a.PortEnd != 0 {
+		return nil, fmt.Errorf("%s: port range end %d without a start", what, a.PortEnd)
+	}
+	if ports.end < ports.start {
+		return nil, fmt.Errorf("%s: port range %d-%d ends before it starts", what, a.PortStart, a.PortEnd)
+	}
+	reply := ephemeral
+	if ports.start == 0 {
+		reply = portRange{} // any port: the protocol is open both ways
+	}
+	if a.Direction == "in" {
+		// host:ephemeral -> guest:P, and the guest's replies.
+		return []flow{fromHost(a.Protocol, portRange{}, ports), toHost(a.Protocol, ports, reply)}, nil
+	}
+	// guest:ephemeral -> host:P, and the host's replies.
+	return []flow{toHost(a.Protocol, portRange{}, ports), fromHost(a.Protocol, ports, reply)}, nil
+}
+
+// ParseFilter reads an nwfilter definition: name, UUID, chain, the filters
+// it references (in document order) and the XML itself.
+func ParseFilter(xml string) (virt.Filter, error) {
+	var f libvirtxml.NWFilter
+	if err := f.Unmarshal(xml); err != nil {
+		return virt.Filter{}, fmt.Errorf("parse nwfilter: %w", err)
+	}
+	out := virt.Filter{Name: f.Name, UUID: f.UUID, Chain: f.Chain, XML: xml}
+	if out.Chain == "" {
+		out.Chain = "root"
+	}
+	for _, e := range f.Entries {
+		if e.Ref != nil {
+			out.Refs = append(out.Refs, e.Ref.Filter)
+		}
+	}
+	return out, nil
+}
+
+// ParseFilterBinding reads an nwfilter binding (virsh
+// nwfilter-binding-dumpxml): the tap device, the interface MAC, the owning
+// domain, the bound filter and its parameters (in document order; list
+// parameters such as several IP values appear once per value).
+func ParseFilterBinding(xml string) (virt.FilterBinding, error) {
+	var b libvirtxml.NWFilterBinding
+	if err := b.Unmarshal(xml); err != nil {
+		return virt.FilterBinding{}, fmt.Errorf("parse nwfilter binding: %w", err)
+	}
+	var out virt.FilterBinding
+	if b.PortDev != nil {
+		out.PortDev = b.PortDev.Name
+	}
+	if b.MAC != nil {
+		out.MAC = strings.ToLower(b.MAC.Address)
+	}
+	if b.Owner != nil {
+		out.Owner = b.Owner.Name
+	}
+	if b.FilterRef != nil {
+		out.Filter = b.FilterRef.Filter
+		for _, p := range b.FilterRef.Parameters {
+			out.Params = append(out.Params, virt.FilterParam{Name: p.Name, Value: p.Value})
+		}
+	}
+	if out.PortDev == "" {
+		return virt.FilterBinding{}, errors.New("parse nwfilter binding: no port device")
+	}
+	return out, nil
+}
