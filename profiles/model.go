@@ -34,8 +34,9 @@ type Profile struct {
 	Networks         []*Network
 	SnapshotPolicies []*SnapshotPolicy
 	VMs              []*VM
-	// Instances are the VMs after count expansion, sorted by name. These
-	// are what become libvirt domains.
+	// Instances are the VMs after count expansion, sorted by VM name and
+	// then Index (acct-2 before acct-10). These are what become libvirt
+	// domains.
 	Instances []*Instance
 }
 
@@ -86,7 +87,8 @@ type License struct {
 	ProductKeyRange hcl.Range
 	Edition         license.Edition
 	Channel         license.Channel
-	// Seats is how many VMs may use this licence at once.
+	// Seats is how many VMs may use this licence at once (default 1).
+	// UnlimitedSeats (0) for a kms licence that does not set seats.
 	Seats int
 	// KMSHost is the organisation's KMS host (channel kms only).
 	KMSHost   string
@@ -230,7 +232,9 @@ type Install struct {
 
 // Windows holds per-VM Windows settings used in answer files.
 type Windows struct {
-	// ComputerName is a pattern; "" means derived from the instance name.
+	// ComputerName is the computer_name written for a vm without count;
+	// "" otherwise. Instance.ComputerName is always set and is what answer
+	// files use (computer_name may use count.index, 1..count).
 	ComputerName string
 	TimeZone     string // Windows time-zone ID, default "UTC"
 	Locale       string // e.g. "en-US"
@@ -259,7 +263,10 @@ type VM struct {
 	Disk        *Disk
 	Windows     *Windows // never nil after loading (defaults applied)
 	// Licenses are the licences whose seats the instances take, in order.
-	Licenses       []*License
+	Licenses []*License
+	// LicensesRange is the range of the licenses expression (the block
+	// header when absent), for seat diagnostics at plan time.
+	LicensesRange  hcl.Range
 	Network        *Network        // nil: no network interface
 	SnapshotPolicy *SnapshotPolicy // nil: no policy (no baseline)
 	Host           *Host           // never nil after loading
@@ -279,6 +286,22 @@ type Instance struct {
 	// License is the licence whose seat this instance takes (seats are
 	// handed out in the order of VM.Licenses); nil when the VM lists none.
 	License *License
-	// ComputerName is the Windows computer name (at most 15 characters).
+	// ComputerName is the Windows computer name (at most 15 characters):
+	// windows.computer_name evaluated for this instance, or derived from
+	// the instance name (upper case, the vm name cut so that "-N" fits).
 	ComputerName string
+}
+
+// Edition is the Windows edition the VM runs: the install block's edition,
+// else the edition of its first licence; "" when neither says.
+func (vm *VM) Edition() license.Edition {
+	if vm.Disk != nil && vm.Disk.Install != nil && vm.Disk.Install.Edition != "" {
+		return vm.Disk.Install.Edition
+	}
+	for _, l := range vm.Licenses {
+		if l.Edition != "" {
+			return l.Edition
+		}
+	}
+	return ""
 }

@@ -1,0 +1,424 @@
+package profiles
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// LoadOptions are the inputs to Load besides the profile itself.
+type LoadOptions struct {
+	// Vars are "name=value" assignments from -var, applied last.
+	Vars []string
+	// VarFiles are HCL files of name = value assignments from -var-file,
+	// applied in order after LEGACYVM_VAR_* and before Vars.
+	VarFiles []string
+	// Getenv looks up LEGACYVM_VAR_<name> for each declared variable and
+	// serves env() outside secret attributes. Nil means os.LookupEnv.
+	Getenv func(string) (string, bool)
+	// Name overrides the profile name (default: the directory's base name,
+	// or the file name without extension).
+	Name string
+}
+
+// EnvVarPrefix is prepended to a variable's name to find its value in the
+// environment.
+const EnvVarPrefix = "LEGACYVM_VAR_"
+
+// Load reads a profile: a directory whose *.hcl files (sorted by name,
+// hidden files ignored, not recursive) are evaluated together, or a single
+// file. Variables take their value from, in increasing precedence, their
+// default, LEGACYVM_VAR_<name>, VarFiles and Vars. Relative paths in the
+// profile (images, ISOs, file()) resolve against the profile directory.
+//
+// Load never reads a secret: product_key and admin_password written as
+// env(), file() or command() become license.Source values.
+//
+// The returned Profile is never nil and its Name, Path, Dir and Sources
+// are always set (Sources so callers can print snippets for the
+// diagnostics). When the diagnostics contain errors the rest of the model
+// may be incomplete and must not be used. Diagnostics are sorted by file
+// and position; those without a range (for example a bad -var) come first.
+func Load(path string, opts LoadOptions) (*Profile, hcl.Diagnostics) {
+	p := &Profile{Path: path, Sources: map[string]*hcl.File{}}
+	var files []sourceFile
+	st, err := os.Stat(path)
+	if err != nil {
+		return p, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Profile not found",
+			Detail:   fmt.Sprintf("Cannot read the profile %s: %v. Give a directory of *.hcl files or one .hcl file.", path, unwrapPathErr(err)),
+		}}
+	}
+	dir, stem := path, ""
+	if st.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return p, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read profile directory", Detail: fmt.Sprintf("Cannot list %s: %v.", path, unwrapPathErr(err))}}
+		}
+		for _, e := range entries {
+			n := e.Name()
+			if e.IsDir() || strings.HasPrefix(n, ".") || filepath.Ext(n) != ".hcl" {
+				continue
+			}
+			files = append(files, sourceFile{name: filepath.Join(path, n)})
+		}
+		if len(files) == 0 {
+			return p, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "No profile files", Detail: fmt.Sprintf("The directory %s contains no *.hcl files. A profile is a directory of *.hcl files or a single .hcl file.", path)}}
+		}
+	} else {
+		dir = filepath.Dir(path)
+		stem = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		files = append(files, sourceFile{name: path})
+	}
+	var diags hcl.Diagnostics
+	for i := range files {
+		b, err := os.ReadFile(files[i].name)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read profile file", Detail: fmt.Sprintf("Cannot read %s: %v.", files[i].name, unwrapPathErr(err))})
+			continue
+		}
+		files[i].src = b
+	}
+	if diags.HasErrors() {
+		return p, diags
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return p, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot resolve profile directory", Detail: err.Error()}}
+	}
+	p.Dir = absDir
+	if stem == "" {
+		stem = filepath.Base(absDir)
+	}
+	return loadSources(p, stem, files, opts)
+}
+
+// sourceFile is one profile file: its name as shown in diagnostics and
+// its content.
+type sourceFile struct {
+	name string
+	src  []byte
+}
+
+// loadSources is Load after the files have been read. p.Dir must be set.
+func loadSources(p *Profile, defaultName string, files []sourceFile, opts LoadOptions) (*Profile, hcl.Diagnostics) {
+	l := &loader{
+		p:      p,
+		opts:   opts,
+		getenv: opts.Getenv,
+		parser: hclparse.NewParser(),
+		vars:   map[string]*Variable{},
+		decls:  map[string]hcl.Range{},
+	}
+	if l.getenv == nil {
+		l.getenv = os.LookupEnv
+	}
+	p.Name = defaultName
+	if opts.Name != "" {
+		p.Name = opts.Name
+	}
+	if err := CheckName(p.Name, MaxNameLen); err != nil {
+		detail := fmt.Sprintf("The profile name comes from the directory or file name and becomes part of libvirt object names: %s.", err)
+		if s := suggestName(p.Name); s != "" {
+			detail += fmt.Sprintf(" Rename it, for example to %q.", s)
+		} else {
+			detail += " Rename it to lower-case letters, digits and hyphens."
+		}
+		l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid profile name", Detail: detail}})
+	}
+	l.run(files)
+	l.finishSources()
+	return p, l.sortedDiags()
+}
+
+// loader holds the state of one Load.
+type loader struct {
+	p      *Profile
+	opts   LoadOptions
+	getenv func(string) (string, bool)
+	parser *hclparse.Parser
+	diags  hcl.Diagnostics
+
+	vars       map[string]*Variable
+	varOrigin  map[string]hcl.Expression // expression the final value came from
+	varOrder   []string
+	locals     map[string]cty.Value
+	localExprs map[string]hcl.Expression
+
+	// decls maps "kind.name" to the first declaration's range.
+	decls    map[string]hcl.Range
+	hosts    map[string]*Host
+	licenses map[string]*License
+	networks map[string]*Network
+	policies map[string]*SnapshotPolicy
+	vms      []*vmDecl
+	netDecls []netDecl
+
+	// masks are source ranges whose bytes are hidden in Profile.Sources
+	// because they hold (or may hold) a secret.
+	masks []mask
+
+	implicit *Host
+	baseCtx  *hcl.EvalContext
+	vmCtx    *hcl.EvalContext
+}
+
+// vmDecl keeps a decoded VM with its block for later cross-checks.
+type vmDecl struct {
+	vm                  *VM
+	block               *vmBlock
+	licRanges           []hcl.Range
+	compNameSrc         hcl.Expression // windows.computer_name, or nil
+	installEditionRange hcl.Range
+	activateRange       hcl.Range
+}
+
+type mask struct {
+	rng      hcl.Range
+	keepLast int // alphanumeric characters left visible at the end
+}
+
+func (l *loader) add(diags hcl.Diagnostics) {
+	for _, d := range diags {
+		// Never keep an evaluation context: the text writer would print
+		// variable values next to the snippet, and a value may be secret.
+		d.Expression, d.EvalContext = nil, nil
+		l.diags = append(l.diags, d)
+	}
+}
+
+func (l *loader) errorf(rng hcl.Range, summary, format string, a ...any) {
+	l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: fmt.Sprintf(format, a...), Subject: rng.Ptr()})
+}
+
+func (l *loader) warnf(rng hcl.Range, summary, format string, a ...any) {
+	l.diags = append(l.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: summary, Detail: fmt.Sprintf(format, a...), Subject: rng.Ptr()})
+}
+
+// at renders a range start as "file:line" for details.
+func at(r hcl.Range) string { return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line) }
+
+// declare records kind.name and reports a duplicate; it returns false for
+// a duplicate.
+func (l *loader) declare(kind, name string, nameRange, defRange hcl.Range) bool {
+	key := kind + "." + name
+	if first, ok := l.decls[key]; ok {
+		l.errorf(nameRange, fmt.Sprintf("Duplicate %s block", kind), "A %s named %q was already declared at %s. Names must be unique within a profile (across all its files): rename or remove one of them.", kind, name, at(first))
+		return false
+	}
+	l.decls[key] = defRange
+	return true
+}
+
+// checkName reports an invalid block name.
+func (l *loader) checkName(kind, name string, rng hcl.Range, max int, why string) bool {
+	if err := CheckName(name, max); err != nil {
+		detail := fmt.Sprintf("%s names become libvirt object names%s: %s.", kind, why, err)
+		if s := suggestName(name); s != "" && len(s) <= max {
+			detail += fmt.Sprintf(" Use lower-case letters, digits and single hyphens, for example %q.", s)
+		} else {
+			detail += " Use lower-case letters, digits and single hyphens, starting with a letter."
+		}
+		l.errorf(rng, "Invalid name", "%s", strings.ToUpper(detail[:1])+detail[1:])
+		return false
+	}
+	return true
+}
+
+func (l *loader) run(files []sourceFile) {
+	var all fileSchema
+	for _, f := range files {
+		hf, diags := l.parser.ParseHCL(f.src, f.name)
+		l.add(diags)
+		if hf == nil {
+			continue
+		}
+		l.p.Sources[f.name] = hf
+		if diags.HasErrors() {
+			// Syntax errors: the rest would only add noise.
+			continue
+		}
+		var fs fileSchema
+		l.add(gohcl.DecodeBody(hf.Body, nil, &fs))
+		all.Variables = append(all.Variables, fs.Variables...)
+		all.Locals = append(all.Locals, fs.Locals...)
+		all.Hosts = append(all.Hosts, fs.Hosts...)
+		all.Licenses = append(all.Licenses, fs.Licenses...)
+		all.Networks = append(all.Networks, fs.Networks...)
+		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
+		all.VMs = append(all.VMs, fs.VMs...)
+	}
+	if l.diags.HasErrors() && len(l.p.Sources) < len(files) || hasSyntaxErrors(l.diags) {
+		return
+	}
+	// Names of every block first, so references can be checked (and
+	// suggested) regardless of declaration order.
+	l.hosts = map[string]*Host{}
+	l.licenses = map[string]*License{}
+	l.networks = map[string]*Network{}
+	l.policies = map[string]*SnapshotPolicy{}
+
+	l.loadVariables(all.Variables)
+	l.loadLocals(all.Locals)
+	l.baseCtx = &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": l.varObject(), "local": objectOf(l.locals)},
+		Functions: l.functions(),
+	}
+	for _, b := range all.Hosts {
+		l.decodeHost(b)
+	}
+	for _, b := range all.Licenses {
+		l.decodeLicense(b)
+	}
+	for _, b := range all.Networks {
+		l.decodeNetwork(b)
+	}
+	l.checkSubnetOverlaps()
+	for _, b := range all.SnapshotPolicies {
+		l.decodeSnapshotPolicy(b)
+	}
+	l.buildVMContext()
+	for _, b := range all.VMs {
+		l.decodeVM(b)
+	}
+	l.assemble()
+}
+
+func hasSyntaxErrors(diags hcl.Diagnostics) bool {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Subject != nil && strings.HasPrefix(d.Summary, "Argument or block definition required") {
+			return true
+		}
+	}
+	return false
+}
+
+// buildVMContext adds block references to the base context.
+func (l *loader) buildVMContext() {
+	refs := map[string]cty.Value{}
+	obj := func(ty cty.Type, m map[string]any) cty.Value {
+		vals := map[string]cty.Value{}
+		for k, v := range m {
+			vals[k] = cty.CapsuleVal(ty, v)
+		}
+		return objectOf(vals)
+	}
+	hosts, lics, nets, pols := map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}
+	for k, v := range l.hosts {
+		hosts[k] = v
+	}
+	for k, v := range l.licenses {
+		lics[k] = v
+	}
+	for k, v := range l.networks {
+		nets[k] = v
+	}
+	for k, v := range l.policies {
+		pols[k] = v
+	}
+	refs["host"] = obj(hostRefType, hosts)
+	refs["license"] = obj(licenseRefType, lics)
+	refs["network"] = obj(networkRefType, nets)
+	refs["snapshot_policy"] = obj(policyRefType, pols)
+	l.vmCtx = l.baseCtx.NewChild()
+	l.vmCtx.Variables = refs
+}
+
+func (l *loader) varNames() []string   { return sortedKeys(l.vars) }
+func (l *loader) localNames() []string { return sortedKeys(l.localExprs) }
+
+func (l *loader) blockNames(kind string) []string {
+	var names []string
+	prefix := kind + "."
+	for k := range l.decls {
+		if strings.HasPrefix(k, prefix) {
+			names = append(names, k[len(prefix):])
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// sortedDiags orders diagnostics by file and position (rangeless first)
+// and drops exact repeats (an expression evaluated once per instance).
+func (l *loader) sortedDiags() hcl.Diagnostics {
+	type key struct {
+		sev          hcl.DiagnosticSeverity
+		summary, det string
+		rng          hcl.Range
+	}
+	seen := map[key]bool{}
+	var out hcl.Diagnostics
+	for _, d := range l.diags {
+		k := key{sev: d.Severity, summary: d.Summary, det: d.Detail}
+		if d.Subject != nil {
+			k.rng = *d.Subject
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, d)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Subject, out[j].Subject
+		switch {
+		case a == nil || b == nil:
+			return a == nil && b != nil
+		case a.Filename != b.Filename:
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
+	return out
+}
+
+// finishSources replaces Sources by copies whose secret literals are
+// masked with X (same length, so every range stays valid).
+func (l *loader) finishSources() {
+	byFile := map[string][]mask{}
+	for _, m := range l.masks {
+		byFile[m.rng.Filename] = append(byFile[m.rng.Filename], m)
+	}
+	for name, ms := range byFile {
+		f := l.p.Sources[name]
+		if f == nil {
+			continue
+		}
+		b := append([]byte(nil), f.Bytes...)
+		for _, m := range ms {
+			maskBytes(b, m)
+		}
+		l.p.Sources[name] = &hcl.File{Body: f.Body, Bytes: b, Nav: f.Nav}
+	}
+}
+
+// maskBytes hides a range's content: every byte except quotes, whitespace
+// and dashes becomes 'X', except the last keepLast letters or digits.
+func maskBytes(b []byte, m mask) {
+	start, end := m.rng.Start.Byte, m.rng.End.Byte
+	if start < 0 || end > len(b) || start > end {
+		return
+	}
+	keep := m.keepLast
+	for i := end - 1; i >= start; i-- {
+		c := b[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if keep > 0 && alnum {
+			keep--
+			continue
+		}
+		if c == '"' || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '-' {
+			continue
+		}
+		b[i] = 'X'
+	}
+}
