@@ -1,7 +1,137 @@
 // Package domainxml renders virt specs into libvirt XML with
 // libvirt.org/go/libvirtxml structs (never text templates) and parses
 // libvirt's XML back into virt observations: the Windows 7 domain preset,
-// isolated networks, legacyvm's nwfilters, qcow2 overlay volumes, internal
-// snapshots and legacyvm's <metadata> namespace. Output is golden-tested and
-// validated with virt-xml-validate.
+// isolated networks, legacyvm's nwfilters, qcow2 overlay volumes, directory
+// pools, internal snapshots and legacyvm's <metadata> namespace.
+//
+// # Contract
+//
+// Every render function (Domain, Network, Filters, Volume, Pool, Snapshot,
+// MetadataXML) is pure: the same spec gives the same document, byte for
+// byte, and nothing is looked up on the host. An incomplete or inconsistent
+// spec is an error that names the object ("domain \"acct-1\": ..."); a
+// render function never returns a partial document. The *XML variants
+// marshal the same structs. Output is golden-tested (testdata/, go test
+// -update rewrites it) and every golden file passes virt-xml-validate.
+//
+// Every Parse function accepts what libvirt returns, including the
+// defaults it adds (addresses, aliases, controllers, a pinned versioned
+// machine type, backing chains, allocated VNC ports). It fills only what
+// the XML holds: domain state, persistence, autostart, network activity,
+// the pool of a volume and the current snapshot are for the caller.
+//
+// No secret ever reaches libvirt: the virt types carry no product key or
+// password, and every free-text field that ends up in XML (titles, SMBIOS
+// serial and OEM strings, filter parameters, metadata, snapshot
+// descriptions) is refused when it looks like a Windows product key.
+//
+// # Network isolation: the host guard
+//
+// A legacyvm network has no <forward> element, so libvirt routes nothing
+// off the bridge; but guests on an isolated libvirt network still reach the
+// host itself, and Linux answers on every interface for every one of its
+// addresses (weak host model). Windows 7 guests are untrusted, so every NIC
+// references a per-network nwfilter pair rendered by Filters:
+//
+//	<Name>        chain root:  clean-traffic + <Name>-guard
+//	<Name>-guard  chain ipv4-lvguard, priority -705
+//
+// clean-traffic (libvirt's built-in) stops MAC, IP and ARP spoofing and
+// drops IPv6 and other ethertypes; it reads the interface parameters
+// (IP, MAC) that the domain's <filterref> passes to the root filter. The
+// guard is an IPv4 chain whose priority (-705) puts it before
+// clean-traffic's "ipv4" chain (-700) and its -650 root rule: otherwise
+// allow-incoming-ipv4 would accept inbound packets before the guard could
+// drop them. The guard holds only <ip> rules, which libvirt turns into
+// ebtables rules: they work without br_netfilter, unlike <tcp>/<udp>
+// rules, which become iptables rules that silently do nothing when
+// bridge-nf-call-iptables is off.
+//
+// Directions are seen from the guest ("out" = sent by the guest) and are
+// always written explicitly; "inout" is never used because libvirt mirrors
+// its addresses on one side. The guard's actions are "return" (leave the
+// guard, continue with clean-traffic) and "drop"; never "accept", which in
+// ebtables would skip clean-traffic's anti-spoofing for the rest of the
+// frame's path.
+//
+// How the guard recognises the host: the bridge's MAC address is pinned
+// (NetworkSpec.MAC = FilterSpec.BridgeMAC, M below). Every unicast frame a
+// guest sends to the host carries M as destination, whatever host address
+// it targets (the bridge address, an address of another host interface,
+// another network's bridge address), and every frame the host sends to a
+// guest carries M as source. So the guard matches MACs, not a list of host
+// addresses it cannot know. With H the bridge address, the chain is:
+//
+//	priority  dir  match                                            action
+//	100-102   out  udp 68->67 to ff:ff:ff:ff:ff:ff/255.255.255.255  return  (DHCP, when DHCP)
+//	          out  udp 68->67 to M/H                                return
+//	          in   udp 67->68 from M/H                              return
+//	110-113   out  udp and tcp to M/H port 53                       return  (DNS, when DNS)
+//	          in   udp and tcp from M/H port 53                     return
+//	200-499   allow rules with peer "host" (below)                  return
+//	600       out  to M (any IPv4)                                  drop
+//	610       out  to H behind any MAC                              drop
+//	620       out  to any group MAC (01:00:00:00:00:00/01:...)      drop
+//	630       in   from M (any IPv4)                                drop
+//	640       in   from H behind any MAC                            drop
+//
+// Allow rules (AllowSpec, peer "host", H required), P = the port range:
+//
+//	in  tcp|udp P  in-frames from M/H to guest port P, and out-frames
+//	               from guest port P to M/H ports 1024-65535 (replies)
+//	out tcp|udp P  out-frames to M/H port P, and in-frames from M/H port
+//	               P to guest ports 1024-65535 (replies)
+//	icmp           ICMP to and from M/H, whatever the direction
+//	any            all IPv4 to and from M/H, whatever the direction
+//
+// A tcp/udp allow without a port opens that protocol both ways.
+//
+// These rules are stateless (ebtables has no connection tracking), which
+// is their known limitation: the reply side is matched by ports only. An
+// "in" allow for port P therefore also lets the guest send, from its port
+// P, to every port from 1024 up on the bridge address H: a guest can reach
+// unprivileged host services listening on H or on 0.0.0.0 by choosing P as
+// its source port. (The reply side of an "out"
+// allow only admits frames from the host, which clean-traffic guarantees
+// no guest can forge.) Keep allow rules few, and on hosts with allow rules
+// bind services that guests must not reach to specific addresses (not
+// 0.0.0.0) or to ports below 1024.
+//
+// Frames between guests (another guest's MAC) are untouched by the guard:
+// guest-to-guest isolation is <port isolated='yes'/> on the network and
+// the interfaces.
+//
+// Broadcast and multicast (decided here): every group-addressed frame a
+// guest sends is also delivered to the host's bridge interface, and the
+// host accepts broadcast and multicast IPv4, and even unicast IPv4 inside
+// a broadcast frame (drop_unicast_in_l2_multicast is 0 by default). So a
+// guest could reach host services (mDNS, LLMNR, NetBIOS, SSDP, DHCP
+// itself...) without M. The guard therefore drops every guest IPv4 frame
+// with a group destination MAC except the DHCP requests returned above.
+// The price: broadcast and multicast discovery between guests (NetBIOS
+// name broadcasts, LLMNR, SSDP, WS-Discovery) does not work; guests find
+// each other by address, or by name through the network's local DNS when
+// DNS is on (DHCP reservations register their names). Unicast IPv4 to H
+// behind another MAC (a forged or mislearned neighbour entry) is dropped
+// too (610), and the host's own broadcasts and multicasts come from M and
+// are dropped on the way in (630). A frame to a host address that belongs
+// to another bridge, sent to that bridge's MAC, is not delivered to the
+// host's stack at all (the kernel drops frames for a foreign MAC), and
+// IPv6 never passes clean-traffic.
+//
+// A network without a host address (layer 2 only) gets the same guard
+// without the H rules: nothing is returned, everything to or from M and
+// every group-addressed IPv4 frame is dropped.
+//
+// The guard is one layer: the network itself has no IPv6 and no DNS unless
+// asked, and legacyvm doctor checks host conditions (ebtables present,
+// rp_filter, firewalld zones) that the filter cannot see.
+//
+// # Metadata
+//
+// Domains and networks carry one element in Namespace inside <metadata>
+// (domains also carry libosinfo's win7 annotation, which virt-manager
+// reads). MetadataXML writes it; ParseMetadata finds it among foreign
+// elements. nwfilters and volumes cannot carry metadata: they are named
+// with legacyvm's prefix and listed in their domain's metadata.
 package domainxml
