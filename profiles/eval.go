@@ -326,7 +326,7 @@ func (l *loader) integer(expr hcl.Expression, ctx *hcl.EvalContext, sc scope, at
 	}
 	bf := cv.AsBigFloat()
 	if !bf.IsInt() {
-		l.typeError(expr, attr, "a whole number", example, v)
+		l.errorf(expr.Range(), "Incorrect attribute value type", "%s must be a whole number, like %s; %s is not.", attr, example, bf.Text('g', 10))
 		return 0, false
 	}
 	i, acc := bf.Int64()

@@ -179,6 +179,7 @@ type vmDecl struct {
 	compNameSrc         hcl.Expression // windows.computer_name, or nil
 	installEditionRange hcl.Range
 	activateRange       hcl.Range
+	licensesBroken      bool
 }
 
 type mask struct {

@@ -111,6 +111,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	if strings.HasPrefix(t, "-") {
 		return 0, fmt.Errorf("duration %q is negative", s)
 	}
+	if strings.ContainsAny(t, " \t") {
+		return 0, fmt.Errorf("duration %q contains a space: write the number and unit together, like \"30d\" (d for days, w for weeks, h for hours, m for minutes)", s)
+	}
 	var total time.Duration
 	for len(t) > 0 {
 		i := 0

@@ -52,6 +52,7 @@ func (l *loader) loadVariables(blocks []*variableBlock) {
 			if dv, ok := l.value(b.Default, sctx, scopeStatic); ok {
 				if cv, err := convert.Convert(dv, ty); err != nil {
 					l.errorf(b.Default.Range(), "Invalid default value for variable", "The default does not match the variable's type %s: %s.", typeexpr.TypeString(ty), err)
+					v.Value = cty.DynamicVal
 				} else {
 					v.Default, v.Value, v.ValueFrom = cv, cv, "default"
 					l.varOrigin[b.Name] = b.Default

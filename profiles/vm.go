@@ -99,7 +99,9 @@ func (l *loader) decodeVM(b *vmBlock) {
 	}
 
 	// References.
+	before := len(l.diags)
 	lics, ranges := l.refList(b.Licenses, ctx, "licenses", licenseRefType)
+	d.licensesBroken = len(l.diags) > before
 	seen := map[*License]bool{}
 	for i, p := range lics {
 		lic := p.(*License)
@@ -468,7 +470,9 @@ func (l *loader) assemble() {
 			total += lic.Seats
 			parts = append(parts, fmt.Sprintf("license.%s (%s)", lic.Name, plural(lic.Seats, "seat", "seats")))
 		}
-		if len(vm.Licenses) > 0 && !unlimited && vm.Count > total {
+		if d.licensesBroken {
+			// A reference was wrong: seat counts would only mislead.
+		} else if len(vm.Licenses) > 0 && !unlimited && vm.Count > total {
 			l.errorf(vm.LicensesRange, "Not enough licence seats", "vm %q has %s but its licences have %s in all: %s. Each instance needs a seat: add licences to licenses, raise seats where your licence allows it (mak), or lower count.", vm.Name, plural(vm.Count, "instance", "instances"), plural(total, "seat", "seats"), strings.Join(parts, ", "))
 		} else if len(vm.Licenses) > 0 {
 			reported := false
@@ -537,6 +541,7 @@ func (l *loader) computerNames(d *vmDecl, insts []*Instance) {
 		}
 	}
 	byName := map[string]*Instance{}
+	reported := false
 	for _, in := range insts {
 		ctx := l.vmCtx
 		if vm.CountSet {
@@ -553,7 +558,10 @@ func (l *loader) computerNames(d *vmDecl, insts []*Instance) {
 			if vm.CountSet {
 				which = fmt.Sprintf(" (instance %s)", in.Name)
 			}
-			l.errorf(expr.Range(), "Invalid computer name", "%s%s. Windows computer names have at most 15 letters, digits and hyphens, not only digits, and do not start or end with a hyphen.", upperFirst(err.Error()), which)
+			if !reported {
+				l.errorf(expr.Range(), "Invalid computer name", "%s%s. Windows computer names have at most 15 letters, digits and hyphens, not only digits, and do not start or end with a hyphen.", upperFirst(err.Error()), which)
+				reported = true
+			}
 			in.ComputerName = defaultComputerName(vm.Name, in.Index, vm.CountSet)
 			continue
 		}
