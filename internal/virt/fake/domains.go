@@ -6,9 +6,8 @@ import (
 	"net"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 )
 
 // domain is one defined domain.
@@ -55,117 +54,32 @@ func (h *Hypervisor) pinMachine(m string) string {
 	return m
 }
 
-// validateDomain checks what libvirt's parser would reject.
-func validateDomain(spec virt.DomainSpec) error {
-	var problems []string
-	if spec.Name == "" || strings.ContainsAny(spec.Name, "/\n") {
-		problems = append(problems, fmt.Sprintf("invalid domain name %q", spec.Name))
-	}
-	if spec.UUID != "" {
-		if _, err := uuid.Parse(spec.UUID); err != nil {
-			problems = append(problems, fmt.Sprintf("malformed uuid %q", spec.UUID))
-		}
-	}
-	switch spec.Accel {
-	case virt.AccelKVM, virt.AccelTCG:
-	default:
-		problems = append(problems, fmt.Sprintf("unknown domain type %q", spec.Accel))
-	}
-	switch spec.Arch {
-	case "", "x86_64", "i686":
-	default:
-		problems = append(problems, fmt.Sprintf("unsupported architecture %q", spec.Arch))
-	}
-	if machineFamily(spec.Machine) != "i440fx" && machineFamily(spec.Machine) != "q35" {
-		problems = append(problems, fmt.Sprintf("unsupported machine type %q", spec.Machine))
-	}
-	if spec.VCPUs < 1 {
-		problems = append(problems, "at least one vCPU is needed")
-	}
-	if spec.MemoryBytes < 1<<20 {
-		problems = append(problems, "memory size must be at least 1 MiB")
-	}
-	targets := map[string]bool{}
-	for _, d := range spec.Disks {
-		switch d.Device {
-		case virt.DeviceDisk:
-			if d.Path == "" {
-				problems = append(problems, fmt.Sprintf("disk %s has no source", d.Target))
-			}
-		case virt.DeviceCDROM:
-		default:
-			problems = append(problems, fmt.Sprintf("unknown disk device %q", d.Device))
-		}
-		switch d.Bus {
-		case "", "sata", "ide", "virtio", "scsi":
-		default:
-			problems = append(problems, fmt.Sprintf("unknown disk bus %q", d.Bus))
-		}
-		switch d.Format {
-		case "", "qcow2", "raw":
-		default:
-			problems = append(problems, fmt.Sprintf("unknown disk format %q", d.Format))
-		}
-		if d.Target == "" || targets[d.Target] {
-			problems = append(problems, fmt.Sprintf("missing or duplicate disk target %q", d.Target))
-		}
-		targets[d.Target] = true
-	}
-	macs := map[string]bool{}
-	for _, i := range spec.Interfaces {
-		if i.Network == "" {
-			problems = append(problems, "interface without a network")
-		}
-		if i.MAC != "" {
-			hw, err := net.ParseMAC(i.MAC)
-			if err != nil || len(hw) != 6 || hw[0]&1 == 1 {
-				problems = append(problems, fmt.Sprintf("invalid MAC address %q", i.MAC))
-			} else if macs[hw.String()] {
-				problems = append(problems, fmt.Sprintf("duplicate MAC address %q", i.MAC))
-			} else {
-				macs[hw.String()] = true
-			}
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", virt.ErrInvalid, strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// normalise fills in what libvirt fills in: defaults, lower-case MACs,
-// generated MACs. It copies every slice.
-func (h *Hypervisor) normalise(spec virt.DomainSpec) virt.DomainSpec {
+// normalise fills in the defaults libvirt fills in and copies every
+// slice. spec has passed domainxml's checks.
+func normalise(spec virt.DomainSpec) virt.DomainSpec {
+	spec = cloneSpec(spec)
 	if spec.Arch == "" {
 		spec.Arch = "x86_64"
 	}
-	spec.OEMStrings = append([]string(nil), spec.OEMStrings...)
-	spec.Disks = append([]virt.DiskSpec(nil), spec.Disks...)
 	for i := range spec.Disks {
 		d := &spec.Disks[i]
 		if d.Bus == "" {
 			d.Bus = "sata"
 		}
-		if d.Format == "" {
+		if d.Format == "" && d.Device == virt.DeviceDisk {
+			d.Format = "qcow2"
+		} else if d.Format == "" {
 			d.Format = "raw"
 		}
 	}
-	spec.Interfaces = append([]virt.InterfaceSpec(nil), spec.Interfaces...)
 	for i := range spec.Interfaces {
 		n := &spec.Interfaces[i]
-		if n.MAC == "" {
-			h.seq++
-			n.MAC = fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(h.seq>>16), byte(h.seq>>8), byte(h.seq))
-		} else {
-			hw, _ := net.ParseMAC(n.MAC)
-			n.MAC = hw.String()
-		}
+		hw, _ := net.ParseMAC(n.MAC)
+		n.MAC = hw.String()
 		if n.Model == "" {
-			n.Model = "e1000"
+			n.Model = domainxml.DefaultNICModel
 		}
-		n.FilterParams = append([]virt.FilterParam(nil), n.FilterParams...)
 	}
-	spec.Metadata = cloneMetadata(spec.Metadata)
 	return spec
 }
 
@@ -180,15 +94,15 @@ func cloneSpec(s virt.DomainSpec) virt.DomainSpec {
 	return s
 }
 
-// observe builds the virt.Domain view of d. Callers hold h.mu.
+// observe builds the virt.Domain view of d the way the libvirt adapter
+// does: the persistent definition rendered and parsed back by domainxml,
+// plus state, autostart and the VNC display. Callers hold h.mu.
 func (h *Hypervisor) observe(d *domain) virt.Domain {
 	def := cloneSpec(d.def)
+	def.UUID = d.uuid
 	out := virt.Domain{
 		Name:        def.Name,
 		UUID:        d.uuid,
-		State:       d.state,
-		Persistent:  true,
-		Autostart:   d.autostart,
 		Accel:       def.Accel,
 		Machine:     def.Machine,
 		VCPUs:       def.VCPUs,
@@ -196,8 +110,13 @@ func (h *Hypervisor) observe(d *domain) virt.Domain {
 		Disks:       def.Disks,
 		Interfaces:  def.Interfaces,
 		Metadata:    def.Metadata,
-		XML:         domainXML(def, d.uuid),
 	}
+	if doc, err := domainxml.DomainXML(def); err == nil {
+		if parsed, err := domainxml.ParseDomain(doc); err == nil {
+			out = parsed
+		}
+	}
+	out.State, out.Persistent, out.Autostart = d.state, true, d.autostart
 	if d.state == virt.StateRunning || d.state == virt.StatePaused {
 		out.VNC = fmt.Sprintf("127.0.0.1:%d", d.vncPort)
 	}
@@ -249,42 +168,30 @@ func (h *Hypervisor) DefineDomain(ctx context.Context, spec virt.DomainSpec) (vi
 	if err := h.begin(ctx, "DefineDomain", op, spec.Name); err != nil {
 		return virt.Domain{}, err
 	}
-	if err := validateDomain(spec); err != nil {
-		return virt.Domain{}, opErr(op, spec.Name, err)
+	if _, err := domainxml.Domain(spec); err != nil {
+		return virt.Domain{}, opErr(op, spec.Name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
 	}
-	if spec.UUID != "" {
-		spec.UUID = strings.ToLower(spec.UUID)
-		for name, other := range h.domains {
-			if name != spec.Name && other.uuid == spec.UUID {
-				return virt.Domain{}, errf(op, spec.Name, virt.ErrExists, "domain '%s' is already defined with uuid %s", name, spec.UUID)
-			}
+	spec.UUID = strings.ToLower(spec.UUID)
+	for name, other := range h.domains {
+		if name != spec.Name && other.uuid == spec.UUID {
+			return virt.Domain{}, errf(op, spec.Name, virt.ErrExists, "domain '%s' is already defined with uuid %s", name, spec.UUID)
 		}
 	}
 	existing := h.domains[spec.Name]
-	if existing != nil && spec.UUID != "" && spec.UUID != existing.uuid {
+	if existing != nil && spec.UUID != existing.uuid {
 		return virt.Domain{}, errf(op, spec.Name, virt.ErrExists, "domain '%s' already exists with uuid %s", spec.Name, existing.uuid)
 	}
-	norm := h.normalise(spec)
+	norm := normalise(spec)
 	norm.Machine = h.pinMachine(spec.Machine)
-	if existing != nil && machineFamily(existing.def.Machine) == machineFamily(spec.Machine) {
-		norm.Machine = existing.def.Machine
-	}
 	if existing != nil {
-		// Keep the MACs libvirt generated for NICs the spec leaves open.
-		for i := range spec.Interfaces {
-			if spec.Interfaces[i].MAC == "" && i < len(existing.def.Interfaces) {
-				norm.Interfaces[i].MAC = existing.def.Interfaces[i].MAC
-			}
+		if machineFamily(existing.def.Machine) == machineFamily(spec.Machine) {
+			norm.Machine = existing.def.Machine
 		}
 		existing.def = norm
 		h.emit(spec.Name, virt.EventDefined, "updated")
 		return h.observe(existing), nil
 	}
-	id := spec.UUID
-	if id == "" {
-		id = h.newUUID("domain", spec.Name)
-	}
-	d := &domain{uuid: id, def: norm, state: virt.StateShutoff, snaps: map[string]*snapshot{}}
+	d := &domain{uuid: spec.UUID, def: norm, state: virt.StateShutoff, snaps: map[string]*snapshot{}}
 	h.domains[spec.Name] = d
 	h.emit(spec.Name, virt.EventDefined, "added")
 	return h.observe(d), nil

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -31,7 +28,6 @@ type Hypervisor struct {
 
 	failures []*failure
 	subs     map[chan virt.Event]struct{}
-	seq      uint64
 }
 
 var _ virt.Hypervisor = (*Hypervisor)(nil)
@@ -104,9 +100,7 @@ func New(opts ...Option) *Hypervisor {
 		files:    map[string]*file{},
 		subs:     map[chan virt.Event]struct{}{},
 	}
-	for _, f := range builtinFilters() {
-		h.filters[f.name] = f
-	}
+	h.filters = builtinFilters()
 	for _, o := range opts {
 		o(h)
 	}
@@ -180,12 +174,6 @@ func opErr(op, name string, err error) error {
 // errf builds a sentinel error with libvirt-like detail.
 func errf(op, name string, sentinel error, format string, args ...any) error {
 	return opErr(op, name, fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...)))
-}
-
-// newUUID returns a deterministic UUID for the kind and name of an object.
-func (h *Hypervisor) newUUID(kind, name string) string {
-	h.seq++
-	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(kind+"/"+name+"/"+strconv.FormatUint(h.seq, 10))).String()
 }
 
 // Close closes the connection: every later call fails with

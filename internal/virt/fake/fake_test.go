@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"libvirt.org/go/libvirtxml"
+
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -27,12 +30,13 @@ func host(t *testing.T, opts ...fake.Option) *fake.Hypervisor {
 	ctx := context.Background()
 	must(h.EnsurePool(ctx, "lvm", "/pool"))
 	must(h.DefineNetwork(ctx, virt.NetworkSpec{
-		Name: "lvm-lab", Bridge: "lvm-lab", MAC: "52:54:00:00:00:01",
+		Name: "lvm-lab", UUID: "6c1f1c0e-0000-4000-8000-000000000001", Bridge: "lvm-lab", MAC: "52:54:00:00:00:01",
 		Subnet: netip.MustParsePrefix("10.77.0.0/24"), HostAddress: netip.MustParseAddr("10.77.0.1"),
 		DHCP: true, DHCPStart: netip.MustParseAddr("10.77.0.100"), DHCPEnd: netip.MustParseAddr("10.77.0.199"),
 		DHCPHosts: []virt.DHCPHost{{MAC: "52:54:00:aa:00:01", Name: "vm1", IP: netip.MustParseAddr("10.77.0.11")}},
+		Metadata:  &virt.Metadata{Profile: "p", Network: "lab"},
 	}))
-	if err := h.DefineFilter(ctx, virt.FilterSpec{Name: "lvm-lab", BridgeMAC: "52:54:00:00:00:01"}); err != nil {
+	if err := h.DefineFilter(ctx, labFilter); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -40,6 +44,9 @@ func host(t *testing.T, opts ...fake.Option) *fake.Hypervisor {
 
 // must returns v or, on error, fails the test by panicking (the testing
 // package reports the panic with the error and stack).
+var labFilter = virt.FilterSpec{Name: "lvm-lab", UUID: "6c1f1c0e-0000-4000-8000-000000000002", BridgeMAC: "52:54:00:00:00:01",
+	Subnet: netip.MustParsePrefix("10.77.0.0/24"), HostAddress: netip.MustParseAddr("10.77.0.1"), DHCP: true}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
@@ -54,7 +61,7 @@ func vm(t *testing.T, h *fake.Hypervisor, name string) virt.Domain {
 	ctx := context.Background()
 	vol := must(h.CreateVolume(ctx, virt.VolumeSpec{Pool: "lvm", Name: name + ".qcow2", Format: "qcow2", CapacityBytes: 20 << 30, BackingPath: "/golden/win7.qcow2", BackingFormat: "qcow2"}))
 	return must(h.DefineDomain(ctx, virt.DomainSpec{
-		Name: name, Accel: virt.AccelTCG, Machine: "pc", VCPUs: 1, MemoryBytes: 256 << 20,
+		Name: name, UUID: uuidOf(name), Accel: virt.AccelTCG, Machine: "pc", VCPUs: 1, MemoryBytes: 256 << 20,
 		Disks: []virt.DiskSpec{
 			{Device: virt.DeviceDisk, Target: "sda", Path: vol.Path, Format: "qcow2", BootOrder: 1},
 			{Device: virt.DeviceCDROM, Target: "sdb", Format: "raw"},
@@ -63,6 +70,14 @@ func vm(t *testing.T, h *fake.Hypervisor, name string) virt.Domain {
 			FilterParams: []virt.FilterParam{{Name: "IP", Value: "10.77.0.11"}}}},
 		Metadata: &virt.Metadata{Profile: "p", VM: name, SpecHash: "h1"},
 	}))
+}
+
+func uuidOf(name string) string { return uuid.NewSHA1(uuid.NameSpaceOID, []byte(name)).String() }
+
+// small is a diskless domain spec.
+func small(name string) virt.DomainSpec {
+	return virt.DomainSpec{Name: name, UUID: uuidOf(name), Accel: virt.AccelTCG, Machine: "pc", VCPUs: 1, MemoryBytes: 1 << 28,
+		Metadata: &virt.Metadata{Profile: "p", VM: name}}
 }
 
 func TestGuestPowerOffEmitsShutdownEvents(t *testing.T) {
@@ -124,7 +139,7 @@ func TestFailOn(t *testing.T) {
 	ctx := context.Background()
 	h := host(t, fake.FailOn("DefineDomain", "vm2", virt.ErrInvalid))
 	vm(t, h, "vm1") // other names are not affected
-	_, err := h.DefineDomain(ctx, virt.DomainSpec{Name: "vm2", Accel: virt.AccelTCG, VCPUs: 1, MemoryBytes: 1 << 28})
+	_, err := h.DefineDomain(ctx, small("vm2"))
 	if !errors.Is(err, virt.ErrInvalid) || !strings.Contains(err.Error(), `define domain "vm2"`) {
 		t.Errorf("injected failure: %v", err)
 	}
@@ -139,7 +154,7 @@ func TestFailOn(t *testing.T) {
 		t.Errorf("third call: %v, want success", err)
 	}
 	h.ClearFailures()
-	if _, err := h.DefineDomain(ctx, virt.DomainSpec{Name: "vm2", Accel: virt.AccelTCG, VCPUs: 1, MemoryBytes: 1 << 28}); err != nil {
+	if _, err := h.DefineDomain(ctx, small("vm2")); err != nil {
 		t.Errorf("after ClearFailures: %v", err)
 	}
 }
@@ -241,29 +256,33 @@ func TestFilterInUse(t *testing.T) {
 func TestFilterDiff(t *testing.T) {
 	h := host(t)
 	ctx := context.Background()
-	spec := virt.FilterSpec{Name: "lvm-lab", BridgeMAC: "52:54:00:00:00:01"}
-	if d := must(h.FilterDiff(ctx, spec)); len(d) != 0 {
+	if d := must(h.FilterDiff(ctx, labFilter)); len(d) != 0 {
 		t.Errorf("diff of an unchanged filter: %v", d)
 	}
-	if err := h.TamperFilter("lvm-lab-guard"); err != nil {
+	// Someone deletes the guard's last rule with virsh nwfilter-edit.
+	err := h.TamperFilter("lvm-lab-guard", func(f *libvirtxml.NWFilter) { f.Entries = f.Entries[:len(f.Entries)-1] })
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d := must(h.FilterDiff(ctx, spec)); len(d) != 1 || !strings.Contains(d[0], "lvm-lab-guard") {
-		t.Errorf("diff after tampering: %v", d)
+	if d := must(h.FilterDiff(ctx, labFilter)); len(d) != 1 || !strings.HasPrefix(d[0], "filter lvm-lab-guard: ") {
+		t.Errorf("diff after tampering: %q", d)
 	}
-	changed := spec
+	changed := labFilter
 	changed.Allows = []virt.AllowSpec{{Name: "rdp", Direction: "in", Peer: "host", Protocol: "tcp", PortStart: 3389, PortEnd: 3389}}
 	if err := h.DefineFilter(ctx, changed); err != nil {
 		t.Fatal(err)
 	}
-	if d := must(h.FilterDiff(ctx, spec)); len(d) != 2 {
-		t.Errorf("diff against the old spec: %v, want both filters", d)
+	if d := must(h.FilterDiff(ctx, changed)); len(d) != 0 {
+		t.Errorf("diff right after defining: %q", d)
+	}
+	if d := must(h.FilterDiff(ctx, labFilter)); len(d) == 0 || !strings.Contains(d[0], "lvm-lab-guard") {
+		t.Errorf("diff against the old spec: %q, want guard differences", d)
 	}
 	if err := h.DeleteFilter(ctx, "lvm-lab"); err != nil {
 		t.Fatal(err)
 	}
 	if d := must(h.FilterDiff(ctx, changed)); len(d) != 1 || d[0] != "filter lvm-lab is missing" {
-		t.Errorf("diff with a missing filter: %v", d)
+		t.Errorf("diff with a missing filter: %q", d)
 	}
 }
 
@@ -271,8 +290,9 @@ func TestLeases(t *testing.T) {
 	h := host(t)
 	ctx := context.Background()
 	vm(t, h, "vm1")
-	must(h.DefineDomain(ctx, virt.DomainSpec{Name: "vm2", Accel: virt.AccelTCG, VCPUs: 1, MemoryBytes: 1 << 28,
-		Interfaces: []virt.InterfaceSpec{{Network: "lvm-lab", MAC: "52:54:00:aa:00:02"}}}))
+	vm2 := small("vm2")
+	vm2.Interfaces = []virt.InterfaceSpec{{Network: "lvm-lab", MAC: "52:54:00:aa:00:02"}}
+	must(h.DefineDomain(ctx, vm2))
 	if l := must(h.Leases(ctx, "lvm-lab")); len(l) != 0 {
 		t.Errorf("leases with nothing running: %v", l)
 	}
@@ -292,7 +312,7 @@ func TestNetworkRedefineWhileInUseIsStale(t *testing.T) {
 	ctx := context.Background()
 	vm(t, h, "vm1")
 	n := must(h.GetNetwork(ctx, "lvm-lab"))
-	spec := virt.NetworkSpec{Name: n.Name, Bridge: n.Bridge, MAC: n.MAC, Subnet: n.Subnet, HostAddress: n.HostAddress,
+	spec := virt.NetworkSpec{Name: n.Name, UUID: n.UUID, Bridge: n.Bridge, MAC: n.MAC, Subnet: n.Subnet, HostAddress: n.HostAddress, Metadata: n.Metadata,
 		DHCP: true, DHCPStart: n.DHCPStart, DHCPEnd: n.DHCPEnd, DHCPHosts: n.DHCPHosts}
 	spec.DHCPHosts = append(spec.DHCPHosts, virt.DHCPHost{MAC: "52:54:00:aa:00:09", Name: "vm9", IP: netip.MustParseAddr("10.77.0.19")})
 

@@ -3,25 +3,34 @@ package fake
 import (
 	"context"
 	"fmt"
-	"reflect"
+	"slices"
 	"strings"
 
+	"libvirt.org/go/libvirtxml"
+
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
+	"github.com/legacyvm/legacyvm/internal/virt/libvirt/filterdiff"
 )
 
-// filter is one nwfilter.
+// filter is one nwfilter: its definition as libvirt holds it.
 type filter struct {
-	name, uuid, chain string
-	refs              []string
-	// spec is what legacyvm defined it from (nil for built-in filters).
-	spec *virt.FilterSpec
-	// tampered is set by TamperFilter: the filter was edited outside
-	// legacyvm.
-	tampered bool
+	def *libvirtxml.NWFilter
 }
 
-// builtinFilters are the filters libvirt 9.0 installs.
-func builtinFilters() []*filter {
+func (f *filter) refs() []string {
+	var out []string
+	for _, e := range f.def.Entries {
+		if e.Ref != nil {
+			out = append(out, e.Ref.Filter)
+		}
+	}
+	return out
+}
+
+// builtinFilters are the filters libvirt 9.0 installs (their references;
+// their own rules are left out).
+func builtinFilters() map[string]*filter {
 	type b struct {
 		name, chain string
 		refs        []string
@@ -52,38 +61,25 @@ func builtinFilters() []*filter {
 		{"qemu-announce-self", "root", []string{"qemu-announce-self-rarp", "no-other-rarp-traffic"}},
 		{"qemu-announce-self-rarp", "rarp", nil},
 	}
-	out := make([]*filter, 0, len(list))
-	for i, f := range list {
-		out = append(out, &filter{
-			name:  f.name,
-			uuid:  fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1),
-			chain: f.chain,
-			refs:  f.refs,
-		})
+	out := make(map[string]*filter, len(list))
+	for i, b := range list {
+		def := &libvirtxml.NWFilter{Name: b.name, UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1), Chain: b.chain}
+		for _, r := range b.refs {
+			def.Entries = append(def.Entries, libvirtxml.NWFilterEntry{Ref: &libvirtxml.NWFilterRef{Filter: r}})
+		}
+		out[b.name] = &filter{def: def}
 	}
 	return out
 }
 
-// specFilters describes the two filters spec renders to: the root filter
-// (clean-traffic, then the guard) and the guard chain.
-func (h *Hypervisor) specFilters(spec virt.FilterSpec) []*filter {
-	guardUUID := ""
-	if spec.UUID != "" {
-		guardUUID = derivedUUID(spec.UUID, "guard")
-	}
-	s := spec
-	s.Allows = append([]virt.AllowSpec(nil), spec.Allows...)
-	return []*filter{
-		{name: spec.Name, uuid: strings.ToLower(spec.UUID), chain: "root", refs: []string{"clean-traffic", spec.Name + "-guard"}, spec: &s},
-		{name: spec.Name + "-guard", uuid: guardUUID, chain: guardChain(spec.Name), spec: &s},
-	}
-}
-
-// guardChain is the ipv4 sub-chain of the guard filter.
-func guardChain(name string) string { return "ipv4-guard" }
-
 func (h *Hypervisor) observeFilter(f *filter) virt.Filter {
-	return virt.Filter{Name: f.name, UUID: f.uuid, Chain: f.chain, Refs: append([]string(nil), f.refs...), XML: filterXML(f)}
+	doc, err := f.def.Marshal()
+	if err == nil {
+		if out, err := domainxml.ParseFilter(doc); err == nil {
+			return out
+		}
+	}
+	return virt.Filter{Name: f.def.Name, UUID: f.def.UUID, Chain: f.def.Chain, Refs: f.refs(), XML: doc}
 }
 
 // ListFilters implements virt.Hypervisor; filters are sorted by name and
@@ -101,8 +97,8 @@ func (h *Hypervisor) ListFilters(ctx context.Context) ([]virt.Filter, error) {
 	return out, nil
 }
 
-// DefineFilter implements virt.Hypervisor. The guard is defined before the
-// root filter that references it.
+// DefineFilter implements virt.Hypervisor: the filters domainxml renders,
+// guard first, each keeping the UUID it has.
 func (h *Hypervisor) DefineFilter(ctx context.Context, spec virt.FilterSpec) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -110,86 +106,63 @@ func (h *Hypervisor) DefineFilter(ctx context.Context, spec virt.FilterSpec) err
 	if err := h.begin(ctx, "DefineFilter", op, spec.Name); err != nil {
 		return err
 	}
-	if spec.Name == "" || strings.ContainsAny(spec.Name, "/ \n") {
-		return errf(op, spec.Name, virt.ErrInvalid, "invalid nwfilter name %q", spec.Name)
+	defs, err := domainxml.Filters(spec)
+	if err != nil {
+		return opErr(op, spec.Name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
 	}
-	for _, a := range spec.Allows {
-		switch a.Protocol {
-		case "tcp", "udp", "icmp", "any":
-		default:
-			return errf(op, spec.Name, virt.ErrInvalid, "allow %q: unknown protocol %q", a.Name, a.Protocol)
+	for _, def := range defs {
+		if old, ok := h.filters[def.Name]; ok && old.def.UUID != def.UUID {
+			return errf(op, def.Name, virt.ErrExists, "filter '%s' already exists with uuid %s", def.Name, old.def.UUID)
 		}
-		if a.Direction != "in" && a.Direction != "out" {
-			return errf(op, spec.Name, virt.ErrInvalid, "allow %q: unknown direction %q", a.Name, a.Direction)
-		}
-	}
-	fs := h.specFilters(spec)
-	for i := len(fs) - 1; i >= 0; i-- {
-		f := fs[i]
-		if old, ok := h.filters[f.name]; ok {
-			if f.uuid != "" && old.uuid != f.uuid {
-				return errf(op, f.name, virt.ErrExists, "filter '%s' already exists with uuid %s", f.name, old.uuid)
+		for name, other := range h.filters {
+			if name != def.Name && other.def.UUID == def.UUID {
+				return errf(op, def.Name, virt.ErrExists, "filter '%s' already exists with uuid %s", name, def.UUID)
 			}
-			f.uuid = old.uuid
 		}
-		if f.uuid == "" {
-			f.uuid = h.newUUID("nwfilter", f.name)
+	}
+	for _, def := range defs {
+		for _, r := range (&filter{def: def}).refs() {
+			if _, ok := h.filters[r]; !ok && !slices.ContainsFunc(defs, func(d *libvirtxml.NWFilter) bool { return d.Name == r }) {
+				return errf(op, def.Name, virt.ErrInvalid, "referenced filter '%s' is missing", r)
+			}
 		}
-		h.filters[f.name] = f
+		h.filters[def.Name] = &filter{def: def}
 	}
 	return nil
 }
 
-// FilterDiff implements virt.Hypervisor. It reports missing filters and
-// filters that no longer match spec (defined from another spec, or edited
-// outside legacyvm: see TamperFilter).
+// FilterDiff implements virt.Hypervisor with the comparison the libvirt
+// adapter uses (package filterdiff).
 func (h *Hypervisor) FilterDiff(ctx context.Context, spec virt.FilterSpec) ([]string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.begin(ctx, "FilterDiff", "compare nwfilter", spec.Name); err != nil {
+	const op = "compare nwfilter"
+	if err := h.begin(ctx, "FilterDiff", op, spec.Name); err != nil {
 		return nil, err
 	}
-	var diffs []string
-	for _, want := range h.specFilters(spec) {
-		got, ok := h.filters[want.name]
-		switch {
-		case !ok:
-			diffs = append(diffs, fmt.Sprintf("filter %s is missing", want.name))
-		case got.tampered:
-			diffs = append(diffs, fmt.Sprintf("filter %s was edited outside legacyvm", want.name))
-		case got.chain != want.chain:
-			diffs = append(diffs, fmt.Sprintf("filter %s has chain %s, want %s", want.name, got.chain, want.chain))
-		case !reflect.DeepEqual(got.refs, want.refs):
-			diffs = append(diffs, fmt.Sprintf("filter %s references %v, want %v", want.name, got.refs, want.refs))
-		case got.spec == nil || !sameFilterRules(*got.spec, spec):
-			diffs = append(diffs, fmt.Sprintf("filter %s rules differ", want.name))
+	want, err := domainxml.Filters(spec)
+	if err != nil {
+		return nil, opErr(op, spec.Name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
+	}
+	got := map[string]*libvirtxml.NWFilter{}
+	for _, w := range want {
+		if f, ok := h.filters[w.Name]; ok {
+			got[w.Name] = f.def
 		}
 	}
-	return diffs, nil
-}
-
-// sameFilterRules compares what decides the rendered rules (not the UUID).
-func sameFilterRules(a, b virt.FilterSpec) bool {
-	a.UUID, b.UUID = "", ""
-	if len(a.Allows) == 0 {
-		a.Allows = nil
-	}
-	if len(b.Allows) == 0 {
-		b.Allows = nil
-	}
-	return reflect.DeepEqual(a, b)
+	return filterdiff.Diff(want, got), nil
 }
 
 // TamperFilter simulates someone editing the named filter outside legacyvm
-// (virsh nwfilter-edit): FilterDiff reports it until it is defined again.
-func (h *Hypervisor) TamperFilter(name string) error {
+// (virsh nwfilter-edit): edit changes the definition the host holds.
+func (h *Hypervisor) TamperFilter(name string, edit func(*libvirtxml.NWFilter)) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f, ok := h.filters[name]
 	if !ok {
 		return errf("tamper with nwfilter", name, virt.ErrNotFound, "no nwfilter with matching name '%s'", name)
 	}
-	f.tampered = true
+	edit(f.def)
 	return nil
 }
 
@@ -225,7 +198,7 @@ func (h *Hypervisor) reaches(from, target string, depth int) bool {
 	if !ok || depth > 20 {
 		return false
 	}
-	for _, r := range f.refs {
+	for _, r := range f.refs() {
 		if h.reaches(r, target, depth+1) {
 			return true
 		}
@@ -240,7 +213,7 @@ func (h *Hypervisor) missingFilter(name string) string {
 	if !ok {
 		return name
 	}
-	for _, r := range f.refs {
+	for _, r := range f.refs() {
 		if m := h.missingFilter(r); m != "" {
 			return m
 		}

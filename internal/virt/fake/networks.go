@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 )
 
 // network is one defined network.
@@ -34,74 +33,30 @@ func cloneNetSpec(s virt.NetworkSpec) virt.NetworkSpec {
 	return s
 }
 
-func validateNetwork(spec virt.NetworkSpec) error {
-	var problems []string
-	if spec.Name == "" || strings.ContainsAny(spec.Name, "/\n") {
-		problems = append(problems, fmt.Sprintf("invalid network name %q", spec.Name))
-	}
-	if spec.UUID != "" {
-		if _, err := uuid.Parse(spec.UUID); err != nil {
-			problems = append(problems, fmt.Sprintf("malformed uuid %q", spec.UUID))
-		}
-	}
-	if len(spec.Bridge) > 15 {
-		problems = append(problems, fmt.Sprintf("bridge name '%s' is too long", spec.Bridge))
-	}
-	if spec.MAC != "" {
-		if hw, err := net.ParseMAC(spec.MAC); err != nil || len(hw) != 6 || hw[0]&1 == 1 {
-			problems = append(problems, fmt.Sprintf("invalid MAC address %q", spec.MAC))
-		}
-	}
-	if spec.HostAddress.IsValid() && (!spec.Subnet.IsValid() || !spec.Subnet.Contains(spec.HostAddress)) {
-		problems = append(problems, fmt.Sprintf("host address %s is not in subnet %s", spec.HostAddress, spec.Subnet))
-	}
-	if spec.DHCP {
-		if !spec.HostAddress.IsValid() {
-			problems = append(problems, "DHCP needs a host address")
-		}
-		for _, a := range []netip.Addr{spec.DHCPStart, spec.DHCPEnd} {
-			if !a.IsValid() || !spec.Subnet.Contains(a) {
-				problems = append(problems, fmt.Sprintf("DHCP range address %s is not in subnet %s", a, spec.Subnet))
-			}
-		}
-		if spec.DHCPStart.IsValid() && spec.DHCPEnd.IsValid() && spec.DHCPEnd.Less(spec.DHCPStart) {
-			problems = append(problems, "DHCP range ends before it starts")
-		}
-		for _, host := range spec.DHCPHosts {
-			if _, err := net.ParseMAC(host.MAC); err != nil {
-				problems = append(problems, fmt.Sprintf("invalid MAC address %q in DHCP host", host.MAC))
-			}
-			if !spec.Subnet.Contains(host.IP) {
-				problems = append(problems, fmt.Sprintf("DHCP host address %s is not in subnet %s", host.IP, spec.Subnet))
-			}
-		}
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", virt.ErrInvalid, strings.Join(problems, "; "))
-	}
-	return nil
-}
-
 // observeNetwork builds the virt.Network view: the persistent definition,
 // the run state and whether the running network differs from it.
 func (h *Hypervisor) observeNetwork(n *network) virt.Network {
 	def := cloneNetSpec(n.def)
+	def.UUID = n.uuid
 	out := virt.Network{
 		Name:         def.Name,
 		UUID:         n.uuid,
 		Bridge:       def.Bridge,
 		MAC:          def.MAC,
-		Active:       n.live != nil,
-		Autostart:    n.autostart,
 		Subnet:       def.Subnet,
 		HostAddress:  def.HostAddress,
 		DHCP:         def.DHCP,
 		DNS:          def.DNS,
 		PortIsolated: def.PortIsolated,
-		Stale:        n.live != nil && !reflect.DeepEqual(stripMeta(*n.live), stripMeta(def)),
 		Metadata:     def.Metadata,
-		XML:          networkXML(def, n.uuid),
 	}
+	if doc, err := domainxml.NetworkXML(def); err == nil {
+		if parsed, err := domainxml.ParseNetwork(doc); err == nil {
+			out = parsed
+		}
+	}
+	out.Active, out.Autostart = n.live != nil, n.autostart
+	out.Stale = n.live != nil && !reflect.DeepEqual(stripMeta(*n.live), stripMeta(def))
 	if def.DHCP {
 		out.DHCPStart, out.DHCPEnd, out.DHCPHosts = def.DHCPStart, def.DHCPEnd, def.DHCPHosts
 	}
@@ -177,8 +132,8 @@ func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (
 	if err := h.begin(ctx, "DefineNetwork", op, spec.Name); err != nil {
 		return virt.Network{}, err
 	}
-	if err := validateNetwork(spec); err != nil {
-		return virt.Network{}, opErr(op, spec.Name, err)
+	if _, err := domainxml.Network(spec); err != nil {
+		return virt.Network{}, opErr(op, spec.Name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
 	}
 	spec = cloneNetSpec(spec)
 	spec.UUID = strings.ToLower(spec.UUID)
@@ -194,37 +149,20 @@ func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (
 		if name == spec.Name {
 			continue
 		}
-		if spec.UUID != "" && other.uuid == spec.UUID {
+		if other.uuid == spec.UUID {
 			return virt.Network{}, errf(op, spec.Name, virt.ErrExists, "network '%s' is already defined with uuid %s", name, spec.UUID)
 		}
-		if spec.Bridge != "" && other.def.Bridge == spec.Bridge {
+		if other.def.Bridge == spec.Bridge {
 			return virt.Network{}, errf(op, spec.Name, virt.ErrExists, "bridge name '%s' already in use by network '%s'", spec.Bridge, name)
 		}
 	}
 	n := h.networks[spec.Name]
-	if n != nil && spec.UUID != "" && spec.UUID != n.uuid {
+	if n != nil && spec.UUID != n.uuid {
 		return virt.Network{}, errf(op, spec.Name, virt.ErrExists, "network '%s' already exists with uuid %s", spec.Name, n.uuid)
 	}
 	if n == nil {
-		id := spec.UUID
-		if id == "" {
-			id = h.newUUID("network", spec.Name)
-		}
-		n = &network{uuid: id, leases: map[string]netip.Addr{}}
+		n = &network{uuid: spec.UUID, leases: map[string]netip.Addr{}}
 		h.networks[spec.Name] = n
-	}
-	if spec.Bridge == "" {
-		spec.Bridge = n.def.Bridge
-	}
-	if spec.Bridge == "" {
-		spec.Bridge = h.freeBridge()
-	}
-	if spec.MAC == "" && n.def.MAC != "" {
-		spec.MAC = n.def.MAC
-	}
-	if spec.MAC == "" {
-		h.seq++
-		spec.MAC = fmt.Sprintf("52:54:00:%02x:%02x:%02x", byte(h.seq>>16), byte(h.seq>>8), byte(h.seq))
 	}
 	n.def = spec
 	n.autostart = true
@@ -239,18 +177,6 @@ func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (
 		n.leases = map[string]netip.Addr{}
 	}
 	return h.observeNetwork(n), nil
-}
-
-func (h *Hypervisor) freeBridge() string {
-	used := map[string]bool{}
-	for _, n := range h.networks {
-		used[n.def.Bridge] = true
-	}
-	for i := 0; ; i++ {
-		if b := fmt.Sprintf("virbr%d", i); !used[b] {
-			return b
-		}
-	}
 }
 
 // DeleteNetwork implements virt.Hypervisor. It refuses (ErrInUse) while a

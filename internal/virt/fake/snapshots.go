@@ -2,11 +2,14 @@ package fake
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 )
 
 // snapshot is one internal snapshot of a domain.
@@ -91,12 +94,15 @@ func (h *Hypervisor) CreateSnapshot(ctx context.Context, dom string, spec virt.S
 	if spec.Name == "" {
 		spec.Name = strconv.FormatInt(now.Unix(), 10)
 	}
+	running := d.live != nil
+	if _, err := domainxml.Snapshot(spec, running); err != nil {
+		if errors.Is(err, virt.ErrUnsupported) {
+			return virt.Snapshot{}, opErr(op, dom, err)
+		}
+		return virt.Snapshot{}, opErr(op, dom, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
+	}
 	if _, ok := d.snaps[spec.Name]; ok {
 		return virt.Snapshot{}, errf(op, dom, virt.ErrExists, "domain snapshot %s already exists", spec.Name)
-	}
-	running := d.live != nil
-	if running && !spec.Memory {
-		return virt.Snapshot{}, errf(op, dom, virt.ErrUnsupported, "active qemu domains require external disk snapshots; internal snapshots of a running domain must include memory")
 	}
 	cur := d.def
 	if running {

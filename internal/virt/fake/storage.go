@@ -8,9 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 )
 
 // file is a host file: a volume when it sits in a pool's directory.
@@ -159,8 +158,8 @@ func (h *Hypervisor) EnsurePool(ctx context.Context, name, path string) (virt.Po
 	if err := h.begin(ctx, "EnsurePool", op, name); err != nil {
 		return virt.Pool{}, err
 	}
-	if name == "" || !filepath.IsAbs(path) {
-		return virt.Pool{}, errf(op, name, virt.ErrInvalid, "a pool needs a name and an absolute directory, got %q", path)
+	if _, err := domainxml.Pool(name, path); err != nil {
+		return virt.Pool{}, opErr(op, name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
 	}
 	path = filepath.Clean(path)
 	if p, ok := h.pools[name]; ok {
@@ -230,13 +229,15 @@ func (h *Hypervisor) newVolume(op string, spec virt.VolumeSpec) (string, error) 
 	if !p.active {
 		return "", errf(op, spec.Name, virt.ErrInvalidState, "storage pool '%s' is not active", spec.Pool)
 	}
-	if spec.Name == "" || strings.ContainsAny(spec.Name, "/\n") {
-		return "", errf(op, spec.Name, virt.ErrInvalid, "invalid volume name %q", spec.Name)
+	check := spec
+	if check.CapacityBytes == 0 {
+		check.CapacityBytes = 1 // UploadVolume and CloneVolume size it themselves
 	}
-	switch spec.Format {
-	case "qcow2", "raw":
-	default:
-		return "", errf(op, spec.Name, virt.ErrInvalid, "unknown volume format %q", spec.Format)
+	if strings.Contains(spec.Name, "/") {
+		return "", errf(op, spec.Name, virt.ErrInvalid, "volume name %q contains a slash", spec.Name)
+	}
+	if _, err := domainxml.Volume(check); err != nil {
+		return "", opErr(op, spec.Name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
 	}
 	path := filepath.Join(p.path, spec.Name)
 	if _, ok := h.files[path]; ok {
@@ -390,11 +391,15 @@ func (h *Hypervisor) DeleteVolume(ctx context.Context, poolName, name string) er
 	return nil
 }
 
-// derivedUUID derives a stable UUID from another one and a label.
-func derivedUUID(base, label string) string {
-	ns, err := uuid.Parse(base)
-	if err != nil {
-		ns = uuid.NameSpaceOID
+// WriteFile simulates a write into the file at path (by a guest or a tool
+// such as qemu-io): its content generation goes up by one.
+func (h *Hypervisor) WriteFile(path string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.files[filepath.Clean(path)]
+	if !ok {
+		return errf("write file", path, virt.ErrNotFound, "no such file")
 	}
-	return uuid.NewSHA1(ns, []byte(label)).String()
+	f.gen++
+	return nil
 }
