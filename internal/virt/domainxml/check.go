@@ -15,12 +15,25 @@ import (
 // code).
 var keyShape = regexp.MustCompile(`(?i:[BCDFGHJKMPQRTVWXY2346789]{5}(?:-[BCDFGHJKMPQRTVWXY2346789]{5}){4})|[BCDFGHJKMPQRTVWXY2346789]{25}`)
 
+// looksLikeKey reports whether s contains something shaped like a product
+// key. The redacted display form (XXXXX-XXXXX-XXXXX-XXXXX-ABCDE) is not a
+// key.
+func looksLikeKey(s string) bool {
+	for _, m := range keyShape.FindAllString(s, -1) {
+		raw := strings.ToUpper(strings.ReplaceAll(m, "-", ""))
+		if raw[:20] != strings.Repeat("X", 20) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkNoKey refuses a value that looks like a product key. Every free-text
 // field that reaches libvirt XML passes through it: titles, SMBIOS strings,
 // filter parameters, metadata, snapshot descriptions. The error never
 // repeats the value.
 func checkNoKey(what, s string) error {
-	if keyShape.MatchString(s) {
+	if looksLikeKey(s) {
 		return fmt.Errorf("%s looks like a Windows product key; keys must never be written to libvirt XML", what)
 	}
 	return nil
