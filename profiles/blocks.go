@@ -77,7 +77,7 @@ func (l *loader) decodeLicense(b *licenseBlock) {
 		lic.ProductKey = l.secret(b.ProductKey, ctx, scopeBlock, "product_key", "Product key", 5)
 		if lic.ProductKey.Kind == license.SourceLiteral {
 			if _, err := license.ParseKey(lic.ProductKey.Literal); err != nil {
-				l.errorf(b.ProductKey.Range(), "Invalid product key", "The product key %s is not a Windows 7 product key: %s. A Windows 7 key is five groups of five characters from %s, like XXXXX-XXXXX-XXXXX-XXXXX-XXXXX; a key containing N is a Windows 8 or later key.",
+				l.errorf(b.ProductKey.Range(), "Invalid product key", "The product key %s is not a Windows 7 product key: %s. A Windows 7 key is five groups of five characters from %s, like XXXXX-XXXXX-XXXXX-XXXXX-XXXXX.",
 					redactRaw(lic.ProductKey.Literal), strings.TrimPrefix(err.Error(), license.ErrKeyFormat.Error()+": "), license.Alphabet)
 			}
 		}

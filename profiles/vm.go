@@ -334,10 +334,10 @@ func (l *loader) decodeDisk(b *diskBlock, decl *vmDecl, sc scope, osSet bool) *D
 			in.Timeout = t
 		}
 	}
-	if in.Edition == "" && !present(ib.Edition) && !present(ib.ImageIndex) {
+	if in.Edition == "" && !present(ib.Edition) {
 		if e := firstEdition(vm); e != "" {
 			in.Edition = e
-		} else {
+		} else if !present(ib.ImageIndex) {
 			l.errorf(ib.DefRange, "Install edition unknown", "Say which edition to install from the ISO: edition = \"professional\" (or image_index = N), or list a licence in the vm's licenses, whose edition is then used.")
 		}
 	}

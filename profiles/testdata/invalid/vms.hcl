@@ -221,7 +221,7 @@ vm "nocount" {
   }
 }
 
-vm "none" {
+vm "noprep" {
   os = "win7-x64"
   disk {
     image   = "/srv/golden.qcow2"

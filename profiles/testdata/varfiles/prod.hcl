@@ -1,0 +1,2 @@
+cpus = 4
+tier = "from-file"
