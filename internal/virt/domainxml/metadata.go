@@ -116,6 +116,26 @@ func MetadataXML(m *virt.Metadata) (string, error) {
 	return marshalPrefixed(w, MetadataPrefix, Namespace, "")
 }
 
+// MetadataFragment renders m like MetadataXML but without the namespace:
+// <owner><profile>lab</profile>...</owner>. This is the form
+// virDomainSetMetadata(VIR_DOMAIN_METADATA_ELEMENT) expects, with key
+// MetadataPrefix and uri Namespace: libvirt then declares the namespace on
+// the element and puts every element in it, which gives exactly the
+// MetadataXML form. (Passing the MetadataXML form there fails: libvirt
+// cannot declare the prefix a second time.) virDomainGetMetadata returns
+// this naked form too; ParseMetadata reads both.
+func MetadataFragment(m *virt.Metadata) (string, error) {
+	w, err := metadataWire(m)
+	if err != nil {
+		return "", err
+	}
+	b, err := xml.MarshalIndent(w, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("marshal metadata: %w", err)
+	}
+	return string(b), nil
+}
+
 func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 	if m == nil {
 		return nil, errors.New("metadata: missing (every legacyvm object carries it)")
@@ -194,9 +214,12 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 }
 
 // ParseMetadata finds legacyvm's element in inner, the inner XML of a
-// <metadata> element (or the single element virDomainGetMetadata returns),
-// and decodes it. Foreign elements (libosinfo, other tools) are ignored. It
-// returns nil, nil when inner holds no legacyvm element.
+// <metadata> element, and decodes it. Foreign elements (libosinfo, other
+// tools) are ignored. It also reads the single element
+// virDomainGetMetadata returns, which libvirt strips of its namespace: an
+// <owner> element in no namespace counts as legacyvm's (libvirt deletes
+// namespace-less children of <metadata>, so none can come from a domain
+// document). It returns nil, nil when inner holds no legacyvm element.
 func ParseMetadata(inner string) (*virt.Metadata, error) {
 	if strings.TrimSpace(inner) == "" {
 		return nil, nil
@@ -221,7 +244,7 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 			// An undeclared prefix (the declaration sat on an outer
 			// element) is left in Space by encoding/xml.
 			ours := t.Name.Local == MetadataElement &&
-				(t.Name.Space == Namespace || t.Name.Space == MetadataPrefix)
+				(t.Name.Space == Namespace || t.Name.Space == MetadataPrefix || t.Name.Space == "")
 			if !ours {
 				if err := dec.Skip(); err != nil {
 					return nil, fmt.Errorf("parse metadata: %w", err)

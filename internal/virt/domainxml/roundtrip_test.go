@@ -402,3 +402,35 @@ func TestBytesOf(t *testing.T) {
 		}
 	}
 }
+
+// TestMetadataFragment checks the virDomainSetMetadata/GetMetadata form: no
+// namespace, no prefix, and it reads back to the same metadata.
+func TestMetadataFragment(t *testing.T) {
+	m := sampleMetadata()
+	frag, err := MetadataFragment(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(frag, "xmlns") || strings.Contains(frag, MetadataPrefix+":") || !strings.HasPrefix(frag, "<"+MetadataElement+">") {
+		t.Errorf("fragment is not naked:\n%s", frag)
+	}
+	got, err := ParseMetadata(frag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Errorf("fragment round trip:\n got  %+v\n want %+v", got, m)
+	}
+	// What libvirt stores after SetMetadata(fragment, key, uri): the
+	// fragment with the prefix applied, i.e. MetadataXML.
+	full, err := MetadataXML(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := strings.NewReplacer("</", "</"+MetadataPrefix+":", "<", "<"+MetadataPrefix+":").Replace(frag)
+	injected = strings.Replace(injected, "<"+MetadataPrefix+":"+MetadataElement+">",
+		"<"+MetadataPrefix+":"+MetadataElement+` xmlns:`+MetadataPrefix+`="`+Namespace+`">`, 1)
+	if injected != full {
+		t.Errorf("fragment + namespace differs from MetadataXML:\n%s\n---\n%s", injected, full)
+	}
+}
