@@ -18,8 +18,12 @@ const (
 	SMBIOSProduct      = "Windows 7 VM"
 )
 
-// TCGCPUModel is the CPU model of TCG (type='qemu') domains. See Domain.
-const TCGCPUModel = "qemu64"
+// TCGCPUModel is the CPU model of TCG (type='qemu') x86_64 domains; i686
+// domains get TCGCPUModel32. See Domain.
+const (
+	TCGCPUModel   = "qemu64"
+	TCGCPUModel32 = "qemu32"
+)
 
 // DefaultNICModel is the NIC model used when InterfaceSpec.Model is empty:
 // the Intel 82540EM, whose driver ships with Windows 7.
@@ -170,7 +174,11 @@ func buildDomain(spec virt.DomainSpec) (*libvirtxml.Domain, error) {
 		cpu.Mode = "custom"
 		cpu.Match = "exact"
 		cpu.Check = "none"
-		cpu.Model = &libvirtxml.DomainCPUModel{Fallback: "forbid", Value: TCGCPUModel}
+		model := TCGCPUModel
+		if arch == "i686" {
+			model = TCGCPUModel32
+		}
+		cpu.Model = &libvirtxml.DomainCPUModel{Fallback: "forbid", Value: model}
 	}
 
 	features := &libvirtxml.DomainFeatureList{
@@ -288,17 +296,18 @@ func usbCompanion(model string, startPort uint) libvirtxml.DomainController {
 }
 
 // machineFamily returns "pc" or "q35" for a machine alias or a versioned
-// type (pc-i440fx-7.2, pc-q35-7.2, pc-1.0 ...).
+// type (pc-q35-7.2 and pc-q35-rhel9.2.0 are q35; pc-i440fx-7.2 and the old
+// pc-1.0 are pc).
 func machineFamily(machine string) (string, error) {
 	switch {
-	case machine == "pc" || strings.HasPrefix(machine, "pc-i440fx-"):
-		return "pc", nil
 	case machine == "q35" || strings.HasPrefix(machine, "pc-q35-"):
 		return "q35", nil
+	case machine == "pc" || strings.HasPrefix(machine, "pc-"):
+		return "pc", nil
 	case machine == "":
 		return "", errors.New("machine is empty: want pc or q35 (or a pinned versioned type)")
 	default:
-		return "", fmt.Errorf("machine %q: want pc or q35 (or a pinned pc-i440fx-*/pc-q35-* type)", machine)
+		return "", fmt.Errorf("machine %q: want pc or q35 (or a pinned pc-i440fx-* or pc-q35-* type)", machine)
 	}
 }
 

@@ -99,6 +99,8 @@ func TestDomainAccelDifferences(t *testing.T) {
 	tcg.Accel = virt.AccelTCG
 	noHV := baseDomain()
 	noHV.Hyperv = false
+	tcg32 := baseDomain()
+	tcg32.Accel, tcg32.Arch = virt.AccelTCG, "i686"
 	for _, tt := range []struct {
 		name        string
 		spec        virt.DomainSpec
@@ -110,6 +112,7 @@ func TestDomainAccelDifferences(t *testing.T) {
 		{"kvm", kvm, true, "host-model", "", true},
 		{"tcg drops hyper-v", tcg, false, "custom", TCGCPUModel, false},
 		{"kvm without hyper-v", noHV, false, "host-model", "", false},
+		{"tcg i686", tcg32, false, "custom", TCGCPUModel32, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := Domain(tt.spec)
