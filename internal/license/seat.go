@@ -66,7 +66,8 @@ type ViolationKind int
 
 const (
 	// NoFreeSeat: more VMs use the key than its channel allows (retail and
-	// OEM: one; MAK: the declared activations).
+	// OEM: one; MAK: the declared activations; KMS: the declared seats, if
+	// any).
 	NoFreeSeat ViolationKind = iota + 1
 	// KMSHostMissing: a KMS licence without kms_host.
 	KMSHostMissing
@@ -104,7 +105,8 @@ const Unlimited = -1
 
 // SeatLimit returns how many VMs may use one key of channel c at the same
 // time, given the declared seats: 1 for retail and OEM whatever is
-// declared, the declared activations for MAK, Unlimited for KMS.
+// declared, the declared activations for MAK; for KMS Unlimited unless
+// seats are declared (> 0), which then cap the VMs.
 func SeatLimit(c Channel, declared int) int {
 	switch c {
 	case ChannelRetail, ChannelOEM:
@@ -115,6 +117,9 @@ func SeatLimit(c Channel, declared int) int {
 		}
 		return declared
 	case ChannelKMS:
+		if declared > 0 {
+			return declared
+		}
 		return Unlimited
 	}
 	return 0
@@ -315,6 +320,8 @@ func (v Violation) Detail() string {
 		switch v.Channel {
 		case ChannelRetail, ChannelOEM:
 			fmt.Fprintf(&b, "%s is a%s %s licence: its key may be used by one VM at a time.", lic, article(string(v.Channel)), channelName(v.Channel))
+		case ChannelKMS:
+			fmt.Fprintf(&b, "%s is a KMS licence declared with %s: at most that many VMs may use it.", lic, plural(v.Allowed, "seat"))
 		default:
 			fmt.Fprintf(&b, "%s is a MAK licence declared with %s: its key may be used by at most that many VMs.", lic, plural(v.Allowed, "activation"))
 		}
@@ -325,6 +332,8 @@ func (v Violation) Detail() string {
 		switch v.Channel {
 		case ChannelRetail, ChannelOEM:
 			b.WriteString(" Give each VM its own licence, or destroy the VM that uses this key first.")
+		case ChannelKMS:
+			b.WriteString(" Raise seats (or remove it: KMS has no per-key limit) if your organisation allows more VMs, or use fewer VMs.")
 		default:
 			b.WriteString(" Raise seats only if your volume licence agreement allows more activations, or use fewer VMs.")
 		}

@@ -110,6 +110,11 @@ func TestCheckSeats(t *testing.T) {
 			held:   []Seat{host("p", "kms", ChannelKMS, "", "p-1"), host("lab", "kms", ChannelKMS, "", "old-1")},
 		},
 		{
+			name:   "KMS with declared seats caps the VMs",
+			claims: []Claim{{Profile: "lab", Label: "kms", Channel: ChannelKMS, Seats: 2, KMSHost: "kms.example.org", VMs: []string{"k-1", "k-2", "k-3"}}},
+			want:   []want{{kind: NoFreeSeat, label: "kms", refused: []string{"k-3"}, summary: "Licence has no free seat", detail: []string{"KMS licence declared with 2 seats"}}},
+		},
+		{
 			name:   "KMS without kms_host",
 			claims: []Claim{{Profile: "lab", Label: "kms", Channel: ChannelKMS, VMs: []string{"k-1"}}},
 			want:   []want{{kind: KMSHostMissing, label: "kms", summary: "KMS licence without kms_host", detail: []string{"Set kms_host"}}},
@@ -186,7 +191,7 @@ func TestSeatLimit(t *testing.T) {
 		want     int
 	}{
 		{ChannelRetail, 1, 1}, {ChannelRetail, 5, 1}, {ChannelOEM, 0, 1},
-		{ChannelMAK, 10, 10}, {ChannelMAK, -1, 0}, {ChannelKMS, 1, Unlimited}, {"bogus", 3, 0},
+		{ChannelMAK, 10, 10}, {ChannelMAK, -1, 0}, {ChannelKMS, 0, Unlimited}, {ChannelKMS, 5, 5}, {"bogus", 3, 0},
 	}
 	for _, tt := range tests {
 		if got := SeatLimit(tt.ch, tt.declared); got != tt.want {
