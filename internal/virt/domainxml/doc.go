@@ -114,7 +114,8 @@
 // DNS is on (DHCP reservations register their names). Unicast IPv4 to H
 // behind another MAC (a forged or mislearned neighbour entry) is dropped
 // too (610), and the host's own broadcasts and multicasts come from M and
-// are dropped on the way in (630). A frame to a host address that belongs
+// are dropped on the way in (630), like anything the host would route
+// onto the bridge. A frame to a host address that belongs
 // to another bridge, sent to that bridge's MAC, is not delivered to the
 // host's stack at all (the kernel drops frames for a foreign MAC), and
 // IPv6 never passes clean-traffic.
@@ -131,7 +132,9 @@
 //
 // Domains and networks carry one element in Namespace inside <metadata>
 // (domains also carry libosinfo's win7 annotation, which virt-manager
-// reads). MetadataXML writes it; ParseMetadata finds it among foreign
-// elements. nwfilters and volumes cannot carry metadata: they are named
+// reads). MetadataXML writes it (Domain and Network embed it);
+// MetadataFragment is the namespace-less form virDomainSetMetadata takes
+// (key MetadataPrefix, uri Namespace) and virDomainGetMetadata returns;
+// ParseMetadata reads both and finds the element among foreign ones. nwfilters and volumes cannot carry metadata: they are named
 // with legacyvm's prefix and listed in their domain's metadata.
 package domainxml

@@ -274,30 +274,28 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 	}
 
 	// Drops: everything to or from the host that was not returned above.
-	drops := []flow{
+	// Each kind keeps its priority whether or not the host address exists.
+	add(prioDrop,
 		// Any IPv4 frame to the bridge MAC is for the host, whatever
 		// address it targets (Linux answers for all its addresses on every
 		// interface).
-		{action: "drop", direction: "out", dstMAC: m},
-	}
+		flow{action: "drop", direction: "out", dstMAC: m})
 	if h.IsValid() {
 		// The host address behind another (or a forged) MAC.
-		drops = append(drops, flow{action: "drop", direction: "out", dstIP: h})
+		add(prioDrop+10, flow{action: "drop", direction: "out", dstIP: h})
 	}
-	drops = append(drops,
+	add(prioDrop+20,
 		// Broadcast and multicast frames reach the host's bridge
 		// interface too: the host would accept broadcast/multicast IPv4
 		// (and unicast IPv4 inside a group-addressed frame). Only DHCP,
 		// returned above, may use them.
-		flow{action: "drop", direction: "out", dstMAC: macGroupBit, dstMACMask: macGroupBit},
-		// Everything the host sends that was not returned above.
-		flow{action: "drop", direction: "in", srcMAC: m},
-	)
+		flow{action: "drop", direction: "out", dstMAC: macGroupBit, dstMACMask: macGroupBit})
+	add(prioDrop+30,
+		// Everything the host sends (or routes onto the bridge) that was
+		// not returned above.
+		flow{action: "drop", direction: "in", srcMAC: m})
 	if h.IsValid() {
-		drops = append(drops, flow{action: "drop", direction: "in", srcIP: h})
-	}
-	for i, f := range drops {
-		rules = append(rules, f.rule(prioDrop+10*i))
+		add(prioDrop+40, flow{action: "drop", direction: "in", srcIP: h})
 	}
 	return rules, nil
 }
