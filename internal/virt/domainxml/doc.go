@@ -41,8 +41,11 @@
 // (IP, MAC) that the domain's <filterref> passes to the root filter. The
 // guard is an IPv4 chain whose priority (-705) puts it before
 // clean-traffic's "ipv4" chain (-700) and its -650 root rule: otherwise
-// allow-incoming-ipv4 would accept inbound packets before the guard could
-// drop them. The guard holds only <ip> rules, which libvirt turns into
+// allow-incoming-ipv4 (an "accept" for every inbound IPv4 frame) would
+// accept inbound packets before the guard could drop them. Only
+// no-ip-spoofing's "ipv4-ip" chain (-710) runs earlier; it drops spoofed
+// sources and lets any UDP from 0.0.0.0 through, which the guard then
+// narrows to DHCP where the host is concerned. The guard holds only <ip> rules, which libvirt turns into
 // ebtables rules: they work without br_netfilter, unlike <tcp>/<udp>
 // rules, which become iptables rules that silently do nothing when
 // bridge-nf-call-iptables is off.
