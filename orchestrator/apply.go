@@ -1,0 +1,552 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// Result reports what Apply or Destroy did per object.
+type Result struct {
+	Object string        `json:"object"`
+	Kind   Kind          `json:"kind"`
+	Action Action        `json:"action"`
+	Err    string        `json:"error,omitempty"`
+	Took   time.Duration `json:"took_ns"`
+	// Notes tell the user what to do next (e.g. a restart for a memory
+	// change to take effect).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// ApplyError lists the objects that failed.
+type ApplyError struct{ Failed []Result }
+
+func (e *ApplyError) Error() string {
+	if len(e.Failed) == 1 {
+		return fmt.Sprintf("%s %s: %s", e.Failed[0].Kind, e.Failed[0].Object, e.Failed[0].Err)
+	}
+	return fmt.Sprintf("%d objects failed (first: %s %s: %s)", len(e.Failed), e.Failed[0].Kind, e.Failed[0].Object, e.Failed[0].Err)
+}
+
+// Apply executes plan in dependency order: pools, networks and filters, then
+// VMs in parallel (at most Parallelism at once), then the networks and
+// filters the profile no longer uses. A VM whose steps fail is rolled back
+// to where it was; other VMs go on. The error is an *ApplyError when some
+// objects failed. Cancelling ctx lets in-flight VMs finish their current
+// step, undo, and stop.
+func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
+	var (
+		mu      sync.Mutex
+		results []Result
+	)
+	record := func(c Change, start time.Time, err error, notes ...string) {
+		r := Result{Object: c.Name, Kind: c.Kind, Action: c.Action, Took: time.Since(start), Notes: notes}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range results {
+			if r.Err != "" {
+				return true
+			}
+		}
+		return false
+	}
+
+	// 1. Pools.
+	for _, c := range plan.Changes {
+		if c.Kind != KindPool || c.Action != ActionCreate {
+			continue
+		}
+		start := time.Now()
+		e.progress(c.Name, "creating storage pool at %s", c.pool.Path)
+		_, err := e.HV.EnsurePool(ctx, c.pool.Name, c.pool.Path)
+		record(c, start, err)
+	}
+	if failed() {
+		return results, &ApplyError{Failed: failures(results)}
+	}
+
+	// 2. Networks, then their filters (a network's metadata lists its
+	// filters, so an interrupted apply leaves nothing unaccounted for).
+	for _, c := range plan.Changes {
+		if c.Kind != KindNetwork || (c.Action != ActionCreate && c.Action != ActionUpdate) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return results, err
+		}
+		start := time.Now()
+		e.progress(c.Name, "%s network", verb(c.Action))
+		spec := c.network.Spec
+		spec.Metadata = &virt.Metadata{Profile: plan.Profile, Network: c.network.Decl.Name, SpecHash: c.network.Hash,
+			Filters: c.network.Filter.Names(), Created: e.now()}
+		if c.observedNet != nil && c.observedNet.Metadata != nil && !c.observedNet.Metadata.Created.IsZero() {
+			spec.Metadata.Created = c.observedNet.Metadata.Created
+		}
+		n, err := e.HV.DefineNetwork(ctx, spec)
+		var notes []string
+		if err == nil && n.Stale {
+			notes = append(notes, "running VMs keep the old network settings until the network restarts (stop its VMs, then apply again)")
+		}
+		record(c, start, err, notes...)
+	}
+	for _, c := range plan.Changes {
+		if c.Kind != KindFilter || (c.Action != ActionCreate && c.Action != ActionUpdate) {
+			continue
+		}
+		start := time.Now()
+		e.progress(c.Name, "%s traffic filter", verb(c.Action))
+		record(c, start, e.HV.DefineFilter(ctx, c.network.Filter))
+	}
+	if failed() {
+		return results, &ApplyError{Failed: failures(results)}
+	}
+
+	// 3. VMs, in parallel. A VM whose work has started finishes it even
+	// when ctx is cancelled (the first Ctrl-C); VMs not yet started are
+	// skipped.
+	vmCtx := context.WithoutCancel(ctx)
+	var g errgroup.Group
+	g.SetLimit(e.parallelism())
+	for _, c := range plan.Changes {
+		if c.Kind != KindVM || c.Action == ActionNoop {
+			continue
+		}
+		c := c
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				record(c, time.Now(), fmt.Errorf("not started: %w", err))
+				return nil
+			}
+			start := time.Now()
+			var err error
+			var notes []string
+			switch c.Action {
+			case ActionCreate:
+				err = e.createVM(vmCtx, c.vm)
+			case ActionReplace:
+				if err = e.teardownVM(vmCtx, *c.observedDomain); err == nil {
+					err = e.createVM(vmCtx, c.vm)
+				}
+			case ActionUpdate:
+				notes, err = e.updateVM(vmCtx, c)
+			case ActionDelete:
+				err = e.teardownVM(vmCtx, *c.observedDomain)
+			}
+			if err != nil {
+				e.progress(c.Name, "failed: %v", err)
+			} else {
+				e.progress(c.Name, "done in %s", time.Since(start).Round(100*time.Millisecond))
+			}
+			record(c, start, err, notes...)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	// 4. Networks no longer declared (after their VMs are gone).
+	for _, c := range plan.Changes {
+		if c.Kind != KindNetwork || c.Action != ActionDelete {
+			continue
+		}
+		start := time.Now()
+		e.progress(c.Name, "deleting network and its filters")
+		record(c, start, e.deleteNetwork(ctx, c.Name, c.filterNames))
+	}
+	for _, c := range plan.Changes {
+		if c.Kind != KindFilter || c.Action != ActionDelete {
+			continue
+		}
+		start := time.Now()
+		e.progress(c.Name, "deleting left-over filter")
+		err := e.HV.DeleteFilter(ctx, c.Name)
+		if errors.Is(err, virt.ErrNotFound) {
+			err = nil
+		}
+		record(c, start, err)
+	}
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Object < results[j].Object })
+	if f := failures(results); len(f) > 0 {
+		return results, &ApplyError{Failed: f}
+	}
+	return results, ctx.Err()
+}
+
+func failures(rs []Result) []Result {
+	var out []Result
+	for _, r := range rs {
+		if r.Err != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func verb(a Action) string {
+	switch a {
+	case ActionCreate:
+		return "creating"
+	case ActionUpdate:
+		return "updating"
+	case ActionDelete:
+		return "deleting"
+	case ActionReplace:
+		return "replacing"
+	}
+	return string(a)
+}
+
+// secrets are what provisioning one VM needs from the user's vaults.
+type secrets struct {
+	key           license.Key
+	adminPassword string
+}
+
+func (e *Engine) readSecrets(ctx context.Context, dv *DesiredVM) (secrets, error) {
+	var s secrets
+	if l := dv.License; l != nil && l.ProductKey.Kind != license.SourceNone {
+		raw, err := l.ProductKey.Read(ctx, e.Getenv)
+		if err != nil {
+			return s, fmt.Errorf("read product key of licence %s from %s: %w", l.Name, l.ProductKey, err)
+		}
+		k, err := license.ParseKey(raw)
+		if err != nil {
+			return s, fmt.Errorf("product key of licence %s (from %s): %w", l.Name, l.ProductKey, err)
+		}
+		s.key = k
+	}
+	if dv.Answer {
+		if w := dv.Instance.VM.Windows; w != nil && w.AdminPassword.Kind != license.SourceNone {
+			pw, err := w.AdminPassword.Read(ctx, e.Getenv)
+			if err != nil {
+				return s, fmt.Errorf("read administrator password from %s: %w", w.AdminPassword, err)
+			}
+			s.adminPassword = pw
+		}
+	}
+	return s, nil
+}
+
+// createVM provisions one instance: domain definition first (marked not yet
+// provisioned, listing the volumes it will own, so an interrupted apply
+// leaves nothing untracked), then the system disk, answer media and setup,
+// the baseline snapshot, and finally the VM running and marked provisioned.
+// Any failure undoes what this call created.
+func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
+	name := dv.Spec.Name
+	r := newReverter()
+	defer r.fail()
+	// Undo runs even when ctx is cancelled: it must not leave half a VM.
+	undoCtx := context.WithoutCancel(ctx)
+	_ = undoCtx
+
+	sec, err := e.readSecrets(ctx, dv)
+	if err != nil {
+		return err
+	}
+	spec := dv.Spec
+	md := *spec.Metadata
+	md.Created = e.now()
+	md.Provisioned = false
+	if md.License != nil {
+		lr := *md.License
+		if !sec.key.IsZero() {
+			lr.LastGroup = sec.key.LastGroup()
+			if e.Fingerprint != nil {
+				lr.Fingerprint = e.Fingerprint(sec.key)
+			}
+		}
+		md.License = &lr
+	}
+	spec.Metadata = &md
+
+	e.progress(name, "defining domain")
+	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
+		return err
+	}
+	r.add(func() {
+		_ = e.HV.DestroyDomain(undoCtx, name)
+		e.deleteAllSnapshots(undoCtx, name)
+		_ = e.HV.UndefineDomain(undoCtx, name)
+	})
+
+	if err := e.createSystemVolume(ctx, dv); err != nil {
+		return err
+	}
+	r.add(func() { _ = e.HV.DeleteVolume(undoCtx, dv.System.Pool, dv.System.Name) })
+
+	if dv.Answer {
+		if err := e.runSetup(ctx, r, undoCtx, dv, sec); err != nil {
+			return err
+		}
+	}
+
+	if p := dv.Policy; p != nil {
+		if err := e.takeBaseline(ctx, dv); err != nil {
+			return err
+		}
+	} else if err := e.ensureRunning(ctx, name); err != nil {
+		return err
+	}
+
+	md.Provisioned = true
+	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
+		return fmt.Errorf("mark %s provisioned: %w", name, err)
+	}
+	if dv.Instance.VM.Autostart {
+		if err := e.HV.SetAutostart(ctx, name, true); err != nil {
+			return err
+		}
+	}
+	r.success()
+	return nil
+}
+
+func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
+	name := dv.Spec.Name
+	vs := dv.System
+	if vs.CapacityBytes == 0 && dv.Install == nil {
+		img, err := e.HV.VolumeByPath(ctx, dv.Image)
+		if err != nil {
+			if errors.Is(err, virt.ErrNotFound) {
+				return fmt.Errorf("golden image %s does not exist on the host (or no storage pool contains it)", dv.Image)
+			}
+			return err
+		}
+		vs.CapacityBytes = img.CapacityBytes
+	}
+	var err error
+	switch {
+	case dv.Install != nil:
+		e.progress(name, "creating empty %s system disk", humanBytes(vs.CapacityBytes))
+		_, err = e.HV.CreateVolume(ctx, vs)
+	case vs.BackingPath != "":
+		e.progress(name, "creating linked clone of %s", filepath.Base(dv.Image))
+		_, err = e.HV.CreateVolume(ctx, vs)
+	default:
+		e.progress(name, "copying %s (full clone)", filepath.Base(dv.Image))
+		_, err = e.HV.CloneVolume(ctx, vs, dv.Image)
+	}
+	return err
+}
+
+// runSetup attaches answer media (and the install ISO), boots the VM and
+// waits until setup powers it off, then removes the media: the answer ISO
+// holds the product key, so it is deleted as soon as setup is done, and on
+// any failure.
+func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *DesiredVM, sec secrets) error {
+	name := dv.Spec.Name
+	data, err := buildAnswerMedia(dv, sec)
+	if err != nil {
+		return fmt.Errorf("answer media for %s: %w", name, err)
+	}
+	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: AnswerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
+	e.progress(name, "uploading answer media (%s)", humanBytes(uint64(len(data))))
+	vol, err := e.HV.UploadVolume(ctx, av, bytes.NewReader(data), int64(len(data)))
+	clear(data)
+	if err != nil {
+		return err
+	}
+	removeMedia := func(c context.Context) error {
+		var errs []error
+		if err := e.HV.ChangeMedia(c, name, "sdb", ""); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			errs = append(errs, err)
+		}
+		if dv.Install != nil {
+			if err := e.HV.ChangeMedia(c, name, "sdc", ""); err != nil && !errors.Is(err, virt.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+		if err := e.HV.DeleteVolume(c, av.Pool, av.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	}
+	r.add(func() { _ = removeMedia(undoCtx) })
+	if err := e.HV.ChangeMedia(ctx, name, "sdb", vol.Path); err != nil {
+		return err
+	}
+	timeout := e.SetupTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
+	}
+	what := "specialize pass"
+	if dv.Install != nil {
+		if err := e.HV.ChangeMedia(ctx, name, "sdc", dv.Install.ISO); err != nil {
+			return err
+		}
+		what = "Windows setup"
+		if dv.Install.Timeout > 0 {
+			timeout = dv.Install.Timeout
+		} else {
+			timeout = 2 * time.Hour
+		}
+	}
+	e.progress(name, "starting %s (waiting up to %s for the guest to power off)", what, timeout)
+	if err := e.HV.StartDomain(ctx, name); err != nil {
+		return err
+	}
+	_, err = e.waitState(ctx, name, timeout, func(d time.Duration) {
+		e.progress(name, "%s running for %s", what, d.Round(time.Second))
+	}, virt.StateShutoff)
+	if err != nil {
+		return fmt.Errorf("%s did not finish: %w", what, err)
+	}
+	e.progress(name, "%s finished; removing answer media", what)
+	return removeMedia(ctx)
+}
+
+// takeBaseline takes the policy's protected snapshot and leaves the VM
+// running. A memory baseline is taken from the running VM (a reset resumes
+// it); a disk baseline from the VM shut off, before it starts.
+func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM) error {
+	name, p := dv.Spec.Name, dv.Policy
+	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	if p.Memory {
+		if err := e.ensureRunning(ctx, name); err != nil {
+			return err
+		}
+		e.progress(name, "taking baseline snapshot %s (with memory)", p.Baseline)
+		if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: true}); err != nil {
+			return err
+		}
+		return nil
+	}
+	d, err := e.HV.GetDomain(ctx, name)
+	if err != nil {
+		return err
+	}
+	if d.State != virt.StateShutoff {
+		return fmt.Errorf("domain %q is %s; a disk-only baseline needs it shut off", name, d.State)
+	}
+	e.progress(name, "taking baseline snapshot %s", p.Baseline)
+	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String()}); err != nil {
+		return err
+	}
+	return e.ensureRunning(ctx, name)
+}
+
+func (e *Engine) ensureRunning(ctx context.Context, name string) error {
+	d, err := e.HV.GetDomain(ctx, name)
+	if err != nil {
+		return err
+	}
+	if d.State == virt.StateRunning {
+		return nil
+	}
+	e.progress(name, "starting")
+	if err := e.HV.StartDomain(ctx, name); err != nil {
+		return err
+	}
+	_, err = e.waitState(ctx, name, time.Minute, nil, virt.StateRunning)
+	return err
+}
+
+// updateVM redefines the domain in place, keeping its provisioning record.
+func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
+	obs := c.observedDomain
+	spec := c.vm.Spec
+	md := *spec.Metadata
+	if om := obs.Metadata; om != nil {
+		md.Created, md.Provisioned = om.Created, om.Provisioned
+		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {
+			lr := *md.License
+			lr.Fingerprint, lr.LastGroup = om.License.Fingerprint, om.License.LastGroup
+			md.License = &lr
+		}
+	}
+	spec.Metadata = &md
+	e.progress(c.Name, "updating definition in place")
+	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
+		return nil, err
+	}
+	if c.RestartNeeded {
+		return []string{fmt.Sprintf("the change takes effect at the next boot: legacyvm stop %s && legacyvm start %s", c.Name, c.Name)}, nil
+	}
+	return nil, nil
+}
+
+// teardownVM removes a domain and everything it owns: it is powered off,
+// its snapshots deleted (disk contents included), its volumes deleted, and
+// the definition removed last, so an interrupted teardown can be resumed.
+func (e *Engine) teardownVM(ctx context.Context, d virt.Domain) error {
+	name := d.Name
+	if d.State != virt.StateShutoff {
+		e.progress(name, "powering off")
+		if err := e.HV.DestroyDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+	}
+	if err := e.deleteAllSnapshots(ctx, name); err != nil {
+		return err
+	}
+	for _, v := range ownedVolumes(d) {
+		e.progress(name, "deleting volume %s", v.Name)
+		if err := e.HV.DeleteVolume(ctx, v.Pool, v.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+	}
+	e.progress(name, "undefining")
+	if err := e.HV.UndefineDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+func (e *Engine) deleteAllSnapshots(ctx context.Context, name string) error {
+	snaps, err := e.HV.ListSnapshots(ctx, name)
+	if err != nil {
+		if errors.Is(err, virt.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	// Children before parents keeps libvirt from re-parenting work.
+	sort.SliceStable(snaps, func(i, j int) bool { return snaps[i].Created.After(snaps[j].Created) })
+	for _, s := range snaps {
+		e.progress(name, "deleting snapshot %s", s.Name)
+		if err := e.HV.DeleteSnapshot(ctx, name, s.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownedVolumes lists the volumes recorded in the domain's metadata.
+func ownedVolumes(d virt.Domain) []virt.VolumeRef {
+	if d.Metadata == nil {
+		return nil
+	}
+	return d.Metadata.Volumes
+}
+
+func (e *Engine) deleteNetwork(ctx context.Context, name string, filters []string) error {
+	if err := e.HV.DeleteNetwork(ctx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+		return err
+	}
+	// The root filter references the guard: delete the root first.
+	sort.Slice(filters, func(i, j int) bool { return len(filters[i]) < len(filters[j]) })
+	for _, f := range filters {
+		if err := e.HV.DeleteFilter(ctx, f); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

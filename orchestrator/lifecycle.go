@@ -1,0 +1,108 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// ErrNotManaged is returned for domains without legacyvm metadata: they
+// are never started, stopped or changed.
+var ErrNotManaged = errors.New("not managed by legacyvm")
+
+// managedDomain looks a domain up and checks that legacyvm owns it.
+func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {
+	d, err := e.HV.GetDomain(ctx, name)
+	if err != nil {
+		return d, err
+	}
+	if d.Metadata == nil {
+		return d, fmt.Errorf("domain %q: %w", name, ErrNotManaged)
+	}
+	return d, nil
+}
+
+// forEach runs fn for each name with bounded parallelism and collects a
+// result per name, in input order.
+func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn func(ctx context.Context, name string) error) []Result {
+	res := make([]Result, len(names))
+	var g errgroup.Group
+	g.SetLimit(e.parallelism())
+	for i, name := range names {
+		i, name := i, name
+		g.Go(func() error {
+			start := time.Now()
+			r := Result{Object: name, Kind: KindVM, Action: action}
+			if err := ctx.Err(); err != nil {
+				r.Err = err.Error()
+			} else if err := fn(ctx, name); err != nil {
+				r.Err = err.Error()
+			}
+			r.Took = time.Since(start)
+			res[i] = r
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return res
+}
+
+// Start starts managed VMs and waits until they run.
+func (e *Engine) Start(ctx context.Context, names []string) []Result {
+	return e.forEach(ctx, names, "start", func(ctx context.Context, name string) error {
+		d, err := e.managedDomain(ctx, name)
+		if err != nil {
+			return err
+		}
+		if d.State == virt.StateRunning {
+			e.progress(name, "already running")
+			return nil
+		}
+		if d.State == virt.StatePaused {
+			return fmt.Errorf("domain %q is paused; resume it with virsh resume %s", name, name)
+		}
+		return e.ensureRunning(ctx, name)
+	})
+}
+
+// Stop asks each guest to shut down (ACPI power button) and waits up to
+// timeout; guests still running then are powered off, unless noForce.
+// force skips the polite request.
+func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration, force, noForce bool) []Result {
+	return e.forEach(ctx, names, "stop", func(ctx context.Context, name string) error {
+		d, err := e.managedDomain(ctx, name)
+		if err != nil {
+			return err
+		}
+		if d.State == virt.StateShutoff {
+			e.progress(name, "already shut off")
+			return nil
+		}
+		if !force {
+			e.progress(name, "asking the guest to shut down (up to %s)", timeout)
+			if err := e.HV.ShutdownDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
+				return err
+			}
+			_, err := e.waitState(ctx, name, timeout, func(w time.Duration) {
+				e.progress(name, "still shutting down after %s", w.Round(time.Second))
+			}, virt.StateShutoff)
+			if err == nil {
+				return nil
+			}
+			if noForce || ctx.Err() != nil {
+				return err
+			}
+			e.progress(name, "guest did not shut down in %s; powering off", timeout)
+		}
+		if err := e.HV.DestroyDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
+			return err
+		}
+		_, err = e.waitState(ctx, name, 30*time.Second, nil, virt.StateShutoff)
+		return err
+	})
+}

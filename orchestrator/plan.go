@@ -1,0 +1,582 @@
+package orchestrator
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// Action is what a plan does to one object.
+type Action string
+
+const (
+	ActionNoop    Action = "no-op"
+	ActionCreate  Action = "create"
+	ActionUpdate  Action = "update"  // in place; the object and its data stay
+	ActionReplace Action = "replace" // delete then create: disk content and snapshots are lost
+	ActionDelete  Action = "delete"
+)
+
+// Kind is the kind of object a change concerns.
+type Kind string
+
+const (
+	KindPool    Kind = "pool"
+	KindNetwork Kind = "network"
+	KindFilter  Kind = "filter"
+	KindVM      Kind = "vm" // a domain with its volumes and baseline
+)
+
+// Change is one planned action. Reasons say why, in words a user
+// understands ("memory 2 GiB -> 4 GiB", "disk image changed"). A change is
+// Destructive when it loses disk content or snapshots; apply asks before
+// running destructive changes unless told not to.
+type Change struct {
+	Kind    Kind     `json:"kind"`
+	Name    string   `json:"name"` // libvirt name
+	Action  Action   `json:"action"`
+	Reasons []string `json:"reasons,omitempty"`
+	// Details describe the object as it will be (create) or is (delete).
+	Details       []string `json:"details,omitempty"`
+	Destructive   bool     `json:"destructive,omitempty"`
+	RestartNeeded bool     `json:"restart_needed,omitempty"`
+
+	// Execution inputs (not part of the plan's printed form).
+	vm      *DesiredVM
+	network *DesiredNetwork
+	pool    *poolChange
+	// observed is the object as it is (update, replace, delete).
+	observedDomain *virt.Domain
+	observedNet    *virt.Network
+	filterNames    []string // filters to delete with a network
+}
+
+type poolChange struct{ Name, Path string }
+
+// Plan is the difference between a profile and a host. It is a value:
+// printing it, or applying it, changes nothing else.
+type Plan struct {
+	Profile string   `json:"profile"`
+	Host    string   `json:"host"`
+	Accel   string   `json:"accelerator"`
+	Changes []Change `json:"changes"`
+	// Notes are things the user should know that are not changes.
+	Notes []string `json:"notes,omitempty"`
+
+	desired *DesiredState
+}
+
+// HasChanges reports whether applying the plan would do anything.
+func (p *Plan) HasChanges() bool {
+	for _, c := range p.Changes {
+		if c.Action != ActionNoop {
+			return true
+		}
+	}
+	return false
+}
+
+// Destructive returns the changes that lose data.
+func (p *Plan) Destructive() []Change {
+	var out []Change
+	for _, c := range p.Changes {
+		if c.Destructive {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Counts returns how many changes of each action the plan has.
+func (p *Plan) Counts() map[Action]int {
+	m := map[Action]int{}
+	for _, c := range p.Changes {
+		m[c.Action]++
+	}
+	return m
+}
+
+// MakePlan computes the plan for one profile on one host. It is a pure
+// function of the profile, the desired state and what was observed.
+// Objects with clashing names that legacyvm does not own (or that another
+// profile owns) are reported as diagnostics located at the declaration, and
+// never touched.
+func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	plan := &Plan{Profile: p.Name, Host: ds.Target.URI, Accel: accelName(ds.Target.Accel), desired: ds}
+
+	// Storage: the target pool and the pools that make images visible.
+	if !o.PoolFound {
+		if ds.Target.Pool.Name == "default" {
+			plan.Changes = append(plan.Changes, Change{Kind: KindPool, Name: "default", Action: ActionCreate,
+				Details: []string{"directory pool at /var/lib/libvirt/images"},
+				pool:    &poolChange{Name: "default", Path: "/var/lib/libvirt/images"}})
+		} else {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+				Summary: "Storage pool not found",
+				Detail: fmt.Sprintf("The host %s has no storage pool %q. Create it (virsh pool-define-as %s dir --target DIR; virsh pool-build %s; virsh pool-start %s; virsh pool-autostart %s) or remove storage_pool to use \"default\".",
+					ds.Target.URI, ds.Target.Pool.Name, ds.Target.Pool.Name, ds.Target.Pool.Name, ds.Target.Pool.Name, ds.Target.Pool.Name),
+				Subject: hostRange(p)})
+		}
+	}
+	for _, dir := range imageDirsWithoutPool(ds, o) {
+		name := imagePoolName(dir)
+		plan.Changes = append(plan.Changes, Change{Kind: KindPool, Name: name, Action: ActionCreate,
+			Details: []string{"directory pool at " + dir + " so libvirt can see the golden images and ISOs there"},
+			pool:    &poolChange{Name: name, Path: dir}})
+	}
+
+	// Networks and their filters.
+	desiredNets := map[string]bool{}
+	for _, dn := range ds.Networks {
+		desiredNets[dn.Spec.Name] = true
+		obs, exists := o.Networks[dn.Spec.Name]
+		switch {
+		case !exists:
+			plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: dn.Spec.Name, Action: ActionCreate,
+				Details: networkDetails(dn), network: dn})
+		case !ownedBy(obs.Metadata, p.Name):
+			diags = append(diags, conflict("network", dn.Spec.Name, obs.Metadata, dn.Decl.DeclRange))
+			continue
+		default:
+			reasons := networkDrift(dn, obs)
+			act := ActionNoop
+			if len(reasons) > 0 {
+				act = ActionUpdate
+			}
+			obsCopy := obs
+			plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: dn.Spec.Name, Action: act,
+				Reasons: reasons, network: dn, observedNet: &obsCopy})
+		}
+		fc := Change{Kind: KindFilter, Name: dn.Filter.Name, network: dn}
+		if _, ok := o.Filters[dn.Filter.Name]; !ok {
+			fc.Action = ActionCreate
+			fc.Details = filterDetails(dn)
+		} else if diffs := o.FilterDiffs[dn.Filter.Name]; len(diffs) > 0 {
+			fc.Action = ActionUpdate
+			fc.Reasons = append([]string{"rules differ from the profile (changed outside legacyvm?)"}, diffs...)
+		} else {
+			fc.Action = ActionNoop
+		}
+		plan.Changes = append(plan.Changes, fc)
+	}
+
+	// VMs.
+	desiredVMs := map[string]bool{}
+	for _, dv := range ds.VMs {
+		desiredVMs[dv.Spec.Name] = true
+		c, d := planVM(p, dv, o)
+		diags = append(diags, d...)
+		if c != nil {
+			plan.Changes = append(plan.Changes, *c)
+		}
+	}
+	// VMs the profile owns that it no longer declares.
+	for _, name := range sortedKeys(o.Domains) {
+		d := o.Domains[name]
+		if desiredVMs[name] || !ownedBy(d.Metadata, p.Name) {
+			continue
+		}
+		dc := d
+		c := Change{Kind: KindVM, Name: name, Action: ActionDelete, Reasons: []string{"no longer in the profile"},
+			Destructive: true, observedDomain: &dc}
+		c.Details = deleteDetails(&d, o)
+		plan.Changes = append(plan.Changes, c)
+	}
+	// Networks the profile owns that it no longer declares.
+	for _, name := range sortedKeys(o.Networks) {
+		n := o.Networks[name]
+		if desiredNets[name] || !ownedBy(n.Metadata, p.Name) {
+			continue
+		}
+		nc := n
+		filters := []string{name, name + "-guard"}
+		if n.Metadata != nil && len(n.Metadata.Filters) > 0 {
+			filters = n.Metadata.Filters
+		}
+		plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: name, Action: ActionDelete,
+			Reasons: []string{"no longer in the profile"}, observedNet: &nc, filterNames: filters})
+	}
+	return plan, diags
+}
+
+func accelName(a virt.Accel) string {
+	if a == virt.AccelTCG {
+		return "tcg"
+	}
+	return string(a)
+}
+
+func ownedBy(m *virt.Metadata, profile string) bool { return m != nil && m.Profile == profile }
+
+func conflict(kind, name string, m *virt.Metadata, rng hcl.Range) *hcl.Diagnostic {
+	owner := "is not managed by legacyvm"
+	if m != nil {
+		owner = fmt.Sprintf("belongs to legacyvm profile %q", m.Profile)
+	}
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("A %s named %s already exists", kind, name),
+		Detail: fmt.Sprintf("The host already has a %s named %q that %s. legacyvm never touches objects it does not own: rename this block, or remove the other %s first.",
+			kind, name, owner, kind),
+		Subject: rng.Ptr(),
+	}
+}
+
+func hostRange(p *profiles.Profile) *hcl.Range {
+	for _, h := range p.Hosts {
+		if !h.Implicit {
+			return h.DeclRange.Ptr()
+		}
+	}
+	return nil
+}
+
+func networkDetails(dn *DesiredNetwork) []string {
+	var d []string
+	if dn.Spec.Subnet.IsValid() {
+		d = append(d, "subnet "+dn.Spec.Subnet.String())
+	} else {
+		d = append(d, "layer 2 only (no host address)")
+	}
+	if dn.Spec.DHCP {
+		d = append(d, "dhcp")
+	}
+	if dn.Spec.DNS {
+		d = append(d, "dns")
+	}
+	if dn.Spec.PortIsolated {
+		d = append(d, "guests isolated from each other")
+	}
+	d = append(d, "no forwarding", "bridge "+dn.Spec.Bridge)
+	return []string{strings.Join(d, ", ")}
+}
+
+func filterDetails(dn *DesiredNetwork) []string {
+	var allows []string
+	for _, a := range dn.Filter.Allows {
+		s := fmt.Sprintf("allow %s %s %s", a.Name, a.Direction, a.Protocol)
+		if a.PortStart != 0 {
+			if a.PortEnd != 0 && a.PortEnd != a.PortStart {
+				s += fmt.Sprintf(" %d-%d", a.PortStart, a.PortEnd)
+			} else {
+				s += fmt.Sprintf(" %d", a.PortStart)
+			}
+		}
+		allows = append(allows, s)
+	}
+	d := "clean-traffic + host guard (guest traffic to the host dropped"
+	if dn.Filter.DHCP {
+		d += " except DHCP"
+		if dn.Filter.DNS {
+			d += " and DNS"
+		}
+	}
+	d += ")"
+	out := []string{d}
+	return append(out, allows...)
+}
+
+// networkDrift lists how an owned network differs from its desired spec.
+func networkDrift(dn *DesiredNetwork, obs virt.Network) []string {
+	var r []string
+	if obs.ForwardMode != "" {
+		r = append(r, fmt.Sprintf("has <forward mode=%q> (added outside legacyvm): guests could reach other networks", obs.ForwardMode))
+	}
+	if obs.PortIsolated != dn.Spec.PortIsolated {
+		r = append(r, fmt.Sprintf("port isolation %v -> %v", obs.PortIsolated, dn.Spec.PortIsolated))
+	}
+	if obs.Subnet != dn.Spec.Subnet {
+		r = append(r, fmt.Sprintf("subnet %s -> %s", prefixStr(obs.Subnet), prefixStr(dn.Spec.Subnet)))
+	}
+	if obs.DHCP != dn.Spec.DHCP {
+		r = append(r, fmt.Sprintf("dhcp %v -> %v", obs.DHCP, dn.Spec.DHCP))
+	}
+	if obs.DNS != dn.Spec.DNS {
+		r = append(r, fmt.Sprintf("dns %v -> %v", obs.DNS, dn.Spec.DNS))
+	}
+	if obs.IPv6 {
+		r = append(r, "IPv6 enabled outside legacyvm")
+	}
+	if !sameHosts(obs.DHCPHosts, dn.Spec.DHCPHosts) {
+		r = append(r, "address reservations changed")
+	}
+	if obs.Metadata != nil && obs.Metadata.SpecHash != dn.Hash && len(r) == 0 {
+		r = append(r, "definition changed")
+	}
+	if !obs.Active {
+		r = append(r, "not running")
+	}
+	if !obs.Autostart {
+		r = append(r, "not marked autostart")
+	}
+	return r
+}
+
+func prefixStr(p interface{ IsValid() bool }) string {
+	if !p.IsValid() {
+		return "none"
+	}
+	return fmt.Sprint(p)
+}
+
+func sameHosts(a, b []virt.DHCPHost) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(h virt.DHCPHost) string { return strings.ToLower(h.MAC) + "|" + h.Name + "|" + h.IP.String() }
+	as, bs := make([]string, len(a)), make([]string, len(b))
+	for i := range a {
+		as[i], bs[i] = key(a[i]), key(b[i])
+	}
+	sort.Strings(as)
+	sort.Strings(bs)
+	for i := range as {
+		if as[i] != bs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagnostics) {
+	name := dv.Spec.Name
+	decl := dv.Instance.VM.DeclRange
+	obs, exists := o.Domains[name]
+	if exists && !ownedBy(obs.Metadata, p.Name) {
+		return nil, hcl.Diagnostics{conflict("domain", name, obs.Metadata, decl)}
+	}
+	if !exists {
+		// A system volume without its domain is not ours to reuse or delete:
+		// it may be all that is left of a VM someone undefined by hand.
+		if v, ok := o.Volumes[dv.System.Name]; ok {
+			return nil, hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  "Disk volume exists without its VM",
+				Detail: fmt.Sprintf("The volume %s (%s) exists but no domain %q uses it; it may hold data of a VM that was undefined outside legacyvm. Move it out of the pool or delete it (virsh vol-delete --pool %s %s), then apply again.",
+					v.Name, v.Path, name, dv.System.Pool, v.Name),
+				Subject: decl.Ptr(),
+			}}
+		}
+		return &Change{Kind: KindVM, Name: name, Action: ActionCreate, Details: createDetails(dv), vm: dv}, nil
+	}
+	oc := obs
+	c := &Change{Kind: KindVM, Name: name, vm: dv, observedDomain: &oc}
+	m := obs.Metadata
+	var replace []string
+	if !m.Provisioned {
+		replace = append(replace, "provisioning did not finish (an earlier apply was interrupted)")
+	}
+	if m.Image != dv.Image {
+		replace = append(replace, fmt.Sprintf("disk image changed: %s -> %s", m.Image, dv.Image))
+	}
+	if sys, ok := systemDisk(obs); ok && sys.Path != systemDiskPath(dv) {
+		replace = append(replace, fmt.Sprintf("system disk moved: %s -> %s", sys.Path, systemDiskPath(dv)))
+	}
+	if len(replace) > 0 {
+		c.Action = ActionReplace
+		c.Reasons = replace
+		// An unfinished VM holds nothing worth keeping.
+		c.Destructive = m.Provisioned || len(o.Snapshots[name]) > 0
+		c.Details = append(deleteDetails(&obs, o), createDetails(dv)...)
+		return c, nil
+	}
+	var upd []string
+	restart := false
+	if obs.MemoryBytes != dv.Spec.MemoryBytes {
+		upd = append(upd, fmt.Sprintf("memory %s -> %s", humanBytes(obs.MemoryBytes), humanBytes(dv.Spec.MemoryBytes)))
+		restart = true
+	}
+	if obs.VCPUs != dv.Spec.VCPUs {
+		upd = append(upd, fmt.Sprintf("cpus %d -> %d", obs.VCPUs, dv.Spec.VCPUs))
+		restart = true
+	}
+	if r := interfaceDrift(obs.Interfaces, dv.Spec.Interfaces); len(r) > 0 {
+		upd = append(upd, r...)
+		restart = true
+	}
+	if m.SpecHash != dv.Hash && len(upd) == 0 {
+		upd = append(upd, "definition changed")
+		restart = true
+	}
+	if len(upd) == 0 {
+		c.Action = ActionNoop
+		return c, nil
+	}
+	c.Action = ActionUpdate
+	c.Reasons = upd
+	c.RestartNeeded = restart && obs.State != virt.StateShutoff
+	return c, nil
+}
+
+func systemDiskPath(dv *DesiredVM) string {
+	for _, d := range dv.Spec.Disks {
+		if d.Target == "sda" {
+			return d.Path
+		}
+	}
+	return ""
+}
+
+func systemDisk(d virt.Domain) (virt.DiskSpec, bool) {
+	for _, x := range d.Disks {
+		if x.Device == virt.DeviceDisk {
+			return x, true
+		}
+	}
+	return virt.DiskSpec{}, false
+}
+
+// interfaceDrift compares NICs; a missing filter reference is called out
+// because it removes the VM's isolation.
+func interfaceDrift(have, want []virt.InterfaceSpec) []string {
+	var r []string
+	byMAC := map[string]virt.InterfaceSpec{}
+	for _, i := range have {
+		byMAC[strings.ToLower(i.MAC)] = i
+	}
+	for _, w := range want {
+		h, ok := byMAC[strings.ToLower(w.MAC)]
+		if !ok {
+			r = append(r, fmt.Sprintf("network interface %s on %s added", w.MAC, w.Network))
+			continue
+		}
+		delete(byMAC, strings.ToLower(w.MAC))
+		if h.Network != w.Network {
+			r = append(r, fmt.Sprintf("interface %s network %s -> %s", w.MAC, h.Network, w.Network))
+		}
+		if h.Filter != w.Filter {
+			if h.Filter == "" {
+				r = append(r, fmt.Sprintf("interface %s has no traffic filter (removed outside legacyvm): the VM is not isolated", w.MAC))
+			} else {
+				r = append(r, fmt.Sprintf("interface %s filter %s -> %s", w.MAC, h.Filter, w.Filter))
+			}
+		} else if !sameParams(h.FilterParams, w.FilterParams) {
+			r = append(r, fmt.Sprintf("interface %s filter parameters changed", w.MAC))
+		}
+		if h.Model != "" && w.Model != "" && h.Model != w.Model {
+			r = append(r, fmt.Sprintf("interface %s model %s -> %s", w.MAC, h.Model, w.Model))
+		}
+		if h.PortIsolated != w.PortIsolated {
+			r = append(r, fmt.Sprintf("interface %s port isolation %v -> %v", w.MAC, h.PortIsolated, w.PortIsolated))
+		}
+	}
+	for _, mac := range sortedKeys(byMAC) {
+		r = append(r, fmt.Sprintf("network interface %s on %s removed", mac, byMAC[mac].Network))
+	}
+	return r
+}
+
+func sameParams(a, b []virt.FilterParam) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, p := range a {
+		m[p.Name+"="+p.Value]++
+	}
+	for _, p := range b {
+		m[p.Name+"="+p.Value]--
+	}
+	for _, v := range m {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func createDetails(dv *DesiredVM) []string {
+	var disk string
+	switch {
+	case dv.Install != nil:
+		disk = fmt.Sprintf("installed from %s (%s)", dv.Image, humanBytes(dv.System.CapacityBytes))
+	case dv.Clone == profiles.CloneFull:
+		disk = "full copy of " + dv.Image
+	default:
+		disk = "linked clone of " + dv.Image
+	}
+	d := []string{disk, fmt.Sprintf("%d vCPU, %s", dv.Spec.VCPUs, humanBytes(dv.Spec.MemoryBytes))}
+	if len(dv.Spec.Interfaces) > 0 {
+		n := "network " + dv.Spec.Interfaces[0].Network
+		if dv.IP.IsValid() {
+			n += ", address " + dv.IP.String()
+		}
+		d = append(d, n)
+	}
+	if dv.Answer {
+		d = append(d, "answer media for setup (reads the product key at apply)")
+	}
+	if dv.License != nil {
+		d = append(d, fmt.Sprintf("licence %s (%s)", dv.License.Name, dv.License.Channel))
+	}
+	if dv.Policy != nil {
+		s := "baseline snapshot " + dv.Policy.Baseline
+		if dv.Policy.Memory {
+			s += " with memory"
+		}
+		d = append(d, s)
+	}
+	return d
+}
+
+func deleteDetails(d *virt.Domain, o *Observed) []string {
+	var out []string
+	if n := len(o.Snapshots[d.Name]); n > 0 {
+		out = append(out, fmt.Sprintf("deletes the disk and %d snapshot(s)", n))
+	} else {
+		out = append(out, "deletes the disk")
+	}
+	return out
+}
+
+// imageDirsWithoutPool lists directories of images libvirt cannot see
+// through any pool.
+func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, dv := range ds.VMs {
+		if dv.Image == "" {
+			continue
+		}
+		if _, ok := o.Images[dv.Image]; ok {
+			continue
+		}
+		dir := filepath.Dir(dv.Image)
+		if !seen[dir] {
+			seen[dir] = true
+			out = append(out, dir)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// imagePoolName names the pool legacyvm defines for an image directory.
+func imagePoolName(dir string) string { return Prefix + "images-" + hashOf(dir)[:8] }
+
+// humanBytes prints sizes the way profiles write them.
+func humanBytes(n uint64) string {
+	const (
+		kib = 1 << 10
+		mib = 1 << 20
+		gib = 1 << 30
+	)
+	switch {
+	case n >= gib && n%gib == 0:
+		return fmt.Sprintf("%d GiB", n/gib)
+	case n >= gib:
+		return fmt.Sprintf("%.1f GiB", float64(n)/gib)
+	case n >= mib:
+		return fmt.Sprintf("%d MiB", n/mib)
+	case n >= kib:
+		return fmt.Sprintf("%d KiB", n/kib)
+	}
+	return fmt.Sprintf("%d B", n)
+}
