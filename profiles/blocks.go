@@ -430,16 +430,16 @@ func (l *loader) decodeSnapshotPolicy(b *snapshotPolicyBlock) {
 			sp.Baseline = s
 		}
 	}
-	schedSet := false
 	if s, ok := l.str(b.Schedule, ctx, scopeBlock, "schedule"); ok {
 		if _, err := ParseSchedule(s); err != nil {
 			l.errorf(b.Schedule.Range(), "Invalid schedule", "schedule %q: %s.", s, err)
 		} else {
-			sp.Schedule, schedSet = s, true
+			sp.Schedule = s
 		}
 	}
+	keepBad := false
 	if n, ok := l.integer(b.Keep, ctx, scopeBlock, "keep", "keep = 7"); ok {
-		if n < 1 {
+		if keepBad = n < 1; keepBad {
 			l.errorf(b.Keep.Range(), "Invalid keep", "keep is how many scheduled snapshots are kept (the baseline is always kept on top); it must be at least 1.")
 		} else {
 			sp.Keep = n
@@ -467,10 +467,9 @@ func (l *loader) decodeSnapshotPolicy(b *snapshotPolicyBlock) {
 			expr hcl.Expression
 			name string
 		}{{b.Keep, "keep"}, {b.MaxAge, "max_age"}} {
-			if present(e.expr) {
+			if present(e.expr) && !(e.name == "keep" && keepBad) {
 				l.warnf(e.expr.Range(), "Retention without schedule", "%s applies to scheduled snapshots, but this policy has no schedule, so it has no effect. Add schedule = \"@daily\" (or a cron expression) or remove %s.", e.name, e.name)
 			}
 		}
 	}
-	_ = schedSet
 }

@@ -49,7 +49,7 @@ type scope struct {
 }
 
 var (
-	scopeStatic = scope{where: "a variable default or -var-file value"}
+	scopeStatic = scope{where: "a variable default or --var-file value"}
 	scopeLocals = scope{vars: true, locals: true, where: "a locals block"}
 	scopeBlock  = scope{vars: true, locals: true, where: "this block"}
 	scopeVM     = scope{vars: true, locals: true, blocks: true, where: "a vm block"}
@@ -114,6 +114,12 @@ func (l *loader) fileFunc() function.Function {
 		Type:   function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p := l.resolvePath(args[0].AsString())
+			// Check before opening: opening a FIFO would block.
+			if st, err := os.Stat(p); err != nil {
+				return cty.NilVal, function.NewArgErrorf(0, "cannot read %s: %v", p, unwrapPathErr(err))
+			} else if !st.Mode().IsRegular() {
+				return cty.NilVal, function.NewArgErrorf(0, "%s is not a regular file", p)
+			}
 			f, err := os.Open(p)
 			if err != nil {
 				return cty.NilVal, function.NewArgErrorf(0, "cannot read %s: %v", p, unwrapPathErr(err))

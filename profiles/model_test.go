@@ -196,7 +196,7 @@ func TestLoadOptionErrors(t *testing.T) {
 		summary string
 	}{
 		{"undeclared -var", "testdata/valid/acct", LoadOptions{Vars: []string{"tire=x"}}, "Value for undeclared variable"},
-		{"malformed -var", "testdata/valid/acct", LoadOptions{Vars: []string{"tier"}}, "Invalid -var option"},
+		{"malformed -var", "testdata/valid/acct", LoadOptions{Vars: []string{"tier"}}, "Invalid --var option"},
 		{"wrong type from -var", "testdata/valid/acct", LoadOptions{Vars: []string{"cpus=many"}}, "Invalid value for variable"},
 		{"wrong type from env", "testdata/valid/acct", LoadOptions{Getenv: func(k string) (string, bool) { return "x", k == "LEGACYVM_VAR_cpus" }}, "Invalid value for variable"},
 		{"missing var-file", "testdata/valid/acct", LoadOptions{VarFiles: []string{"testdata/varfiles/nope.hcl"}}, "Cannot read variables file"},

@@ -82,11 +82,11 @@ func (l *loader) loadVariables(blocks []*variableBlock) {
 		name, raw, ok := strings.Cut(kv, "=")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid -var option", Detail: fmt.Sprintf("The option -var %q is not of the form NAME=VALUE, for example -var golden=/var/lib/libvirt/images/win7.qcow2.", truncate(kv, 40))}})
+			l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid --var option", Detail: fmt.Sprintf("The option --var %q is not of the form NAME=VALUE, for example --var golden=/var/lib/libvirt/images/win7.qcow2.", truncate(kv, 40))}})
 			continue
 		}
 		if _, declared := l.vars[name]; !declared {
-			l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Value for undeclared variable", Detail: fmt.Sprintf("-var sets %q, but the profile declares no such variable.%s Declare it with variable %q {} or remove the option.", name, didYouMean(name, l.varOrder), name)}})
+			l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Value for undeclared variable", Detail: fmt.Sprintf("--var sets %q, but the profile declares no such variable.%s Declare it with variable %q {} or remove the option.", name, didYouMean(name, l.varOrder), name)}})
 			continue
 		}
 		l.setRawVar(name, raw, types[name].ty, "-var")
@@ -95,7 +95,7 @@ func (l *loader) loadVariables(blocks []*variableBlock) {
 	for _, name := range l.varOrder {
 		v := l.vars[name]
 		if v.Value == cty.NilVal {
-			l.errorf(v.DeclRange, "No value for required variable", "Variable %q has no default and no value was given. Set it with -var %s=VALUE, in a -var-file, or with the environment variable %s%s, or give it a default.", name, name, EnvVarPrefix, name)
+			l.errorf(v.DeclRange, "No value for required variable", "Variable %q has no default and no value was given. Set it with --var %s=VALUE, in a --var-file, or with the environment variable %s%s, or give it a default.", name, name, EnvVarPrefix, name)
 			v.Value = cty.DynamicVal
 		}
 	}
