@@ -236,15 +236,15 @@ func (l *loader) checkName(kind, name string, rng hcl.Range, max int, why string
 
 func (l *loader) run(files []sourceFile) {
 	var all fileSchema
+	parseFailed := false
 	for _, f := range files {
 		hf, diags := l.parser.ParseHCL(f.src, f.name)
 		l.add(diags)
-		if hf == nil {
-			continue
+		if hf != nil {
+			l.p.Sources[f.name] = hf
 		}
-		l.p.Sources[f.name] = hf
-		if diags.HasErrors() {
-			// Syntax errors: the rest would only add noise.
+		if hf == nil || diags.HasErrors() {
+			parseFailed = true
 			continue
 		}
 		var fs fileSchema
@@ -257,7 +257,9 @@ func (l *loader) run(files []sourceFile) {
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
 	}
-	if l.diags.HasErrors() && len(l.p.Sources) < len(files) || hasSyntaxErrors(l.diags) {
+	if parseFailed {
+		// Syntax errors first: evaluating the rest would report
+		// references to blocks the broken file declares.
 		return
 	}
 	// Names of every block first, so references can be checked (and
@@ -291,15 +293,6 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeVM(b)
 	}
 	l.assemble()
-}
-
-func hasSyntaxErrors(diags hcl.Diagnostics) bool {
-	for _, d := range diags {
-		if d.Severity == hcl.DiagError && d.Subject != nil && strings.HasPrefix(d.Summary, "Argument or block definition required") {
-			return true
-		}
-	}
-	return false
 }
 
 // buildVMContext adds block references to the base context.
