@@ -270,7 +270,11 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		if !sec.key.IsZero() {
 			lr.LastGroup = sec.key.LastGroup()
 			if e.Fingerprint != nil {
-				lr.Fingerprint = e.Fingerprint(sec.key)
+				fp, err := e.Fingerprint(sec.key)
+				if err != nil {
+					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
+				}
+				lr.Fingerprint = fp
 			}
 		}
 		md.License = &lr

@@ -23,7 +23,7 @@ type Engine struct {
 	Getenv func(string) (string, bool)
 	// Fingerprint computes the keyed fingerprint of a product key. nil
 	// records no fingerprint (tests).
-	Fingerprint func(license.Key) string
+	Fingerprint func(license.Key) (string, error)
 	// PollInterval is how often waits poll the host (default 500ms).
 	PollInterval time.Duration
 	// SetupTimeout bounds the wait for a specialize pass to power the guest

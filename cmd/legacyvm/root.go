@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -64,10 +65,19 @@ type Factory struct {
 	Vars     []string
 	VarFiles []string
 	Getenv   func(string) (string, bool)
+	// Connect opens a hypervisor connection (libvirt; tests may swap it).
+	Connect orchestrator.Connector
+	// HostSystem is the local system doctor inspects.
+	HostSystem orchestrator.HostSystem
 }
 
 func newFactory(io *IOStreams) *Factory {
-	return &Factory{IO: io, Getenv: os.LookupEnv}
+	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect}
+	// LEGACYVM_HOST_ROOT points doctor at a copy of /proc and /run (tests).
+	if root, ok := os.LookupEnv("LEGACYVM_HOST_ROOT"); ok {
+		f.HostSystem.Root = root
+	}
+	return f
 }
 
 // URI returns the libvirt URI: --connect, else LIBVIRT_DEFAULT_URI, else
@@ -124,6 +134,14 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 	root.AddCommand(
 		newCmdValidate(f),
 		newCmdFmt(f),
+		newCmdPlan(f),
+		newCmdApply(f),
+		newCmdDestroy(f),
+		newCmdStatus(f),
+		newCmdStart(f),
+		newCmdStop(f),
+		newCmdConsole(f),
+		newCmdDoctor(f),
 		newCmdVersion(f),
 	)
 	return root

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/legacyvm/legacyvm/orchestrator"
+)
+
+// ApplyOptions are the inputs of `legacyvm apply`.
+type ApplyOptions struct {
+	Path        string
+	AutoApprove bool
+	LockWait    time.Duration
+}
+
+func newCmdApply(f *Factory) *cobra.Command {
+	opts := &ApplyOptions{}
+	cmd := &cobra.Command{
+		Use:   "apply [PATH]",
+		Short: "Create or update the VMs, networks and filters a profile declares",
+		Long: `Apply makes the host match the profile at PATH (default "."): it plans, shows
+the plan, and executes it: networks and traffic filters first, then the VMs in
+parallel (--parallelism at once), each one rolled back if one of its steps
+fails. New VMs get their disk (a linked clone of the golden image unless
+clone = "full"), answer media when setup needs it (the product key is read
+now, from where the profile says, and never stored), their baseline snapshot,
+and are started.
+
+Changes that lose data (replacing or deleting a VM's disk or snapshots) need a
+"yes" at the prompt, or --auto-approve. Running apply again plans nothing.
+Two applies of the same profile on the same host never run at once: the
+second waits for the first (--lock-wait) or fails.`,
+		Example: `  legacyvm apply examples/lab
+  ACCT_WIN7_KEY=$(pass win7/acct) legacyvm apply --auto-approve ./acct
+  legacyvm apply --parallelism 2 -o json examples/lab`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeProfilePath,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Path = pathArg(args)
+			return applyRun(cmd, f, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "do not ask before destructive changes")
+	cmd.Flags().DurationVar(&opts.LockWait, "lock-wait", 5*time.Minute, "how long to wait for another command working on the same profile")
+	return cmd
+}
+
+func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
+	ctx := cmd.Context()
+	p, err := f.loadProfile(opts.Path)
+	if err != nil {
+		return err
+	}
+	uri := orchestrator.HostURI(p.Hosts[0], f.planOptions())
+	lock, err := orchestrator.AcquireLock(ctx, p.Name, uri, "apply", opts.LockWait, func(holder string) {
+		f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
+	})
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
+	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, f.planOptions())
+	if len(diags) > 0 {
+		f.printDiagnostics(p.Sources, diags)
+	}
+	if err != nil {
+		return err
+	}
+	defer orchestrator.CloseAll(hps)
+	if diags.HasErrors() {
+		return silent(exitError)
+	}
+	changes := false
+	planOut := f.IO.Out
+	if f.JSON() {
+		planOut = f.IO.ErrOut
+	}
+	for _, hp := range hps {
+		writePlanText(planOut, hp.Plan)
+		changes = changes || hp.Plan.HasChanges()
+	}
+	if !changes {
+		if f.JSON() {
+			return writeApplyJSON(f, p.Name, nil)
+		}
+		return nil
+	}
+	if err := confirmDestructive(f, hps, opts.AutoApprove); err != nil {
+		return err
+	}
+	var all []orchestrator.Result
+	var failed error
+	for _, hp := range hps {
+		eng := f.engine(hp.HV)
+		start := time.Now()
+		res, err := eng.Apply(ctx, hp.Plan)
+		all = append(all, res...)
+		for _, r := range res {
+			for _, n := range r.Notes {
+				f.IO.Status("%s: %s", r.Object, n)
+			}
+		}
+		if err != nil {
+			failed = err
+			continue
+		}
+		f.IO.Status("Applied profile %s on %s in %s.", p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
+	}
+	if f.JSON() {
+		if err := writeApplyJSON(f, p.Name, all); err != nil {
+			return err
+		}
+	}
+	if failed != nil {
+		var ae *orchestrator.ApplyError
+		if errors.As(failed, &ae) {
+			for _, r := range ae.Failed {
+				fmt.Fprintf(f.IO.ErrOut, "Error: %s %s: %s\n", r.Kind, r.Object, r.Err)
+			}
+			return silent(exitError)
+		}
+		return failed
+	}
+	return nil
+}
+
+func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result) error {
+	doc := struct {
+		Profile string                `json:"profile"`
+		Results []orchestrator.Result `json:"results"`
+	}{profile, rs}
+	if doc.Results == nil {
+		doc.Results = []orchestrator.Result{}
+	}
+	enc := json.NewEncoder(f.IO.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// confirmDestructive asks before changes that lose data. Without a terminal
+// the answer must come from --auto-approve.
+func confirmDestructive(f *Factory, hps []*orchestrator.HostPlan, autoApprove bool) error {
+	var names []string
+	for _, hp := range hps {
+		for _, c := range hp.Plan.Destructive() {
+			names = append(names, fmt.Sprintf("%s %s (%s)", c.Kind, c.Name, strings.Join(c.Details, "; ")))
+		}
+	}
+	if len(names) == 0 || autoApprove {
+		return nil
+	}
+	if !f.IO.InTTY {
+		return fmt.Errorf("the plan deletes data (%s); run again with --auto-approve to confirm", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(f.IO.ErrOut, "\nThese changes delete disks or snapshots:\n")
+	for _, n := range names {
+		fmt.Fprintf(f.IO.ErrOut, "  - %s\n", n)
+	}
+	fmt.Fprint(f.IO.ErrOut, "Type \"yes\" to continue: ")
+	line, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return errors.New("cancelled: nothing was changed")
+	}
+	return nil
+}

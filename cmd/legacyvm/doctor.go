@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/legacyvm/legacyvm/orchestrator"
+)
+
+func newCmdDoctor(f *Factory) *cobra.Command {
+	var pool string
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check the host for what legacyvm needs and what weakens isolation",
+		Long: `Doctor checks the libvirt host: libvirtd reachable, QEMU present, KVM usable or
+the TCG fallback, the storage pool, ebtables/iptables for the traffic filters,
+and kernel or firewall settings that weaken isolation (bridge-nf-call-iptables,
+rp_filter, firewalld's libvirt zone). Every problem comes with a fix.
+Exit status 1 when a check fails (warnings do not fail).`,
+		Example: `  legacyvm doctor
+  legacyvm doctor --connect qemu+ssh://root@lab1/system -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			uri := f.URI()
+			hv, connErr := f.Connect(ctx, uri)
+			if connErr == nil {
+				defer hv.Close()
+			}
+			fs := orchestrator.Doctor(ctx, uri, hv, connErr, f.HostSystem, pool)
+			failed := false
+			for _, x := range fs {
+				failed = failed || x.Severity == orchestrator.SeverityFail
+			}
+			if f.JSON() {
+				enc := json.NewEncoder(f.IO.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"host": uri, "ok": !failed, "findings": fs}); err != nil {
+					return err
+				}
+			} else {
+				marks := map[orchestrator.Severity]string{orchestrator.SeverityOK: "ok  ", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL"}
+				for _, x := range fs {
+					fmt.Fprintf(f.IO.Out, "%s  %-24s %s\n", marks[x.Severity], x.Check, x.Message)
+					if x.Fix != "" {
+						fmt.Fprintf(f.IO.Out, "      %-24s fix: %s\n", "", x.Fix)
+					}
+				}
+			}
+			if failed {
+				return silent(exitError)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pool, "pool", "default", "storage pool to check")
+	return cmd
+}

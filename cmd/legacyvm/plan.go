@@ -1,0 +1,139 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/legacyvm/legacyvm/orchestrator"
+)
+
+// PlanOptions are the inputs of `legacyvm plan`.
+type PlanOptions struct {
+	Path string
+}
+
+func newCmdPlan(f *Factory) *cobra.Command {
+	opts := &PlanOptions{}
+	cmd := &cobra.Command{
+		Use:   "plan [PATH]",
+		Short: "Show what apply would change on the host",
+		Long: `Plan compares the profile at PATH (a directory of *.hcl files or one file;
+default ".") with what the host holds and prints the changes apply would make:
+create, update in place, replace (with the reason) or delete. It reads no
+secrets and changes nothing.
+
+Exit status: 0 no changes, 2 changes present, 1 error.`,
+		Example: `  legacyvm plan examples/lab
+  legacyvm plan -o json examples/lab | jq '.hosts[].changes[] | select(.action != "no-op")'
+  legacyvm plan --connect qemu+ssh://root@lab1/system examples/ops-daily`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeProfilePath,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Path = pathArg(args)
+			return planRun(cmd, f, opts)
+		},
+	}
+	return cmd
+}
+
+func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
+	ctx := cmd.Context()
+	p, err := f.loadProfile(opts.Path)
+	if err != nil {
+		return err
+	}
+	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, f.planOptions())
+	if len(diags) > 0 {
+		f.printDiagnostics(p.Sources, diags)
+	}
+	if err != nil {
+		return err
+	}
+	defer orchestrator.CloseAll(hps)
+	if diags.HasErrors() {
+		return silent(exitError)
+	}
+	if f.JSON() {
+		if err := writePlanJSON(f.IO.Out, hps); err != nil {
+			return err
+		}
+	} else {
+		for _, hp := range hps {
+			writePlanText(f.IO.Out, hp.Plan)
+		}
+	}
+	for _, hp := range hps {
+		if hp.Plan.HasChanges() {
+			return silent(exitChanges)
+		}
+	}
+	return nil
+}
+
+type planJSON struct {
+	Profile    string               `json:"profile"`
+	Hosts      []*orchestrator.Plan `json:"hosts"`
+	HasChanges bool                 `json:"has_changes"`
+}
+
+func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan) error {
+	doc := planJSON{}
+	for _, hp := range hps {
+		doc.Profile = hp.Plan.Profile
+		doc.Hosts = append(doc.Hosts, hp.Plan)
+		doc.HasChanges = doc.HasChanges || hp.Plan.HasChanges()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+var actionSymbols = map[orchestrator.Action]string{
+	orchestrator.ActionCreate:  "+",
+	orchestrator.ActionUpdate:  "~",
+	orchestrator.ActionReplace: "-/+",
+	orchestrator.ActionDelete:  "-",
+	orchestrator.ActionNoop:    " ",
+}
+
+// writePlanText prints a plan the way a reviewer reads it: one line per
+// object that changes, its reasons and details indented below.
+func writePlanText(w io.Writer, p *orchestrator.Plan) {
+	fmt.Fprintf(w, "Profile %s on %s (accelerator %s):\n", p.Profile, p.Host, p.Accel)
+	if !p.HasChanges() {
+		fmt.Fprintln(w, "  No changes. The host matches the profile.")
+		return
+	}
+	for _, c := range p.Changes {
+		if c.Action == orchestrator.ActionNoop {
+			continue
+		}
+		line := fmt.Sprintf("  %-3s %-8s %-24s %s", actionSymbols[c.Action], c.Kind, c.Name, c.Action)
+		if c.Action == orchestrator.ActionUpdate {
+			line += " in place"
+		}
+		if c.Destructive {
+			line += "  [DESTRUCTIVE]"
+		}
+		if c.RestartNeeded {
+			line += "  (restart needed)"
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		for _, r := range c.Reasons {
+			fmt.Fprintf(w, "        because: %s\n", r)
+		}
+		for _, d := range c.Details {
+			fmt.Fprintf(w, "        %s\n", d)
+		}
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	counts := p.Counts()
+	fmt.Fprintf(w, "Plan: %d to create, %d to update in place, %d to replace, %d to delete.\n",
+		counts[orchestrator.ActionCreate], counts[orchestrator.ActionUpdate], counts[orchestrator.ActionReplace], counts[orchestrator.ActionDelete])
+}

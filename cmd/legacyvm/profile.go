@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/virt"
+	lvlibvirt "github.com/legacyvm/legacyvm/internal/virt/libvirt"
+	"github.com/legacyvm/legacyvm/orchestrator"
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// pathArg is the profile path argument, "." when absent.
+func pathArg(args []string) string {
+	if len(args) == 0 {
+		return "."
+	}
+	return args[0]
+}
+
+// loadProfile loads and validates a profile, printing its diagnostics
+// (warnings too). Errors end the command with exit status 1.
+func (f *Factory) loadProfile(path string) (*profiles.Profile, error) {
+	p, diags := profiles.Load(path, profiles.LoadOptions{Vars: f.Vars, VarFiles: f.VarFiles, Getenv: f.Getenv})
+	var sources map[string]*hcl.File
+	if p != nil {
+		sources = p.Sources
+	}
+	if len(diags) > 0 {
+		if err := writeDiagnostics(f.IO, sources, diags); err != nil {
+			return nil, err
+		}
+	}
+	if diags.HasErrors() {
+		return nil, silent(exitError)
+	}
+	return p, nil
+}
+
+// planOptions are the orchestrator settings that come from flags and the
+// environment.
+func (f *Factory) planOptions() orchestrator.Options {
+	o := orchestrator.Options{DefaultURI: f.URI()}
+	if v, ok := f.Getenv("LEGACYVM_SERIAL_LOG_DIR"); ok {
+		o.SerialLogDir = v
+	}
+	return o
+}
+
+// engine builds an orchestrator engine on hv that reports progress on
+// stderr.
+func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
+	var mu sync.Mutex
+	start := time.Now()
+	return &orchestrator.Engine{
+		HV:          hv,
+		Parallelism: f.Parallelism,
+		Getenv:      f.Getenv,
+		Fingerprint: f.fingerprint,
+		Progress: func(object, msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(f.IO.ErrOut, "[%6.1fs] %s: %s\n", time.Since(start).Seconds(), object, msg)
+		},
+	}
+}
+
+// fingerprint computes the keyed fingerprint of a product key with the
+// host secret (created on first use).
+func (f *Factory) fingerprint(k license.Key) (string, error) {
+	path, err := license.DefaultFingerprintPath()
+	if err != nil {
+		return "", err
+	}
+	fp, err := license.OpenFingerprinter(path)
+	if err != nil {
+		return "", err
+	}
+	return fp.Fingerprint(k), nil
+}
+
+func defaultConnect(ctx context.Context, uri string) (virt.Hypervisor, error) {
+	return lvlibvirt.Connect(ctx, uri)
+}
+
+// printDiagnostics prints diagnostics from planning (located in the
+// profile's sources).
+func (f *Factory) printDiagnostics(sources map[string]*hcl.File, diags hcl.Diagnostics) {
+	if err := writeDiagnostics(f.IO, sources, diags); err != nil {
+		fmt.Fprintln(f.IO.ErrOut, diags.Error())
+	}
+}
