@@ -30,7 +30,7 @@ var initScript []byte
 
 // guestFormat changes whenever the Go side of the build (the installer ISO
 // layout below) changes, so old cache entries are not reused.
-const guestFormat = "installer-iso-v1"
+const guestFormat = "installer-iso-v2"
 
 // CacheEnv overrides the cache root (default $HOME/.cache/legacyvm).
 const CacheEnv = "LEGACYVM_CACHE"
@@ -59,6 +59,10 @@ type GuestImages struct {
 	// the stand-in system to the first empty disk, reports the answer
 	// file's ComputerName and powers off.
 	Installer string
+	// Busybox is a static busybox for the host side of tests, e.g.
+	// env.Run(ctx, g.Busybox, "ping", "-c1", ip) (the host need not have
+	// ping or nc).
+	Busybox string
 	// Dir holds all of the above plus manifest.txt.
 	Dir string
 }
@@ -140,6 +144,7 @@ func BuildGuest(ctx context.Context, opts GuestOptions) (*GuestImages, error) {
 		Initrd:    filepath.Join(pub, "initrd.img"),
 		Cmdline:   strings.TrimSpace(string(cmdline)),
 		Installer: filepath.Join(pub, "installer.iso"),
+		Busybox:   filepath.Join(pub, "busybox"),
 		Dir:       pub,
 	}, nil
 }
@@ -312,10 +317,50 @@ func WriteISO(dst, src, label string, boot *iso9660.ElTorito) error {
 	}); err != nil {
 		return fmt.Errorf("write ISO %q: %w", dst, err)
 	}
+	if boot != nil {
+		if err := bootRecordFirst(f); err != nil {
+			return fmt.Errorf("write ISO %q: %w", dst, err)
+		}
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write ISO %q: %w", dst, err)
 	}
 	return nil
+}
+
+// bootRecordFirst moves the El Torito boot record volume descriptor to
+// sector 17, where BIOSes (SeaBIOS among them) look for it; go-diskfs puts
+// the Joliet descriptor there. Volume descriptors are self-contained, so
+// swapping two of them keeps the image valid.
+func bootRecordFirst(f *os.File) error {
+	const sector = 2048
+	buf := make([]byte, sector)
+	for s := int64(17); s < 16+8; s++ {
+		if _, err := f.ReadAt(buf, s*sector); err != nil {
+			return fmt.Errorf("read volume descriptor %d: %w", s, err)
+		}
+		if string(buf[1:6]) != "CD001" || buf[0] == 255 {
+			return errors.New("no El Torito boot record before the descriptor set terminator")
+		}
+		if buf[0] != 0 {
+			continue
+		}
+		if s == 17 {
+			return nil
+		}
+		other := make([]byte, sector)
+		if _, err := f.ReadAt(other, 17*sector); err != nil {
+			return fmt.Errorf("read volume descriptor 17: %w", err)
+		}
+		if _, err := f.WriteAt(buf, 17*sector); err != nil {
+			return fmt.Errorf("write volume descriptor 17: %w", err)
+		}
+		if _, err := f.WriteAt(other, s*sector); err != nil {
+			return fmt.Errorf("write volume descriptor %d: %w", s, err)
+		}
+		return nil
+	}
+	return errors.New("no El Torito boot record")
 }
 
 // publish returns a directory with dir's files that the QEMU user can read:
@@ -373,7 +418,7 @@ func chmodTree(dir string) error {
 			return err
 		}
 		mode := fs.FileMode(0o644)
-		if d.IsDir() {
+		if d.IsDir() || d.Name() == "busybox" {
 			mode = 0o755
 		}
 		if err := os.Chmod(p, mode); err != nil {

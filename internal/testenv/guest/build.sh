@@ -19,6 +19,7 @@
 #   standin.img   the raw system disk (see below)
 #   guest.qcow2   standin.img as qcow2: BIOS-bootable (SeaBIOS -> syslinux) from IDE, SATA (AHCI) or
 #                 virtio; used read-only as the backing file of per-VM overlays
+#   busybox       the guest's busybox-static, for the host side of tests (ping, nc inside a netns)
 #   manifest.txt  package versions and sha256 of the outputs
 #
 # System disk layout (32 MiB, no partition table, like a "superfloppy"):
@@ -138,6 +139,7 @@ syslinux --install "$IMG"
 truncate -s 32M "$IMG"
 printf 'LEGACYVM-STANDIN-SYSDISK\n' | dd of="$IMG" bs=512 seek=57344 conv=notrunc status=none
 mv "$IMG" "$OUT/standin.img"
+install -m 0755 "$BB" "$OUT/busybox"
 rm -f "$OUT/guest.qcow2"
 qemu-img convert -q -f raw -O qcow2 "$OUT/standin.img" "$OUT/guest.qcow2"
 
@@ -149,6 +151,6 @@ qemu-img convert -q -f raw -O qcow2 "$OUT/standin.img" "$OUT/guest.qcow2"
 	echo "net_modules=$(tr '\n' ' ' < "$R/lib/modules/net.order")"
 	echo "storage_modules=$(tr '\n' ' ' < "$R/lib/modules/storage.order")"
 	echo "cmdline=$CMDLINE"
-	(cd "$OUT" && sha256sum vmlinux vmlinuz initrd.img initrd.img.gz standin.img guest.qcow2)
+	(cd "$OUT" && sha256sum vmlinux vmlinuz initrd.img initrd.img.gz standin.img guest.qcow2 busybox)
 } > "$OUT/manifest.txt"
 log "done: $OUT"
