@@ -1,0 +1,186 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// Daemon runs snapshot schedules and reacts to guests shutting down. It
+// keeps no state of its own: policies, baselines and schedules are read from
+// libvirt at every tick, so it can be restarted (or run on another machine)
+// at any time.
+type Daemon struct {
+	// Connect opens the hypervisor; called again after the connection is
+	// lost (libvirtd restarted).
+	Connect func(ctx context.Context) (virt.Hypervisor, error)
+	// Tick is the scheduler period (default one minute).
+	Tick time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	Log *slog.Logger
+	// Parallelism bounds concurrent VM work per tick.
+	Parallelism int
+	// ReconnectMax caps the reconnect backoff (default 30s).
+	ReconnectMax time.Duration
+
+	locks sync.Map // VM name -> *sync.Mutex
+}
+
+func (d *Daemon) now() time.Time {
+	if d.Now != nil {
+		return d.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (d *Daemon) lock(vm string) func() {
+	m, _ := d.locks.LoadOrStore(vm, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Run serves until ctx ends (SIGTERM). It returns nil on a clean stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	tick := d.Tick
+	if tick <= 0 {
+		tick = time.Minute
+	}
+	maxWait := d.ReconnectMax
+	if maxWait <= 0 {
+		maxWait = 30 * time.Second
+	}
+	wait := time.Second
+	for {
+		if ctx.Err() != nil {
+			d.Log.Info("daemon stopped")
+			return nil
+		}
+		hv, err := d.Connect(ctx)
+		if err != nil {
+			d.Log.Warn("cannot connect to libvirt; retrying", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				continue
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, maxWait)
+			continue
+		}
+		wait = time.Second
+		d.Log.Info("connected to libvirt")
+		err = d.serve(ctx, hv, tick)
+		_ = hv.Close()
+		if ctx.Err() != nil {
+			continue
+		}
+		d.Log.Warn("lost the libvirt connection; reconnecting", "err", err)
+	}
+}
+
+// serve runs ticks and handles events on one connection until it is lost
+// (the events channel closes) or ctx ends.
+func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Duration) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := hv.Events(sctx)
+	if err != nil {
+		return err
+	}
+	e := &Engine{HV: hv, Parallelism: max(d.Parallelism, 1), Now: d.Now}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	d.tick(sctx, e)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			d.tick(sctx, e)
+		case ev, ok := <-events:
+			if !ok {
+				return errors.New("event stream closed")
+			}
+			if ev.Kind == virt.EventStopped && ev.Detail == "shutdown" {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					d.onGuestShutdown(sctx, e, ev.Domain)
+				}()
+			}
+		}
+	}
+}
+
+// tick runs one scheduler pass: every managed VM with a policy, each under
+// its VM lock.
+func (d *Daemon) tick(ctx context.Context, e *Engine) {
+	now := d.now().Truncate(time.Minute)
+	doms, err := e.selectManaged(ctx, nil)
+	if err != nil {
+		d.Log.Error("tick: list domains", "err", err)
+		return
+	}
+	var names []string
+	for _, dom := range doms {
+		if dom.Metadata.Policy != nil && dom.Metadata.Provisioned {
+			names = append(names, dom.Name)
+		}
+	}
+	e.forEach(ctx, names, "tick", func(ctx context.Context, name string) error {
+		unlock := d.lock(name)
+		defer unlock()
+		dom, err := e.HV.GetDomain(ctx, name)
+		if err != nil {
+			d.Log.Error("tick", "vm", name, "err", err)
+			return err
+		}
+		r := e.tickVM(ctx, dom, now, false)
+		switch {
+		case r.Err != "":
+			d.Log.Error("snapshot tick failed", "vm", name, "policy", r.Policy, "err", r.Err)
+		case r.Created != "" || len(r.Pruned) > 0:
+			d.Log.Info("snapshot tick", "vm", name, "policy", r.Policy, "created", r.Created, "pruned", r.Pruned)
+		}
+		return nil
+	})
+}
+
+// onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
+// to its baseline after the guest powered itself off, and starts it again
+// when the baseline was taken with the VM off.
+func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
+	unlock := d.lock(name)
+	defer unlock()
+	dom, err := e.HV.GetDomain(ctx, name)
+	if err != nil || dom.Metadata == nil || dom.Metadata.Policy == nil {
+		return
+	}
+	p := dom.Metadata.Policy
+	if p.OnShutdown != "revert" {
+		return
+	}
+	start := time.Now()
+	state, err := e.RevertSnapshot(ctx, name, p.Baseline)
+	if err != nil {
+		d.Log.Error("revert on shutdown failed", "vm", name, "baseline", p.Baseline, "err", err)
+		return
+	}
+	if state == virt.StateShutoff {
+		if err := e.ensureRunning(ctx, name); err != nil {
+			d.Log.Error("start after revert failed", "vm", name, "err", err)
+			return
+		}
+	}
+	d.Log.Info("guest shut down: reverted to baseline", "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
+}

@@ -1,0 +1,150 @@
+package orchestrator
+
+import (
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// AutoSnapshotPrefix starts the name of every scheduled snapshot:
+// auto-<policy>-<UTC timestamp>.
+const AutoSnapshotPrefix = "auto-"
+
+// autoTimeFormat is the UTC timestamp in scheduled snapshot names; it sorts
+// like time.
+const autoTimeFormat = "20060102T150405Z"
+
+// AutoSnapshotName names a scheduled snapshot of policy taken at t.
+func AutoSnapshotName(policy string, t time.Time) string {
+	return AutoSnapshotPrefix + policy + "-" + t.UTC().Format(autoTimeFormat)
+}
+
+// Schedule is a policy schedule resolved for one VM: the @ aliases are
+// turned into a fixed minute (and hour, weekday, day) derived from the VM's
+// identity, so a fleet with @daily does not snapshot at the same second,
+// and the same VM always snapshots at the same time.
+type Schedule struct {
+	// Spec is the cron expression after jitter ("17 3 * * *").
+	Spec  string
+	sched cron.Schedule
+}
+
+// Next is the first scheduled instant strictly after t.
+func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t) }
+
+// ResolveSchedule applies the per-VM jitter to expr and parses it with the
+// profile language's parser. An empty expr has no schedule (ok false).
+func ResolveSchedule(expr, vmKey string) (Schedule, bool, error) {
+	expr = strings.TrimSpace(expr)
+	if expr == "" {
+		return Schedule{}, false, nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(vmKey))
+	v := h.Sum64()
+	minute, hour, wday, mday := v%60, (v/60)%24, (v/1440)%7, 1+(v/10080)%28
+	spec := expr
+	switch expr {
+	case "@hourly":
+		spec = fmt.Sprintf("%d * * * *", minute)
+	case "@daily", "@midnight":
+		spec = fmt.Sprintf("%d %d * * *", minute, hour)
+	case "@weekly":
+		spec = fmt.Sprintf("%d %d * * %d", minute, hour, wday)
+	case "@monthly":
+		spec = fmt.Sprintf("%d %d %d * *", minute, hour, mday)
+	}
+	s, err := profiles.ParseSchedule(spec)
+	if err != nil {
+		return Schedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
+	}
+	return Schedule{Spec: spec, sched: s}, true, nil
+}
+
+// SnapshotInfo is a snapshot with legacyvm's reading of it.
+type SnapshotInfo struct {
+	virt.Snapshot
+	Kind   SnapshotKind `json:"kind"`
+	Policy string       `json:"policy,omitempty"`
+	// Expires is when max_age retention removes it (auto snapshots).
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// Classify reads a snapshot's description (and, for snapshots legacyvm did
+// not describe, its name against the baseline) into a SnapshotInfo.
+// Snapshots made outside legacyvm count as manual: never pruned.
+func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
+	info := SnapshotInfo{Snapshot: s, Kind: SnapshotManual}
+	if d, ok := ParseSnapshotDescription(s.Description); ok {
+		info.Kind, info.Policy, info.Expires = d.Kind, d.Policy, d.Expires
+	}
+	if s.Name == baseline && baseline != "" {
+		info.Kind = SnapshotBaseline
+	}
+	return info
+}
+
+// DueSnapshot says whether a VM's policy wants a scheduled snapshot at
+// now: the first scheduled instant after the newest scheduled snapshot of
+// the policy (or after the VM was provisioned, if none) has passed. Missed
+// instants (a daemon that was down) are caught up once, not repeatedly.
+func DueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) bool {
+	ref := created
+	for _, sn := range snaps {
+		if sn.Kind == SnapshotAuto && sn.Policy == policy && sn.Created.After(ref) {
+			ref = sn.Created
+		}
+	}
+	return !s.Next(ref).After(now)
+}
+
+// Retention lists the scheduled snapshots of policy that retention
+// removes at now: those past their expiry (max_age) and those beyond the
+// newest keep. room reserves places for snapshots about to be taken (prune
+// before create: room = 1). The baseline and manual snapshots are never
+// listed. The result is oldest first.
+func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int) []SnapshotInfo {
+	var autos []SnapshotInfo
+	for _, s := range snaps {
+		if s.Kind == SnapshotAuto && s.Policy == p.Name && s.Name != p.Baseline {
+			autos = append(autos, s)
+		}
+	}
+	// Newest first.
+	sort.SliceStable(autos, func(i, j int) bool { return autos[i].Created.After(autos[j].Created) })
+	keep := p.Keep - room
+	if keep < 0 {
+		keep = 0
+	}
+	var out []SnapshotInfo
+	kept := 0
+	for _, s := range autos {
+		expired := s.Expires != nil && !s.Expires.After(now)
+		if expired || kept >= keep {
+			out = append(out, s)
+			continue
+		}
+		kept++
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// policyMaxAge is the recorded max_age (0: none).
+func policyMaxAge(p *virt.PolicyRef) time.Duration {
+	if p.MaxAge == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(p.MaxAge)
+	if err != nil {
+		return 0
+	}
+	return d
+}

@@ -1,0 +1,361 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+)
+
+// ErrBaselineProtected is returned when deleting a VM's baseline without
+// force.
+var ErrBaselineProtected = errors.New("the baseline snapshot is protected")
+
+// VMSnapshots is a managed VM with its classified snapshots, parents
+// before children (then oldest first).
+type VMSnapshots struct {
+	VM        string         `json:"vm"`
+	Profile   string         `json:"profile"`
+	Baseline  string         `json:"baseline,omitempty"`
+	Snapshots []SnapshotInfo `json:"snapshots"`
+}
+
+func baselineOf(d virt.Domain) string {
+	if d.Metadata != nil && d.Metadata.Policy != nil {
+		return d.Metadata.Policy.Baseline
+	}
+	return ""
+}
+
+// classifyAll classifies and orders a domain's snapshots as a tree walk.
+func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
+	children := map[string][]virt.Snapshot{}
+	names := map[string]bool{}
+	for _, s := range snaps {
+		names[s.Name] = true
+	}
+	for _, s := range snaps {
+		parent := s.Parent
+		if !names[parent] {
+			parent = ""
+		}
+		children[parent] = append(children[parent], s)
+	}
+	var out []SnapshotInfo
+	var walk func(parent string)
+	walk = func(parent string) {
+		cs := children[parent]
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Created.Before(cs[j].Created) })
+		for _, c := range cs {
+			out = append(out, Classify(c, baseline))
+			walk(c.Name)
+		}
+	}
+	walk("")
+	return out
+}
+
+// ListSnapshots returns the snapshots of the named managed VMs (all managed
+// VMs when names is empty), sorted by VM name.
+func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
+	doms, err := e.selectManaged(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var out []VMSnapshots
+	for _, d := range doms {
+		snaps, err := e.HV.ListSnapshots(ctx, d.Name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, VMSnapshots{VM: d.Name, Profile: d.Metadata.Profile, Baseline: baselineOf(d), Snapshots: classifyAll(snaps, baselineOf(d))})
+	}
+	return out, nil
+}
+
+// selectManaged returns the named managed domains (all when names is
+// empty), sorted by name; an unknown or unmanaged name is an error.
+func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
+	if len(names) == 0 {
+		doms, err := e.HV.ListDomains(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []virt.Domain
+		for _, d := range doms {
+			if d.Metadata != nil {
+				out = append(out, d)
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		return out, nil
+	}
+	var out []virt.Domain
+	for _, n := range names {
+		d, err := e.managedDomain(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// CreateSnapshot takes a manual snapshot (kept until deleted by hand). A
+// running VM's internal snapshot always includes its memory on libvirt 9.0;
+// memory says so explicitly and is required for running VMs.
+func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
+	d, err := e.managedDomain(ctx, vm)
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	if name == "" {
+		name = "manual-" + e.now().Format(autoTimeFormat)
+	}
+	if strings.HasPrefix(name, AutoSnapshotPrefix) {
+		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", AutoSnapshotPrefix)
+	}
+	if name == baselineOf(d) {
+		return SnapshotInfo{}, fmt.Errorf("%q is %s's baseline name; choose another name", name, vm)
+	}
+	desc := SnapshotDescription{Kind: SnapshotManual, Note: note}
+	running := d.State != virt.StateShutoff
+	s, err := e.HV.CreateSnapshot(ctx, vm, virt.SnapshotSpec{Name: name, Description: desc.String(), Memory: memory || running})
+	if err != nil {
+		return SnapshotInfo{}, err
+	}
+	return Classify(s, baselineOf(d)), nil
+}
+
+// RevertSnapshot reverts a managed VM to a snapshot and checks that it
+// reached the state the snapshot recorded.
+func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
+	if _, err := e.managedDomain(ctx, vm); err != nil {
+		return "", err
+	}
+	snaps, err := e.HV.ListSnapshots(ctx, vm)
+	if err != nil {
+		return "", err
+	}
+	var target *virt.Snapshot
+	for i := range snaps {
+		if snaps[i].Name == name {
+			target = &snaps[i]
+		}
+	}
+	if target == nil {
+		return "", fmt.Errorf("domain %q has no snapshot %q: %w", vm, name, virt.ErrNotFound)
+	}
+	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
+		return "", err
+	}
+	want := target.State
+	if want != virt.StateRunning && want != virt.StatePaused {
+		want = virt.StateShutoff
+	}
+	return e.waitState(ctx, vm, 30*time.Second, nil, want)
+}
+
+// DeleteSnapshot deletes a snapshot (its disk contents too). The baseline
+// is refused unless force.
+func (e *Engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
+	d, err := e.managedDomain(ctx, vm)
+	if err != nil {
+		return err
+	}
+	if name == baselineOf(d) && !force {
+		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, ErrBaselineProtected)
+	}
+	return retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, vm, name) })
+}
+
+// ResetResult reports one VM's reset.
+type ResetResult struct {
+	VM       string           `json:"vm"`
+	Snapshot string           `json:"snapshot"`
+	State    virt.DomainState `json:"state,omitempty"`
+	Took     time.Duration    `json:"took_ns"`
+	Err      string           `json:"error,omitempty"`
+}
+
+// Reset reverts VMs to their baseline (or to the snapshot named to) in
+// parallel and reports how long each took.
+func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
+	doms, err := e.selectManaged(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]ResetResult, len(doms))
+	vmNames := make([]string, len(doms))
+	for i, d := range doms {
+		vmNames[i] = d.Name
+		target := to
+		if target == "" {
+			target = baselineOf(d)
+		}
+		res[i] = ResetResult{VM: d.Name, Snapshot: target}
+	}
+	rs := e.forEach(ctx, vmNames, "reset", func(ctx context.Context, name string) error {
+		var r *ResetResult
+		for i := range res {
+			if res[i].VM == name {
+				r = &res[i]
+			}
+		}
+		if r.Snapshot == "" {
+			return fmt.Errorf("%s has no snapshot policy, so no baseline: name a snapshot with --to", name)
+		}
+		start := time.Now()
+		e.progress(name, "reverting to %s", r.Snapshot)
+		st, err := e.RevertSnapshot(ctx, name, r.Snapshot)
+		r.State = st
+		r.Took = time.Since(start)
+		if err == nil {
+			e.progress(name, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
+		}
+		return err
+	})
+	for i, x := range rs {
+		res[i].Err = x.Err
+	}
+	return res, nil
+}
+
+// TickResult reports what a scheduler tick did for one VM.
+type TickResult struct {
+	VM      string   `json:"vm"`
+	Policy  string   `json:"policy"`
+	Created string   `json:"created,omitempty"`
+	Pruned  []string `json:"pruned,omitempty"`
+	Err     string   `json:"error,omitempty"`
+}
+
+// TickPlan is what a tick would do for one VM (for plan and --dry-run).
+type TickPlan struct {
+	VM       string
+	Policy   *virt.PolicyRef
+	Create   string // "" when nothing is due
+	Prune    []SnapshotInfo
+	Schedule Schedule
+}
+
+// PlanTick computes what the scheduler does for d at now, from the
+// domain's recorded policy and its snapshots alone.
+func PlanTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (TickPlan, error) {
+	tp := TickPlan{VM: d.Name}
+	if d.Metadata == nil || d.Metadata.Policy == nil {
+		return tp, nil
+	}
+	p := d.Metadata.Policy
+	tp.Policy = p
+	infos := classifyAll(snaps, p.Baseline)
+	s, ok, err := ResolveSchedule(p.Schedule, d.UUID+"/"+d.Name)
+	if err != nil {
+		return tp, err
+	}
+	room := 0
+	if ok {
+		tp.Schedule = s
+		if DueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
+			tp.Create = AutoSnapshotName(p.Name, now)
+			room = 1
+		}
+	}
+	tp.Prune = Retention(p, infos, now, room)
+	return tp, nil
+}
+
+// RunDue does one scheduler tick for the named managed VMs (all when
+// names is empty): for each VM with a policy, prune first (making room),
+// then take the due snapshot. Every VM is served even when others fail;
+// failures are reported per VM. dryRun only reports.
+func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+	doms, err := e.selectManaged(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var out []TickResult
+	for _, d := range doms {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		if d.Metadata.Policy == nil || !d.Metadata.Provisioned {
+			continue
+		}
+		out = append(out, e.tickVM(ctx, d, now, dryRun))
+	}
+	return out, nil
+}
+
+func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun bool) TickResult {
+	r := TickResult{VM: d.Name, Policy: d.Metadata.Policy.Name}
+	snaps, err := e.HV.ListSnapshots(ctx, d.Name)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	tp, err := PlanTick(d, snaps, now)
+	if err != nil {
+		r.Err = err.Error()
+		return r
+	}
+	for _, s := range tp.Prune {
+		if !dryRun {
+			if err := retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, d.Name, s.Name) }); err != nil && !errors.Is(err, virt.ErrNotFound) {
+				r.Err = fmt.Sprintf("prune %s: %v", s.Name, err)
+				return r
+			}
+		}
+		r.Pruned = append(r.Pruned, s.Name)
+	}
+	if tp.Create == "" {
+		return r
+	}
+	if !dryRun {
+		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: tp.Policy.Name}
+		if age := policyMaxAge(tp.Policy); age > 0 {
+			exp := now.Add(age).UTC()
+			desc.Expires = &exp
+		}
+		cur, err := e.HV.GetDomain(ctx, d.Name)
+		if err != nil {
+			r.Err = err.Error()
+			return r
+		}
+		// A running VM's internal snapshot always holds its memory on
+		// libvirt 9.0 (memory = false only matters for VMs that are off).
+		memory := tp.Policy.Memory || cur.State != virt.StateShutoff
+		err = retryBusy(ctx, func() error {
+			_, err := e.HV.CreateSnapshot(ctx, d.Name, virt.SnapshotSpec{Name: tp.Create, Description: desc.String(), Memory: memory})
+			return err
+		})
+		if err != nil {
+			r.Err = fmt.Sprintf("create %s: %v", tp.Create, err)
+			return r
+		}
+	}
+	r.Created = tp.Create
+	return r
+}
+
+// retryBusy retries f while libvirt reports the domain busy (another job
+// holds its lock), with backoff: 0.5s, 1s, 2s, 4s.
+func retryBusy(ctx context.Context, f func() error) error {
+	wait := 500 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if err == nil || !errors.Is(err, virt.ErrBusy) || attempt == 4 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
