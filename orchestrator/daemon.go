@@ -145,7 +145,7 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 			d.Log.Error("tick", "vm", name, "err", err)
 			return err
 		}
-		r := e.tickVM(ctx, dom, now, false)
+		r := e.tickVM(ctx, dom, now, false, true)
 		switch {
 		case r.Err != "":
 			d.Log.Error("snapshot tick failed", "vm", name, "policy", r.Policy, "err", r.Err)

@@ -286,12 +286,32 @@ func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryR
 		if d.Metadata.Policy == nil || !d.Metadata.Provisioned {
 			continue
 		}
-		out = append(out, e.tickVM(ctx, d, now, dryRun))
+		out = append(out, e.tickVM(ctx, d, now, dryRun, true))
 	}
 	return out, nil
 }
 
-func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun bool) TickResult {
+// Prune applies retention only (no snapshot is created) to the named
+// managed VMs (all when names is empty).
+func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+	doms, err := e.selectManaged(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var out []TickResult
+	for _, d := range doms {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		if d.Metadata.Policy == nil {
+			continue
+		}
+		out = append(out, e.tickVM(ctx, d, now, dryRun, false))
+	}
+	return out, nil
+}
+
+func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
 	r := TickResult{VM: d.Name, Policy: d.Metadata.Policy.Name}
 	snaps, err := e.HV.ListSnapshots(ctx, d.Name)
 	if err != nil {
@@ -302,6 +322,10 @@ func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 	if err != nil {
 		r.Err = err.Error()
 		return r
+	}
+	if !create && tp.Create != "" {
+		tp.Create = ""
+		tp.Prune = Retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
 	}
 	for _, s := range tp.Prune {
 		if !dryRun {

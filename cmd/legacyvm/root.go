@@ -142,6 +142,9 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		newCmdStop(f),
 		newCmdConsole(f),
 		newCmdDoctor(f),
+		newCmdSnapshot(f),
+		newCmdReset(f),
+		newCmdDaemon(f),
 		newCmdVersion(f),
 	)
 	return root
