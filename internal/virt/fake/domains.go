@@ -32,10 +32,10 @@ type domain struct {
 // and its versioned types, else the type itself.
 func machineFamily(m string) string {
 	switch {
-	case m == "" || m == "pc" || strings.HasPrefix(m, "pc-i440fx-"):
-		return "i440fx"
 	case m == "q35" || strings.HasPrefix(m, "pc-q35-"):
 		return "q35"
+	case m == "" || m == "pc" || strings.HasPrefix(m, "pc-"):
+		return "i440fx"
 	}
 	return m
 }
@@ -241,6 +241,8 @@ func (h *Hypervisor) StartDomain(ctx context.Context, name string) error {
 	d.live = &live
 	d.state = virt.StateRunning
 	d.vncPort = h.freeVNCPort()
+	// libvirt 9.0 reports the CPUs starting before the domain itself.
+	h.emit(name, virt.EventResumed, "unpaused")
 	h.emit(name, virt.EventStarted, "booted")
 	return nil
 }
@@ -351,6 +353,8 @@ func (h *Hypervisor) DestroyDomain(ctx context.Context, name string) error {
 	if d.live == nil {
 		return errf(op, name, virt.ErrInvalidState, "domain is not running")
 	}
+	// QEMU reports the SIGTERM as a host-initiated shutdown first.
+	h.emit(name, virt.EventShutdown, "host")
 	h.stop(d)
 	h.emit(name, virt.EventStopped, "destroyed")
 	return nil

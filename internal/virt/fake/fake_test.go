@@ -93,11 +93,11 @@ func TestGuestPowerOffEmitsShutdownEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for len(got) < 3 {
+	for len(got) < 4 {
 		ev := <-events
 		got = append(got, string(ev.Kind)+"/"+ev.Detail)
 	}
-	want := "started/booted shutdown/guest stopped/shutdown"
+	want := "resumed/unpaused started/booted shutdown/guest stopped/shutdown"
 	if strings.Join(got, " ") != want {
 		t.Errorf("events = %v, want %s", got, want)
 	}
@@ -224,11 +224,11 @@ func TestRevertOfRunningDomainRestartsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := []string{}
-	for len(got) < 2 {
+	for len(got) < 4 {
 		ev := <-events
 		got = append(got, string(ev.Kind)+"/"+ev.Detail)
 	}
-	if want := "stopped/from-snapshot started/from-snapshot"; strings.Join(got, " ") != want {
+	if want := "stopped/from-snapshot started/from-snapshot resumed/from-snapshot defined/from-snapshot"; strings.Join(got, " ") != want {
 		t.Errorf("events = %v, want %s", got, want)
 	}
 }

@@ -150,9 +150,11 @@ func (h *Hypervisor) CreateSnapshot(ctx context.Context, dom string, spec virt.S
 }
 
 // RevertSnapshot implements virt.Hypervisor. Disk content, the definition
-// and the run state go back to the snapshot's. Reverting a running domain
-// to a running snapshot restarts it (stopped/from-snapshot, then
-// started/from-snapshot), as libvirt 9.0 restarts QEMU.
+// and the run state go back to the snapshot's. The events are libvirt
+// 9.0's: a running domain stops (stopped/from-snapshot) because QEMU is
+// restarted; a running snapshot starts it again (started/from-snapshot,
+// resumed/from-snapshot); the definition is replaced
+// (defined/from-snapshot).
 func (h *Hypervisor) RevertSnapshot(ctx context.Context, dom, name string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -185,7 +187,9 @@ func (h *Hypervisor) RevertSnapshot(ctx context.Context, dom, name string) error
 		d.state = s.state
 		d.vncPort = h.freeVNCPort()
 		h.emit(dom, virt.EventStarted, "from-snapshot")
+		h.emit(dom, virt.EventResumed, "from-snapshot")
 	}
+	h.emit(dom, virt.EventDefined, "from-snapshot")
 	d.current = name
 	return nil
 }
