@@ -168,6 +168,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := e.waitReady(ctx, 60*time.Second); err != nil {
 		return nil, err
 	}
+	saveQEMUCaps(e.Dir)
 	if accel == "" {
 		accel, err = DetectAccel(ctx, e)
 		if err != nil {
@@ -206,6 +207,7 @@ func (e *Env) prepareDir() error {
 			return fmt.Errorf("mount point %s: %w", d.host, err)
 		}
 	}
+	seedQEMUCaps(e.Dir)
 	conf := fmt.Sprintf(`
 # --- legacyvm testenv instance %s ---
 unix_sock_dir = %q
@@ -229,6 +231,46 @@ listen_tcp = 0
 		return fmt.Errorf("private qemu.conf: %w", err)
 	}
 	return nil
+}
+
+// QEMU capability probes (one QEMU run per emulator, 1-5 s on a busy
+// host) are shared between instances through a copy of libvirt's cache in
+// the state dir. libvirt validates each entry (QEMU and libvirtd binaries,
+// kernel, KVM access) and probes again when it does not match.
+func qemuCapsShared() string { return filepath.Join(stateDir, "qemu-caps") }
+
+func seedQEMUCaps(dir string) {
+	ents, err := os.ReadDir(qemuCapsShared())
+	if err != nil {
+		return
+	}
+	dst := filepath.Join(dir, "cache", "qemu", "capabilities")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".xml") {
+			_ = copyFile(filepath.Join(qemuCapsShared(), e.Name()), filepath.Join(dst, e.Name()), 0o600)
+		}
+	}
+}
+
+func saveQEMUCaps(dir string) {
+	src := filepath.Join(dir, "cache", "qemu", "capabilities")
+	ents, err := os.ReadDir(src)
+	if err != nil || os.MkdirAll(qemuCapsShared(), 0o755) != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".xml") {
+			continue
+		}
+		tmp := filepath.Join(qemuCapsShared(), fmt.Sprintf(".%s.%d", e.Name(), os.Getpid()))
+		if copyFile(filepath.Join(src, e.Name()), tmp, 0o600) == nil {
+			_ = os.Rename(tmp, filepath.Join(qemuCapsShared(), e.Name()))
+		}
+		_ = os.Remove(tmp)
+	}
 }
 
 func appendFile(path, text string) error {
