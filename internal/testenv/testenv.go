@@ -153,9 +153,14 @@ func Guest(t testing.TB) *GuestImages {
 
 // WaitSerial polls the serial log at path until a line matches re and
 // returns that line (without the line end). It reads the whole file on
-// every poll, so a log that starts over (QEMU restarted by an internal
-// snapshot revert) is handled; the first matching line wins. On timeout
-// (ctx) the error carries the log's last lines.
+// every poll; the first matching line wins. On timeout (ctx) the error
+// carries the log's last lines.
+//
+// Both serial log kinds work with libvirt 9.0 here: <serial type='pty'>
+// with <log file=... append='off'/> (written by virtlogd) and
+// <serial type='file'> (written by QEMU). An internal snapshot revert of a
+// running domain starts a new QEMU, and with either kind the log starts
+// over: after a revert, WaitSerial sees only the restored guest's lines.
 func WaitSerial(ctx context.Context, path string, re *regexp.Regexp) (string, error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

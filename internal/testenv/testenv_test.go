@@ -198,6 +198,8 @@ func TestGuestBootSATA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
+	linksBefore, addrsBefore := rootNetState(t)
+
 	// Lifecycle events, from the root namespace through the URI.
 	evLog := filepath.Join(t.TempDir(), "events.log")
 	evf, err := os.Create(evLog)
@@ -268,9 +270,18 @@ func TestGuestBootSATA(t *testing.T) {
 	if out, err := e.Run(ctx, g.Busybox, "nc", "-w", "3", ip, "7777"); err != nil || !strings.Contains(string(out), "RIG-BANNER lvt-boot1") {
 		t.Errorf("banner from %s:7777: %v %q", ip, err, out)
 	}
-	// The bridge is not in the root namespace.
+	// The bridge, the tap and the nwfilter rules live in the namespace only.
 	if _, err := exec("ip", "link", "show", "lvtboot0"); err == nil {
 		t.Errorf("bridge lvtboot0 exists in the root namespace")
+	}
+	if links, addrs := rootNetState(t); links != linksBefore || addrs != addrsBefore {
+		t.Errorf("root namespace changed while the guest runs:\n%s\n%s", links, addrs)
+	}
+	if out, err := e.Run(ctx, "ebtables", "-t", "nat", "-L"); err != nil || !strings.Contains(string(out), "libvirt-I-") {
+		t.Errorf("clean-traffic ebtables chains in the namespace: %v\n%s", err, out)
+	}
+	if out, _ := exec("ebtables", "-t", "nat", "-L"); strings.Contains(out, "libvirt-I-") {
+		t.Errorf("libvirt ebtables chains in the root namespace:\n%s", out)
 	}
 
 	// Internal snapshot with memory, change memory and disk, revert.
