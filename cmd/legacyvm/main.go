@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -36,6 +37,25 @@ func run(args []string, io *IOStreams) int {
 		}
 	}()
 	root := newRootCmd(newFactory(io))
-	root.SetArgs(args)
+	root.SetArgs(terraformStyleFlags(args))
 	return exitCode(root.ExecuteContext(ctx), io)
+}
+
+// terraformStyleFlags accepts Terraform's single-dash spelling of the
+// variable flags (-var k=v, -var-file=f) that profile authors type by
+// habit, by rewriting them to --var and --var-file. Arguments after "--"
+// are left alone.
+func terraformStyleFlags(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		switch {
+		case a == "-var" || a == "-var-file" || strings.HasPrefix(a, "-var=") || strings.HasPrefix(a, "-var-file="):
+			a = "-" + a
+		}
+		out = append(out, a)
+	}
+	return out
 }

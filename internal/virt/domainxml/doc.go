@@ -74,7 +74,9 @@
 //	200-499   allow rules with peer "host" (below)                  return
 //	600       out  to M (any IPv4)                                  drop
 //	610       out  to H behind any MAC                              drop
-//	620       out  to any group MAC (01:00:00:00:00:00/01:...)      drop
+//	620-622   out  to ff:ff:ff:ff:ff:ff, to the IPv4 multicast MACs
+//	               (01:00:5e/25), or to 224.0.0.0/4                 drop
+//	625       out  to an address outside the subnet (match='no')  drop  (with a subnet)
 //	630       in   from M (any IPv4)                                drop
 //	640       in   from H behind any MAC                            drop
 //
@@ -109,8 +111,13 @@
 // host accepts broadcast and multicast IPv4, and even unicast IPv4 inside
 // a broadcast frame (drop_unicast_in_l2_multicast is 0 by default). So a
 // guest could reach host services (mDNS, LLMNR, NetBIOS, SSDP, DHCP
-// itself...) without M. The guard therefore drops every guest IPv4 frame
-// with a group destination MAC except the DHCP requests returned above.
+// itself...) without M. The guard therefore drops guest IPv4 frames to the
+// broadcast MAC, to the IPv4 multicast MACs and to multicast addresses,
+// except the DHCP requests returned above. libvirt only accepts MAC masks
+// of leading ones, so the group bit alone cannot be matched; unicast IPv4
+// inside some other group MAC is caught by 625, which drops every guest
+// frame to an address outside the network's subnet (nothing outside it has
+// a legitimate receiver on an isolated network).
 // The price: broadcast and multicast discovery between guests (NetBIOS
 // name broadcasts, LLMNR, SSDP, WS-Discovery) does not work; guests find
 // each other by address, or by name through the network's local DNS when

@@ -41,8 +41,13 @@ const (
 
 const (
 	macBroadcast = "ff:ff:ff:ff:ff:ff"
-	macGroupBit  = "01:00:00:00:00:00"
-	ipBroadcast  = "255.255.255.255"
+	// IPv4 multicast frames use 01:00:5e:00:00:00-01:00:5e:7f:ff:ff.
+	// libvirt only accepts MAC masks made of leading ones (so the group
+	// bit alone cannot be matched): broadcast and the IPv4 multicast range
+	// are matched by MAC, any other group MAC by the IP rules after them.
+	macIPv4Multicast     = "01:00:5e:00:00:00"
+	macIPv4MulticastMask = "ff:ff:ff:80:00:00"
+	ipBroadcast          = "255.255.255.255"
 )
 
 // guardUUIDSpace salts the guard's name-based UUID.
@@ -142,6 +147,8 @@ type flow struct {
 	srcMAC, dstMAC    string
 	dstMACMask        string
 	srcIP, dstIP      netip.Addr
+	dstIPBits         int  // > 0: dstIP is a prefix of that length
+	negate            bool // match='no': every attribute is negated
 	dstIPBroadcast    bool // dstipaddr 255.255.255.255
 	sport, dport      portRange
 }
@@ -169,6 +176,9 @@ func (f flow) rule(prio int) *libvirtxml.NWFilterRule {
 	}
 	if f.dstIP.IsValid() {
 		ip.DstIPAddr = str(f.dstIP.String())
+		if f.dstIPBits > 0 {
+			ip.DstIPMask = str(strconv.Itoa(f.dstIPBits))
+		}
 	}
 	if f.dstIPBroadcast {
 		ip.DstIPAddr = str(ipBroadcast)
@@ -187,6 +197,9 @@ func (f flow) rule(prio int) *libvirtxml.NWFilterRule {
 		if f.dport.end > f.dport.start {
 			ip.DstPortEnd = num(f.dport.end)
 		}
+	}
+	if f.negate {
+		ip.Match = "no"
 	}
 	return &libvirtxml.NWFilterRule{Action: f.action, Direction: f.direction, Priority: prio, IP: ip}
 }
@@ -289,7 +302,17 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		// interface too: the host would accept broadcast/multicast IPv4
 		// (and unicast IPv4 inside a group-addressed frame). Only DHCP,
 		// returned above, may use them.
-		flow{action: "drop", direction: "out", dstMAC: macGroupBit, dstMACMask: macGroupBit})
+		flow{action: "drop", direction: "out", dstMAC: macBroadcast},
+		flow{action: "drop", direction: "out", dstMAC: macIPv4Multicast, dstMACMask: macIPv4MulticastMask},
+		flow{action: "drop", direction: "out", dstIP: netip.MustParseAddr("224.0.0.0"), dstIPBits: 4})
+	if sn := spec.Subnet; sn.IsValid() {
+		// Whatever is left is unicast IPv4 to another guest's MAC (or to
+		// some other group MAC): only addresses inside the subnet have a
+		// legitimate receiver; anything else could only be meant for the
+		// host's stack or for routing, which isolated networks never do.
+		add(prioDrop+25,
+			flow{action: "drop", direction: "out", dstIP: sn.Masked().Addr(), dstIPBits: sn.Bits(), negate: true})
+	}
 	add(prioDrop+30,
 		// Everything the host sends (or routes onto the bridge) that was
 		// not returned above.
