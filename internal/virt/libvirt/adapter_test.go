@@ -173,7 +173,10 @@ func TestFreeDiscipline(t *testing.T) {
 			func() error { _, err := h.FilterBindings(ctx); return err },
 			func() error { _, err := h.ListVolumes(ctx, "free-pool"); return err },
 			func() error { _, err := h.GetPool(ctx, "free-pool"); return err },
-			func() error { _, err := h.VolumeByPath(ctx, "/nonexistent.qcow2"); return ignore(err, virt.ErrNotFound) },
+			func() error {
+				_, err := h.VolumeByPath(ctx, "/nonexistent.qcow2")
+				return ignore(err, virt.ErrNotFound)
+			},
 			func() error { _, err := h.GetDomain(ctx, "missing"); return ignore(err, virt.ErrNotFound) },
 		}
 		for _, step := range steps {
