@@ -288,10 +288,12 @@ func appendFile(path, text string) error {
 // copyTreeSkeleton recreates src's directories (two levels) in dst with the
 // same mode and owner. With files=true it also copies regular files, except
 // the host's persistent object definitions (domains, networks, pools,
-// secrets), so a private daemon starts with nothing but the built-in
-// nwfilters and the configuration files.
+// secrets) and hooks, so a private daemon starts with nothing but the
+// built-in nwfilters and the configuration files.
 func copyTreeSkeleton(src, dst string, files bool) error {
-	skip := map[string]bool{"qemu": true, "storage": true, "secrets": true, "nodedev": true, "lxc": true, "libxl": true}
+	// Host hooks are the host admin's scripts for the host's daemon: a test
+	// instance must not run them.
+	skip := map[string]bool{"qemu": true, "storage": true, "secrets": true, "nodedev": true, "lxc": true, "libxl": true, "hooks": true}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}

@@ -601,3 +601,28 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestDirectKernelBoot boots GuestImages.Vmlinux + Initrd (PVH direct kernel
+// boot, the fastest way under TCG) through libvirt and waits for the guest
+// to power itself off.
+func TestDirectKernelBoot(t *testing.T) {
+	e := testenv.Libvirt(t)
+	g := testenv.Guest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool := e.PoolDir(t)
+	serial := filepath.Join(pool, "dkb.serial.log")
+	v := vm{name: "lvt-dkb", accel: e.Accel, serialLog: serial, fileLog: true}
+	d := v.domain()
+	d.OS.Kernel, d.OS.Initrd = g.Vmlinux, g.Initrd
+	d.OS.Cmdline = g.Cmdline + " rig.ip=none rig.halt=1"
+	defineXML(t, ctx, e, "define", d)
+	t.Cleanup(func() { _, _ = e.Virsh(context.Background(), "undefine", "lvt-dkb") })
+	t0 := time.Now()
+	virsh(t, ctx, e, "start", "lvt-dkb")
+	if _, err := testenv.WaitSerial(ctx, serial, regexp.MustCompile(`^RIG poweroff reason=rig.halt`)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, e, "lvt-dkb", "shut off")
+	t.Logf("direct kernel boot to poweroff: %.2fs", time.Since(t0).Seconds())
+}
