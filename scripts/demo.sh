@@ -1,0 +1,59 @@
+#!/bin/bash
+# demo.sh: the stand-in demo. Run by `make demo` inside `testenv exec`, which
+# provides a private libvirtd (LIBVIRT_DEFAULT_URI) in its own network
+# namespace. Windows cannot be shipped, so a tiny Linux guest built from
+# Debian packages plays the golden image; everything legacyvm does around it
+# is what it does for Windows 7.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+L=bin/legacyvm
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+DEMO=${LEGACYVM_DEMO_DIR:-/var/tmp/legacyvm-demo}
+mkdir -p "$DEMO/images" "$DEMO/logs"
+chmod 0755 "$DEMO" "$DEMO/images"
+eval "$(bin/testenv guest)"
+install -m 0644 "$DISK" "$DEMO/images/standin.qcow2"
+export LEGACYVM_SERIAL_LOG_DIR="$DEMO/logs"
+rm -f "$DEMO"/logs/*.log
+VARS=(--var "golden=$DEMO/images/standin.qcow2")
+
+say "legacyvm doctor"
+$L doctor || true
+
+say "legacyvm validate examples/quickstart"
+$L validate examples/quickstart "${VARS[@]}"
+
+say "legacyvm plan examples/quickstart"
+$L plan examples/quickstart "${VARS[@]}" || [ $? -eq 2 ]
+
+say "legacyvm apply examples/quickstart"
+$L apply --auto-approve examples/quickstart "${VARS[@]}"
+
+say "the guest boots on its isolated network (its serial console)"
+for _ in $(seq 90); do
+	grep -q 'RIG net' "$DEMO/logs/demo.serial.log" 2>/dev/null && break
+	sleep 1
+done
+grep -a 'RIG ' "$DEMO/logs/demo.serial.log" | head -n 5 || true
+
+say "legacyvm status examples/quickstart"
+$L status examples/quickstart "${VARS[@]}"
+
+say "a second apply plans nothing"
+$L plan examples/quickstart "${VARS[@]}"
+
+say "legacyvm reset demo (back to the clean baseline)"
+$L reset demo
+
+say "legacyvm snapshot list"
+$L snapshot list
+
+if [ "${KEEP:-0}" = 1 ]; then
+	say "KEEP=1: leaving the VM running until you press Enter (LIBVIRT_DEFAULT_URI=$LIBVIRT_DEFAULT_URI)"
+	read -r _
+fi
+
+say "legacyvm destroy examples/quickstart"
+$L destroy --auto-approve examples/quickstart "${VARS[@]}"
+say "done: the private libvirtd and its network namespace are torn down next"
