@@ -26,7 +26,7 @@ import (
 )
 
 func main() {
-	os.Exit(run())
+	os.Exit(run(os.Args[1:]))
 }
 
 // exitError carries a status to exit with (the command's own).
@@ -34,7 +34,7 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-func run() int {
+func run(args []string) int {
 	root := &cobra.Command{
 		Use:           "testenv",
 		Short:         "Private libvirtd in its own network namespace, for legacyvm's tests and demos",
@@ -44,6 +44,7 @@ func run() int {
 	var accel string
 	root.PersistentFlags().StringVar(&accel, "accel", "", "force the accelerator: tcg or kvm (default: $LEGACYVM_TEST_ACCEL, else detect)")
 	root.AddCommand(newCmdUp(&accel), newCmdExec(&accel), newCmdReap(), newCmdGuest())
+	root.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
