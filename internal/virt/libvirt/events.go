@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -62,8 +63,7 @@ func (h *Hypervisor) Events(ctx context.Context) (<-chan virt.Event, error) {
 	h.mu.Lock()
 	if h.closed || h.dropped {
 		h.mu.Unlock()
-		s.close()
-		return s.ch, nil
+		return nil, fmt.Errorf("%s: %w: the connection to %s is closed", op, virt.ErrConnection, h.uri)
 	}
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
