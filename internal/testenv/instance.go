@@ -225,8 +225,10 @@ listen_tcp = 0
 	}
 	// Shared read-only images (the stand-in guest) are used by several
 	// instances at once: do not keep owner records in their xattrs, which
-	// every instance would update.
-	qconf := fmt.Sprintf("\n# --- legacyvm testenv instance %s ---\nremember_owner = 0\n", e.NetNS)
+	// every instance would update. No cgroups: the cgroup tree is shared
+	// by all instances, and their domain ids and names can coincide
+	// (machine/qemu-1-vm.libvirt-qemu in two instances at once).
+	qconf := fmt.Sprintf("\n# --- legacyvm testenv instance %s ---\nremember_owner = 0\ncgroup_controllers = [ ]\n", e.NetNS)
 	if err := appendFile(filepath.Join(e.Dir, "etc", "qemu.conf"), qconf); err != nil {
 		return fmt.Errorf("private qemu.conf: %w", err)
 	}
