@@ -115,7 +115,7 @@ func libvirtFindings(ctx context.Context, uri string, hv virt.Hypervisor, poolNa
 	if hi.KVM {
 		add("accelerator", SeverityOK, "KVM is usable: VMs run with hardware acceleration", "")
 	} else {
-		add("accelerator", SeverityWarn, "KVM is not usable: VMs fall back to TCG (software emulation, many times slower; fine for tests, painful for Windows)",
+		add("accelerator", SeverityWarn, "KVM is not usable ("+hi.KVMProblem+"): VMs fall back to TCG (software emulation, many times slower; fine for tests, painful for Windows)",
 			"enable virtualisation (VT-x/AMD-V) in the firmware or for this VM, load kvm_intel or kvm_amd, and make /dev/kvm accessible to libvirt's QEMU user")
 	}
 	if poolName == "" {

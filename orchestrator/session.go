@@ -192,7 +192,7 @@ func resolveAccel(h *profiles.Host, hi virt.HostInfo) (virt.Accel, hcl.Diagnosti
 			return virt.AccelKVM, hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  "KVM is not usable on this host",
-				Detail:   fmt.Sprintf("The host block asks for accelerator \"kvm\" but %s cannot run KVM guests. Use accelerator = \"auto\" (falls back to TCG, much slower) or fix KVM on the host (legacyvm doctor explains).", hi.URI),
+				Detail:   fmt.Sprintf("The host block asks for accelerator \"kvm\" but %s cannot run KVM guests: %s. Use accelerator = \"auto\" (falls back to TCG, much slower) or fix KVM on the host (legacyvm doctor explains).", hi.URI, hi.KVMProblem),
 				Subject:  h.DeclRange.Ptr(),
 			}}
 		}

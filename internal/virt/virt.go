@@ -142,8 +142,11 @@ type HostInfo struct {
 	LibVersion uint32 // libvirt library version (major*1e6+minor*1e3+micro)
 	// DaemonVersion is the libvirtd version.
 	DaemonVersion uint32
-	// KVM is true when domain capabilities offer type kvm.
+	// KVM is true when libvirt offers the kvm domain type and a probe
+	// guest with legacyvm's Windows 7 preset really runs under it.
 	KVM bool
+	// KVMProblem says why KVM is not usable (empty when it is).
+	KVMProblem string
 	// Machines maps machine aliases ("pc", "q35") to the versioned types
 	// they expand to.
 	Machines map[string]string

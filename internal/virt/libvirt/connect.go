@@ -25,6 +25,10 @@ type Hypervisor struct {
 
 	regMu    sync.Mutex
 	eventsID int // lifecycle callback, -1 until the first Events call
+
+	probeMu   sync.Mutex
+	probeDone bool
+	probeErr  error // nil: a KVM domain with legacyvm's preset really runs
 }
 
 var _ virt.Hypervisor = (*Hypervisor)(nil)

@@ -2,12 +2,18 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
 
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 )
 
 // hostArch is the guest architecture legacyvm runs (32-bit Windows 7 also
@@ -39,11 +45,18 @@ func (h *Hypervisor) hostInfo(ctx context.Context) (virt.HostInfo, error) {
 		return virt.HostInfo{}, err
 	}
 	virttype := string(virt.AccelTCG)
+	info.KVMProblem = "libvirt offers no kvm domain type (no /dev/kvm, or no access to it)"
 	if doc, err := h.conn.GetDomainCapabilities("", hostArch, "", string(virt.AccelKVM), 0); err == nil {
 		var dc libvirtxml.DomainCaps
 		if dc.Unmarshal(doc) == nil && dc.Domain == string(virt.AccelKVM) {
-			info.KVM = true
 			virttype = string(virt.AccelKVM)
+			// Offered is not the same as working: on some nested hosts
+			// QEMU aborts (MSRs, Hyper-V features) or guests hang.
+			if err := h.kvmProbe(ctx); err != nil {
+				info.KVMProblem = err.Error()
+			} else {
+				info.KVM, info.KVMProblem = true, ""
+			}
 		}
 	}
 
@@ -83,4 +96,67 @@ func (h *Hypervisor) hostInfo(ctx context.Context) (virt.HostInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// probeRun is how long the KVM probe domain must keep running.
+const probeRun = 1500 * time.Millisecond
+
+// kvmProbe starts a transient KVM domain with legacyvm's Windows 7 preset
+// (host-model CPU, Hyper-V enlightenments, no disks) and checks that it is
+// still running after probeRun: QEMU refuses to start, or dies at once,
+// where KVM cannot run what legacyvm defines. The result is cached for the
+// connection. The domain is created with AUTODESTROY, so it cannot outlive
+// the connection even if this process dies.
+func (h *Hypervisor) kvmProbe(ctx context.Context) error {
+	h.probeMu.Lock()
+	defer h.probeMu.Unlock()
+	if h.probeDone {
+		return h.probeErr
+	}
+	h.probeErr = h.runKVMProbe(ctx)
+	h.probeDone = ctx.Err() == nil
+	return h.probeErr
+}
+
+func (h *Hypervisor) runKVMProbe(ctx context.Context) error {
+	name := fmt.Sprintf("lvm-kvm-probe-%d-%s", os.Getpid(), uuid.NewString()[:8])
+	xml, err := domainxml.DomainXML(virt.DomainSpec{
+		Name: name, UUID: uuid.NewString(), Accel: virt.AccelKVM, Arch: hostArch, Machine: "pc",
+		VCPUs: 1, MemoryBytes: 64 << 20, Hyperv: true, SMBIOSSerial: "LVM-KVM-PROBE",
+		Metadata: &virt.Metadata{Profile: "legacyvm-kvm-probe"},
+	})
+	if err != nil {
+		return fmt.Errorf("kvm probe: %w", err)
+	}
+	if err := alive(ctx, "kvm probe on", h.uri); err != nil {
+		return err
+	}
+	dom, err := h.conn.DomainCreateXML(xml, libvirt.DOMAIN_START_AUTODESTROY)
+	if err != nil {
+		return fmt.Errorf("a KVM guest with legacyvm's settings does not start: %s", lvMessage(err))
+	}
+	defer dom.Free()
+	defer func() { _ = dom.Destroy() }()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(probeRun):
+	}
+	state, _, err := dom.GetState()
+	if err != nil {
+		return fmt.Errorf("a KVM guest with legacyvm's settings stopped at once: %s", lvMessage(err))
+	}
+	if state != libvirt.DOMAIN_RUNNING {
+		return fmt.Errorf("a KVM guest with legacyvm's settings did not keep running (state %d)", state)
+	}
+	return nil
+}
+
+// lvMessage is libvirt's message without the error code decoration.
+func lvMessage(err error) string {
+	var lerr libvirt.Error
+	if errors.As(err, &lerr) {
+		return lerr.Message
+	}
+	return err.Error()
 }
