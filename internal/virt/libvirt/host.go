@@ -99,7 +99,7 @@ func (h *Hypervisor) hostInfo(ctx context.Context) (virt.HostInfo, error) {
 }
 
 // probeRun is how long the KVM probe domain must keep running.
-const probeRun = 1500 * time.Millisecond
+const probeRun = 300 * time.Millisecond
 
 // kvmProbe starts a transient KVM domain with legacyvm's Windows 7 preset
 // (host-model CPU, Hyper-V enlightenments, no disks) and checks that it is
