@@ -19,8 +19,11 @@
 #   rig.rounds=N [1]  rig.interval=SEC [2]  rig.hb=SEC heartbeat period [0 = off]  rig.halt=1 power off
 #   rig.diskcheck=1        report the disk marker at boot
 #   rig.disktouch=1        write the disk marker at boot (after diskcheck)
-#   rig.answercd=1         Windows-Setup stand-in: find a CD whose root holds Autounattend.xml or
-#                          Unattend.xml, report its ComputerName, then power off (no network)
+#   rig.answercd=1 [1]     Windows-Setup stand-in: find a CD whose root holds Autounattend.xml or
+#                          Unattend.xml, report its ComputerName, then power off (no network). On by
+#                          default, as Windows runs its specialize pass whenever answer media is
+#                          attached at boot; rig.answercd=0 turns it off. Without such a CD the boot
+#                          goes on ("RIG answer file=none")
 #   rig.answermark=1       with answercd: also write the answer marker to the system disk
 #   rig.install=1          with answercd: if no disk holds the stand-in system, copy it from the CD
 #                          (STANDIN.GZ) to the first empty disk, like Setup installing Windows
@@ -144,7 +147,7 @@ f=/sys/firmware/qemu_fw_cfg/by_name/opt/rig/config/raw
 RIG_name=""; RIG_ip=dhcp; RIG_gw=""; RIG_dhcpwait=15; RIG_listen=7777; RIG_control=7778
 RIG_ping=""; RIG_tcp=""; RIG_dns=""; RIG_rounds=1; RIG_interval=2; RIG_hb=0; RIG_halt=0
 RIG_route=""; RIG_wait=""; RIG_waitmax=60
-RIG_diskcheck=0; RIG_disktouch=0; RIG_answercd=0; RIG_answermark=0; RIG_install=0
+RIG_diskcheck=0; RIG_disktouch=0; RIG_answercd=1; RIG_answermark=0; RIG_install=0
 for w in $CFG; do
 	case "$w" in
 	rig.*=*)
