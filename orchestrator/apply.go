@@ -326,7 +326,7 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 	name := dv.Spec.Name
 	vs := dv.System
-	if vs.CapacityBytes == 0 && dv.Install == nil {
+	if dv.Install == nil {
 		img, err := e.HV.VolumeByPath(ctx, dv.Image)
 		if err != nil {
 			if errors.Is(err, virt.ErrNotFound) {
@@ -334,7 +334,15 @@ func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 			}
 			return err
 		}
-		vs.CapacityBytes = img.CapacityBytes
+		if vs.CapacityBytes == 0 {
+			vs.CapacityBytes = img.CapacityBytes
+		}
+		if vs.BackingPath != "" && img.Format != "" {
+			vs.BackingFormat = img.Format
+		}
+		if vs.CapacityBytes < img.CapacityBytes {
+			return fmt.Errorf("disk size %s is smaller than the golden image %s (%s)", humanBytes(vs.CapacityBytes), dv.Image, humanBytes(img.CapacityBytes))
+		}
 	}
 	var err error
 	switch {

@@ -263,7 +263,15 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		dv.Answer = d.Prepare == profiles.PrepareSpecialize
 		if d.Clone == profiles.CloneLinked || d.Clone == "" {
 			sys.BackingPath = d.Image
+			// Always name the backing format (QEMU no longer probes it);
+			// libvirt knows it when the image is in a pool, and apply looks
+			// again once the image's pool exists.
 			sys.BackingFormat = "qcow2"
+			if observed != nil {
+				if img, ok := observed.Images[d.Image]; ok && img.Format != "" {
+					sys.BackingFormat = img.Format
+				}
+			}
 		}
 	}
 	dv.System = sys
