@@ -37,7 +37,7 @@ func accelFromEnv(opt string) (string, error) {
 // on /run): the probe costs up to probeTimeout when KVM hangs.
 func accelProbeFile() string { return filepath.Join(stateDir, "accel-probe") }
 
-const probeTimeout = 20 * time.Second
+const probeTimeout = 12 * time.Second
 
 // DetectAccel decides whether domains of this host can use KVM ("kvm") or
 // must use TCG ("qemu"). libvirt must offer the kvm domain type, and the
