@@ -302,8 +302,9 @@ func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []s
 
 func newCmdReset(f *Factory) *cobra.Command {
 	var (
-		all bool
-		to  string
+		all      bool
+		to       string
+		startVMs bool
 	)
 	cmd := &cobra.Command{
 		Use:   "reset [VM...|--all]",
@@ -311,7 +312,8 @@ func newCmdReset(f *Factory) *cobra.Command {
 		Long: `Reset reverts each VM to its baseline snapshot (or to --to NAME) at the same
 time (--parallelism at once), leaves it in the state the snapshot recorded
 (running for a memory baseline) and prints how long each took. Everything
-done since the snapshot is lost: that is the point.`,
+done since the snapshot is lost: that is the point. With --start, VMs whose
+snapshot was taken shut off are started afterwards (a clean boot).`,
 		Example: `  legacyvm reset lab-1
   legacyvm reset --all
   legacyvm reset lab-1 lab-2 --to before-update -o json`,
@@ -324,6 +326,25 @@ done since the snapshot is lost: that is the point.`,
 				res, err := e.Reset(cmd.Context(), args, to)
 				if err != nil {
 					return err
+				}
+				if startVMs {
+					var off []string
+					for _, r := range res {
+						if r.Err == "" && r.State == virt.StateShutoff {
+							off = append(off, r.VM)
+						}
+					}
+					for _, sr := range e.Start(cmd.Context(), off) {
+						for i := range res {
+							if res[i].VM == sr.Object {
+								if sr.Err != "" {
+									res[i].Err = "reverted, but start failed: " + sr.Err
+								} else {
+									res[i].State = virt.StateRunning
+								}
+							}
+						}
+					}
 				}
 				if f.JSON() {
 					if res == nil {
@@ -354,5 +375,6 @@ done since the snapshot is lost: that is the point.`,
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host")
 	cmd.Flags().StringVar(&to, "to", "", "revert to this snapshot instead of the baseline")
+	cmd.Flags().BoolVar(&startVMs, "start", false, "start VMs that the snapshot left shut off")
 	return cmd
 }
