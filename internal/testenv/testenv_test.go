@@ -397,7 +397,6 @@ func TestAnswerCD(t *testing.T) {
 	pool := e.PoolDir(t)
 
 	const fakeKey = "BCDFG-HJKMP-QRTVW-XY234-6789B"
-	src := t.TempDir()
 	answer := `<?xml version="1.0" encoding="utf-8"?>
 <unattend xmlns="urn:schemas-microsoft-com:unattend">
   <settings pass="specialize">
@@ -408,13 +407,7 @@ func TestAnswerCD(t *testing.T) {
   </settings>
 </unattend>
 `
-	if err := os.WriteFile(filepath.Join(src, "Autounattend.xml"), []byte(answer), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	iso := filepath.Join(pool, "answer.iso")
-	if err := testenv.WriteISO(iso, src, "ANSWER", nil); err != nil {
-		t.Fatal(err)
-	}
+	iso := answerISO(t, pool, answer)
 	disk := filepath.Join(pool, "answer1.qcow2")
 	if _, err := exec("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", g.Disk, disk); err != nil {
 		t.Fatal(err)
@@ -456,14 +449,7 @@ func TestInstallerISO(t *testing.T) {
 	defer cancel()
 	pool := e.PoolDir(t)
 
-	src := t.TempDir()
-	if err := os.WriteFile(filepath.Join(src, "Autounattend.xml"), []byte("<unattend><settings><component>\n<ComputerName>LAB-PC7</ComputerName>\n</component></settings></unattend>\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	answer := filepath.Join(pool, "answer.iso")
-	if err := testenv.WriteISO(answer, src, "ANSWER", nil); err != nil {
-		t.Fatal(err)
-	}
+	answer := answerISO(t, pool, "<unattend><settings><component>\n<ComputerName>LAB-PC7</ComputerName>\n</component></settings></unattend>\n")
 	disk := filepath.Join(pool, "inst1.qcow2")
 	if _, err := exec("qemu-img", "create", "-q", "-f", "qcow2", disk, "64M"); err != nil {
 		t.Fatal(err)
@@ -563,6 +549,21 @@ func TestReapKilledOwner(t *testing.T) {
 	if _, err := mine.Virsh(ctx, "version"); err != nil {
 		t.Errorf("live instance broken by Reap: %v", err)
 	}
+}
+
+// answerISO writes dir/answer.iso (ISO9660 + Joliet) holding one file,
+// Autounattend.xml, with the given content.
+func answerISO(t testing.TB, dir, xml string) string {
+	t.Helper()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "Autounattend.xml"), []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iso := filepath.Join(dir, "answer.iso")
+	if err := testenv.WriteISO(iso, src, "ANSWER", nil); err != nil {
+		t.Fatal(err)
+	}
+	return iso
 }
 
 // readSector reads one 512-byte sector of a (shut-off) qcow2 disk with
