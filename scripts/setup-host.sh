@@ -17,6 +17,17 @@ if [ -n "$missing" ]; then
 		exit 1
 	fi
 	export DEBIAN_FRONTEND=noninteractive
+	# Keep the packages from starting services while they install: a system
+	# libvirtd would bring up its "default" network (virbr0, with an
+	# address) in this machine's own network namespace. legacyvm's demo
+	# and tests run their own daemons in namespaces they create.
+	guard=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		guard=1
+	fi
+	trap '[ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d' EXIT
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
