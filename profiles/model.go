@@ -221,6 +221,9 @@ type Disk struct {
 // Install describes installation from the user's own Windows 7 media.
 type Install struct {
 	ISO string // absolute path of the Windows 7 ISO
+	// ISORange is the range of the iso expression, for plan-time checks of
+	// the file.
+	ISORange hcl.Range
 	// Edition selects the image in install.wim (by name) unless ImageIndex
 	// is set.
 	Edition    license.Edition

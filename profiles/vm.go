@@ -311,7 +311,7 @@ func (l *loader) decodeDisk(b *diskBlock, decl *vmDecl, sc scope, osSet bool) *D
 	if l.required(ib.ISO, ib.DefRange, "install", "iso", `iso = "/srv/iso/win7-sp1-x64.iso"`) {
 		if s, ok := l.str(ib.ISO, ctx, sc, "iso"); ok {
 			if p, ok := l.checkPath(ib.ISO, "iso", s); ok {
-				in.ISO = p
+				in.ISO, in.ISORange = p, ib.ISO.Range()
 			}
 		}
 	}
