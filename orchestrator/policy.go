@@ -91,6 +91,23 @@ func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
 	return info
 }
 
+// ScheduledAt is the instant the scheduler took a snapshot for: the UTC
+// time in the name of a scheduled snapshot (auto-<policy>-<UTC>, from the
+// scheduler's clock), else libvirt's creation time. Schedules and
+// retention order snapshots by it, so they follow the clock that made them
+// (run-due --now, a client whose clock differs from the host's) and are not
+// confused by snapshots created within the same second.
+func ScheduledAt(s SnapshotInfo) time.Time {
+	if s.Kind == SnapshotAuto && s.Policy != "" {
+		if ts, ok := strings.CutPrefix(s.Name, AutoSnapshotPrefix+s.Policy+"-"); ok {
+			if t, err := time.Parse(autoTimeFormat, ts); err == nil {
+				return t
+			}
+		}
+	}
+	return s.Created
+}
+
 // DueSnapshot says whether a VM's policy wants a scheduled snapshot at
 // now: the first scheduled instant after the newest scheduled snapshot of
 // the policy (or after the VM was provisioned, if none) has passed. Missed
@@ -98,8 +115,8 @@ func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
 func DueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) bool {
 	ref := created
 	for _, sn := range snaps {
-		if sn.Kind == SnapshotAuto && sn.Policy == policy && sn.Created.After(ref) {
-			ref = sn.Created
+		if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+			ref = at
 		}
 	}
 	return !s.Next(ref).After(now)
@@ -118,7 +135,7 @@ func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 		}
 	}
 	// Newest first.
-	sort.SliceStable(autos, func(i, j int) bool { return autos[i].Created.After(autos[j].Created) })
+	sort.SliceStable(autos, func(i, j int) bool { return ScheduledAt(autos[i]).After(ScheduledAt(autos[j])) })
 	keep := p.Keep - room
 	if keep < 0 {
 		keep = 0
@@ -133,7 +150,7 @@ func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 		}
 		kept++
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	sort.SliceStable(out, func(i, j int) bool { return ScheduledAt(out[i]).Before(ScheduledAt(out[j])) })
 	return out
 }
 
