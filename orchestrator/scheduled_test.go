@@ -58,3 +58,41 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 		t.Errorf("retention (keep 2, room 1) prunes %v, want the two oldest by schedule %v", pruned, want)
 	}
 }
+
+func TestScheduleNotes(t *testing.T) {
+	at := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
+	auto := func(policy string, tt time.Time, expires *time.Time) virt.Snapshot {
+		d := SnapshotDescription{Kind: SnapshotAuto, Policy: policy, Expires: expires}
+		return virt.Snapshot{Name: AutoSnapshotName(policy, tt), Description: d.String(), Created: tt}
+	}
+	exp := at(1, 30)
+	md := func(p *virt.PolicyRef, provisioned bool) *virt.Metadata {
+		return &virt.Metadata{Profile: "lab", Policy: p, Created: at(0, 0).Add(-time.Hour), Provisioned: provisioned}
+	}
+	hourly := &virt.PolicyRef{Name: "h", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
+	aged := &virt.PolicyRef{Name: "a", Baseline: "clean", Keep: 5, MaxAge: "1h30m0s"}
+	o := &Observed{
+		Domains: map[string]virt.Domain{
+			"a-1":   {Name: "a-1", Metadata: md(hourly, true)},
+			"b-1":   {Name: "b-1", Metadata: md(hourly, true)},
+			"c-1":   {Name: "c-1", Metadata: md(aged, true)},
+			"d-1":   {Name: "d-1", Metadata: md(hourly, false)},                                // not provisioned yet
+			"e-1":   {Name: "e-1", Metadata: &virt.Metadata{Profile: "other", Policy: hourly}}, // another profile
+			"f-1":   {Name: "f-1", Metadata: md(nil, true)},                                    // no policy
+			"plain": {Name: "plain"},
+		},
+		Snapshots: map[string][]virt.Snapshot{
+			"a-1": {{Name: "clean", Created: at(0, 0)}, auto("h", at(1, 0), nil), auto("h", at(2, 0), nil)},
+			"c-1": {auto("a", at(0, 0), &exp)},
+		},
+	}
+	got := ScheduleNotes(o, "lab", at(2, 10))
+	want := []string{
+		"a-1: next scheduled snapshot auto-h-20261126T030000Z at 2026-11-26T03:00:00Z; retention then deletes auto-h-20261126T010000Z",
+		"b-1: next scheduled snapshot auto-h-20261126T021000Z at 2026-11-26T02:10:00Z (due now)",
+		"c-1: the next tick deletes auto-a-20261126T000000Z (retention of policy a)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ScheduleNotes:\n got %q\nwant %q", got, want)
+	}
+}

@@ -269,6 +269,68 @@ func PlanTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (TickPlan, er
 	return tp, nil
 }
 
+// ScheduleNotes says, for each provisioned VM of profile with a snapshot
+// policy on the observed host (by name), what the scheduler does next:
+// scheduled snapshots retention deletes at the next tick, and the next
+// scheduled snapshot with what retention deletes then. plan prints them as
+// notes; they are not changes (apply does not take snapshots).
+func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
+	now = now.UTC().Truncate(time.Minute)
+	var notes []string
+	for _, name := range sortedKeys(o.Domains) {
+		d := o.Domains[name]
+		if !ownedBy(d.Metadata, profile) || d.Metadata.Policy == nil || !d.Metadata.Provisioned {
+			continue
+		}
+		p := d.Metadata.Policy
+		snaps := o.Snapshots[name]
+		infos := classifyAll(snaps, p.Baseline)
+		soon := map[string]bool{}
+		if pr := Retention(p, infos, now, 0); len(pr) > 0 {
+			var n []string
+			for _, s := range pr {
+				soon[s.Name] = true
+				n = append(n, s.Name)
+			}
+			notes = append(notes, fmt.Sprintf("%s: the next tick deletes %s (retention of policy %s)", name, strings.Join(n, ", "), p.Name))
+		}
+		s, ok, err := ResolveSchedule(p.Schedule, d.UUID+"/"+d.Name)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		if !ok {
+			continue
+		}
+		ref := d.Metadata.Created
+		for _, sn := range infos {
+			if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
+				ref = at
+			}
+		}
+		when, due := s.Next(ref), ""
+		if !when.After(now) {
+			when, due = now, " (due now)"
+		}
+		tp, err := PlanTick(d, snaps, when)
+		if err != nil || tp.Create == "" {
+			continue
+		}
+		note := fmt.Sprintf("%s: next scheduled snapshot %s at %s%s", name, tp.Create, when.Format(time.RFC3339), due)
+		var then []string
+		for _, x := range tp.Prune {
+			if !soon[x.Name] {
+				then = append(then, x.Name)
+			}
+		}
+		if len(then) > 0 {
+			note += "; retention then deletes " + strings.Join(then, ", ")
+		}
+		notes = append(notes, note)
+	}
+	return notes
+}
+
 // RunDue does one scheduler tick for the named managed VMs (all when
 // names is empty): for each VM with a policy, prune first (making room),
 // then take the due snapshot. Every VM is served even when others fail;

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,6 +58,9 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
+	for _, hp := range hps {
+		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, time.Now())...)
+	}
 	if f.JSON() {
 		if err := writePlanJSON(f.IO.Out, hps); err != nil {
 			return err
@@ -106,6 +110,9 @@ func writePlanText(w io.Writer, p *orchestrator.Plan) {
 	fmt.Fprintf(w, "Profile %s on %s (accelerator %s):\n", p.Profile, p.Host, p.Accel)
 	if !p.HasChanges() {
 		fmt.Fprintln(w, "  No changes. The host matches the profile.")
+		for _, n := range p.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
 		return
 	}
 	for _, c := range p.Changes {
