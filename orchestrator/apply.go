@@ -302,17 +302,29 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		}
 	}
 
+	// The VM is marked provisioned right before its baseline is taken:
+	// libvirt keeps a copy of the definition in every snapshot and a revert
+	// restores it, so a baseline taken before the mark would make every
+	// reset un-provision the VM (plan would then replace it, and snapshot
+	// schedules would skip it).
+	markProvisioned := func() error {
+		md.Provisioned = true
+		if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
+			return fmt.Errorf("mark %s provisioned: %w", name, err)
+		}
+		return nil
+	}
 	if p := dv.Policy; p != nil {
-		if err := e.takeBaseline(ctx, dv); err != nil {
+		if err := e.takeBaseline(ctx, dv, markProvisioned); err != nil {
 			return err
 		}
-	} else if err := e.ensureRunning(ctx, name); err != nil {
-		return err
-	}
-
-	md.Provisioned = true
-	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
-		return fmt.Errorf("mark %s provisioned: %w", name, err)
+	} else {
+		if err := e.ensureRunning(ctx, name); err != nil {
+			return err
+		}
+		if err := markProvisioned(); err != nil {
+			return err
+		}
 	}
 	if dv.Instance.VM.Autostart {
 		if err := e.HV.SetAutostart(ctx, name, true); err != nil {
@@ -427,12 +439,16 @@ func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 
 // takeBaseline takes the policy's protected snapshot and leaves the VM
 // running. A memory baseline is taken from the running VM (a reset resumes
-// it); a disk baseline from the VM shut off, before it starts.
-func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM) error {
+// it); a disk baseline from the VM shut off, before it starts. before runs
+// right before the snapshot is taken.
+func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() error) error {
 	name, p := dv.Spec.Name, dv.Policy
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	if p.Memory {
 		if err := e.ensureRunning(ctx, name); err != nil {
+			return err
+		}
+		if err := before(); err != nil {
 			return err
 		}
 		e.progress(name, "taking baseline snapshot %s (with memory)", p.Baseline)
@@ -447,6 +463,9 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM) error {
 	}
 	if d.State != virt.StateShutoff {
 		return fmt.Errorf("domain %q is %s; a disk-only baseline needs it shut off", name, d.State)
+	}
+	if err := before(); err != nil {
+		return err
 	}
 	e.progress(name, "taking baseline snapshot %s", p.Baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String()}); err != nil {
