@@ -22,6 +22,11 @@ type Options struct {
 	// SerialLogDir is where guests' serial consoles are logged on the host
 	// ("" = /var/log/libvirt/qemu).
 	SerialLogDir string
+	// Keys, when set, lets planning read the product keys of the licences
+	// whose VMs the plan creates or replaces and match them with the seats
+	// on the host by fingerprint (see licenses.go). nil: planning reads no
+	// secrets and matches seats by licence name.
+	Keys KeyIdentifier
 }
 
 // HostPlan is the plan for the part of a profile that lives on one host,
@@ -136,6 +141,12 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			return nil, diags, err
 		}
 	}
+	d, err := checkSeats(ctx, p, hps, opts.Keys)
+	diags = append(diags, d...)
+	if err != nil {
+		CloseAll(hps)
+		return nil, diags, err
+	}
 	return hps, diags, nil
 }
 
@@ -163,6 +174,11 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 	}
 	hp.Observed = o
 	accel, diags := resolveAccel(hp.Host, o.Host)
+	isoDiags, err := checkInstallISOs(ctx, p, hp.URI, hp.HV, o)
+	diags = append(diags, isoDiags...)
+	if err != nil {
+		return diags, err
+	}
 	pool := o.Pool
 	if !o.PoolFound {
 		pool = virt.Pool{Name: poolName, Path: "/var/lib/libvirt/images"}
