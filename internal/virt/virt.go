@@ -95,6 +95,12 @@ type Hypervisor interface {
 	// FilterBindings lists the filters bound to interfaces of running
 	// domains.
 	FilterBindings(ctx context.Context) ([]FilterBinding, error)
+	// BridgePorts lists the interfaces enslaved to a host bridge other
+	// than the tap devices libvirt creates for domain NICs (vnetN, which
+	// libvirt's interface driver leaves out): on a legacyvm network, any
+	// port it lists is an uplink. Sorted by name. ErrNotFound when the
+	// bridge does not exist; ErrUnsupported when the host cannot list them.
+	BridgePorts(ctx context.Context, bridge string) ([]BridgePort, error)
 
 	// Storage.
 	GetPool(ctx context.Context, name string) (Pool, error)
@@ -361,7 +367,12 @@ type Network struct {
 	PortIsolated bool
 	// Stale is true when the running network differs from its persistent
 	// definition.
-	Stale    bool
+	Stale bool
+	// Running is the running network as its live definition describes it
+	// when that differs from the persistent one (Stale); nil otherwise.
+	// Only the fields read from XML are set (not Active, Autostart, Stale,
+	// Running).
+	Running  *Network
 	Metadata *Metadata
 	XML      string
 }
@@ -422,6 +433,12 @@ type FilterBinding struct {
 	Owner   string // domain name
 	Filter  string
 	Params  []FilterParam
+}
+
+// BridgePort is an interface enslaved to a bridge.
+type BridgePort struct {
+	Name string // e.g. eth1
+	MAC  string
 }
 
 // Pool is a storage pool.

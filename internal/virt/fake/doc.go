@@ -31,7 +31,10 @@
 //     running network restarts it only when no running domain uses it,
 //     otherwise Network.Stale is true until the next restart. DeleteNetwork
 //     refuses a network a running domain uses. Leases come from the DHCP
-//     reservations (or the range) of running domains' NICs.
+//     reservations (or the range) of running domains' NICs. A stale
+//     network reports its running definition (Network.Running).
+//     BridgePorts lists what AttachToBridge enslaved (domain taps are left
+//     out, as libvirt's interface driver does).
 //   - nwfilters: libvirt's built-in filters exist from the start.
 //     DeleteFilter returns ErrInUse while a defined domain references the
 //     filter directly or through other filters. FilterDiff compares with

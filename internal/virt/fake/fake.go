@@ -28,6 +28,8 @@ type Hypervisor struct {
 
 	failures []*failure
 	subs     map[chan virt.Event]struct{}
+	// extraPorts are interfaces AttachToBridge enslaved, by bridge.
+	extraPorts map[string][]virt.BridgePort
 }
 
 var _ virt.Hypervisor = (*Hypervisor)(nil)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -59,6 +60,11 @@ func (h *Hypervisor) observeNetwork(n *network) virt.Network {
 	out.Stale = n.live != nil && !reflect.DeepEqual(stripMeta(*n.live), stripMeta(def))
 	if def.DHCP {
 		out.DHCPStart, out.DHCPEnd, out.DHCPHosts = def.DHCPStart, def.DHCPEnd, def.DHCPHosts
+	}
+	if out.Stale {
+		live := h.observeNetwork(&network{uuid: n.uuid, def: *n.live})
+		live.Active, live.Autostart = false, false
+		out.Running = &live
 	}
 	return out
 }
@@ -273,4 +279,37 @@ func sortLeases(ls []virt.Lease) {
 			ls[j], ls[j-1] = ls[j-1], ls[j]
 		}
 	}
+}
+
+// BridgePorts implements virt.Hypervisor: the interfaces AttachToBridge
+// enslaved to the bridge of a running network (domain NICs' taps are left
+// out, as libvirt does).
+func (h *Hypervisor) BridgePorts(ctx context.Context, bridge string) ([]virt.BridgePort, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "list ports of bridge"
+	if err := h.begin(ctx, "BridgePorts", op, bridge); err != nil {
+		return nil, err
+	}
+	found := false
+	for _, n := range h.networks {
+		found = found || n.live != nil && n.live.Bridge == bridge
+	}
+	if !found {
+		return nil, errf(op, bridge, virt.ErrNotFound, "couldn't find interface named '%s'", bridge)
+	}
+	out := append([]virt.BridgePort{}, h.extraPorts[bridge]...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// AttachToBridge simulates someone enslaving another interface (an
+// uplink) to bridge; BridgePorts lists it while the bridge exists.
+func (h *Hypervisor) AttachToBridge(bridge, name, mac string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.extraPorts == nil {
+		h.extraPorts = map[string][]virt.BridgePort{}
+	}
+	h.extraPorts[bridge] = append(h.extraPorts[bridge], virt.BridgePort{Name: name, MAC: strings.ToLower(mac)})
 }

@@ -34,7 +34,7 @@ func sentinel(e libvirt.Error) error {
 	switch e.Code {
 	case libvirt.ERR_NO_DOMAIN, libvirt.ERR_NO_NETWORK, libvirt.ERR_NO_NWFILTER,
 		libvirt.ERR_NO_STORAGE_VOL, libvirt.ERR_NO_STORAGE_POOL, libvirt.ERR_NO_DOMAIN_SNAPSHOT,
-		libvirt.ERR_NO_NWFILTER_BINDING, libvirt.ERR_NO_NETWORK_PORT:
+		libvirt.ERR_NO_NWFILTER_BINDING, libvirt.ERR_NO_NETWORK_PORT, libvirt.ERR_NO_INTERFACE:
 		return virt.ErrNotFound
 	case libvirt.ERR_OPERATION_INVALID:
 		return virt.ErrInvalidState

@@ -103,6 +103,9 @@ func (h *Hypervisor) observeNetwork(ctx context.Context, op, name string, n *lib
 			return virt.Network{}, fmt.Errorf("%s %q: live definition: %w", op, name, err)
 		}
 		out.Stale = !reflect.DeepEqual(networkShape(l), networkShape(out))
+		if out.Stale {
+			out.Running = &l
+		}
 	}
 	return out, nil
 }
@@ -317,5 +320,41 @@ func (h *Hypervisor) Leases(ctx context.Context, name string) ([]virt.Lease, err
 		out = append(out, virt.Lease{MAC: strings.ToLower(l.Mac), IP: ip, Hostname: l.Hostname, Expiry: l.ExpiryTime.UTC()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
+	return out, nil
+}
+
+// BridgePorts implements virt.Hypervisor through libvirt's interface
+// driver, which reads the bridge's members on the libvirt host (udev
+// backend); sorted by name.
+func (h *Hypervisor) BridgePorts(ctx context.Context, bridge string) ([]virt.BridgePort, error) {
+	const op = "list ports of bridge"
+	if err := alive(ctx, op, bridge); err != nil {
+		return nil, err
+	}
+	iface, err := h.conn.LookupInterfaceByName(bridge)
+	if err != nil {
+		return nil, wrap(op, bridge, err)
+	}
+	defer iface.Free()
+	doc, err := iface.GetXMLDesc(0)
+	if err != nil {
+		return nil, wrap(op, bridge, err)
+	}
+	var def libvirtxml.Interface
+	if err := def.Unmarshal(doc); err != nil {
+		return nil, fmt.Errorf("%s %q: parse: %w", op, bridge, err)
+	}
+	if def.Bridge == nil {
+		return nil, failf(op, bridge, virt.ErrNotFound, "interface %s is not a bridge", bridge)
+	}
+	out := []virt.BridgePort{}
+	for _, m := range def.Bridge.Interfaces {
+		p := virt.BridgePort{Name: m.Name}
+		if m.MAC != nil {
+			p.MAC = strings.ToLower(m.MAC.Address)
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }

@@ -240,6 +240,15 @@ func testDomainLifecycle(e *env) {
 	}
 	e.wantErr(e.hv.DeleteNetwork(e.ctx, net.Name), virt.ErrInUse, net.Name, "delete a network a running domain uses")
 
+	// The bridge holds the NIC's tap device, which is not listed.
+	ports, err := e.hv.BridgePorts(e.ctx, net.Bridge)
+	e.must(err, "ports of bridge %s", net.Bridge)
+	if len(ports) != 0 {
+		e.Errorf("ports of bridge %s = %+v, want none (domain taps are left out)", net.Bridge, ports)
+	}
+	_, err = e.hv.BridgePorts(e.ctx, e.name("nobr"))
+	e.wantErr(err, virt.ErrNotFound, e.name("nobr"), "list the ports of a missing bridge")
+
 	// Redefining the network while the guest uses it leaves it stale.
 	changed := net
 	changed.DHCPHosts = append(slices.Clone(net.DHCPHosts), virt.DHCPHost{MAC: e.mac(9), Name: "later", IP: hostN(e.subnet(1), 19)})
@@ -247,6 +256,9 @@ func testDomainLifecycle(e *env) {
 	e.must(err, "redefine network %s", net.Name)
 	if !n.Stale || !n.Active || len(n.DHCPHosts) != 2 {
 		e.Errorf("network redefined while in use: stale=%v active=%v hosts=%v, want stale, active, 2 hosts", n.Stale, n.Active, n.DHCPHosts)
+	}
+	if n.Running == nil || len(n.Running.DHCPHosts) != 1 || n.Running.Bridge != net.Bridge || n.Running.ForwardMode != "" {
+		e.Errorf("running form of the stale network = %+v, want the old definition (bridge %s, 1 host, no forward)", n.Running, net.Bridge)
 	}
 
 	// ACPI shutdown: the guest powers off.
@@ -260,8 +272,8 @@ func testDomainLifecycle(e *env) {
 	// With no user left, redefining applies the definition (restart).
 	n, err = e.hv.DefineNetwork(e.ctx, changed)
 	e.must(err, "redefine network %s", net.Name)
-	if n.Stale || !n.Active {
-		e.Errorf("network redefined without users: stale=%v active=%v, want fresh and active", n.Stale, n.Active)
+	if n.Stale || !n.Active || n.Running != nil {
+		e.Errorf("network redefined without users: stale=%v active=%v running=%+v, want fresh and active", n.Stale, n.Active, n.Running)
 	}
 
 	// Destroy pulls the plug at once.
