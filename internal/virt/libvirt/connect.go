@@ -84,7 +84,9 @@ func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
 		return nil, fmt.Errorf("%s %q: %w: %s", op, uri, virt.ErrConnection, message(err))
 	}
 	h := &Hypervisor{conn: conn, uri: uri, subs: map[*subscription]struct{}{}, eventsID: -1}
-	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil {
+	// Drivers that run inside this process (test:///) have no connection
+	// to keep alive and report ERR_NO_SUPPORT.
+	if err := conn.SetKeepAlive(keepaliveInterval, keepaliveCount); err != nil && !isNoSupport(err) {
 		conn.Close()
 		return nil, wrap(op, uri, err)
 	}
@@ -169,4 +171,11 @@ func (r *revert) fail() {
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		r.undo[i]()
 	}
+}
+
+// isNoSupport reports whether err is libvirt's "not supported by the
+// connection driver".
+func isNoSupport(err error) bool {
+	var le libvirt.Error
+	return errors.As(err, &le) && le.Code == libvirt.ERR_NO_SUPPORT
 }
