@@ -269,7 +269,7 @@ type LicenceName struct {
 // blocks that declare it and the VMs that hold a seat of it.
 type LicenceUse struct {
 	// Label and Profile name the licence block; when one key is declared
-	// under several, the first in (profile, label) order.
+	// under several, the one of the VM that got the first seat.
 	Label   string `json:"label"`
 	Profile string `json:"profile"`
 	// OtherNames are the further licence blocks with the same key (a key
@@ -311,7 +311,8 @@ type LicenceVM struct {
 // entries that involve one of its licences (VMs of other profiles that use
 // the same key included), and its licences that no VM uses yet are listed
 // with no seat used. It reads no secrets. Entries are sorted by profile and
-// label, VMs by profile and name.
+// label; VMs by the time they were provisioned (the order seats were
+// granted), then profile and name.
 func LicenceInventory(hosts []HostDomains, p *profiles.Profile) []LicenceUse {
 	type group struct {
 		names   map[LicenceName]bool
@@ -415,20 +416,33 @@ func LicenceInventory(hosts []HostDomains, p *profiles.Profile) []LicenceUse {
 		if !involved {
 			continue
 		}
+		// VMs in the order their seats were granted; the entry is named
+		// after the licence of the first one.
+		sort.Slice(g.vms, func(i, j int) bool {
+			a, b := g.vms[i], g.vms[j]
+			if !a.Since.Equal(b.Since) {
+				return a.Since.Before(b.Since)
+			}
+			if a.Profile != b.Profile {
+				return a.Profile < b.Profile
+			}
+			if a.Name != b.Name {
+				return a.Name < b.Name
+			}
+			return a.Host < b.Host
+		})
+		first := LicenceName{}
+		if len(g.vms) > 0 {
+			first = LicenceName{Profile: g.vms[0].Profile, Label: g.vms[0].Label}
+		}
 		sort.Slice(names, func(i, j int) bool {
+			if (names[i] == first) != (names[j] == first) {
+				return names[i] == first
+			}
 			if names[i].Profile != names[j].Profile {
 				return names[i].Profile < names[j].Profile
 			}
 			return names[i].Label < names[j].Label
-		})
-		sort.Slice(g.vms, func(i, j int) bool {
-			if g.vms[i].Profile != g.vms[j].Profile {
-				return g.vms[i].Profile < g.vms[j].Profile
-			}
-			if g.vms[i].Name != g.vms[j].Name {
-				return g.vms[i].Name < g.vms[j].Name
-			}
-			return g.vms[i].Host < g.vms[j].Host
 		})
 		u := LicenceUse{Label: names[0].Label, Profile: names[0].Profile, OtherNames: names[1:],
 			Edition: g.edition, Channel: g.channel, SeatsDeclared: g.seats0, SeatsUsed: len(g.vms), VMs: g.vms}

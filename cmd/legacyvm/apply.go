@@ -31,7 +31,10 @@ parallel (--parallelism at once), each one rolled back if one of its steps
 fails. New VMs get their disk (a linked clone of the golden image unless
 clone = "full"), answer media when setup needs it (the product key is read
 now, from where the profile says, and never stored), their baseline snapshot,
-and are started.
+and are started. Before anything changes, each key read is matched by its
+fingerprint with every VM on the host: a key without a free seat (a retail
+key another VM already uses, a MAK with no activation left) stops apply with
+a diagnostic at the vm's licenses attribute.
 
 Changes that lose data (replacing or deleting a VM's disk or snapshots) need a
 "yes" at the prompt, or --auto-approve. Running apply again plans nothing.
@@ -67,7 +70,12 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	}
 	defer lock.Release()
 
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, f.planOptions())
+	// Planning reads the keys of the VMs it creates (apply needs them
+	// anyway) so that a key without a free seat is refused before anything
+	// changes.
+	po := f.planOptions()
+	po.Keys = f.keyIdentifier()
+	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}

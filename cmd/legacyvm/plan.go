@@ -15,6 +15,9 @@ import (
 // PlanOptions are the inputs of `legacyvm plan`.
 type PlanOptions struct {
 	Path string
+	// CheckKeys reads the product keys apply would read, to check seats
+	// by key across profiles now.
+	CheckKeys bool
 }
 
 func newCmdPlan(f *Factory) *cobra.Command {
@@ -24,8 +27,15 @@ func newCmdPlan(f *Factory) *cobra.Command {
 		Short: "Show what apply would change on the host",
 		Long: `Plan compares the profile at PATH (a directory of *.hcl files or one file;
 default ".") with what the host holds and prints the changes apply would make:
-create, update in place, replace (with the reason) or delete. It reads no
-secrets and changes nothing.
+create, update in place, replace (with the reason) or delete. It changes
+nothing.
+
+Licence seats are counted across the profile and every VM already on the
+host. Plan reads no secrets, so without the key a licence is matched with
+other VMs by the fingerprint its own VMs recorded, else by its name: reuse of
+the same key by another profile is found by apply (which reads the keys
+before it changes anything and refuses a key without a free seat), or now
+with --check-keys, which reads the keys apply would read.
 
 Exit status: 0 no changes, 2 changes present, 1 error.`,
 		Example: `  legacyvm plan examples/lab
@@ -38,6 +48,7 @@ Exit status: 0 no changes, 2 changes present, 1 error.`,
 			return planRun(cmd, f, opts)
 		},
 	}
+	cmd.Flags().BoolVar(&opts.CheckKeys, "check-keys", false, "read the product keys of VMs to be created and check their seats across profiles")
 	return cmd
 }
 
@@ -47,7 +58,11 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 	if err != nil {
 		return err
 	}
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, f.planOptions())
+	po := f.planOptions()
+	if opts.CheckKeys {
+		po.Keys = f.keyIdentifier()
+	}
+	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
