@@ -1,7 +1,7 @@
 package provision
 
 import (
-		"fmt"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
