@@ -189,6 +189,7 @@ func SystemFindings(sys HostSystem) []Finding {
 			"firewalld is running: libvirt puts bridges in its \"libvirt\" zone, which lets guests reach DNS, DHCP, TFTP and SSH on the host unless the zone is changed",
 			"restrict the zone: firewall-cmd --permanent --zone=libvirt --remove-service=ssh (and tftp), firewall-cmd --reload")
 	}
+	fs = append(fs, forwardPolicyFindings(sys)...) // verify.go
 	if v, ok := sys.read("proc/sys/net/ipv4/ip_forward"); ok && v == "1" {
 		add("ip_forward", SeverityInfo, "IP forwarding is on; legacyvm networks have no <forward> element, so libvirt rejects forwarding from them", "")
 	}

@@ -1,0 +1,677 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// CheckStatus is the outcome of one verify check.
+type CheckStatus string
+
+const (
+	// CheckPass: the property holds.
+	CheckPass CheckStatus = "pass"
+	// CheckFail: isolation is broken or will be at the next start.
+	CheckFail CheckStatus = "fail"
+	// CheckWarn: isolation holds, but something needs attention.
+	CheckWarn CheckStatus = "warn"
+	// CheckSkip: the property cannot be checked here (the VM is not
+	// running, no profile to compare with, the host cannot tell).
+	CheckSkip CheckStatus = "skip"
+)
+
+// Names of the per-VM checks verify runs, in the order it reports them.
+const (
+	CheckNetwork       = "network"          // the NIC is on an active legacyvm network
+	CheckNoForward     = "no-forward"       // the network has no <forward>, defined or running
+	CheckNoIPv6        = "no-ipv6"          // the network has no IPv6
+	CheckDNS           = "dns"              // DNS is on exactly when the profile says
+	CheckPortIsolation = "port-isolation"   // guests are isolated exactly when the profile says
+	CheckFilterRef     = "filter-reference" // the definition references the network's filter with the VM's IP
+	CheckFilterBinding = "filter-binding"   // the running NIC has that filter bound
+	CheckFilterRules   = "filter-rules"     // the filters' rules are the ones the profile renders to
+	CheckNoUplink      = "no-uplink"        // nothing but VM NICs is enslaved to the bridge
+	CheckExists        = "exists"           // a VM the profile declares exists
+)
+
+// CheckResult is one check of one VM: what was checked, the outcome, why,
+// and how to repair a failure.
+type CheckResult struct {
+	Check  string      `json:"check"`
+	Status CheckStatus `json:"status"`
+	Reason string      `json:"reason"`
+	Fix    string      `json:"fix,omitempty"`
+}
+
+// VMVerification is what verify found for one managed VM.
+type VMVerification struct {
+	Name    string           `json:"name"`
+	Profile string           `json:"profile"`
+	State   virt.DomainState `json:"state,omitempty"`
+	Network string           `json:"network,omitempty"`
+	// OK is false when a check failed.
+	OK     bool          `json:"ok"`
+	Checks []CheckResult `json:"checks"`
+}
+
+// Verification is the result of verifying one host: every managed VM (of
+// one profile, or of all), and the host conditions that weaken isolation.
+type Verification struct {
+	Host string `json:"host"`
+	// Profile is "" when every profile's VMs were verified.
+	Profile string           `json:"profile,omitempty"`
+	VMs     []VMVerification `json:"vms"`
+	// HostChecks are the local system's findings (see SystemFindings);
+	// for a remote host, one note saying where to run them.
+	HostChecks []Finding `json:"host_checks"`
+	// OK is false when a VM check failed or a host finding is an error.
+	OK bool `json:"ok"`
+}
+
+// Warnings reports whether a VM check or a host finding is a warning.
+func (v *Verification) Warnings() bool {
+	for _, vm := range v.VMs {
+		for _, c := range vm.Checks {
+			if c.Status == CheckWarn {
+				return true
+			}
+		}
+	}
+	for _, f := range v.HostChecks {
+		if f.Severity == SeverityWarn {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyOptions are the inputs of Verify.
+type VerifyOptions struct {
+	// URI is the host's libvirt URI (for the report, and to decide whether
+	// the local system is the libvirt host).
+	URI string
+	// Profile, when set, is the part of a profile placed on this host (see
+	// Split): only its VMs are verified, and against what it declares.
+	// nil verifies every VM legacyvm manages on the host, with the checks
+	// that need no profile.
+	Profile *profiles.Profile
+	// System is the local system, read for host conditions when URI is
+	// local.
+	System HostSystem
+	// SerialLogDir is passed to Desired (it does not change any check).
+	SerialLogDir string
+	// ApplyHint is the command that repairs drift, e.g. "legacyvm apply
+	// ./lab" (default "legacyvm apply" with the profile's directory).
+	ApplyHint string
+}
+
+// VerifyProfile verifies every host a profile uses: it connects to each,
+// runs Verify with the part of the profile placed there and closes the
+// connection. Reports are in host order (see Split).
+func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
+	var out []*Verification
+	for _, part := range Split(p) {
+		uri := HostURI(part.Hosts[0], opts)
+		hv, err := connect(ctx, uri)
+		if err != nil {
+			return out, fmt.Errorf("connect to %s: %w", uri, err)
+		}
+		o := vo
+		o.URI, o.Profile, o.SerialLogDir = uri, part, opts.SerialLogDir
+		v, err := Verify(ctx, hv, o)
+		_ = hv.Close()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Verify proves from the outside that the managed VMs on hv are isolated:
+// for each VM and each of its NICs, that the network has no forwarding and
+// no IPv6 and the DNS and port isolation declared, that the definition
+// references the network's traffic filter with the VM's address, that the
+// filter is bound to the running NIC, that the filters' rules are what
+// the profile renders to (FilterDiff), and that nothing but VM NICs is
+// enslaved to the bridge; plus, for a local URI, the host conditions that
+// undo isolation (SystemFindings). It boots nothing and makes a few
+// libvirt calls per network. The error is for failures to read the host;
+// what verify finds is in the report.
+func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verification, error) {
+	v := &Verification{Host: opts.URI, VMs: []VMVerification{}}
+	var profile string
+	if opts.Profile != nil {
+		profile = opts.Profile.Name
+		v.Profile = profile
+	}
+	doms, err := hv.ListDomains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nets, err := hv.ListNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vr := &verifier{hv: hv, opts: opts, nets: map[string]virt.Network{}, ports: map[string]portsResult{},
+		diffs: map[string][]string{}, desiredNets: map[string]*DesiredNetwork{}, desiredVMs: map[string]*DesiredVM{}}
+	for _, n := range nets {
+		vr.nets[n.Name] = n
+	}
+	vr.applyHint = opts.ApplyHint
+	if vr.applyHint == "" {
+		vr.applyHint = "legacyvm apply PROFILE"
+		if opts.Profile != nil && opts.Profile.Dir != "" {
+			vr.applyHint = "legacyvm apply " + opts.Profile.Dir
+		}
+	}
+	if opts.Profile != nil {
+		o := &Observed{Networks: vr.nets}
+		ds, err := Desired(opts.Profile, Target{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
+		if err != nil {
+			return nil, err
+		}
+		for _, dn := range ds.Networks {
+			vr.desiredNets[dn.Spec.Name] = dn
+		}
+		for _, dv := range ds.VMs {
+			vr.desiredVMs[dv.Spec.Name] = dv
+		}
+	}
+
+	var managed []virt.Domain
+	running := false
+	seen := map[string]bool{}
+	for _, d := range doms {
+		if d.Metadata == nil || (profile != "" && d.Metadata.Profile != profile) {
+			continue
+		}
+		managed = append(managed, d)
+		seen[d.Name] = true
+		running = running || d.State != virt.StateShutoff
+	}
+	if running {
+		if vr.bindings, err = hv.FilterBindings(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Profile == nil && len(managed) > 0 {
+		fs, err := hv.ListFilters(ctx)
+		if err != nil {
+			return nil, err
+		}
+		vr.filters = map[string]virt.Filter{}
+		for _, f := range fs {
+			vr.filters[f.Name] = f
+		}
+	}
+	for _, d := range managed {
+		vm, err := vr.verifyVM(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		v.VMs = append(v.VMs, vm)
+	}
+	for _, name := range sortedKeys(vr.desiredVMs) {
+		if seen[name] {
+			continue
+		}
+		v.VMs = append(v.VMs, VMVerification{Name: name, Profile: profile, OK: true, Checks: []CheckResult{{
+			Check: CheckExists, Status: CheckWarn,
+			Reason: "the profile declares this VM but it does not exist on the host",
+			Fix:    vr.applyHint + " creates it",
+		}}})
+	}
+	sort.SliceStable(v.VMs, func(i, j int) bool {
+		if v.VMs[i].Profile != v.VMs[j].Profile {
+			return v.VMs[i].Profile < v.VMs[j].Profile
+		}
+		return v.VMs[i].Name < v.VMs[j].Name
+	})
+
+	if IsLocalURI(opts.URI) {
+		v.HostChecks = SystemFindings(opts.System)
+	} else {
+		v.HostChecks = []Finding{{Check: "host system", Severity: SeverityInfo,
+			Message: "the libvirt host is remote: run `legacyvm verify` (or doctor) on it to check its firewall and sysctl settings"}}
+	}
+	v.OK = true
+	for _, vm := range v.VMs {
+		v.OK = v.OK && vm.OK
+	}
+	for _, f := range v.HostChecks {
+		v.OK = v.OK && f.Severity != SeverityFail
+	}
+	return v, nil
+}
+
+type portsResult struct {
+	ports []virt.BridgePort
+	err   error
+}
+
+// verifier holds what one Verify call observed, shared by its VMs.
+type verifier struct {
+	hv          virt.Hypervisor
+	opts        VerifyOptions
+	applyHint   string
+	nets        map[string]virt.Network
+	bindings    []virt.FilterBinding
+	filters     map[string]virt.Filter // without a profile only
+	diffs       map[string][]string    // FilterDiff per desired filter, on first use
+	ports       map[string]portsResult // BridgePorts per bridge, on first use
+	desiredNets map[string]*DesiredNetwork
+	desiredVMs  map[string]*DesiredVM
+}
+
+func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification, error) {
+	vm := VMVerification{Name: d.Name, Profile: d.Metadata.Profile, State: d.State}
+	add := func(check string, st CheckStatus, fix, format string, a ...any) {
+		vm.Checks = append(vm.Checks, CheckResult{Check: check, Status: st, Reason: fmt.Sprintf(format, a...), Fix: fix})
+	}
+	dv := vr.desiredVMs[d.Name]
+	var want []virt.InterfaceSpec
+	if dv != nil {
+		want = dv.Spec.Interfaces
+	}
+	if len(d.Interfaces) == 0 {
+		if len(want) > 0 {
+			add(CheckNetwork, CheckWarn, vr.applyHint+" puts it back",
+				"the VM has no network interface although the profile puts it on %s", want[0].Network)
+		} else {
+			add(CheckNetwork, CheckPass, "", "the VM has no network interface: nothing to isolate")
+		}
+	}
+	for i, nic := range d.Interfaces {
+		if i == 0 {
+			vm.Network = nic.Network
+		}
+		var w *virt.InterfaceSpec
+		for j := range want {
+			if strings.EqualFold(want[j].MAC, nic.MAC) {
+				w = &want[j]
+			}
+		}
+		if err := vr.verifyNIC(ctx, d, nic, w, add); err != nil {
+			return vm, err
+		}
+	}
+	vm.OK = true
+	for _, c := range vm.Checks {
+		vm.OK = vm.OK && c.Status != CheckFail
+	}
+	return vm, nil
+}
+
+// verifyNIC checks one interface of d; want is the interface the profile
+// declares (nil without a profile, or when the profile has none with this
+// MAC).
+func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.InterfaceSpec, want *virt.InterfaceSpec, add func(check string, st CheckStatus, fix, format string, a ...any)) error {
+	multi := len(d.Interfaces) > 1
+	label := func(s string) string {
+		if multi {
+			return "interface " + nic.MAC + ": " + s
+		}
+		return s
+	}
+	apply := vr.applyHint + " repairs it"
+	n, ok := vr.nets[nic.Network]
+	switch {
+	case !ok:
+		add(CheckNetwork, CheckFail, apply, label("network %s does not exist"), nic.Network)
+		return nil
+	case n.Metadata == nil || !IsOwnedName(n.Name):
+		add(CheckNetwork, CheckFail, "move the interface back to its legacyvm network ("+vr.applyHint+") or remove it (virsh edit "+d.Name+")",
+			label("network %s is not managed by legacyvm: nothing isolates this interface"), nic.Network)
+		return nil
+	case want != nil && want.Network != nic.Network:
+		add(CheckNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
+	case !n.Active:
+		add(CheckNetwork, CheckWarn, "virsh net-start "+n.Name+" (or "+vr.applyHint+")", label("network %s is not running"), n.Name)
+	case n.Running != nil:
+		add(CheckNetwork, CheckWarn, "stop the network's VMs and run "+vr.applyHint+" to restart it",
+			label("network %s runs with an older definition (a change waits for the network to restart); the checks below read both"), n.Name)
+	default:
+		add(CheckNetwork, CheckPass, "", label("on %s, legacyvm's network of profile %s"), n.Name, n.Metadata.Profile)
+	}
+	dn := vr.desiredNets[n.Name]
+
+	// Forwarding and IPv6, defined and running.
+	var fwd []string
+	if n.ForwardMode != "" {
+		fwd = append(fwd, fmt.Sprintf("the definition has <forward mode='%s'>", n.ForwardMode))
+	}
+	if r := n.Running; r != nil && r.ForwardMode != "" {
+		fwd = append(fwd, fmt.Sprintf("the running network forwards (mode %s)", r.ForwardMode))
+	}
+	if len(fwd) > 0 {
+		fix := vr.applyHint + " removes it from the definition"
+		if n.Running != nil && n.Running.ForwardMode != "" {
+			fix += "; the running network keeps forwarding until it restarts: stop its VMs and apply again"
+		}
+		add(CheckNoForward, CheckFail, fix, label("%s: libvirt routes the guests' traffic off the bridge (added outside legacyvm?)"), strings.Join(fwd, "; "))
+	} else {
+		add(CheckNoForward, CheckPass, "", label("%s has no <forward>: libvirt routes nothing off the bridge"), n.Name)
+	}
+	if n.IPv6 || n.Running != nil && n.Running.IPv6 {
+		add(CheckNoIPv6, CheckFail, apply, label("%s has IPv6 (added outside legacyvm): IPv6 bypasses the IPv4 host guard"), n.Name)
+	} else {
+		add(CheckNoIPv6, CheckPass, "", label("no IPv6 on %s"), n.Name)
+	}
+
+	// DNS and port isolation, as declared.
+	onOff := map[bool]string{true: "on", false: "off"}
+	switch {
+	case dn == nil:
+		add(CheckDNS, CheckSkip, "", label("DNS is %s; not compared (no profile: run legacyvm verify PATH)"), onOff[n.DNS])
+	case n.DNS != dn.Spec.DNS || n.Running != nil && n.Running.DNS != dn.Spec.DNS:
+		add(CheckDNS, CheckFail, apply, label("DNS is %s on %s, the profile says %s"), onOff[!dn.Spec.DNS], n.Name, onOff[dn.Spec.DNS])
+	default:
+		add(CheckDNS, CheckPass, "", label("DNS is %s, as declared"), onOff[dn.Spec.DNS])
+	}
+	override := interfacePortOverride(d.XML, nic.MAC)
+	switch {
+	case n.PortIsolated && override == "no":
+		add(CheckPortIsolation, CheckFail, "remove <port isolated='no'/> from the interface (virsh edit "+d.Name+") and restart the VM",
+			label("the interface overrides the network's port isolation (<port isolated='no'/>): the VM reaches the other guests"))
+	case dn == nil:
+		add(CheckPortIsolation, CheckSkip, "", label("guests are %s; not compared (no profile)"), map[bool]string{true: "isolated from each other", false: "allowed to talk to each other"}[n.PortIsolated])
+	case n.PortIsolated != dn.Spec.PortIsolated || n.Running != nil && n.Running.PortIsolated != dn.Spec.PortIsolated:
+		add(CheckPortIsolation, CheckFail, apply, label("port isolation is %s on %s, the profile says %s (guest_to_guest = %v)"),
+			onOff[!dn.Spec.PortIsolated], n.Name, onOff[dn.Spec.PortIsolated], !dn.Spec.PortIsolated)
+	case dn.Spec.PortIsolated:
+		add(CheckPortIsolation, CheckPass, "", label("guests are isolated from each other (guest_to_guest = false)"))
+	default:
+		add(CheckPortIsolation, CheckPass, "", label("guests may talk to each other (guest_to_guest = true), as declared"))
+	}
+
+	// The filter reference in the definition.
+	wantFilter, wantIP := n.Name, reservedIP(n, nic.MAC)
+	if dn != nil {
+		wantFilter = dn.Filter.Name
+	}
+	if want != nil {
+		wantFilter, wantIP = want.Filter, paramIP(want.FilterParams)
+	}
+	switch got := paramIP(nic.FilterParams); {
+	case nic.Filter == "":
+		add(CheckFilterRef, CheckFail, apply+" (the VM is not filtered after its next start until then)",
+			label("the definition has no traffic filter (removed outside legacyvm?): started like this, the VM reaches the host and spoofs addresses"))
+	case nic.Filter != wantFilter:
+		add(CheckFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
+	case wantIP.IsValid() && got != wantIP:
+		add(CheckFilterRef, CheckFail, apply, label("the filter's IP parameter is %s, the VM's address is %s"), addrStr(got), wantIP)
+	default:
+		add(CheckFilterRef, CheckPass, "", label("references %s%s"), nic.Filter, ipSuffix(got))
+	}
+
+	// The binding of the running NIC.
+	if d.State == virt.StateShutoff {
+		add(CheckFilterBinding, CheckSkip, "", label("not running: nothing is bound (the definition is checked above)"))
+	} else {
+		var b *virt.FilterBinding
+		for i := range vr.bindings {
+			if strings.EqualFold(vr.bindings[i].MAC, nic.MAC) && vr.bindings[i].Owner == d.Name {
+				b = &vr.bindings[i]
+			}
+		}
+		restart := fmt.Sprintf("legacyvm stop %s && legacyvm start %s (after %s if the definition is wrong too)", d.Name, d.Name, vr.applyHint)
+		switch {
+		case b == nil:
+			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
+		case b.Filter != wantFilter:
+			add(CheckFilterBinding, CheckFail, restart, label("%s is bound to filter %s, not %s"), b.PortDev, b.Filter, wantFilter)
+		case wantIP.IsValid() && paramIP(b.Params) != wantIP:
+			add(CheckFilterBinding, CheckFail, restart, label("%s is bound to %s with IP %s, the VM's address is %s"), b.PortDev, b.Filter, addrStr(paramIP(b.Params)), wantIP)
+		default:
+			add(CheckFilterBinding, CheckPass, "", label("%s is bound to %s%s"), b.PortDev, b.Filter, ipSuffix(paramIP(b.Params)))
+		}
+	}
+
+	// The filters' rules.
+	if dn != nil {
+		diffs, err := vr.filterDiff(ctx, dn)
+		if err != nil {
+			return err
+		}
+		if len(diffs) > 0 {
+			add(CheckFilterRules, CheckFail, apply, label("filter %s differs from the profile (changed outside legacyvm?): %s"), dn.Filter.Name, strings.Join(diffs, "; "))
+		} else {
+			add(CheckFilterRules, CheckPass, "", label("%s and %s hold the rules the profile renders to"), dn.Filter.Name, dn.Filter.Name+"-guard")
+		}
+	} else if problem := vr.filterShape(wantFilter); problem != "" {
+		add(CheckFilterRules, CheckFail, apply, label("%s"), problem)
+	} else {
+		add(CheckFilterRules, CheckSkip, "", label("%s chains clean-traffic and %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
+	}
+
+	// The bridge's other ports.
+	vr.checkUplink(ctx, n, label, add)
+	return nil
+}
+
+func (vr *verifier) filterDiff(ctx context.Context, dn *DesiredNetwork) ([]string, error) {
+	if d, ok := vr.diffs[dn.Filter.Name]; ok {
+		return d, nil
+	}
+	d, err := vr.hv.FilterDiff(ctx, dn.Filter)
+	if err != nil {
+		return nil, err
+	}
+	vr.diffs[dn.Filter.Name] = d
+	return d, nil
+}
+
+// filterShape checks, without a profile, that the root filter chains
+// clean-traffic and the guard and that the guard exists; "" when it does.
+func (vr *verifier) filterShape(root string) string {
+	f, ok := vr.filters[root]
+	if !ok {
+		return fmt.Sprintf("filter %s does not exist: the VM cannot start", root)
+	}
+	guard := root + "-guard"
+	has := func(name string) bool {
+		for _, r := range f.Refs {
+			if r == name {
+				return true
+			}
+		}
+		return false
+	}
+	var miss []string
+	for _, r := range []string{"clean-traffic", guard} {
+		if !has(r) {
+			miss = append(miss, r)
+		}
+	}
+	if len(miss) > 0 {
+		return fmt.Sprintf("filter %s does not reference %s (changed outside legacyvm?)", root, strings.Join(miss, " and "))
+	}
+	if _, ok := vr.filters[guard]; !ok {
+		return fmt.Sprintf("filter %s does not exist", guard)
+	}
+	return ""
+}
+
+// checkUplink proves that nothing but VM NICs is enslaved to the bridge,
+// through libvirt, or from /sys on a local host whose libvirt cannot tell.
+func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
+	if n.Bridge == "" || !n.Active {
+		add(CheckNoUplink, CheckSkip, "", label("network %s is not running: no bridge to check"), n.Name)
+		return
+	}
+	r, ok := vr.ports[n.Bridge]
+	if !ok {
+		r.ports, r.err = vr.hv.BridgePorts(ctx, n.Bridge)
+		if errors.Is(r.err, virt.ErrUnsupported) && IsLocalURI(vr.opts.URI) {
+			r.ports, r.err = vr.opts.System.bridgePorts(n.Bridge)
+		}
+		vr.ports[n.Bridge] = r
+	}
+	switch {
+	case r.err != nil:
+		add(CheckNoUplink, CheckSkip, "", label("cannot list the ports of bridge %s: %v"), n.Bridge, r.err)
+	case len(r.ports) > 0:
+		var names []string
+		for _, p := range r.ports {
+			s := p.Name
+			if p.MAC != "" {
+				s += " (" + p.MAC + ")"
+			}
+			names = append(names, s)
+		}
+		add(CheckNoUplink, CheckFail, fmt.Sprintf("on the libvirt host: ip link set %s nomaster", r.ports[0].Name),
+			label("bridge %s has an uplink: %s is enslaved to it, so traffic can leave the isolated network"), n.Bridge, strings.Join(names, ", "))
+	default:
+		add(CheckNoUplink, CheckPass, "", label("bridge %s holds only VM interfaces"), n.Bridge)
+	}
+}
+
+// vnetTap matches the tap devices libvirt names for domain NICs.
+var vnetTap = regexp.MustCompile(`^vnet[0-9]+$`)
+
+// bridgePorts lists the members of a local bridge from
+// /sys/class/net/BRIDGE/brif, leaving out libvirt's vnetN taps as its
+// interface driver does.
+func (h HostSystem) bridgePorts(bridge string) ([]virt.BridgePort, error) {
+	dir := filepath.Join(h.Root, "sys/class/net", bridge, "brif")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("bridge %s is not on this machine: %w", bridge, virt.ErrNotFound)
+		}
+		return nil, err
+	}
+	out := []virt.BridgePort{}
+	for _, e := range ents {
+		if vnetTap.MatchString(e.Name()) {
+			continue
+		}
+		mac, _ := h.read(filepath.Join("sys/class/net", e.Name(), "address"))
+		out = append(out, virt.BridgePort{Name: e.Name(), MAC: mac})
+	}
+	return out, nil
+}
+
+// interfacePortOverride returns the isolated attribute of the <port>
+// element of the NIC with mac in a domain definition ("" when absent).
+// virt.InterfaceSpec only says whether a NIC is isolated; an explicit
+// isolated='no' overrides the network's port isolation.
+func interfacePortOverride(domainXML, mac string) string {
+	var doc struct {
+		Interfaces []struct {
+			MAC struct {
+				Address string `xml:"address,attr"`
+			} `xml:"mac"`
+			Port *struct {
+				Isolated string `xml:"isolated,attr"`
+			} `xml:"port"`
+		} `xml:"devices>interface"`
+	}
+	if domainXML == "" || xml.Unmarshal([]byte(domainXML), &doc) != nil {
+		return ""
+	}
+	for _, i := range doc.Interfaces {
+		if strings.EqualFold(i.MAC.Address, mac) && i.Port != nil {
+			return i.Port.Isolated
+		}
+	}
+	return ""
+}
+
+func paramIP(ps []virt.FilterParam) netip.Addr {
+	for _, p := range ps {
+		if p.Name == "IP" {
+			a, _ := netip.ParseAddr(p.Value)
+			return a
+		}
+	}
+	return netip.Addr{}
+}
+
+func addrStr(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unset"
+	}
+	return a.String()
+}
+
+func ipSuffix(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return " with IP " + a.String()
+}
+
+// forwardPolicyFindings reads the filter table with `iptables -S` and
+// reports a FORWARD policy of ACCEPT on a host where Docker's chains exist:
+// Docker turns IP forwarding on and normally sets the policy to DROP; put
+// back to ACCEPT (a common "fix" for Docker breaking VM networking), the
+// host routes between all its interfaces, and only libvirt's reject rules
+// (which a firewall reload removes) stand between a guest and other
+// networks.
+func forwardPolicyFindings(sys HostSystem) []Finding {
+	lp := sys.LookPath
+	if lp == nil {
+		lp = exec.LookPath
+	}
+	path, err := lp("iptables")
+	if err != nil {
+		return nil // reported by the iptables check
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "-S").Output()
+	if err != nil {
+		msg := err.Error()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			msg = strings.TrimSpace(string(ee.Stderr))
+		}
+		return []Finding{{Check: "forward-policy", Severity: SeverityInfo,
+			Message: "cannot read the iptables rules (iptables -S: " + msg + "); run as root to check the FORWARD policy"}}
+	}
+	return []Finding{forwardPolicyFinding(string(out))}
+}
+
+// forwardPolicyFinding judges the output of `iptables -S`.
+func forwardPolicyFinding(rules string) Finding {
+	policy, docker := "", ""
+	for _, line := range strings.Split(rules, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[0] == "-P" && f[1] == "FORWARD":
+			policy = f[2]
+		case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "DOCKER") && docker == "":
+			docker = f[1]
+		}
+	}
+	f := Finding{Check: "forward-policy", Severity: SeverityOK}
+	switch {
+	case policy == "ACCEPT" && docker != "":
+		f.Severity = SeverityWarn
+		f.Message = fmt.Sprintf("the FORWARD policy is ACCEPT on a host with Docker (chain %s): Docker turns IP forwarding on, so the host routes between all its interfaces and only libvirt's reject rules, which a firewall reload removes, keep guests off other networks; legacyvm's guard drops routed guest traffic, but a second layer is gone", docker)
+		f.Fix = "iptables -P FORWARD DROP (Docker's own default; allow what containers need in the DOCKER-USER chain) and persist it"
+	case policy == "":
+		f.Severity = SeverityInfo
+		f.Message = "no FORWARD policy in `iptables -S` output"
+	case docker != "":
+		f.Message = fmt.Sprintf("FORWARD policy %s (Docker chains present)", policy)
+	default:
+		f.Message = fmt.Sprintf("FORWARD policy %s, no Docker chains", policy)
+	}
+	return f
+}
