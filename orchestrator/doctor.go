@@ -42,8 +42,17 @@ type HostSystem struct {
 	LookPath func(string) (string, error)
 }
 
+// path is the absolute path of a root-relative path ("proc/sys/...").
+func (h HostSystem) path(p string) string {
+	root := h.Root
+	if root == "" {
+		root = "/"
+	}
+	return filepath.Join(root, p)
+}
+
 func (h HostSystem) read(path string) (string, bool) {
-	b, err := os.ReadFile(filepath.Join(h.Root, path))
+	b, err := os.ReadFile(h.path(path))
 	if err != nil {
 		return "", false
 	}
@@ -51,7 +60,7 @@ func (h HostSystem) read(path string) (string, bool) {
 }
 
 func (h HostSystem) exists(path string) bool {
-	_, err := os.Stat(filepath.Join(h.Root, path))
+	_, err := os.Stat(h.path(path))
 	return err == nil
 }
 
