@@ -96,6 +96,7 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 		changes = changes || hp.Plan.HasChanges()
 	}
 	if !changes {
+		f.verifyAfterApply(ctx, p, opts.Path)
 		if f.JSON() {
 			return writeApplyJSON(f, p.Name, nil)
 		}
@@ -122,6 +123,7 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 		}
 		f.IO.Status("Applied profile %s on %s in %s.", p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
 	}
+	f.verifyAfterApply(ctx, p, opts.Path)
 	if f.JSON() {
 		if err := writeApplyJSON(f, p.Name, all); err != nil {
 			return err

@@ -142,6 +142,7 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		newCmdStop(f),
 		newCmdConsole(f),
 		newCmdDoctor(f),
+		newCmdVerify(f),
 		newCmdLicenses(f),
 		newCmdSnapshot(f),
 		newCmdReset(f),

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/legacyvm/legacyvm/orchestrator"
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// VerifyOptions are the inputs of `legacyvm verify`.
+type VerifyOptions struct {
+	Path   string
+	All    bool
+	Strict bool
+}
+
+func newCmdVerify(f *Factory) *cobra.Command {
+	opts := &VerifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify [PATH]",
+		Short: "Prove that the VMs are isolated: networks, traffic filters, bridges, host settings",
+		Long: `Verify checks, from the outside, that every VM of the profile at PATH (default
+".") is isolated, or every VM legacyvm manages on the host with --all:
+
+  network           the NIC is on an active legacyvm network
+  no-forward        the network has no <forward> element, defined or running
+  no-ipv6           the network has no IPv6
+  dns               DNS is on exactly when the profile says
+  port-isolation    guests are isolated from each other exactly when the
+                    profile says (guest_to_guest = false)
+  filter-reference  the VM's definition references its network's traffic
+                    filter with the VM's address
+  filter-binding    the running NIC has that filter bound
+  filter-rules      the filters hold the rules the profile renders to
+  no-uplink         nothing but VM NICs is enslaved to the bridge
+
+and, when the libvirt host is this machine, the host conditions that weaken
+isolation (the same as legacyvm doctor: ebtables and iptables present,
+bridge-nf-call-iptables, rp_filter, firewalld's libvirt zone, a FORWARD policy
+of ACCEPT left behind by Docker). Without a profile (--all) the checks that
+compare with what a profile declares are skipped.
+
+Every failure names the check, says why and how to repair it (usually
+legacyvm apply, which also runs verify at its end). Verify boots nothing and
+makes a few libvirt calls: it is cheap enough to run from monitoring.
+Exit status 1 when a check fails (with --strict, also on warnings).`,
+		Example: `  legacyvm verify examples/lab
+  legacyvm verify --all -o json
+  legacyvm verify --strict ./acct || alert "acct VMs are not isolated"`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeProfilePath,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.All && len(args) > 0 {
+				return fmt.Errorf("give a profile PATH or --all, not both")
+			}
+			opts.Path = pathArg(args)
+			return verifyRun(cmd.Context(), f, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.All, "all", false, "verify every VM legacyvm manages on the host (--connect), of every profile")
+	cmd.Flags().BoolVar(&opts.Strict, "strict", false, "exit 1 on warnings too")
+	return cmd
+}
+
+func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
+	var vs []*orchestrator.Verification
+	if opts.All {
+		uri := f.URI()
+		hv, err := f.Connect(ctx, uri)
+		if err != nil {
+			return fmt.Errorf("connect to %s: %w", uri, err)
+		}
+		defer hv.Close()
+		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem})
+		if err != nil {
+			return err
+		}
+		vs = append(vs, v)
+	} else {
+		p, err := f.loadProfile(opts.Path)
+		if err != nil {
+			return err
+		}
+		vs, err = f.verifyProfile(ctx, p, opts.Path)
+		if err != nil {
+			return err
+		}
+	}
+	ok, warn := true, false
+	for _, v := range vs {
+		ok = ok && v.OK
+		warn = warn || v.Warnings()
+	}
+	if f.JSON() {
+		enc := json.NewEncoder(f.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"ok": ok, "hosts": vs}); err != nil {
+			return err
+		}
+	} else {
+		writeVerifyText(f.IO.Out, vs, false)
+	}
+	if !ok || opts.Strict && warn {
+		return silent(exitError)
+	}
+	return nil
+}
+
+// verifyProfile runs verify on every host of p; path is how the user named
+// the profile (for the fixes it suggests).
+func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string) ([]*orchestrator.Verification, error) {
+	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
+		System:    f.HostSystem,
+		ApplyHint: "legacyvm apply " + path,
+	})
+}
+
+var checkMarks = map[orchestrator.CheckStatus]string{
+	orchestrator.CheckPass: "pass", orchestrator.CheckFail: "FAIL", orchestrator.CheckWarn: "WARN", orchestrator.CheckSkip: "skip",
+}
+
+var findingMarks = map[orchestrator.Severity]string{
+	orchestrator.SeverityOK: "pass", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL",
+}
+
+// writeVerifyText prints verifications; problemsOnly leaves out what
+// passed (apply's summary).
+func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly bool) {
+	line := func(mark, check, msg, fix string) {
+		fmt.Fprintf(w, "  %s  %-17s %s\n", mark, check, msg)
+		if fix != "" {
+			fmt.Fprintf(w, "        %-17s fix: %s\n", "", fix)
+		}
+	}
+	nVMs, nFailed, nWarn, nHostFail := 0, 0, 0, 0
+	for _, v := range vs {
+		scope := "every profile"
+		if v.Profile != "" {
+			scope = "profile " + v.Profile
+		}
+		if !problemsOnly {
+			fmt.Fprintf(w, "Verifying %s on %s\n", scope, v.Host)
+			if len(v.VMs) == 0 {
+				fmt.Fprintln(w, "No VMs managed by legacyvm here.")
+			}
+		}
+		for _, vm := range v.VMs {
+			nVMs++
+			if !vm.OK {
+				nFailed++
+			}
+			var shown []orchestrator.CheckResult
+			for _, c := range vm.Checks {
+				if c.Status == orchestrator.CheckWarn {
+					nWarn++
+				}
+				if !problemsOnly || c.Status == orchestrator.CheckFail || c.Status == orchestrator.CheckWarn {
+					shown = append(shown, c)
+				}
+			}
+			if len(shown) == 0 {
+				continue
+			}
+			var about []string
+			if vm.State != "" {
+				about = append(about, string(vm.State))
+			}
+			if vm.Network != "" {
+				about = append(about, vm.Network)
+			}
+			if v.Profile == "" {
+				about = append(about, "profile "+vm.Profile)
+			}
+			head := vm.Name
+			if len(about) > 0 {
+				head += " (" + strings.Join(about, ", ") + ")"
+			}
+			fmt.Fprintln(w, head)
+			for _, c := range shown {
+				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix)
+			}
+		}
+		var shown []orchestrator.Finding
+		for _, hc := range v.HostChecks {
+			switch hc.Severity {
+			case orchestrator.SeverityWarn:
+				nWarn++
+			case orchestrator.SeverityFail:
+				nHostFail++
+			}
+			if !problemsOnly || hc.Severity == orchestrator.SeverityWarn || hc.Severity == orchestrator.SeverityFail {
+				shown = append(shown, hc)
+			}
+		}
+		if len(shown) > 0 {
+			fmt.Fprintf(w, "host conditions (%s)\n", hostWhere(v.Host))
+			for _, hc := range shown {
+				line(findingMarks[hc.Severity], hc.Check, hc.Message, hc.Fix)
+			}
+		}
+	}
+	switch {
+	case nFailed > 0:
+		fmt.Fprintf(w, "FAIL: %d of %d VMs failed a check: they are not isolated as declared.\n", nFailed, nVMs)
+	case nHostFail > 0:
+		fmt.Fprintf(w, "FAIL: the host lacks what isolation needs (%d host check(s) failed).\n", nHostFail)
+	case nWarn > 0:
+		fmt.Fprintf(w, "OK: %d VMs isolated, with %d warning(s).\n", nVMs, nWarn)
+	default:
+		fmt.Fprintf(w, "OK: %d VMs isolated.\n", nVMs)
+	}
+}
+
+func hostWhere(uri string) string {
+	if orchestrator.IsLocalURI(uri) {
+		return "this machine"
+	}
+	return uri
+}
+
+// verifyAfterApply runs verify on the profile just applied and reports on
+// stderr: the problems found, or one line when there are none. It never
+// fails the apply.
+func (f *Factory) verifyAfterApply(ctx context.Context, p *profiles.Profile, path string) {
+	vs, err := f.verifyProfile(ctx, p, path)
+	if err != nil {
+		fmt.Fprintf(f.IO.ErrOut, "Warning: could not verify isolation: %v\n", err)
+		return
+	}
+	var b strings.Builder
+	writeVerifyText(&b, vs, true)
+	out := b.String()
+	if i := strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n"); i < 0 {
+		f.IO.Status("Verified isolation: %s", strings.TrimSpace(out))
+		return
+	}
+	fmt.Fprintf(f.IO.ErrOut, "Warning: isolation problems after apply (legacyvm verify %s shows every check):\n%s", path, out)
+}
