@@ -13,7 +13,9 @@
 #   rig.dhcpwait=SEC       give up DHCP after SEC s [15]
 #   rig.listen=PORT[,PORT] TCP ports answering "RIG-BANNER <name>" [7777; 0 = off]
 #   rig.control=PORT       TCP control port [7778; 0 = off]: one command line per connection:
-#                          "touch" (write the disk marker), "check" (report it), "uptime", "poweroff"
+#                          "touch" (write the disk marker), "check" (report it), "uptime", "poweroff",
+#                          "counters" (icmp_in_echos=N: ICMP echo requests this guest received),
+#                          "probe CHECK..." (below)
 #   rig.ping=IP[,IP] rig.tcp=IP:PORT[,..] rig.dns=NAME@IP[,..]   checks ("gw"/"srv" = DHCP router/server)
 #   rig.route=NET/NN@VIA[,..]  static routes     rig.wait=IP[,IP] rig.waitmax=SEC [60]
 #   rig.rounds=N [1]  rig.interval=SEC [2]  rig.hb=SEC heartbeat period [0 = off]  rig.halt=1 power off
@@ -28,6 +30,15 @@
 #   rig.install=1          with answercd: if no disk holds the stand-in system, copy it from the CD
 #                          (STANDIN.GZ) to the first empty disk, like Setup installing Windows
 #   rig.debug=1            timing lines
+#
+# Probes on demand (the host drives them when it knows its peers are up): the control command
+# "probe CHECK [CHECK...]" runs each check, writes its "RIG check round=probe ..." line to the
+# connection and the console, then "RIG-OK probe pass=P fail=F". CHECK is ping=IP, tcp=IP:PORT,
+# dns=NAME@IP (as at boot), or a spoofing attempt, which sends three echo requests to IP between two
+# genuine ones (fence=ok,ok when both were answered); whether the forged ones arrived is read from
+# the receiver's "counters" (result=pass only if they were even answered):
+#   spoofip=SRC@IP         from the forged source address SRC (added to eth0 meanwhile)
+#   spoofmac=MAC@IP        from the forged source MAC (eth0's MAC is changed, then restored)
 #
 # Output on the serial console (ttyS0), one result per line, always prefixed "RIG ":
 #   RIG boot name=.. uptime=S
@@ -106,14 +117,83 @@ disktouch() {
 	writesector $MARK_SECTOR "RIG-MARKER $RIG_name $(up)" && sync && say "disk marker=written dev=${SYS#/dev/}"
 }
 
+# ---- checks: boot-time rig.ping/tcp/dns and the control port's "probe" ------------------------
+subst() { case "$1" in gw) echo "${GW:-0.0.0.0}" ;; srv) echo "${SRV:-0.0.0.0}" ;; *) echo "$1" ;; esac; }
+psay() { say "$@"; say "$@" >/dev/console; } # probe results: to the connection and the console
+reroute() { # (re-)add the static routes (and the DHCP/static gateway); the kernel drops them on link down
+	for r in $(echo "$RIG_route" | tr ',' ' '); do
+		ip route add "${r%@*}" via "${r#*@}" dev eth0 2>/dev/null || say "route-failed $r"
+	done
+}
+setmac() { # MAC: eth0 must be down to change it; wait for carrier afterwards
+	ip link set eth0 down; ip link set eth0 address "$1"; ip link set eth0 up
+	i=0; while [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" != 1 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i+1)); done
+	[ -n "$GW" ] && ip route replace default via "$GW" dev eth0 2>/dev/null
+	reroute
+}
+echo1() { ping -c 1 -W 2 -q "$1" >/dev/null 2>&1 && echo ok || echo fail; } # one genuine echo request
+runcheck() { # round kind spec sayfn: one "RIG check" line; status 0 on pass
+	r=fail; extra=""
+	case "$2" in
+	ping)
+		t=$(subst "$3")
+		ping -c 2 -w 3 -W 1 -q "$t" >/dev/null 2>&1 && r=pass ;;
+	tcp)
+		h=$(subst "${3%:*}"); p="${3##*:}"; t="$h:$p"
+		out=$(timeout 5 nc -w 3 "$h" "$p" </dev/null 2>/dev/null); rc=$?
+		{ [ $rc -eq 0 ] || [ -n "$out" ]; } && r=pass
+		extra=" banner=$(echo "$out" | head -n1 | tr ' ' '_')" ;;
+	dns)
+		n="${3%@*}"; s=$(subst "${3#*@}"); t="$n@$s"
+		# busybox nslookup also asks AAAA and fails when that part is empty: judge by the
+		# Address lines after "Name:" (the first Address line is the server's)
+		timeout 5 nslookup "$n" "$s" >/tmp/ns.out 2>&1
+		a=$(awk '/^Name:/{n=1} n && /^Address/{sub(/^Address[^:]*:[ \t]*/, ""); print; exit}' /tmp/ns.out)
+		[ -n "$a" ] && r=pass
+		extra=" answer=${a:-none}" ;;
+	spoofip)
+		src="${3%@*}"; d=$(subst "${3#*@}"); t="$src@$d"
+		echo 2 > /proc/sys/net/ipv4/conf/eth0/arp_announce # ARP keeps asking with the real address
+		f1=$(echo1 "$d")
+		ip addr add "$src/32" dev eth0 2>/dev/null
+		ping -c 3 -i 0.2 -W 1 -q -I "$src" "$d" >/dev/null 2>&1 && r=pass
+		ip addr del "$src/32" dev eth0 2>/dev/null
+		extra=" fence=$f1,$(echo1 "$d")" ;;
+	spoofmac)
+		m="${3%@*}"; d=$(subst "${3#*@}"); t="$m@$d"
+		f1=$(echo1 "$d")
+		peer=$(ip neigh show "$d" dev eth0 | awk '{ for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i+1) }')
+		if [ -n "$peer" ]; then
+			setmac "$m"
+			ip neigh replace "$d" lladdr "$peer" dev eth0 nud permanent # no ARP from the forged MAC
+			ping -c 3 -i 0.2 -W 1 -q "$d" >/dev/null 2>&1 && r=pass
+			ip neigh del "$d" dev eth0 2>/dev/null
+			setmac "$MAC"
+		fi
+		extra=" fence=$f1,$(echo1 "$d")" ;;
+	*) t="$3"; extra=" error=unknown-kind" ;;
+	esac
+	$4 "check round=$1 kind=$2 target=$t result=$r$extra"
+	[ "$r" = pass ]
+}
+
 # ---- control mode: one connection on the control port (nc -e /bin/rig-control) ----------------
 if [ "$RIG_MODE" = control ]; then
 	. /run/rig.state
 	read -r cmd
 	case "$cmd" in
+	probe\ *)
+		pass=0; fail=0
+		for c in ${cmd#probe }; do
+			if runcheck probe "${c%%=*}" "${c#*=}" psay; then pass=$((pass+1)); else fail=$((fail+1)); fi
+		done
+		echo "RIG control cmd=probe result=pass=$pass,fail=$fail" >/dev/console
+		echo "RIG-OK probe pass=$pass fail=$fail"
+		exit 0 ;;
 	touch) r="$(disktouch | tail -n1)" ;;
 	check) r="$(diskcheck | tail -n1)" ;;
 	uptime) r="uptime=$(up)" ;;
+	counters) r="icmp_in_echos=$(awk '/^Icmp:/ { if (!c) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i } else print $c }' /proc/net/snmp)" ;;
 	poweroff) r="poweroff" ;;
 	*) r="unknown-command" ;;
 	esac
@@ -270,9 +350,7 @@ none|"") VIA=none ;;
 	[ -n "$RIG_gw" ] && ip route add default via "$RIG_gw" dev eth0 && GW="$RIG_gw"
 	VIA=static ;;
 esac
-for r in $(echo "$RIG_route" | tr ',' ' '); do
-	ip route add "${r%@*}" via "${r#*@}" dev eth0 2>/dev/null || say "route-failed $r"
-done
+reroute
 say "net dev=eth0 mac=$MAC ip=${ADDR:-none} via=$VIA gw=${GW:-none} srv=${SRV:-none} carrier_at=$CARRIER_UP uptime=$(up)"
 
 acpid -c /etc/acpi -l /dev/null 2>/dev/null # late: /dev/input/event* exist by now
@@ -283,7 +361,7 @@ chmod +x /bin/rig-banner
 for p in $(echo "$RIG_listen" | tr ',' ' '); do
 	[ "$p" = 0 ] || nc -ll -p "$p" -e /bin/rig-banner >/dev/null 2>&1 &
 done
-echo "SYS='$SYS'; STORAGE=$STORAGE; RIG_name='$RIG_name'; RIG_debug=$RIG_debug" > /run/rig.state
+echo "SYS='$SYS'; STORAGE=$STORAGE; RIG_name='$RIG_name'; RIG_debug=$RIG_debug; GW='$GW'; SRV='$SRV'; MAC='$MAC'; RIG_route='$RIG_route'" > /run/rig.state
 printf '#!/bin/sh\nRIG_MODE=control exec /init\n' > /bin/rig-control
 chmod +x /bin/rig-control
 [ "$RIG_control" = 0 ] || nc -ll -p "$RIG_control" -e /bin/rig-control >/dev/null 2>&1 &
@@ -298,30 +376,15 @@ for t in $(echo "$RIG_wait" | tr ',' ' '); do
 done
 
 # ---- checks -------------------------------------------------------------------------------------
-subst() { case "$1" in gw) echo "${GW:-0.0.0.0}" ;; srv) echo "${SRV:-0.0.0.0}" ;; *) echo "$1" ;; esac; }
 if [ -n "$RIG_ping$RIG_tcp$RIG_dns" ]; then
 	round=1
 	while [ "$round" -le "$RIG_rounds" ]; do
 		pass=0; fail=0
-		for t in $(echo "$RIG_ping" | tr ',' ' '); do
-			t=$(subst "$t")
-			if ping -c 2 -w 3 -W 1 -q "$t" >/dev/null 2>&1; then r=pass; pass=$((pass+1)); else r=fail; fail=$((fail+1)); fi
-			say "check round=$round kind=ping target=$t result=$r"
-		done
-		for t in $(echo "$RIG_tcp" | tr ',' ' '); do
-			h=$(subst "${t%:*}"); p="${t##*:}"
-			out=$(timeout 5 nc -w 3 "$h" "$p" </dev/null 2>/dev/null); rc=$?
-			if [ $rc -eq 0 ] || [ -n "$out" ]; then r=pass; pass=$((pass+1)); else r=fail; fail=$((fail+1)); fi
-			say "check round=$round kind=tcp target=$h:$p result=$r banner=$(echo "$out" | head -n1 | tr ' ' '_')"
-		done
-		for t in $(echo "$RIG_dns" | tr ',' ' '); do
-			n="${t%@*}"; s=$(subst "${t#*@}")
-			# busybox nslookup also asks AAAA and fails when that part is empty: judge by the
-			# Address lines after "Name:" (the first Address line is the server's)
-			timeout 5 nslookup "$n" "$s" >/tmp/ns.out 2>&1
-			a=$(awk '/^Name:/{n=1} n && /^Address/{sub(/^Address[^:]*:[ \t]*/, ""); print; exit}' /tmp/ns.out)
-			if [ -n "$a" ]; then r=pass; pass=$((pass+1)); else r=fail; fail=$((fail+1)); fi
-			say "check round=$round kind=dns target=$n@$s result=$r answer=${a:-none}"
+		for k in ping tcp dns; do
+			eval "list=\$RIG_$k"
+			for t in $(echo "$list" | tr ',' ' '); do
+				if runcheck "$round" "$k" "$t" say; then pass=$((pass+1)); else fail=$((fail+1)); fi
+			done
 		done
 		say "done round=$round pass=$pass fail=$fail uptime=$(up)"
 		round=$((round+1))
