@@ -341,6 +341,9 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		add(CheckNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
 	case !n.Active:
 		add(CheckNetwork, CheckWarn, "virsh net-start "+n.Name+" (or "+vr.applyHint+")", label("network %s is not running"), n.Name)
+	case n.Running != nil && reservedIP(n, nic.MAC).IsValid() && !reservedIP(*n.Running, nic.MAC).IsValid():
+		add(CheckNetwork, CheckWarn, "stop the network's VMs and run "+vr.applyHint+" to restart it",
+			label("network %s runs with an older definition that lacks this VM's address reservation: the VM gets another address, which its filter drops (no network until the network restarts)"), n.Name)
 	case n.Running != nil:
 		add(CheckNetwork, CheckWarn, "stop the network's VMs and run "+vr.applyHint+" to restart it",
 			label("network %s runs with an older definition (a change waits for the network to restart); the checks below read both"), n.Name)
@@ -408,7 +411,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	}
 	switch got := paramIP(nic.FilterParams); {
 	case nic.Filter == "":
-		add(CheckFilterRef, CheckFail, apply+" (the VM is not filtered after its next start until then)",
+		add(CheckFilterRef, CheckFail, vr.applyHint+" repairs the definition (until then, the VM starts unfiltered)",
 			label("the definition has no traffic filter (removed outside legacyvm?): started like this, the VM reaches the host and spoofs addresses"))
 	case nic.Filter != wantFilter:
 		add(CheckFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
@@ -547,7 +550,7 @@ var vnetTap = regexp.MustCompile(`^vnet[0-9]+$`)
 // /sys/class/net/BRIDGE/brif, leaving out libvirt's vnetN taps as its
 // interface driver does.
 func (h HostSystem) bridgePorts(bridge string) ([]virt.BridgePort, error) {
-	dir := filepath.Join(h.Root, "sys/class/net", bridge, "brif")
+	dir := h.path(filepath.Join("sys/class/net", bridge, "brif"))
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -416,3 +416,22 @@ func TestHostConditionsWeakeningIsolation(t *testing.T) {
 		t.Errorf("verify ok=%v warnings=%v: host warnings do not fail verify but are reported", v.OK, v.Warnings())
 	}
 }
+
+// A VM added to a network whose other VMs run gets no reservation until
+// the network restarts: verify warns.
+func TestVerifyWarnsAboutInactiveReservation(t *testing.T) {
+	h := newFakeHost(t)
+	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
+	p3 := loadProfile(t, "lab", strings.Replace(labProfile, "count  = 2", "count  = 3", 1))
+	apply(t, plan(t, p3, h))
+	v := verifyOK(t, h, p3)
+	if st, why := status(v, "web-3", CheckNetwork); st != CheckWarn || !strings.Contains(why, "lacks this VM's address reservation") {
+		t.Errorf("web-3 network = %s (%s)", st, why)
+	}
+	if st, why := status(v, "web-1", CheckNetwork); st != CheckWarn || !strings.Contains(why, "older definition (a change waits") {
+		t.Errorf("web-1 network = %s (%s)", st, why)
+	}
+	if !v.OK {
+		t.Errorf("a stale network alone fails verify: %+v", v)
+	}
+}
