@@ -363,6 +363,10 @@ vm "w7inst" {
 	if strings.Contains(r.Stdout, "seats counted by licence name only") {
 		t.Errorf("plan --check-keys still says the key was not read:\n%s", r.Stdout)
 	}
+	r = run(t, h, w, env, 2, "plan", "--check-keys", "-o", "json", dir)
+	if !strings.Contains(r.Stdout, `"has_changes": true`) {
+		t.Errorf("plan -o json:\n%s", r.Stdout)
+	}
 
 	// A missing ISO is a located diagnostic at the iso attribute.
 	missing := filepath.Join(isoDir, "no-such.iso")
