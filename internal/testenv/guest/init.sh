@@ -121,8 +121,8 @@ disktouch() {
 subst() { case "$1" in gw) echo "${GW:-0.0.0.0}" ;; srv) echo "${SRV:-0.0.0.0}" ;; *) echo "$1" ;; esac; }
 psay() { say "$@"; say "$@" >/dev/console; } # probe results: to the connection and the console
 reroute() { # (re-)add the static routes (and the DHCP/static gateway); the kernel drops them on link down
-	for r in $(echo "$RIG_route" | tr ',' ' '); do
-		ip route add "${r%@*}" via "${r#*@}" dev eth0 2>/dev/null || say "route-failed $r"
+	for rr in $(echo "$RIG_route" | tr ',' ' '); do # (r is runcheck's result)
+		ip route add "${rr%@*}" via "${rr#*@}" dev eth0 2>/dev/null || say "route-failed $rr"
 	done
 }
 setmac() { # MAC: eth0 must be down to change it; wait for carrier afterwards
