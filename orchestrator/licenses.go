@@ -26,7 +26,10 @@ package orchestrator
 //
 // Seats are counted across every host the profile uses: a retail key used
 // on two hosts is used twice. Seats held on hosts the profile does not use
-// are not seen.
+// are not seen. The check reads the host once, at planning: two applies of
+// different profiles started at the same moment (each holds only its own
+// profile's lock) can both pass it; the next plan of either reports the
+// over-subscription.
 
 import (
 	"context"
