@@ -29,7 +29,11 @@ func run(args []string, io *IOStreams) int {
 		for range sigs {
 			n++
 			if n == 1 {
-				io.Status("stopping after the work in progress (press Ctrl-C again to abort)")
+				// A hint for a person at a terminal; under a service
+				// manager stderr is a log (daemon --log-json: JSON lines).
+				if io.ErrTTY {
+					io.Status("stopping after the work in progress (press Ctrl-C again to abort)")
+				}
 				cancel()
 				continue
 			}
