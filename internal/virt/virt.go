@@ -486,14 +486,14 @@ type SnapshotSpec struct {
 
 // Snapshot is an observed internal snapshot.
 type Snapshot struct {
-	Name        string
-	Description string
-	Parent      string
-	Created     time.Time
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Parent      string    `json:"parent,omitempty"`
+	Created     time.Time `json:"created"`
 	// State is the domain state the snapshot recorded.
-	State   DomainState
-	Memory  bool
-	Current bool
+	State   DomainState `json:"state"`
+	Memory  bool        `json:"memory"`
+	Current bool        `json:"current"`
 }
 
 // EventKind is a lifecycle event kind.
