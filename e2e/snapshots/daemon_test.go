@@ -1,0 +1,216 @@
+package snapshots
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/legacyvm/legacyvm/internal/e2eutil"
+)
+
+// daemon is `legacyvm daemon --log-json` running as a subprocess.
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *e2eutil.SyncBuffer
+	done   chan struct{}
+}
+
+// startDaemon starts the daemon; the test's cleanup stops it (SIGTERM).
+func startDaemon(t *testing.T, h *e2eutil.Host, args ...string) *daemon {
+	t.Helper()
+	cmd, _, errb := h.Start(t, nil, append([]string{"daemon", "--log-json"}, args...)...)
+	d := &daemon{cmd: cmd, stderr: errb, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	return d
+}
+
+// records decodes the daemon's log: one JSON object a line. A line that
+// is not JSON fails the test (--log-json promises structured lines).
+func (d *daemon) records(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(d.stderr.String(), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("daemon log line is not JSON: %q", line)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// waitLog waits for the first record after index after (-1: any) that
+// matches all of want (key -> value, compared as printed) and returns its
+// index and the record.
+func (d *daemon) waitLog(t *testing.T, after int, timeout time.Duration, want map[string]string) (int, map[string]any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for i, rec := range d.records(t) {
+			if i <= after {
+				continue
+			}
+			ok := true
+			for k, v := range want {
+				if fmt.Sprint(rec[k]) != v {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return i, rec
+			}
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("daemon exited (%v) before logging %v:\n%s", d.cmd.ProcessState, want, d.stderr)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no daemon log record %v within %s:\n%s", want, timeout, d.stderr)
+		}
+	}
+}
+
+// stop sends SIGTERM and checks the daemon ends cleanly, saying so.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon did not stop within 30s of SIGTERM:\n%s", d.stderr)
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("daemon exited %d after SIGTERM:\n%s", code, d.stderr)
+	}
+	recs := d.records(t)
+	if len(recs) == 0 || recs[len(recs)-1]["msg"] != "daemon stopped" {
+		t.Errorf("the daemon's last log record is not \"daemon stopped\":\n%s", d.stderr)
+	}
+}
+
+// A guest whose policy says on_shutdown = "revert" powers itself off; the
+// daemon puts it back to its baseline and starts it: the booted guest finds
+// the disk marker it wrote gone. A guest with on_shutdown = "keep" that
+// powers off stays off.
+func TestDaemonRevertsOnGuestShutdown(t *testing.T) {
+	h := e2eutil.NewHost(t)
+	d := startDaemon(t, h)
+	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+
+	dir := writeProfile(t, h, "dshut", controlNetwork("dsh", "10.93.1.0/24"), `
+snapshot_policy "tester" {
+  on_shutdown = "revert"
+}
+snapshot_policy "keeper" {
+  on_shutdown = "keep"
+}
+`, vmSpec{name: "dshut", policy: "tester", network: "dsh", rig: append([]string{"rig.diskcheck=1", "rig.disktouch=1", "rig.hb=2"}, controlGuest...)}.hcl(h),
+		vmBlock(h, "dkeep", 1, "keeper", "rig.halt=1"))
+	apply(t, h, dir)
+	h.WaitSerial(t, "dshut", `RIG disk marker=written`, 90*time.Second)
+	ip := guestIP(t, h, "dshut")
+	h.WaitSerial(t, "dshut", `RIG hb n=1 `, 30*time.Second)
+	h.WaitSerial(t, "dkeep", `RIG poweroff reason=rig.halt`, 90*time.Second)
+
+	if got := control(t, h, ip, "poweroff"); got != "RIG-OK poweroff" {
+		t.Fatalf("control poweroff: %q", got)
+	}
+	_, rec := d.waitLog(t, -1, 60*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "dshut"})
+	if rec["level"] != "INFO" || rec["baseline"] != "clean" || rec["took"] == nil {
+		t.Errorf("revert record: %v", rec)
+	}
+	// The serial log starts over with the started guest.
+	if line := h.WaitSerial(t, "dshut", `RIG disk marker=(absent|present)`, 90*time.Second); !strings.Contains(line, "absent") {
+		t.Fatalf("after the revert the guest found its marker: %q", line)
+	}
+	h.WaitSerial(t, "dshut", `RIG hb n=1 `, 30*time.Second)
+	if got := domState(t, h, "dshut"); got != "running" {
+		t.Errorf("dshut is %q after the revert", got)
+	}
+	if got := domState(t, h, "dkeep"); got != "shut off" {
+		t.Errorf("dkeep (on_shutdown = keep) is %q", got)
+	}
+	if got := virshSnapshots(t, h, "dshut"); !slices.Equal(got, []string{"clean"}) {
+		t.Errorf("dshut snapshots %v", got)
+	}
+	for _, rec := range d.records(t) {
+		if rec["vm"] == "dkeep" {
+			t.Errorf("the daemon acted on dkeep: %v", rec)
+		}
+	}
+	d.stop(t)
+}
+
+// The daemon keeps working when libvirtd restarts: it reconnects, a guest
+// that powers itself off after the restart is reverted, and the schedule
+// takes its next snapshot.
+func TestDaemonSurvivesLibvirtdRestart(t *testing.T) {
+	h := e2eutil.NewHost(t)
+	d := startDaemon(t, h, "--tick", "5s")
+	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+
+	dir := writeProfile(t, h, "drst", controlNetwork("drs", "10.93.2.0/24"), `
+snapshot_policy "minutely" {
+  schedule    = "* * * * *"
+  keep        = 10
+  on_shutdown = "revert"
+}
+`, vmSpec{name: "drst", policy: "minutely", network: "drs", rig: append([]string{"rig.diskcheck=1", "rig.disktouch=1", "rig.hb=2"}, controlGuest...)}.hcl(h))
+	apply(t, h, dir)
+	h.WaitSerial(t, "drst", `RIG disk marker=written`, 90*time.Second)
+	ip := guestIP(t, h, "drst")
+	h.WaitSerial(t, "drst", `RIG hb n=1 `, 30*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.Env.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lost, _ := d.waitLog(t, -1, 60*time.Second, map[string]string{"msg": "lost the libvirt connection; reconnecting"})
+	back, _ := d.waitLog(t, lost, 60*time.Second, map[string]string{"msg": "connected to libvirt"})
+	if got := domState(t, h, "drst"); got != "running" {
+		t.Fatalf("drst is %q after the libvirtd restart", got)
+	}
+
+	if got := control(t, h, ip, "poweroff"); got != "RIG-OK poweroff" {
+		t.Fatalf("control poweroff: %q", got)
+	}
+	d.waitLog(t, back, 60*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "drst"})
+	if line := h.WaitSerial(t, "drst", `RIG disk marker=(absent|present)`, 90*time.Second); !strings.Contains(line, "absent") {
+		t.Fatalf("after the revert the guest found its marker: %q", line)
+	}
+
+	// "* * * * *": the next minute's snapshot is taken by the reconnected
+	// daemon.
+	_, rec := d.waitLog(t, back, 90*time.Second, map[string]string{"msg": "snapshot tick", "vm": "drst", "policy": "minutely"})
+	created, _ := rec["created"].(string)
+	if !strings.HasPrefix(created, "auto-minutely-") {
+		t.Fatalf("tick record without a created snapshot: %v", rec)
+	}
+	if !slices.Contains(virshSnapshots(t, h, "drst"), created) {
+		t.Errorf("libvirt has no snapshot %s", created)
+	}
+	d.stop(t)
+}
