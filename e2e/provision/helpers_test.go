@@ -393,20 +393,23 @@ type planJSON struct {
 	Profile    string `json:"profile"`
 	HasChanges bool   `json:"has_changes"`
 	Hosts      []struct {
-		Profile string   `json:"profile"`
-		Host    string   `json:"host"`
-		Accel   string   `json:"accelerator"`
-		Notes   []string `json:"notes"`
-		Changes []struct {
-			Kind          string   `json:"kind"`
-			Name          string   `json:"name"`
-			Action        string   `json:"action"`
-			Reasons       []string `json:"reasons"`
-			Details       []string `json:"details"`
-			Destructive   bool     `json:"destructive"`
-			RestartNeeded bool     `json:"restart_needed"`
-		} `json:"changes"`
+		Profile string       `json:"profile"`
+		Host    string       `json:"host"`
+		Accel   string       `json:"accelerator"`
+		Notes   []string     `json:"notes"`
+		Changes []planChange `json:"changes"`
 	} `json:"hosts"`
+}
+
+// planChange is one change of a plan.
+type planChange struct {
+	Kind          string   `json:"kind"`
+	Name          string   `json:"name"`
+	Action        string   `json:"action"`
+	Reasons       []string `json:"reasons"`
+	Details       []string `json:"details"`
+	Destructive   bool     `json:"destructive"`
+	RestartNeeded bool     `json:"restart_needed"`
 }
 
 func parsePlan(t testing.TB, r e2eutil.Result) planJSON {
