@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,7 +116,10 @@ func TestChanges(t *testing.T) {
 
 	// A new golden image: replace, with the reason, destructive (the disk
 	// and its baseline go).
-	goldenB := h.Guest.GoldenCopy(t, h.Env.PoolDir(t))
+	// The new image sits next to the old one, in the directory whose
+	// storage pool legacyvm made at the first apply.
+	goldenB := filepath.Join(filepath.Dir(h.Golden), "golden-b.qcow2")
+	copyFile(t, h.Golden, goldenB)
 	vars := []string{"--var", "golden=" + goldenB, "--var", "memory=384MiB"}
 	p = parsePlan(t, run(2, append([]string{"plan", "-o", "json", dir}, vars...)...))
 	c = findChange(t, p, "vm", "chg")
@@ -144,12 +148,13 @@ func TestChanges(t *testing.T) {
 	}
 	serial.Wait(t, 3, `^RIG net dev=eth0 .*via=dhcp`, 3*time.Minute)
 	run(0, append([]string{"plan", dir}, vars...)...)
-	inv := wantInv{profile: "chg", domains: []string{"chg"}, snapshots: []string{"clean"}, networks: []string{"chg"}}
+	inv := wantInv{profile: "chg", domains: []string{"chg"}, snapshots: []string{"clean"}, networks: []string{"chg"},
+		images: []string{filepath.Base(h.Golden), filepath.Base(goldenB)}}
 	scope := regexp.MustCompile(`^(lvm-)?chg(-|$)`)
 	checkInventory(t, "after the replace", inventory(t, h, scope, "chg"), inv.lines(h))
 
 	run(0, append([]string{"destroy", "--auto-approve", dir}, vars...)...)
-	checkInventory(t, "after destroy", inventory(t, h, scope, "chg"), wantInv{profile: "chg"}.lines(h))
+	checkInventory(t, "after destroy", inventory(t, h, scope, "chg"), wantInv{profile: "chg", images: inv.images}.lines(h))
 	noSecrets(t, outputs)
 }
 
