@@ -71,9 +71,10 @@ type Hypervisor interface {
 	GetNetwork(ctx context.Context, name string) (Network, error)
 	// DefineNetwork creates or replaces the network, starts it and marks
 	// it autostart. A running network whose definition changed is
-	// restarted only if it has no active interfaces; otherwise the new
-	// definition applies at the next network restart and Network.Stale
-	// is true.
+	// restarted only if it has no active interfaces; otherwise changed
+	// DHCP reservations (VMs added or removed) apply at once, and any
+	// other change applies at the next network restart (Network.Stale is
+	// true until then).
 	DefineNetwork(ctx context.Context, spec NetworkSpec) (Network, error)
 	// DeleteNetwork stops and undefines the network.
 	DeleteNetwork(ctx context.Context, name string) error

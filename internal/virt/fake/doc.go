@@ -28,8 +28,9 @@
 //     snapshot ran), defined/from-snapshot. Each Events call gets its own
 //     buffered channel; a full channel drops events, as the adapter does.
 //   - Networks are started and autostarted by DefineNetwork. Redefining a
-//     running network restarts it only when no running domain uses it,
-//     otherwise Network.Stale is true until the next restart. DeleteNetwork
+//     running network restarts it only when no running domain uses it;
+//     otherwise changed DHCP reservations apply at once and any other
+//     change leaves Network.Stale true until the next restart. DeleteNetwork
 //     refuses a network a running domain uses. Leases come from the DHCP
 //     reservations (or the range) of running domains' NICs. A stale
 //     network reports its running definition (Network.Running).

@@ -319,8 +319,12 @@ func TestNetworkRedefineWhileInUseIsStale(t *testing.T) {
 	if err := h.StartDomain(ctx, "vm1"); err != nil {
 		t.Fatal(err)
 	}
-	if got := must(h.DefineNetwork(ctx, spec)); !got.Stale || len(got.DHCPHosts) != 2 {
-		t.Errorf("redefined while vm1 runs: stale=%v hosts=%v, want stale with 2 hosts", got.Stale, got.DHCPHosts)
+	if got := must(h.DefineNetwork(ctx, spec)); got.Stale || len(got.DHCPHosts) != 2 {
+		t.Errorf("reservation added while vm1 runs: stale=%v hosts=%v, want applied live, 2 hosts", got.Stale, got.DHCPHosts)
+	}
+	spec.DNS = true
+	if got := must(h.DefineNetwork(ctx, spec)); !got.Stale || got.Running == nil || got.Running.DNS || len(got.Running.DHCPHosts) != 2 {
+		t.Errorf("DNS turned on while vm1 runs: stale=%v running=%+v, want stale, running without DNS with 2 hosts", got.Stale, got.Running)
 	}
 	if err := h.DeleteNetwork(ctx, "lvm-lab"); !errors.Is(err, virt.ErrInUse) {
 		t.Errorf("delete network in use: %v, want ErrInUse", err)

@@ -69,6 +69,14 @@ func (h *Hypervisor) observeNetwork(n *network) virt.Network {
 	return out
 }
 
+// onlyHostsDiffer reports whether two definitions differ in their DHCP
+// reservations (and metadata) only.
+func onlyHostsDiffer(a, b virt.NetworkSpec) bool {
+	a, b = stripMeta(a), stripMeta(b)
+	a.DHCPHosts, b.DHCPHosts = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
 // stripMeta drops what does not change a running network (its metadata).
 func stripMeta(s virt.NetworkSpec) virt.NetworkSpec {
 	s.Metadata = nil
@@ -181,6 +189,8 @@ func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (
 		live := cloneNetSpec(spec) // restart with the new definition
 		n.live = &live
 		n.leases = map[string]netip.Addr{}
+	case onlyHostsDiffer(*n.live, spec):
+		n.live.DHCPHosts = cloneNetSpec(spec).DHCPHosts // reservations change live
 	}
 	return h.observeNetwork(n), nil
 }

@@ -170,7 +170,9 @@ func (h *Hypervisor) GetNetwork(ctx context.Context, name string) (virt.Network,
 // DefineNetwork implements virt.Hypervisor. The metadata is part of the
 // XML defined (libvirt 9.0 has no network metadata API). A running network
 // whose behaviour changes is restarted when no NIC is plugged into it;
-// otherwise the new definition waits for the next restart (Stale).
+// otherwise DHCP reservations are changed live (virNetworkUpdate) when they
+// are all that changed, and any other change waits for the next restart
+// (Stale).
 func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (virt.Network, error) {
 	const op = "define network"
 	if err := alive(ctx, op, spec.Name); err != nil {
@@ -225,6 +227,15 @@ func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (
 		if err != nil {
 			return virt.Network{}, err
 		}
+		if used > 0 && onlyHostsDiffer(*cur.Running, cur) {
+			// VMs added to (or removed from) a network in use: their
+			// reservations change live, so a new VM gets the address its
+			// traffic filter expects without a restart.
+			if err := updateHostsLive(op, spec.Name, n, cur.Running.DHCPHosts, cur.DHCPHosts); err != nil {
+				return virt.Network{}, err
+			}
+			used = -1 // nothing left to restart for
+		}
 		if used == 0 {
 			if err := n.Destroy(); err != nil {
 				return virt.Network{}, wrap("stop network", spec.Name, err)
@@ -243,6 +254,51 @@ func (h *Hypervisor) DefineNetwork(ctx context.Context, spec virt.NetworkSpec) (
 	}
 	r.success()
 	return out, nil
+}
+
+// onlyHostsDiffer reports whether two observations of a network differ in
+// their DHCP reservations only.
+func onlyHostsDiffer(a, b virt.Network) bool {
+	a, b = networkShape(a), networkShape(b)
+	a.DHCPHosts, b.DHCPHosts = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// updateHostsLive makes the running network's DHCP reservations want
+// instead of have (virNetworkUpdate on the live network; dnsmasq reloads
+// its host file).
+func updateHostsLive(op, name string, n *libvirt.Network, have, want []virt.DHCPHost) error {
+	key := func(h virt.DHCPHost) string { return strings.ToLower(h.MAC) + "|" + h.Name + "|" + h.IP.String() }
+	in := func(list []virt.DHCPHost, h virt.DHCPHost) bool {
+		for _, x := range list {
+			if key(x) == key(h) {
+				return true
+			}
+		}
+		return false
+	}
+	update := func(cmd libvirt.NetworkUpdateCommand, h virt.DHCPHost) error {
+		doc, err := (&libvirtxml.NetworkDHCPHost{MAC: h.MAC, Name: h.Name, IP: h.IP.String()}).Marshal()
+		if err != nil {
+			return fmt.Errorf("%s %q: DHCP host %s: %w", op, name, h.MAC, err)
+		}
+		return wrap(op, name, n.Update(cmd, libvirt.NETWORK_SECTION_IP_DHCP_HOST, -1, doc, libvirt.NETWORK_UPDATE_AFFECT_LIVE))
+	}
+	for _, h := range have {
+		if !in(want, h) {
+			if err := update(libvirt.NETWORK_UPDATE_COMMAND_DELETE, h); err != nil {
+				return err
+			}
+		}
+	}
+	for _, h := range want {
+		if !in(have, h) {
+			if err := update(libvirt.NETWORK_UPDATE_COMMAND_ADD_LAST, h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // forgetNetwork stops and undefines a network this call created (revert).

@@ -249,16 +249,24 @@ func testDomainLifecycle(e *env) {
 	_, err = e.hv.BridgePorts(e.ctx, e.name("nobr"))
 	e.wantErr(err, virt.ErrNotFound, e.name("nobr"), "list the ports of a missing bridge")
 
-	// Redefining the network while the guest uses it leaves it stale.
+	// A reservation added while the guest uses the network (a VM added to
+	// a profile) applies at once.
 	changed := net
 	changed.DHCPHosts = append(slices.Clone(net.DHCPHosts), virt.DHCPHost{MAC: e.mac(9), Name: "later", IP: hostN(e.subnet(1), 19)})
 	n, err := e.hv.DefineNetwork(e.ctx, changed)
 	e.must(err, "redefine network %s", net.Name)
-	if !n.Stale || !n.Active || len(n.DHCPHosts) != 2 {
-		e.Errorf("network redefined while in use: stale=%v active=%v hosts=%v, want stale, active, 2 hosts", n.Stale, n.Active, n.DHCPHosts)
+	if n.Stale || !n.Active || len(n.DHCPHosts) != 2 || n.Running != nil {
+		e.Errorf("reservation added while in use: stale=%v active=%v hosts=%v running=%+v, want applied live, 2 hosts", n.Stale, n.Active, n.DHCPHosts, n.Running)
 	}
-	if n.Running == nil || len(n.Running.DHCPHosts) != 1 || n.Running.Bridge != net.Bridge || n.Running.ForwardMode != "" {
-		e.Errorf("running form of the stale network = %+v, want the old definition (bridge %s, 1 host, no forward)", n.Running, net.Bridge)
+	// Any other change leaves it stale until the network restarts.
+	changed.DNS = true
+	n, err = e.hv.DefineNetwork(e.ctx, changed)
+	e.must(err, "redefine network %s", net.Name)
+	if !n.Stale || !n.Active || !n.DNS {
+		e.Errorf("network redefined while in use: stale=%v active=%v dns=%v, want stale, active, DNS in the definition", n.Stale, n.Active, n.DNS)
+	}
+	if n.Running == nil || n.Running.DNS || len(n.Running.DHCPHosts) != 2 || n.Running.Bridge != net.Bridge || n.Running.ForwardMode != "" {
+		e.Errorf("running form of the stale network = %+v, want the running definition (bridge %s, no DNS, 2 hosts, no forward)", n.Running, net.Bridge)
 	}
 
 	// ACPI shutdown: the guest powers off.
