@@ -213,6 +213,29 @@ network "tnet" {
 			t.Errorf("verify --all does not show %q:\n%s", want, all)
 		}
 	}
+
+	// A VM added to the network while the others run gets its reserved
+	// address at once (the address its filter expects), and verify passes.
+	main := filepath.Join(dir, "main.hcl")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(main, []byte(strings.Replace(string(src), "count  = 2", "count  = 3", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res = r.h.MustRun(t, []string{"apply", "--auto-approve", dir})
+	if strings.Contains(res.Stderr, "keep the old network settings") {
+		t.Errorf("adding a VM left the network stale:\n%s", res)
+	}
+	ip3 := r.reservation("lvm-tnet", "tv-3")
+	r.waitUp(map[string]string{"tv-3": ip3})
+	r.verify(dir, 0)
+	if host, forged := r.exposure(ip3, ip1); host || forged != 0 {
+		t.Errorf("added VM: reaches host %v, %d forged requests arrived", host, forged)
+	}
+	step("VM added to the running network")
+
 	r.h.MustRun(t, []string{"destroy", "--auto-approve", dir})
 	step("destroyed")
 }
