@@ -401,6 +401,14 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		upd = append(upd, r...)
 		restart = true
 	}
+	for _, w := range dv.Spec.Interfaces {
+		// legacyvm never writes isolated='no'; it overrides the network's
+		// port isolation (see verify.go).
+		if interfacePortOverride(obs.XML, w.MAC) == "no" {
+			upd = append(upd, fmt.Sprintf("interface %s overrides the network's port isolation (<port isolated='no'/> added outside legacyvm)", w.MAC))
+			restart = true
+		}
+	}
 	if m.SpecHash != dv.Hash && len(upd) == 0 {
 		upd = append(upd, "definition changed")
 		restart = true

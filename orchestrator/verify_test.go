@@ -239,6 +239,10 @@ func TestVerifyPortIsolation(t *testing.T) {
 	if st, why := status(v, "box", CheckPortIsolation); st != CheckFail || !strings.Contains(why, "isolated='no'") {
 		t.Errorf("port isolation with an override = %s (%s)", st, why)
 	}
+	c := changesByName(plan(t, p, over).Plan)["vm/box"]
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "overrides the network's port isolation") {
+		t.Errorf("plan with an override: %+v", c)
+	}
 
 	// The profile turned guest_to_guest on, the host still isolates.
 	p2 := loadProfile(t, "iso", strings.Replace(isoProfile, "guest_to_guest = false", "guest_to_guest = true", 1))
