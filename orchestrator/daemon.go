@@ -163,7 +163,9 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 	unlock := d.lock(name)
 	defer unlock()
 	dom, err := e.HV.GetDomain(ctx, name)
-	if err != nil || dom.Metadata == nil || dom.Metadata.Policy == nil {
+	// A VM apply is still provisioning powers off on purpose (setup);
+	// apply takes the baseline and starts it itself.
+	if err != nil || dom.Metadata == nil || dom.Metadata.Policy == nil || !dom.Metadata.Provisioned {
 		return
 	}
 	p := dom.Metadata.Policy
