@@ -110,28 +110,46 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
+// fakeKey is a format-valid product key that belongs to nobody.
+const fakeKey = "BCDFG-HJKMP-QRTVW-XY234-6789B"
+
 // A guest whose policy says on_shutdown = "revert" powers itself off; the
 // daemon puts it back to its baseline and starts it: the booted guest finds
-// the disk marker it wrote gone. A guest with on_shutdown = "keep" that
-// powers off stays off.
+// the disk marker it wrote gone. The same guest powering off at the end of
+// its specialize pass, while apply provisions it, is left to apply. A guest
+// with on_shutdown = "keep" that powers off stays off. The product key
+// appears in no output, log or snapshot.
 func TestDaemonRevertsOnGuestShutdown(t *testing.T) {
 	h := e2eutil.NewHost(t)
 	d := startDaemon(t, h)
 	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
 
 	dir := writeProfile(t, h, "dshut", controlNetwork("dsh", "10.93.1.0/24"), `
+license "lab" {
+  product_key = env("LVM_E2E_SNAP_KEY")
+  edition     = "professional"
+  channel     = "retail"
+}
 snapshot_policy "tester" {
   on_shutdown = "revert"
 }
 snapshot_policy "keeper" {
   on_shutdown = "keep"
 }
-`, vmSpec{name: "dshut", policy: "tester", network: "dsh", rig: append([]string{"rig.diskcheck=1", "rig.disktouch=1", "rig.hb=2"}, controlGuest...)}.hcl(h),
+`, vmSpec{name: "dshut", policy: "tester", network: "dsh", license: "lab", rig: append([]string{"rig.diskcheck=1", "rig.hb=2"}, controlGuest...)}.hcl(h),
 		vmBlock(h, "dkeep", 1, "keeper", "rig.halt=1"))
-	apply(t, h, dir)
-	h.WaitSerial(t, "dshut", `RIG disk marker=written`, 90*time.Second)
+	ar := h.RunEnv(t, []string{"LVM_E2E_SNAP_KEY=" + fakeKey}, "apply", "--auto-approve", dir)
+	t.Cleanup(func() { h.Run(t, "destroy", "--auto-approve", dir) })
+	if ar.Code != 0 || !strings.Contains(ar.Stderr, "dshut: specialize pass finished") {
+		t.Fatalf("apply:\n%s", ar)
+	}
+	// The specialize pass ran (and powered the guest off) before the
+	// baseline; the guest now writes its marker after it.
 	ip := guestIP(t, h, "dshut")
-	h.WaitSerial(t, "dshut", `RIG hb n=1 `, 30*time.Second)
+	h.WaitSerial(t, "dshut", `RIG hb n=1 `, 30*time.Second) // the control port is up
+	if got := control(t, h, ip, "touch"); !strings.HasPrefix(got, "RIG-OK disk marker=written") {
+		t.Fatalf("control touch: %q", got)
+	}
 	h.WaitSerial(t, "dkeep", `RIG poweroff reason=rig.halt`, 90*time.Second)
 
 	if got := control(t, h, ip, "poweroff"); got != "RIG-OK poweroff" {
@@ -156,11 +174,22 @@ snapshot_policy "keeper" {
 		t.Errorf("dshut snapshots %v", got)
 	}
 	for _, rec := range d.records(t) {
-		if rec["vm"] == "dkeep" {
-			t.Errorf("the daemon acted on dkeep: %v", rec)
+		if rec["vm"] == "dkeep" || rec["vm"] == "dshut" && rec["msg"] != "guest shut down: reverted to baseline" {
+			t.Errorf("the daemon acted on a guest shutdown it must leave alone: %v", rec)
 		}
 	}
 	d.stop(t)
+
+	texts := map[string]string{"apply stdout": ar.Stdout, "apply stderr": ar.Stderr, "daemon log": d.stderr.String(), "serial log": serial(h, "dshut")}
+	texts["snapshot list"] = h.MustRun(t, []string{"snapshot", "list", "-o", "json"}).Stdout
+	for _, args := range [][]string{{"snapshot-dumpxml", "dshut", "clean", "--security-info"}, {"dumpxml", "dshut", "--security-info"}} {
+		out, err := h.Env.Virsh(context.Background(), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts["virsh "+strings.Join(args, " ")] = string(out)
+	}
+	e2eutil.NoSecret(t, fakeKey, texts)
 }
 
 // The daemon keeps working when libvirtd restarts: it reconnects, a guest

@@ -31,6 +31,9 @@ type vmSpec struct {
 	count   int    // > 1: count = N
 	policy  string // snapshot_policy block name; "" for none
 	network string // network block name; "" for no NIC
+	// license names a license block: the VM then gets answer media
+	// (prepare = "specialize") and the guest processes it.
+	license string
 	// rig are rig.KEY=VALUE words for the guest (see
 	// internal/testenv/guest/init.sh), after quietGuest (later words win).
 	rig []string
@@ -42,14 +45,21 @@ func (v vmSpec) hcl(h *e2eutil.Host) string {
 	if v.count > 1 {
 		fmt.Fprintf(&b, "  count  = %d\n", v.count)
 	}
-	fmt.Fprintf(&b, "  disk {\n    image   = %q\n    prepare = \"none\"\n  }\n", h.Golden)
+	prepare := "none"
+	rig := v.rig
+	if v.license != "" {
+		prepare = "specialize"
+		rig = append([]string{"rig.answercd=1"}, rig...)
+		fmt.Fprintf(&b, "  licenses = [license.%s]\n", v.license)
+	}
+	fmt.Fprintf(&b, "  disk {\n    image   = %q\n    prepare = %q\n  }\n", h.Golden, prepare)
 	if v.policy != "" {
 		fmt.Fprintf(&b, "  snapshot_policy = snapshot_policy.%s\n", v.policy)
 	}
 	if v.network != "" {
 		fmt.Fprintf(&b, "  network = network.%s\n", v.network)
 	}
-	words := append(append([]string(nil), quietGuest...), v.rig...)
+	words := append(append([]string(nil), quietGuest...), rig...)
 	q := make([]string, len(words))
 	for i, w := range words {
 		q[i] = strconv.Quote(w)
