@@ -60,12 +60,13 @@ snapshot_policy "clean" {
 	}
 }
 
-// A memory baseline is taken from the running guest. reset restarts QEMU
-// from the saved RAM: the domain runs at once (no start), and the guest's
-// uptime counter goes back to about the baseline's. A manual memory
-// snapshot taken in the middle of the heartbeats shows the guest resuming
-// exactly there: the heartbeat counter continues and the guest does not
-// boot again.
+// A memory baseline is taken from the running guest (apply takes it right
+// after starting the VM, so the baseline's guest has barely begun to boot).
+// reset restarts QEMU from the saved RAM: the domain runs at once (no
+// start), and the guest's uptime counter goes back to about the
+// baseline's. A manual memory snapshot taken in the middle of the
+// heartbeats shows the guest resuming exactly there: the heartbeat counter
+// continues and the guest does not boot again.
 func TestResetMemoryBaselineResumesGuest(t *testing.T) {
 	h := e2eutil.NewHost(t)
 	dir := writeProfile(t, h, "rmem", `
