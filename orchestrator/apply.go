@@ -482,6 +482,14 @@ func (e *Engine) ensureRunning(ctx context.Context, name string) error {
 	if d.State == virt.StateRunning {
 		return nil
 	}
+	if m := d.Metadata; m != nil && m.StopRequested != nil {
+		// A new run: its next shutdown is the guest's own again.
+		md := *m
+		md.StopRequested = nil
+		if err := e.HV.SetMetadata(ctx, name, &md); err != nil {
+			return err
+		}
+	}
 	e.progress(name, "starting")
 	if err := e.HV.StartDomain(ctx, name); err != nil {
 		return err
@@ -568,16 +576,19 @@ func ownedVolumes(d virt.Domain) []virt.VolumeRef {
 	return d.Metadata.Volumes
 }
 
+// deleteNetwork deletes a network's filters, then the network: its
+// metadata lists the filters, so a delete interrupted half-way leaves
+// nothing legacyvm cannot recognise as its own.
 func (e *Engine) deleteNetwork(ctx context.Context, name string, filters []string) error {
-	if err := e.HV.DeleteNetwork(ctx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
-		return err
-	}
 	// The root filter references the guard: delete the root first.
 	sort.Slice(filters, func(i, j int) bool { return len(filters[i]) < len(filters[j]) })
 	for _, f := range filters {
 		if err := e.HV.DeleteFilter(ctx, f); err != nil && !errors.Is(err, virt.ErrNotFound) {
 			return err
 		}
+	}
+	if err := e.HV.DeleteNetwork(ctx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+		return err
 	}
 	return nil
 }

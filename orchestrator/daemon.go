@@ -156,6 +156,11 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 	})
 }
 
+// stopRequestWindow is how long after `legacyvm stop` a shutdown counts as
+// requested rather than the guest's own (start clears the request anyway;
+// this covers VMs started by other tools).
+const stopRequestWindow = time.Hour
+
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
 // when the baseline was taken with the VM off.
@@ -170,6 +175,10 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 	}
 	p := dom.Metadata.Policy
 	if p.OnShutdown != "revert" {
+		return
+	}
+	if sr := dom.Metadata.StopRequested; sr != nil && d.now().Sub(*sr) < stopRequestWindow {
+		d.Log.Info("shutdown requested with legacyvm stop: not reverting", "vm", name, "requested", sr.Format(time.RFC3339))
 		return
 	}
 	start := time.Now()

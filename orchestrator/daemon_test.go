@@ -171,3 +171,35 @@ func TestRunDueRetriesBusyDomain(t *testing.T) {
 	}
 	_ = fake.New
 }
+
+// legacyvm stop of a revert-on-shutdown VM is not taken for the guest's
+// own shutdown; after a start, the guest's own shutdown reverts again.
+func TestDaemonLeavesRequestedStopsAlone(t *testing.T) {
+	h := newFakeHost(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	apply(t, plan(t, loadProfile(t, "stoppers", revertProfile, "%MEMORY%", "false"), h))
+	var logs syncBuffer
+	dm := &Daemon{Connect: func(ctx context.Context) (virt.Hypervisor, error) { return nopClose{h}, nil }, Tick: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	go func() { _ = dm.Run(ctx) }()
+	waitFor(t, "daemon connected", func() bool { return strings.Contains(logs.String(), "connected to libvirt") })
+
+	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	if r := e.Stop(ctx, []string{"t"}, 5*time.Second, false, true); r[0].Err != "" {
+		t.Fatalf("stop: %s", r[0].Err)
+	}
+	waitFor(t, "skip logged", func() bool { return strings.Contains(logs.String(), "not reverting") })
+	if d, _ := h.GetDomain(ctx, "t"); d.State != virt.StateShutoff {
+		t.Fatalf("stopped VM is %s, want shutoff", d.State)
+	}
+	if r := e.Start(ctx, []string{"t"}); r[0].Err != "" {
+		t.Fatalf("start: %s", r[0].Err)
+	}
+	if d, _ := h.GetDomain(ctx, "t"); d.Metadata.StopRequested != nil {
+		t.Fatal("start did not clear the stop request")
+	}
+	if err := h.GuestPowerOff("t"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "revert after the guest's own shutdown", func() bool { return strings.Contains(logs.String(), "reverted to baseline") })
+}

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -59,14 +60,21 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 					Details: []string{fmt.Sprintf("and its filters %v", filters)}, observedNet: &nc, filterNames: filters})
 			}
 			// Filters of declared networks whose network is already gone
-			// (an interrupted destroy).
+			// (an interrupted destroy), when they are provably ours: the
+			// root filter carries the UUID legacyvm gives it, the guard is
+			// referenced by that root. A filter made by hand with such a
+			// name is left alone.
 			for _, pn := range part.Networks {
 				fn := FilterName(pn.Name)
 				if _, ok := o.Networks[NetworkName(pn.Name)]; ok {
 					continue
 				}
+				root, ok := o.Filters[fn]
+				if !ok || !strings.EqualFold(root.UUID, filterUUID(p.Name, pn.Name)) {
+					continue
+				}
 				for _, name := range []string{fn, fn + "-guard"} {
-					if _, ok := o.Filters[name]; ok {
+					if _, ok := o.Filters[name]; ok && (name == fn || containsString(root.Refs, name)) {
 						plan.Changes = append(plan.Changes, Change{Kind: KindFilter, Name: name, Action: ActionDelete,
 							Reasons: []string{"left over: its network is gone"}})
 					}

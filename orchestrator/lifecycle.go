@@ -84,6 +84,14 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 			return nil
 		}
 		if !force {
+			// Record that this shutdown is ours, so the daemon does not
+			// take it for the guest's own and revert (on_shutdown).
+			md := *d.Metadata
+			now := e.now()
+			md.StopRequested = &now
+			if err := e.HV.SetMetadata(ctx, name, &md); err != nil {
+				return err
+			}
 			e.progress(name, "asking the guest to shut down (up to %s)", timeout)
 			if err := e.HV.ShutdownDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
 				return err

@@ -154,6 +154,10 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: dn.Spec.Name, Action: act,
 				Reasons: reasons, network: dn, observedNet: &obsCopy})
 		}
+		if d := filterConflicts(p.Name, dn, o); len(d) > 0 {
+			diags = append(diags, d...)
+			continue
+		}
 		fc := Change{Kind: KindFilter, Name: dn.Filter.Name, network: dn}
 		if _, ok := o.Filters[dn.Filter.Name]; !ok {
 			fc.Action = ActionCreate
@@ -227,6 +231,47 @@ func conflict(kind, name string, m *virt.Metadata, rng hcl.Range) *hcl.Diagnosti
 			kind, name, owner, kind),
 		Subject: rng.Ptr(),
 	}
+}
+
+// filterConflicts reports the nwfilters named like dn's filters that exist
+// but are not this profile's: a filter is ours when the profile's network
+// lists it in its metadata, or (its network gone after an interrupted
+// delete) when it is the root filter with the UUID legacyvm gives it, or the
+// guard that such a root references. Anything else was made outside
+// legacyvm (or by another profile) and is never redefined.
+func filterConflicts(profile string, dn *DesiredNetwork, o *Observed) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	root, rootExists := o.Filters[dn.Filter.Name]
+	ourRoot := rootExists && strings.EqualFold(root.UUID, dn.Filter.UUID)
+	net, netExists := o.Networks[dn.Spec.Name]
+	for i, name := range dn.Filter.Names() {
+		if _, ok := o.Filters[name]; !ok {
+			continue
+		}
+		if netExists && ownedBy(net.Metadata, profile) && containsString(net.Metadata.Filters, name) {
+			continue
+		}
+		if ourRoot && (i == 0 || containsString(root.Refs, name)) {
+			continue
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("A traffic filter named %s already exists", name),
+			Detail: fmt.Sprintf("The host already has an nwfilter named %q that legacyvm did not create for this network. legacyvm never touches objects it does not own: rename this network block, or remove the other filter first (virsh nwfilter-undefine %s).",
+				name, name),
+			Subject: dn.Decl.DeclRange.Ptr(),
+		})
+	}
+	return diags
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func hostRange(p *profiles.Profile) *hcl.Range {

@@ -59,6 +59,10 @@ type Hypervisor interface {
 	ShutdownDomain(ctx context.Context, name string) error
 	// DestroyDomain powers the domain off at once (pulling the plug).
 	DestroyDomain(ctx context.Context, name string) error
+	// SetMetadata replaces legacyvm's metadata of a domain, in the
+	// persistent definition and, when it runs, live; nothing else of the
+	// definition changes.
+	SetMetadata(ctx context.Context, name string, m *Metadata) error
 	// SetAutostart marks the domain to start with libvirtd.
 	SetAutostart(ctx context.Context, name string, on bool) error
 	// ChangeMedia changes the media of a CD-ROM drive (target dev, e.g.
@@ -284,6 +288,10 @@ type Metadata struct {
 	Created time.Time `json:"created,omitempty"`
 	// Provisioned is set once setup finished and the baseline was taken.
 	Provisioned bool `json:"provisioned,omitempty"`
+	// StopRequested is when `legacyvm stop` asked the guest to shut down:
+	// the daemon does not treat that shutdown as the guest's own (no
+	// revert on shutdown). Start clears it.
+	StopRequested *time.Time `json:"stop_requested,omitempty"`
 }
 
 // VolumeRef names a volume owned by a domain.

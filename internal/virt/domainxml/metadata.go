@@ -49,6 +49,7 @@ type metadataXML struct {
 	Policy      *policyRefXML  `xml:"policy"`
 	Created     string         `xml:"created,omitempty"`
 	Provisioned bool           `xml:"provisioned,omitempty"`
+	StopRequest string         `xml:"stop-requested,omitempty"`
 }
 
 // volumesXML and filtersXML wrap the lists so that an empty list writes no
@@ -210,6 +211,9 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 	if !m.Created.IsZero() {
 		w.Created = m.Created.UTC().Format(time.RFC3339)
 	}
+	if m.StopRequested != nil {
+		w.StopRequest = m.StopRequested.UTC().Format(time.RFC3339)
+	}
 	return w, nil
 }
 
@@ -302,6 +306,14 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 			return nil, fmt.Errorf("parse metadata: created: %w", err)
 		}
 		m.Created = t.UTC()
+	}
+	if found.StopRequest != "" {
+		t, err := time.Parse(time.RFC3339, found.StopRequest)
+		if err != nil {
+			return nil, fmt.Errorf("parse metadata: stop-requested: %w", err)
+		}
+		t = t.UTC()
+		m.StopRequested = &t
 	}
 	return m, nil
 }

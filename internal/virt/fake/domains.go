@@ -376,6 +376,29 @@ func (h *Hypervisor) SetAutostart(ctx context.Context, name string, on bool) err
 	return nil
 }
 
+// SetMetadata implements virt.Hypervisor: the persistent definition and,
+// when the domain runs, the live one get the new metadata.
+func (h *Hypervisor) SetMetadata(ctx context.Context, name string, m *virt.Metadata) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "set metadata of domain"
+	if err := h.begin(ctx, "SetMetadata", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if _, err := domainxml.MetadataFragment(m); err != nil {
+		return opErr(op, name, fmt.Errorf("%w: %v", virt.ErrInvalid, err))
+	}
+	d.def.Metadata = cloneMetadata(m)
+	if d.live != nil {
+		d.live.Metadata = cloneMetadata(m)
+	}
+	return nil
+}
+
 // ChangeMedia implements virt.Hypervisor.
 func (h *Hypervisor) ChangeMedia(ctx context.Context, domainName, target, path string) error {
 	h.mu.Lock()

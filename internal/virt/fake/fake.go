@@ -295,5 +295,9 @@ func cloneMetadata(m *virt.Metadata) *virt.Metadata {
 		p := *m.Policy
 		out.Policy = &p
 	}
+	if m.StopRequested != nil {
+		t := *m.StopRequested
+		out.StopRequested = &t
+	}
 	return &out
 }

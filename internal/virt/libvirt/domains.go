@@ -265,6 +265,29 @@ func (h *Hypervisor) SetAutostart(ctx context.Context, name string, on bool) err
 	return wrap(op, name, d.SetAutostart(on))
 }
 
+// SetMetadata implements virt.Hypervisor with virDomainSetMetadata on the
+// persistent definition and, when the domain runs, the live one.
+func (h *Hypervisor) SetMetadata(ctx context.Context, name string, m *virt.Metadata) error {
+	const op = "set metadata of domain"
+	frag, err := domainxml.MetadataFragment(m)
+	if err != nil {
+		return failf(op, name, virt.ErrInvalid, "%v", err)
+	}
+	d, err := h.lookupDomain(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	flags := libvirt.DOMAIN_AFFECT_CONFIG
+	if active, err := d.IsActive(); err == nil && active {
+		flags |= libvirt.DOMAIN_AFFECT_LIVE
+	}
+	if err := alive(ctx, op, name); err != nil {
+		return err
+	}
+	return wrap(op, name, d.SetMetadata(libvirt.DOMAIN_METADATA_ELEMENT, frag, domainxml.MetadataPrefix, domainxml.Namespace, flags))
+}
+
 // ChangeMedia implements virt.Hypervisor: the drive's own XML with a new
 // (or no) source, applied to the persistent definition and, when the
 // domain runs, live (forced, so that a tray the guest locked still opens).

@@ -87,6 +87,11 @@ func sameMetadata(a, b *virt.Metadata) bool {
 		return false
 	}
 	x.Created, y.Created = time.Time{}, time.Time{}
+	if (x.StopRequested == nil) != (y.StopRequested == nil) ||
+		(x.StopRequested != nil && !x.StopRequested.Equal(*y.StopRequested)) {
+		return false
+	}
+	x.StopRequested, y.StopRequested = nil, nil
 	return reflect.DeepEqual(x, y)
 }
 
@@ -169,6 +174,21 @@ func testDomainDefine(e *env) {
 	_, err = e.hv.DefineDomain(e.ctx, bad)
 	e.cleanupDomain(bad.Name)
 	e.wantErr(err, virt.ErrInvalid, bad.Name, "define with 0 vCPUs")
+
+	// SetMetadata changes only legacyvm's metadata.
+	before, err := e.hv.GetDomain(e.ctx, name)
+	e.must(err, "get %s", name)
+	stop := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	md := *before.Metadata
+	md.StopRequested = &stop
+	md.Provisioned = true
+	e.must(e.hv.SetMetadata(e.ctx, name, &md), "set metadata of %s", name)
+	after, err := e.hv.GetDomain(e.ctx, name)
+	e.must(err, "get %s", name)
+	if !sameMetadata(after.Metadata, &md) || after.MemoryBytes != before.MemoryBytes || after.Machine != before.Machine {
+		e.Errorf("SetMetadata: metadata %+v (want %+v), memory %d machine %s unchanged?", after.Metadata, &md, after.MemoryBytes, after.Machine)
+	}
+	e.wantErr(e.hv.SetMetadata(e.ctx, e.name("missing"), &md), virt.ErrNotFound, e.name("missing"), "set metadata of a missing domain")
 
 	e.must(e.hv.SetAutostart(e.ctx, name, true), "autostart %s", name)
 	if got, _ := e.hv.GetDomain(e.ctx, name); !got.Autostart {
