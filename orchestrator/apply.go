@@ -448,6 +448,14 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 		if err := e.ensureRunning(ctx, name); err != nil {
 			return err
 		}
+		if p.Settle > 0 {
+			e.progress(name, "letting the guest settle for %s before its memory baseline", p.Settle)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(p.Settle):
+			}
+		}
 		if err := before(); err != nil {
 			return err
 		}

@@ -203,3 +203,33 @@ func TestDaemonLeavesRequestedStopsAlone(t *testing.T) {
 	}
 	waitFor(t, "revert after the guest's own shutdown", func() bool { return strings.Contains(logs.String(), "reverted to baseline") })
 }
+
+// A memory baseline waits for settle after the VM starts.
+func TestMemoryBaselineSettles(t *testing.T) {
+	h := newFakeHost(t)
+	src := strings.Replace(revertProfile, `on_shutdown = "revert"`, `settle      = "1s"`, 1)
+	p := loadProfile(t, "settlers", src, "%MEMORY%", "true")
+	hp := plan(t, p, h)
+	var mu sync.Mutex
+	var lines []string
+	e := &Engine{HV: h, PollInterval: time.Millisecond, Progress: func(obj, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, msg)
+	}}
+	start := time.Now()
+	if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < time.Second {
+		t.Errorf("apply took %s, less than the settle time", time.Since(start))
+	}
+	all := strings.Join(lines, "\n")
+	if !strings.Contains(all, "settle for 1s before its memory baseline") {
+		t.Errorf("no settle step in progress:\n%s", all)
+	}
+	snaps, _ := h.ListSnapshots(context.Background(), "t")
+	if len(snaps) != 1 || !snaps[0].Memory {
+		t.Errorf("baseline %+v, want one memory snapshot", snaps)
+	}
+}

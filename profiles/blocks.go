@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -458,6 +459,20 @@ func (l *loader) decodeSnapshotPolicy(b *snapshotPolicyBlock) {
 	}
 	if v, ok := l.boolean(b.Memory, ctx, scopeBlock, "memory"); ok {
 		sp.Memory = v
+	}
+	if s, ok := l.str(b.Settle, ctx, scopeBlock, "settle"); ok {
+		d, err := ParseDuration(s)
+		switch {
+		case err != nil:
+			l.errorf(b.Settle.Range(), "Invalid duration", "settle: %s.", err)
+		case d > 2*time.Hour:
+			l.errorf(b.Settle.Range(), "Invalid duration", "settle is how long the VM runs before its memory baseline is taken; %s is longer than the 2h allowed.", s)
+		default:
+			sp.Settle = d
+			if !sp.Memory {
+				l.warnf(b.Settle.Range(), "Settle without memory", "settle only delays a baseline that includes memory; with memory = false the baseline is taken with the VM shut off and settle has no effect.")
+			}
+		}
 	}
 	if s, ok := l.enum(b.OnShutdown, ctx, scopeBlock, "on_shutdown", []string{"keep", "revert"}); ok {
 		sp.OnShutdown = ShutdownAction(s)

@@ -177,8 +177,11 @@ type SnapshotPolicy struct {
 	// Keep is the number of newest scheduled snapshots kept (>= 1).
 	Keep int
 	// MaxAge removes scheduled snapshots older than this; 0 = no limit.
-	MaxAge     time.Duration
-	Memory     bool
+	MaxAge time.Duration
+	Memory bool
+	// Settle is how long a VM runs after provisioning before its memory
+	// baseline is taken (so a reset resumes a booted desktop, not a boot).
+	Settle     time.Duration
 	OnShutdown ShutdownAction
 	DeclRange  hcl.Range
 }

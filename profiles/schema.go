@@ -82,6 +82,7 @@ type snapshotPolicyBlock struct {
 	Keep       hcl.Expression `hcl:"keep,optional"`
 	MaxAge     hcl.Expression `hcl:"max_age,optional"`
 	Memory     hcl.Expression `hcl:"memory,optional"`
+	Settle     hcl.Expression `hcl:"settle,optional"`
 	OnShutdown hcl.Expression `hcl:"on_shutdown,optional"`
 	DefRange   hcl.Range      `hcl:",def_range"`
 }

@@ -61,7 +61,13 @@ snapshot_policy "p2" {
 }
 
 snapshot_policy "p3" {
-  keep = 3 # WARNING: Retention without schedule
+  keep   = 3 # WARNING: Retention without schedule
+  settle = "1m" # WARNING: Settle without memory
+}
+
+snapshot_policy "p4" {
+  memory = true
+  settle = "3h" # ERROR: Invalid duration
 }
 
 vm "sizes" {
