@@ -61,10 +61,7 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	if err != nil {
 		return err
 	}
-	uri := orchestrator.HostURI(p.Hosts[0], f.planOptions())
-	lock, err := orchestrator.AcquireLock(ctx, p.Name, uri, "apply", opts.LockWait, func(holder string) {
-		f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
-	})
+	lock, err := f.lockProfile(ctx, p, "apply", opts.LockWait)
 	if err != nil {
 		return err
 	}
@@ -86,15 +83,7 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
-	changes := false
-	planOut := f.IO.Out
-	if f.JSON() {
-		planOut = f.IO.ErrOut
-	}
-	for _, hp := range hps {
-		writePlanText(planOut, hp.Plan)
-		changes = changes || hp.Plan.HasChanges()
-	}
+	changes := f.showPlans(hps)
 	if !changes {
 		f.verifyAfterApply(ctx, p, opts.Path)
 		if f.JSON() {
@@ -105,41 +94,9 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	if err := confirmDestructive(f, hps, opts.AutoApprove); err != nil {
 		return err
 	}
-	var all []orchestrator.Result
-	var failed error
-	for _, hp := range hps {
-		eng := f.engine(hp.HV)
-		start := time.Now()
-		res, err := eng.Apply(ctx, hp.Plan)
-		all = append(all, res...)
-		for _, r := range res {
-			for _, n := range r.Notes {
-				f.IO.Status("%s: %s", r.Object, n)
-			}
-		}
-		if err != nil {
-			failed = err
-			continue
-		}
-		f.IO.Status("Applied profile %s on %s in %s.", p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
-	}
+	err = f.executePlans(ctx, p, hps, "Applied")
 	f.verifyAfterApply(ctx, p, opts.Path)
-	if f.JSON() {
-		if err := writeApplyJSON(f, p.Name, all); err != nil {
-			return err
-		}
-	}
-	if failed != nil {
-		var ae *orchestrator.ApplyError
-		if errors.As(failed, &ae) {
-			for _, r := range ae.Failed {
-				fmt.Fprintf(f.IO.ErrOut, "Error: %s %s: %s\n", r.Kind, r.Object, r.Err)
-			}
-			return silent(exitError)
-		}
-		return failed
-	}
-	return nil
+	return err
 }
 
 func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result) error {

@@ -55,10 +55,7 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 	if err != nil {
 		return err
 	}
-	uri := orchestrator.HostURI(p.Hosts[0], f.planOptions())
-	lock, err := orchestrator.AcquireLock(ctx, p.Name, uri, "destroy", opts.LockWait, func(holder string) {
-		f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
-	})
+	lock, err := f.lockProfile(ctx, p, "destroy", opts.LockWait)
 	if err != nil {
 		return err
 	}
@@ -68,16 +65,7 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 		return err
 	}
 	defer orchestrator.CloseAll(hps)
-	planOut := f.IO.Out
-	if f.JSON() {
-		planOut = f.IO.ErrOut
-	}
-	any := false
-	for _, hp := range hps {
-		writePlanText(planOut, hp.Plan)
-		any = any || hp.Plan.HasChanges()
-	}
-	if !any {
+	if !f.showPlans(hps) {
 		if f.JSON() {
 			return writeApplyJSON(f, p.Name, nil)
 		}
@@ -93,23 +81,5 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 			return errors.New("cancelled: nothing was deleted")
 		}
 	}
-	var all []orchestrator.Result
-	var failed error
-	for _, hp := range hps {
-		res, err := f.engine(hp.HV).Apply(ctx, hp.Plan)
-		all = append(all, res...)
-		if err != nil {
-			failed = err
-		}
-	}
-	if f.JSON() {
-		if err := writeApplyJSON(f, p.Name, all); err != nil {
-			return err
-		}
-	}
-	if failed != nil {
-		return failed
-	}
-	f.IO.Status("Destroyed what profile %s owned.", p.Name)
-	return nil
+	return f.executePlans(ctx, p, hps, "Destroyed")
 }

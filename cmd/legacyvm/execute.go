@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/legacyvm/legacyvm/orchestrator"
+	"github.com/legacyvm/legacyvm/profiles"
+)
+
+// lockProfile takes the profile's lock on its (first) host, telling the
+// user when another command holds it.
+func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose string, wait time.Duration) (*orchestrator.Lock, error) {
+	uri := orchestrator.HostURI(p.Hosts[0], f.planOptions())
+	return orchestrator.AcquireLock(ctx, p.Name, uri, purpose, wait, func(holder string) {
+		f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
+	})
+}
+
+// showPlans prints the plans (to stderr when stdout carries JSON) and
+// reports whether any has changes.
+func (f *Factory) showPlans(hps []*orchestrator.HostPlan) bool {
+	out := f.IO.Out
+	if f.JSON() {
+		out = f.IO.ErrOut
+	}
+	changes := false
+	for _, hp := range hps {
+		writePlanText(out, hp.Plan)
+		changes = changes || hp.Plan.HasChanges()
+	}
+	return changes
+}
+
+// executePlans runs each host's plan, prints notes and a summary line per
+// host (done names what happened, e.g. "Applied"), writes the JSON result
+// when asked, and turns failed objects into one error line each.
+func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, done string) error {
+	var (
+		all    []orchestrator.Result
+		failed error
+	)
+	for _, hp := range hps {
+		start := time.Now()
+		res, err := f.engine(hp.HV).Apply(ctx, hp.Plan)
+		all = append(all, res...)
+		for _, r := range res {
+			for _, n := range r.Notes {
+				f.IO.Status("%s: %s", r.Object, n)
+			}
+		}
+		if err != nil {
+			failed = err
+			continue
+		}
+		f.IO.Status("%s profile %s on %s in %s.", done, p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
+	}
+	if f.JSON() {
+		if err := writeApplyJSON(f, p.Name, all); err != nil {
+			return err
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	var ae *orchestrator.ApplyError
+	if errors.As(failed, &ae) {
+		for _, r := range ae.Failed {
+			fmt.Fprintf(f.IO.ErrOut, "Error: %s %s: %s\n", r.Kind, r.Object, r.Err)
+		}
+		return silent(exitError)
+	}
+	return failed
+}
