@@ -40,13 +40,13 @@ const (
 	keyInstall = "KD3PY-XQ9WP-4DFYV-HQGXV-QQ8R4"
 	keyKill    = "X3WDD-MX87D-37WP8-T7RBW-RH4FX"
 	keyMisc    = "CJPG9-KTTXD-HWT2M-GV2M8-VR7TK"
-	keyChange  = "GDHGK-7KBX3-HMPBG-V2R43-QG8Y4"
+	keyConc    = "GDHGK-7KBX3-HMPBG-V2R43-QG8Y4"
 	// fakePassword is the administrator password of the install-media
 	// example: a secret too.
 	fakePassword = "Sw0rdf1sh-not-real"
 )
 
-var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyChange}
+var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc}
 
 // lastGroup is the part of a key legacyvm may show.
 func lastGroup(k string) string { return k[len(k)-5:] }
