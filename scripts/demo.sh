@@ -43,8 +43,11 @@ $L status examples/quickstart "${VARS[@]}"
 say "a second apply plans nothing"
 $L plan examples/quickstart "${VARS[@]}"
 
-say "legacyvm reset demo (back to the clean baseline)"
-$L reset demo
+say "legacyvm verify examples/quickstart (isolation checked from the outside)"
+$L verify examples/quickstart "${VARS[@]}" || true
+
+say "legacyvm reset --start demo (back to the clean baseline, booted again)"
+$L reset --start demo
 
 say "legacyvm snapshot list"
 $L snapshot list
