@@ -85,7 +85,13 @@ func (f *Factory) fingerprint(k license.Key) (string, error) {
 }
 
 func defaultConnect(ctx context.Context, uri string) (virt.Hypervisor, error) {
-	return lvlibvirt.Connect(ctx, uri)
+	hv, err := lvlibvirt.Connect(ctx, uri)
+	if err != nil {
+		// A nil *Hypervisor in the interface would not compare equal to
+		// nil: callers that go on without a connection (doctor) test hv.
+		return nil, err
+	}
+	return hv, nil
 }
 
 // printDiagnostics prints diagnostics from planning (located in the
