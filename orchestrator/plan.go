@@ -415,8 +415,14 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 	c := &Change{Kind: KindVM, Name: name, vm: dv, observedDomain: &oc}
 	m := obs.Metadata
 	var replace []string
-	if !m.Provisioned {
+	switch {
+	case !m.Provisioned:
 		replace = append(replace, "provisioning did not finish (an earlier apply was interrupted)")
+	case m.Policy != nil && len(o.Snapshots[name]) == 0:
+		// Apply marks a VM provisioned right before its baseline (so that
+		// the copy of the definition in the baseline says provisioned); a
+		// VM marked but without any snapshot was interrupted in between.
+		replace = append(replace, fmt.Sprintf("provisioned without its baseline snapshot %s (an earlier apply was interrupted right before taking it, or it was deleted outside legacyvm)", m.Policy.Baseline))
 	}
 	if m.Image != dv.Image {
 		replace = append(replace, fmt.Sprintf("disk image changed: %s -> %s", m.Image, dv.Image))
