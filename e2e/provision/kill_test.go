@@ -12,10 +12,11 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// killProfile declares three VMs that need the specialize pass (answer
-// media holding a key), each with a baseline.
+// killProfile declares three VMs with a baseline each; prepare says
+// whether they need the specialize pass (answer media holding a key).
 const killProfile = `
 variable "golden" {}
+variable "prepare" {}
 
 license "kl" {
   product_key = env("KL_KEY")
@@ -37,7 +38,8 @@ vm "kl" {
   cpus   = 1
   memory = "256MiB"
   disk {
-    image = var.golden
+    image   = var.golden
+    prepare = var.prepare
   }
   windows {
     computer_name = "KL-${count.index}"
@@ -57,6 +59,9 @@ type killPoint struct {
 	re   string
 	n    int
 	next bool
+	// prepare is the VMs' prepare setting for this apply: "specialize"
+	// where the kill point is in setup, "none" (fast) elsewhere.
+	prepare string
 }
 
 // TestKillConvergence kills apply with SIGKILL at several points (watching
@@ -89,16 +94,16 @@ func TestKillConvergence(t *testing.T) {
 	}
 
 	points := []killPoint{
-		{"network exists, filters being defined", `lvm-kl: creating traffic filter`, 1, true},
-		{"first disk being created", `kl-\d: creating linked clone`, 1, false},
-		{"setup running with answer media attached", `kl-\d: starting specialize pass`, 1, false},
-		{"mid-way: first VM done", `kl-\d: done in`, 1, false},
-		{"right before the end: last baseline", `kl-\d: taking baseline snapshot`, 3, false},
+		{"network exists, filters being defined", `lvm-kl: creating traffic filter`, 1, true, "none"},
+		{"first disk being created", `kl-\d: creating linked clone`, 1, false, "none"},
+		{"setup running with answer media attached", `kl-\d: starting specialize pass`, 1, false, "specialize"},
+		{"mid-way: first VM done", `kl-\d: done in`, 1, false, "none"},
+		{"right before the end: last baseline", `kl-\d: taking baseline snapshot`, 3, false, "none"},
 	}
 	cycle := 0
 	for i, pt := range points {
 		golden := goldens[cycle%2]
-		vars := []string{"--var", "golden=" + golden}
+		vars := []string{"--var", "golden=" + golden, "--var", "prepare=" + pt.prepare}
 		cmd, stdout, stderr := h.Start(t, env, append([]string{"apply", "--auto-approve", "--parallelism", "3", dir}, vars...)...)
 		waitOutputN(t, cmd, stderr, pt.re, pt.n, 5*time.Minute)
 		killGroup(t, cmd)
@@ -137,7 +142,7 @@ func TestKillConvergence(t *testing.T) {
 		outputs[k] = v
 	}
 	noSecrets(t, outputs)
-	run(0, "destroy", "--auto-approve", dir, "--var", "golden="+goldens[0])
+	run(0, "destroy", "--auto-approve", dir, "--var", "golden="+goldens[0], "--var", "prepare=none")
 	checkInventory(t, "after destroy", inventory(t, h, scope, "kl"), wantInv{profile: "kl", images: []string{filepath.Base(goldens[0]), filepath.Base(goldens[1])}}.lines(h))
 }
 
