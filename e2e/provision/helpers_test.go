@@ -97,7 +97,7 @@ func copyExample(t *testing.T, h *e2eutil.Host, name string, extra map[string]st
 	return dst
 }
 
-// ctxT is a context bounded by the test's deadline (or two minutes).
+// ctxT is a context that ends after d or when the test ends.
 func ctxT(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -181,23 +181,6 @@ func ourMetadata(t testing.TB, what, inner string) *virt.Metadata {
 		t.Fatalf("%s: metadata: %v", what, err)
 	}
 	return m
-}
-
-// reservation returns the DHCP host entry of a network for a host name.
-func reservation(t testing.TB, n *libvirtxml.Network, host string) libvirtxml.NetworkDHCPHost {
-	t.Helper()
-	for _, ip := range n.IPs {
-		if ip.DHCP == nil {
-			continue
-		}
-		for _, hh := range ip.DHCP.Hosts {
-			if hh.Name == host {
-				return hh
-			}
-		}
-	}
-	t.Fatalf("network %s has no DHCP reservation for %s", n.Name, host)
-	return libvirtxml.NetworkDHCPHost{}
 }
 
 // inventory lists, one line per object, what the harness's libvirtd holds
@@ -583,25 +566,6 @@ func (w *serialWatch) String() string {
 		}
 	}
 	return b.String()
-}
-
-// waitOutput waits until the running command's buffer matches re and
-// returns the match.
-func waitOutput(t testing.TB, cmd *exec.Cmd, buf *e2eutil.SyncBuffer, re string, timeout time.Duration) string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := rx.FindString(buf.String()); m != "" {
-			return m
-		}
-		if cmd.ProcessState != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no output matching %q within %s:\n%s", re, timeout, buf.String())
-	return ""
 }
 
 // killGroup sends SIGKILL to the command's process group and reaps it.
