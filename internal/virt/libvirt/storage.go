@@ -307,6 +307,17 @@ func (h *Hypervisor) CloneVolume(ctx context.Context, spec virt.VolumeSpec, sour
 		return virt.Volume{}, wrap(op, spec.Name, err)
 	}
 	defer v.Free()
+	// libvirt copies the source at its own size and ignores a larger
+	// capacity in the new volume's XML: grow the copy to spec's size.
+	info, err := v.GetInfo()
+	if err != nil {
+		return virt.Volume{}, wrap(op, spec.Name, err)
+	}
+	if info.Capacity < spec.CapacityBytes {
+		if err := v.Resize(spec.CapacityBytes, 0); err != nil {
+			return virt.Volume{}, wrap(op, spec.Name, err)
+		}
+	}
 	return observeVolume(op, spec.Pool, v)
 }
 

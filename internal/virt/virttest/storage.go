@@ -40,11 +40,15 @@ func testStorage(e *env) {
 	token, err := e.h.WriteDisk(e.ctx, ov.Path)
 	e.must(err, "write into %s", ov.Path)
 	cloneName := e.name("clone") + ".qcow2"
-	clone, err := e.hv.CloneVolume(e.ctx, virt.VolumeSpec{Pool: pool, Name: cloneName, Format: "qcow2", CapacityBytes: 64 << 20}, ov.Path)
+	// Larger than its 64 MiB source: the copy grows to the size asked for.
+	clone, err := e.hv.CloneVolume(e.ctx, virt.VolumeSpec{Pool: pool, Name: cloneName, Format: "qcow2", CapacityBytes: 96 << 20}, ov.Path)
 	e.cleanupVolume(pool, cloneName)
 	e.must(err, "clone %s", ov.Path)
-	if clone.BackingPath != "" || clone.Format != "qcow2" || clone.CapacityBytes < 64<<20 {
-		e.Errorf("clone = %+v, want a standalone qcow2 of at least 64 MiB", clone)
+	if clone.BackingPath != "" || clone.Format != "qcow2" || clone.CapacityBytes != 96<<20 {
+		e.Errorf("clone = %+v, want a standalone qcow2 of 96 MiB", clone)
+	}
+	if got, err := e.hv.VolumeByPath(e.ctx, clone.Path); err != nil || got.CapacityBytes != 96<<20 {
+		e.Errorf("VolumeByPath(clone) = %+v, %v; want 96 MiB", got, err)
 	}
 	if got, err := e.h.ReadDisk(e.ctx, clone.Path); err != nil || got != token {
 		e.Errorf("clone content = %q (%v), want the source's %q", got, err, token)
