@@ -33,6 +33,8 @@ type exampleVM struct {
 	// memoryBaseline: the policy snapshots memory (taken running).
 	memoryBaseline bool
 	autostart      bool
+	// diskGiB is the disk size the example sets (0: the golden image's).
+	diskGiB uint64
 }
 
 type exampleCase struct {
@@ -68,7 +70,7 @@ var exampleCases = []exampleCase{
 		env:     []string{"WIN7_KEY=" + keySingle},
 		network: networkWant{name: "single", subnet: "10.77.1.0/24", hosts: []string{"legacy-app"}},
 		vms: []exampleVM{{name: "legacy-app", vm: "legacy-app", computer: "LEGACY-APP", memMiB: 4096, vcpus: 2,
-			license: "win7", key: keySingle}},
+			license: "win7", key: keySingle, diskGiB: 60}},
 	},
 	{
 		dir: "lab",
@@ -78,8 +80,8 @@ var exampleCases = []exampleCase{
 		env:     []string{"ACCT_WIN7_MAK=" + keyLab},
 		network: networkWant{name: "acct-lab", subnet: "10.77.0.0/24", allowPorts: []uint{3389}, hosts: []string{"acct-1", "acct-2"}},
 		vms: []exampleVM{
-			{name: "acct-1", vm: "acct", computer: "ACCT-1", memMiB: 4096, vcpus: 2, license: "acct", key: keyLab},
-			{name: "acct-2", vm: "acct", computer: "ACCT-2", memMiB: 4096, vcpus: 2, license: "acct", key: keyLab},
+			{name: "acct-1", vm: "acct", computer: "ACCT-1", memMiB: 4096, vcpus: 2, license: "acct", key: keyLab, diskGiB: 60},
+			{name: "acct-2", vm: "acct", computer: "ACCT-2", memMiB: 4096, vcpus: 2, license: "acct", key: keyLab, diskGiB: 60},
 		},
 	},
 	{
@@ -97,7 +99,7 @@ var exampleCases = []exampleCase{
 		files:   map[string]string{"keys/ops.key": keyOps + "\n"},
 		network: networkWant{name: "ops", subnet: "10.77.3.0/28", isolated: true, allowPorts: []uint{3389, 8000}, hosts: []string{"ops"}},
 		vms: []exampleVM{{name: "ops", vm: "ops", computer: "LEDGER-OPS", full: true, memMiB: 6144, vcpus: 2,
-			oem: []string{"legacyvm:app=ledger"}, license: "ops", key: keyOps, memoryBaseline: true, autostart: true}},
+			oem: []string{"legacyvm:app=ledger"}, license: "ops", key: keyOps, memoryBaseline: true, autostart: true, diskGiB: 80}},
 	},
 	{
 		dir: "install-media",
@@ -117,7 +119,7 @@ var exampleCases = []exampleCase{
 		},
 		network: networkWant{name: "install", subnet: "10.77.2.0/24", hosts: []string{"fresh"}},
 		vms: []exampleVM{{name: "fresh", vm: "fresh", computer: "FRESH-W7", install: true, memMiB: 4096, vcpus: 2,
-			license: "ultimate", key: keyInstall}},
+			license: "ultimate", key: keyInstall, diskGiB: 40}},
 	},
 }
 
@@ -353,8 +355,38 @@ func checkExampleVM(t *testing.T, h *e2eutil.Host, c exampleCase, vm exampleVM, 
 		}
 	}
 
-	// The baseline: one protected snapshot, taken after setup.
+	// The system volume as the storage pool describes it.
 	ctx := ctxT(t, time.Minute)
+	vols, err := h.HV.ListVolumes(ctx, h.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range vols {
+		if v.Name != "lvm-"+vm.name+"-system.qcow2" {
+			continue
+		}
+		found = true
+		if v.Format != "qcow2" || v.BackingPath != backing {
+			t.Errorf("%s: system volume format %q backing %q, want qcow2 backed by %q", vm.name, v.Format, v.BackingPath, backing)
+		}
+		want := vm.diskGiB << 30
+		if want == 0 {
+			g, err := h.HV.VolumeByPath(ctx, h.Golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = g.CapacityBytes
+		}
+		if v.CapacityBytes != want {
+			t.Errorf("%s: system volume capacity %d, want %d", vm.name, v.CapacityBytes, want)
+		}
+	}
+	if !found {
+		t.Errorf("%s: no system volume in pool %s", vm.name, h.Pool)
+	}
+
+	// The baseline: one protected snapshot, taken after setup.
 	snaps, err := h.HV.ListSnapshots(ctx, vm.name)
 	if err != nil {
 		t.Fatal(err)
