@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"encoding/xml"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -120,6 +121,35 @@ func checkDomain(t *testing.T, h *e2eutil.Host, w domainWant) (mac string, ip ne
 		}
 	}
 
+	// Windows 7 hardware: USB 2 (EHCI + UHCI, never xHCI) with a tablet,
+	// standard VGA, local-time clock.
+	ehci := false
+	for _, c := range d.Devices.Controllers {
+		if c.Type == "usb" && strings.Contains(c.Model, "xhci") {
+			t.Errorf("%s: USB controller %s (Windows 7 has no xHCI driver)", what, c.Model)
+		}
+		ehci = ehci || c.Type == "usb" && c.Model == "ich9-ehci1"
+	}
+	if !ehci {
+		t.Errorf("%s: no ich9-ehci1 USB controller", what)
+	}
+	tablet := false
+	for _, in := range d.Devices.Inputs {
+		tablet = tablet || in.Type == "tablet" && in.Bus == "usb"
+	}
+	if !tablet {
+		t.Errorf("%s: no USB tablet", what)
+	}
+	if len(d.Devices.Videos) != 1 || d.Devices.Videos[0].Model.Type != "vga" {
+		t.Errorf("%s: video %+v, want one std VGA", what, d.Devices.Videos)
+	}
+	if d.Clock == nil || d.Clock.Offset != "localtime" {
+		t.Errorf("%s: clock %+v, want localtime", what, d.Clock)
+	}
+	if d.Metadata == nil || osinfoID(d.Metadata.XML) != "http://microsoft.com/win/7" {
+		t.Errorf("%s: no libosinfo win/7 annotation in <metadata>", what)
+	}
+
 	// Display: VNC on loopback only.
 	if len(d.Devices.Graphics) != 1 || d.Devices.Graphics[0].VNC == nil {
 		t.Errorf("%s: graphics %+v, want one VNC display", what, d.Devices.Graphics)
@@ -223,6 +253,25 @@ func checkDomain(t *testing.T, h *e2eutil.Host, w domainWant) (mac string, ip ne
 		t.Errorf("%s: the persistent definition does not pin the running MAC %s", what, nic.MAC.Address)
 	}
 	return nic.MAC.Address, ip
+}
+
+// osinfoID is the id of libosinfo's <os> element in the inner XML of a
+// <metadata> element ("" if there is none).
+func osinfoID(inner string) string {
+	dec := xml.NewDecoder(strings.NewReader("<metadata>" + inner + "</metadata>"))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if e, ok := tok.(xml.StartElement); ok && e.Name.Local == "os" && e.Name.Space == "http://libosinfo.org/xmlns/libvirt/domain/1.0" {
+			for _, a := range e.Attr {
+				if a.Name.Local == "id" {
+					return a.Value
+				}
+			}
+		}
+	}
 }
 
 func kibOf(unit string) uint {
