@@ -347,6 +347,15 @@ func scanFiles(t testing.TB, secrets []string, roots []string, sinceOnly map[str
 			if err != nil {
 				return nil // vanished or unreadable directories of other processes
 			}
+			// In the shared temporary directory, leave out the go
+			// command's build directories (they hold this test's own
+			// binary, whose constants are the fake secrets) and other
+			// harness instances (other test processes; this test's own
+			// instance is scanned as a root of its own).
+			if d.IsDir() && sinceOnly[root] && path != root &&
+				(strings.HasPrefix(d.Name(), "go-build") || strings.HasPrefix(d.Name(), "lvt-")) {
+				return filepath.SkipDir
+			}
 			if !d.Type().IsRegular() || seen[path] || skip[path] {
 				return nil
 			}
