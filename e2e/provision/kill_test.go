@@ -174,6 +174,15 @@ func startStopped(t *testing.T, h *e2eutil.Host, run func(int, ...string) e2euti
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A start the killed apply had asked for goes on in libvirtd after
+		// the client died; until QEMU is up the domain reads "paused"
+		// (starting up), which takes seconds on a loaded TCG host.
+		for d.State == virt.StatePaused && ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond)
+			if d, err = h.HV.GetDomain(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if d.State != virt.StateShutoff {
 			continue
 		}
