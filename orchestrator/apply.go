@@ -309,7 +309,9 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	// schedules would skip it).
 	markProvisioned := func() error {
 		md.Provisioned = true
-		if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
+		// Persistent and live: the baseline of a running VM copies the
+		// live definition.
+		if err := e.HV.SetMetadata(ctx, name, &md); err != nil {
 			return fmt.Errorf("mark %s provisioned: %w", name, err)
 		}
 		return nil
@@ -482,6 +484,23 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 	return e.ensureRunning(ctx, name)
 }
 
+// takeMissingBaseline takes a provisioned VM's baseline from the VM as it
+// is: with memory when it runs (the only internal snapshot libvirt 9.0
+// takes of a running VM), disk only when it is shut off. It neither starts
+// nor stops the VM.
+func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
+	name, p := dv.Spec.Name, dv.Policy
+	d, err := e.HV.GetDomain(ctx, name)
+	if err != nil {
+		return err
+	}
+	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	running := d.State != virt.StateShutoff
+	e.progress(name, "taking the missing baseline snapshot %s", p.Baseline)
+	_, err = e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: running})
+	return err
+}
+
 func (e *Engine) ensureRunning(ctx context.Context, name string) error {
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
@@ -523,6 +542,19 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 	e.progress(c.Name, "updating definition in place")
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return nil, err
+	}
+	// A running domain keeps its live definition until it restarts; its
+	// metadata is brought up to date now (snapshots of a running VM copy
+	// the live definition).
+	if obs.State != virt.StateShutoff {
+		if err := e.HV.SetMetadata(ctx, c.Name, &md); err != nil {
+			return nil, err
+		}
+	}
+	if c.takeBaseline {
+		if err := e.takeMissingBaseline(ctx, c.vm); err != nil {
+			return nil, err
+		}
 	}
 	if c.RestartNeeded {
 		return []string{fmt.Sprintf("the change takes effect at the next boot: legacyvm stop %s && legacyvm start %s", c.Name, c.Name)}, nil

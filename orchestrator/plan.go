@@ -55,6 +55,8 @@ type Change struct {
 	observedDomain *virt.Domain
 	observedNet    *virt.Network
 	filterNames    []string // filters to delete with a network
+	// takeBaseline: an update that also takes the missing baseline.
+	takeBaseline bool
 }
 
 type poolChange struct{ Name, Path string }
@@ -415,14 +417,8 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 	c := &Change{Kind: KindVM, Name: name, vm: dv, observedDomain: &oc}
 	m := obs.Metadata
 	var replace []string
-	switch {
-	case !m.Provisioned:
+	if !m.Provisioned {
 		replace = append(replace, "provisioning did not finish (an earlier apply was interrupted)")
-	case m.Policy != nil && len(o.Snapshots[name]) == 0:
-		// Apply marks a VM provisioned right before its baseline (so that
-		// the copy of the definition in the baseline says provisioned); a
-		// VM marked but without any snapshot was interrupted in between.
-		replace = append(replace, fmt.Sprintf("provisioned without its baseline snapshot %s (an earlier apply was interrupted right before taking it, or it was deleted outside legacyvm)", m.Policy.Baseline))
 	}
 	if m.Image != dv.Image {
 		replace = append(replace, fmt.Sprintf("disk image changed: %s -> %s", m.Image, dv.Image))
@@ -463,6 +459,19 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 	if m.SpecHash != dv.Hash && len(upd) == 0 {
 		upd = append(upd, "definition changed")
 		restart = true
+	}
+	if p := dv.Policy; p != nil && !hasSnapshot(o.Snapshots[name], p.Baseline) {
+		// Apply marks a VM provisioned right before its baseline (the
+		// baseline's copy of the definition must say provisioned), so a
+		// kill in between leaves a provisioned VM without it; so does a
+		// policy added to an existing VM, or a baseline deleted by hand.
+		// The VM is kept: the baseline is taken from it as it is.
+		how := "disk only, the VM is shut off"
+		if obs.State != virt.StateShutoff {
+			how = "with memory, the VM runs"
+		}
+		upd = append(upd, fmt.Sprintf("baseline snapshot %s is missing: apply takes it now from the VM as it is (%s)", p.Baseline, how))
+		c.takeBaseline = true
 	}
 	if len(upd) == 0 {
 		c.Action = ActionNoop
@@ -638,4 +647,13 @@ func humanBytes(n uint64) string {
 		return fmt.Sprintf("%d KiB", n/kib)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+func hasSnapshot(snaps []virt.Snapshot, name string) bool {
+	for _, s := range snaps {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
 }
