@@ -253,7 +253,8 @@ cdmount() { # mount every CD-ROM read-only under /mnt/<dev>; print the mount poi
 	for d in $(disks); do
 		case "$d" in sr*) ;; *) continue ;; esac
 		mkdir -p "/mnt/$d"
-		mountpoint -q "/mnt/$d" || mount -t iso9660 -o ro "/dev/$d" "/mnt/$d" 2>/dev/null || continue
+		# busybox has no mountpoint applet: look the mount up instead
+		grep -q " /mnt/$d " /proc/mounts || mount -t iso9660 -o ro "/dev/$d" "/mnt/$d" 2>/dev/null || continue
 		echo "/mnt/$d"
 	done
 }
