@@ -69,6 +69,20 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		return false
 	}
 
+	// 0. Every secret the new VMs need is readable: a missing key or
+	// password stops the apply before anything changes, not half-way.
+	for _, c := range plan.Changes {
+		if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) {
+			continue
+		}
+		if _, err := e.readSecrets(ctx, c.vm); err != nil {
+			record(c, time.Now(), fmt.Errorf("nothing was changed: %w", err))
+		}
+	}
+	if failed() {
+		return results, &ApplyError{Failed: failures(results)}
+	}
+
 	// 1. Pools.
 	for _, c := range plan.Changes {
 		if c.Kind != KindPool || c.Action != ActionCreate {

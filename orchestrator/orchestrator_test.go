@@ -520,3 +520,49 @@ func TestParallelApplyIsBounded(t *testing.T) {
 		t.Errorf("peak parallel VMs %d, want 1..2", peak)
 	}
 }
+
+// A secret that cannot be read stops apply before it changes anything.
+func TestMissingSecretStopsApplyBeforeAnyChange(t *testing.T) {
+	h := newFakeHost(t)
+	ctx := context.Background()
+	p := loadProfile(t, "sec", `
+license "l" {
+  product_key = env("LVM_TEST_MISSING_KEY")
+  edition     = "professional"
+  channel     = "retail"
+}
+network "sec" {
+  subnet = "10.81.0.0/24"
+  dhcp   = true
+}
+vm "s" {
+  os = "win7-x64"
+  disk {
+    image = "/images/golden.qcow2"
+  }
+  windows {
+    admin_password = env("LVM_TEST_MISSING_PW")
+  }
+  licenses = [license.l]
+  network  = network.sec
+}`)
+	hp := plan(t, p, h)
+	e := &Engine{HV: h, Getenv: func(k string) (string, bool) {
+		if k == "LVM_TEST_MISSING_KEY" {
+			return "BCDFG-HJKMP-QRTVW-XY234-6789B", true
+		}
+		return "", false
+	}}
+	_, err := e.Apply(ctx, hp.Plan)
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") || !strings.Contains(err.Error(), "LVM_TEST_MISSING_PW") {
+		t.Fatalf("apply error = %v, want the unreadable password named before any change", err)
+	}
+	if strings.Contains(err.Error(), "BCDFG") {
+		t.Fatalf("the key leaked into the error: %v", err)
+	}
+	nets, _ := h.ListNetworks(ctx)
+	doms, _ := h.ListDomains(ctx)
+	if len(nets) != 0 || len(doms) != 0 {
+		t.Errorf("apply changed the host: networks %d, domains %d", len(nets), len(doms))
+	}
+}
