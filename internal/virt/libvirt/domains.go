@@ -3,7 +3,6 @@ package libvirt
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	"libvirt.org/go/libvirt"
@@ -104,28 +103,9 @@ func (h *Hypervisor) ListDomains(ctx context.Context) ([]virt.Domain, error) {
 	if err != nil {
 		return nil, wrap(op, "", err)
 	}
-	defer func() {
-		for i := range doms {
-			doms[i].Free()
-		}
-	}()
-	out := make([]virt.Domain, 0, len(doms))
-	for i := range doms {
-		name, err := doms[i].GetName()
-		if err != nil {
-			return nil, wrap(op, "", err)
-		}
-		d, err := h.observe(ctx, "read domain", name, &doms[i])
-		if isNotFoundWrapped(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return observeAll(op, doms, func(name string, d *libvirt.Domain) (virt.Domain, error) {
+		return h.observe(ctx, "read domain", name, d)
+	}, func(d virt.Domain) string { return d.Name })
 }
 
 // GetDomain implements virt.Hypervisor.

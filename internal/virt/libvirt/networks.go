@@ -132,28 +132,9 @@ func (h *Hypervisor) ListNetworks(ctx context.Context) ([]virt.Network, error) {
 	if err != nil {
 		return nil, wrap(op, "", err)
 	}
-	defer func() {
-		for i := range nets {
-			nets[i].Free()
-		}
-	}()
-	out := make([]virt.Network, 0, len(nets))
-	for i := range nets {
-		name, err := nets[i].GetName()
-		if err != nil {
-			return nil, wrap(op, "", err)
-		}
-		n, err := h.observeNetwork(ctx, "read network", name, &nets[i])
-		if isNotFoundWrapped(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return observeAll(op, nets, func(name string, n *libvirt.Network) (virt.Network, error) {
+		return h.observeNetwork(ctx, "read network", name, n)
+	}, func(n virt.Network) string { return n.Name })
 }
 
 // GetNetwork implements virt.Hypervisor.
