@@ -211,9 +211,9 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 	case nHostFail > 0:
 		fmt.Fprintf(w, "FAIL: the host lacks what isolation needs (%d host check(s) failed).\n", nHostFail)
 	case nWarn > 0:
-		fmt.Fprintf(w, "OK: %d VMs isolated, with %d warning(s).\n", nVMs, nWarn)
+		fmt.Fprintf(w, "OK: %s isolated, with %s.\n", pluralize(nVMs, "VM", "VMs"), pluralize(nWarn, "warning", "warnings"))
 	default:
-		fmt.Fprintf(w, "OK: %d VMs isolated.\n", nVMs)
+		fmt.Fprintf(w, "OK: %s isolated.\n", pluralize(nVMs, "VM", "VMs"))
 	}
 }
 
