@@ -29,6 +29,9 @@ type Engine struct {
 	// SetupTimeout bounds the wait for a specialize pass to power the guest
 	// off (installs use their own timeout); default 30 minutes.
 	SetupTimeout time.Duration
+	// ReportInterval is how often long waits report progress (and stop
+	// presses the power button again); default 10 seconds.
+	ReportInterval time.Duration
 }
 
 func (e *Engine) now() time.Time {
@@ -77,7 +80,11 @@ func (e *Engine) waitState(ctx context.Context, name string, timeout time.Durati
 		if time.Now().After(deadline) {
 			return d.State, fmt.Errorf("domain %q is %s after %s, expected %v", name, d.State, timeout.Round(time.Second), want)
 		}
-		if report != nil && time.Since(lastReport) >= 10*time.Second {
+		every := e.ReportInterval
+		if every <= 0 {
+			every = 10 * time.Second
+		}
+		if report != nil && time.Since(lastReport) >= every {
 			report(time.Since(start))
 			lastReport = time.Now()
 		}

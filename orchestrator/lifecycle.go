@@ -97,7 +97,10 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 				return err
 			}
 			_, err := e.waitState(ctx, name, timeout, func(w time.Duration) {
-				e.progress(name, "still shutting down after %s", w.Round(time.Second))
+				// A guest that was still booting (or busy) may have missed
+				// the power button: press it again, as a person would.
+				e.progress(name, "still running after %s; asking again", w.Round(time.Second))
+				_ = e.HV.ShutdownDomain(ctx, name)
 			}, virt.StateShutoff)
 			if err == nil {
 				return nil

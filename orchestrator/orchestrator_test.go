@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
@@ -564,5 +565,38 @@ vm "s" {
 	doms, _ := h.ListDomains(ctx)
 	if len(nets) != 0 || len(doms) != 0 {
 		t.Errorf("apply changed the host: networks %d, domains %d", len(nets), len(doms))
+	}
+}
+
+// stop presses the power button again while the guest keeps running, then
+// powers it off when the timeout is over.
+func TestStopAsksAgainThenForces(t *testing.T) {
+	h := fake.New(fake.WithFile(golden, "qcow2", 10<<30), fake.IgnoreACPI())
+	ctx := context.Background()
+	if _, err := h.EnsurePool(ctx, "default", "/var/lib/libvirt/images"); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
+	e := &Engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
+	res := e.Stop(ctx, []string{"solo"}, 200*time.Millisecond, false, false)
+	if res[0].Err != "" {
+		t.Fatalf("stop: %s", res[0].Err)
+	}
+	if n := h.ShutdownRequests("solo"); n < 3 {
+		t.Errorf("the power button was pressed %d times, want it pressed again while the guest ran", n)
+	}
+	if d, _ := h.GetDomain(ctx, "solo"); d.State != virt.StateShutoff {
+		t.Errorf("solo is %s after stop, want shutoff (forced)", d.State)
+	}
+	// --no-force leaves it running and fails.
+	if r := e.Start(ctx, []string{"solo"}); r[0].Err != "" {
+		t.Fatal(r[0].Err)
+	}
+	res = e.Stop(ctx, []string{"solo"}, 50*time.Millisecond, false, true)
+	if res[0].Err == "" {
+		t.Error("stop --no-force succeeded although the guest ignored the power button")
+	}
+	if d, _ := h.GetDomain(ctx, "solo"); d.State != virt.StateRunning {
+		t.Errorf("solo is %s after stop --no-force, want running", d.State)
 	}
 }
