@@ -4,19 +4,49 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// lockProfile takes the profile's lock on its (first) host, telling the
-// user when another command holds it.
-func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose string, wait time.Duration) (*orchestrator.Lock, error) {
-	uri := orchestrator.HostURI(p.Hosts[0], f.planOptions())
-	return orchestrator.AcquireLock(ctx, p.Name, uri, purpose, wait, func(holder string) {
-		f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
-	})
+// profileLocks are the locks of a profile on each of its hosts.
+type profileLocks []*orchestrator.Lock
+
+// Release drops every lock.
+func (ls profileLocks) Release() {
+	for _, l := range ls {
+		l.Release()
+	}
+}
+
+// lockProfile takes the profile's lock on every host it uses (in URI
+// order, so two commands never wait on each other crosswise), telling the
+// user when another command holds one.
+func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose string, wait time.Duration) (profileLocks, error) {
+	seen := map[string]bool{}
+	var uris []string
+	for _, h := range p.Hosts {
+		u := orchestrator.HostURI(h, f.planOptions())
+		if !seen[u] {
+			seen[u] = true
+			uris = append(uris, u)
+		}
+	}
+	sort.Strings(uris)
+	var locks profileLocks
+	for _, uri := range uris {
+		l, err := orchestrator.AcquireLock(ctx, p.Name, uri, purpose, wait, func(holder string) {
+			f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
+		})
+		if err != nil {
+			locks.Release()
+			return nil, err
+		}
+		locks = append(locks, l)
+	}
+	return locks, nil
 }
 
 // showPlans prints the plans (to stderr when stdout carries JSON) and
