@@ -381,10 +381,51 @@ func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 		e.progress(name, "creating linked clone of %s", filepath.Base(dv.Image))
 		_, err = e.HV.CreateVolume(ctx, vs)
 	default:
-		e.progress(name, "copying %s (full clone)", filepath.Base(dv.Image))
+		e.progress(name, "copying %s (full clone, %s)", filepath.Base(dv.Image), humanBytes(vs.CapacityBytes))
+		stop := e.reportCopy(ctx, name, filepath.Join(e.poolPath(ctx, vs.Pool), vs.Name))
 		_, err = e.HV.CloneVolume(ctx, vs, dv.Image)
+		stop()
 	}
 	return err
+}
+
+// reportCopy reports, every ReportInterval until stop is called, how much
+// of a volume being copied exists so far (as libvirt reports the new
+// volume's allocation; nothing is reported while libvirt cannot tell).
+func (e *Engine) reportCopy(ctx context.Context, object, path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	every := e.ReportInterval
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if v, err := e.HV.VolumeByPath(ctx, path); err == nil && v.AllocationBytes > 0 {
+					e.progress(object, "copied %s so far", humanBytes(v.AllocationBytes))
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// poolPath is the directory of a pool ("" when it cannot be read).
+func (e *Engine) poolPath(ctx context.Context, pool string) string {
+	p, err := e.HV.GetPool(ctx, pool)
+	if err != nil {
+		return ""
+	}
+	return p.Path
 }
 
 // runSetup attaches answer media (and the install ISO), boots the VM and
