@@ -74,7 +74,9 @@ func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*
 	)
 	for _, hp := range hps {
 		start := time.Now()
-		res, err := f.engine(hp.HV).Apply(ctx, hp.Plan)
+		eng, done := f.liveEngine(hp.HV)
+		res, err := eng.Apply(ctx, hp.Plan)
+		done()
 		all = append(all, res...)
 		for _, r := range res {
 			for _, n := range r.Notes {

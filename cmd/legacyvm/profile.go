@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -55,19 +53,27 @@ func (f *Factory) planOptions() orchestrator.Options {
 // engine builds an orchestrator engine on hv that reports progress on
 // stderr.
 func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
-	var mu sync.Mutex
-	start := time.Now()
 	return &orchestrator.Engine{
 		HV:          hv,
 		Parallelism: f.Parallelism,
 		Getenv:      f.Getenv,
 		Fingerprint: f.fingerprint,
-		Progress: func(object, msg string) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintf(f.IO.ErrOut, "[%6.1fs] %s: %s\n", time.Since(start).Seconds(), object, msg)
-		},
+		Progress:    lineProgress(f.IO.ErrOut),
 	}
+}
+
+// liveEngine is engine for long work on many VMs: on a terminal (and
+// without -o json) progress is a board redrawn in place, one line per
+// object; elsewhere the same timestamped lines as engine. done must be
+// called before anything else is printed to stderr.
+func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done func()) {
+	e = f.engine(hv)
+	if !f.IO.ErrTTY || f.JSON() {
+		return e, func() {}
+	}
+	b := newBoard(f.IO.ErrOut, f.IO.TerminalWidth())
+	e.Progress = b.Update
+	return e, b.Close
 }
 
 // fingerprint computes the keyed fingerprint of a product key with the

@@ -30,13 +30,24 @@ stored in libvirt, so any machine pointed at the host sees the same.`,
 
 // withEngine connects to the host and runs fn with an engine on it.
 func withEngine(cmd *cobra.Command, f *Factory, fn func(e *orchestrator.Engine) error) error {
+	return connectEngine(cmd, f, false, fn)
+}
+
+// connectEngine connects and runs fn; live selects the redrawn progress
+// board on a terminal (work on many VMs at once).
+func connectEngine(cmd *cobra.Command, f *Factory, live bool, fn func(e *orchestrator.Engine) error) error {
 	uri := f.URI()
 	hv, err := f.Connect(cmd.Context(), uri)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", uri, err)
 	}
 	defer hv.Close()
-	return fn(f.engine(hv))
+	if !live {
+		return fn(f.engine(hv))
+	}
+	e, done := f.liveEngine(hv)
+	defer done()
+	return fn(e)
 }
 
 func writeJSON(f *Factory, v any) error {
@@ -321,10 +332,11 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 			if all == (len(args) > 0) {
 				return fmt.Errorf("name the VMs to reset, or use --all (not both)")
 			}
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				start := time.Now()
-				res, err := e.Reset(cmd.Context(), args, to)
-				if err != nil {
+			var res []orchestrator.ResetResult
+			start := time.Now()
+			err := connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
+				var err error
+				if res, err = e.Reset(cmd.Context(), args, to); err != nil {
 					return err
 				}
 				if startVMs {
@@ -346,31 +358,36 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 						}
 					}
 				}
-				if f.JSON() {
-					if res == nil {
-						res = []orchestrator.ResetResult{}
-					}
-					if err := writeJSON(f, map[string]any{"took_ns": time.Since(start), "vms": res}); err != nil {
-						return err
-					}
-				}
-				failed := 0
-				for _, r := range res {
-					if r.Err != "" {
-						failed++
-						fmt.Fprintf(f.IO.ErrOut, "Error: %s: %s\n", r.VM, r.Err)
-					} else if !f.JSON() {
-						fmt.Fprintf(f.IO.Out, "%s: reverted to %s in %s (%s)\n", r.VM, r.Snapshot, r.Took.Round(time.Millisecond), r.State)
-					}
-				}
-				if !f.JSON() {
-					fmt.Fprintf(f.IO.Out, "Reset %d VM(s) in %s.\n", len(res)-failed, time.Since(start).Round(time.Millisecond))
-				}
-				if failed > 0 {
-					return silent(exitError)
-				}
 				return nil
 			})
+			if err != nil {
+				return err
+			}
+			// The progress board is closed: results may be printed.
+			if f.JSON() {
+				if res == nil {
+					res = []orchestrator.ResetResult{}
+				}
+				if err := writeJSON(f, map[string]any{"took_ns": time.Since(start), "vms": res}); err != nil {
+					return err
+				}
+			}
+			failed := 0
+			for _, r := range res {
+				if r.Err != "" {
+					failed++
+					fmt.Fprintf(f.IO.ErrOut, "Error: %s: %s\n", r.VM, r.Err)
+				} else if !f.JSON() {
+					fmt.Fprintf(f.IO.Out, "%s: reverted to %s in %s (%s)\n", r.VM, r.Snapshot, r.Took.Round(time.Millisecond), r.State)
+				}
+			}
+			if !f.JSON() {
+				fmt.Fprintf(f.IO.Out, "Reset %d VM(s) in %s.\n", len(res)-failed, time.Since(start).Round(time.Millisecond))
+			}
+			if failed > 0 {
+				return silent(exitError)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host")
