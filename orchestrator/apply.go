@@ -54,6 +54,13 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		if err != nil {
 			r.Err = err.Error()
 		}
+		if c.Kind != KindVM { // VMs report their own end
+			if err != nil {
+				e.progress(c.Name, "failed: %v", err)
+			} else {
+				e.progress(c.Name, "done")
+			}
+		}
 		mu.Lock()
 		results = append(results, r)
 		mu.Unlock()

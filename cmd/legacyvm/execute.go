@@ -65,9 +65,9 @@ func (f *Factory) showPlans(hps []*orchestrator.HostPlan) bool {
 }
 
 // executePlans runs each host's plan, prints notes and a summary line per
-// host (done names what happened, e.g. "Applied"), writes the JSON result
+// host (verb names what happened, e.g. "Applied"), writes the JSON result
 // when asked, and turns failed objects into one error line each.
-func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, done string) error {
+func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string) error {
 	var (
 		all    []orchestrator.Result
 		failed error
@@ -87,7 +87,7 @@ func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*
 			failed = err
 			continue
 		}
-		f.IO.Status("%s profile %s on %s in %s.", done, p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
+		f.IO.Status("%s profile %s on %s in %s.", verb, p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
 	}
 	if f.JSON() {
 		if err := writeApplyJSON(f, p.Name, all); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -88,8 +89,10 @@ func (b *board) redraw() {
 		fmt.Fprintf(b.w, "\x1b[%dA", b.drawn)
 	}
 	for _, o := range b.order {
-		line := fmt.Sprintf("%-20s %s", o, b.last[o])
-		if el := time.Since(b.since[o]); el >= 2*time.Second {
+		msg := b.last[o]
+		line := fmt.Sprintf("%-20s %s", o, msg)
+		finished := strings.HasPrefix(msg, "done") || strings.HasPrefix(msg, "failed")
+		if el := time.Since(b.since[o]); el >= 2*time.Second && !finished {
 			line += fmt.Sprintf(" (%s)", el.Round(time.Second))
 		}
 		if r := []rune(line); len(r) > b.width-1 {
