@@ -600,3 +600,33 @@ func TestStopAsksAgainThenForces(t *testing.T) {
 		t.Errorf("solo is %s after stop --no-force, want running", d.State)
 	}
 }
+
+// A VM whose system disk is not qcow2 (changed by hand with virsh: the
+// renderer never writes one) cannot take internal snapshots: plan says so,
+// located at the vm block. Planning is pure, so the observation is edited.
+func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
+	h := newFakeHost(t)
+	p := loadProfile(t, "lab", labProfile)
+	apply(t, plan(t, p, h))
+	hp := plan(t, p, h)
+	d := hp.Observed.Domains["web-1"]
+	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
+	d.Disks[0].Format = "raw"
+	hp.Observed.Domains["web-1"] = d
+	_, diags := MakePlan(p, hp.Desired, hp.Observed)
+	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
+		t.Fatalf("diags = %v", diags)
+	}
+	if !strings.Contains(diags[0].Detail, "web-1") || !strings.Contains(diags[0].Detail, "raw") {
+		t.Errorf("detail does not name the VM and format: %s", diags[0].Detail)
+	}
+	// solo has no policy: a raw disk is its owner's business.
+	s := hp.Observed.Domains["solo"]
+	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
+	s.Disks[0].Format = "raw"
+	hp.Observed.Domains["solo"] = s
+	_, diags = MakePlan(p, hp.Desired, hp.Observed)
+	if len(diags) != 1 {
+		t.Errorf("diags = %v, want only web-1's", diags)
+	}
+}

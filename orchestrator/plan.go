@@ -413,6 +413,18 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		}
 		return &Change{Kind: KindVM, Name: name, Action: ActionCreate, Details: createDetails(dv), vm: dv}, nil
 	}
+	// legacyvm always creates qcow2 system disks; one that is not (changed
+	// by hand) cannot hold internal snapshots, and the policy would fail at
+	// its first snapshot or reset.
+	if sys, ok := systemDisk(obs); ok && dv.Policy != nil && sys.Format != "" && sys.Format != "qcow2" {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Disk cannot take snapshots",
+			Detail: fmt.Sprintf("The system disk of %s (%s) is in %s format, but snapshot policy %q needs qcow2: libvirt keeps internal snapshots inside qcow2 images. Convert the disk (qemu-img convert -O qcow2) and point the domain at it, or remove the snapshot_policy from this vm block.",
+				name, sys.Path, sys.Format, dv.Policy.Name),
+			Subject: decl.Ptr(),
+		}}
+	}
 	oc := obs
 	c := &Change{Kind: KindVM, Name: name, vm: dv, observedDomain: &oc}
 	m := obs.Metadata
