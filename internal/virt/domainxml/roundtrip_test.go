@@ -243,7 +243,7 @@ func TestVolumeRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := virt.Volume{Name: spec.Name, Format: spec.Format, CapacityBytes: spec.CapacityBytes, BackingPath: spec.BackingPath}
+			want := virt.Volume{Name: spec.Name, Format: spec.Format, CapacityBytes: spec.CapacityBytes, BackingPath: spec.BackingPath, Mode: 0o600}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
