@@ -132,12 +132,12 @@ func ImageBuildAutounattend(p ImageBuildParams) ([]byte, error) {
 		ComputerName:          BuildComputerName,
 		TimeZone:              p.TimeZone,
 		UILanguage:            p.UILanguage, InputLocale: p.InputLocale, SystemLocale: p.SystemLocale, UserLocale: p.UserLocale,
-		AdminUser:       p.BuildUser,
-		AdminPassword:   p.BuildPassword,
-		ImageIndex:      p.ImageIndex,
-		ImageName:       p.ImageName,
-		PartitionLayout: p.PartitionLayout,
-		DiskID:          p.DiskID,
+		AdminUser:          p.BuildUser,
+		AdminPassword:      p.BuildPassword,
+		ImageIndex:         p.ImageIndex,
+		ImageName:          p.ImageName,
+		PartitionLayout:    p.PartitionLayout,
+		DiskID:             p.DiskID,
 		FirstLogonCommands: p.Steps,
 	}
 	a = a.withDefaults()
