@@ -159,6 +159,7 @@ type loader struct {
 	licenses map[string]*License
 	networks map[string]*Network
 	policies map[string]*SnapshotPolicy
+	images   map[string]*Image
 	vms      []*vmDecl
 	netDecls []netDecl
 
@@ -256,6 +257,7 @@ func (l *loader) run(files []sourceFile) {
 		all.Networks = append(all.Networks, fs.Networks...)
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
+		all.Images = append(all.Images, fs.Images...)
 	}
 	if parseFailed {
 		// Syntax errors first: evaluating the rest would report
@@ -268,6 +270,7 @@ func (l *loader) run(files []sourceFile) {
 	l.licenses = map[string]*License{}
 	l.networks = map[string]*Network{}
 	l.policies = map[string]*SnapshotPolicy{}
+	l.images = map[string]*Image{}
 
 	l.loadVariables(all.Variables)
 	l.loadLocals(all.Locals)
@@ -288,6 +291,9 @@ func (l *loader) run(files []sourceFile) {
 	for _, b := range all.SnapshotPolicies {
 		l.decodeSnapshotPolicy(b)
 	}
+	for _, b := range all.Images {
+		l.decodeImage(b)
+	}
 	l.buildVMContext()
 	for _, b := range all.VMs {
 		l.decodeVM(b)
@@ -305,7 +311,10 @@ func (l *loader) buildVMContext() {
 		}
 		return objectOf(vals)
 	}
-	hosts, lics, nets, pols := map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}
+	hosts, lics, nets, pols, imgs := map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}
+	for k, v := range l.images {
+		imgs[k] = v
+	}
 	for k, v := range l.hosts {
 		hosts[k] = v
 	}
@@ -322,6 +331,7 @@ func (l *loader) buildVMContext() {
 	refs["license"] = obj(licenseRefType, lics)
 	refs["network"] = obj(networkRefType, nets)
 	refs["snapshot_policy"] = obj(policyRefType, pols)
+	refs["image"] = obj(imageRefType, imgs)
 	l.vmCtx = l.baseCtx.NewChild()
 	l.vmCtx.Variables = refs
 }

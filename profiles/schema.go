@@ -15,6 +15,7 @@ type fileSchema struct {
 	Networks         []*networkBlock        `hcl:"network,block"`
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
+	Images           []*imageBlock          `hcl:"image,block"`
 }
 
 type variableBlock struct {
@@ -110,7 +111,8 @@ type vmBlock struct {
 }
 
 type diskBlock struct {
-	Image    hcl.Expression  `hcl:"image,optional"`
+	Image        hcl.Expression  `hcl:"image,optional"`
+	ImageVersion hcl.Expression  `hcl:"image_version,optional"`
 	Clone    hcl.Expression  `hcl:"clone,optional"`
 	Size     hcl.Expression  `hcl:"size,optional"`
 	Prepare  hcl.Expression  `hcl:"prepare,optional"`
