@@ -128,7 +128,6 @@ type imageStepBlock struct {
 	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
-
 func (l *loader) decodeImage(b *imageBlock) {
 	if !l.declare("image", b.Name, b.NameRange, b.DefRange) {
 		return

@@ -225,11 +225,11 @@ type Disk struct {
 	// number ("3"); only with ImageRef.
 	ImageVersion      string
 	ImageVersionRange hcl.Range
-	Clone     CloneMode
-	SizeBytes uint64 // 0 = size of the image (linked/full) or 40 GiB (install)
-	Prepare   PrepareMode
-	Install   *Install
-	DeclRange hcl.Range
+	Clone             CloneMode
+	SizeBytes         uint64 // 0 = size of the image (linked/full) or 40 GiB (install)
+	Prepare           PrepareMode
+	Install           *Install
+	DeclRange         hcl.Range
 }
 
 // Install describes installation from the user's own Windows 7 media.

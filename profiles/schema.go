@@ -113,11 +113,11 @@ type vmBlock struct {
 type diskBlock struct {
 	Image        hcl.Expression  `hcl:"image,optional"`
 	ImageVersion hcl.Expression  `hcl:"image_version,optional"`
-	Clone    hcl.Expression  `hcl:"clone,optional"`
-	Size     hcl.Expression  `hcl:"size,optional"`
-	Prepare  hcl.Expression  `hcl:"prepare,optional"`
-	Installs []*installBlock `hcl:"install,block"`
-	DefRange hcl.Range       `hcl:",def_range"`
+	Clone        hcl.Expression  `hcl:"clone,optional"`
+	Size         hcl.Expression  `hcl:"size,optional"`
+	Prepare      hcl.Expression  `hcl:"prepare,optional"`
+	Installs     []*installBlock `hcl:"install,block"`
+	DefRange     hcl.Range       `hcl:",def_range"`
 }
 
 type installBlock struct {
