@@ -283,6 +283,14 @@ type Metadata struct {
 	SpecHash string `json:"spec_hash"`
 	// Image is the golden image or install ISO the disk came from.
 	Image string `json:"image,omitempty"`
+	// ImageName and ImageVersion name the registered image version (image
+	// block and version number) the disk was cloned from; empty and 0 for
+	// a disk from an image path or installation media.
+	ImageName    string `json:"image_name,omitempty"`
+	ImageVersion int    `json:"image_version,omitempty"`
+	// ImageBuild marks a temporary image-build domain: the image it
+	// builds. Such a domain is no VM of the profile.
+	ImageBuild string `json:"image_build,omitempty"`
 	// Volumes and Filters are the owned objects that belong to this domain.
 	Volumes []VolumeRef `json:"volumes,omitempty"`
 	Filters []string    `json:"filters,omitempty"`

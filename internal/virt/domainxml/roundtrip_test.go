@@ -302,6 +302,8 @@ func TestMetadataRoundTrip(t *testing.T) {
 		"full":    sampleMetadata(),
 		"network": networkMetadata(),
 		"minimal": {Profile: "p"},
+		"image":   {Profile: "p", Instance: "acct-1", Image: "/pool/lvm-image-w7pro-v2.qcow2", ImageName: "w7pro", ImageVersion: 2},
+		"build":   {Profile: "p", Instance: "lvm-build-w7pro", ImageBuild: "w7pro", Volumes: []virt.VolumeRef{{Pool: "default", Name: "lvm-build-w7pro-system.qcow2", Role: "system"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			doc, err := MetadataXML(m)
