@@ -484,6 +484,21 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if err != nil {
 		return fail(fmt.Errorf("storage pool %s of image %s: %w", im.Pool, name, err))
 	}
+	if o.Accel == "" {
+		hi, err := e.HV.HostInfo(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		h := im.Host
+		if h == nil {
+			h = &profiles.Host{Accelerator: profiles.AccelAuto}
+		}
+		accel, diags := resolveAccel(h, hi)
+		if diags.HasErrors() {
+			return fail(errors.New(diags[0].Detail))
+		}
+		o.Accel = accel
+	}
 	preset, ok := winguest.PresetFor(string(im.OS()))
 	if !ok {
 		panic("no preset for " + im.OS())
