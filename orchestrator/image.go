@@ -711,7 +711,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("no power-off within %s (the guest still runs; raise timeout or look at its console: legacyvm console is not available for build domains, use virsh console %s)", timeout.Round(time.Second), dom))
+			return fail(fmt.Errorf("the guest did not power off within %s (raise the image block's timeout, or --timeout, if setup and the steps need longer)", timeout.Round(time.Second)))
 		}
 		if time.Since(lastReport) >= every {
 			e.progress(name, "phase %s, %s elapsed", phase, time.Since(start).Round(time.Second))

@@ -317,7 +317,7 @@ if [ "$RIG_answercd" = 1 ]; then
 		if grep -q 'rig-fail-step' "$file"; then
 			# A failing step: Windows would sit at the desktop; so does the stand-in.
 			say "step result=failed"
-			while :; do say "hb stuck-in=steps uptime=$(up)"; sleep 5; done
+			while :; do sleep 3600; done
 		fi
 		say "phase generalize"
 		if [ -n "$SYS" ] && writesector $GEN_SECTOR "RIG-GENERALIZED $(up)" && sync; then
