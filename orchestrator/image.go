@@ -365,10 +365,16 @@ type serialWatch struct {
 	last   []byte
 }
 
+// newSerialWatch starts following path, the serial log of a build domain
+// about to start: the log of an earlier build is removed first (QEMU starts
+// the file over, and a new log of the same size could not be told apart);
+// when that fails, reading starts at its end.
 func newSerialWatch(path string) *serialWatch {
 	w := &serialWatch{path: path}
-	if st, err := os.Stat(path); err == nil {
-		w.offset = st.Size()
+	if err := os.Remove(path); err != nil {
+		if st, err := os.Stat(path); err == nil {
+			w.offset = st.Size()
+		}
 	}
 	return w
 }
