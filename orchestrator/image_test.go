@@ -193,3 +193,41 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 		t.Errorf("after clean-up: %+v", inv)
 	}
 }
+
+// TestBuildImageInterrupted: a cancelled build (Ctrl-C) removes its domain
+// and volumes and registers nothing.
+func TestBuildImageInterrupted(t *testing.T) {
+	h := newFakeHost(t)
+	iso := filepath.Join(t.TempDir(), "win7.iso")
+	if err := os.WriteFile(iso, []byte("iso"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.PutFile(iso, "raw", 3)
+	sum := sha256.Sum256([]byte("iso"))
+	p := loadProfile(t, "img", imageProfile, "%ISO%", iso, "%SUM%", hex.EncodeToString(sum[:]))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			if d, err := h.GetDomain(context.Background(), BuildDomainName("w7t")); err == nil && d.State == virt.StateRunning {
+				cancel()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	_, err := e.BuildImage(ctx, p.Images[0], BuildOptions{Profile: p.Name, Accel: virt.AccelTCG, SerialLogDir: t.TempDir()})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Phase != PhaseSetup || !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted build: %v", err)
+	}
+	if _, err := h.GetDomain(context.Background(), BuildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
+		t.Errorf("build domain left: %v", err)
+	}
+	vols, _ := h.ListVolumes(context.Background(), "default")
+	for _, v := range vols {
+		if strings.HasPrefix(v.Name, "lvm-") {
+			t.Errorf("volume left: %s", v.Name)
+		}
+	}
+}
