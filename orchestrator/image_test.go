@@ -231,3 +231,24 @@ func TestBuildImageInterrupted(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanImageDiagnostics(t *testing.T) {
+	h := newFakeHost(t)
+	p := loadProfile(t, "img", strings.Replace(imageProfile, "prepare = \"none\"", "prepare = \"none\"\n    image_version = \"3\"", 1),
+		"%ISO%", "/nonexistent/win7.iso", "%SUM%", strings.Repeat("a", 64))
+	_, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range diags {
+		got = append(got, d.Summary)
+		if d.Summary == "Image not built yet" && (d.Subject == nil || !strings.Contains(d.Detail, "legacyvm image build")) {
+			t.Errorf("not located or no advice: %+v", d)
+		}
+	}
+	want := "Image not built yet|Unknown image in --image-update|Image source: Installation ISO not found"
+	if strings.Join(got, "|") != want {
+		t.Errorf("diagnostics %q, want %q", got, want)
+	}
+}
