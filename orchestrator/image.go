@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
@@ -284,6 +285,9 @@ func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 	default:
 		return nil, err
 	}
+	for _, f := range cleanStaleMediaISOs(os.TempDir(), image) {
+		done = append(done, "temporary media ISO "+f)
+	}
 	inv, err := ListImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return done, err
@@ -528,6 +532,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if tmp == "" {
 		tmp = os.TempDir()
 	}
+	cleanStaleMediaISOs(tmp, name)
 	for i, m := range im.Media {
 		st, err := os.Stat(m.Path)
 		if err != nil {
@@ -897,6 +902,43 @@ func uploadFile(ctx context.Context, hv virt.Hypervisor, spec virt.VolumeSpec, p
 	}
 	_, err = hv.UploadVolume(ctx, spec, f, st.Size())
 	return err
+}
+
+// mediaISORE matches the temporary ISOs BuildImage makes of media
+// directories: legacyvm-media-IMAGE-PID-N.iso.
+var mediaISORE = regexp.MustCompile(`^legacyvm-media-([a-z][a-z0-9-]*)-([0-9]+)-[0-9]+\.iso$`)
+
+// cleanStaleMediaISOs removes the temporary media ISOs of image in dir
+// whose build process is gone (a build killed outright cannot remove
+// them), and returns their names.
+func cleanStaleMediaISOs(dir, image string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		m := mediaISORE.FindStringSubmatch(e.Name())
+		if m == nil || m[1] != image {
+			continue
+		}
+		pid, err := strconv.Atoi(m[2])
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func imageBuildUUID(profile, image string) string {

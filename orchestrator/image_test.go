@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,26 @@ func TestPlanImageDiagnostics(t *testing.T) {
 	want := "Image not built yet|Unknown image in --image-update|Image source: Installation ISO not found"
 	if strings.Join(got, "|") != want {
 		t.Errorf("diagnostics %q, want %q", got, want)
+	}
+}
+
+func TestCleanStaleMediaISOs(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, "legacyvm-media-w7t-999999999-1.iso")
+	mine := filepath.Join(dir, fmt.Sprintf("legacyvm-media-w7t-%d-1.iso", os.Getpid()))
+	other := filepath.Join(dir, "legacyvm-media-other-999999999-1.iso")
+	for _, f := range []string{dead, mine, other} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := cleanStaleMediaISOs(dir, "w7t")
+	if len(got) != 1 || got[0] != filepath.Base(dead) {
+		t.Errorf("removed %v", got)
+	}
+	for _, f := range []string{mine, other} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s removed: %v", f, err)
+		}
 	}
 }
