@@ -59,6 +59,13 @@ var (
 // command() is deliberately absent: it is only allowed as the whole value
 // of a secret attribute, which is handled without evaluating it.
 func (l *loader) functions() map[string]function.Function {
+	if l.fns == nil {
+		l.fns = boundFunctions(l.allFunctions())
+	}
+	return l.fns
+}
+
+func (l *loader) allFunctions() map[string]function.Function {
 	return map[string]function.Function{
 		"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc,
 		"max": stdlib.MaxFunc, "min": stdlib.MinFunc, "parseint": stdlib.ParseIntFunc,
