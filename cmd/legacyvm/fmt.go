@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/rogpeppe/go-internal/diff"
+
+	"github.com/legacyvm/legacyvm/internal/atomicfile"
 	"github.com/spf13/cobra"
 )
 
@@ -142,11 +144,7 @@ func fmtRun(opts *FmtOptions) error {
 		if opts.Check {
 			continue
 		}
-		st, err := os.Stat(name)
-		if err != nil {
-			return fmt.Errorf("fmt %s: %w", name, err)
-		}
-		if err := os.WriteFile(name, out, st.Mode().Perm()); err != nil {
+		if err := atomicfile.Replace(name, out); err != nil {
 			return fmt.Errorf("fmt %s: %w", name, err)
 		}
 	}
