@@ -27,6 +27,10 @@ type Daemon struct {
 	Parallelism int
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
+	// LockVM, when set, takes the VM lock other legacyvm commands take
+	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
+	// command works on to a later tick.
+	LockVM func(ctx context.Context, vm string) (release func(), err error)
 
 	locks sync.Map // VM name -> *sync.Mutex
 }
@@ -38,11 +42,23 @@ func (d *Daemon) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (d *Daemon) lock(vm string) func() {
+// lock takes the VM's lock within the daemon and, with LockVM, against
+// other commands; ok is false (and nothing is held) when another command
+// holds it.
+func (d *Daemon) lock(ctx context.Context, vm string) (unlock func(), ok bool) {
 	m, _ := d.locks.LoadOrStore(vm, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
-	return mu.Unlock
+	if d.LockVM == nil {
+		return mu.Unlock, true
+	}
+	release, err := d.LockVM(ctx, vm)
+	if err != nil {
+		mu.Unlock()
+		d.Log.Info("VM busy with another command: left for a later tick", "vm", vm, "err", err)
+		return nil, false
+	}
+	return func() { release(); mu.Unlock() }, true
 }
 
 // Run serves until ctx ends (SIGTERM). It returns nil on a clean stop.
@@ -138,7 +154,10 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 		}
 	}
 	e.forEach(ctx, names, "tick", func(ctx context.Context, name string) error {
-		unlock := d.lock(name)
+		unlock, ok := d.lock(ctx, name)
+		if !ok {
+			return nil
+		}
 		defer unlock()
 		dom, err := e.HV.GetDomain(ctx, name)
 		if err != nil {
@@ -165,7 +184,10 @@ const stopRequestWindow = time.Hour
 // to its baseline after the guest powered itself off, and starts it again
 // when the baseline was taken with the VM off.
 func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
-	unlock := d.lock(name)
+	unlock, ok := d.lock(ctx, name)
+	if !ok {
+		return
+	}
 	defer unlock()
 	dom, err := e.HV.GetDomain(ctx, name)
 	// A VM apply is still provisioning powers off on purpose (setup);
