@@ -67,7 +67,7 @@ var ErrLocked = errors.New("is locked by another legacyvm command")
 // what the holder recorded ("pid 123: apply, since 12:03:04").
 func AcquireLock(ctx context.Context, profile, uri, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
 	name := lockFileName("", profile, uri)
-	return acquire(ctx, name, fmt.Sprintf("profile %s on %s", profile, uri), purpose, wait, waiting)
+	return acquireIn(ctx, LockDir(), name, fmt.Sprintf("profile %s on %s", profile, uri), purpose, wait, waiting)
 }
 
 // AcquireVMLock takes the lock of the VM (domain) vm on uri, like
@@ -75,8 +75,15 @@ func AcquireLock(ctx context.Context, profile, uri, purpose string, wait time.Du
 // locks after, each set in VMLockOrder, so two commands never wait for
 // each other crosswise.
 func AcquireVMLock(ctx context.Context, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+	return AcquireVMLockIn(ctx, LockDir(), uri, vm, purpose, wait, waiting)
+}
+
+// AcquireVMLockIn is AcquireVMLock with the lock directory given (tests
+// that hold a VM lock against legacyvm processes with their own
+// LEGACYVM_LOCK_DIR).
+func AcquireVMLockIn(ctx context.Context, dir, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
 	name := lockFileName("vm-", vm, uri)
-	return acquire(ctx, name, fmt.Sprintf("VM %s on %s", vm, uri), purpose, wait, waiting)
+	return acquireIn(ctx, dir, name, fmt.Sprintf("VM %s on %s", vm, uri), purpose, wait, waiting)
 }
 
 // VMLockOrder sorts and deduplicates VM names into the order their locks
@@ -112,8 +119,8 @@ func lockFileName(prefix, name, uri string) string {
 	return prefix + b.String() + "-" + hex.EncodeToString(sum[:])[:12] + ".lock"
 }
 
-func acquire(ctx context.Context, name, what, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
-	dir, err := ensureLockDir(LockDir())
+func acquireIn(ctx context.Context, lockDir, name, what, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+	dir, err := ensureLockDir(filepath.Clean(lockDir))
 	if err != nil {
 		return nil, err
 	}
