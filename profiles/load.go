@@ -140,7 +140,9 @@ func loadSources(p *Profile, defaultName string, files []sourceFile, opts LoadOp
 	}
 	l.run(files)
 	l.finishSources()
-	return p, l.sortedDiags()
+	diags := l.sortedDiags()
+	l.redact(diags)
+	return p, diags
 }
 
 // loader holds the state of one Load.
@@ -169,6 +171,11 @@ type loader struct {
 	policies map[string]*SnapshotPolicy
 	vms      []*vmDecl
 	netDecls []netDecl
+
+	// fileRoots are the directories file() may read (the profile
+	// directory first); reads are the values file() and env() returned.
+	fileRoots []string
+	reads     []readValue
 
 	// masks are source ranges whose bytes are hidden in Profile.Sources
 	// because they hold (or may hold) a secret.
@@ -264,6 +271,7 @@ func (l *loader) run(files []sourceFile) {
 		all.Networks = append(all.Networks, fs.Networks...)
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
+		all.Files = append(all.Files, fs.Files...)
 	}
 	if parseFailed {
 		// Syntax errors first: evaluating the rest would report
@@ -277,6 +285,7 @@ func (l *loader) run(files []sourceFile) {
 	l.networks = map[string]*Network{}
 	l.policies = map[string]*SnapshotPolicy{}
 
+	l.loadFiles(all.Files)
 	l.loadVariables(all.Variables)
 	l.loadLocals(all.Locals)
 	l.baseCtx = &hcl.EvalContext{
