@@ -291,11 +291,15 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		if !sec.key.IsZero() {
 			lr.LastGroup = sec.key.LastGroup()
 			if e.Fingerprint != nil {
-				fp, err := e.Fingerprint(sec.key)
+				doms, err := e.HV.ListDomains(ctx)
 				if err != nil {
 					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
 				}
-				lr.Fingerprint = fp
+				fp, sid, err := e.Fingerprint(sec.key, fingerprintHolders(doms))
+				if err != nil {
+					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
+				}
+				lr.Fingerprint, lr.SecretID = fp, sid
 			}
 		}
 		md.License = &lr
@@ -596,7 +600,7 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		md.Created, md.Provisioned = om.Created, om.Provisioned
 		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {
 			lr := *md.License
-			lr.Fingerprint, lr.LastGroup = om.License.Fingerprint, om.License.LastGroup
+			lr.Fingerprint, lr.SecretID, lr.LastGroup = om.License.Fingerprint, om.License.SecretID, om.License.LastGroup
 			md.License = &lr
 		}
 	}

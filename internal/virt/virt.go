@@ -308,6 +308,10 @@ type LicenseRef struct {
 	Edition     string `json:"edition,omitempty"`
 	Channel     string `json:"channel"`
 	Fingerprint string `json:"fingerprint,omitempty"` // keyed HMAC of the key
+	// SecretID identifies the fingerprint secret that made Fingerprint
+	// (license.Fingerprinter.SecretID; "" in metadata written before
+	// secret ids were recorded). It reveals nothing about the secret.
+	SecretID string `json:"secret_id,omitempty"`
 	LastGroup   string `json:"last_group,omitempty"`  // last five characters
 	Seats       int    `json:"seats,omitempty"`
 }
