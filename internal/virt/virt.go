@@ -311,9 +311,9 @@ type LicenseRef struct {
 	// SecretID identifies the fingerprint secret that made Fingerprint
 	// (license.Fingerprinter.SecretID; "" in metadata written before
 	// secret ids were recorded). It reveals nothing about the secret.
-	SecretID string `json:"secret_id,omitempty"`
-	LastGroup   string `json:"last_group,omitempty"`  // last five characters
-	Seats       int    `json:"seats,omitempty"`
+	SecretID  string `json:"secret_id,omitempty"`
+	LastGroup string `json:"last_group,omitempty"` // last five characters
+	Seats     int    `json:"seats,omitempty"`
 }
 
 // PolicyRef is the snapshot policy recorded with a domain.
