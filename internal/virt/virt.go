@@ -176,6 +176,29 @@ const (
 	StateOther    DomainState = "other"
 )
 
+// StopReason is why a shut off domain stopped (libvirt's shutoff state
+// reason). libvirt keeps it only while libvirtd runs: after a libvirtd
+// restart an inactive domain reads StopUnknown.
+type StopReason string
+
+const (
+	// StopShutdown: the guest powered itself off, or honoured an ACPI
+	// shutdown request (legacyvm stop records its requests in the
+	// domain's metadata to tell the two apart).
+	StopShutdown StopReason = "shutdown"
+	// StopDestroyed: forced off (virDomainDestroy).
+	StopDestroyed StopReason = "destroyed"
+	// StopCrashed: the emulator crashed.
+	StopCrashed StopReason = "crashed"
+	// StopFromSnapshot: a revert to a snapshot of the VM shut off.
+	StopFromSnapshot StopReason = "from-snapshot"
+	// StopOther: saved, migrated, failed to start, or the daemon stopped it.
+	StopOther StopReason = "other"
+	// StopUnknown: never started since libvirtd started, or libvirt did
+	// not say.
+	StopUnknown StopReason = "unknown"
+)
+
 // DomainSpec is the desired definition of a domain. The adapter renders it
 // with the Windows 7 hardware preset (see package domainxml).
 type DomainSpec struct {
@@ -247,6 +270,9 @@ type Domain struct {
 	Name  string
 	UUID  string
 	State DomainState
+	// StopReason says why a shut off domain stopped; "" unless State is
+	// StateShutoff.
+	StopReason StopReason
 	// Persistent is false for transient domains.
 	Persistent bool
 	Autostart  bool

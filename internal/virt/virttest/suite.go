@@ -329,6 +329,14 @@ func (e *env) state(name string) virt.DomainState {
 }
 
 // waitState polls until the domain is in state want.
+// stopReason is the domain's shutoff reason.
+func (e *env) stopReason(name string) virt.StopReason {
+	e.Helper()
+	d, err := e.hv.GetDomain(e.ctx, name)
+	e.must(err, "get %s", name)
+	return d.StopReason
+}
+
 func (e *env) waitState(name string, want virt.DomainState, timeout time.Duration) {
 	e.Helper()
 	deadline := time.Now().Add(timeout)
