@@ -18,14 +18,14 @@ type domain struct {
 	def virt.DomainSpec
 	// live is the definition the running domain was started with; nil when
 	// the domain is shut off.
-	live      *virt.DomainSpec
-	state     virt.DomainState
+	live  *virt.DomainSpec
+	state virt.DomainState
 	// stopReason is why the domain last stopped ("" reads as unknown).
 	stopReason virt.StopReason
 	autostart  bool
-	vncPort   int
-	snaps     map[string]*snapshot
-	current   string
+	vncPort    int
+	snaps      map[string]*snapshot
+	current    string
 	// shutdownRequests counts ShutdownDomain calls.
 	shutdownRequests int
 }
