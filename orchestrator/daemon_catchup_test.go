@@ -36,7 +36,9 @@ func TestDaemonRevertsGuestShutdownsItMissed(t *testing.T) {
 	var logs syncBuffer
 	dm := &Daemon{Connect: func(ctx context.Context) (virt.Hypervisor, error) { return nopClose{h}, nil }, Tick: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	go func() { _ = dm.Run(ctx) }()
-	waitFor(t, "missed shutdown reverted on connect", func() bool { return strings.Contains(logs.String(), "while the daemon was not listening: reverted to baseline") })
+	waitFor(t, "missed shutdown reverted on connect", func() bool {
+		return strings.Contains(logs.String(), "while the daemon was not listening: reverted to baseline")
+	})
 	d, _ = h.GetDomain(ctx, "t")
 	if d.State != virt.StateRunning {
 		t.Errorf("after the catch-up the VM is %s, want running", d.State)
