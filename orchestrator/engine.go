@@ -31,6 +31,10 @@ type Engine struct {
 	// ReportInterval is how often long waits report progress (and stop
 	// presses the power button again); default 10 seconds.
 	ReportInterval time.Duration
+
+	// undoPause is the pause between attempts of a failed undo (tests;
+	// 0: half a second).
+	undoPause time.Duration
 }
 
 func (e *Engine) now() time.Time {
