@@ -85,7 +85,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		e.progress("answer media", "removed %d staging directories a killed run left behind", n)
 	}
 
-		// 0. Every secret the new VMs need is readable: a missing key or
+	// 0. Every secret the new VMs need is readable: a missing key or
 	// password stops the apply before anything changes, not half-way.
 	for _, c := range plan.Changes {
 		if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) {
