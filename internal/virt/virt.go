@@ -176,6 +176,12 @@ const (
 	StateOther    DomainState = "other"
 )
 
+// GuestMACPrefix starts every guest MAC address legacyvm assigns
+// (QEMU's locally administered 52:54:00 range). The host guard lets guest
+// frames through only to MACs in it (see package domainxml), so an
+// interface with another MAC could not reach its peers.
+const GuestMACPrefix = "52:54:00"
+
 // StopReason is why a shut off domain stopped (libvirt's shutoff state
 // reason). libvirt keeps it only while libvirtd runs: after a libvirtd
 // restart an inactive domain reads StopUnknown.
