@@ -139,7 +139,9 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 }
 
 // tick runs one scheduler pass: every managed VM with a policy, each under
-// its VM lock.
+// its VM lock. A VM whose guest shut down while no event reached the daemon
+// (it was not running, or disconnected from libvirtd) is reverted first
+// (revertMissedShutdown); the first tick runs right after every connect.
 func (d *Daemon) tick(ctx context.Context, e *Engine) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
@@ -164,6 +166,13 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 			d.Log.Error("tick", "vm", name, "err", err)
 			return err
 		}
+		if missedGuestShutdown(dom) {
+			d.revertToBaseline(ctx, e, dom, "guest shut down while the daemon was not listening: reverted to baseline")
+			if dom, err = e.HV.GetDomain(ctx, name); err != nil {
+				d.Log.Error("tick", "vm", name, "err", err)
+				return err
+			}
+		}
 		r := e.tickVM(ctx, dom, now, false, true)
 		switch {
 		case r.Err != "":
@@ -179,6 +188,20 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 // requested rather than the guest's own (start clears the request anyway;
 // this covers VMs started by other tools).
 const stopRequestWindow = time.Hour
+
+// missedGuestShutdown reports whether dom is a provisioned VM with
+// on_shutdown = "revert" that is shut off because its guest shut down
+// (libvirt's shutoff reason: not destroyed, not left off by a revert) with
+// no stop request recorded: a guest shutdown whose event the daemon never
+// handled. Any recorded stop request counts here, however old (start
+// clears it): a VM someone stopped stays off. libvirt forgets the reason
+// when libvirtd restarts (it reads unknown), so a guest that shut down
+// just before a libvirtd restart is not recognised and stays off.
+func missedGuestShutdown(dom virt.Domain) bool {
+	m := dom.Metadata
+	return m != nil && m.Provisioned && m.Policy != nil && m.Policy.OnShutdown == "revert" &&
+		dom.State == virt.StateShutoff && dom.StopReason == virt.StopShutdown && m.StopRequested == nil
+}
 
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
@@ -203,6 +226,19 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 		d.Log.Info("shutdown requested with legacyvm stop: not reverting", "vm", name, "requested", sr.Format(time.RFC3339))
 		return
 	}
+	// The tick may have caught this shutdown up already (the event was
+	// queued while it ran): only a VM still off from its guest shutdown
+	// is reverted.
+	if dom.State != virt.StateShutoff || dom.StopReason != virt.StopShutdown {
+		return
+	}
+	d.revertToBaseline(ctx, e, dom, "guest shut down: reverted to baseline")
+}
+
+// revertToBaseline reverts dom to its policy's baseline and starts it when
+// the baseline left it off; the caller holds the VM lock.
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, done string) {
+	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)
 	if err != nil {
@@ -215,5 +251,5 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 			return
 		}
 	}
-	d.Log.Info("guest shut down: reverted to baseline", "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
+	d.Log.Info(done, "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
 }

@@ -302,6 +302,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeNetwork(b)
 	}
 	l.checkSubnetOverlaps()
+	l.checkGuardNames()
 	for _, b := range all.SnapshotPolicies {
 		l.decodeSnapshotPolicy(b)
 	}
