@@ -65,6 +65,12 @@ type Hypervisor interface {
 	SetMetadata(ctx context.Context, name string, m *Metadata) error
 	// SetAutostart marks the domain to start with libvirtd.
 	SetAutostart(ctx context.Context, name string, on bool) error
+	// SetInterfaceFilter sets the traffic filter reference of the domain's
+	// NIC with mac (filter "" removes it, params are then ignored) in the
+	// persistent definition and, when the domain runs, on the live
+	// interface: libvirt re-binds the filter at once, without a restart.
+	// ErrNotFound when no NIC has that MAC.
+	SetInterfaceFilter(ctx context.Context, domain, mac, filter string, params []FilterParam) error
 	// ChangeMedia changes the media of a CD-ROM drive (target dev, e.g.
 	// "sdc") in the persistent definition and, when the domain runs, live.
 	// Path "" ejects.
