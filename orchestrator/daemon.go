@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,19 @@ type Daemon struct {
 	Parallelism int
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
+	// VerifyEvery is how often isolation is verified and repaired live
+	// (EnforceIsolation); <= 0 means DefaultVerifyEvery.
+	VerifyEvery time.Duration
+	// URI and System are what verify reports on and reads host conditions
+	// from.
+	URI    string
+	System HostSystem
+	// OnVerify, when set, receives every enforcement pass (metrics, door
+	// state).
+	OnVerify func(*Enforcement)
+	// OnTick, when set, runs after every scheduler tick with the
+	// connection (metrics, doors).
+	OnTick func(ctx context.Context, hv virt.Hypervisor)
 
 	locks sync.Map // VM name -> *sync.Mutex
 }
@@ -44,6 +58,9 @@ func (d *Daemon) lock(vm string) func() {
 	mu.Lock()
 	return mu.Unlock
 }
+
+// DefaultVerifyEvery is the daemon's isolation check period.
+const DefaultVerifyEvery = 5 * time.Minute
 
 // Run serves until ctx ends (SIGTERM). It returns nil on a clean stop.
 func (d *Daemon) Run(ctx context.Context) error {
@@ -99,12 +116,21 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	d.tick(sctx, e)
+	d.enforce(sctx, hv)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	every := d.VerifyEvery
+	if every <= 0 {
+		every = DefaultVerifyEvery
+	}
+	vt := time.NewTicker(every)
+	defer vt.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-vt.C:
+			d.enforce(sctx, hv)
 		case <-t.C:
 			d.tick(sctx, e)
 		case ev, ok := <-events:
@@ -119,6 +145,27 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 				}()
 			}
 		}
+	}
+}
+
+// enforce verifies isolation and repairs what it can live, logging each
+// repair and each failure it cannot repair.
+func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
+	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System, ApplyHint: "legacyvm apply PROFILE"})
+	if err != nil {
+		d.Log.Error("verify isolation", "err", err)
+		return
+	}
+	for _, r := range res.Repaired {
+		vm, mac, _ := strings.Cut(r, " ")
+		d.Log.Warn("traffic filter was not bound: bound it again, live", "vm", vm, "mac", mac)
+	}
+	for _, u := range res.Unrepaired {
+		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
+	}
+	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
+	if d.OnVerify != nil {
+		d.OnVerify(res)
 	}
 }
 
@@ -154,6 +201,9 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 		}
 		return nil
 	})
+	if d.OnTick != nil {
+		d.OnTick(ctx, e.HV)
+	}
 }
 
 // stopRequestWindow is how long after `legacyvm stop` a shutdown counts as

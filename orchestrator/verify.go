@@ -431,7 +431,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 				b = &vr.bindings[i]
 			}
 		}
-		restart := fmt.Sprintf("legacyvm stop %s && legacyvm start %s (after %s if the definition is wrong too)", d.Name, d.Name, vr.applyHint)
+		restart := vr.applyHint + " binds it again on the running interface, without a restart (legacyvm daemon does it at its next verify)"
 		switch {
 		case b == nil:
 			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))

@@ -15,8 +15,9 @@ import (
 
 func newCmdDaemon(f *Factory) *cobra.Command {
 	var (
-		tick    time.Duration
-		logJSON bool
+		tick        time.Duration
+		verifyEvery time.Duration
+		logJSON     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -26,6 +27,11 @@ first, then the snapshot that is due; one VM at a time per VM, retried when
 libvirt reports the VM busy) and listens to libvirt's lifecycle events: a VM
 whose policy says on_shutdown = "revert" is put back to its baseline (and
 started again) after its guest shuts itself down.
+
+Every --verify-every (default 5m) it runs verify on every managed VM and
+repairs, live and without a restart, a traffic filter someone removed from a
+VM's definition or running interface; what it cannot repair is logged as an
+error.
 
 It keeps no state: policies and schedules are read from libvirt at every tick.
 It reconnects when libvirtd restarts, logs structured lines to stderr and
@@ -45,6 +51,7 @@ Under systemd (/etc/systemd/system/legacyvm.service):
   [Install]
   WantedBy=multi-user.target`,
 		Example: `  legacyvm daemon
+  legacyvm daemon --verify-every 1m
   legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,12 +68,16 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 				Tick:        tick,
 				Log:         log,
 				Parallelism: f.Parallelism,
+				VerifyEvery: verifyEvery,
+				URI:         uri,
+				System:      f.HostSystem,
 			}
-			log.Info("daemon starting", "tick", tick)
+			log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery)
 			return d.Run(ctx)
 		},
 	}
 	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
+	cmd.Flags().DurationVar(&verifyEvery, "verify-every", orchestrator.DefaultVerifyEvery, "how often isolation is verified and a removed traffic filter bound again, live")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
 }

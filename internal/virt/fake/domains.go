@@ -537,3 +537,25 @@ func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter s
 	}
 	return nil
 }
+
+// RemoveLiveFilter removes the filter reference of a running domain's NIC
+// from its live definition only, as `virsh update-device --live` does:
+// the persistent definition still references the filter.
+func (h *Hypervisor) RemoveLiveFilter(name, mac string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.lookupDomain("remove live filter of domain", name)
+	if err != nil {
+		return err
+	}
+	if d.live == nil {
+		return errf("remove live filter of domain", name, virt.ErrInvalidState, "domain is not running")
+	}
+	for i := range d.live.Interfaces {
+		if strings.EqualFold(d.live.Interfaces[i].MAC, mac) {
+			d.live.Interfaces[i].Filter, d.live.Interfaces[i].FilterParams = "", nil
+			return nil
+		}
+	}
+	return errf("remove live filter of domain", name, virt.ErrNotFound, "no interface with MAC %s", mac)
+}
