@@ -293,6 +293,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeVM(b)
 	}
 	l.assemble()
+	l.checkDoors()
 }
 
 // buildVMContext adds block references to the base context.
