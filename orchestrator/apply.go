@@ -182,6 +182,9 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 	}
 	_ = g.Wait()
 
+	// Doors of VMs that were not redefined above.
+	e.applyDoors(ctx, plan, func(c Change, err error) { record(c, time.Now(), err) })
+
 	// 4. Networks no longer declared (after their VMs are gone).
 	for _, c := range plan.Changes {
 		if c.Kind != KindNetwork || c.Action != ActionDelete {

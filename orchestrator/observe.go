@@ -27,6 +27,10 @@ type Observed struct {
 	Volumes map[string]virt.Volume
 	// Snapshots of domains the profile owns, by domain name.
 	Snapshots map[string][]virt.Snapshot
+	// ListenProblems maps the listen addresses of the profile's doors to
+	// why they cannot be used ("" = free); nil when nobody probed (a
+	// remote host). See ProbeDoors.
+	ListenProblems map[string]string
 	// Bindings are the traffic filters bound to the NICs of running
 	// domains (listed only when a domain of the profile runs).
 	Bindings []virt.FilterBinding

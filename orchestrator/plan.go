@@ -176,14 +176,17 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 		plan.Changes = append(plan.Changes, fc)
 	}
 
-	// VMs.
+	// VMs, each followed by its doors.
 	desiredVMs := map[string]bool{}
+	diags = append(diags, doorDiagnostics(ds, o)...)
 	for _, dv := range ds.VMs {
 		desiredVMs[dv.Spec.Name] = true
 		c, d := planVM(p, dv, o)
 		diags = append(diags, d...)
 		if c != nil {
 			plan.Changes = append(plan.Changes, *c)
+			one := &DesiredState{VMs: []*DesiredVM{dv}}
+			plan.Changes = append(plan.Changes, planDoors(one, o, map[string]Action{c.Name: c.Action})...)
 		}
 	}
 	// VMs the profile owns that it no longer declares.

@@ -2,22 +2,29 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 func newCmdDaemon(f *Factory) *cobra.Command {
 	var (
-		tick        time.Duration
-		verifyEvery time.Duration
-		logJSON     bool
+		tick          time.Duration
+		verifyEvery   time.Duration
+		logJSON       bool
+		metricsListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -52,6 +59,7 @@ Under systemd (/etc/systemd/system/legacyvm.service):
   WantedBy=multi-user.target`,
 		Example: `  legacyvm daemon
   legacyvm daemon --verify-every 1m
+  legacyvm daemon --metrics-listen 127.0.0.1:9464
   legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,13 +79,46 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 				VerifyEvery: verifyEvery,
 				URI:         uri,
 				System:      f.HostSystem,
+				Relay:       relay.New(log),
+				StatePath:   f.DaemonStatePath(),
 			}
-			log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery)
+			if metricsListen != "" {
+				stopMetrics, err := serveMetrics(ctx, metricsListen, d, log)
+				if err != nil {
+					return err
+				}
+				defer stopMetrics()
+			}
+			log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath)
 			return d.Run(ctx)
 		},
 	}
 	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
 	cmd.Flags().DurationVar(&verifyEvery, "verify-every", orchestrator.DefaultVerifyEvery, "how often isolation is verified and a removed traffic filter bound again, live")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; off when empty)")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
+}
+
+// serveMetrics serves d's Prometheus metrics at http://addr/metrics until
+// the returned stop is called.
+func serveMetrics(ctx context.Context, addr string, d *orchestrator.Daemon, log *slog.Logger) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(d.Metrics()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(c)
+	}, nil
 }

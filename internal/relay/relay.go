@@ -58,8 +58,11 @@ func (d Door) same(o Door) bool {
 // DoorStatus is a door with its listener state and counters.
 type DoorStatus struct {
 	Door
-	Listening bool   `json:"listening"`
-	Error     string `json:"error,omitempty"`
+	Listening bool `json:"listening"`
+	// Bound is the address the listener is bound to (as the kernel
+	// reports it).
+	Bound string `json:"bound,omitempty"`
+	Error string `json:"error,omitempty"`
 	// Accepted counts connections relayed, Refused clients closed at once
 	// (not in From, too many connections, target unreachable), Active
 	// connections open now.
@@ -182,7 +185,7 @@ func (r *Relay) Status() []DoorStatus {
 			Accepted: d.accepted.Load(), Refused: d.refused.Load(), Active: d.active.Load(),
 			BytesIn: d.bytesIn.Load(), BytesOut: d.bytesOut.Load()}
 		if d.ln != nil {
-			s.Listen = d.ln.Addr().String()
+			s.Bound = d.ln.Addr().String()
 		}
 		out = append(out, s)
 	}

@@ -63,7 +63,7 @@ func listenOf(t *testing.T, r *Relay, key string) string {
 			if !s.Listening {
 				t.Fatalf("door %s not listening: %s", key, s.Error)
 			}
-			return s.Listen
+			return s.Bound
 		}
 	}
 	t.Fatalf("no door %s", key)
