@@ -77,7 +77,7 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem})
+		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState})
 		if err != nil {
 			return err
 		}
@@ -116,9 +116,15 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 // the profile (for the fixes it suggests).
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string) ([]*orchestrator.Verification, error) {
 	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
-		System:    f.HostSystem,
-		ApplyHint: "legacyvm apply " + path,
+		System:      f.HostSystem,
+		ApplyHint:   "legacyvm apply " + path,
+		DaemonState: f.daemonState,
 	})
+}
+
+// daemonState reads legacyvm daemon's state file (doors checks).
+func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
+	return orchestrator.ReadDaemonState(f.DaemonStatePath())
 }
 
 var checkMarks = map[orchestrator.CheckStatus]string{
