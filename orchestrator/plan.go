@@ -169,7 +169,7 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			fc.Details = filterDetails(dn)
 		} else if diffs := o.FilterDiffs[dn.Filter.Name]; len(diffs) > 0 {
 			fc.Action = ActionUpdate
-			fc.Reasons = append([]string{"rules differ from the profile (changed outside legacyvm?)"}, diffs...)
+			fc.Reasons = append([]string{"rules differ from the profile (a door or allow rule changed, or the filter was changed outside legacyvm)"}, diffs...)
 		} else {
 			fc.Action = ActionNoop
 		}

@@ -118,3 +118,22 @@ func (d *Daemon) Stop(t testing.TB) {
 		t.Errorf("daemon exited %d after SIGTERM:\n%s", code, d.Stderr)
 	}
 }
+
+// RunNetNS runs the legacyvm binary inside the harness's network namespace
+// (where the bridges, the relay and its listeners are), with extra
+// environment variables ("K=V").
+func (h *Host) RunNetNS(t testing.TB, extra []string, args ...string) Result {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", h.Env.NetNS, Binary(t)}, args...)...)
+	cmd.Env = h.Environ(extra...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := Result{Args: args, Stdout: out.String(), Stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run legacyvm %v in %s: %v", args, h.Env.NetNS, err)
+	}
+	return r
+}
