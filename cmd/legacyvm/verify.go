@@ -40,6 +40,15 @@ func newCmdVerify(f *Factory) *cobra.Command {
   filter-rules      the filters hold the rules the profile renders to
   no-uplink         nothing but VM NICs is enslaved to the bridge
 
+for a VM with doors (publish, egress; run verify on the libvirt host, where
+the bridges are):
+
+  doors             legacyvm daemon's relay listens for each door with the
+                    declared from (a warning when the daemon is not running)
+  bridge-listeners  nothing but the relay's egress ports and libvirt's DHCP
+                    and DNS listens on the bridge address
+  no-forwarding     the kernel does not forward packets from the bridge
+
 and, when the libvirt host is this machine, the host conditions that weaken
 isolation (the same as legacyvm doctor: ebtables and iptables present,
 bridge-nf-call-iptables, rp_filter, firewalld's libvirt zone, a FORWARD policy
