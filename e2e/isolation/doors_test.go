@@ -221,9 +221,9 @@ network "dnet" {
 		fmt.Sprintf("tcp=%s:%d", doorsBridge, publishPort):  "fail",
 		fmt.Sprintf("tcp=%s:%d", lanClient, lanService):     "fail",
 		fmt.Sprintf("tcp=%s:%d", lanHost, publishPort):      "fail",
-		"ping=" + lanClient:                                 "fail",
-		"ping=" + lanHost:                                   "fail",
-		"ping=" + doorsBridge:                               "fail",
+		"ping=" + lanClient:   "fail",
+		"ping=" + lanHost:     "fail",
+		"ping=" + doorsBridge: "fail",
 	}
 	var list []string
 	for c := range checks {
@@ -332,7 +332,7 @@ network "dnet" {
 		t.Fatal(err)
 	}
 	bad := mustNS(1, "plan", dir)
-	if !strings.Contains(bad.Stderr, "Listen port already taken") || !strings.Contains(bad.Stderr, "main.hcl:") {
+	if !strings.Contains(bad.Stderr, "Listen port already taken") || !strings.Contains(bad.Stderr, "main.hcl line") {
 		t.Errorf("plan with a taken port:\n%s", bad)
 	}
 	mustNS(1, "apply", "--auto-approve", dir)
@@ -351,6 +351,25 @@ network "dnet" {
 		t.Errorf("the published port answers after the daemon stopped: %q", got)
 	}
 	mustNS(0, "destroy", "--auto-approve", dir)
+
+	// A publish door without from: a located diagnostic, nothing applied.
+	noFrom := strings.Replace(src, fmt.Sprintf("    from            = [%q]\n", lanClient+"/32"), "", 1)
+	if noFrom == src {
+		t.Fatal("the profile has no from line to remove")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(noFrom), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res2 := mustNS(1, "apply", "--auto-approve", dir)
+	if !strings.Contains(res2.Stderr, "Missing required argument") || !strings.Contains(res2.Stderr, "main.hcl line") || !strings.Contains(res2.Stderr, "implicit \"everyone\"") {
+		t.Errorf("apply without from:\n%s", res2)
+	}
+	if _, err := r.h.HV.GetDomain(context.Background(), "dv"); err == nil {
+		t.Errorf("apply with a bad door created the VM")
+	}
+	if _, err := r.h.HV.GetNetwork(context.Background(), doorsNetwork); err == nil {
+		t.Errorf("apply with a bad door created the network")
+	}
 }
 
 func hasLabels(m *dto.Metric, want map[string]string) bool {
