@@ -3,6 +3,7 @@ package isolation
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -253,13 +254,14 @@ network "dnet" {
 	if v.Code != 0 {
 		t.Errorf("verify with doors:\n%s", v)
 	}
-	for _, c := range []string{`"check": "doors"`, `"check": "bridge-listeners"`, `"check": "no-forwarding"`} {
-		if !strings.Contains(v.Stdout, c) {
-			t.Errorf("verify has no %s check:\n%s", c, v.Stdout)
-		}
+	var vdoc verifyDoc
+	if err := json.Unmarshal([]byte(v.Stdout), &vdoc); err != nil {
+		t.Fatalf("verify -o json: %v\n%s", err, v)
 	}
-	if strings.Contains(v.Stdout, `"status": "skip"`) && strings.Contains(v.Stdout, "not in this network namespace") {
-		t.Errorf("verify in the harness namespace skipped the door checks:\n%s", v.Stdout)
+	for _, c := range []string{"doors", "bridge-listeners", "no-forwarding"} {
+		if st, why := vdoc.checkStatus("dv", c); st != "pass" {
+			t.Errorf("verify %s = %q (%s), want pass", c, st, why)
+		}
 	}
 	time.Sleep(3 * time.Second) // one tick: the state file has the counts
 	st := mustNS(0, "status", dir)
@@ -267,6 +269,32 @@ network "dnet" {
 		if !strings.Contains(st.Stdout, want) {
 			t.Errorf("status does not show %q:\n%s", want, st)
 		}
+	}
+	var sdoc struct {
+		VMs []struct {
+			Name  string `json:"name"`
+			Doors []struct {
+				Key         string `json:"key"`
+				Relay       string `json:"relay"`
+				Connections int    `json:"connections"`
+				Refused     int    `json:"refused"`
+			} `json:"doors"`
+		} `json:"vms"`
+	}
+	sj := mustNS(0, "status", "-o", "json", dir)
+	if err := json.Unmarshal([]byte(sj.Stdout), &sdoc); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, sj)
+	}
+	counted := false
+	for _, vmst := range sdoc.VMs {
+		for _, dd := range vmst.Doors {
+			if dd.Key == "publish/dv/banner" {
+				counted = dd.Relay == "listening" && dd.Connections >= 1 && dd.Refused >= 1
+			}
+		}
+	}
+	if !counted {
+		t.Errorf("status -o json does not count the door's connections:\n%s", sj.Stdout)
 	}
 	step("verify and status")
 
