@@ -75,6 +75,10 @@ func (d *Daemon) lock(vm string) func() {
 	return mu.Unlock
 }
 
+// stateEvery is how often the daemon's state file is rewritten between
+// ticks (door counters).
+const stateEvery = 5 * time.Second
+
 // DefaultVerifyEvery is the daemon's isolation check period.
 const DefaultVerifyEvery = 5 * time.Minute
 
@@ -147,10 +151,16 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	}
 	vt := time.NewTicker(every)
 	defer vt.Stop()
+	// The relay's counters change with every connection: the state file
+	// follows them closely.
+	st := time.NewTicker(stateEvery)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-st.C:
+			d.writeState()
 		case <-vt.C:
 			d.enforce(sctx, hv)
 		case <-t.C:

@@ -207,6 +207,12 @@ network "dnet" {
 	if c, _ := rec["client"].(string); !strings.HasPrefix(c, lanOutsider+":") {
 		t.Errorf("refusal logged for client %v, want %s", rec["client"], lanOutsider)
 	}
+	// The egress door's listener is on the bridge address, which the LAN
+	// can address through the host: the relay accepts only the guests.
+	if got := l.dial(doorsBridge, egressPort); got != "" {
+		t.Errorf("the LAN reached the egress door: %q", got)
+	}
+	d.WaitLog(t, -1, time.Minute, map[string]string{"msg": "door refused client", "door": "egress/" + doorsNetwork + "/svc"})
 	// 3. The LAN cannot reach the guest directly: the host does not route.
 	if got := l.dial(ip, 7777); got != "" {
 		t.Errorf("the LAN reached the guest directly (%q): the host forwards", got)
