@@ -487,7 +487,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		return nil, be
 	}
 	r := newReverter()
-	defer r.fail()
+	defer func() { err = r.fail(err) }()
 	undo := context.WithoutCancel(ctx)
 
 	pool, err := e.HV.GetPool(ctx, im.Pool)
@@ -654,12 +654,20 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return fail(err)
 	}
-	r.add(func() {
-		_ = e.HV.DestroyDomain(undo, dom)
-		for _, v := range md.Volumes {
-			_ = e.HV.DeleteVolume(undo, v.Pool, v.Name)
+	r.add("remove build domain "+dom+" and its volumes", func() error {
+		var errs []error
+		if err := e.HV.DestroyDomain(undo, dom); err != nil && !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+			errs = append(errs, err)
 		}
-		_ = e.HV.UndefineDomain(undo, dom)
+		for _, v := range md.Volumes {
+			if err := e.HV.DeleteVolume(undo, v.Pool, v.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+				errs = append(errs, err)
+			}
+		}
+		if err := e.HV.UndefineDomain(undo, dom); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
 	})
 	if _, err := e.HV.CreateVolume(ctx, sysVol); err != nil {
 		return fail(err)
@@ -754,7 +762,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if err != nil {
 		return fail(err)
 	}
-	r.add(func() { _ = e.HV.DeleteVolume(undo, im.Pool, imgVol.Name) })
+	r.add("delete volume "+imgVol.Name, func() error { return ignoreNotFound(e.HV.DeleteVolume(undo, im.Pool, imgVol.Name)) })
 	h := sha256.New()
 	if _, err := e.HV.DownloadVolume(ctx, im.Pool, imgVol.Name, h, 0); err != nil {
 		return fail(err)
@@ -782,7 +790,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if _, err := e.HV.UploadVolume(ctx, virt.VolumeSpec{Pool: im.Pool, Name: metaName, Format: "raw", Mode: 0o444}, bytes.NewReader(doc), int64(len(doc))); err != nil {
 		return fail(err)
 	}
-	r.add(func() { _ = e.HV.DeleteVolume(undo, im.Pool, metaName) })
+	r.add("delete volume "+metaName, func() error { return ignoreNotFound(e.HV.DeleteVolume(undo, im.Pool, metaName)) })
 
 	// The build domain and its disk are no longer needed.
 	if err := e.HV.DeleteVolume(ctx, im.Pool, sysVol.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
@@ -943,4 +951,12 @@ func processAlive(pid int) bool {
 
 func imageBuildUUID(profile, image string) string {
 	return instanceIdentity(profile, "image-build/"+image).UUID
+}
+
+// ignoreNotFound is err unless it says the object is already gone.
+func ignoreNotFound(err error) error {
+	if errors.Is(err, virt.ErrNotFound) {
+		return nil
+	}
+	return err
 }

@@ -304,6 +304,11 @@ func TestMetadataRoundTrip(t *testing.T) {
 		"minimal": {Profile: "p"},
 		"image":   {Profile: "p", Instance: "acct-1", Image: "/pool/lvm-image-w7pro-v2.qcow2", ImageName: "w7pro", ImageVersion: 2},
 		"build":   {Profile: "p", Instance: "lvm-build-w7pro", ImageBuild: "w7pro", Volumes: []virt.VolumeRef{{Pool: "default", Name: "lvm-build-w7pro-system.qcow2", Role: "system"}}},
+		"doors": {Profile: "p", Instance: "app", Doors: []virt.DoorRef{
+			{Kind: virt.DoorPublish, Name: "rdp", Scope: "vm", Listen: "0.0.0.0:13389", Port: 3389, Protocol: "tcp",
+				From: []string{"192.0.2.0/24", "198.51.100.7/32"}, MaxConnections: 20},
+			{Kind: virt.DoorEgress, Name: "db", Scope: "network", Port: 11433, To: "db.corp:1433"},
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			doc, err := MetadataXML(m)
