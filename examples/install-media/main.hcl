@@ -15,6 +15,12 @@
 #   chmod 600 secrets/win7.key
 #   legacyvm apply examples/install-media -var iso=/srv/iso/win7-sp1-x64.iso
 
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "install-media"
+}
+
 variable "iso" {
   description = "Your Windows 7 SP1 x64 installation ISO."
   default     = "/var/lib/libvirt/images/win7-sp1-x64.iso"

@@ -14,6 +14,12 @@
 #   legacyvm apply examples/ops-daily
 #   legacyvm daemon examples/ops-daily     # runs the schedule
 
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "ops-daily"
+}
+
 locals {
   app = "ledger"
 }

@@ -10,6 +10,12 @@
 #   legacyvm validate examples/quickstart
 #   legacyvm apply examples/quickstart -var golden=/path/to/standin.qcow2
 
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "quickstart"
+}
+
 variable "golden" {
   description = "The stand-in guest image (built by the test harness)."
   default     = "/var/lib/libvirt/images/legacyvm-standin.qcow2"
