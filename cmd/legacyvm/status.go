@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,9 @@ func newCmdStatus(f *Factory) *cobra.Command {
 		Long: `Status lists the VMs legacyvm manages on the host: the ones of the profile at
 PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
-snapshots it has and whether its baseline exists, and the licence it uses.`,
+snapshots it has and whether its baseline exists, when its snapshot policy
+takes the next scheduled snapshot (host time; "due" when the daemon or
+run-due takes it at its next tick), and the licence it uses.`,
 		Example: `  legacyvm status examples/lab
   legacyvm status --all -o json`,
 		Args:              cobra.MaximumNArgs(1),
@@ -56,13 +59,21 @@ snapshots it has and whether its baseline exists, and the licence it uses.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tLICENCE")
+			now := time.Now()
+			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE")
 			for _, s := range st {
 				state := string(s.State)
 				if !s.Provisioned {
 					state += " (provisioning)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License))
+				next := "-"
+				if s.NextSnapshot != nil {
+					next = s.NextSnapshot.Local().Format("2006-01-02 15:04")
+					if !s.NextSnapshot.After(now) {
+						next = "due"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), next, dash(s.License))
 			}
 			return tw.Flush()
 		},
