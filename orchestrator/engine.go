@@ -32,6 +32,10 @@ type Engine struct {
 	// ReportInterval is how often long waits report progress (and stop
 	// presses the power button again); default 10 seconds.
 	ReportInterval time.Duration
+	// Profile, when set, scopes commands that take VM names to that
+	// profile's VMs: a named VM of another profile is an error, and "all
+	// VMs" means all VMs of this profile.
+	Profile string
 }
 
 func (e *Engine) now() time.Time {

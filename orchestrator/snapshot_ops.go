@@ -87,7 +87,7 @@ func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Doma
 		}
 		var out []virt.Domain
 		for _, d := range doms {
-			if d.Metadata != nil {
+			if d.Metadata != nil && (e.Profile == "" || d.Metadata.Profile == e.Profile) {
 				out = append(out, d)
 			}
 		}

@@ -13,10 +13,11 @@ import (
 
 func newCmdStart(f *Factory) *cobra.Command {
 	return &cobra.Command{
-		Use:     "start VM...",
-		Short:   "Start managed VMs",
-		Example: `  legacyvm start lab-1 lab-2`,
-		Args:    cobra.MinimumNArgs(1),
+		Use:               "start VM...",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "Start managed VMs",
+		Example:           `  legacyvm start lab-1 lab-2`,
+		Args:              cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lifecycleRun(cmd, f, args, func(e *orchestrator.Engine) []orchestrator.Result {
 				return e.Start(cmd.Context(), args)
@@ -32,8 +33,9 @@ func newCmdStop(f *Factory) *cobra.Command {
 		noForce bool
 	)
 	cmd := &cobra.Command{
-		Use:   "stop VM...",
-		Short: "Shut managed VMs down (gracefully, then by force)",
+		Use:               "stop VM...",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "Shut managed VMs down (gracefully, then by force)",
 		Long: `Stop presses the virtual power button of each VM (ACPI shutdown) and waits up
 to --timeout for the guest to power off; a guest still running then is powered
 off at once, unless --no-force. --force skips the polite request.`,
@@ -54,13 +56,14 @@ off at once, unless --no-force. --force skips the polite request.`,
 }
 
 func lifecycleRun(cmd *cobra.Command, f *Factory, names []string, run func(*orchestrator.Engine) []orchestrator.Result) error {
-	uri := f.URI()
-	hv, err := f.Connect(cmd.Context(), uri)
+	hv, sc, err := f.connectScope(cmd)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", uri, err)
+		return err
 	}
 	defer hv.Close()
-	res := run(f.engine(hv))
+	e := f.engine(hv)
+	e.Profile = sc.Profile
+	res := run(e)
 	if f.JSON() {
 		enc := json.NewEncoder(f.IO.Out)
 		enc.SetIndent("", "  ")
@@ -84,8 +87,9 @@ func lifecycleRun(cmd *cobra.Command, f *Factory, names []string, run func(*orch
 func newCmdConsole(f *Factory) *cobra.Command {
 	var printOnly bool
 	cmd := &cobra.Command{
-		Use:   "console VM",
-		Short: "Open the VM's screen (or print its VNC address)",
+		Use:               "console VM",
+		ValidArgsFunction: completeFirstVM(f),
+		Short:             "Open the VM's screen (or print its VNC address)",
 		Long: `Console opens the VM's graphical console with virt-viewer or remote-viewer when
 one is installed, else prints the VNC address. VNC listens on 127.0.0.1 of the
 libvirt host only: for a remote host, tunnel it (ssh -L 5900:127.0.0.1:5900 HOST).`,
@@ -94,19 +98,19 @@ libvirt host only: for a remote host, tunnel it (ssh -L 5900:127.0.0.1:5900 HOST
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			uri := f.URI()
-			hv, err := f.Connect(ctx, uri)
-			if err != nil {
-				return fmt.Errorf("connect to %s: %w", uri, err)
-			}
-			defer hv.Close()
-			d, err := hv.GetDomain(ctx, args[0])
+			hv, sc, err := f.connectScope(cmd)
 			if err != nil {
 				return err
 			}
-			if d.Metadata == nil {
-				return fmt.Errorf("domain %q: %w", args[0], orchestrator.ErrNotManaged)
+			defer hv.Close()
+			uri := sc.URI
+			e := f.engine(hv)
+			e.Profile = sc.Profile
+			ds, err := e.Managed(ctx, args)
+			if err != nil {
+				return err
 			}
+			d := ds[0]
 			if d.VNC == "" {
 				return fmt.Errorf("%s has no active display (state %s); start it first: legacyvm start %s", d.Name, d.State, d.Name)
 			}

@@ -61,6 +61,8 @@ type Factory struct {
 	ConnectURI  string
 	Output      string // "text" or "json"
 	Parallelism int
+	// Progress is --progress: auto, plain or none.
+	Progress string
 	// Vars, VarFiles are the -var / -var-file inputs for profile loading.
 	Vars     []string
 	VarFiles []string
@@ -118,7 +120,10 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 			if f.Parallelism < 1 {
 				return fmt.Errorf("--parallelism must be at least 1")
 			}
-			return nil
+			if err := validProgress(f.Progress); err != nil {
+				return err
+			}
+			return checkFlagsApply(cmd)
 		},
 	}
 	root.SetIn(f.IO.In)
@@ -130,22 +135,25 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 	pf.IntVar(&f.Parallelism, "parallelism", defaultParallelism(), "how many VMs to work on at once")
 	pf.StringArrayVar(&f.Vars, "var", nil, "set a profile variable: -var name=value (repeatable)")
 	pf.StringArrayVar(&f.VarFiles, "var-file", nil, "read profile variables from an HCL file (repeatable)")
+	pf.StringVar(&f.Progress, "progress", "auto", "progress on stderr: auto (a board redrawn in place on a terminal unless TERM=dumb or NO_COLOR is set, else lines), plain (timestamped lines) or none")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		newCmdValidate(f),
+		loadsProfile(newCmdValidate(f), "always"),
 		newCmdFmt(f),
-		newCmdPlan(f),
-		newCmdApply(f),
-		newCmdDestroy(f),
-		newCmdStatus(f),
-		newCmdStart(f),
-		newCmdStop(f),
-		newCmdConsole(f),
+		loadsProfile(newCmdPlan(f), "always"),
+		reportsProgress(loadsProfile(newCmdApply(f), "always")),
+		reportsProgress(loadsProfile(newCmdDestroy(f), "always")),
+		loadsProfile(newCmdStatus(f), "scoped"),
+		reportsProgress(addProfileScope(newCmdStart(f))),
+		reportsProgress(addProfileScope(newCmdStop(f))),
+		addProfileScope(newCmdConsole(f)),
 		newCmdDoctor(f),
-		newCmdVerify(f),
-		newCmdLicenses(f),
+		loadsProfile(newCmdVerify(f), "always"),
+		loadsProfile(newCmdLicenses(f), "scoped"),
 		newCmdSnapshot(f),
-		newCmdReset(f),
+		reportsProgress(addProfileScope(newCmdReset(f))),
 		newCmdDaemon(f),
 		newCmdVersion(f),
 	)

@@ -29,7 +29,14 @@ run-due takes it at its next tick), and the licence it uses.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			profile, uri := "", f.URI()
-			if !all {
+			if all && len(args) > 0 {
+				return fmt.Errorf("give a profile PATH or --all, not both")
+			}
+			if all {
+				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+					return err
+				}
+			} else {
 				p, err := f.loadProfile(pathArg(args))
 				if err != nil {
 					return err
@@ -39,7 +46,7 @@ run-due takes it at its next tick), and the licence it uses.`,
 			}
 			hv, err := f.Connect(ctx, uri)
 			if err != nil {
-				return fmt.Errorf("connect to %s: %w", uri, err)
+				return connectError(uri, err)
 			}
 			defer hv.Close()
 			st, err := orchestrator.Status(ctx, hv, profile)

@@ -61,11 +61,6 @@ With -o json the result is printed as one JSON document on stdout:
 	return cmd
 }
 
-// completeProfilePath completes directories and .hcl files.
-func completeProfilePath(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	return []string{"hcl"}, cobra.ShellCompDirectiveFilterFileExt
-}
-
 func validateRun(opts *ValidateOptions) error {
 	p, diags := profiles.Load(opts.Path, profiles.LoadOptions{Vars: opts.Vars, VarFiles: opts.VarFiles, Getenv: opts.Getenv})
 	errs, warns := countDiags(diags)
@@ -99,7 +94,7 @@ func validateRun(opts *ValidateOptions) error {
 // writeDiagnostics prints diagnostics with source snippets to stderr,
 // in colour only when stderr is a terminal.
 func writeDiagnostics(io *IOStreams, sources map[string]*hcl.File, diags hcl.Diagnostics) error {
-	w := hcl.NewDiagnosticTextWriter(io.ErrOut, sources, uint(io.TerminalWidth()), io.ErrTTY)
+	w := hcl.NewDiagnosticTextWriter(io.ErrOut, sources, uint(io.TerminalWidth()), io.ErrTTY && !io.NoColor)
 	return w.WriteDiagnostics(diags)
 }
 
