@@ -56,6 +56,7 @@ if [ ! -s "$snap" ]; then
 fi
 
 work=$(mktemp -d /var/tmp/legacyvm-fresh-run.XXXXXX)
+chmod 0755 "$work"   # the root directory of a real machine: QEMU (libvirt-qemu) must traverse it
 cleanup() {
 	if [ "${FRESH_KEEP:-0}" = 1 ]; then echo "fresh-check: kept $work" >&2; else rm -rf --one-file-system "$work"; fi
 }
