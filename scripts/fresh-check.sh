@@ -51,17 +51,20 @@ if [ ! -s "$snap" ]; then
 		cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"
 		rm -f "$root/etc/apt/sources.list"
 	fi
+	chmod 0755 "$root"
 	tar -C "$root" -cf "$snap.tmp" . && mv "$snap.tmp" "$snap"
 	rm -rf "$root"
 fi
 
 work=$(mktemp -d /var/tmp/legacyvm-fresh-run.XXXXXX)
-chmod 0755 "$work"   # the root directory of a real machine: QEMU (libvirt-qemu) must traverse it
 cleanup() {
 	if [ "${FRESH_KEEP:-0}" = 1 ]; then echo "fresh-check: kept $work" >&2; else rm -rf --one-file-system "$work"; fi
 }
 trap cleanup EXIT
 tar -C "$work" -xf "$snap"
+# / of a real machine is 0755 (mktemp's 0700, restored by tar from the
+# tarball's "."): QEMU runs as libvirt-qemu and apt as _apt.
+chmod 0755 "$work"
 cp /etc/resolv.conf "$work/etc/resolv.conf"
 # This workplace's own CAs (a real machine of this kind trusts them too).
 cp /usr/local/share/ca-certificates/*.crt "$work/usr/local/share/ca-certificates/" 2>/dev/null || true
