@@ -117,6 +117,10 @@ type cliOpts struct {
 	stdin         string
 	inTTY, errTTY bool
 	env           map[string]string
+	// dir is the working directory relative to the world's ("" = it).
+	dir string
+	// timeout cancels the command's context after this long (daemon).
+	timeout time.Duration
 }
 
 // run executes the CLI in-process against the fake host, from w.dir.
@@ -134,17 +138,24 @@ func (w *fakeWorld) run(o cliOpts, args ...string) cliRun {
 	}
 	f.Getenv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	f.Connect = func(ctx context.Context, uri string) (virt.Hypervisor, error) { return nopClose{w.h}, nil }
+	f.PollInterval = 2 * time.Millisecond
 	for k, v := range env {
 		w.t.Setenv(k, v) // for code that reads the process environment (locks, fingerprint key)
 	}
 	wd, _ := os.Getwd()
-	if err := os.Chdir(w.dir); err != nil {
+	if err := os.Chdir(filepath.Join(w.dir, o.dir)); err != nil {
 		w.t.Fatal(err)
 	}
 	defer os.Chdir(wd)
 	root := newRootCmd(f)
 	root.SetArgs(terraformStyleFlags(args))
-	code := exitCode(root.ExecuteContext(context.Background()), io)
+	ctx := context.Background()
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	code := exitCode(root.ExecuteContext(ctx), io)
 	return cliRun{code: code, out: out.String(), err: errb.String()}
 }
 
@@ -157,6 +168,10 @@ func (w *fakeWorld) applyAll() {
 		if r.code != 0 {
 			w.t.Fatalf("apply examples/%s: exit %d\nstdout:\n%s\nstderr:\n%s", ex, r.code, r.out, r.err)
 		}
+	}
+	// What the help examples of snapshot revert and delete work on.
+	if r := w.run(cliOpts{}, "snapshot", "create", "acct-1", "before-update"); r.code != 0 {
+		w.t.Fatalf("snapshot create: %s", r.err)
 	}
 }
 

@@ -16,8 +16,9 @@ func newCmdStart(f *Factory) *cobra.Command {
 		Use:               "start VM...",
 		ValidArgsFunction: completeVMNames(f),
 		Short:             "Start managed VMs",
-		Example:           `  legacyvm start lab-1 lab-2`,
-		Args:              cobra.MinimumNArgs(1),
+		Example: `  legacyvm start acct-1 acct-2
+  legacyvm start --profile examples/quickstart demo`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lifecycleRun(cmd, f, args, func(e *orchestrator.Engine) []orchestrator.Result {
 				return e.Start(cmd.Context(), args)
@@ -39,9 +40,9 @@ func newCmdStop(f *Factory) *cobra.Command {
 		Long: `Stop presses the virtual power button of each VM (ACPI shutdown) and waits up
 to --timeout for the guest to power off; a guest still running then is powered
 off at once, unless --no-force. --force skips the polite request.`,
-		Example: `  legacyvm stop lab-1
-  legacyvm stop --timeout 5m ops-1
-  legacyvm stop --force lab-1 lab-2`,
+		Example: `  legacyvm stop acct-1
+  legacyvm stop --timeout 5m --profile examples/ops-daily ops
+  legacyvm stop --force acct-1 acct-2`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lifecycleRun(cmd, f, args, func(e *orchestrator.Engine) []orchestrator.Result {
@@ -93,8 +94,8 @@ func newCmdConsole(f *Factory) *cobra.Command {
 		Long: `Console opens the VM's graphical console with virt-viewer or remote-viewer when
 one is installed, else prints the VNC address. VNC listens on 127.0.0.1 of the
 libvirt host only: for a remote host, tunnel it (ssh -L 5900:127.0.0.1:5900 HOST).`,
-		Example: `  legacyvm console lab-1
-  legacyvm console --print lab-1`,
+		Example: `  legacyvm console acct-1
+  legacyvm console --print --profile examples/lab acct-1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

@@ -54,11 +54,12 @@ func (f *Factory) planOptions() orchestrator.Options {
 // stderr.
 func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
 	e := &orchestrator.Engine{
-		HV:          hv,
-		Parallelism: f.Parallelism,
-		Getenv:      f.Getenv,
-		Fingerprint: f.fingerprint,
-		Progress:    lineProgress(f.IO.ErrOut),
+		HV:           hv,
+		Parallelism:  f.Parallelism,
+		Getenv:       f.Getenv,
+		Fingerprint:  f.fingerprint,
+		Progress:     lineProgress(f.IO.ErrOut),
+		PollInterval: f.PollInterval,
 	}
 	if f.Progress == "none" {
 		e.Progress = nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -63,6 +64,9 @@ type Factory struct {
 	Parallelism int
 	// Progress is --progress: auto, plain or none.
 	Progress string
+	// PollInterval overrides how often the engine polls the host (tests
+	// on the fake host); 0 is the engine's default.
+	PollInterval time.Duration
 	// Vars, VarFiles are the -var / -var-file inputs for profile loading.
 	Vars     []string
 	VarFiles []string

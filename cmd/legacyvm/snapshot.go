@@ -80,8 +80,8 @@ func newCmdSnapshotCreate(f *Factory) *cobra.Command {
 Manual snapshots are never pruned. A running VM's snapshot always includes
 its memory (libvirt 9.0 cannot take internal disk-only snapshots of a running
 VM), so reverting resumes it exactly where it was.`,
-		Example: `  legacyvm snapshot create lab-1 before-update --description "before the ERP update"
-  legacyvm snapshot create lab-1`,
+		Example: `  legacyvm snapshot create acct-1 before-erp-update --description "before the ERP update"
+  legacyvm snapshot create --profile examples/lab acct-1`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
@@ -119,7 +119,8 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
 		ValidArgsFunction: completeVMNames(f),
 		Short:             "List snapshots as a tree, with their kind",
 		Example: `  legacyvm snapshot list
-  legacyvm snapshot list lab-1 -o json`,
+  legacyvm snapshot list acct-1 -o json
+  legacyvm snapshot list --profile examples/lab`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
 				list, err := e.ListSnapshots(cmd.Context(), args)
@@ -178,7 +179,7 @@ func newCmdSnapshotRevert(f *Factory) *cobra.Command {
 		Long: `Revert puts VM back to snapshot NAME: disk content, and memory when the snapshot
 has it (the VM then runs from where it was). Changes made since are lost.
 legacyvm checks that the VM reached the state the snapshot recorded.`,
-		Example: `  legacyvm snapshot revert lab-1 before-update`,
+		Example: `  legacyvm snapshot revert acct-1 before-update`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
@@ -203,8 +204,8 @@ func newCmdSnapshotDelete(f *Factory) *cobra.Command {
 		Use:               "delete VM NAME",
 		ValidArgsFunction: completeVMThenSnapshot(f),
 		Short:             "Delete a snapshot (refuses the baseline without --force)",
-		Example: `  legacyvm snapshot delete lab-1 before-update
-  legacyvm snapshot delete --force lab-1 clean`,
+		Example: `  legacyvm snapshot delete acct-1 before-update
+  legacyvm snapshot delete --force acct-1 clean`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
@@ -233,7 +234,7 @@ func newCmdSnapshotPrune(f *Factory) *cobra.Command {
 those beyond the newest keep, are deleted. The baseline and manual snapshots
 are never touched. --dry-run only lists what would go.`,
 		Example: `  legacyvm snapshot prune --dry-run
-  legacyvm snapshot prune ops-1`,
+  legacyvm snapshot prune ops`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
 				return tickCommand(cmd, f, e, args, time.Now().UTC(), dryRun, true)

@@ -39,7 +39,7 @@ With -o json the result is printed as one JSON document on stdout:
      "range": {"filename": "...", "start": {"line": L, "column": C, "byte": B},
                "end": {...}}}]}`,
 		Example: `  # Validate the profile in the current directory
-  legacyvm validate
+  cd examples/lab && legacyvm validate
 
   # Validate an example, with a variable set on the command line
   legacyvm validate examples/single-vm -var golden=/srv/images/win7.qcow2

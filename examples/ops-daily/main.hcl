@@ -12,7 +12,7 @@
 #
 #   install -m 600 /dev/null keys/ops.key && $EDITOR keys/ops.key
 #   legacyvm apply examples/ops-daily
-#   legacyvm daemon examples/ops-daily     # runs the schedule
+#   legacyvm daemon                        # runs the schedules of every VM on the host
 
 # The profile declares its name: it identifies its VMs in libvirt, so moving
 # or renaming this directory keeps them.
