@@ -160,6 +160,7 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		reportsProgress(addProfileScope(newCmdReset(f))),
 		newCmdDaemon(f),
 		newCmdVersion(f),
+		newCmdGenMan(f),
 	)
 	return root
 }
