@@ -79,7 +79,12 @@ work=$1
 mount --bind "$work" "$work"                 # a root that is a mount point (ip netns remounts it)
 mount -t proc proc "$work/proc"
 mount --rbind /sys "$work/sys"
-mount --rbind /dev "$work/dev"
+# /dev as a container has it: the kernel's devtmpfs (device nodes as on the
+# host, /dev/ptmx a real node) with a devpts instance of its own.
+mount -t devtmpfs -o mode=0755 devtmpfs "$work/dev"
+mkdir -p "$work/dev/pts" "$work/dev/shm" 2>/dev/null || true
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$work/dev/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$work/dev/shm"
 mount -t tmpfs -o mode=0755 tmpfs "$work/run"
 mount -t tmpfs -o mode=1777 tmpfs "$work/tmp"
 mkdir -p "$work/usr/local/go"
