@@ -72,27 +72,9 @@ chroot "$work" update-ca-certificates >/dev/null 2>&1 || true
 git clone -q "$SRC" "$work/root/legacyvm"
 printf '%s\n' "$@" >"$work/root/fresh-commands"
 
-# Inside: a private mount namespace (propagation private: nothing leaks to the
-# host) and a PID namespace (everything started dies with the check).
-unshare --mount --pid --fork --propagation private /bin/bash -euo pipefail -c '
-work=$1
-mount --bind "$work" "$work"                 # a root that is a mount point (ip netns remounts it)
-mount -t proc proc "$work/proc"
-mount --rbind /sys "$work/sys"
-# /dev as a container has it: the kernel's devtmpfs (device nodes as on the
-# host, /dev/ptmx a real node) with a devpts instance of its own.
-mount -t devtmpfs -o mode=0755 devtmpfs "$work/dev"
-mkdir -p "$work/dev/pts" "$work/dev/shm" 2>/dev/null || true
-mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$work/dev/pts"
-mount -t tmpfs -o mode=1777 tmpfs "$work/dev/shm"
-mount -t tmpfs -o mode=0755 tmpfs "$work/run"
-mount -t tmpfs -o mode=1777 tmpfs "$work/tmp"
-mkdir -p "$work/usr/local/go"
-mount --bind -o ro /usr/local/go "$work/usr/local/go"
-mount --make-rprivate "$work"
-exec chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
-	PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-	/bin/bash -c '"'"'
+# In the root: run each command from the clone, stop at the first failure.
+cat >"$work/root/fresh-run.sh" <<'RUN'
+#!/bin/bash
 cd /root/legacyvm
 while IFS= read -r cmd; do
 	echo "== fresh-check: $cmd"
@@ -103,6 +85,32 @@ while IFS= read -r cmd; do
 	fi
 	echo "== fresh-check: ok in $(( $(date +%s) - start ))s: $cmd"
 done </root/fresh-commands
-'"'"'
-' fresh-check "$work"
+RUN
+
+# The namespaces: a private mount namespace (propagation private: nothing
+# leaks to the host) and a PID namespace (everything started dies with the
+# check).
+ns=$(mktemp /var/tmp/legacyvm-fresh-ns.XXXXXX)
+trap 'rm -f "$ns"; cleanup' EXIT
+cat >"$ns" <<'NS'
+set -euo pipefail
+work=$1
+mount --bind "$work" "$work"   # a root that is a mount point (ip netns remounts it)
+mount -t proc proc "$work/proc"
+mount --rbind /sys "$work/sys"
+# /dev as a container has it: the kernel devtmpfs (device nodes as on the
+# host, /dev/ptmx a real node) with a devpts instance of its own.
+mount -t devtmpfs -o mode=0755 devtmpfs "$work/dev"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$work/dev/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$work/dev/shm"
+mount -t tmpfs -o mode=0755 tmpfs "$work/run"
+mount -t tmpfs -o mode=1777 tmpfs "$work/tmp"
+mkdir -p "$work/usr/local/go"
+mount --bind -o ro /usr/local/go "$work/usr/local/go"
+mount --make-rprivate "$work"
+exec chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+	PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	/bin/bash /root/fresh-run.sh
+NS
+unshare --mount --pid --fork --propagation private /bin/bash "$ns" "$work"
 echo "fresh-check: all commands passed on a bare Debian 12 root" >&2
