@@ -121,6 +121,7 @@ func TestFlagsThatDoNotApplyAreErrors(t *testing.T) {
 		{[]string{"reset", "--all", "--yes", "--var-file", "/nonexistent"}, `--var-file does not apply here`},
 		{[]string{"reset", "demo", "--var", "x=1"}, `--var does not apply here`},
 		{[]string{"status", "--all", "--var", "x=1"}, `--var does not apply here`},
+		{[]string{"verify", "--all", "--var", "x=1"}, `--var does not apply here`},
 		{[]string{"licenses", "--var-file", "/nonexistent"}, `--var-file does not apply here`},
 		{[]string{"doctor", "--var", "x=1"}, `--var does not apply to "legacyvm doctor"`},
 		{[]string{"version", "--progress", "plain"}, `--progress does not apply to "legacyvm version"`},

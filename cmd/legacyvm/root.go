@@ -154,7 +154,7 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		reportsProgress(addProfileScope(newCmdStop(f))),
 		addProfileScope(newCmdConsole(f)),
 		newCmdDoctor(f),
-		loadsProfile(newCmdVerify(f), "always"),
+		loadsProfile(newCmdVerify(f), "scoped"),
 		loadsProfile(newCmdLicenses(f), "scoped"),
 		newCmdSnapshot(f),
 		reportsProgress(addProfileScope(newCmdReset(f))),

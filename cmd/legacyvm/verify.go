@@ -59,6 +59,11 @@ Exit status 1 when a check fails (with --strict, also on warnings).`,
 			if opts.All && len(args) > 0 {
 				return fmt.Errorf("give a profile PATH or --all, not both")
 			}
+			if opts.All {
+				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+					return err
+				}
+			}
 			opts.Path = pathArg(args)
 			return verifyRun(cmd.Context(), f, opts)
 		},
