@@ -54,7 +54,7 @@ Files with syntax errors are reported and left alone (exit status 1).`,
   legacyvm fmt -recursive examples
 
   # In CI: fail if anything is not formatted, and show why
-  legacyvm fmt --check --diff examples
+  legacyvm fmt --check --diff -recursive examples
 
   # Format one file from an editor
   legacyvm fmt - < examples/lab/main.hcl`,
