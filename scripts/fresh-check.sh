@@ -11,12 +11,13 @@
 #
 # Needs root, debootstrap (installed if missing) and the network (apt mirror,
 # Go module proxy). Everything runs in its own mount and PID namespaces
-# (unshare): nothing it mounts is visible outside and every process it starts
-# dies with it. The root gets
-#   - /dev: this machine's /dev bound recursively (with its /dev/pts and
-#     /dev/shm). libvirt builds a private /dev for each QEMU from the /dev
-#     it sees; a /dev of copied nodes with a private devpts makes QEMU's
-#     serial PTY fail there, while the real devtmpfs works as on a real host;
+# (unshare) with the root switched by pivot_root, like a container: nothing
+# it mounts is visible outside and every process it starts dies with it.
+# (A chroot is not enough: libvirt enters each QEMU's mount namespace to
+# create its device nodes, and that lands at the namespace's root.) The
+# root gets
+#   - /dev: a devtmpfs (the kernel's device nodes, /dev/ptmx a real node) with
+#     a devpts instance of its own and its own /dev/shm;
 #   - /proc of its own PID namespace, /sys bound from the host (cgroups);
 #   - /run and /tmp of its own (empty tmpfs), so `ip netns` keeps its
 #     namespaces in the root's /run/netns and libvirt test daemons that run
@@ -108,7 +109,18 @@ mount -t tmpfs -o mode=1777 tmpfs "$work/tmp"
 mkdir -p "$work/usr/local/go"
 mount --bind -o ro /usr/local/go "$work/usr/local/go"
 mount --make-rprivate "$work"
-exec chroot "$work" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+# pivot_root, not chroot: libvirt creates each QEMU's device nodes by
+# entering the QEMU's mount namespace (setns), which resets the root to the
+# namespace's root. Under a chroot that is the host's root, so /dev/ptmx
+# never reaches the QEMU's private /dev ("Failed to create PTY"); after
+# pivot_root the namespace's root is this root, as on a real machine.
+mkdir -p "$work/.oldroot"
+cd "$work"
+pivot_root . .oldroot
+cd /
+umount -l /.oldroot
+rmdir /.oldroot
+exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
 	PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	/bin/bash /root/fresh-run.sh
 NS
