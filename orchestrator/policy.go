@@ -36,8 +36,11 @@ type Schedule struct {
 	sched cron.Schedule
 }
 
-// Next is the first scheduled instant strictly after t.
-func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t) }
+// Next is the first scheduled instant strictly after t, reading the
+// schedule in the host's local time (as documented) whatever t's location
+// (metadata times are UTC; the cron library would use UTC for them). The
+// zero time means never.
+func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
 
 // ResolveSchedule applies the per-VM jitter to expr (within the default
 // window) and parses it with the profile language's parser. An empty expr

@@ -272,3 +272,21 @@ func TestDueSnapshotNeverForZeroTime(t *testing.T) {
 		t.Fatal("a schedule that never matches is due")
 	}
 }
+
+// Schedules and windows are host local time (docs/reference.md), also for
+// reference times in UTC as libvirt metadata holds them.
+func TestScheduleIsHostLocalTime(t *testing.T) {
+	loc := time.FixedZone("UTC+3", 3*3600)
+	old := time.Local
+	time.Local = loc
+	defer func() { time.Local = old }()
+	s, _, err := ResolveSchedule("30 2 * * *", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	next := s.Next(ref)
+	if want := time.Date(2026, 3, 2, 2, 30, 0, 0, loc); !next.Equal(want) {
+		t.Errorf("next %v, want %v (02:30 host time)", next, want)
+	}
+}
