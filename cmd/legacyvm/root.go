@@ -144,24 +144,25 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		loadsProfile(newCmdValidate(f), "always"),
+		newCmdValidate(f),
 		newCmdFmt(f),
-		loadsProfile(newCmdPlan(f), "always"),
-		reportsProgress(loadsProfile(newCmdApply(f), "always")),
-		reportsProgress(loadsProfile(newCmdDestroy(f), "always")),
-		loadsProfile(newCmdStatus(f), "scoped"),
-		reportsProgress(addProfileScope(newCmdStart(f))),
-		reportsProgress(addProfileScope(newCmdStop(f))),
-		addProfileScope(newCmdConsole(f)),
+		newCmdPlan(f),
+		newCmdApply(f),
+		newCmdDestroy(f),
+		newCmdStatus(f),
+		newCmdStart(f),
+		newCmdStop(f),
+		newCmdConsole(f),
 		newCmdDoctor(f),
-		loadsProfile(newCmdVerify(f), "scoped"),
-		loadsProfile(newCmdLicenses(f), "scoped"),
+		newCmdVerify(f),
+		newCmdLicenses(f),
 		newCmdSnapshot(f),
-		reportsProgress(addProfileScope(newCmdReset(f))),
+		newCmdReset(f),
 		newCmdDaemon(f),
 		newCmdVersion(f),
 		newCmdGenMan(f),
 	)
+	annotateCommands(root)
 	return root
 }
 

@@ -10,44 +10,63 @@ import (
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
-// Global flags that only mean something to some commands. A command says
-// which of them it honours with an annotation; using one elsewhere is an
-// error instead of being silently ignored (issue 10: reset --all
-// --var-file /nonexistent exited 0).
+// Global flags that only mean something to some commands: using one where
+// it means nothing is an error instead of being silently ignored (issue
+// 10: reset --all --var-file /nonexistent exited 0).
 const (
-	// annotProfile: "always" (the command loads a profile), or "scoped"
-	// (it loads one only when given: --profile, a PATH argument; the
-	// command checks the flags itself with noProfileFlags otherwise).
-	annotProfile = "legacyvm/profile"
-	// annotProgress: "yes" when the command reports progress (--progress).
+	// annotNoProfile marks a command that never loads a profile: --var and
+	// --var-file are errors there. Commands that load one only sometimes
+	// (reset without --profile, status --all) check with noProfileFlags.
+	annotNoProfile = "legacyvm/no-profile"
+	// annotProgress marks a command that reports progress (--progress).
 	annotProgress = "legacyvm/progress"
 )
 
 // profileFlagNames are the global flags that feed profile loading.
 var profileFlagNames = []string{"var", "var-file"}
 
-// loadsProfile marks cmd as honouring the profile flags; how is "always"
-// or "scoped".
-func loadsProfile(cmd *cobra.Command, how string) *cobra.Command {
-	if cmd.Annotations == nil {
-		cmd.Annotations = map[string]string{}
-	}
-	cmd.Annotations[annotProfile] = how
-	return cmd
-}
+// Traits of the built-in commands, by command path. A command added later
+// accepts the profile flags (it may load a profile) and rejects
+// --progress until it is listed here.
+var (
+	noProfileCommands = []string{"fmt", "doctor", "daemon", "version", "gen-man"}
+	progressCommands  = []string{"apply", "destroy", "start", "stop", "reset",
+		"snapshot create", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
+	// scopedCommands take VM names and get --profile PATH.
+	scopedCommands = []string{"start", "stop", "console", "reset",
+		"snapshot create", "snapshot list", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
+)
 
-// reportsProgress marks cmd as honouring --progress.
-func reportsProgress(cmd *cobra.Command) *cobra.Command {
-	if cmd.Annotations == nil {
-		cmd.Annotations = map[string]string{}
+// annotateCommands applies the traits above to root's command tree.
+func annotateCommands(root *cobra.Command) {
+	find := func(path string) *cobra.Command {
+		c, _, err := root.Find(strings.Fields(path))
+		if err != nil || c == root {
+			panic("annotateCommands: no command " + path)
+		}
+		return c
 	}
-	cmd.Annotations[annotProgress] = "yes"
-	return cmd
+	set := func(c *cobra.Command, k string) {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[k] = "yes"
+	}
+	for _, p := range noProfileCommands {
+		set(find(p), annotNoProfile)
+	}
+	for _, p := range progressCommands {
+		set(find(p), annotProgress)
+	}
+	for _, p := range scopedCommands {
+		addProfileScope(find(p))
+	}
 }
 
 // checkFlagsApply rejects global flags the command does not honour.
 func checkFlagsApply(cmd *cobra.Command) error {
-	if cmd.Annotations[annotProfile] == "" {
+	builtin := cmd.Name() == "help" || cmd.Name() == "completion" || (cmd.HasParent() && cmd.Parent().Name() == "completion")
+	if cmd.Annotations[annotNoProfile] != "" || builtin {
 		for _, n := range profileFlagNames {
 			if fl := cmd.Flags().Lookup(n); fl != nil && fl.Changed {
 				return fmt.Errorf("--%s does not apply to %q: it sets profile variables, and this command loads no profile", n, cmd.CommandPath())
@@ -76,10 +95,9 @@ func (f *Factory) noProfileFlags(cmd *cobra.Command, how string) error {
 // addProfileScope gives a command that takes VM names a --profile PATH
 // flag: its VMs are then looked up on the profile's host and must belong to
 // that profile.
-func addProfileScope(cmd *cobra.Command) *cobra.Command {
+func addProfileScope(cmd *cobra.Command) {
 	cmd.Flags().String("profile", "", "only VMs of the profile at this path (directory or .hcl file), on its host")
 	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfilePath)
-	return loadsProfile(cmd, "scoped")
 }
 
 // scope is where a command that takes VM names works: the URI and, with

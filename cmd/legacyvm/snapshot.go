@@ -26,13 +26,8 @@ ones (auto-<policy>-<UTC time>, removed by retention) and manual ones (kept
 until you delete them). Everything legacyvm needs to know about them is
 stored in libvirt, so any machine pointed at the host sees the same.`,
 	}
-	cmd.AddCommand(
-		reportsProgress(addProfileScope(newCmdSnapshotCreate(f))),
-		addProfileScope(newCmdSnapshotList(f)),
-		reportsProgress(addProfileScope(newCmdSnapshotRevert(f))),
-		reportsProgress(addProfileScope(newCmdSnapshotDelete(f))),
-		reportsProgress(addProfileScope(newCmdSnapshotPrune(f))),
-		reportsProgress(addProfileScope(newCmdSnapshotRunDue(f))))
+	cmd.AddCommand(newCmdSnapshotCreate(f), newCmdSnapshotList(f), newCmdSnapshotRevert(f),
+		newCmdSnapshotDelete(f), newCmdSnapshotPrune(f), newCmdSnapshotRunDue(f))
 	return cmd
 }
 
