@@ -352,7 +352,7 @@ func policyRef(p *profiles.SnapshotPolicy) *virt.PolicyRef {
 	if p == nil {
 		return nil
 	}
-	r := &virt.PolicyRef{Name: p.Name, Baseline: p.Baseline, Schedule: p.Schedule, Keep: p.Keep, Memory: p.Memory, OnShutdown: string(p.OnShutdown)}
+	r := &virt.PolicyRef{Name: p.Name, Baseline: p.Baseline, Schedule: p.Schedule, Keep: p.Keep, Memory: p.Memory, OnShutdown: string(p.OnShutdown), Window: p.Window}
 	if p.MaxAge > 0 {
 		r.MaxAge = p.MaxAge.String()
 	}

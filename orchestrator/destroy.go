@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/agext/levenshtein"
+
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -18,6 +20,13 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 	want := map[string]bool{}
 	for _, n := range only {
 		want[n] = true
+	}
+	// Names --only may use: the profile's instances and the domains it
+	// owns on its hosts (a VM removed from the profile but not yet
+	// destroyed). Anything else is a typo, not "nothing to do".
+	known := map[string]bool{}
+	for _, in := range p.Instances {
+		known[in.Name] = true
 	}
 	for _, part := range Split(p) {
 		h := part.Hosts[0]
@@ -42,6 +51,9 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
 		for _, name := range sortedKeys(o.Domains) {
 			d := o.Domains[name]
+			if ownedBy(d.Metadata, p.Name) {
+				known[name] = true
+			}
 			if !ownedBy(d.Metadata, p.Name) || (len(want) > 0 && !want[name]) {
 				continue
 			}
@@ -96,5 +108,44 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		planOrphanAnswers(plan, o, pool, instances)
 		hp.Plan = plan
 	}
+	if err := checkNames(only, known, p.Name); err != nil {
+		CloseAll(hps)
+		return nil, err
+	}
 	return hps, nil
+}
+
+// checkNames returns an error naming every name that is not in known (the
+// VMs of profile), with a suggestion for each and the names that exist.
+func checkNames(names []string, known map[string]bool, profile string) error {
+	var bad []string
+	for _, n := range names {
+		if known[n] {
+			continue
+		}
+		msg := fmt.Sprintf("%q", n)
+		if s := closestName(n, sortedKeys(known)); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		bad = append(bad, msg)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if len(known) == 0 {
+		return fmt.Errorf("profile %s has no VM named %s: it has no VMs", profile, strings.Join(bad, ", "))
+	}
+	return fmt.Errorf("profile %s has no VM named %s; its VMs are %s", profile, strings.Join(bad, ", "), strings.Join(sortedKeys(known), ", "))
+}
+
+// closestName is the known name nearest to n (edit distance at most 3),
+// or "".
+func closestName(n string, known []string) string {
+	best, bestD := "", 4
+	for _, k := range known {
+		if d := levenshtein.Distance(n, k, nil); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
 }

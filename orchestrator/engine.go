@@ -35,6 +35,10 @@ type Engine struct {
 	// undoPause is the pause between attempts of a failed undo (tests;
 	// 0: half a second).
 	undoPause time.Duration
+	// Profile, when set, scopes commands that take VM names to that
+	// profile's VMs: a named VM of another profile is an error, and "all
+	// VMs" means all VMs of this profile.
+	Profile string
 }
 
 func (e *Engine) now() time.Time {

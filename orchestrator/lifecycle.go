@@ -15,6 +15,10 @@ import (
 // are never started, stopped or changed.
 var ErrNotManaged = errors.New("not managed by legacyvm")
 
+// ErrOtherProfile is returned for a VM that another profile manages when a
+// command is scoped to a profile (--profile).
+var ErrOtherProfile = errors.New("outside the profile")
+
 // managedDomain looks a domain up and checks that legacyvm owns it.
 func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {
 	d, err := e.HV.GetDomain(ctx, name)
@@ -24,7 +28,17 @@ func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, e
 	if d.Metadata == nil {
 		return d, fmt.Errorf("domain %q: %w", name, ErrNotManaged)
 	}
+	if e.Profile != "" && d.Metadata.Profile != e.Profile {
+		return d, fmt.Errorf("domain %q belongs to profile %s, not %s: %w", name, d.Metadata.Profile, e.Profile, ErrOtherProfile)
+	}
 	return d, nil
+}
+
+// Managed lists the managed domains names refers to, sorted by name; no
+// names means every managed domain (of Profile, when set). An unknown or
+// unmanaged name is an error.
+func (e *Engine) Managed(ctx context.Context, names []string) ([]virt.Domain, error) {
+	return e.selectManaged(ctx, names)
 }
 
 // forEach runs fn for each name with bounded parallelism and collects a

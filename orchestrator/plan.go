@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -356,8 +357,16 @@ func networkDrift(dn *DesiredNetwork, obs virt.Network) []string {
 	if obs.PortIsolated != dn.Spec.PortIsolated {
 		r = append(r, fmt.Sprintf("port isolation %v -> %v", obs.PortIsolated, dn.Spec.PortIsolated))
 	}
-	if obs.Subnet != dn.Spec.Subnet {
-		r = append(r, fmt.Sprintf("subnet %s -> %s", prefixStr(obs.Subnet), prefixStr(dn.Spec.Subnet)))
+	// libvirt holds a subnet only as the host's <ip>: a network without a
+	// host address (no DHCP, DNS or allow rule from the host) has none
+	// there, and its subnet (used for the guests' addresses and filters)
+	// is covered by the spec hash instead.
+	wantSubnet := dn.Spec.Subnet
+	if !dn.Spec.HostAddress.IsValid() {
+		wantSubnet = netip.Prefix{}
+	}
+	if obs.Subnet != wantSubnet {
+		r = append(r, fmt.Sprintf("subnet %s -> %s", prefixStr(obs.Subnet), prefixStr(wantSubnet)))
 	}
 	if obs.DHCP != dn.Spec.DHCP {
 		r = append(r, fmt.Sprintf("dhcp %v -> %v", obs.DHCP, dn.Spec.DHCP))

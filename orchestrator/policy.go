@@ -36,20 +36,43 @@ type Schedule struct {
 	sched cron.Schedule
 }
 
-// Next is the first scheduled instant strictly after t.
-func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t) }
+// Next is the first scheduled instant strictly after t, reading the
+// schedule in the host's local time (as documented) whatever t's location
+// (metadata times are UTC; the cron library would use UTC for them). The
+// zero time means never.
+func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
 
-// ResolveSchedule applies the per-VM jitter to expr and parses it with the
-// profile language's parser. An empty expr has no schedule (ok false).
+// ResolveSchedule applies the per-VM jitter to expr (within the default
+// window) and parses it with the profile language's parser. An empty expr
+// has no schedule (ok false).
 func ResolveSchedule(expr, vmKey string) (Schedule, bool, error) {
+	return ResolveScheduleWindow(expr, "", vmKey)
+}
+
+// ResolveScheduleWindow is ResolveSchedule with the policy's window: the
+// time of day that @daily, @weekly and @monthly pick for a VM falls in
+// window ("01:00-05:00", host local time; empty: profiles.DefaultWindow).
+// @hourly jitters the minute only; cron expressions are used as written.
+func ResolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
 		return Schedule{}, false, nil
 	}
+	if window == "" {
+		window = profiles.DefaultWindow
+	}
+	start, length, err := profiles.ParseWindow(window)
+	if err != nil {
+		return Schedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
+	}
 	h := fnv.New64a()
 	h.Write([]byte(vmKey))
 	v := h.Sum64()
-	minute, hour, wday, mday := v%60, (v/60)%24, (v/1440)%7, 1+(v/10080)%28
+	tod := (start + int(v%uint64(length))) % 1440
+	minute, hour, wday, mday := uint64(tod%60), uint64(tod/60), (v/1440)%7, 1+(v/10080)%28
+	if expr == "@hourly" {
+		minute = v % 60
+	}
 	spec := expr
 	switch expr {
 	case "@hourly":
@@ -154,7 +177,10 @@ func DueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotI
 			ref = at
 		}
 	}
-	return !s.Next(ref).After(now)
+	next := s.Next(ref)
+	// The cron library answers the zero time for an instant that never
+	// comes; never treat that as due (it would fire on every tick).
+	return !next.IsZero() && !next.After(now)
 }
 
 // Retention lists the scheduled snapshots of policy that retention

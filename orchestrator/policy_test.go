@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -214,5 +216,77 @@ func TestClassifyForeignSnapshotsAreManual(t *testing.T) {
 	}
 	if c := Classify(virt.Snapshot{Name: "clean"}, "clean"); c.Kind != SnapshotBaseline {
 		t.Errorf("baseline by name classified %s", c.Kind)
+	}
+}
+
+// Issue 10: @daily used to be jittered over the whole day (a memory
+// snapshot at 14:00 pauses someone's work); it now falls in the policy's
+// window, by default the night hours of profiles.DefaultWindow.
+func TestResolveScheduleWindowBoundsJitter(t *testing.T) {
+	for _, c := range []struct {
+		expr, window string
+		hours        map[int]bool
+	}{
+		{"@daily", "", map[int]bool{1: true, 2: true, 3: true, 4: true}},
+		{"@weekly", "", map[int]bool{1: true, 2: true, 3: true, 4: true}},
+		{"@daily", "22:00-02:00", map[int]bool{22: true, 23: true, 0: true, 1: true}},
+		{"@monthly", "12:30-13:00", map[int]bool{12: true}},
+	} {
+		seen := map[string]bool{}
+		for i := 0; i < 200; i++ {
+			s, ok, err := ResolveScheduleWindow(c.expr, c.window, fmt.Sprintf("uuid-%d/vm-%d", i, i))
+			if err != nil || !ok {
+				t.Fatalf("%s %q: ok=%v err=%v", c.expr, c.window, ok, err)
+			}
+			var minute, hour int
+			if _, err := fmt.Sscanf(s.Spec, "%d %d", &minute, &hour); err != nil {
+				t.Fatalf("spec %q: %v", s.Spec, err)
+			}
+			if !c.hours[hour] {
+				t.Errorf("%s window %q: spec %q is outside the window", c.expr, c.window, s.Spec)
+			}
+			if c.window == "12:30-13:00" && minute < 30 {
+				t.Errorf("spec %q starts before 12:30", s.Spec)
+			}
+			seen[s.Spec] = true
+		}
+		if len(seen) < 20 {
+			t.Errorf("%s %q: 200 VMs share only %d times", c.expr, c.window, len(seen))
+		}
+	}
+	if _, _, err := ResolveScheduleWindow("@daily", "25:00-03:00", "x"); err == nil {
+		t.Error("bad window accepted")
+	}
+}
+
+// Issue 10: a schedule that never matches made the cron library return the
+// zero time, which DueSnapshot treated as due on every tick.
+func TestDueSnapshotNeverForZeroTime(t *testing.T) {
+	never, err := cron.ParseStandard("0 0 31 2 *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Schedule{Spec: "0 0 31 2 *", sched: never}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	if DueSnapshot(s, "p", now.Add(-48*time.Hour), nil, now) {
+		t.Fatal("a schedule that never matches is due")
+	}
+}
+
+// Schedules and windows are host local time (docs/reference.md), also for
+// reference times in UTC as libvirt metadata holds them.
+func TestScheduleIsHostLocalTime(t *testing.T) {
+	loc := time.FixedZone("UTC+3", 3*3600)
+	old := time.Local
+	time.Local = loc
+	defer func() { time.Local = old }()
+	s, _, err := ResolveSchedule("30 2 * * *", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	next := s.Next(ref)
+	if want := time.Date(2026, 3, 2, 2, 30, 0, 0, loc); !next.Equal(want) {
+		t.Errorf("next %v, want %v (02:30 host time)", next, want)
 	}
 }

@@ -87,7 +87,7 @@ func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Doma
 		}
 		var out []virt.Domain
 		for _, d := range doms {
-			if d.Metadata != nil {
+			if d.Metadata != nil && (e.Profile == "" || d.Metadata.Profile == e.Profile) {
 				out = append(out, d)
 			}
 		}
@@ -253,7 +253,7 @@ func PlanTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (TickPlan, er
 	p := d.Metadata.Policy
 	tp.Policy = p
 	infos := classifyAll(snaps, p.Baseline)
-	s, ok, err := ResolveSchedule(p.Schedule, d.UUID+"/"+d.Name)
+	s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 	if err != nil {
 		return tp, err
 	}
@@ -294,7 +294,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 			}
 			notes = append(notes, fmt.Sprintf("%s: the next tick deletes %s (retention of policy %s)", name, strings.Join(n, ", "), p.Name))
 		}
-		s, ok, err := ResolveSchedule(p.Schedule, d.UUID+"/"+d.Name)
+		s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
 			continue
@@ -309,6 +309,9 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 			}
 		}
 		when, due := s.Next(ref), ""
+		if when.IsZero() {
+			continue // never comes (a schedule validated before this check)
+		}
 		if !when.After(now) {
 			when, due = now, " (due now)"
 		}

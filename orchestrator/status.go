@@ -28,6 +28,12 @@ type VMStatus struct {
 	Policy    string    `json:"policy,omitempty"`
 	VNC       string    `json:"vnc,omitempty"`
 	Created   time.Time `json:"created,omitempty"`
+	// NextSnapshot is when the VM's policy takes its next scheduled
+	// snapshot (host clock; now when one is due); nil without a schedule
+	// or before provisioning has finished.
+	NextSnapshot *time.Time `json:"next_snapshot,omitempty"`
+	// Schedule is the resolved cron expression (after the per-VM jitter).
+	Schedule string `json:"schedule,omitempty"`
 	// Doors are the VM's doors (and its network's egress doors).
 	Doors []DoorView `json:"doors,omitempty"`
 }
@@ -113,6 +119,12 @@ func doorViews(d virt.Domain, n virt.Network) []DoorView {
 // Status lists the VMs legacyvm manages on hv; profile "" means all
 // profiles. Sorted by profile, then name.
 func Status(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus, error) {
+	return StatusAt(ctx, hv, profile, time.Now())
+}
+
+// StatusAt is Status with the clock that decides the next scheduled
+// snapshots.
+func StatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now time.Time) ([]VMStatus, error) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return nil, err
@@ -148,6 +160,12 @@ func Status(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus
 			for _, sn := range snaps {
 				if sn.Name == m.Policy.Baseline {
 					s.Baseline = sn.Name
+				}
+			}
+			if sched, ok, err := ResolveScheduleWindow(m.Policy.Schedule, m.Policy.Window, d.UUID+"/"+d.Name); err == nil && ok && m.Provisioned {
+				s.Schedule = sched.Spec
+				if next, ok := nextScheduled(sched, m.Policy.Name, m.Created, classifyAll(snaps, m.Policy.Baseline), now); ok {
+					s.NextSnapshot = &next
 				}
 			}
 		}
@@ -188,6 +206,26 @@ func Status(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus
 		return out[i].Name < out[j].Name
 	})
 	return out, nil
+}
+
+// nextScheduled is the instant of the next scheduled snapshot of policy:
+// the first after the newest scheduled snapshot (or the VM's creation), or
+// now when that has passed (due). ok is false when it never comes.
+func nextScheduled(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) (time.Time, bool) {
+	ref := created
+	for _, sn := range snaps {
+		if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+			ref = at
+		}
+	}
+	next := s.Next(ref)
+	if next.IsZero() {
+		return time.Time{}, false
+	}
+	if !next.After(now) {
+		next = now
+	}
+	return next, true
 }
 
 func reservedIP(n virt.Network, mac string) netip.Addr {

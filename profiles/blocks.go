@@ -561,6 +561,15 @@ func (l *loader) decodeSnapshotPolicy(b *snapshotPolicyBlock) {
 	if s, ok := l.enum(b.OnShutdown, ctx, scopeBlock, "on_shutdown", []string{"keep", "revert"}); ok {
 		sp.OnShutdown = ShutdownAction(s)
 	}
+	if s, ok := l.str(b.Window, ctx, scopeBlock, "window"); ok {
+		if _, _, err := ParseWindow(s); err != nil {
+			l.errorf(b.Window.Range(), "Invalid window", "%s.", err)
+		} else if !WindowApplies(sp.Schedule) {
+			l.errorf(b.Window.Range(), "Window without a jittered schedule", "window bounds the time that @daily, @weekly and @monthly pick for each VM; schedule %q already says when to run. Remove window, or use schedule = \"@daily\" with it.", sp.Schedule)
+		} else {
+			sp.Window = s
+		}
+	}
 	if !present(b.Schedule) {
 		for _, e := range []struct {
 			expr hcl.Expression
@@ -569,6 +578,38 @@ func (l *loader) decodeSnapshotPolicy(b *snapshotPolicyBlock) {
 			if present(e.expr) && !(e.name == "keep" && keepBad) {
 				l.warnf(e.expr.Range(), "Retention without schedule", "%s applies to scheduled snapshots, but this policy has no schedule, so it has no effect. Add schedule = \"@daily\" (or a cron expression) or remove %s.", e.name, e.name)
 			}
+		}
+	}
+}
+
+// decodeProfileBlocks reads the optional profile { name = "..." } block:
+// a declared name keeps the profile's identity (its VMs, locks) when the
+// directory is renamed or moved. LoadOptions.Name still wins.
+func (l *loader) decodeProfileBlocks(bs []*profileBlock) {
+	for i, b := range bs {
+		if i > 0 {
+			l.errorf(b.DefRange, "Duplicate profile block", "A profile block was already declared at %s. A profile has one profile block, in any of its files: remove this one.", at(bs[0].DefRange))
+			continue
+		}
+		s, ok := l.str(b.Name, l.baseCtx, scopeBlock, "name")
+		if !ok {
+			if !present(b.Name) {
+				l.errorf(b.DefRange, "Missing profile name", "The profile block declares the profile's name, which identifies its VMs in libvirt: write profile { name = %q }.", l.p.Name)
+			}
+			continue
+		}
+		if err := CheckName(s, MaxNameLen); err != nil {
+			detail := fmt.Sprintf("The profile name becomes part of libvirt object names: %s.", err)
+			if sug := suggestName(s); sug != "" {
+				detail += fmt.Sprintf(" Use %q, for example.", sug)
+			}
+			l.errorf(b.Name.Range(), "Invalid profile name", "%s", detail)
+			continue
+		}
+		if l.opts.Name == "" {
+			l.p.Name = s
+			r := b.Name.Range()
+			l.p.NameRange = &r
 		}
 	}
 }

@@ -51,13 +51,15 @@ const EnvVarPrefix = "LEGACYVM_VAR_"
 // and position; those without a range (for example a bad -var) come first.
 func Load(path string, opts LoadOptions) (*Profile, hcl.Diagnostics) {
 	p := &Profile{Path: path, Sources: map[string]*hcl.File{}}
+	// A name even when loading fails, so messages never show an empty one.
+	p.Name = strings.TrimSuffix(filepath.Base(filepath.Clean(path)), ".hcl")
 	var files []sourceFile
 	st, err := os.Stat(path)
 	if err != nil {
 		return p, hcl.Diagnostics{{
 			Severity: hcl.DiagError,
 			Summary:  "Profile not found",
-			Detail:   fmt.Sprintf("Cannot read the profile %s: %v. Give a directory of *.hcl files or one .hcl file.", path, unwrapPathErr(err)),
+			Detail:   fmt.Sprintf("Cannot read the profile %s: %v. Give the path of a directory of *.hcl files or of one .hcl file (for example examples/lab).", path, unwrapPathErr(err)),
 		}}
 	}
 	dir, stem := path, ""
@@ -129,16 +131,17 @@ func loadSources(p *Profile, defaultName string, files []sourceFile, opts LoadOp
 	if opts.Name != "" {
 		p.Name = opts.Name
 	}
-	if err := CheckName(p.Name, MaxNameLen); err != nil {
+	l.run(files)
+	if err := CheckName(p.Name, MaxNameLen); err != nil && p.NameRange == nil {
 		detail := fmt.Sprintf("The profile name comes from the directory or file name and becomes part of libvirt object names: %s.", err)
 		if s := suggestName(p.Name); s != "" {
 			detail += fmt.Sprintf(" Rename it, for example to %q.", s)
 		} else {
 			detail += " Rename it to lower-case letters, digits and hyphens."
 		}
+		detail += ` Or declare the name in the profile: profile { name = "acct" }.`
 		l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid profile name", Detail: detail}})
 	}
-	l.run(files)
 	l.finishSources()
 	diags := l.sortedDiags()
 	l.redact(diags)
@@ -265,6 +268,7 @@ func (l *loader) run(files []sourceFile) {
 		}
 		var fs fileSchema
 		l.add(gohcl.DecodeBody(hf.Body, nil, &fs))
+		all.Profiles = append(all.Profiles, fs.Profiles...)
 		all.Variables = append(all.Variables, fs.Variables...)
 		all.Locals = append(all.Locals, fs.Locals...)
 		all.Hosts = append(all.Hosts, fs.Hosts...)
@@ -295,6 +299,7 @@ func (l *loader) run(files []sourceFile) {
 		Variables: map[string]cty.Value{"var": l.varObject(), "local": objectOf(l.locals)},
 		Functions: l.functions(),
 	}
+	l.decodeProfileBlocks(all.Profiles)
 	for _, b := range all.Hosts {
 		l.decodeHost(b)
 	}

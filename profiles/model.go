@@ -16,9 +16,13 @@ import (
 // the source so later stages (planning, seat accounting) can report located
 // diagnostics.
 type Profile struct {
-	// Name identifies the profile in libvirt metadata and locks: the base
-	// name of the directory, or of the file without its extension.
+	// Name identifies the profile in libvirt metadata and locks: the name
+	// declared in a profile { name = "..." } block, else the base name of
+	// the directory, or of the file without its extension.
 	Name string
+	// NameRange is where the name was declared; nil when it comes from the
+	// path (or LoadOptions.Name).
+	NameRange *hcl.Range
 	// Path is the directory or file that was loaded, as given.
 	Path string
 	// Dir is the directory that relative paths in the profile resolve
@@ -217,7 +221,11 @@ type SnapshotPolicy struct {
 	// baseline is taken (so a reset resumes a booted desktop, not a boot).
 	Settle     time.Duration
 	OnShutdown ShutdownAction
-	DeclRange  hcl.Range
+	// Window bounds the per-VM jitter of @daily, @weekly and @monthly
+	// ("01:00-05:00", host local time). Empty: DefaultWindow for those
+	// aliases; always empty for @hourly and cron expressions.
+	Window    string
+	DeclRange hcl.Range
 }
 
 // OS is the guest operating system preset.

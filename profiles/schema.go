@@ -8,6 +8,7 @@ import "github.com/hashicorp/hcl/v2"
 // attribute is a synthetic null expression, which means "use the default".
 
 type fileSchema struct {
+	Profiles         []*profileBlock        `hcl:"profile,block"`
 	Variables        []*variableBlock       `hcl:"variable,block"`
 	Locals           []*localsBlock         `hcl:"locals,block"`
 	Hosts            []*hostBlock           `hcl:"host,block"`
@@ -17,6 +18,13 @@ type fileSchema struct {
 	VMs              []*vmBlock             `hcl:"vm,block"`
 	Images           []*imageBlock          `hcl:"image,block"`
 	Files            []*filesBlock          `hcl:"files,block"`
+}
+
+// profileBlock declares the profile's identity, so that renaming or
+// moving its directory keeps its VMs.
+type profileBlock struct {
+	Name     hcl.Expression `hcl:"name,optional"`
+	DefRange hcl.Range      `hcl:",def_range"`
 }
 
 type variableBlock struct {
@@ -108,6 +116,7 @@ type snapshotPolicyBlock struct {
 	Memory     hcl.Expression `hcl:"memory,optional"`
 	Settle     hcl.Expression `hcl:"settle,optional"`
 	OnShutdown hcl.Expression `hcl:"on_shutdown,optional"`
+	Window     hcl.Expression `hcl:"window,optional"`
 	DefRange   hcl.Range      `hcl:",def_range"`
 }
 

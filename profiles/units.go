@@ -76,6 +76,23 @@ func ParseSize(s string) (uint64, error) {
 	return n.Uint64(), nil
 }
 
+// SizeIsDecimal reports whether a size is written with a decimal unit (KB,
+// MB, GB, TB), which is never what memory means. It does not check the
+// number: use ParseSize for that.
+func SizeIsDecimal(s string) bool {
+	u := strings.ToLower(strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(s), "0123456789.")))
+	return u == "kb" || u == "mb" || u == "gb" || u == "tb"
+}
+
+// binaryUnit rewrites a decimal size as the binary one people mean
+// ("4GB" -> "4GiB").
+func binaryUnit(s string) string {
+	t := strings.TrimSpace(s)
+	num := strings.TrimSpace(strings.TrimRight(t, "kKmMgGtTbB "))
+	u := strings.ToUpper(strings.TrimSpace(t[len(num):]))
+	return num + u[:1] + "iB"
+}
+
 // FormatSize renders bytes the way a profile would write them, using the
 // largest binary unit that divides the value exactly ("4GiB", "1536MiB").
 func FormatSize(b uint64) string {
@@ -170,5 +187,49 @@ func ParseSchedule(s string) (cron.Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: write five fields (minute hour day-of-month month day-of-week), like \"30 2 * * *\", or @hourly, @daily, @weekly, @monthly", err)
 	}
+	// The cron library returns the zero time for a date that never comes
+	// (February 31st); a schedule that never fires is a mistake.
+	if sched.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("it never matches (no such day in any year: day-of-month and month together name a date that does not exist); check the day-of-month and month fields, like \"0 0 28 2 *\" for February 28th")
+	}
 	return sched, nil
+}
+
+// WindowApplies reports whether a schedule is jittered by time of day, so
+// that a window can bound it: @daily (@midnight), @weekly and @monthly.
+func WindowApplies(schedule string) bool {
+	switch strings.TrimSpace(schedule) {
+	case "@daily", "@midnight", "@weekly", "@monthly":
+		return true
+	}
+	return false
+}
+
+// DefaultWindow is the window the jitter of @daily, @weekly and @monthly
+// snapshots falls in when a policy sets none: night hours, host local time,
+// so that a memory snapshot does not pause a VM in the middle of the day.
+const DefaultWindow = "01:00-05:00"
+
+// ParseWindow parses a time-of-day window "HH:MM-HH:MM" (host local time)
+// into minutes after midnight. The end is exclusive; a window that ends
+// before it starts runs over midnight ("22:00-04:00"). It must be at least
+// one minute long.
+func ParseWindow(s string) (start, length int, err error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("window %q is not a time range: write it like \"01:00-05:00\" (host local time)", s)
+	}
+	var hm [2]int
+	for i, part := range []string{a, b} {
+		t, err := time.Parse("15:04", strings.TrimSpace(part))
+		if err != nil {
+			return 0, 0, fmt.Errorf("window %q: %q is not a time of day like \"01:00\" (24-hour clock)", s, strings.TrimSpace(part))
+		}
+		hm[i] = t.Hour()*60 + t.Minute()
+	}
+	length = (hm[1] - hm[0] + 1440) % 1440
+	if length == 0 {
+		return 0, 0, fmt.Errorf("window %q is empty: its end must differ from its start", s)
+	}
+	return hm[0], length, nil
 }

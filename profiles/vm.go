@@ -92,7 +92,13 @@ func (l *loader) decodeVM(b *vmBlock) {
 	}
 	memSet := false
 	if n, ok := l.size(b.Memory, ctx, sc, "memory"); ok {
-		vm.MemoryBytes, memSet = n, true
+		if s, _ := l.str(b.Memory, ctx, sc, "memory"); SizeIsDecimal(s) {
+			// RAM comes in binary units: "4GB" would be 3.73 GiB, which
+			// nobody means. Say so instead of guessing.
+			l.errorf(b.Memory.Range(), "Decimal memory size", "memory = %q is %s decimal bytes (%.2f GiB), not what a machine with %s has. Memory is sized in binary units: write %q.", s, s, float64(n)/float64(gib), s, binaryUnit(s))
+		} else {
+			vm.MemoryBytes, memSet = n, true
+		}
 	}
 	if osSet && !present(b.Memory) {
 		vm.MemoryBytes = osLimits[vm.OS].min

@@ -43,7 +43,7 @@ Changes that lose data (replacing or deleting a VM's disk or snapshots) need a
 Two applies of the same profile on the same host never run at once: the
 second waits for the first (--lock-wait) or fails.`,
 		Example: `  legacyvm apply examples/lab
-  ACCT_WIN7_KEY=$(pass win7/acct) legacyvm apply --auto-approve ./acct
+  ACCT_WIN7_MAK=$(pass win7/acct-mak) legacyvm apply --auto-approve examples/lab
   legacyvm apply --parallelism 2 -o json examples/lab
   legacyvm apply --image-update w7pro examples/golden-image`,
 		Args:              cobra.MaximumNArgs(1),

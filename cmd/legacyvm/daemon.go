@@ -44,7 +44,7 @@ It keeps no state: policies and schedules are read from libvirt at every tick.
 It reconnects when libvirtd restarts, logs structured lines to stderr and
 stops cleanly on SIGTERM or Ctrl-C.
 
-Under systemd (/etc/systemd/system/legacyvm.service):
+Under systemd (make install puts this unit in /usr/local/lib/systemd/system/legacyvm.service):
 
   [Unit]
   Description=legacyvm snapshot schedules

@@ -34,8 +34,8 @@ Destroy lists what it will delete (with the number of snapshots each disk
 holds) and asks for "yes", unless --auto-approve. With --only it deletes just
 those VMs and keeps the networks.`,
 		Example: `  legacyvm destroy examples/lab
-  legacyvm destroy --only lab-2 examples/lab
-  legacyvm destroy --auto-approve ./ci-profile`,
+  legacyvm destroy --only acct-2 examples/lab
+  legacyvm destroy --auto-approve examples/quickstart`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -25,6 +25,8 @@ type FmtOptions struct {
 	Paths []string
 	Check bool
 	Diff  bool
+	// Recursive descends into subdirectories of directory PATHs.
+	Recursive bool
 }
 
 func newCmdFmt(f *Factory) *cobra.Command {
@@ -34,8 +36,13 @@ func newCmdFmt(f *Factory) *cobra.Command {
 		Short: "Rewrite profiles in canonical style",
 		Long: `Fmt rewrites *.hcl files in the canonical HCL style (indentation, aligned
 equals signs, spacing) and prints the name of every file it changed.
-A PATH may be a file or a directory; directories are searched recursively
-(hidden directories are skipped). The default is the current directory.
+A PATH may be a file or a directory. In a directory, fmt formats the *.hcl
+files that are legacyvm profiles: files of other tools (*.pkr.hcl, *.nomad.hcl,
+and any file with a top-level block legacyvm does not have, such as job,
+source, build or resource) and files with no legacyvm block are skipped.
+Subdirectories are searched only with -recursive (hidden ones never). A file
+named on the command line is always formatted. The default is the current
+directory.
 "-" formats standard input to standard output.
 
 With --check nothing is written: the files that are not formatted are listed
@@ -43,14 +50,17 @@ and the exit status is 1 if there are any. --diff shows what would change
 (every string that flows into product_key or admin_password, also through
 variables and locals, is masked).
 Files with syntax errors are reported and left alone (exit status 1).`,
-		Example: `  # Format every profile under the current directory
+		Example: `  # Format the profiles in the current directory
   legacyvm fmt
 
+  # Every profile under examples/, in subdirectories too
+  legacyvm fmt -recursive examples
+
   # In CI: fail if anything is not formatted, and show why
-  legacyvm fmt --check --diff examples
+  legacyvm fmt --check --diff -recursive examples
 
   # Format one file from an editor
-  legacyvm fmt - < main.hcl`,
+  legacyvm fmt - < examples/lab/main.hcl`,
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.IO = f.IO
@@ -63,44 +73,15 @@ Files with syntax errors are reported and left alone (exit status 1).`,
 	}
 	cmd.Flags().BoolVar(&opts.Check, "check", false, "change nothing; list files that are not formatted and exit 1 if any")
 	cmd.Flags().BoolVar(&opts.Diff, "diff", false, "show the changes as a unified diff")
+	cmd.Flags().BoolVar(&opts.Recursive, "recursive", false, "also format profiles in subdirectories (-recursive works too)")
 	return cmd
 }
 
 func fmtRun(opts *FmtOptions) error {
-	var files []string
-	for _, p := range opts.Paths {
-		if p == "-" {
-			continue
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("fmt %s: %w", p, err)
-		}
-		if !st.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			name := d.Name()
-			if d.IsDir() {
-				if path != p && strings.HasPrefix(name, ".") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if filepath.Ext(name) == ".hcl" && !strings.HasPrefix(name, ".") {
-				files = append(files, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("fmt %s: %w", p, err)
-		}
+	files, err := fmtFiles(opts.Paths, opts.Recursive)
+	if err != nil {
+		return err
 	}
-	sort.Strings(files)
 	failed, changed := false, 0
 	for _, p := range opts.Paths {
 		if p != "-" {
@@ -153,6 +134,106 @@ func fmtRun(opts *FmtOptions) error {
 		return silent(exitError)
 	}
 	return nil
+}
+
+// fmtFiles lists the files fmt works on: every named file, and in each
+// named directory the *.hcl files that are legacyvm profiles (in
+// subdirectories too when recursive; hidden ones never). Sorted.
+func fmtFiles(paths []string, recursive bool) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		if p == "-" {
+			continue
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("fmt %s: %w", p, err)
+		}
+		if !st.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		// Per directory: files whose blocks are all legacyvm's, and
+		// whether the directory holds a profile (a file with a block only
+		// legacyvm has; variable and locals alone could be anyone's).
+		type cand struct {
+			path     string
+			specific bool
+		}
+		byDir := map[string][]cand{}
+		profileDir := map[string]bool{}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := d.Name()
+			if d.IsDir() {
+				if path != p && (!recursive || strings.HasPrefix(name, ".")) {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if filepath.Ext(name) != ".hcl" || strings.HasPrefix(name, ".") {
+				return nil
+			}
+			if known, specific := profileFileKind(path); known {
+				dir := filepath.Dir(path)
+				byDir[dir] = append(byDir[dir], cand{path, specific})
+				profileDir[dir] = profileDir[dir] || specific
+			}
+			return nil
+		})
+		for dir, cs := range byDir {
+			if !profileDir[dir] {
+				continue
+			}
+			for _, c := range cs {
+				files = append(files, c.path)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("fmt %s: %w", p, err)
+		}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// profileBlockTypes are the top-level blocks of the profile language.
+var profileBlockTypes = map[string]bool{
+	"profile": true, "variable": true, "locals": true, "host": true, "license": true,
+	"network": true, "snapshot_policy": true, "vm": true,
+}
+
+// profileFileKind classifies a *.hcl file found in a directory: known when
+// it is not another tool's by name (*.pkr.hcl, *.nomad.hcl) and has no
+// top-level block legacyvm does not know (a nomad job, a packer source or
+// build, a terraform resource); specific when it has a block only
+// legacyvm has (vm, network, license, ...). A file that does not parse is
+// known (fmt reports its syntax error) only when it is a profile by the
+// blocks hclwrite could still read.
+func profileFileKind(path string) (known, specific bool) {
+	base := strings.ToLower(filepath.Base(path))
+	if strings.HasSuffix(base, ".pkr.hcl") || strings.HasSuffix(base, ".nomad.hcl") {
+		return false, false
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return true, true // reported when fmt reads it
+	}
+	f, _ := hclwrite.ParseConfig(src, path, hcl.InitialPos)
+	if f == nil {
+		return false, false
+	}
+	for _, b := range f.Body().Blocks() {
+		if !profileBlockTypes[b.Type()] {
+			return false, false
+		}
+		if b.Type() != "variable" && b.Type() != "locals" {
+			specific = true
+		}
+	}
+	return true, specific
 }
 
 // formatSource formats one file; syntax errors are printed and ok is false.

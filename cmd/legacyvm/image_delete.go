@@ -25,8 +25,8 @@ disk volume and its metadata volume. A version that VMs are cloned from
 (linked clones are overlays of it) is refused, listing those VMs; nothing is
 deleted then. Destroy the VMs, or move them to another version first (apply
 --image-update NAME).`,
-		Example: `  legacyvm image delete examples/golden-image w7pro --version 1
-  legacyvm image delete examples/golden-image w7pro`,
+		Example: `  legacyvm image delete examples/golden-image w7pro --version 2
+  legacyvm image delete -o json examples/golden-image w7pro --version 2`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path, opts.Name = args[0], args[1]

@@ -17,15 +17,29 @@ type IOStreams struct {
 	// OutTTY and ErrTTY report whether the streams are terminals (colour,
 	// progress bars, interactive confirmation).
 	OutTTY, ErrTTY, InTTY bool
+	// NoColor turns colour off even on a terminal: NO_COLOR is set
+	// (https://no-color.org) or TERM is "dumb".
+	NoColor bool
 }
 
 func systemStreams() *IOStreams {
 	return &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
-		InTTY:  term.IsTerminal(int(os.Stdin.Fd())),
-		OutTTY: term.IsTerminal(int(os.Stdout.Fd())),
-		ErrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+		InTTY:   term.IsTerminal(int(os.Stdin.Fd())),
+		OutTTY:  term.IsTerminal(int(os.Stdout.Fd())),
+		ErrTTY:  term.IsTerminal(int(os.Stderr.Fd())),
+		NoColor: noColor(os.LookupEnv),
 	}
+}
+
+// noColor reports whether the environment asks for no colour and no
+// escape sequences: NO_COLOR set (to anything), or TERM unset or "dumb".
+func noColor(getenv func(string) (string, bool)) bool {
+	if _, ok := getenv("NO_COLOR"); ok {
+		return true
+	}
+	t, _ := getenv("TERM")
+	return t == "" || t == "dumb"
 }
 
 // Status prints a progress line to ErrOut.

@@ -71,6 +71,9 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		uris []string
 	)
 	if opts.Path == "" {
+		if err := f.noProfileFlags(cmd, "a PATH is given"); err != nil {
+			return err
+		}
 		uris = []string{f.URI()}
 	} else {
 		var err error

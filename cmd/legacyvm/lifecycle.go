@@ -14,10 +14,12 @@ import (
 func newCmdStart(f *Factory) *cobra.Command {
 	var lockWait time.Duration
 	cmd := &cobra.Command{
-		Use:     "start VM...",
-		Short:   "Start managed VMs",
-		Example: `  legacyvm start lab-1 lab-2`,
-		Args:    cobra.MinimumNArgs(1),
+		Use:               "start VM...",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "Start managed VMs",
+		Example: `  legacyvm start acct-1 acct-2
+  legacyvm start --profile examples/quickstart demo`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lifecycleRun(cmd, f, args, "start", lockWait, func(e *orchestrator.Engine) []orchestrator.Result {
 				return e.Start(cmd.Context(), args)
@@ -36,14 +38,15 @@ func newCmdStop(f *Factory) *cobra.Command {
 		lockWait time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "stop VM...",
-		Short: "Shut managed VMs down (gracefully, then by force)",
+		Use:               "stop VM...",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "Shut managed VMs down (gracefully, then by force)",
 		Long: `Stop presses the virtual power button of each VM (ACPI shutdown) and waits up
 to --timeout for the guest to power off; a guest still running then is powered
 off at once, unless --no-force. --force skips the polite request.`,
-		Example: `  legacyvm stop lab-1
-  legacyvm stop --timeout 5m ops-1
-  legacyvm stop --force lab-1 lab-2`,
+		Example: `  legacyvm stop acct-1
+  legacyvm stop --timeout 5m --profile examples/ops-daily ops
+  legacyvm stop --force acct-1 acct-2`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return lifecycleRun(cmd, f, args, "stop", lockWait, func(e *orchestrator.Engine) []orchestrator.Result {
@@ -59,18 +62,19 @@ off at once, unless --no-force. --force skips the polite request.`,
 }
 
 func lifecycleRun(cmd *cobra.Command, f *Factory, names []string, purpose string, lockWait time.Duration, run func(*orchestrator.Engine) []orchestrator.Result) error {
-	uri := f.URI()
-	locks, err := f.lockVMs(cmd.Context(), uri, names, purpose, lockWait)
+	hv, sc, err := f.connectScope(cmd)
+	if err != nil {
+		return err
+	}
+	defer hv.Close()
+	locks, err := f.lockVMs(cmd.Context(), sc.URI, names, purpose, lockWait)
 	if err != nil {
 		return err
 	}
 	defer locks.Release()
-	hv, err := f.Connect(cmd.Context(), uri)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", uri, err)
-	}
-	defer hv.Close()
-	res := run(f.engine(hv))
+	e := f.engine(hv)
+	e.Profile = sc.Profile
+	res := run(e)
 	if f.JSON() {
 		enc := json.NewEncoder(f.IO.Out)
 		enc.SetIndent("", "  ")
@@ -94,29 +98,30 @@ func lifecycleRun(cmd *cobra.Command, f *Factory, names []string, purpose string
 func newCmdConsole(f *Factory) *cobra.Command {
 	var printOnly bool
 	cmd := &cobra.Command{
-		Use:   "console VM",
-		Short: "Open the VM's screen (or print its VNC address)",
+		Use:               "console VM",
+		ValidArgsFunction: completeFirstVM(f),
+		Short:             "Open the VM's screen (or print its VNC address)",
 		Long: `Console opens the VM's graphical console with virt-viewer or remote-viewer when
 one is installed, else prints the VNC address. VNC listens on 127.0.0.1 of the
 libvirt host only: for a remote host, tunnel it (ssh -L 5900:127.0.0.1:5900 HOST).`,
-		Example: `  legacyvm console lab-1
-  legacyvm console --print lab-1`,
+		Example: `  legacyvm console acct-1
+  legacyvm console --print --profile examples/lab acct-1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			uri := f.URI()
-			hv, err := f.Connect(ctx, uri)
-			if err != nil {
-				return fmt.Errorf("connect to %s: %w", uri, err)
-			}
-			defer hv.Close()
-			d, err := hv.GetDomain(ctx, args[0])
+			hv, sc, err := f.connectScope(cmd)
 			if err != nil {
 				return err
 			}
-			if d.Metadata == nil {
-				return fmt.Errorf("domain %q: %w", args[0], orchestrator.ErrNotManaged)
+			defer hv.Close()
+			uri := sc.URI
+			e := f.engine(hv)
+			e.Profile = sc.Profile
+			ds, err := e.Managed(ctx, args)
+			if err != nil {
+				return err
 			}
+			d := ds[0]
 			if d.VNC == "" {
 				return fmt.Errorf("%s has no active display (state %s); start it first: legacyvm start %s", d.Name, d.State, d.Name)
 			}

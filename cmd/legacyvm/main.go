@@ -46,8 +46,8 @@ func run(args []string, io *IOStreams) int {
 }
 
 // terraformStyleFlags accepts Terraform's single-dash spelling of the
-// variable flags (-var k=v, -var-file=f) that profile authors type by
-// habit, by rewriting them to --var and --var-file. Arguments after "--"
+// variable flags (-var k=v, -var-file=f) and of fmt -recursive that
+// profile authors type by habit, by rewriting them to --var and --var-file. Arguments after "--"
 // are left alone.
 func terraformStyleFlags(args []string) []string {
 	out := make([]string, 0, len(args))
@@ -56,7 +56,8 @@ func terraformStyleFlags(args []string) []string {
 			return append(out, args[i:]...)
 		}
 		switch {
-		case a == "-var" || a == "-var-file" || strings.HasPrefix(a, "-var=") || strings.HasPrefix(a, "-var-file="):
+		case a == "-var" || a == "-var-file" || strings.HasPrefix(a, "-var=") || strings.HasPrefix(a, "-var-file="),
+			a == "-recursive":
 			a = "-" + a
 		}
 		out = append(out, a)

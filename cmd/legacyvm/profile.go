@@ -70,13 +70,18 @@ func (f *Factory) DaemonStatePath() string {
 // engine builds an orchestrator engine on hv that reports progress on
 // stderr.
 func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
-	return &orchestrator.Engine{
-		HV:          hv,
-		Parallelism: f.Parallelism,
-		Getenv:      f.Getenv,
-		Fingerprint: f.fingerprint,
-		Progress:    lineProgress(f.IO.ErrOut),
+	e := &orchestrator.Engine{
+		HV:           hv,
+		Parallelism:  f.Parallelism,
+		Getenv:       f.Getenv,
+		Fingerprint:  f.fingerprint,
+		Progress:     lineProgress(f.IO.ErrOut),
+		PollInterval: f.PollInterval,
 	}
+	if f.Progress == "none" {
+		e.Progress = nil
+	}
+	return e
 }
 
 // liveEngine is engine for long work on many VMs: on a terminal (and
@@ -85,7 +90,7 @@ func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
 // called before anything else is printed to stderr.
 func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done func()) {
 	e = f.engine(hv)
-	if !f.IO.ErrTTY || f.JSON() {
+	if f.progressMode() != "board" {
 		return e, func() {}
 	}
 	b := newBoard(f.IO.ErrOut, f.IO.TerminalWidth())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,6 +62,11 @@ type Factory struct {
 	ConnectURI  string
 	Output      string // "text" or "json"
 	Parallelism int
+	// Progress is --progress: auto, plain or none.
+	Progress string
+	// PollInterval overrides how often the engine polls the host (tests
+	// on the fake host); 0 is the engine's default.
+	PollInterval time.Duration
 	// Vars, VarFiles are the -var / -var-file inputs for profile loading.
 	Vars     []string
 	VarFiles []string
@@ -118,7 +124,10 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 			if f.Parallelism < 1 {
 				return fmt.Errorf("--parallelism must be at least 1")
 			}
-			return nil
+			if err := validProgress(f.Progress); err != nil {
+				return err
+			}
+			return checkFlagsApply(cmd)
 		},
 	}
 	root.SetIn(f.IO.In)
@@ -130,6 +139,9 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 	pf.IntVar(&f.Parallelism, "parallelism", defaultParallelism(), "how many VMs to work on at once")
 	pf.StringArrayVar(&f.Vars, "var", nil, "set a profile variable: -var name=value (repeatable)")
 	pf.StringArrayVar(&f.VarFiles, "var-file", nil, "read profile variables from an HCL file (repeatable)")
+	pf.StringVar(&f.Progress, "progress", "auto", "progress on stderr: auto (a board redrawn in place on a terminal unless TERM=dumb or NO_COLOR is set, else lines), plain (timestamped lines) or none")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
 		newCmdValidate(f),
@@ -149,7 +161,9 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		newCmdDaemon(f),
 		newCmdVersion(f),
 		newCmdImage(f),
+		newCmdGenMan(f),
 	)
+	annotateCommands(root)
 	return root
 }
 

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,7 +40,11 @@ func withEngine(cmd *cobra.Command, f *Factory, fn func(e *orchestrator.Engine) 
 
 // withVMEngine is withEngine holding the lock of one VM.
 func withVMEngine(cmd *cobra.Command, f *Factory, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Engine) error) error {
-	locks, err := f.lockVMs(cmd.Context(), f.URI(), []string{vm}, purpose, lockWait)
+	sc, err := f.resolveScope(cmd)
+	if err != nil {
+		return err
+	}
+	locks, err := f.lockVMs(cmd.Context(), sc.URI, []string{vm}, purpose, lockWait)
 	if err != nil {
 		return err
 	}
@@ -47,17 +54,20 @@ func withVMEngine(cmd *cobra.Command, f *Factory, vm, purpose string, lockWait t
 
 // connectEngine connects and runs fn; live selects the redrawn progress
 // board on a terminal (work on many VMs at once).
+// With --profile, the engine works on that profile's VMs only.
 func connectEngine(cmd *cobra.Command, f *Factory, live bool, fn func(e *orchestrator.Engine) error) error {
-	uri := f.URI()
-	hv, err := f.Connect(cmd.Context(), uri)
+	hv, sc, err := f.connectScope(cmd)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", uri, err)
+		return err
 	}
 	defer hv.Close()
 	if !live {
-		return fn(f.engine(hv))
+		e := f.engine(hv)
+		e.Profile = sc.Profile
+		return fn(e)
 	}
 	e, done := f.liveEngine(hv)
+	e.Profile = sc.Profile
 	defer done()
 	return fn(e)
 }
@@ -74,14 +84,15 @@ func newCmdSnapshotCreate(f *Factory, lockWait *time.Duration) *cobra.Command {
 		desc   string
 	)
 	cmd := &cobra.Command{
-		Use:   "create VM [NAME]",
-		Short: "Take a manual snapshot",
+		Use:               "create VM [NAME]",
+		ValidArgsFunction: completeFirstVM(f),
+		Short:             "Take a manual snapshot",
 		Long: `Create takes a manual snapshot of VM, named NAME (default manual-<UTC time>).
 Manual snapshots are never pruned. A running VM's snapshot always includes
 its memory (libvirt 9.0 cannot take internal disk-only snapshots of a running
 VM), so reverting resumes it exactly where it was.`,
-		Example: `  legacyvm snapshot create lab-1 before-update --description "before the ERP update"
-  legacyvm snapshot create lab-1`,
+		Example: `  legacyvm snapshot create acct-1 before-erp-update --description "before the ERP update"
+  legacyvm snapshot create --profile examples/lab acct-1`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := ""
@@ -115,10 +126,12 @@ func snapshotContent(s virt.Snapshot) string {
 
 func newCmdSnapshotList(f *Factory) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list [VM...]",
-		Short: "List snapshots as a tree, with their kind",
+		Use:               "list [VM...]",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "List snapshots as a tree, with their kind",
 		Example: `  legacyvm snapshot list
-  legacyvm snapshot list lab-1 -o json`,
+  legacyvm snapshot list acct-1 -o json
+  legacyvm snapshot list --profile examples/lab`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
 				list, err := e.ListSnapshots(cmd.Context(), args)
@@ -171,12 +184,13 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
 
 func newCmdSnapshotRevert(f *Factory, lockWait *time.Duration) *cobra.Command {
 	return &cobra.Command{
-		Use:   "revert VM NAME",
-		Short: "Revert a VM to a snapshot",
+		Use:               "revert VM NAME",
+		ValidArgsFunction: completeVMThenSnapshot(f),
+		Short:             "Revert a VM to a snapshot",
 		Long: `Revert puts VM back to snapshot NAME: disk content, and memory when the snapshot
 has it (the VM then runs from where it was). Changes made since are lost.
 legacyvm checks that the VM reached the state the snapshot recorded.`,
-		Example: `  legacyvm snapshot revert lab-1 before-update`,
+		Example: `  legacyvm snapshot revert acct-1 before-update`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withVMEngine(cmd, f, args[0], "snapshot revert", *lockWait, func(e *orchestrator.Engine) error {
@@ -198,10 +212,11 @@ legacyvm checks that the VM reached the state the snapshot recorded.`,
 func newCmdSnapshotDelete(f *Factory, lockWait *time.Duration) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "delete VM NAME",
-		Short: "Delete a snapshot (refuses the baseline without --force)",
-		Example: `  legacyvm snapshot delete lab-1 before-update
-  legacyvm snapshot delete --force lab-1 clean`,
+		Use:               "delete VM NAME",
+		ValidArgsFunction: completeVMThenSnapshot(f),
+		Short:             "Delete a snapshot (refuses the baseline without --force)",
+		Example: `  legacyvm snapshot delete acct-1 before-update
+  legacyvm snapshot delete --force acct-1 clean`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withVMEngine(cmd, f, args[0], "snapshot delete", *lockWait, func(e *orchestrator.Engine) error {
@@ -223,13 +238,14 @@ func newCmdSnapshotDelete(f *Factory, lockWait *time.Duration) *cobra.Command {
 func newCmdSnapshotPrune(f *Factory, lockWait *time.Duration) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "prune [VM...]",
-		Short: "Apply retention: delete expired and surplus scheduled snapshots",
+		Use:               "prune [VM...]",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "Apply retention: delete expired and surplus scheduled snapshots",
 		Long: `Prune applies each VM's snapshot policy: scheduled snapshots past max_age, and
 those beyond the newest keep, are deleted. The baseline and manual snapshots
 are never touched. --dry-run only lists what would go.`,
 		Example: `  legacyvm snapshot prune --dry-run
-  legacyvm snapshot prune ops-1`,
+  legacyvm snapshot prune ops`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
 				return tickCommand(cmd, f, e, args, time.Now().UTC(), dryRun, true, *lockWait)
@@ -246,8 +262,9 @@ func newCmdSnapshotRunDue(f *Factory, lockWait *time.Duration) *cobra.Command {
 		dryRun  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run-due [VM...]",
-		Short: "Do one scheduler tick (for cron instead of the daemon)",
+		Use:               "run-due [VM...]",
+		ValidArgsFunction: completeVMNames(f),
+		Short:             "Do one scheduler tick (for cron instead of the daemon)",
 		Long: `Run-due does what one tick of "legacyvm daemon" does: for every managed VM with
 a scheduled policy (or the VMs named), retention first, then the snapshot that
 is due. A snapshot is due when a scheduled time has passed since the policy's
@@ -286,7 +303,7 @@ func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []s
 			purpose = "snapshot prune"
 		}
 		var locks profileLocks
-		vms, locks, err = f.lockNamedOrAll(cmd.Context(), e, vms, purpose, lockWait)
+		vms, locks, err = f.lockNamedOrAll(cmd, e, vms, purpose, lockWait)
 		if err != nil {
 			return err
 		}
@@ -338,9 +355,41 @@ func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []s
 	return nil
 }
 
+// confirmResetAll names the profiles and VMs reset --all touches and asks
+// on the terminal; without one (or without --yes) it refuses.
+func confirmResetAll(f *Factory, doms []virt.Domain, yes bool) error {
+	byProfile := map[string][]string{}
+	var profiles []string
+	for _, d := range doms {
+		p := d.Metadata.Profile
+		if _, ok := byProfile[p]; !ok {
+			profiles = append(profiles, p)
+		}
+		byProfile[p] = append(byProfile[p], d.Name)
+	}
+	sort.Strings(profiles)
+	fmt.Fprintf(f.IO.ErrOut, "reset --all reverts %d VM(s) of %d profile(s) on this host to their baselines; everything done in them since is lost:\n", len(doms), len(profiles))
+	for _, p := range profiles {
+		fmt.Fprintf(f.IO.ErrOut, "  profile %s: %s\n", p, strings.Join(byProfile[p], ", "))
+	}
+	if yes {
+		return nil
+	}
+	if !f.IO.InTTY || !f.IO.ErrTTY {
+		return errors.New("reset --all needs confirmation: run it on a terminal, or add --yes (or limit it with --profile PATH)")
+	}
+	fmt.Fprintf(f.IO.ErrOut, "Type \"yes\" to reset them: ")
+	line, _ := bufio.NewReader(f.IO.In).ReadString('\n')
+	if strings.TrimSpace(line) != "yes" {
+		return errors.New("cancelled: nothing was reset")
+	}
+	return nil
+}
+
 func newCmdReset(f *Factory) *cobra.Command {
 	var (
 		all      bool
+		yes      bool
 		to       string
 		startVMs bool
 		lockWait time.Duration
@@ -352,25 +401,57 @@ func newCmdReset(f *Factory) *cobra.Command {
 time (--parallelism at once), leaves it in the state the snapshot recorded
 (running for a memory baseline) and prints how long each took. Everything
 done since the snapshot is lost: that is the point. With --start, VMs whose
-snapshot was taken shut off are started afterwards (a clean boot).`,
-		Example: `  legacyvm reset lab-1
-  legacyvm reset --all
-  legacyvm reset lab-1 lab-2 --to before-update -o json`,
+snapshot was taken shut off are started afterwards (a clean boot).
+
+--profile PATH limits reset to that profile's VMs (on its host): without VM
+names it resets all of them, and a named VM of another profile is an error.
+--all resets every VM legacyvm manages on the host, whatever its profile: it
+names the profiles it touches and asks for confirmation, or takes --yes
+(without a terminal it refuses unless --yes is given).`,
+		Example: `  legacyvm reset --profile examples/quickstart demo
+  legacyvm reset --profile examples/lab
+  legacyvm reset --start demo
+  legacyvm reset --all --yes
+  legacyvm reset acct-1 acct-2 --to clean -o json`,
+		ValidArgsFunction: completeVMNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if all == (len(args) > 0) {
+			scoped := cmd.Flags().Lookup("profile").Value.String() != ""
+			switch {
+			case all && len(args) > 0:
 				return fmt.Errorf("name the VMs to reset, or use --all (not both)")
+			case all && scoped:
+				return fmt.Errorf("--all is every profile's VMs on the host; --profile limits to one profile: use one of them")
+			case !all && !scoped && len(args) == 0:
+				return fmt.Errorf("name the VMs to reset, or give --profile PATH (all VMs of that profile), or --all (every VM on the host)")
+			case yes && !all:
+				return fmt.Errorf("--yes only confirms --all")
 			}
 			var res []orchestrator.ResetResult
 			start := time.Now()
 			err := connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
-				names, locks, err := f.lockNamedOrAll(cmd.Context(), e, args, "reset", lockWait)
+				names := args
+				if len(names) == 0 {
+					doms, err := e.Managed(cmd.Context(), nil)
+					if err != nil {
+						return err
+					}
+					if len(doms) == 0 {
+						return fmt.Errorf("no VM to reset: legacyvm manages none here")
+					}
+					for _, d := range doms {
+						names = append(names, d.Name)
+					}
+					if all {
+						if err := confirmResetAll(f, doms, yes); err != nil {
+							return err
+						}
+					}
+				}
+				names, locks, err := f.lockNamedOrAll(cmd, e, names, "reset", lockWait)
 				if err != nil {
 					return err
 				}
 				defer locks.Release()
-				if len(names) == 0 {
-					return nil // --all with no managed VM
-				}
 				if res, err = e.Reset(cmd.Context(), names, to); err != nil {
 					return err
 				}
@@ -425,7 +506,8 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host")
+	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host, of every profile (asks first)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with --all: do not ask for confirmation")
 	cmd.Flags().StringVar(&to, "to", "", "revert to this snapshot instead of the baseline")
 	cmd.Flags().BoolVar(&startVMs, "start", false, "start VMs that the snapshot left shut off")
 	addLockWaitFlag(cmd, &lockWait)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,7 +21,9 @@ func newCmdStatus(f *Factory) *cobra.Command {
 		Long: `Status lists the VMs legacyvm manages on the host: the ones of the profile at
 PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
-snapshots it has and whether its baseline exists, and the licence it uses.
+snapshots it has and whether its baseline exists, when its snapshot policy
+takes the next scheduled snapshot (host time; "due" when the daemon or
+run-due takes it at its next tick), and the licence it uses.
 Then its doors (publish and egress): where the relay listens, for whom, to
 where, whether legacyvm daemon's relay listens, and its connection counts
 (relayed, refused, open now).`,
@@ -31,7 +34,14 @@ where, whether legacyvm daemon's relay listens, and its connection counts
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			profile, uri := "", f.URI()
-			if !all {
+			if all && len(args) > 0 {
+				return fmt.Errorf("give a profile PATH or --all, not both")
+			}
+			if all {
+				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+					return err
+				}
+			} else {
 				p, err := f.loadProfile(pathArg(args))
 				if err != nil {
 					return err
@@ -41,7 +51,7 @@ where, whether legacyvm daemon's relay listens, and its connection counts
 			}
 			hv, err := f.Connect(ctx, uri)
 			if err != nil {
-				return fmt.Errorf("connect to %s: %w", uri, err)
+				return connectError(uri, err)
 			}
 			defer hv.Close()
 			st, err := orchestrator.Status(ctx, hv, profile)
@@ -63,13 +73,21 @@ where, whether legacyvm daemon's relay listens, and its connection counts
 				return nil
 			}
 			tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tLICENCE")
+			now := time.Now()
+			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE")
 			for _, s := range st {
 				state := string(s.State)
 				if !s.Provisioned {
 					state += " (provisioning)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License))
+				next := "-"
+				if s.NextSnapshot != nil {
+					next = s.NextSnapshot.Local().Format("2006-01-02 15:04")
+					if !s.NextSnapshot.After(now) {
+						next = "due"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), next, dash(s.License))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

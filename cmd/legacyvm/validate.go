@@ -39,7 +39,7 @@ With -o json the result is printed as one JSON document on stdout:
      "range": {"filename": "...", "start": {"line": L, "column": C, "byte": B},
                "end": {...}}}]}`,
 		Example: `  # Validate the profile in the current directory
-  legacyvm validate
+  cd examples/lab && legacyvm validate
 
   # Validate an example, with a variable set on the command line
   legacyvm validate examples/single-vm -var golden=/srv/images/win7.qcow2
@@ -61,18 +61,15 @@ With -o json the result is printed as one JSON document on stdout:
 	return cmd
 }
 
-// completeProfilePath completes directories and .hcl files.
-func completeProfilePath(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	return []string{"hcl"}, cobra.ShellCompDirectiveFilterFileExt
-}
-
 func validateRun(opts *ValidateOptions) error {
 	p, diags := profiles.Load(opts.Path, profiles.LoadOptions{Vars: opts.Vars, VarFiles: opts.VarFiles, Getenv: opts.Getenv})
 	errs, warns := countDiags(diags)
 	if opts.JSON {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(diagnosticsJSON(diags)); err != nil {
+		doc := diagnosticsJSON(diags)
+		doc.Profile, doc.NameDeclared = p.Name, p.NameRange != nil
+		if err := enc.Encode(doc); err != nil {
 			return err
 		}
 		if errs > 0 {
@@ -90,13 +87,14 @@ func validateRun(opts *ValidateOptions) error {
 		return silent(exitError)
 	}
 	fmt.Fprintf(opts.IO.Out, "Profile %s is valid: %s.\n", p.Name, profileSummary(p))
+	fmt.Fprintf(opts.IO.Out, "Its name %s.\n", nameOrigin(p))
 	return nil
 }
 
 // writeDiagnostics prints diagnostics with source snippets to stderr,
 // in colour only when stderr is a terminal.
 func writeDiagnostics(io *IOStreams, sources map[string]*hcl.File, diags hcl.Diagnostics) error {
-	w := hcl.NewDiagnosticTextWriter(io.ErrOut, sources, uint(io.TerminalWidth()), io.ErrTTY)
+	w := hcl.NewDiagnosticTextWriter(io.ErrOut, sources, uint(io.TerminalWidth()), io.ErrTTY && !io.NoColor)
 	return w.WriteDiagnostics(diags)
 }
 
@@ -120,6 +118,15 @@ func pluralize(n int, sing, pl string) string {
 
 // profileSummary is e.g. "2 VMs (3 instances), 1 network, 1 licence,
 // 1 snapshot policy".
+// nameOrigin says where a profile's name comes from (the name identifies
+// its VMs in libvirt).
+func nameOrigin(p *profiles.Profile) string {
+	if r := p.NameRange; r != nil {
+		return fmt.Sprintf("is declared at %s:%d", r.Filename, r.Start.Line)
+	}
+	return fmt.Sprintf("comes from the path %s: moving or renaming it changes the profile's identity; declare profile { name = %q } to keep it", p.Path, p.Name)
+}
+
 func profileSummary(p *profiles.Profile) string {
 	parts := []string{
 		fmt.Sprintf("%s (%s)", pluralize(len(p.VMs), "VM", "VMs"), pluralize(len(p.Instances), "instance", "instances")),
@@ -162,6 +169,10 @@ type jsonDiagnostic struct {
 }
 
 type jsonValidate struct {
+	// Profile is the profile's name (what its VMs are labelled with);
+	// NameDeclared says whether a profile block declares it.
+	Profile      string           `json:"profile"`
+	NameDeclared bool             `json:"name_declared"`
 	Valid        bool             `json:"valid"`
 	ErrorCount   int              `json:"error_count"`
 	WarningCount int              `json:"warning_count"`

@@ -61,12 +61,17 @@ makes a few libvirt calls: it is cheap enough to run from monitoring.
 Exit status 1 when a check fails (with --strict, also on warnings).`,
 		Example: `  legacyvm verify examples/lab
   legacyvm verify --all -o json
-  legacyvm verify --strict ./acct || alert "acct VMs are not isolated"`,
+  legacyvm verify --strict examples/lab || alert "acct VMs are not isolated"`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.All && len(args) > 0 {
 				return fmt.Errorf("give a profile PATH or --all, not both")
+			}
+			if opts.All {
+				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+					return err
+				}
 			}
 			opts.Path = pathArg(args)
 			return verifyRun(cmd.Context(), f, opts)

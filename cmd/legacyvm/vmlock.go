@@ -41,7 +41,10 @@ func (f *Factory) lockVMs(ctx context.Context, uri string, names []string, purpo
 // lockNamedOrAll locks the VMs named, or every managed VM on the engine's
 // host when names is empty, and returns the names locked (the set the
 // command must work on, so that a VM created meanwhile is left alone).
-func (f *Factory) lockNamedOrAll(ctx context.Context, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+// The locks are taken on the command's scope host (--profile's, else
+// --connect's).
+func (f *Factory) lockNamedOrAll(cmd *cobra.Command, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+	ctx := cmd.Context()
 	if len(names) == 0 {
 		all, err := e.ManagedVMs(ctx)
 		if err != nil {
@@ -52,7 +55,11 @@ func (f *Factory) lockNamedOrAll(ctx context.Context, e *orchestrator.Engine, na
 		}
 		names = all
 	}
-	locks, err := f.lockVMs(ctx, f.URI(), names, purpose, wait)
+	sc, err := f.resolveScope(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	locks, err := f.lockVMs(ctx, sc.URI, names, purpose, wait)
 	return names, locks, err
 }
 

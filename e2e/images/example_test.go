@@ -35,15 +35,15 @@ func TestGoldenImageExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := []string{"--var", "iso=" + h.Guest.Installer, "--var", "iso_sha256=" + fileSHA256(t, h.Guest.Installer)}
-	env := []string{"ACCT_KEY_1=" + key1, "ACCT_KEY_2=" + key2}
+	env := []string{"GOLD_KEY_1=" + key1, "GOLD_KEY_2=" + key2}
 
 	r := run(t, h, w, nil, 0, append([]string{"image", "build", dir, "w7pro"}, vars...)...)
 	if !strings.Contains(r.Stdout, "Built image w7pro version 1") {
 		t.Errorf("build:\n%s", r)
 	}
-	recs := map[string]*serialRecorder{"acct-1": recordSerial(h.SerialLog("acct-1")), "acct-2": recordSerial(h.SerialLog("acct-2"))}
+	recs := map[string]*serialRecorder{"gold-1": recordSerial(h.SerialLog("gold-1")), "gold-2": recordSerial(h.SerialLog("gold-2"))}
 	run(t, h, w, env, 0, append([]string{"apply", "--auto-approve", dir}, vars...)...)
-	for _, vm := range []string{"acct-1", "acct-2"} {
+	for _, vm := range []string{"gold-1", "gold-2"} {
 		log := recs[vm].all()
 		w.add("serial "+vm, log)
 		inOrder(t, vm, log, "RIG answer file=Unattend.xml computername="+strings.ToUpper(vm), "RIG specialize generalized=yes")

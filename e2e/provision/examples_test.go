@@ -262,11 +262,19 @@ func testExample(t *testing.T, c exampleCase) {
 		if s.State != "running" || !s.Provisioned || s.Baseline != "clean" || s.Snapshots != 1 || s.IP != hh.IP || s.Network != "lvm-"+c.network.name {
 			t.Errorf("status of %s: %+v, want running, provisioned, baseline clean (1 snapshot), ip %s on lvm-%s", s.Name, s, hh.IP, c.network.name)
 		}
+		// ops-daily snapshots at 02:30 host time: status says when next.
+		if c.dir == "ops-daily" {
+			next, err := time.Parse(time.RFC3339, s.NextSnapshot)
+			if err != nil || s.Schedule != "30 2 * * *" || next.Local().Hour() != 2 || next.Local().Minute() != 30 || !next.After(time.Now()) {
+				t.Errorf("status of %s: next snapshot %q (schedule %q), want the coming 02:30", s.Name, s.NextSnapshot, s.Schedule)
+			}
+		}
 	}
 
 	// A reset to the baseline (taken with memory for ops-daily, shut off for
 	// the others) is not drift either.
-	run(0, append([]string{"reset"}, domains...)...)
+	// --profile scopes the reset to this profile (and takes its variables).
+	run(0, append([]string{"reset", "--profile", dir}, domains...)...)
 	run(0, "plan", dir)
 
 	// No secret anywhere: command outputs, libvirt's documents, consoles.

@@ -423,6 +423,9 @@ type statusJSON struct {
 		Policy      string `json:"policy"`
 		VNC         string `json:"vnc"`
 		Created     string `json:"created"`
+		// NextSnapshot and Schedule: only for VMs with a scheduled policy.
+		NextSnapshot string `json:"next_snapshot"`
+		Schedule     string `json:"schedule"`
 	} `json:"vms"`
 }
 

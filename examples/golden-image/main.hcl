@@ -1,10 +1,11 @@
 # golden-image: build a sysprepped Windows 7 golden image from your own media,
 # then clone two VMs from it by reference.
 #
-#   sha256sum /srv/iso/win7-sp1-x64.iso          # put the first column in iso_sha256
-#   legacyvm image build examples/golden-image w7pro -var iso=... -var iso_sha256=...
+#   export LEGACYVM_VAR_iso=/srv/iso/win7-sp1-x64.iso
+#   export LEGACYVM_VAR_iso_sha256=$(sha256sum /srv/iso/win7-sp1-x64.iso | cut -d' ' -f1)
+#   legacyvm image build examples/golden-image w7pro
 #   legacyvm image list examples/golden-image
-#   ACCT_KEY_1=... ACCT_KEY_2=... legacyvm apply examples/golden-image -var iso=... -var iso_sha256=...
+#   GOLD_KEY_1=$(pass win7/gold-1) GOLD_KEY_2=$(pass win7/gold-2) legacyvm apply examples/golden-image
 #
 # The build runs in a temporary VM without any network and uses no product
 # key: the image holds none. Each clone gets its own computer name and key in
@@ -27,14 +28,14 @@ variable "drivers" {
   default     = "drivers"
 }
 
-license "acct-1" {
-  product_key = env("ACCT_KEY_1")
+license "gold-1" {
+  product_key = env("GOLD_KEY_1")
   edition     = "professional"
   channel     = "retail"
 }
 
-license "acct-2" {
-  product_key = env("ACCT_KEY_2")
+license "gold-2" {
+  product_key = env("GOLD_KEY_2")
   edition     = "professional"
   channel     = "retail"
 }
@@ -61,7 +62,7 @@ network "golden" {
 
 snapshot_policy "clean" {}
 
-vm "acct" {
+vm "gold" {
   count  = 2
   os     = "win7-x64"
   memory = "4GiB"
@@ -69,9 +70,9 @@ vm "acct" {
     image = image.w7pro # pinned: each VM stays on the version it was cloned from
   }
   windows {
-    computer_name = "ACCT-${count.index}"
+    computer_name = "GOLD-${count.index}"
   }
-  licenses        = [license.acct-1, license.acct-2]
+  licenses        = [license.gold-1, license.gold-2]
   network         = network.golden
   snapshot_policy = snapshot_policy.clean
 }

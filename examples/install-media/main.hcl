@@ -13,7 +13,13 @@
 #   mkdir -p secrets && chmod 700 secrets
 #   printf '%s\n' 'XXXXX-XXXXX-XXXXX-XXXXX-XXXXX' > secrets/win7.key
 #   chmod 600 secrets/win7.key
-#   legacyvm apply examples/install-media -var iso=/srv/iso/win7-sp1-x64.iso
+#   legacyvm apply examples/install-media      # -var iso=PATH for another ISO
+
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "install-media"
+}
 
 variable "iso" {
   description = "Your Windows 7 SP1 x64 installation ISO."

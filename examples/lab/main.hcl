@@ -11,6 +11,12 @@
 #   legacyvm apply examples/lab
 #   xfreerdp /v:10.77.0.x      # from the host only
 
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "lab"
+}
+
 variable "golden" {
   default = "/var/lib/libvirt/images/win7-sp1-x64-golden.qcow2"
 }

@@ -1,7 +1,8 @@
 # ops-daily: one long-lived VM that keeps a legacy application running.
 #
-# The VM is snapshotted every day at 02:30 (host time, with a stable per-VM
-# jitter) including its memory, so a revert resumes exactly where it was.
+# The VM is snapshotted every day at 02:30 (host time; with schedule =
+# "@daily" each VM would get its own stable time within window, by default
+# 01:00-05:00) including its memory, so a revert resumes exactly where it was.
 # Retention keeps the 7 newest daily snapshots and deletes any older than
 # 30 days; the "clean" baseline taken after provisioning is never deleted.
 # The network allows exactly two flows: RDP from the host for the operators,
@@ -12,7 +13,13 @@
 #
 #   install -m 600 /dev/null keys/ops.key && $EDITOR keys/ops.key
 #   legacyvm apply examples/ops-daily
-#   legacyvm daemon examples/ops-daily     # runs the schedule
+#   legacyvm daemon                        # runs the schedules of every VM on the host
+
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "ops-daily"
+}
 
 locals {
   app = "ledger"

@@ -8,7 +8,13 @@
 # media, and there is no licence because no Windows runs.
 #
 #   legacyvm validate examples/quickstart
-#   legacyvm apply examples/quickstart -var golden=/path/to/standin.qcow2
+#   legacyvm apply examples/quickstart   # -var golden=PATH; ./scripts/run demo does it all
+
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "quickstart"
+}
 
 variable "golden" {
   description = "The stand-in guest image (built by the test harness)."

@@ -13,6 +13,12 @@
 #   legacyvm validate examples/single-vm
 #   legacyvm apply examples/single-vm
 
+# The profile declares its name: it identifies its VMs in libvirt, so moving
+# or renaming this directory keeps them.
+profile {
+  name = "single-vm"
+}
+
 variable "golden" {
   description = "Path of the sysprepped Windows 7 SP1 x64 golden image on the libvirt host."
   default     = "/var/lib/libvirt/images/win7-sp1-x64-golden.qcow2"

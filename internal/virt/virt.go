@@ -408,6 +408,9 @@ type PolicyRef struct {
 	MaxAge     string `json:"max_age,omitempty"`
 	Memory     bool   `json:"memory,omitempty"`
 	OnShutdown string `json:"on_shutdown,omitempty"`
+	// Window bounds the jitter of @daily/@weekly/@monthly ("01:00-05:00");
+	// empty means the default window.
+	Window string `json:"window,omitempty"`
 }
 
 // NetworkSpec is the desired definition of an isolated network. It never

@@ -114,6 +114,7 @@ type policyRefXML struct {
 	MaxAge     string `xml:"max-age,attr,omitempty"`
 	Memory     bool   `xml:"memory,attr,omitempty"`
 	OnShutdown string `xml:"on-shutdown,attr,omitempty"`
+	Window     string `xml:"window,attr,omitempty"`
 }
 
 // libosinfoXML is libosinfo's <libosinfo:libosinfo><libosinfo:os id=.../>.
@@ -228,7 +229,7 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 		}
 		w.Policy = &policyRefXML{
 			Name: p.Name, Baseline: p.Baseline, Schedule: p.Schedule, Keep: p.Keep,
-			MaxAge: p.MaxAge, Memory: p.Memory, OnShutdown: p.OnShutdown,
+			MaxAge: p.MaxAge, Memory: p.Memory, OnShutdown: p.OnShutdown, Window: p.Window,
 		}
 		fields = append(fields,
 			struct{ name, value string }{"policy name", p.Name},
@@ -348,7 +349,7 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 	if p := found.Policy; p != nil {
 		m.Policy = &virt.PolicyRef{
 			Name: p.Name, Baseline: p.Baseline, Schedule: p.Schedule, Keep: p.Keep,
-			MaxAge: p.MaxAge, Memory: p.Memory, OnShutdown: p.OnShutdown,
+			MaxAge: p.MaxAge, Memory: p.Memory, OnShutdown: p.OnShutdown, Window: p.Window,
 		}
 	}
 	if found.Doors != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,24 @@ func startEventLoop() error {
 	return eventLoopErr
 }
 
+// ConnectHint says what to do about a failed connection, from libvirt's
+// message: the daemon is not running, or this user may not use its socket.
+// "" when there is nothing useful to add.
+func ConnectHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "No such file or directory") && strings.Contains(msg, "socket"),
+		strings.Contains(msg, "Connection refused"):
+		return "Hint: libvirtd is not running (or listens on another socket). Start it: " +
+			"\"systemctl enable --now libvirtd\" on a systemd host, else \"virtlogd -d && libvirtd -d\" as root " +
+			"(docs/install.md). For a private test daemon: \"bin/testenv up\" prints a LIBVIRT_DEFAULT_URI to use."
+	case strings.Contains(msg, "Permission denied"), strings.Contains(msg, "authentication unavailable"),
+		strings.Contains(msg, "access denied"):
+		return "Hint: this user may not use libvirt's system socket. Run as root, or add yourself to the " +
+			"libvirt group (\"adduser $USER libvirt\", then log in again) (docs/install.md)."
+	}
+	return ""
+}
+
 // Connect opens a connection to the libvirt daemon at uri (for example
 // "qemu:///system") with keepalive. Close it when done.
 func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
@@ -78,10 +97,14 @@ func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
 	}
 	conn, err := libvirt.NewConnect(uri)
 	if err != nil {
-		if e := wrap(op, uri, err); errors.Is(e, virt.ErrConnection) {
-			return nil, e
+		e := wrap(op, uri, err)
+		if !errors.Is(e, virt.ErrConnection) {
+			e = fmt.Errorf("%s %q: %w: %s", op, uri, virt.ErrConnection, message(err))
 		}
-		return nil, fmt.Errorf("%s %q: %w: %s", op, uri, virt.ErrConnection, message(err))
+		if hint := ConnectHint(message(err)); hint != "" {
+			e = fmt.Errorf("%w\n%s", e, hint)
+		}
+		return nil, e
 	}
 	h := &Hypervisor{conn: conn, uri: uri, subs: map[*subscription]struct{}{}, eventsID: -1}
 	// Drivers that run inside this process (test:///) have no connection

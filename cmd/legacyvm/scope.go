@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/orchestrator"
+)
+
+// Global flags that only mean something to some commands: using one where
+// it means nothing is an error instead of being silently ignored (issue
+// 10: reset --all --var-file /nonexistent exited 0).
+const (
+	// annotNoProfile marks a command that never loads a profile: --var and
+	// --var-file are errors there. Commands that load one only sometimes
+	// (reset without --profile, status --all) check with noProfileFlags.
+	annotNoProfile = "legacyvm/no-profile"
+	// annotProgress marks a command that reports progress (--progress).
+	annotProgress = "legacyvm/progress"
+)
+
+// profileFlagNames are the global flags that feed profile loading.
+var profileFlagNames = []string{"var", "var-file"}
+
+// Traits of the built-in commands, by command path. A command added later
+// accepts the profile flags (it may load a profile) and rejects
+// --progress until it is listed here.
+var (
+	noProfileCommands = []string{"fmt", "doctor", "daemon", "version", "gen-man"}
+	progressCommands  = []string{"apply", "destroy", "start", "stop", "reset",
+		"snapshot create", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
+	// scopedCommands take VM names and get --profile PATH.
+	scopedCommands = []string{"start", "stop", "console", "reset",
+		"snapshot create", "snapshot list", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
+)
+
+// annotateCommands applies the traits above to root's command tree.
+func annotateCommands(root *cobra.Command) {
+	find := func(path string) *cobra.Command {
+		c, _, err := root.Find(strings.Fields(path))
+		if err != nil || c == root {
+			panic("annotateCommands: no command " + path)
+		}
+		return c
+	}
+	set := func(c *cobra.Command, k string) {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[k] = "yes"
+	}
+	for _, p := range noProfileCommands {
+		set(find(p), annotNoProfile)
+	}
+	for _, p := range progressCommands {
+		set(find(p), annotProgress)
+	}
+	for _, p := range scopedCommands {
+		addProfileScope(find(p))
+	}
+}
+
+// checkFlagsApply rejects global flags the command does not honour.
+func checkFlagsApply(cmd *cobra.Command) error {
+	builtin := cmd.Name() == "help" || cmd.Name() == "completion" || (cmd.HasParent() && cmd.Parent().Name() == "completion")
+	if cmd.Annotations[annotNoProfile] != "" || builtin {
+		for _, n := range profileFlagNames {
+			if fl := cmd.Flags().Lookup(n); fl != nil && fl.Changed {
+				return fmt.Errorf("--%s does not apply to %q: it sets profile variables, and this command loads no profile", n, cmd.CommandPath())
+			}
+		}
+	}
+	if cmd.Annotations[annotProgress] == "" {
+		if fl := cmd.Flags().Lookup("progress"); fl != nil && fl.Changed {
+			return fmt.Errorf("--progress does not apply to %q: it reports no progress", cmd.CommandPath())
+		}
+	}
+	return nil
+}
+
+// noProfileFlags is for the branch of a "scoped" command that loads no
+// profile: profile flags are an error there, naming how to give one.
+func (f *Factory) noProfileFlags(cmd *cobra.Command, how string) error {
+	for _, n := range profileFlagNames {
+		if fl := cmd.Flags().Lookup(n); fl != nil && fl.Changed {
+			return fmt.Errorf("--%s does not apply here: %q loads no profile unless %s", n, cmd.CommandPath(), how)
+		}
+	}
+	return nil
+}
+
+// addProfileScope gives a command that takes VM names a --profile PATH
+// flag: its VMs are then looked up on the profile's host and must belong to
+// that profile.
+func addProfileScope(cmd *cobra.Command) {
+	cmd.Flags().String("profile", "", "only VMs of the profile at this path (directory or .hcl file), on its host")
+	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfilePath)
+}
+
+// scope is where a command that takes VM names works: the URI and, with
+// --profile, the profile name that limits it.
+type scope struct {
+	URI     string
+	Profile string
+}
+
+// resolveScope reads --profile (when the command has it) and returns the
+// URI and profile name to work on.
+func (f *Factory) resolveScope(cmd *cobra.Command) (scope, error) {
+	path := ""
+	if fl := cmd.Flags().Lookup("profile"); fl != nil {
+		path = fl.Value.String()
+	}
+	if path == "" {
+		return scope{URI: f.URI()}, f.noProfileFlags(cmd, "--profile PATH is given")
+	}
+	p, err := f.loadProfile(path)
+	if err != nil {
+		return scope{}, err
+	}
+	return scope{URI: orchestrator.HostURI(p.Hosts[0], f.planOptions()), Profile: p.Name}, nil
+}
+
+// connectScope connects to the scope's host.
+func (f *Factory) connectScope(cmd *cobra.Command) (virt.Hypervisor, scope, error) {
+	sc, err := f.resolveScope(cmd)
+	if err != nil {
+		return nil, sc, err
+	}
+	hv, err := f.Connect(cmd.Context(), sc.URI)
+	if err != nil {
+		return nil, sc, connectError(sc.URI, err)
+	}
+	return hv, sc, nil
+}
+
+// progressModes are the values of --progress.
+var progressModes = []string{"auto", "plain", "none"}
+
+// progressMode is what --progress=auto resolves to: "board" only when
+// stderr is a terminal that can redraw (TERM is set and not "dumb"),
+// NO_COLOR is not set and the output is not JSON; else "plain".
+func (f *Factory) progressMode() string {
+	switch f.Progress {
+	case "plain", "none":
+		return f.Progress
+	}
+	if !f.IO.ErrTTY || f.JSON() || noColor(f.Getenv) {
+		return "plain"
+	}
+	return "board"
+}
+
+func validProgress(v string) error {
+	for _, m := range progressModes {
+		if v == m {
+			return nil
+		}
+	}
+	return fmt.Errorf("--progress must be one of %s, not %q", strings.Join(progressModes, ", "), v)
+}
+
+// connectError wraps a failed connection (the adapter's error already says
+// what to do about the usual causes).
+func connectError(uri string, err error) error {
+	return fmt.Errorf("connect to %s: %w", uri, err)
+}
