@@ -27,6 +27,10 @@ type VMStatus struct {
 	Policy    string    `json:"policy,omitempty"`
 	VNC       string    `json:"vnc,omitempty"`
 	Created   time.Time `json:"created,omitempty"`
+	// Host and URI say where the VM runs (set by callers that list
+	// several hosts).
+	Host string `json:"host,omitempty"`
+	URI  string `json:"uri,omitempty"`
 }
 
 // Status lists the VMs legacyvm manages on hv; profile "" means all

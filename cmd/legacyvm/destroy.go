@@ -65,9 +65,18 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 		return err
 	}
 	defer orchestrator.CloseAll(hps)
-	if !f.showPlans(hps) {
+	sk := skippedHosts(hps)
+	hps = orchestrator.Planned(hps)
+	changes := f.showPlans(hps)
+	f.reportSkipped(sk)
+	if !changes {
 		if f.JSON() {
-			return writeApplyJSON(f, p.Name, nil)
+			if err := writeApplyJSON(f, p.Name, nil, sk); err != nil {
+				return err
+			}
+		}
+		if len(sk) > 0 {
+			return f.partialSummary("nothing to destroy", len(hps), sk)
 		}
 		return nil
 	}
@@ -81,5 +90,5 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 			return errors.New("cancelled: nothing was deleted")
 		}
 	}
-	return f.executePlans(ctx, p, hps, "Destroyed")
+	return f.executePlans(ctx, p, hps, "Destroyed", sk)
 }

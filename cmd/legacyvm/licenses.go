@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -78,24 +79,37 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 			return err
 		}
 		seen := map[string]bool{}
-		for _, part := range orchestrator.Split(p) {
-			u := orchestrator.HostURI(part.Hosts[0], f.planOptions())
+		for _, h := range p.Hosts {
+			u := orchestrator.HostURI(h, f.planOptions())
 			if !seen[u] {
 				seen[u] = true
 				uris = append(uris, u)
 			}
 		}
 	}
-	var hosts []orchestrator.HostDomains
+	var (
+		hosts []orchestrator.HostDomains
+		sk    []skippedHost
+	)
 	for _, uri := range uris {
-		hv, err := f.Connect(ctx, uri)
+		doms, err := func() ([]virt.Domain, error) {
+			hv, err := f.Connect(ctx, uri)
+			if err != nil {
+				return nil, fmt.Errorf("connect to %s: %w", uri, err)
+			}
+			defer hv.Close()
+			doms, err := hv.ListDomains(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list domains on %s: %w", uri, err)
+			}
+			return doms, nil
+		}()
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", uri, err)
-		}
-		doms, err := hv.ListDomains(ctx)
-		_ = hv.Close()
-		if err != nil {
-			return fmt.Errorf("list domains on %s: %w", uri, err)
+			if len(uris) == 1 {
+				return err
+			}
+			sk = append(sk, skippedHost{URI: uri, Error: err.Error()})
+			continue
 		}
 		hosts = append(hosts, orchestrator.HostDomains{URI: uri, Domains: doms})
 	}
@@ -106,9 +120,19 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		}
 		enc := json.NewEncoder(f.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"hosts": uris, "licenses": inv})
+		doc := map[string]any{"hosts": uris, "licenses": inv}
+		if len(sk) > 0 {
+			doc["skipped"] = sk
+		}
+		if err := enc.Encode(doc); err != nil {
+			return err
+		}
+	} else {
+		writeLicencesText(f.IO.Out, f.IO.ErrOut, uris, inv, p)
 	}
-	writeLicencesText(f.IO.Out, f.IO.ErrOut, uris, inv, p)
+	if f.reportSkipped(sk) {
+		return f.partialSummary("licences listed", len(hosts), sk)
+	}
 	return nil
 }
 

@@ -73,17 +73,22 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
+	sk := skippedHosts(hps)
+	hps = orchestrator.Planned(hps)
 	for _, hp := range hps {
 		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, time.Now())...)
 	}
 	if f.JSON() {
-		if err := writePlanJSON(f.IO.Out, hps); err != nil {
+		if err := writePlanJSON(f.IO.Out, hps, sk); err != nil {
 			return err
 		}
 	} else {
 		for _, hp := range hps {
 			writePlanText(f.IO.Out, hp.Plan)
 		}
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("planned", len(hps), sk)
 	}
 	for _, hp := range hps {
 		if hp.Plan.HasChanges() {
@@ -97,10 +102,12 @@ type planJSON struct {
 	Profile    string               `json:"profile"`
 	Hosts      []*orchestrator.Plan `json:"hosts"`
 	HasChanges bool                 `json:"has_changes"`
+	// Skipped are hosts that could not be planned (unreachable).
+	Skipped []skippedHost `json:"skipped,omitempty"`
 }
 
-func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan) error {
-	doc := planJSON{}
+func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan, sk []skippedHost) error {
+	doc := planJSON{Skipped: sk}
 	for _, hp := range hps {
 		doc.Profile = hp.Plan.Profile
 		doc.Hosts = append(doc.Hosts, hp.Plan)

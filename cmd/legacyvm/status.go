@@ -18,53 +18,17 @@ func newCmdStatus(f *Factory) *cobra.Command {
 		Long: `Status lists the VMs legacyvm manages on the host: the ones of the profile at
 PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
-snapshots it has and whether its baseline exists, and the licence it uses.`,
+snapshots it has and whether its baseline exists, and the licence it uses.
+A profile with several host blocks is shown across all of them, with a
+HOST column; a host that does not answer is reported and skipped, and the
+command then ends with exit status 3 (partial).`,
 		Example: `  legacyvm status examples/lab
+  legacyvm status examples/multihost -o json
   legacyvm status --all -o json`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			profile, uri := "", f.URI()
-			if !all {
-				p, err := f.loadProfile(pathArg(args))
-				if err != nil {
-					return err
-				}
-				profile = p.Name
-				uri = orchestrator.HostURI(p.Hosts[0], f.planOptions())
-			}
-			hv, err := f.Connect(ctx, uri)
-			if err != nil {
-				return fmt.Errorf("connect to %s: %w", uri, err)
-			}
-			defer hv.Close()
-			st, err := orchestrator.Status(ctx, hv, profile)
-			if err != nil {
-				return err
-			}
-			if f.JSON() {
-				if st == nil {
-					st = []orchestrator.VMStatus{}
-				}
-				enc := json.NewEncoder(f.IO.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"host": uri, "vms": st})
-			}
-			if len(st) == 0 {
-				fmt.Fprintf(f.IO.Out, "No VMs managed by legacyvm on %s.\n", uri)
-				return nil
-			}
-			tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tLICENCE")
-			for _, s := range st {
-				state := string(s.State)
-				if !s.Provisioned {
-					state += " (provisioning)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License))
-			}
-			return tw.Flush()
+			return statusRun(cmd, f, all, args)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "show the VMs of every profile on the host")
@@ -76,4 +40,108 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+type statusHost struct {
+	Host  string `json:"host"`
+	URI   string `json:"uri"`
+	Error string `json:"error,omitempty"`
+	VMs   int    `json:"vms"`
+}
+
+func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
+	ctx := cmd.Context()
+	profile := ""
+	type target struct{ name, uri string }
+	targets := []target{{"", f.URI()}}
+	if !all {
+		p, err := f.loadProfile(pathArg(args))
+		if err != nil {
+			return err
+		}
+		profile = p.Name
+		targets = nil
+		seen := map[string]bool{}
+		for _, h := range p.Hosts {
+			u := orchestrator.HostURI(h, f.planOptions())
+			if !seen[u] {
+				seen[u] = true
+				targets = append(targets, target{h.Name, u})
+			}
+		}
+	}
+	var (
+		vms   []orchestrator.VMStatus
+		hosts []statusHost
+		sk    []skippedHost
+	)
+	for _, t := range targets {
+		sh := statusHost{Host: t.name, URI: t.uri}
+		st, err := func() ([]orchestrator.VMStatus, error) {
+			hv, err := f.Connect(ctx, t.uri)
+			if err != nil {
+				return nil, fmt.Errorf("connect to %s: %w", t.uri, err)
+			}
+			defer hv.Close()
+			return orchestrator.Status(ctx, hv, profile)
+		}()
+		if err != nil {
+			if len(targets) == 1 {
+				return err
+			}
+			sh.Error = err.Error()
+			sk = append(sk, skippedHost{Host: t.name, URI: t.uri, Error: err.Error()})
+		}
+		for i := range st {
+			st[i].Host, st[i].URI = t.name, t.uri
+		}
+		sh.VMs = len(st)
+		hosts = append(hosts, sh)
+		vms = append(vms, st...)
+	}
+	if f.JSON() {
+		if vms == nil {
+			vms = []orchestrator.VMStatus{}
+		}
+		enc := json.NewEncoder(f.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"host": targets[0].uri, "hosts": hosts, "vms": vms}); err != nil {
+			return err
+		}
+	} else if err := writeStatusText(f, targets[0].uri, len(targets) > 1, vms); err != nil {
+		return err
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("status shown", len(targets)-len(sk), sk)
+	}
+	return nil
+}
+
+func writeStatusText(f *Factory, uri string, multi bool, st []orchestrator.VMStatus) error {
+	if len(st) == 0 {
+		if multi {
+			fmt.Fprintln(f.IO.Out, "No VMs managed by legacyvm on the profile's hosts.")
+		} else {
+			fmt.Fprintf(f.IO.Out, "No VMs managed by legacyvm on %s.\n", uri)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+	head := "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tLICENCE"
+	if multi {
+		head += "\tHOST"
+	}
+	fmt.Fprintln(tw, head)
+	for _, s := range st {
+		state := string(s.State)
+		if !s.Provisioned {
+			state += " (provisioning)"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License))
+		if multi {
+			line += "\t" + s.Host
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
 }
