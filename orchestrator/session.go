@@ -270,6 +270,9 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 		pool = virt.Pool{Name: poolName, Path: "/var/lib/libvirt/images"}
 	}
 	t := Target{URI: hp.URI, Accel: accel, Pool: pool, SerialLogDir: opts.SerialLogDir}
+	var imgDiags hcl.Diagnostics
+	t.Images, t.Uploads, imgDiags = planImages(p, hp.URI, o, poolName, pool.Path)
+	diags = append(diags, imgDiags...)
 	ds, err := Desired(p, t, o)
 	if err != nil {
 		return diags, err
