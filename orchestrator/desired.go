@@ -64,7 +64,7 @@ type DesiredVM struct {
 	// HostImage is the golden image's path on the host (Image, unless it
 	// was uploaded there under another name).
 	HostImage string
-	Clone profiles.CloneMode
+	Clone     profiles.CloneMode
 	// Answer says whether provisioning needs answer media (and so the
 	// licence key): installs and golden images prepared by specialize.
 	Answer bool
