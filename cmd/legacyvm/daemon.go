@@ -19,7 +19,7 @@ func newCmdDaemon(f *Factory) *cobra.Command {
 		logJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "daemon",
+		Use:   "daemon [PATH...]",
 		Short: "Run snapshot schedules and revert-on-shutdown",
 		Long: `Daemon runs every managed VM's snapshot schedule (one tick a minute: retention
 first, then the snapshot that is due; one VM at a time per VM, retried when
@@ -30,6 +30,12 @@ started again) after its guest shuts itself down.
 It keeps no state: policies and schedules are read from libvirt at every tick.
 It reconnects when libvirtd restarts, logs structured lines to stderr and
 stops cleanly on SIGTERM or Ctrl-C.
+
+One daemon serves several hosts: give profile PATHs (every host block's
+uri) or --connect; each host has its own connection with keepalive and its
+own reconnect backoff. A host that goes away is logged as "host unhealthy"
+(health=unhealthy) and retried while the others go on being served; "host
+healthy again" when it is back.
 
 Under systemd (/etc/systemd/system/legacyvm.service):
 
@@ -45,8 +51,9 @@ Under systemd (/etc/systemd/system/legacyvm.service):
   [Install]
   WantedBy=multi-user.target`,
 		Example: `  legacyvm daemon
-  legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json`,
-		Args: cobra.NoArgs,
+  legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json
+  legacyvm daemon examples/multihost --log-json`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
 			defer stop()
@@ -54,19 +61,49 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 			if logJSON {
 				h = slog.NewJSONHandler(f.IO.ErrOut, nil)
 			}
-			uri := f.URI()
-			log := slog.New(h).With("uri", uri)
-			d := &orchestrator.Daemon{
-				Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
-				Tick:        tick,
-				Log:         log,
-				Parallelism: f.Parallelism,
+			uris, err := daemonURIs(f, args)
+			if err != nil {
+				return err
 			}
-			log.Info("daemon starting", "tick", tick)
-			return d.Run(ctx)
+			var ds []*orchestrator.Daemon
+			for _, uri := range uris {
+				log := slog.New(h).With("uri", uri)
+				ds = append(ds, &orchestrator.Daemon{
+					Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
+					Tick:        tick,
+					Log:         log,
+					Parallelism: f.Parallelism,
+				})
+				log.Info("daemon starting", "tick", tick)
+			}
+			return orchestrator.RunDaemons(ctx, ds)
 		},
 	}
 	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
+}
+
+// daemonURIs are the hosts the daemon serves: every host of the profiles
+// given (in order, without repeats), else --connect's URI.
+func daemonURIs(f *Factory, paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return []string{f.URI()}, nil
+	}
+	seen := map[string]bool{}
+	var uris []string
+	for _, path := range paths {
+		p, err := f.loadProfile(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range p.Hosts {
+			u := orchestrator.HostURI(h, f.planOptions())
+			if !seen[u] {
+				seen[u] = true
+				uris = append(uris, u)
+			}
+		}
+	}
+	return uris, nil
 }
