@@ -52,7 +52,7 @@ Under systemd (/etc/systemd/system/legacyvm.service):
   WantedBy=multi-user.target`,
 		Example: `  legacyvm daemon
   legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json
-  legacyvm daemon examples/multihost --log-json`,
+  legacyvm daemon examples/lab examples/ops-daily --log-json`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)

@@ -23,7 +23,6 @@ A profile with several host blocks is shown across all of them, with a
 HOST column; a host that does not answer is reported and skipped, and the
 command then ends with exit status 3 (partial).`,
 		Example: `  legacyvm status examples/lab
-  legacyvm status examples/multihost -o json
   legacyvm status --all -o json`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
