@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -102,59 +104,103 @@ func snapshotContent(s virt.Snapshot) string {
 }
 
 func newCmdSnapshotList(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	var profilePath string
+	cmd := &cobra.Command{
 		Use:   "list [VM...]",
 		Short: "List snapshots as a tree, with their kind",
 		Example: `  legacyvm snapshot list
-  legacyvm snapshot list lab-1 -o json`,
+  legacyvm snapshot list lab-1 -o json
+  legacyvm snapshot list --profile examples/lab`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				list, err := e.ListSnapshots(cmd.Context(), args)
+			var (
+				list []orchestrator.VMSnapshots
+				sk   []skippedHost
+			)
+			if profilePath == "" {
+				err := withEngine(cmd, f, func(e *orchestrator.Engine) error {
+					var err error
+					list, err = e.ListSnapshots(cmd.Context(), args)
+					return err
+				})
 				if err != nil {
 					return err
 				}
-				if f.JSON() {
-					if list == nil {
-						list = []orchestrator.VMSnapshots{}
-					}
-					return writeJSON(f, list)
-				}
-				tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
-				for _, vm := range list {
-					depth := map[string]int{}
-					for _, s := range vm.Snapshots {
-						d := 0
-						if s.Parent != "" {
-							d = depth[s.Parent] + 1
-						}
-						depth[s.Name] = d
-						name := strings.Repeat("  ", d) + s.Name
-						if s.Current {
-							name += " *"
-						}
-						exp := "-"
-						if s.Expires != nil {
-							exp = s.Expires.UTC().Format("2006-01-02 15:04")
-						}
-						kind := string(s.Kind)
-						if s.Policy != "" && s.Kind != orchestrator.SnapshotManual {
-							kind += " (" + s.Policy + ")"
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", vm.VM, name, kind, s.Created.UTC().Format("2006-01-02 15:04:05"), snapshotContent(s.Snapshot), exp)
-					}
-					if len(vm.Snapshots) == 0 {
-						fmt.Fprintf(tw, "%s\t(none)\t\t\t\t\n", vm.VM)
-					}
-				}
-				if err := tw.Flush(); err != nil {
+			} else {
+				targets, profile, err := f.profileTargets(profilePath)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintln(f.IO.ErrOut, "* = current snapshot")
-				return nil
-			})
+				sk, err = f.onEachHost(cmd.Context(), targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
+					var here []string
+					for _, vm := range vms {
+						if len(args) == 0 || slices.Contains(args, vm) {
+							here = append(here, vm)
+						}
+					}
+					if len(here) == 0 {
+						return nil
+					}
+					l, err := f.engine(hv).ListSnapshots(cmd.Context(), here)
+					list = append(list, l...)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if err := writeSnapshotList(f, list); err != nil {
+				return err
+			}
+			if f.reportSkipped(sk) {
+				return f.partialSummary("snapshots listed", 0, sk)
+			}
+			return nil
 		},
 	}
+	cmd.Flags().StringVarP(&profilePath, "profile", "p", "", "list the VMs of the profile at this path, on every host it uses")
+	return cmd
+}
+
+func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots) error {
+	if f.JSON() {
+		if list == nil {
+			list = []orchestrator.VMSnapshots{}
+		}
+		return writeJSON(f, list)
+	}
+	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
+	for _, vm := range list {
+		depth := map[string]int{}
+		for _, s := range vm.Snapshots {
+			d := 0
+			if s.Parent != "" {
+				d = depth[s.Parent] + 1
+			}
+			depth[s.Name] = d
+			name := strings.Repeat("  ", d) + s.Name
+			if s.Current {
+				name += " *"
+			}
+			exp := "-"
+			if s.Expires != nil {
+				exp = s.Expires.UTC().Format("2006-01-02 15:04")
+			}
+			kind := string(s.Kind)
+			if s.Policy != "" && s.Kind != orchestrator.SnapshotManual {
+				kind += " (" + s.Policy + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", vm.VM, name, kind, s.Created.UTC().Format("2006-01-02 15:04:05"), snapshotContent(s.Snapshot), exp)
+		}
+		if len(vm.Snapshots) == 0 {
+			fmt.Fprintf(tw, "%s\t(none)\t\t\t\t\n", vm.VM)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(f.IO.ErrOut, "* = current snapshot")
+	return nil
 }
 
 func newCmdSnapshotRevert(f *Factory) *cobra.Command {
@@ -313,9 +359,10 @@ func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []s
 
 func newCmdReset(f *Factory) *cobra.Command {
 	var (
-		all      bool
-		to       string
-		startVMs bool
+		all         bool
+		to          string
+		startVMs    bool
+		profilePath string
 	)
 	cmd := &cobra.Command{
 		Use:   "reset [VM...|--all]",
@@ -324,9 +371,14 @@ func newCmdReset(f *Factory) *cobra.Command {
 time (--parallelism at once), leaves it in the state the snapshot recorded
 (running for a memory baseline) and prints how long each took. Everything
 done since the snapshot is lost: that is the point. With --start, VMs whose
-snapshot was taken shut off are started afterwards (a clean boot).`,
+snapshot was taken shut off are started afterwards (a clean boot).
+
+With --profile PATH, reset works on every host of that profile: each VM is
+reset on the host that holds it. A host that does not answer is reported and
+skipped (exit status 3, partial).`,
 		Example: `  legacyvm reset lab-1
   legacyvm reset --all
+  legacyvm reset --profile examples/lab --all
   legacyvm reset lab-1 lab-2 --to before-update -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
@@ -334,11 +386,12 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 			}
 			var res []orchestrator.ResetResult
 			start := time.Now()
-			err := connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
-				var err error
-				if res, err = e.Reset(cmd.Context(), args, to); err != nil {
+			resetOn := func(e *orchestrator.Engine, names []string) error {
+				r, err := e.Reset(cmd.Context(), names, to)
+				if err != nil {
 					return err
 				}
+				res = append(res, r...)
 				if startVMs {
 					var off []string
 					for _, r := range res {
@@ -359,7 +412,19 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 					}
 				}
 				return nil
-			})
+			}
+			var (
+				sk    []skippedHost
+				hosts int
+				err   error
+			)
+			if profilePath == "" {
+				err = connectEngine(cmd, f, true, func(e *orchestrator.Engine) error { return resetOn(e, args) })
+			} else {
+				sk, hosts, err = resetAcrossHosts(cmd.Context(), f, profilePath, all, args, func(e *orchestrator.Engine, names []string) error {
+					return resetOn(e, names)
+				})
+			}
 			if err != nil {
 				return err
 			}
@@ -384,14 +449,58 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 			if !f.JSON() {
 				fmt.Fprintf(f.IO.Out, "Reset %d VM(s) in %s.\n", len(res)-failed, time.Since(start).Round(time.Millisecond))
 			}
+			f.reportSkipped(sk)
 			if failed > 0 {
 				return silent(exitError)
+			}
+			if len(sk) > 0 {
+				return f.partialSummary("reset", hosts, sk)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host")
+	cmd.Flags().StringVarP(&profilePath, "profile", "p", "", "work on every host of the profile at this path (VM names are looked up on each)")
+	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host (with --profile: every VM of the profile, on all its hosts)")
 	cmd.Flags().StringVar(&to, "to", "", "revert to this snapshot instead of the baseline")
 	cmd.Flags().BoolVar(&startVMs, "start", false, "start VMs that the snapshot left shut off")
 	return cmd
+}
+
+// resetAcrossHosts runs reset on every host of the profile at path: the
+// named VMs (or, with all, every VM of the profile) that each host holds.
+// A name found on no answering host is an error.
+func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Engine, names []string) error) ([]skippedHost, int, error) {
+	targets, profile, err := f.profileTargets(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	found := map[string]bool{}
+	sk, err := f.onEachHost(ctx, targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
+		var here []string
+		for _, vm := range vms {
+			if all || slices.Contains(names, vm) {
+				here = append(here, vm)
+				found[vm] = true
+			}
+		}
+		if len(here) == 0 {
+			return nil
+		}
+		e, done := f.liveEngine(hv)
+		defer done()
+		return reset(e, here)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var missing []string
+	for _, n := range names {
+		if !found[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 && len(sk) == 0 {
+		return sk, 0, fmt.Errorf("no host of profile %s holds %s", profile, strings.Join(missing, ", "))
+	}
+	return sk, len(targets) - len(sk), nil
 }

@@ -48,8 +48,8 @@ func (l logRecords) wait(t *testing.T, timeout time.Duration, want map[string]st
 	deadline := time.Now().Add(timeout)
 	for {
 		for _, line := range strings.Split(l.buf.String(), "\n") {
-			if strings.TrimSpace(line) == "" {
-				continue
+			if !strings.HasPrefix(line, "{") {
+				continue // the profile's warnings, printed before the daemon starts logging
 			}
 			var rec map[string]any
 			if err := json.Unmarshal([]byte(line), &rec); err != nil {
