@@ -43,11 +43,16 @@ func (f *Factory) reportSkipped(sk []skippedHost) bool {
 	return len(sk) > 0
 }
 
-// partialSummary is the last line of a command that skipped hosts.
+// partialSummary is the last line of a command that skipped hosts: exit
+// status 3 when done hosts were worked on, 1 when none was.
 func (f *Factory) partialSummary(verb string, done int, sk []skippedHost) error {
 	var names []string
 	for _, s := range sk {
 		names = append(names, s.Host)
+	}
+	if done == 0 {
+		fmt.Fprintf(f.IO.ErrOut, "Error: no host could be worked on (skipped %s).\n", strings.Join(names, ", "))
+		return silent(exitError)
 	}
 	fmt.Fprintf(f.IO.ErrOut, "Partial: %s on %d host(s); skipped %s (exit status %d).\n", verb, done, strings.Join(names, ", "), exitPartial)
 	return silent(exitPartial)

@@ -113,8 +113,9 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
   legacyvm snapshot list --profile examples/lab`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var (
-				list []orchestrator.VMSnapshots
-				sk   []skippedHost
+				list  []orchestrator.VMSnapshots
+				sk    []skippedHost
+				hosts int
 			)
 			if profilePath == "" {
 				err := withEngine(cmd, f, func(e *orchestrator.Engine) error {
@@ -130,6 +131,7 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				hosts = len(targets)
 				sk, err = f.onEachHost(cmd.Context(), targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
 					var here []string
 					for _, vm := range vms {
@@ -152,7 +154,7 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
 				return err
 			}
 			if f.reportSkipped(sk) {
-				return f.partialSummary("snapshots listed", 0, sk)
+				return f.partialSummary("snapshots listed", hosts-len(sk), sk)
 			}
 			return nil
 		},
