@@ -249,6 +249,13 @@ func (l *loader) run(files []sourceFile) {
 		}
 		var fs fileSchema
 		l.add(gohcl.DecodeBody(hf.Body, nil, &fs))
+		if present(fs.FingerprintKey) {
+			if all.FingerprintKey != nil {
+				l.errorf(fs.FingerprintKey.Range(), "Duplicate fingerprint_key", "fingerprint_key was already set at %s. A profile has one fingerprint secret: remove one of them.", at(all.FingerprintKey.Range()))
+			} else {
+				all.FingerprintKey = fs.FingerprintKey
+			}
+		}
 		all.Variables = append(all.Variables, fs.Variables...)
 		all.Locals = append(all.Locals, fs.Locals...)
 		all.Hosts = append(all.Hosts, fs.Hosts...)
@@ -274,6 +281,10 @@ func (l *loader) run(files []sourceFile) {
 	l.baseCtx = &hcl.EvalContext{
 		Variables: map[string]cty.Value{"var": l.varObject(), "local": objectOf(l.locals)},
 		Functions: l.functions(),
+	}
+	if all.FingerprintKey != nil {
+		l.p.FingerprintKey = l.secret(all.FingerprintKey, l.baseCtx, scopeBlock, "fingerprint_key", "Fingerprint key", 0)
+		l.p.FingerprintKeyRange = all.FingerprintKey.Range()
 	}
 	for _, b := range all.Hosts {
 		l.decodeHost(b)

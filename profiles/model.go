@@ -28,6 +28,13 @@ type Profile struct {
 	// It is set even when loading fails.
 	Sources map[string]*hcl.File
 
+	// FingerprintKey is where an organisation's shared fingerprint secret
+	// lives (fingerprint_key = env/file/command): 64 hexadecimal
+	// characters. Kind SourceNone: each user's own secret file is used.
+	FingerprintKey license.Source
+	// FingerprintKeyRange is the range of the fingerprint_key expression.
+	FingerprintKeyRange hcl.Range
+
 	Variables        []*Variable
 	Hosts            []*Host
 	Licenses         []*License

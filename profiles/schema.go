@@ -8,6 +8,7 @@ import "github.com/hashicorp/hcl/v2"
 // attribute is a synthetic null expression, which means "use the default".
 
 type fileSchema struct {
+	FingerprintKey   hcl.Expression         `hcl:"fingerprint_key,optional"`
 	Variables        []*variableBlock       `hcl:"variable,block"`
 	Locals           []*localsBlock         `hcl:"locals,block"`
 	Hosts            []*hostBlock           `hcl:"host,block"`

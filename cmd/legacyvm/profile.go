@@ -37,6 +37,7 @@ func (f *Factory) loadProfile(path string) (*profiles.Profile, error) {
 	if diags.HasErrors() {
 		return nil, silent(exitError)
 	}
+	f.useProfileFingerprintKey(p.FingerprintKey)
 	return p, nil
 }
 
@@ -79,6 +80,12 @@ func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done f
 // fingerprint computes the keyed fingerprint of a product key with the
 // host secret (created on first use).
 func (f *Factory) fingerprint(k license.Key) (string, error) {
+	if fp, err := f.sharedFingerprinter(); fp != nil || err != nil {
+		if err != nil {
+			return "", err
+		}
+		return fp.Fingerprint(k), nil
+	}
 	path, err := license.DefaultFingerprintPath()
 	if err != nil {
 		return "", err

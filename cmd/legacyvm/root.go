@@ -69,6 +69,8 @@ type Factory struct {
 	Connect orchestrator.Connector
 	// HostSystem is the local system doctor inspects.
 	HostSystem orchestrator.HostSystem
+	// shared is the profile's fingerprint_key, when it names one.
+	shared *sharedKey
 }
 
 func newFactory(io *IOStreams) *Factory {
