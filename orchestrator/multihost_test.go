@@ -249,3 +249,36 @@ func TestMultiHostDamagedUploadIsRejected(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiHostSeatWarningWhileAHostIsDown(t *testing.T) {
+	local := localGolden(t)
+	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
+	f.down["qemu+tls://b.test/system"] = true
+	src := strings.Replace(multiProfile, `vm "web" {`, `license "k" {
+  product_key = env("K")
+  edition     = "professional"
+  channel     = "retail"
+}
+vm "lic" {
+  os       = "win7-x64"
+  memory   = "2GiB"
+  host     = host.a
+  licenses = [license.k]
+  disk {
+    image   = "%LOCAL%"
+    prepare = "none"
+  }
+}
+vm "web" {`, 1)
+	p := loadProfile(t, "multi", src, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
+	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diags.HasErrors() || !strings.Contains(diags.Error(), "Seats counted without a host") || !strings.Contains(diags.Error(), `vm "lic"`) {
+		t.Errorf("want a warning that b's seats were not counted for lic, got %v", diags)
+	}
+	if got := vmHosts(hps); got["lic"] != "a" || got["web-1"] != "" {
+		t.Errorf("planned %v: lic on a; web-* unplaced while b (a candidate) is down", got)
+	}
+}

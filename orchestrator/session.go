@@ -217,6 +217,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 	}
 	d, err = checkSeats(ctx, p, Planned(hps), opts.Keys)
 	diags = append(diags, d...)
+	diags = append(diags, incompleteSeatWarnings(hps)...)
 	if err != nil {
 		CloseAll(hps)
 		return nil, diags, err
@@ -308,4 +309,38 @@ func resolveAccel(h *profiles.Host, hi virt.HostInfo) (virt.Accel, hcl.Diagnosti
 		return virt.AccelKVM, nil
 	}
 	return virt.AccelTCG, nil
+}
+
+// incompleteSeatWarnings warns, for each vm with licences that the plan
+// creates while a host was skipped, that the seats on that host could not
+// be counted.
+func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
+	failed := Failed(hps)
+	if len(failed) == 0 {
+		return nil
+	}
+	var names []string
+	for _, hp := range failed {
+		names = append(names, hp.Host.Name)
+	}
+	var diags hcl.Diagnostics
+	seen := map[*profiles.VM]bool{}
+	for _, hp := range Planned(hps) {
+		for _, c := range hp.Plan.Changes {
+			if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) || c.vm == nil {
+				continue
+			}
+			vm := c.vm.Instance.VM
+			if len(vm.Licenses) == 0 || seen[vm] {
+				continue
+			}
+			seen[vm] = true
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+				Summary: "Seats counted without a host",
+				Detail: fmt.Sprintf("Host %s did not answer, so the licence seats its VMs hold were not counted for vm %q. Apply again when it is back if a key may be in use there.",
+					strings.Join(names, ", "), vm.Name),
+				Subject: vm.LicensesRange.Ptr()})
+		}
+	}
+	return diags
 }
