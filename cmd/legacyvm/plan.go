@@ -37,7 +37,8 @@ the same key by another profile is found by apply (which reads the keys
 before it changes anything and refuses a key without a free seat), or now
 with --check-keys, which reads the keys apply would read.
 
-Exit status: 0 no changes, 2 changes present, 1 error.`,
+Exit status: 0 no changes, 2 changes present, 1 error, 3 partial (a host of
+the profile did not answer: it is named and skipped).`,
 		Example: `  legacyvm plan examples/lab
   legacyvm plan -o json examples/lab | jq '.hosts[].changes[] | select(.action != "no-op")'
   legacyvm plan --connect qemu+ssh://root@lab1/system examples/ops-daily`,

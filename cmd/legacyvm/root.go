@@ -110,7 +110,11 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 
   legacyvm validate examples/single-vm
   legacyvm plan examples/single-vm
-  legacyvm apply examples/single-vm`,
+  legacyvm apply examples/single-vm
+
+Exit status: 0 done; 1 error; 2 plan found changes; 3 partial: a profile
+spans several hosts and some did not answer or failed (the summary names
+them; the others were done). See docs/hosts.md.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
