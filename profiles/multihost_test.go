@@ -26,6 +26,10 @@ func writeProfile(t *testing.T, files map[string]string) string {
 const fleetHCL = `
 fingerprint_key = file("/etc/legacyvm/org-fingerprint.key")
 
+files {
+  allow_dirs = ["/etc/legacyvm"]
+}
+
 host "a" {
   uri     = "qemu+tls://a.example.org/system"
   max_vms = 4

@@ -16,6 +16,7 @@ type fileSchema struct {
 	Networks         []*networkBlock        `hcl:"network,block"`
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
+	Files            []*filesBlock          `hcl:"files,block"`
 }
 
 type variableBlock struct {

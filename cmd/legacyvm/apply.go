@@ -66,6 +66,11 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 		return err
 	}
 	defer lock.Release()
+	vmLocks, err := f.lockProfileVMs(ctx, p, "apply", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer vmLocks.Release()
 
 	// Planning reads the keys of the VMs it creates (apply needs them
 	// anyway) so that a key without a free seat is refused before anything
@@ -85,6 +90,11 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	}
 	sk := skippedHosts(hps)
 	planned := orchestrator.Planned(hps)
+	orphanLocks, err := f.lockPlannedVMs(ctx, p, planned, "apply", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer orphanLocks.Release()
 	changes := f.showPlans(planned)
 	f.reportSkipped(sk)
 	if !changes {

@@ -61,6 +61,9 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 			if logJSON {
 				h = slog.NewJSONHandler(f.IO.ErrOut, nil)
 			}
+			if err := orchestrator.CheckLockDir(); err != nil {
+				return err
+			}
 			uris, err := daemonURIs(f, args)
 			if err != nil {
 				return err
@@ -73,6 +76,13 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 					Tick:        tick,
 					Log:         log,
 					Parallelism: f.Parallelism,
+					LockVM: func(ctx context.Context, vm string) (func(), error) {
+						l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
+						if err != nil {
+							return nil, err
+						}
+						return l.Release, nil
+					},
 				})
 				log.Info("daemon starting", "tick", tick)
 			}

@@ -60,6 +60,11 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 		return err
 	}
 	defer lock.Release()
+	vmLocks, err := f.lockProfileVMs(ctx, p, "destroy", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer vmLocks.Release()
 	hps, err := orchestrator.PlanDestroy(ctx, p, f.Connect, f.planOptions(), opts.Only)
 	if err != nil {
 		return err
@@ -67,6 +72,11 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 	defer orchestrator.CloseAll(hps)
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
+	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer orphanLocks.Release()
 	changes := f.showPlans(hps)
 	f.reportSkipped(sk)
 	if !changes {

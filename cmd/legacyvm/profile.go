@@ -78,23 +78,26 @@ func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done f
 }
 
 // fingerprint computes the keyed fingerprint of a product key with the
-// host secret (created on first use).
-func (f *Factory) fingerprint(k license.Key) (string, error) {
+// host secret, and the secret's id: the profile's shared secret
+// (fingerprint_key) when it names one, else the user's own secret file,
+// created on first use but not while held (VMs recording fingerprints) is
+// not empty.
+func (f *Factory) fingerprint(k license.Key, held []license.FingerprintHolder) (string, string, error) {
 	if fp, err := f.sharedFingerprinter(); fp != nil || err != nil {
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
-		return fp.Fingerprint(k), nil
+		return fp.Fingerprint(k), fp.SecretID(), nil
 	}
 	path, err := license.DefaultFingerprintPath()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	fp, err := license.OpenFingerprinter(path)
+	fp, err := license.OpenFingerprinter(path, held)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return fp.Fingerprint(k), nil
+	return fp.Fingerprint(k), fp.SecretID(), nil
 }
 
 func defaultConnect(ctx context.Context, uri string) (virt.Hypervisor, error) {

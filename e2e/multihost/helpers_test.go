@@ -59,10 +59,14 @@ func newPair(t *testing.T) *pair {
 	p.LogDir = filepath.Join(base, "logs")
 	p.LockDir = filepath.Join(base, "locks")
 	p.StateDir = filepath.Join(base, "state")
-	for _, d := range []string{p.LogDir, p.LockDir, p.StateDir} {
+	for _, d := range []string{p.LogDir, p.StateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Lock directories must be the caller's own, mode 0700.
+	if err := os.Mkdir(p.LockDir, 0o700); err != nil {
+		t.Fatal(err)
 	}
 	p.fingerprint = filepath.Join(p.StateDir, "fingerprint.key")
 	for _, x := range []struct {

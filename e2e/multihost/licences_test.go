@@ -59,7 +59,7 @@ func TestSharedFingerprintSecretAcrossHostsAndUsers(t *testing.T) {
 	if err := os.WriteFile(orgFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	shared := fmt.Sprintf("\nfingerprint_key = file(%q)\n", orgFile)
+	shared := fmt.Sprintf("\nfingerprint_key = file(%q)\n\nfiles {\n  allow_dirs = [%q]\n}\n", orgFile, filepath.Dir(orgFile))
 	alice, bob := user(t, "alice"), user(t, "bob")
 
 	x := e2eutil.Profile(t, "orgx", map[string]string{"main.hcl": p.licenceProfile("ox", "a", shared)})
