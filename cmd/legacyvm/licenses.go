@@ -114,6 +114,7 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		hosts = append(hosts, orchestrator.HostDomains{URI: uri, Domains: doms})
 	}
 	inv := orchestrator.LicenceInventory(hosts, p)
+	secrets := orchestrator.FingerprintSecrets(hosts)
 	if f.JSON() {
 		if inv == nil {
 			inv = []orchestrator.LicenceUse{}
@@ -124,11 +125,17 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		if len(sk) > 0 {
 			doc["skipped"] = sk
 		}
+		if len(secrets) > 1 {
+			doc["fingerprint_secrets"] = secrets
+		}
 		if err := enc.Encode(doc); err != nil {
 			return err
 		}
 	} else {
 		writeLicencesText(f.IO.Out, f.IO.ErrOut, uris, inv, p)
+	}
+	if w := orchestrator.MixedSecretsWarning(secrets); w != "" {
+		fmt.Fprintf(f.IO.ErrOut, "Warning: %s\n", w)
 	}
 	if f.reportSkipped(sk) {
 		return f.partialSummary("licences listed", len(hosts), sk)

@@ -1,6 +1,7 @@
 package multihost
 
 import (
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,7 +52,9 @@ func user(t *testing.T, name string) []string {
 
 // The same retail key applied by two users, through two profiles, on two
 // hosts: with the organisation's shared fingerprint secret the second
-// apply is refused before anything changes.
+// apply is refused before anything changes. With each user's own secret it
+// is not recognised, and licenses warns that the hosts hold fingerprints
+// made with different secrets (the shared one, alice's and bob's).
 func TestSharedFingerprintSecretAcrossHostsAndUsers(t *testing.T) {
 	p := newPair(t)
 	texts := map[string]string{}
@@ -81,6 +84,38 @@ func TestSharedFingerprintSecretAcrossHostsAndUsers(t *testing.T) {
 			t.Errorf("%s was created although the profile names a shared secret", path)
 		}
 	}
+	// Without the shared secret each user fingerprints with their own: the
+	// same key on b is not recognised (the fingerprints differ), and
+	// licenses warns that the hosts hold fingerprints of two secrets.
+	// legacyvm does not make a new secret while the hosts hold
+	// fingerprints: each user makes theirs on purpose.
+	for _, u := range [][]string{alice, bob} {
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(strings.TrimPrefix(u[1], "LEGACYVM_FINGERPRINT_KEY="), secret, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x2 := e2eutil.Profile(t, "orgx2", map[string]string{"main.hcl": p.licenceProfile("ox2", "a", "")})
+	y2 := e2eutil.Profile(t, "orgy2", map[string]string{"main.hcl": p.licenceProfile("oy2", "b", "")})
+	r = p.mustRun(t, alice, []string{"apply", "--auto-approve", x2}, 0)
+	texts["alice apply own secret"] = r.Stdout + r.Stderr
+	r = p.mustRun(t, bob, []string{"apply", "--auto-approve", y2}, 0)
+	texts["bob apply own secret"] = r.Stdout + r.Stderr
+	li := p.mustRun(t, bob, []string{"licenses", y2}, 0)
+	texts["licenses"] = li.Stdout + li.Stderr
+	if !strings.Contains(li.Stderr, "Warning: licence fingerprints here were made with 3 different secrets") ||
+		!strings.Contains(li.Stderr, "ox2") || !strings.Contains(li.Stderr, "oy2") || !strings.Contains(li.Stderr, "fingerprint_key") {
+		t.Errorf("licenses does not warn about fingerprints of different secrets:\n%s", li)
+	}
+	lj := p.mustRun(t, bob, []string{"licenses", "-o", "json", y2}, 0)
+	texts["licenses json"] = lj.Stdout + lj.Stderr
+	if strings.Count(lj.Stdout, `"id": "sid1:`) != 3 {
+		t.Errorf("licenses -o json does not list the three secrets:\n%s", lj)
+	}
+
 	e2eutil.NoSecret(t, orgKey, texts)
 	for where, s := range texts {
 		if strings.Contains(s, strings.Repeat("5a", 32)) {
