@@ -75,8 +75,11 @@ func (l logRecords) wait(t *testing.T, timeout time.Duration, want map[string]st
 
 // One daemon serves both hosts. With B's libvirtd stopped it reports B
 // unhealthy and still reverts a guest on A that shut itself down; when B
-// is back it connects to it again.
+// is back it connects to it again. With the link to B cut, keepalive
+// notices the silent connection, and the daemon reconnects when the link
+// is back.
 func TestDaemonKeepsServingWhileAHostIsDown(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	dir := e2eutil.Profile(t, "dm", map[string]string{"main.hcl": p.daemonProfile()})
 	p.mustRun(t, nil, []string{"apply", "--auto-approve", dir}, 0)
@@ -134,6 +137,33 @@ func TestDaemonKeepsServingWhileAHostIsDown(t *testing.T) {
 	logs.wait(t, 2*time.Minute, map[string]string{"health": "healthy", "uri": p.B.TLSURI()})
 	if strings.Contains(errb.String(), `"health":"unhealthy","uri":"`+p.A.URI) || strings.Contains(errb.String(), fmt.Sprintf(`"uri":%q,"health":"unhealthy"`, p.A.URI)) {
 		t.Errorf("host a was reported unhealthy:\n%s", errb.String())
+	}
+
+	// Keepalive: with the link to B cut (its end of the veth down, inside
+	// B's namespace) the connection hangs rather than closes; libvirt's
+	// keepalive drops it and B is reported unhealthy again; with the link
+	// back the daemon reconnects.
+	before := strings.Count(errb.String(), `"health":"unhealthy"`)
+	if out, err := p.B.Command("ip", "link", "set", "lvt-peer", "down").CombinedOutput(); err != nil {
+		t.Fatalf("link down: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for strings.Count(errb.String(), `"health":"unhealthy"`) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not notice the cut link within 2 minutes (keepalive):\n%s", errb.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	healthy := strings.Count(errb.String(), `"health":"healthy"`)
+	if out, err := p.B.Command("ip", "link", "set", "lvt-peer", "up").CombinedOutput(); err != nil {
+		t.Fatalf("link up: %v: %s", err, out)
+	}
+	deadline = time.Now().Add(4 * time.Minute)
+	for strings.Count(errb.String(), `"health":"healthy"`) == healthy {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not reconnect to B after the link came back:\n%s", errb.String())
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	_ = os.Remove(serial)
 }

@@ -56,6 +56,7 @@ func user(t *testing.T, name string) []string {
 // is not recognised, and licenses warns that the hosts hold fingerprints
 // made with different secrets (the shared one, alice's and bob's).
 func TestSharedFingerprintSecretAcrossHostsAndUsers(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	texts := map[string]string{}
 	orgFile := filepath.Join(t.TempDir(), "org-fingerprint.key")

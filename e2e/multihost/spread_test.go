@@ -68,6 +68,7 @@ func sha256File(t *testing.T, path string) string {
 }
 
 func TestSpreadAcrossTwoHosts(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	env := []string{"MH_KEY=" + fleetKey}
 	texts := map[string]string{}
