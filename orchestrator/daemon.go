@@ -83,11 +83,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		hv, err := d.Connect(ctx)
 		if err != nil {
+			// The first failure marks the host unhealthy (health=unhealthy);
+			// retries say so again only in their level.
 			if !unhealthy {
 				unhealthy = true
-				d.Log.Error("host unhealthy: cannot connect to libvirt", "health", "unhealthy", "err", err)
+				d.Log.Error("cannot connect to libvirt; retrying", "health", "unhealthy", "err", err, "retry_in", wait)
+			} else {
+				d.Log.Warn("cannot connect to libvirt; retrying", "err", err, "retry_in", wait)
 			}
-			d.Log.Warn("cannot connect to libvirt; retrying", "err", err, "retry_in", wait)
 			select {
 			case <-ctx.Done():
 				continue
@@ -108,7 +111,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			continue
 		}
 		unhealthy = true
-		d.Log.Error("host unhealthy: lost the libvirt connection; reconnecting", "health", "unhealthy", "err", err)
+		d.Log.Warn("lost the libvirt connection; reconnecting", "health", "unhealthy", "err", err)
 	}
 }
 

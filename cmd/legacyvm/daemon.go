@@ -33,9 +33,10 @@ stops cleanly on SIGTERM or Ctrl-C.
 
 One daemon serves several hosts: give profile PATHs (every host block's
 uri) or --connect; each host has its own connection with keepalive and its
-own reconnect backoff. A host that goes away is logged as "host unhealthy"
-(health=unhealthy) and retried while the others go on being served; "host
-healthy again" when it is back.
+own reconnect backoff. A host that goes away is logged once with
+health=unhealthy (lost the connection, or cannot connect) and retried while
+the others go on being served; "host healthy again" (health=healthy) when it
+is back.
 
 Under systemd (/etc/systemd/system/legacyvm.service):
 
