@@ -282,3 +282,19 @@ vm "web" {`, 1)
 		t.Errorf("planned %v: lic on a; web-* unplaced while b (a candidate) is down", got)
 	}
 }
+
+func TestMultiHostFixedHostBeyondMaxVMs(t *testing.T) {
+	local := localGolden(t)
+	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
+	src := strings.Replace(multiProfile, `  placement   = "%POLICY%"
+  host_labels = { zone = "lab" }
+`, "  host = host.b\n", 1)
+	p := loadProfile(t, "multi", src, "%LOCAL%", local, "%MAXB%", "2")
+	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "Host is full") || !strings.Contains(diags.Error(), `"web-3"`) || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
+		t.Errorf("3 instances on b with max_vms = 2: want a located 'Host is full' for web-3, got %v", diags)
+	}
+}
