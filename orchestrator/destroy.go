@@ -26,7 +26,7 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		uri := HostURI(h, opts)
 		hv, err := connect(ctx, uri)
 		if err != nil {
-			hps = append(hps, &HostPlan{Host: h, URI: uri, Err: fmt.Errorf("connect to %s: %w", uri, err), Skipped: instanceNames(part, want)})
+			hps = append(hps, &HostPlan{Host: h, URI: uri, Err: fmt.Errorf("connect to %s: %w", uri, err), Skipped: instanceNames(p, h, want)})
 			continue
 		}
 		hp := &HostPlan{Host: h, URI: uri, HV: hv}
@@ -38,7 +38,7 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		o, err := ObserveHost(ctx, hv, p.Name, pool, nil)
 		if err != nil {
 			_ = hv.Close()
-			hp.HV, hp.Err, hp.Skipped = nil, fmt.Errorf("observe %s: %w", uri, err), instanceNames(part, want)
+			hp.HV, hp.Err, hp.Skipped = nil, fmt.Errorf("observe %s: %w", uri, err), instanceNames(p, h, want)
 			continue
 		}
 		hp.Observed = o
@@ -109,15 +109,27 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 	return hps, nil
 }
 
-// instanceNames lists the profile's instances that may live on the part's
-// host (fixed there, or placed by policy with the host among the
-// candidates), limited to want when it is not empty.
-func instanceNames(part *profiles.Profile, want map[string]bool) []string {
+// instanceNames lists the profile's instances that may live on host h
+// (fixed there, or placed by policy with h among the candidates), limited
+// to want when it is not empty.
+func instanceNames(p *profiles.Profile, h *profiles.Host, want map[string]bool) []string {
 	var out []string
-	for _, in := range part.Instances {
-		if len(want) == 0 || want[in.Name] {
+	for _, in := range p.Instances {
+		if len(want) > 0 && !want[in.Name] {
+			continue
+		}
+		if in.VM.Host == h || (in.VM.Placement != profiles.PlacementFixed && containsHost(in.VM.Candidates, h)) {
 			out = append(out, in.Name)
 		}
 	}
 	return out
+}
+
+func containsHost(hs []*profiles.Host, h *profiles.Host) bool {
+	for _, x := range hs {
+		if x == h {
+			return true
+		}
+	}
+	return false
 }

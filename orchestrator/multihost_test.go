@@ -298,3 +298,29 @@ func TestMultiHostFixedHostBeyondMaxVMs(t *testing.T) {
 		t.Errorf("3 instances on b with max_vms = 2: want a located 'Host is full' for web-3, got %v", diags)
 	}
 }
+
+func TestMultiHostDestroyWithAHostDown(t *testing.T) {
+	local := localGolden(t)
+	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
+	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
+	for _, hp := range planFleet(t, p, f) {
+		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.down["qemu+tls://b.test/system"] = true
+	p = loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
+	hps, err := PlanDestroy(context.Background(), p, f.connect, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := Failed(hps)
+	if len(failed) != 1 || failed[0].Host.Name != "b" || strings.Join(failed[0].Skipped, ",") != "web-1,web-2,web-3" {
+		t.Errorf("failed = %+v; want b, skipping the instances that may be there", failed)
+	}
+	deletes := vmHosts(hps)
+	if deletes["web-1"] != "a" || deletes["web-3"] != "a" || deletes["web-2"] != "" {
+		t.Errorf("destroy plans %v; want web-1 and web-3 on a only", deletes)
+	}
+}
