@@ -175,6 +175,16 @@ func (e *Engine) uploadImage(ctx context.Context, u *ImageUpload) error {
 			e.progress(u.Name, "uploading %s: %d%% (%s of %s)", filepath.Base(u.Source), pct, humanBytes(uint64(done)), humanBytes(uint64(total)))
 		}
 	})
+	if errors.Is(err, virt.ErrExists) {
+		// Uploaded meanwhile (another apply of a profile with the same
+		// image): keep it if it is the same content.
+		got, serr := e.HV.VolumeSHA256(ctx, u.Pool, u.Name)
+		if serr == nil && got == want {
+			e.progress(u.Name, "already uploaded by another command; SHA-256 %s matches", want[:16])
+			return nil
+		}
+		return fmt.Errorf("upload %s: volume %s appeared meanwhile with other content: %w", u.Source, u.Name, err)
+	}
 	if err != nil {
 		return err
 	}

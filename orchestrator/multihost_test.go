@@ -324,3 +324,24 @@ func TestMultiHostDestroyWithAHostDown(t *testing.T) {
 		t.Errorf("destroy plans %v; want web-1 and web-3 on a only", deletes)
 	}
 }
+
+func TestMultiHostUploadRaceKeepsIdenticalImage(t *testing.T) {
+	local := localGolden(t)
+	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
+	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
+	hps := planFleet(t, p, f)
+	// Another command uploads the same image to b after this plan.
+	b := f.hosts["qemu+tls://b.test/system"]
+	if _, err := b.UploadFile(context.Background(), virt.VolumeSpec{Pool: "default", Name: UploadedImageName(local)}, local, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, hp := range Planned(hps) {
+		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
+			t.Errorf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
+		}
+	}
+	if _, err := b.GetDomain(context.Background(), "web-2"); err != nil {
+		t.Errorf("web-2 not created on b: %v", err)
+	}
+}
