@@ -322,6 +322,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeVM(b)
 	}
 	l.assemble()
+	l.checkDoors()
 }
 
 // parse parses one profile or variables file after checking its size and

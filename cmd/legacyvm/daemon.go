@@ -2,21 +2,29 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 func newCmdDaemon(f *Factory) *cobra.Command {
 	var (
-		tick    time.Duration
-		logJSON bool
+		tick          time.Duration
+		verifyEvery   time.Duration
+		logJSON       bool
+		metricsListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon [PATH...]",
@@ -26,6 +34,11 @@ first, then the snapshot that is due; one VM at a time per VM, retried when
 libvirt reports the VM busy) and listens to libvirt's lifecycle events: a VM
 whose policy says on_shutdown = "revert" is put back to its baseline (and
 started again) after its guest shuts itself down.
+
+Every --verify-every (default 5m) it runs verify on every managed VM and
+repairs, live and without a restart, a traffic filter someone removed from a
+VM's definition or running interface; what it cannot repair is logged as an
+error.
 
 It keeps no state: policies and schedules are read from libvirt at every tick.
 It reconnects when libvirtd restarts, logs structured lines to stderr and
@@ -52,6 +65,8 @@ Under systemd (/etc/systemd/system/legacyvm.service):
   [Install]
   WantedBy=multi-user.target`,
 		Example: `  legacyvm daemon
+  legacyvm daemon --verify-every 1m
+  legacyvm daemon --metrics-listen 127.0.0.1:9464
   legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json
   legacyvm daemon examples/lab examples/ops-daily --log-json`,
 		Args: cobra.ArbitraryArgs,
@@ -69,10 +84,20 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 			if err != nil {
 				return err
 			}
+			// The door relay, the state file and the metrics belong to one
+			// daemon: the first local host's (doors listen on its bridges,
+			// which only a local host has), else the first host's.
+			primary := 0
+			for i, uri := range uris {
+				if orchestrator.IsLocalURI(uri) {
+					primary = i
+					break
+				}
+			}
 			var ds []*orchestrator.Daemon
-			for _, uri := range uris {
+			for i, uri := range uris {
 				log := slog.New(h).With("uri", uri)
-				ds = append(ds, &orchestrator.Daemon{
+				d := &orchestrator.Daemon{
 					Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
 					Tick:        tick,
 					Log:         log,
@@ -84,13 +109,32 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 						}
 						return l.Release, nil
 					},
-				})
-				log.Info("daemon starting", "tick", tick)
+					VerifyEvery: verifyEvery,
+					URI:         uri,
+					System:      f.HostSystem,
+				}
+				if i == primary && orchestrator.IsLocalURI(uri) {
+					d.Relay = relay.New(log)
+				}
+				if i == primary {
+					d.StatePath = f.DaemonStatePath()
+				}
+				ds = append(ds, d)
+				log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath, "relay", d.Relay != nil)
+			}
+			if metricsListen != "" {
+				stopMetrics, err := serveMetrics(ctx, metricsListen, ds[primary], slog.New(h).With("uri", uris[primary]))
+				if err != nil {
+					return err
+				}
+				defer stopMetrics()
 			}
 			return orchestrator.RunDaemons(ctx, ds)
 		},
 	}
 	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
+	cmd.Flags().DurationVar(&verifyEvery, "verify-every", orchestrator.DefaultVerifyEvery, "how often isolation is verified and a removed traffic filter bound again, live")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; off when empty)")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
 }
@@ -117,4 +161,27 @@ func daemonURIs(f *Factory, paths []string) ([]string, error) {
 		}
 	}
 	return uris, nil
+}
+
+// serveMetrics serves d's Prometheus metrics at http://addr/metrics until
+// the returned stop is called.
+func serveMetrics(ctx context.Context, addr string, d *orchestrator.Daemon, log *slog.Logger) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(d.Metrics()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(c)
+	}, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,10 @@ func newCmdStatus(f *Factory) *cobra.Command {
 PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
 snapshots it has and whether its baseline exists, and the licence it uses.
+Then its doors (publish and egress): where the relay listens, for whom, to
+where, whether legacyvm daemon's relay listens, and its connection counts
+(relayed, refused, open now).
+
 A profile with several host blocks is shown across all of them, with a
 HOST column; a host that does not answer is reported and skipped, and the
 command then ends with exit status 3 (partial).`,
@@ -98,6 +104,8 @@ func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
 		hosts = append(hosts, sh)
 		vms = append(vms, st...)
 	}
+	ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
+	orchestrator.AddRelayState(vms, ds)
 	if f.JSON() {
 		if vms == nil {
 			vms = []orchestrator.VMStatus{}
@@ -107,8 +115,13 @@ func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
 		if err := enc.Encode(map[string]any{"host": targets[0].uri, "hosts": hosts, "vms": vms}); err != nil {
 			return err
 		}
-	} else if err := writeStatusText(f, targets[0].uri, len(targets) > 1, vms); err != nil {
-		return err
+	} else {
+		if err := writeStatusText(f, targets[0].uri, len(targets) > 1, vms); err != nil {
+			return err
+		}
+		if err := writeDoors(f.IO.Out, vms); err != nil {
+			return err
+		}
 	}
 	if f.reportSkipped(sk) {
 		return f.partialSummary("status shown", len(targets)-len(sk), sk)
@@ -141,6 +154,30 @@ func writeStatusText(f *Factory, uri string, multi bool, st []orchestrator.VMSta
 			line += "\t" + s.Host
 		}
 		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+// writeDoors prints the doors of the VMs, if any, as a second table.
+func writeDoors(w io.Writer, st []orchestrator.VMStatus) error {
+	has := false
+	for _, s := range st {
+		has = has || len(s.Doors) > 0
+	}
+	if !has {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOOR\tLISTEN\tFROM\tTO\tRELAY\tCONNECTIONS\tREFUSED\tACTIVE")
+	for _, s := range st {
+		for _, d := range s.Doors {
+			from := strings.Join(d.From, ",")
+			if d.Kind == "egress" {
+				from = "guests"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", d.Key, d.Listen, dash(from), d.Target, d.Relay, d.Accepted, d.Refused, d.Active)
+		}
 	}
 	return tw.Flush()
 }
