@@ -71,6 +71,7 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		p    *profiles.Profile
 		uris []string
 	)
+	hostName := map[string]string{}
 	if opts.Path == "" {
 		uris = []string{f.URI()}
 	} else {
@@ -78,11 +79,10 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		if p, err = f.loadProfile(opts.Path); err != nil {
 			return err
 		}
-		seen := map[string]bool{}
 		for _, h := range p.Hosts {
 			u := orchestrator.HostURI(h, f.planOptions())
-			if !seen[u] {
-				seen[u] = true
+			if _, ok := hostName[u]; !ok {
+				hostName[u] = h.Name
 				uris = append(uris, u)
 			}
 		}
@@ -108,7 +108,7 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 			if len(uris) == 1 {
 				return err
 			}
-			sk = append(sk, skippedHost{URI: uri, Error: err.Error()})
+			sk = append(sk, skippedHost{Host: hostName[uri], URI: uri, Error: err.Error()})
 			continue
 		}
 		hosts = append(hosts, orchestrator.HostDomains{URI: uri, Domains: doms})

@@ -229,6 +229,20 @@ func TestSpreadAcrossTwoHosts(t *testing.T) {
 		t.Errorf("status with b down: want exit 3, a's VMs and b skipped\n%s", sd)
 	}
 
+	// verify, licenses, snapshot list and reset with b down: a's part is
+	// done, b is named as skipped, exit 3.
+	for _, args := range [][]string{
+		{"verify", dir4},
+		{"licenses", dir4},
+		{"snapshot", "list", "--profile", dir4},
+		{"reset", "--profile", dir4, "--all"},
+	} {
+		r := keep(strings.Join(args[:len(args)-1], " ")+" b down", p.run(t, nil, args...))
+		if r.Code != 3 || !strings.Contains(r.Stderr, "Skipped host b") || !strings.Contains(r.Stderr, "Partial:") {
+			t.Errorf("%v with b down: want exit 3 naming b\n%s", args, r)
+		}
+	}
+
 	// B is back: apply converges, and then there is nothing to plan.
 	if err := p.B.StartDaemon(stopCtx); err != nil {
 		t.Fatal(err)
@@ -239,6 +253,19 @@ func TestSpreadAcrossTwoHosts(t *testing.T) {
 		t.Errorf("host b has %v after re-apply, want mh-2 and mh-4", got)
 	}
 	keep("final plan", p.mustRun(t, env, []string{"plan", dir4}, 0))
+	// reset and snapshot list across both hosts.
+	rs := keep("reset across hosts", p.mustRun(t, nil, []string{"reset", "--profile", dir4, "--all"}, 0))
+	for _, vm := range []string{"mh-1", "mh-2", "mh-3", "mh-4"} {
+		if !strings.Contains(rs.Stdout, vm+": reverted to ") {
+			t.Errorf("reset --profile did not reset %s:\n%s", vm, rs)
+		}
+	}
+	sl := keep("snapshot list across hosts", p.mustRun(t, nil, []string{"snapshot", "list", "--profile", dir4}, 0))
+	for _, vm := range []string{"mh-1", "mh-2", "mh-3", "mh-4"} {
+		if !regexp.MustCompile(`(?m)^` + vm + `\s+\S+`).MatchString(sl.Stdout) {
+			t.Errorf("snapshot list --profile does not show %s:\n%s", vm, sl)
+		}
+	}
 	keep("destroy", p.mustRun(t, env, []string{"destroy", "--auto-approve", dir4}, 0))
 	for _, hv := range []struct {
 		name string
