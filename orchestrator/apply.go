@@ -113,6 +113,18 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		return results, &ApplyError{Failed: failures(results)}
 	}
 
+	// 1b. Golden images this host lacks, uploaded once and checked.
+	for _, c := range plan.Changes {
+		if c.Kind != KindImage || c.Action != ActionCreate {
+			continue
+		}
+		start := time.Now()
+		record(c, start, e.uploadImage(ctx, c.upload))
+	}
+	if failed() {
+		return results, &ApplyError{Failed: failures(results)}
+	}
+
 	// 2. Networks, then their filters (a network's metadata lists its
 	// filters, so an interrupted apply leaves nothing unaccounted for).
 	for _, c := range plan.Changes {
@@ -410,11 +422,15 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 	name := dv.Spec.Name
 	vs := dv.System
+	src := dv.HostImage
+	if src == "" {
+		src = dv.Image
+	}
 	if dv.Install == nil {
-		img, err := e.HV.VolumeByPath(ctx, dv.Image)
+		img, err := e.HV.VolumeByPath(ctx, src)
 		if err != nil {
 			if errors.Is(err, virt.ErrNotFound) {
-				return fmt.Errorf("golden image %s does not exist on the host (or no storage pool contains it)", dv.Image)
+				return fmt.Errorf("golden image %s does not exist on the host (or no storage pool contains it)", src)
 			}
 			return err
 		}
@@ -439,7 +455,7 @@ func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 	default:
 		e.progress(name, "copying %s (full clone, %s)", filepath.Base(dv.Image), humanBytes(vs.CapacityBytes))
 		stop := e.reportCopy(ctx, name, filepath.Join(e.poolPath(ctx, vs.Pool), vs.Name))
-		_, err = e.HV.CloneVolume(ctx, vs, dv.Image)
+		_, err = e.HV.CloneVolume(ctx, vs, src)
 		stop()
 	}
 	return err

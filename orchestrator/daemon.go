@@ -112,6 +112,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		maxWait = 30 * time.Second
 	}
 	wait := time.Second
+	unhealthy := false
 	for {
 		if ctx.Err() != nil {
 			if d.Relay != nil {
@@ -125,7 +126,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		hv, err := d.Connect(ctx)
 		if err != nil {
-			d.Log.Warn("cannot connect to libvirt; retrying", "err", err, "retry_in", wait)
+			// The first failure marks the host unhealthy (health=unhealthy);
+			// retries say so again only in their level.
+			if !unhealthy {
+				unhealthy = true
+				d.Log.Error("cannot connect to libvirt; retrying", "health", "unhealthy", "err", err, "retry_in", wait)
+			} else {
+				d.Log.Warn("cannot connect to libvirt; retrying", "err", err, "retry_in", wait)
+			}
 			select {
 			case <-ctx.Done():
 				continue
@@ -135,14 +143,37 @@ func (d *Daemon) Run(ctx context.Context) error {
 			continue
 		}
 		wait = time.Second
+		if unhealthy {
+			unhealthy = false
+			d.Log.Info("host healthy again", "health", "healthy")
+		}
 		d.Log.Info("connected to libvirt")
 		err = d.serve(ctx, hv, tick)
 		_ = hv.Close()
 		if ctx.Err() != nil {
 			continue
 		}
-		d.Log.Warn("lost the libvirt connection; reconnecting", "err", err)
+		unhealthy = true
+		d.Log.Warn("lost the libvirt connection; reconnecting", "health", "unhealthy", "err", err)
 	}
+}
+
+// RunDaemons serves several hosts at once, one Daemon each (with its own
+// connection, keepalive, events and reconnect backoff): a host that goes
+// away is reported unhealthy and retried while the others go on being
+// served. It returns when ctx ends and every daemon has stopped.
+func RunDaemons(ctx context.Context, ds []*Daemon) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // serve runs ticks and handles events on one connection until it is lost

@@ -28,6 +28,12 @@ type Target struct {
 	SerialLogDir string
 	// ImageUpdates names images whose VMs move to the newest version.
 	ImageUpdates []string
+	// Images maps a golden image path of the profile to where it is on
+	// this host when that differs (uploaded to a remote host); absent:
+	// the path itself.
+	Images map[string]HostImage
+	// Uploads are the golden images apply uploads to this host first.
+	Uploads []ImageUpload
 }
 
 // DesiredState is everything one profile wants on one host.
@@ -54,7 +60,8 @@ type DesiredVM struct {
 	// of Image; for a full clone a copy of Image; for an install an empty
 	// qcow2 of the disk size.
 	System virt.VolumeSpec
-	// Image is the golden image (clones) or the Windows ISO (installs).
+	// Image is the golden image (clones) or the Windows ISO (installs), as
+	// the profile names it.
 	Image string
 	// ImageName and ImageVersion are the registered image version the
 	// disk clones (image = image.NAME); NewerImage is the newest version
@@ -62,7 +69,10 @@ type DesiredVM struct {
 	ImageName    string
 	ImageVersion int
 	NewerImage   int
-	Clone        profiles.CloneMode
+	// HostImage is the golden image's path on the host (Image, unless it
+	// was uploaded there under another name).
+	HostImage string
+	Clone     profiles.CloneMode
 	// Answer says whether provisioning needs answer media (and so the
 	// licence key): installs and golden images prepared by specialize.
 	Answer bool
@@ -273,12 +283,21 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 			resolveImageVersion(dv, in, t, observed)
 		}
 		dv.Answer = d.Prepare == profiles.PrepareSpecialize
+		// A registered image version (image = image.NAME) resolved dv.Image.
+		hostImage := HostImage{Path: dv.Image}
+		if hi, ok := t.Images[dv.Image]; ok {
+			hostImage = hi
+		}
+		dv.HostImage = hostImage.Path
 		if d.Clone == profiles.CloneLinked || d.Clone == "" {
-			sys.BackingPath = dv.Image
+			sys.BackingPath = hostImage.Path
 			// Always name the backing format (QEMU no longer probes it);
 			// libvirt knows it when the image is in a pool, and apply looks
 			// again once the image's pool exists.
 			sys.BackingFormat = "qcow2"
+			if hostImage.Format != "" {
+				sys.BackingFormat = hostImage.Format
+			}
 			if observed != nil {
 				if img, ok := observed.Images[dv.Image]; ok && img.Format != "" {
 					sys.BackingFormat = img.Format

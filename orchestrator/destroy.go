@@ -13,7 +13,9 @@ import (
 // PlanDestroy plans the removal of everything profile p owns on each of its
 // hosts: its domains (with their disks, answer media and snapshots), its
 // networks and their filters. Objects are recognised by legacyvm's metadata
-// naming the profile; nothing else is touched. only, when not empty, limits
+// naming the profile; nothing else is touched. A host that cannot be
+// reached gets a HostPlan with Err (partial: the others are destroyed);
+// when no host can be reached the first error is returned. only, when not empty, limits
 // the plan to those instances (networks are then kept).
 func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
 	var hps []*HostPlan
@@ -33,8 +35,8 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		uri := HostURI(h, opts)
 		hv, err := connect(ctx, uri)
 		if err != nil {
-			CloseAll(hps)
-			return nil, fmt.Errorf("connect to %s: %w", uri, err)
+			hps = append(hps, &HostPlan{Host: h, URI: uri, Err: fmt.Errorf("connect to %s: %w", uri, err), Skipped: instanceNames(p, h, want)})
+			continue
 		}
 		hp := &HostPlan{Host: h, URI: uri, HV: hv}
 		hps = append(hps, hp)
@@ -44,8 +46,9 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		o, err := ObserveHost(ctx, hv, p.Name, pool, nil)
 		if err != nil {
-			CloseAll(hps)
-			return nil, err
+			_ = hv.Close()
+			hp.HV, hp.Err, hp.Skipped = nil, fmt.Errorf("observe %s: %w", uri, err), instanceNames(p, h, want)
+			continue
 		}
 		hp.Observed = o
 		plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
@@ -112,6 +115,13 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		CloseAll(hps)
 		return nil, err
 	}
+	if len(Planned(hps)) == 0 {
+		for _, hp := range hps {
+			if hp.Err != nil {
+				return nil, hp.Err
+			}
+		}
+	}
 	return hps, nil
 }
 
@@ -148,4 +158,29 @@ func closestName(n string, known []string) string {
 		}
 	}
 	return best
+}
+
+// instanceNames lists the profile's instances that may live on host h
+// (fixed there, or placed by policy with h among the candidates), limited
+// to want when it is not empty.
+func instanceNames(p *profiles.Profile, h *profiles.Host, want map[string]bool) []string {
+	var out []string
+	for _, in := range p.Instances {
+		if len(want) > 0 && !want[in.Name] {
+			continue
+		}
+		if in.VM.Host == h || (in.VM.Placement != profiles.PlacementFixed && containsHost(in.VM.Candidates, h)) {
+			out = append(out, in.Name)
+		}
+	}
+	return out
+}
+
+func containsHost(hs []*profiles.Host, h *profiles.Host) bool {
+	for _, x := range hs {
+		if x == h {
+			return true
+		}
+	}
+	return false
 }

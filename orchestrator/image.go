@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -539,7 +538,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			return fail(fmt.Errorf("media %s: %w", m.Path, pathErrOf(err)))
 		}
 		if !st.IsDir() {
-			s, err := fileSHA256(m.Path)
+			s, err := localSHA256(ctx, m.Path)
 			if err != nil {
 				return fail(fmt.Errorf("media %s: %w", m.Path, err))
 			}
@@ -554,7 +553,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		if err := winguest.DirISO(isoPath, m.Path, fmt.Sprintf("LVM_MEDIA%d", i+1)); err != nil {
 			return fail(err)
 		}
-		s, err := fileSHA256(isoPath)
+		s, err := localSHA256(ctx, isoPath)
 		if err != nil {
 			os.Remove(isoPath)
 			return fail(err)
@@ -868,7 +867,7 @@ func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error
 		if summary, detail := checkLocalISO(path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}
-		return fileSHA256(path)
+		return localSHA256(ctx, path)
 	}
 	v, err := e.HV.VolumeByPath(ctx, path)
 	if err != nil {
@@ -881,17 +880,17 @@ func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
+// localSHA256 is fileSHA256 with image build's error wording.
+func localSHA256(ctx context.Context, path string) (string, error) {
+	s, err := fileSHA256(ctx, path)
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Op == "open" {
 		return "", pathErrOf(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return s, nil
 }
 
 func pathErrOf(err error) error {

@@ -55,6 +55,7 @@ type Change struct {
 	vm      *DesiredVM
 	network *DesiredNetwork
 	pool    *poolChange
+	upload  *ImageUpload
 	// observed is the object as it is (update, replace, delete).
 	observedDomain *virt.Domain
 	observedNet    *virt.Network
@@ -141,6 +142,10 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			Details: []string{"directory pool at " + dir + " so libvirt can see the golden images and ISOs there"},
 			pool:    &poolChange{Name: name, Path: dir}})
 	}
+
+	// Golden images uploaded to a host that lacks them (after the pools,
+	// before the VMs that clone them).
+	plan.Changes = append(plan.Changes, uploadChanges(ds.Target)...)
 
 	// Networks and their filters.
 	desiredNets := map[string]bool{}
@@ -702,6 +707,9 @@ func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
 		}
 		if _, ok := o.Images[dv.Image]; ok {
 			continue
+		}
+		if _, ok := ds.Target.Images[dv.Image]; ok {
+			continue // on a remote host: uploaded, or to be uploaded
 		}
 		dir := filepath.Dir(dv.Image)
 		if !seen[dir] {

@@ -2,8 +2,10 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -40,7 +42,10 @@ type Options struct {
 }
 
 // HostPlan is the plan for the part of a profile that lives on one host,
-// with the connection it was made on.
+// with the connection it was made on. When Err is set the host could not
+// be reached or planned (HV, Observed, Desired and Plan are nil): nothing
+// is done there, and Skipped names the instances that were left out
+// because of it.
 type HostPlan struct {
 	Host     *profiles.Host
 	URI      string
@@ -48,6 +53,30 @@ type HostPlan struct {
 	Observed *Observed
 	Desired  *DesiredState
 	Plan     *Plan
+	Err      error
+	Skipped  []string
+}
+
+// Planned returns the host plans that have a plan (Err not set).
+func Planned(hps []*HostPlan) []*HostPlan {
+	var out []*HostPlan
+	for _, hp := range hps {
+		if hp.Err == nil && hp.Plan != nil {
+			out = append(out, hp)
+		}
+	}
+	return out
+}
+
+// Failed returns the host plans whose host could not be reached or planned.
+func Failed(hps []*HostPlan) []*HostPlan {
+	var out []*HostPlan
+	for _, hp := range hps {
+		if hp.Err != nil {
+			out = append(out, hp)
+		}
+	}
+	return out
 }
 
 // Close closes every connection of the plans.
@@ -71,8 +100,10 @@ func HostURI(h *profiles.Host, opts Options) string {
 }
 
 // Split divides a profile by host: each part holds the instances placed on
-// that host and the networks they use (a network nobody uses goes with the
-// first host). Parts are ordered by host name.
+// that host (Instance.Host, see Place; a placed instance not placed yet is
+// in no part), their vm blocks and the networks they use (a network nobody
+// uses goes with the first host). Every host of the profile has a part.
+// Parts are ordered by host name.
 func Split(p *profiles.Profile) []*profiles.Profile {
 	hosts := map[*profiles.Host]*profiles.Profile{}
 	var order []*profiles.Host
@@ -91,19 +122,25 @@ func Split(p *profiles.Profile) []*profiles.Profile {
 		part(h)
 	}
 	netHosts := map[*profiles.Network]map[*profiles.Host]bool{}
-	for _, vm := range p.VMs {
-		sp := part(vm.Host)
-		sp.VMs = append(sp.VMs, vm)
-		if vm.Network != nil {
-			if netHosts[vm.Network] == nil {
-				netHosts[vm.Network] = map[*profiles.Host]bool{}
-			}
-			netHosts[vm.Network][vm.Host] = true
-		}
-	}
 	for _, in := range p.Instances {
-		sp := part(in.VM.Host)
+		h := in.Host
+		if h == nil {
+			h = in.VM.Host
+		}
+		if h == nil {
+			continue // a placed instance that placement could not place
+		}
+		sp := part(h)
 		sp.Instances = append(sp.Instances, in)
+		if n := len(sp.VMs); n == 0 || sp.VMs[n-1] != in.VM {
+			sp.VMs = append(sp.VMs, in.VM)
+		}
+		if in.VM.Network != nil {
+			if netHosts[in.VM.Network] == nil {
+				netHosts[in.VM.Network] = map[*profiles.Host]bool{}
+			}
+			netHosts[in.VM.Network][h] = true
+		}
 	}
 	for _, n := range p.Networks {
 		hs := netHosts[n]
@@ -126,38 +163,88 @@ func Split(p *profiles.Profile) []*profiles.Profile {
 	return out
 }
 
-// PlanProfile connects to every host of p, observes it and plans. On error
-// the connections already opened are closed. Diagnostics are problems the
-// profile author can fix (name clashes, missing pools).
+// PlanProfile connects to every host of p, places the instances (see
+// Place), observes each host and plans. A host that cannot be reached or
+// observed does not stop the others when the profile has several: its
+// HostPlan carries Err and the instances skipped because of it (partial
+// failure; see Planned and Failed). When no host can be planned the error
+// of the first is returned. On error the connections already opened are
+// closed. Diagnostics are problems the profile author can fix (name
+// clashes, missing pools, hosts at max_vms).
 func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
 	var (
 		hps   []*HostPlan
 		diags hcl.Diagnostics
 	)
+	conns := ConnectHosts(ctx, p, connect, opts)
+	unplaced, d, err := Place(ctx, p, conns)
+	diags = append(diags, d...)
+	if err != nil {
+		CloseConns(conns)
+		return nil, diags, err
+	}
+	byHost := map[*profiles.Host]*HostConn{}
+	for _, c := range conns {
+		byHost[c.Host] = c
+	}
 	for _, part := range Split(p) {
 		h := part.Hosts[0]
-		uri := HostURI(h, opts)
-		hv, err := connect(ctx, uri)
-		if err != nil {
-			CloseAll(hps)
-			return nil, diags, fmt.Errorf("connect to %s: %w", uri, err)
-		}
-		hp := &HostPlan{Host: h, URI: uri, HV: hv}
+		c := byHost[h]
+		hp := &HostPlan{Host: h, URI: c.URI, HV: c.HV}
 		hps = append(hps, hp)
-		d, err := planHost(ctx, part, hp, opts)
-		diags = append(diags, d...)
-		if err != nil {
-			CloseAll(hps)
-			return nil, diags, err
+		if c.Err != nil {
+			hp.HV, hp.Err = nil, c.Err
+		} else {
+			d, err := planHost(ctx, part, hp, opts)
+			diags = append(diags, d...)
+			if err != nil {
+				hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
+			}
+		}
+		if hp.Err != nil {
+			for _, in := range part.Instances {
+				hp.Skipped = append(hp.Skipped, in.Name)
+			}
+			hp.Observed, hp.Desired, hp.Plan = nil, nil, nil
 		}
 	}
-	d, err := checkSeats(ctx, p, hps, opts.Keys)
+	for _, u := range unplaced {
+		for _, hp := range hps {
+			if containsString(u.Hosts, hp.Host.Name) {
+				hp.Skipped = append(hp.Skipped, u.Instance)
+				break
+			}
+		}
+	}
+	if len(Planned(hps)) == 0 {
+		CloseConns(conns)
+		for _, hp := range hps {
+			if hp.Err != nil {
+				return nil, diags, unwrapPlanErr(hp.Err, len(hps))
+			}
+		}
+		return nil, diags, fmt.Errorf("profile %s has no host", p.Name)
+	}
+	d, err = checkSeats(ctx, p, Planned(hps), opts.Keys)
 	diags = append(diags, d...)
+	diags = append(diags, incompleteSeatWarnings(hps)...)
 	if err != nil {
 		CloseAll(hps)
 		return nil, diags, err
 	}
 	return hps, diags, nil
+}
+
+// unwrapPlanErr keeps the single-host error as it always was (the
+// operation's own error, without the host prefix a multi-host report
+// needs).
+func unwrapPlanErr(err error, hosts int) error {
+	if hosts == 1 {
+		if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "plan on ") {
+			return u
+		}
+	}
+	return err
 }
 
 func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Options) (hcl.Diagnostics, error) {
@@ -199,6 +286,9 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 	diags = append(diags, checkImageRefs(p, o, opts.ImageUpdates)...)
 	diags = append(diags, checkImageSources(p, hp.Host, hp.URI)...)
 	t := Target{URI: hp.URI, Accel: accel, Pool: pool, SerialLogDir: opts.SerialLogDir, ImageUpdates: opts.ImageUpdates}
+	var imgDiags hcl.Diagnostics
+	t.Images, t.Uploads, imgDiags = planImages(p, hp.URI, o, poolName, pool.Path)
+	diags = append(diags, imgDiags...)
 	ds, err := Desired(p, t, o)
 	if err != nil {
 		return diags, err
@@ -211,6 +301,7 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 		o.ProbeDoors(ds, opts.ProbeListen, opts.OwnListeners)
 	}
 	plan, d := MakePlan(p, ds, o)
+	plan.Notes = append(placementNotes(p, hp.Host), plan.Notes...)
 	hp.Plan = plan
 	return append(diags, d...), nil
 }
@@ -236,4 +327,38 @@ func resolveAccel(h *profiles.Host, hi virt.HostInfo) (virt.Accel, hcl.Diagnosti
 		return virt.AccelKVM, nil
 	}
 	return virt.AccelTCG, nil
+}
+
+// incompleteSeatWarnings warns, for each vm with licences that the plan
+// creates while a host was skipped, that the seats on that host could not
+// be counted.
+func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
+	failed := Failed(hps)
+	if len(failed) == 0 {
+		return nil
+	}
+	var names []string
+	for _, hp := range failed {
+		names = append(names, hp.Host.Name)
+	}
+	var diags hcl.Diagnostics
+	seen := map[*profiles.VM]bool{}
+	for _, hp := range Planned(hps) {
+		for _, c := range hp.Plan.Changes {
+			if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) || c.vm == nil {
+				continue
+			}
+			vm := c.vm.Instance.VM
+			if len(vm.Licenses) == 0 || seen[vm] {
+				continue
+			}
+			seen[vm] = true
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
+				Summary: "Seats counted without a host",
+				Detail: fmt.Sprintf("Host %s did not answer, so the licence seats its VMs hold were not counted for vm %q. Apply again when it is back if a key may be in use there.",
+					strings.Join(names, ", "), vm.Name),
+				Subject: vm.LicensesRange.Ptr()})
+		}
+	}
+	return diags
 }

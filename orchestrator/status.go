@@ -34,6 +34,10 @@ type VMStatus struct {
 	NextSnapshot *time.Time `json:"next_snapshot,omitempty"`
 	// Schedule is the resolved cron expression (after the per-VM jitter).
 	Schedule string `json:"schedule,omitempty"`
+	// Host and URI say where the VM runs (set by callers that list
+	// several hosts).
+	Host string `json:"host,omitempty"`
+	URI  string `json:"uri,omitempty"`
 	// Doors are the VM's doors (and its network's egress doors).
 	Doors []DoorView `json:"doors,omitempty"`
 }

@@ -79,6 +79,11 @@ type Verification struct {
 	HostChecks []Finding `json:"host_checks"`
 	// OK is false when a VM check failed or a host finding is an error.
 	OK bool `json:"ok"`
+	// Error is set when the host could not be verified at all (it did not
+	// answer); VMs is then empty and OK false.
+	Error string `json:"error,omitempty"`
+	// HostName is the profile's name for the host (host block).
+	HostName string `json:"host_name,omitempty"`
 }
 
 // Warnings reports whether a VM check or a host finding is a warning.
@@ -123,22 +128,42 @@ type VerifyOptions struct {
 
 // VerifyProfile verifies every host a profile uses: it connects to each,
 // runs Verify with the part of the profile placed there and closes the
-// connection. Reports are in host order (see Split).
+// connection. Reports are in host order (see Split). Placed instances are
+// looked up where they run (see Place). With several hosts, a host that
+// cannot be reached gets a Verification with Error (partial) instead of
+// stopping the others.
 func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
 	var out []*Verification
-	for _, part := range Split(p) {
-		uri := HostURI(part.Hosts[0], opts)
-		hv, err := connect(ctx, uri)
-		if err != nil {
-			return out, fmt.Errorf("connect to %s: %w", uri, err)
+	conns := ConnectHosts(ctx, p, connect, opts)
+	defer CloseConns(conns)
+	if _, _, err := Place(ctx, p, conns); err != nil {
+		return nil, err
+	}
+	byHost := map[*profiles.Host]*HostConn{}
+	for _, c := range conns {
+		byHost[c.Host] = c
+	}
+	parts := Split(p)
+	for _, part := range parts {
+		c := byHost[part.Hosts[0]]
+		if c.Err != nil {
+			if len(parts) == 1 {
+				return out, c.Err
+			}
+			out = append(out, &Verification{Host: c.URI, HostName: c.Host.Name, Profile: p.Name, VMs: []VMVerification{}, Error: c.Err.Error()})
+			continue
 		}
 		o := vo
-		o.URI, o.Profile, o.SerialLogDir = uri, part, opts.SerialLogDir
-		v, err := Verify(ctx, hv, o)
-		_ = hv.Close()
+		o.URI, o.Profile, o.SerialLogDir = c.URI, part, opts.SerialLogDir
+		v, err := Verify(ctx, c.HV, o)
 		if err != nil {
-			return out, err
+			if len(parts) == 1 {
+				return out, err
+			}
+			out = append(out, &Verification{Host: c.URI, HostName: c.Host.Name, Profile: p.Name, VMs: []VMVerification{}, Error: err.Error()})
+			continue
 		}
+		v.HostName = c.Host.Name
 		out = append(out, v)
 	}
 	return out, nil

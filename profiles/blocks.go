@@ -48,6 +48,14 @@ func (l *loader) decodeHost(b *hostBlock) {
 			h.StoragePool = s
 		}
 	}
+	if n, ok := l.integer(b.MaxVMs, ctx, scopeBlock, "max_vms", "max_vms = 8"); ok {
+		if n < 1 {
+			l.errorf(b.MaxVMs.Range(), "Invalid max_vms", "max_vms is the most VMs legacyvm keeps on this host and must be at least 1, not %d. Leave it out for no limit.", n)
+		} else {
+			h.MaxVMs = n
+		}
+	}
+	h.Labels = l.stringMap(b.Labels, ctx, scopeBlock, "labels")
 }
 
 func editionNames() []string {

@@ -516,6 +516,29 @@ func (l *loader) stringList(expr hcl.Expression, ctx *hcl.EvalContext, sc scope,
 	return out
 }
 
+// stringMap evaluates a map (or object) of strings.
+func (l *loader) stringMap(expr hcl.Expression, ctx *hcl.EvalContext, sc scope, attr string) map[string]string {
+	v, ok := l.value(expr, ctx, sc)
+	if !ok || v.IsNull() {
+		return nil
+	}
+	cv, err := convert.Convert(v, cty.Map(cty.String))
+	if err != nil || cv.IsNull() {
+		l.typeError(expr, attr, "a map of strings", attr+` = { zone = "a" }`, v)
+		return nil
+	}
+	out := map[string]string{}
+	for it := cv.ElementIterator(); it.Next(); {
+		k, ev := it.Element()
+		if ev.IsNull() {
+			l.errorf(expr.Range(), "Incorrect attribute value type", "%s must not contain null.", attr)
+			return nil
+		}
+		out[k.AsString()] = ev.AsString()
+	}
+	return out
+}
+
 // objectOf builds the cty object for a map of values.
 func objectOf(m map[string]cty.Value) cty.Value {
 	if len(m) == 0 {

@@ -47,7 +47,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		if !diags.HasErrors() {
 			for _, in := range p.Instances {
-				if in.VM == nil || in.VM.Host == nil || in.VM.Windows == nil || in.ComputerName == "" {
+				if in.VM == nil || (in.VM.Host == nil && in.VM.Placement == "") || in.VM.Windows == nil || in.ComputerName == "" {
 					t.Fatalf("incomplete instance %+v", in)
 				}
 			}

@@ -269,6 +269,13 @@ func (l *loader) run(files []sourceFile) {
 		var fs fileSchema
 		l.add(gohcl.DecodeBody(hf.Body, nil, &fs))
 		all.Profiles = append(all.Profiles, fs.Profiles...)
+		if present(fs.FingerprintKey) {
+			if all.FingerprintKey != nil {
+				l.errorf(fs.FingerprintKey.Range(), "Duplicate fingerprint_key", "fingerprint_key was already set at %s. A profile has one fingerprint secret: remove one of them.", at(all.FingerprintKey.Range()))
+			} else {
+				all.FingerprintKey = fs.FingerprintKey
+			}
+		}
 		all.Variables = append(all.Variables, fs.Variables...)
 		all.Locals = append(all.Locals, fs.Locals...)
 		all.Hosts = append(all.Hosts, fs.Hosts...)
@@ -300,6 +307,10 @@ func (l *loader) run(files []sourceFile) {
 		Functions: l.functions(),
 	}
 	l.decodeProfileBlocks(all.Profiles)
+	if all.FingerprintKey != nil {
+		l.p.FingerprintKey = l.secret(all.FingerprintKey, l.baseCtx, scopeBlock, "fingerprint_key", "Fingerprint key", 0)
+		l.p.FingerprintKeyRange = all.FingerprintKey.Range()
+	}
 	for _, b := range all.Hosts {
 		l.decodeHost(b)
 	}

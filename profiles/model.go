@@ -32,6 +32,13 @@ type Profile struct {
 	// It is set even when loading fails.
 	Sources map[string]*hcl.File
 
+	// FingerprintKey is where an organisation's shared fingerprint secret
+	// lives (fingerprint_key = env/file/command): 64 hexadecimal
+	// characters. Kind SourceNone: each user's own secret file is used.
+	FingerprintKey license.Source
+	// FingerprintKeyRange is the range of the fingerprint_key expression.
+	FingerprintKeyRange hcl.Range
+
 	Variables        []*Variable
 	Hosts            []*Host
 	Licenses         []*License
@@ -79,6 +86,11 @@ type Host struct {
 	// StoragePool is the libvirt pool that holds overlays and answer
 	// media; default "default".
 	StoragePool string
+	// MaxVMs is the most VMs managed by legacyvm (any profile) that
+	// placement puts on this host; 0 means no limit.
+	MaxVMs int
+	// Labels are free-form key/value pairs a vm's host_labels select on.
+	Labels map[string]string
 	// Implicit is true for the host synthesised when a profile declares none.
 	Implicit  bool
 	DeclRange hcl.Range
@@ -326,7 +338,19 @@ type VM struct {
 	LicensesRange  hcl.Range
 	Network        *Network        // nil: no network interface
 	SnapshotPolicy *SnapshotPolicy // nil: no policy (no baseline)
-	Host           *Host           // never nil after loading
+	// Host is where the instances run when the vm names one (or the
+	// profile has a single host); nil when Placement chooses per instance.
+	Host *Host
+	// Placement is PlacementFixed (Host is set) or the policy that picks
+	// a host among Candidates for each instance.
+	Placement Placement
+	// Candidates are the hosts a placed vm may use: every host whose
+	// labels include all of host_labels, sorted by name. Only set with
+	// placement.
+	Candidates []*Host
+	// PlacementRange is the range of the placement expression, for
+	// diagnostics at plan time (the block header when absent).
+	PlacementRange hcl.Range
 	// OEMStrings are passed to the guest as SMBIOS type 11 strings.
 	OEMStrings []string
 	// Autostart starts the VM with the host.
@@ -350,7 +374,25 @@ type Instance struct {
 	// windows.computer_name evaluated for this instance, or derived from
 	// the instance name (upper case, the vm name cut so that "-N" fits).
 	ComputerName string
+	// Host is the host the instance runs on: VM.Host for a vm with a
+	// fixed host; for a placed vm it is set by the orchestrator's
+	// placement at plan time and nil before (see orchestrator.Place).
+	Host *Host
 }
+
+// Placement says how a vm's instances are put on hosts.
+type Placement string
+
+const (
+	// PlacementFixed: every instance on VM.Host.
+	PlacementFixed Placement = ""
+	// PlacementSpread: each new instance on the candidate host with the
+	// fewest legacyvm VMs.
+	PlacementSpread Placement = "spread"
+	// PlacementPack: each new instance on the first candidate host (by
+	// name) below its max_vms.
+	PlacementPack Placement = "pack"
+)
 
 // Edition is the Windows edition the VM runs: the install block's edition,
 // else the edition of its first licence; "" when neither says.

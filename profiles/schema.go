@@ -9,6 +9,7 @@ import "github.com/hashicorp/hcl/v2"
 
 type fileSchema struct {
 	Profiles         []*profileBlock        `hcl:"profile,block"`
+	FingerprintKey   hcl.Expression         `hcl:"fingerprint_key,optional"`
 	Variables        []*variableBlock       `hcl:"variable,block"`
 	Locals           []*localsBlock         `hcl:"locals,block"`
 	Hosts            []*hostBlock           `hcl:"host,block"`
@@ -47,6 +48,8 @@ type hostBlock struct {
 	URI         hcl.Expression `hcl:"uri,optional"`
 	Accelerator hcl.Expression `hcl:"accelerator,optional"`
 	StoragePool hcl.Expression `hcl:"storage_pool,optional"`
+	MaxVMs      hcl.Expression `hcl:"max_vms,optional"`
+	Labels      hcl.Expression `hcl:"labels,optional"`
 	DefRange    hcl.Range      `hcl:",def_range"`
 }
 
@@ -132,6 +135,8 @@ type vmBlock struct {
 	Network        hcl.Expression  `hcl:"network,optional"`
 	SnapshotPolicy hcl.Expression  `hcl:"snapshot_policy,optional"`
 	Host           hcl.Expression  `hcl:"host,optional"`
+	Placement      hcl.Expression  `hcl:"placement,optional"`
+	HostLabels     hcl.Expression  `hcl:"host_labels,optional"`
 	OEMStrings     hcl.Expression  `hcl:"oem_strings,optional"`
 	Autostart      hcl.Expression  `hcl:"autostart,optional"`
 	Disks          []*diskBlock    `hcl:"disk,block"`

@@ -8,10 +8,11 @@ import (
 )
 
 // secretAttrs are the attributes whose value is a secret.
-var secretAttrs = map[string]bool{"product_key": true, "admin_password": true}
+var secretAttrs = map[string]bool{"product_key": true, "admin_password": true, "fingerprint_key": true}
 
 // SecretLiterals returns the source text of every string literal whose
-// value flows into a secret attribute (product_key, admin_password): the
+// value flows into a secret attribute (product_key, admin_password,
+// fingerprint_key): the
 // literals written in those attributes and in the variable defaults and
 // local values they reference, directly or through other locals. files
 // maps file names to their content (one profile: its *.hcl files); files

@@ -125,9 +125,48 @@ func (l *loader) decodeVM(b *vmBlock) {
 	if p := l.ref(b.SnapshotPolicy, ctx, "snapshot_policy", policyRefType); p != nil {
 		vm.SnapshotPolicy = p.(*SnapshotPolicy)
 	}
+	vm.PlacementRange = b.DefRange
+	if present(b.Placement) {
+		vm.PlacementRange = b.Placement.Range()
+	}
+	if present(b.Host) && present(b.Placement) {
+		l.errorf(b.Placement.Range(), "Both host and placement", "A vm either names its host (host = host.NAME) or lets legacyvm choose one per instance (placement = \"spread\" or \"pack\"). Remove one of them.")
+	}
+	if present(b.HostLabels) && !present(b.Placement) {
+		l.errorf(b.HostLabels.Range(), "host_labels without placement", "host_labels selects the hosts that placement chooses from. Add placement = \"spread\" (or \"pack\"), or remove host_labels.")
+	}
 	if present(b.Host) {
 		if p := l.ref(b.Host, ctx, "host", hostRefType); p != nil {
 			vm.Host = p.(*Host)
+		}
+	} else if present(b.Placement) {
+		if s, ok := l.enum(b.Placement, ctx, sc, "placement", []string{string(PlacementSpread), string(PlacementPack)}); ok {
+			vm.Placement = Placement(s)
+		}
+		sel := l.stringMap(b.HostLabels, ctx, sc, "host_labels")
+		if len(l.hosts) == 0 {
+			vm.Host = l.implicitHost()
+			vm.Placement = PlacementFixed
+			if len(sel) > 0 {
+				l.errorf(b.HostLabels.Range(), "No host to select", "host_labels selects among the profile's host blocks, but the profile declares none. Declare host blocks with labels, or remove host_labels.")
+			}
+		} else {
+			for _, k := range sortedKeys(l.hosts) {
+				h := l.hosts[k]
+				if hasLabels(h.Labels, sel) {
+					vm.Candidates = append(vm.Candidates, h)
+				}
+			}
+			if len(vm.Candidates) == 0 {
+				var want []string
+				for _, k := range sortedKeys(sel) {
+					want = append(want, fmt.Sprintf("%s = %q", k, sel[k]))
+				}
+				l.errorf(b.HostLabels.Range(), "No host matches host_labels", "No host block has all the labels %s. Add them to a host block's labels, or change host_labels.", strings.Join(want, ", "))
+			}
+			if vm.Placement == PlacementFixed {
+				vm.Placement = PlacementSpread // an invalid value was reported
+			}
 		}
 	} else {
 		switch len(l.hosts) {
@@ -138,7 +177,7 @@ func (l *loader) decodeVM(b *vmBlock) {
 				vm.Host = h
 			}
 		default:
-			l.errorf(b.DefRange, "Host not chosen", "The profile declares several hosts (%s), so each vm must say where it runs, for example host = host.%s.", strings.Join(sortedKeys(l.hosts), ", "), sortedKeys(l.hosts)[0])
+			l.errorf(b.DefRange, "Host not chosen", "The profile declares several hosts (%s), so each vm must say where it runs, for example host = host.%s, or let legacyvm choose one per instance with placement = \"spread\" (or \"pack\").", strings.Join(sortedKeys(l.hosts), ", "), sortedKeys(l.hosts)[0])
 		}
 	}
 	vm.OEMStrings = l.stringList(b.OEMStrings, ctx, sc, "oem_strings")
@@ -235,6 +274,16 @@ func sortedEditions(m map[license.Edition]hcl.Range) []license.Edition {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// hasLabels reports whether labels include every key/value of sel.
+func hasLabels(labels, sel map[string]string) bool {
+	for k, v := range sel {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (l *loader) implicitHost() *Host {
@@ -456,7 +505,7 @@ func (l *loader) assemble() {
 			if vm.CountSet {
 				name = fmt.Sprintf("%s-%d", vm.Name, i)
 			}
-			insts = append(insts, &Instance{Name: name, Index: i, VM: vm})
+			insts = append(insts, &Instance{Name: name, Index: i, VM: vm, Host: vm.Host})
 		}
 		if last := insts[len(insts)-1].Name; len(last) > MaxInstanceNameLen && len(vm.Name) <= MaxInstanceNameLen {
 			l.errorf(d.block.NameRange, "Instance name too long", "The instance name %q has %d characters; libvirt domain names made by legacyvm have at most %d. Shorten the vm name.", last, len(last), MaxInstanceNameLen)

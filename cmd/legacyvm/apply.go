@@ -93,32 +93,41 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
-	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "apply", opts.LockWait)
+	sk := skippedHosts(hps)
+	planned := orchestrator.Planned(hps)
+	orphanLocks, err := f.lockPlannedVMs(ctx, p, planned, "apply", opts.LockWait)
 	if err != nil {
 		return err
 	}
 	defer orphanLocks.Release()
-	changes := f.showPlans(hps)
+	changes := f.showPlans(planned)
+	f.reportSkipped(sk)
 	if !changes {
 		f.verifyAfterApply(ctx, p, opts.Path)
 		if f.JSON() {
-			return writeApplyJSON(f, p.Name, nil)
+			if err := writeApplyJSON(f, p.Name, nil, sk); err != nil {
+				return err
+			}
+		}
+		if len(sk) > 0 {
+			return f.partialSummary("nothing to apply", len(planned), sk)
 		}
 		return nil
 	}
-	if err := confirmDestructive(f, hps, opts.AutoApprove); err != nil {
+	if err := confirmDestructive(f, planned, opts.AutoApprove); err != nil {
 		return err
 	}
-	err = f.executePlans(ctx, p, hps, "Applied")
+	err = f.executePlans(ctx, p, planned, "Applied", sk)
 	f.verifyAfterApply(ctx, p, opts.Path)
 	return err
 }
 
-func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result) error {
+func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result, sk []skippedHost) error {
 	doc := struct {
 		Profile string                `json:"profile"`
 		Results []orchestrator.Result `json:"results"`
-	}{profile, rs}
+		Skipped []skippedHost         `json:"skipped,omitempty"`
+	}{profile, rs, sk}
 	if doc.Results == nil {
 		doc.Results = []orchestrator.Result{}
 	}

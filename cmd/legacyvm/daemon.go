@@ -27,7 +27,7 @@ func newCmdDaemon(f *Factory) *cobra.Command {
 		metricsListen string
 	)
 	cmd := &cobra.Command{
-		Use:   "daemon",
+		Use:   "daemon [PATH...]",
 		Short: "Run snapshot schedules and revert-on-shutdown",
 		Long: `Daemon runs every managed VM's snapshot schedule (one tick a minute: retention
 first, then the snapshot that is due; one VM at a time per VM, retried when
@@ -43,6 +43,13 @@ error.
 It keeps no state: policies and schedules are read from libvirt at every tick.
 It reconnects when libvirtd restarts, logs structured lines to stderr and
 stops cleanly on SIGTERM or Ctrl-C.
+
+One daemon serves several hosts: give profile PATHs (every host block's
+uri) or --connect; each host has its own connection with keepalive and its
+own reconnect backoff. A host that goes away is logged once with
+health=unhealthy (lost the connection, or cannot connect) and retried while
+the others go on being served; "host healthy again" (health=healthy) when it
+is back.
 
 Under systemd (make install puts this unit in /usr/local/lib/systemd/system/legacyvm.service):
 
@@ -60,8 +67,9 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 		Example: `  legacyvm daemon
   legacyvm daemon --verify-every 1m
   legacyvm daemon --metrics-listen 127.0.0.1:9464
-  legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json`,
-		Args: cobra.NoArgs,
+  legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json
+  legacyvm daemon examples/lab examples/ops-daily --log-json`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
 			defer stop()
@@ -69,38 +77,59 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 			if logJSON {
 				h = slog.NewJSONHandler(f.IO.ErrOut, nil)
 			}
-			uri := f.URI()
-			log := slog.New(h).With("uri", uri)
-			d := &orchestrator.Daemon{
-				Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
-				Tick:        tick,
-				Log:         log,
-				Parallelism: f.Parallelism,
-				LockVM: func(ctx context.Context, vm string) (func(), error) {
-					l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
-					if err != nil {
-						return nil, err
-					}
-					return l.Release, nil
-				},
-				VerifyEvery: verifyEvery,
-				URI:         uri,
-				System:      f.HostSystem,
-				Relay:       relay.New(log),
-				StatePath:   f.DaemonStatePath(),
-			}
 			if err := orchestrator.CheckLockDir(); err != nil {
 				return err
 			}
+			uris, err := daemonURIs(f, args)
+			if err != nil {
+				return err
+			}
+			// The door relay, the state file and the metrics belong to one
+			// daemon: the first local host's (doors listen on its bridges,
+			// which only a local host has), else the first host's.
+			primary := 0
+			for i, uri := range uris {
+				if orchestrator.IsLocalURI(uri) {
+					primary = i
+					break
+				}
+			}
+			var ds []*orchestrator.Daemon
+			for i, uri := range uris {
+				log := slog.New(h).With("uri", uri)
+				d := &orchestrator.Daemon{
+					Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
+					Tick:        tick,
+					Log:         log,
+					Parallelism: f.Parallelism,
+					LockVM: func(ctx context.Context, vm string) (func(), error) {
+						l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
+						if err != nil {
+							return nil, err
+						}
+						return l.Release, nil
+					},
+					VerifyEvery: verifyEvery,
+					URI:         uri,
+					System:      f.HostSystem,
+				}
+				if i == primary && orchestrator.IsLocalURI(uri) {
+					d.Relay = relay.New(log)
+				}
+				if i == primary {
+					d.StatePath = f.DaemonStatePath()
+				}
+				ds = append(ds, d)
+				log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath, "relay", d.Relay != nil)
+			}
 			if metricsListen != "" {
-				stopMetrics, err := serveMetrics(ctx, metricsListen, d, log)
+				stopMetrics, err := serveMetrics(ctx, metricsListen, ds[primary], slog.New(h).With("uri", uris[primary]))
 				if err != nil {
 					return err
 				}
 				defer stopMetrics()
 			}
-			log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath)
-			return d.Run(ctx)
+			return orchestrator.RunDaemons(ctx, ds)
 		},
 	}
 	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
@@ -108,6 +137,30 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; off when empty)")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
+}
+
+// daemonURIs are the hosts the daemon serves: every host of the profiles
+// given (in order, without repeats), else --connect's URI.
+func daemonURIs(f *Factory, paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return []string{f.URI()}, nil
+	}
+	seen := map[string]bool{}
+	var uris []string
+	for _, path := range paths {
+		p, err := f.loadProfile(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range p.Hosts {
+			u := orchestrator.HostURI(h, f.planOptions())
+			if !seen[u] {
+				seen[u] = true
+				uris = append(uris, u)
+			}
+		}
+	}
+	return uris, nil
 }
 
 // serveMetrics serves d's Prometheus metrics at http://addr/metrics until

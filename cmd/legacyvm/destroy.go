@@ -70,14 +70,23 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 		return err
 	}
 	defer orchestrator.CloseAll(hps)
+	sk := skippedHosts(hps)
+	hps = orchestrator.Planned(hps)
 	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
 	if err != nil {
 		return err
 	}
 	defer orphanLocks.Release()
-	if !f.showPlans(hps) {
+	changes := f.showPlans(hps)
+	f.reportSkipped(sk)
+	if !changes {
 		if f.JSON() {
-			return writeApplyJSON(f, p.Name, nil)
+			if err := writeApplyJSON(f, p.Name, nil, sk); err != nil {
+				return err
+			}
+		}
+		if len(sk) > 0 {
+			return f.partialSummary("nothing to destroy", len(hps), sk)
 		}
 		return nil
 	}
@@ -91,5 +100,5 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 			return errors.New("cancelled: nothing was deleted")
 		}
 	}
-	return f.executePlans(ctx, p, hps, "Destroyed")
+	return f.executePlans(ctx, p, hps, "Destroyed", sk)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -66,17 +67,22 @@ func (f *Factory) showPlans(hps []*orchestrator.HostPlan) bool {
 
 // executePlans runs each host's plan, prints notes and a summary line per
 // host (verb names what happened, e.g. "Applied"), writes the JSON result
-// when asked, and turns failed objects into one error line each.
-func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string) error {
+// when asked, and turns failed objects into one error line each. A host
+// whose plan fails does not stop the others; sk are hosts skipped before
+// (unreachable at plan time). When some hosts were done and others failed
+// or were skipped, the command ends with exitPartial and a summary that
+// names them.
+func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string, sk []skippedHost) error {
 	var (
 		all    []orchestrator.Result
 		failed error
+		done   int
 	)
 	for _, hp := range hps {
 		start := time.Now()
-		eng, done := f.liveEngine(hp.HV)
+		eng, finish := f.liveEngine(hp.HV)
 		res, err := eng.Apply(ctx, hp.Plan)
-		done()
+		finish()
 		all = append(all, res...)
 		for _, r := range res {
 			for _, n := range r.Notes {
@@ -84,25 +90,37 @@ func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*
 			}
 		}
 		if err != nil {
+			var ae *orchestrator.ApplyError
+			if errors.As(err, &ae) {
+				for _, r := range ae.Failed {
+					fmt.Fprintf(f.IO.ErrOut, "Error: %s %s on %s: %s\n", r.Kind, r.Object, hp.Host.Name, r.Err)
+				}
+			} else {
+				fmt.Fprintf(f.IO.ErrOut, "Error: host %s (%s): %s\n", hp.Host.Name, hp.URI, err)
+			}
+			var names []string
+			for _, c := range hp.Plan.Changes {
+				if c.Kind == orchestrator.KindVM && c.Action != orchestrator.ActionNoop {
+					names = append(names, c.Name)
+				}
+			}
+			sk = append(sk, skippedHost{Host: hp.Host.Name, URI: hp.URI, Error: err.Error(), VMs: names})
 			failed = err
 			continue
 		}
+		done++
 		f.IO.Status("%s profile %s on %s in %s.", verb, p.Name, hp.URI, time.Since(start).Round(100*time.Millisecond))
 	}
 	if f.JSON() {
-		if err := writeApplyJSON(f, p.Name, all); err != nil {
+		if err := writeApplyJSON(f, p.Name, all, sk); err != nil {
 			return err
 		}
 	}
-	if failed == nil {
+	if failed == nil && len(sk) == 0 {
 		return nil
 	}
-	var ae *orchestrator.ApplyError
-	if errors.As(failed, &ae) {
-		for _, r := range ae.Failed {
-			fmt.Fprintf(f.IO.ErrOut, "Error: %s %s: %s\n", r.Kind, r.Object, r.Err)
-		}
-		return silent(exitError)
+	if done > 0 || (failed == nil && len(sk) > 0) {
+		return f.partialSummary(strings.ToLower(verb), done, sk)
 	}
-	return failed
+	return silent(exitError)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -70,6 +71,7 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		p    *profiles.Profile
 		uris []string
 	)
+	hostName := map[string]string{}
 	if opts.Path == "" {
 		if err := f.noProfileFlags(cmd, "a PATH is given"); err != nil {
 			return err
@@ -80,38 +82,67 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 		if p, err = f.loadProfile(opts.Path); err != nil {
 			return err
 		}
-		seen := map[string]bool{}
-		for _, part := range orchestrator.Split(p) {
-			u := orchestrator.HostURI(part.Hosts[0], f.planOptions())
-			if !seen[u] {
-				seen[u] = true
+		for _, h := range p.Hosts {
+			u := orchestrator.HostURI(h, f.planOptions())
+			if _, ok := hostName[u]; !ok {
+				hostName[u] = h.Name
 				uris = append(uris, u)
 			}
 		}
 	}
-	var hosts []orchestrator.HostDomains
+	var (
+		hosts []orchestrator.HostDomains
+		sk    []skippedHost
+	)
 	for _, uri := range uris {
-		hv, err := f.Connect(ctx, uri)
+		doms, err := func() ([]virt.Domain, error) {
+			hv, err := f.Connect(ctx, uri)
+			if err != nil {
+				return nil, fmt.Errorf("connect to %s: %w", uri, err)
+			}
+			defer hv.Close()
+			doms, err := hv.ListDomains(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list domains on %s: %w", uri, err)
+			}
+			return doms, nil
+		}()
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", uri, err)
-		}
-		doms, err := hv.ListDomains(ctx)
-		_ = hv.Close()
-		if err != nil {
-			return fmt.Errorf("list domains on %s: %w", uri, err)
+			if len(uris) == 1 {
+				return err
+			}
+			sk = append(sk, skippedHost{Host: hostName[uri], URI: uri, Error: err.Error()})
+			continue
 		}
 		hosts = append(hosts, orchestrator.HostDomains{URI: uri, Domains: doms})
 	}
 	inv := orchestrator.LicenceInventory(hosts, p)
+	secrets := orchestrator.FingerprintSecrets(hosts)
 	if f.JSON() {
 		if inv == nil {
 			inv = []orchestrator.LicenceUse{}
 		}
 		enc := json.NewEncoder(f.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"hosts": uris, "licenses": inv})
+		doc := map[string]any{"hosts": uris, "licenses": inv}
+		if len(sk) > 0 {
+			doc["skipped"] = sk
+		}
+		if len(secrets) > 1 {
+			doc["fingerprint_secrets"] = secrets
+		}
+		if err := enc.Encode(doc); err != nil {
+			return err
+		}
+	} else {
+		writeLicencesText(f.IO.Out, f.IO.ErrOut, uris, inv, p)
 	}
-	writeLicencesText(f.IO.Out, f.IO.ErrOut, uris, inv, p)
+	if w := orchestrator.MixedSecretsWarning(secrets); w != "" {
+		fmt.Fprintf(f.IO.ErrOut, "Warning: %s\n", w)
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("licences listed", len(hosts), sk)
+	}
 	return nil
 }
 

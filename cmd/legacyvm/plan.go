@@ -39,7 +39,8 @@ the same key by another profile is found by apply (which reads the keys
 before it changes anything and refuses a key without a free seat), or now
 with --check-keys, which reads the keys apply would read.
 
-Exit status: 0 no changes, 2 changes present, 1 error.`,
+Exit status: 0 no changes, 2 changes present, 1 error, 3 partial (a host of
+the profile did not answer: it is named and skipped).`,
 		Example: `  legacyvm plan examples/lab
   legacyvm plan -o json examples/lab | jq '.hosts[].changes[] | select(.action != "no-op")'
   legacyvm plan --connect qemu+ssh://root@lab1/system examples/ops-daily
@@ -78,17 +79,22 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
+	sk := skippedHosts(hps)
+	hps = orchestrator.Planned(hps)
 	for _, hp := range hps {
 		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, time.Now())...)
 	}
 	if f.JSON() {
-		if err := writePlanJSON(f.IO.Out, hps); err != nil {
+		if err := writePlanJSON(f.IO.Out, hps, sk); err != nil {
 			return err
 		}
 	} else {
 		for _, hp := range hps {
 			writePlanText(f.IO.Out, hp.Plan)
 		}
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("planned", len(hps), sk)
 	}
 	for _, hp := range hps {
 		if hp.Plan.HasChanges() {
@@ -102,10 +108,12 @@ type planJSON struct {
 	Profile    string               `json:"profile"`
 	Hosts      []*orchestrator.Plan `json:"hosts"`
 	HasChanges bool                 `json:"has_changes"`
+	// Skipped are hosts that could not be planned (unreachable).
+	Skipped []skippedHost `json:"skipped,omitempty"`
 }
 
-func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan) error {
-	doc := planJSON{}
+func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan, sk []skippedHost) error {
+	doc := planJSON{Skipped: sk}
 	for _, hp := range hps {
 		doc.Profile = hp.Plan.Profile
 		doc.Hosts = append(doc.Hosts, hp.Plan)

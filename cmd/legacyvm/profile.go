@@ -38,6 +38,7 @@ func (f *Factory) loadProfile(path string) (*profiles.Profile, error) {
 	if diags.HasErrors() {
 		return nil, silent(exitError)
 	}
+	f.useProfileFingerprintKey(p.FingerprintKey)
 	return p, nil
 }
 
@@ -99,9 +100,17 @@ func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done f
 }
 
 // fingerprint computes the keyed fingerprint of a product key with the
-// host secret, and the secret's id. The secret is created on first use,
-// but not while held (VMs recording fingerprints) is not empty.
+// host secret, and the secret's id: the profile's shared secret
+// (fingerprint_key) when it names one, else the user's own secret file,
+// created on first use but not while held (VMs recording fingerprints) is
+// not empty.
 func (f *Factory) fingerprint(k license.Key, held []license.FingerprintHolder) (string, string, error) {
+	if fp, err := f.sharedFingerprinter(); fp != nil || err != nil {
+		if err != nil {
+			return "", "", err
+		}
+		return fp.Fingerprint(k), fp.SecretID(), nil
+	}
 	path, err := license.DefaultFingerprintPath()
 	if err != nil {
 		return "", "", err

@@ -75,6 +75,8 @@ type Factory struct {
 	Connect orchestrator.Connector
 	// HostSystem is the local system doctor inspects.
 	HostSystem orchestrator.HostSystem
+	// shared is the profile's fingerprint_key, when it names one.
+	shared *sharedKey
 }
 
 func newFactory(io *IOStreams) *Factory {
@@ -114,7 +116,11 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 
   legacyvm validate examples/single-vm
   legacyvm plan examples/single-vm
-  legacyvm apply examples/single-vm`,
+  legacyvm apply examples/single-vm
+
+Exit status: 0 done; 1 error; 2 plan found changes; 3 partial: a profile
+spans several hosts and some did not answer or failed (the summary names
+them; the others were done). See docs/hosts.md.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -129,57 +131,104 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
 		Use:               "list [VM...]",
 		ValidArgsFunction: completeVMNames(f),
 		Short:             "List snapshots as a tree, with their kind",
+		Long: `List shows each VM's snapshots as a tree with their kind (baseline,
+scheduled, manual). With --profile PATH it lists that profile's VMs on every
+host the profile uses; a host that does not answer is reported and skipped
+(exit status 3, partial).`,
 		Example: `  legacyvm snapshot list
   legacyvm snapshot list acct-1 -o json
   legacyvm snapshot list --profile examples/lab`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				list, err := e.ListSnapshots(cmd.Context(), args)
+			profilePath := cmd.Flags().Lookup("profile").Value.String()
+			var (
+				list  []orchestrator.VMSnapshots
+				sk    []skippedHost
+				hosts int
+			)
+			if profilePath == "" {
+				err := withEngine(cmd, f, func(e *orchestrator.Engine) error {
+					var err error
+					list, err = e.ListSnapshots(cmd.Context(), args)
+					return err
+				})
 				if err != nil {
 					return err
 				}
-				if f.JSON() {
-					if list == nil {
-						list = []orchestrator.VMSnapshots{}
-					}
-					return writeJSON(f, list)
-				}
-				tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
-				for _, vm := range list {
-					depth := map[string]int{}
-					for _, s := range vm.Snapshots {
-						d := 0
-						if s.Parent != "" {
-							d = depth[s.Parent] + 1
-						}
-						depth[s.Name] = d
-						name := strings.Repeat("  ", d) + s.Name
-						if s.Current {
-							name += " *"
-						}
-						exp := "-"
-						if s.Expires != nil {
-							exp = s.Expires.UTC().Format("2006-01-02 15:04")
-						}
-						kind := string(s.Kind)
-						if s.Policy != "" && s.Kind != orchestrator.SnapshotManual {
-							kind += " (" + s.Policy + ")"
-						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", vm.VM, name, kind, s.Created.UTC().Format("2006-01-02 15:04:05"), snapshotContent(s.Snapshot), exp)
-					}
-					if len(vm.Snapshots) == 0 {
-						fmt.Fprintf(tw, "%s\t(none)\t\t\t\t\n", vm.VM)
-					}
-				}
-				if err := tw.Flush(); err != nil {
+			} else {
+				targets, profile, err := f.profileTargets(profilePath)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintln(f.IO.ErrOut, "* = current snapshot")
-				return nil
-			})
+				hosts = len(targets)
+				sk, err = f.onEachHost(cmd.Context(), targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
+					var here []string
+					for _, vm := range vms {
+						if len(args) == 0 || slices.Contains(args, vm) {
+							here = append(here, vm)
+						}
+					}
+					if len(here) == 0 {
+						return nil
+					}
+					l, err := f.engine(hv).ListSnapshots(cmd.Context(), here)
+					list = append(list, l...)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+			}
+			if err := writeSnapshotList(f, list); err != nil {
+				return err
+			}
+			if f.reportSkipped(sk) {
+				return f.partialSummary("snapshots listed", hosts-len(sk), sk)
+			}
+			return nil
 		},
 	}
+}
+
+func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots) error {
+	if f.JSON() {
+		if list == nil {
+			list = []orchestrator.VMSnapshots{}
+		}
+		return writeJSON(f, list)
+	}
+	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
+	for _, vm := range list {
+		depth := map[string]int{}
+		for _, s := range vm.Snapshots {
+			d := 0
+			if s.Parent != "" {
+				d = depth[s.Parent] + 1
+			}
+			depth[s.Name] = d
+			name := strings.Repeat("  ", d) + s.Name
+			if s.Current {
+				name += " *"
+			}
+			exp := "-"
+			if s.Expires != nil {
+				exp = s.Expires.UTC().Format("2006-01-02 15:04")
+			}
+			kind := string(s.Kind)
+			if s.Policy != "" && s.Kind != orchestrator.SnapshotManual {
+				kind += " (" + s.Policy + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", vm.VM, name, kind, s.Created.UTC().Format("2006-01-02 15:04:05"), snapshotContent(s.Snapshot), exp)
+		}
+		if len(vm.Snapshots) == 0 {
+			fmt.Fprintf(tw, "%s\t(none)\t\t\t\t\n", vm.VM)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(f.IO.ErrOut, "* = current snapshot")
+	return nil
 }
 
 func newCmdSnapshotRevert(f *Factory, lockWait *time.Duration) *cobra.Command {
@@ -403,11 +452,13 @@ time (--parallelism at once), leaves it in the state the snapshot recorded
 done since the snapshot is lost: that is the point. With --start, VMs whose
 snapshot was taken shut off are started afterwards (a clean boot).
 
---profile PATH limits reset to that profile's VMs (on its host): without VM
-names it resets all of them, and a named VM of another profile is an error.
---all resets every VM legacyvm manages on the host, whatever its profile: it
-names the profiles it touches and asks for confirmation, or takes --yes
-(without a terminal it refuses unless --yes is given).`,
+--profile PATH limits reset to that profile's VMs, on every host the profile
+uses (each VM is reset on the host that holds it; a host that does not answer
+is reported and skipped, exit status 3, partial): without VM names it resets
+all of them, and a named VM of another profile is an error.
+--all resets every VM legacyvm manages on the --connect host, whatever its
+profile: it names the profiles it touches and asks for confirmation, or
+takes --yes (without a terminal it refuses unless --yes is given).`,
 		Example: `  legacyvm reset --profile examples/quickstart demo
   legacyvm reset --profile examples/lab
   legacyvm reset --start demo
@@ -428,54 +479,73 @@ names the profiles it touches and asks for confirmation, or takes --yes
 			}
 			var res []orchestrator.ResetResult
 			start := time.Now()
-			err := connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
-				names := args
-				if len(names) == 0 {
-					doms, err := e.Managed(cmd.Context(), nil)
-					if err != nil {
-						return err
-					}
-					if len(doms) == 0 {
-						return fmt.Errorf("no VM to reset: legacyvm manages none here")
-					}
-					for _, d := range doms {
-						names = append(names, d.Name)
-					}
-					if all {
-						if err := confirmResetAll(f, doms, yes); err != nil {
-							return err
-						}
-					}
-				}
-				names, locks, err := f.lockNamedOrAll(cmd, e, names, "reset", lockWait)
+			resetOn := func(e *orchestrator.Engine, uri string, names []string) error {
+				names, locks, err := f.lockNamedOrAllOn(cmd.Context(), uri, e, names, "reset", lockWait)
 				if err != nil {
 					return err
 				}
 				defer locks.Release()
-				if res, err = e.Reset(cmd.Context(), names, to); err != nil {
+				if len(names) == 0 {
+					return nil // no managed VM
+				}
+				r, err := e.Reset(cmd.Context(), names, to)
+				if err != nil {
 					return err
 				}
 				if startVMs {
 					var off []string
-					for _, r := range res {
-						if r.Err == "" && r.State == virt.StateShutoff {
-							off = append(off, r.VM)
+					for _, x := range r {
+						if x.Err == "" && x.State == virt.StateShutoff {
+							off = append(off, x.VM)
 						}
 					}
 					for _, sr := range e.Start(cmd.Context(), off) {
-						for i := range res {
-							if res[i].VM == sr.Object {
+						for i := range r {
+							if r[i].VM == sr.Object {
 								if sr.Err != "" {
-									res[i].Err = "reverted, but start failed: " + sr.Err
+									r[i].Err = "reverted, but start failed: " + sr.Err
 								} else {
-									res[i].State = virt.StateRunning
+									r[i].State = virt.StateRunning
 								}
 							}
 						}
 					}
 				}
+				res = append(res, r...)
 				return nil
-			})
+			}
+			var (
+				sk    []skippedHost
+				hosts int
+				err   error
+			)
+			if profilePath := cmd.Flags().Lookup("profile").Value.String(); profilePath == "" {
+				if err := f.noProfileFlags(cmd, "--profile PATH is given"); err != nil {
+					return err
+				}
+				err = connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
+					names := args
+					if all {
+						doms, err := e.Managed(cmd.Context(), nil)
+						if err != nil {
+							return err
+						}
+						if len(doms) == 0 {
+							return fmt.Errorf("no VM to reset: legacyvm manages none here")
+						}
+						if err := confirmResetAll(f, doms, yes); err != nil {
+							return err
+						}
+						for _, d := range doms {
+							names = append(names, d.Name)
+						}
+					}
+					return resetOn(e, f.URI(), names)
+				})
+			} else {
+				// No names: every VM of the profile, on each of its hosts.
+				sk, hosts, err = resetAcrossHosts(cmd.Context(), f, profilePath, len(args) == 0, args, resetOn)
+			}
 			if err != nil {
 				return err
 			}
@@ -500,8 +570,12 @@ names the profiles it touches and asks for confirmation, or takes --yes
 			if !f.JSON() {
 				fmt.Fprintf(f.IO.Out, "Reset %d VM(s) in %s.\n", len(res)-failed, time.Since(start).Round(time.Millisecond))
 			}
+			f.reportSkipped(sk)
 			if failed > 0 {
 				return silent(exitError)
+			}
+			if len(sk) > 0 {
+				return f.partialSummary("reset", hosts, sk)
 			}
 			return nil
 		},
@@ -512,4 +586,57 @@ names the profiles it touches and asks for confirmation, or takes --yes
 	cmd.Flags().BoolVar(&startVMs, "start", false, "start VMs that the snapshot left shut off")
 	addLockWaitFlag(cmd, &lockWait)
 	return cmd
+}
+
+// resetAcrossHosts runs reset on every host of the profile at path: the
+// named VMs (or, with all, every VM of the profile) that each host holds.
+// A name found on no answering host is an error.
+func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Engine, uri string, names []string) error) ([]skippedHost, int, error) {
+	targets, profile, err := f.profileTargets(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	found := map[string]bool{}
+	var other error // a named VM that another profile manages
+	sk, err := f.onEachHost(ctx, targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
+		var here []string
+		for _, vm := range vms {
+			if all || slices.Contains(names, vm) {
+				here = append(here, vm)
+				found[vm] = true
+			}
+		}
+		for _, n := range names {
+			if slices.Contains(vms, n) || other != nil {
+				continue
+			}
+			e := f.engine(hv)
+			e.Profile = profile
+			if _, err := e.Managed(ctx, []string{n}); errors.Is(err, orchestrator.ErrOtherProfile) {
+				other = err
+			}
+		}
+		if len(here) == 0 {
+			return nil
+		}
+		e, done := f.liveEngine(hv)
+		defer done()
+		return reset(e, t.uri, here)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var missing []string
+	for _, n := range names {
+		if !found[n] {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 && other != nil {
+		return sk, 0, other
+	}
+	if len(missing) > 0 && len(sk) == 0 {
+		return sk, 0, fmt.Errorf("no host of profile %s holds %s", profile, strings.Join(missing, ", "))
+	}
+	return sk, len(targets) - len(sk), nil
 }

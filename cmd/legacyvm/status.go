@@ -26,73 +26,17 @@ takes the next scheduled snapshot (host time; "due" when the daemon or
 run-due takes it at its next tick), and the licence it uses.
 Then its doors (publish and egress): where the relay listens, for whom, to
 where, whether legacyvm daemon's relay listens, and its connection counts
-(relayed, refused, open now).`,
+(relayed, refused, open now).
+
+A profile with several host blocks is shown across all of them, with a
+HOST column; a host that does not answer is reported and skipped, and the
+command then ends with exit status 3 (partial).`,
 		Example: `  legacyvm status examples/lab
   legacyvm status --all -o json`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			profile, uri := "", f.URI()
-			if all && len(args) > 0 {
-				return fmt.Errorf("give a profile PATH or --all, not both")
-			}
-			if all {
-				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
-					return err
-				}
-			} else {
-				p, err := f.loadProfile(pathArg(args))
-				if err != nil {
-					return err
-				}
-				profile = p.Name
-				uri = orchestrator.HostURI(p.Hosts[0], f.planOptions())
-			}
-			hv, err := f.Connect(ctx, uri)
-			if err != nil {
-				return connectError(uri, err)
-			}
-			defer hv.Close()
-			st, err := orchestrator.Status(ctx, hv, profile)
-			if err != nil {
-				return err
-			}
-			ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
-			orchestrator.AddRelayState(st, ds)
-			if f.JSON() {
-				if st == nil {
-					st = []orchestrator.VMStatus{}
-				}
-				enc := json.NewEncoder(f.IO.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"host": uri, "vms": st})
-			}
-			if len(st) == 0 {
-				fmt.Fprintf(f.IO.Out, "No VMs managed by legacyvm on %s.\n", uri)
-				return nil
-			}
-			tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-			now := time.Now()
-			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE")
-			for _, s := range st {
-				state := string(s.State)
-				if !s.Provisioned {
-					state += " (provisioning)"
-				}
-				next := "-"
-				if s.NextSnapshot != nil {
-					next = s.NextSnapshot.Local().Format("2006-01-02 15:04")
-					if !s.NextSnapshot.After(now) {
-						next = "due"
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), next, dash(s.License))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			return writeDoors(f.IO.Out, st)
+			return statusRun(cmd, f, all, args)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "show the VMs of every profile on the host")
@@ -104,6 +48,132 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+type statusHost struct {
+	Host  string `json:"host"`
+	URI   string `json:"uri"`
+	Error string `json:"error,omitempty"`
+	VMs   int    `json:"vms"`
+}
+
+func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
+	ctx := cmd.Context()
+	profile := ""
+	type target struct{ name, uri string }
+	targets := []target{{"", f.URI()}}
+	if all && len(args) > 0 {
+		return fmt.Errorf("give a profile PATH or --all, not both")
+	}
+	if all {
+		if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+			return err
+		}
+	} else {
+		p, err := f.loadProfile(pathArg(args))
+		if err != nil {
+			return err
+		}
+		profile = p.Name
+		targets = nil
+		seen := map[string]bool{}
+		for _, h := range p.Hosts {
+			u := orchestrator.HostURI(h, f.planOptions())
+			if !seen[u] {
+				seen[u] = true
+				targets = append(targets, target{h.Name, u})
+			}
+		}
+	}
+	var (
+		vms   []orchestrator.VMStatus
+		hosts []statusHost
+		sk    []skippedHost
+	)
+	for _, t := range targets {
+		sh := statusHost{Host: t.name, URI: t.uri}
+		st, err := func() ([]orchestrator.VMStatus, error) {
+			hv, err := f.Connect(ctx, t.uri)
+			if err != nil {
+				return nil, connectError(t.uri, err)
+			}
+			defer hv.Close()
+			return orchestrator.Status(ctx, hv, profile)
+		}()
+		if err != nil {
+			if len(targets) == 1 {
+				return err
+			}
+			sh.Error = err.Error()
+			sk = append(sk, skippedHost{Host: t.name, URI: t.uri, Error: err.Error()})
+		}
+		for i := range st {
+			st[i].Host, st[i].URI = t.name, t.uri
+		}
+		sh.VMs = len(st)
+		hosts = append(hosts, sh)
+		vms = append(vms, st...)
+	}
+	ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
+	orchestrator.AddRelayState(vms, ds)
+	if f.JSON() {
+		if vms == nil {
+			vms = []orchestrator.VMStatus{}
+		}
+		enc := json.NewEncoder(f.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"host": targets[0].uri, "hosts": hosts, "vms": vms}); err != nil {
+			return err
+		}
+	} else {
+		if err := writeStatusText(f, targets[0].uri, len(targets) > 1, vms); err != nil {
+			return err
+		}
+		if err := writeDoors(f.IO.Out, vms); err != nil {
+			return err
+		}
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("status shown", len(targets)-len(sk), sk)
+	}
+	return nil
+}
+
+func writeStatusText(f *Factory, uri string, multi bool, st []orchestrator.VMStatus) error {
+	if len(st) == 0 {
+		if multi {
+			fmt.Fprintln(f.IO.Out, "No VMs managed by legacyvm on the profile's hosts.")
+		} else {
+			fmt.Fprintf(f.IO.Out, "No VMs managed by legacyvm on %s.\n", uri)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
+	head := "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE"
+	now := time.Now()
+	if multi {
+		head += "\tHOST"
+	}
+	fmt.Fprintln(tw, head)
+	for _, s := range st {
+		state := string(s.State)
+		if !s.Provisioned {
+			state += " (provisioning)"
+		}
+		next := "-"
+		if s.NextSnapshot != nil {
+			next = s.NextSnapshot.Local().Format("2006-01-02 15:04")
+			if !s.NextSnapshot.After(now) {
+				next = "due"
+			}
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), next, dash(s.License))
+		if multi {
+			line += "\t" + s.Host
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
 }
 
 // writeDoors prints the doors of the VMs, if any, as a second table.

@@ -107,7 +107,12 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 		}
 	}
 	ok, warn := true, false
+	var sk []skippedHost
 	for _, v := range vs {
+		if v.Error != "" {
+			sk = append(sk, skippedHost{Host: v.HostName, URI: v.Host, Error: v.Error})
+			continue
+		}
 		ok = ok && v.OK
 		warn = warn || v.Warnings()
 	}
@@ -121,7 +126,11 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 		writeVerifyText(f.IO.Out, vs, false)
 	}
 	if !ok || opts.Strict && warn {
+		f.reportSkipped(sk)
 		return silent(exitError)
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("verified", len(vs)-len(sk), sk)
 	}
 	return nil
 }
@@ -163,6 +172,10 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 		scope := "every profile"
 		if v.Profile != "" {
 			scope = "profile " + v.Profile
+		}
+		if v.Error != "" {
+			fmt.Fprintf(w, "Skipped %s on %s: %s\n", scope, v.Host, v.Error)
+			continue
 		}
 		if !problemsOnly {
 			fmt.Fprintf(w, "Verifying %s on %s\n", scope, v.Host)

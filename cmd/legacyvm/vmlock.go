@@ -44,7 +44,15 @@ func (f *Factory) lockVMs(ctx context.Context, uri string, names []string, purpo
 // The locks are taken on the command's scope host (--profile's, else
 // --connect's).
 func (f *Factory) lockNamedOrAll(cmd *cobra.Command, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
-	ctx := cmd.Context()
+	sc, err := f.resolveScope(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f.lockNamedOrAllOn(cmd.Context(), sc.URI, e, names, purpose, wait)
+}
+
+// lockNamedOrAllOn is lockNamedOrAll for the host at uri (e's host).
+func (f *Factory) lockNamedOrAllOn(ctx context.Context, uri string, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
 	if len(names) == 0 {
 		all, err := e.ManagedVMs(ctx)
 		if err != nil {
@@ -55,11 +63,7 @@ func (f *Factory) lockNamedOrAll(cmd *cobra.Command, e *orchestrator.Engine, nam
 		}
 		names = all
 	}
-	sc, err := f.resolveScope(cmd)
-	if err != nil {
-		return nil, nil, err
-	}
-	locks, err := f.lockVMs(ctx, sc.URI, names, purpose, wait)
+	locks, err := f.lockVMs(ctx, uri, names, purpose, wait)
 	return names, locks, err
 }
 
@@ -70,11 +74,12 @@ func (f *Factory) lockProfileVMs(ctx context.Context, p *profiles.Profile, purpo
 	byURI := map[string][]string{}
 	var uris []string
 	for _, in := range p.Instances {
-		u := orchestrator.HostURI(in.VM.Host, f.planOptions())
-		if _, ok := byURI[u]; !ok {
-			uris = append(uris, u)
+		for _, u := range f.instanceURIs(in) {
+			if _, ok := byURI[u]; !ok {
+				uris = append(uris, u)
+			}
+			byURI[u] = append(byURI[u], in.Name)
 		}
-		byURI[u] = append(byURI[u], in.Name)
 	}
 	var all profileLocks
 	for _, u := range orchestrator.VMLockOrder(uris) {
@@ -94,7 +99,9 @@ func (f *Factory) lockProfileVMs(ctx context.Context, p *profiles.Profile, purpo
 func (f *Factory) lockPlannedVMs(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, purpose string, wait time.Duration) (profileLocks, error) {
 	inProfile := map[string]bool{}
 	for _, in := range p.Instances {
-		inProfile[orchestrator.HostURI(in.VM.Host, f.planOptions())+"\x00"+in.Name] = true
+		for _, u := range f.instanceURIs(in) {
+			inProfile[u+"\x00"+in.Name] = true
+		}
 	}
 	var all profileLocks
 	for _, hp := range hps {
@@ -112,4 +119,23 @@ func (f *Factory) lockPlannedVMs(ctx context.Context, p *profiles.Profile, hps [
 		all = append(all, ls...)
 	}
 	return all, nil
+}
+
+// instanceURIs are the hosts an instance may live on, before placement
+// runs: its vm's host, or every candidate host of a placed vm (its VM lock
+// is taken on each, so that whichever holds it is covered).
+func (f *Factory) instanceURIs(in *profiles.Instance) []string {
+	if in.VM.Placement == profiles.PlacementFixed || len(in.VM.Candidates) == 0 {
+		return []string{orchestrator.HostURI(in.VM.Host, f.planOptions())}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, h := range in.VM.Candidates {
+		u := orchestrator.HostURI(h, f.planOptions())
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
 }

@@ -35,6 +35,22 @@
 // If libvirt cannot be started (not root, packages missing), Libvirt fails
 // the test when CI=true and skips it otherwise, naming the reason.
 //
+// # Several hosts
+//
+// StartInstance(t, opts) starts an instance of the test's own (stopped when
+// the test ends), for tests that need several libvirt hosts. With
+// Options.TLS the instance's libvirtd also listens for qemu+tls:// clients
+// (--listen, port 16514) with certificates the harness generates with
+// crypto/x509: a test CA shared by the process, a server certificate for
+// TLSOptions.Addr and a client certificate in Env.PKIDir (Env.TLSURI uses
+// it through ?pkipath=, nothing goes to /etc/pki). Link joins two
+// instances' network namespaces with a veth pair (created in one, its peer
+// moved into the other; nothing in the root namespace) and addresses both
+// ends; Env.Command runs a client inside an instance's namespace, where it
+// reaches the other instance across the link exactly as a remote client
+// does. StopDaemon and StartDaemon stop libvirtd and start it again later
+// (Restart does both), for tests of hosts that go away.
+//
 // # Stand-in guest
 //
 // Guest(t) returns a tiny Linux (Debian kernel + busybox-static, built by

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +52,14 @@ type Env struct {
 	// Dir is the instance directory: sockets, daemon logs, private libvirt
 	// state, and the parents of PoolDir directories. Removed by Stop.
 	Dir string
+	// TLSAddr and PKIDir are set when the instance listens for TLS
+	// clients (Options.TLS): the address in its namespace, and the client
+	// certificate directory for ?pkipath= (see TLSURI).
+	TLSAddr netip.Addr
+	PKIDir  string
+
+	listen bool   // libvirtd --listen
+	mntNS  string // the daemons' mount namespace, kept by StopDaemon
 
 	daemon   *exec.Cmd // ip netns exec ... tini -s -- libvirtd
 	exited   chan struct{}
@@ -70,6 +79,8 @@ type Options struct {
 	BaseDir string
 	// Logf receives progress lines (nil: silent).
 	Logf func(format string, args ...any)
+	// TLS, when set, makes libvirtd listen for qemu+tls:// clients.
+	TLS *TLSOptions
 }
 
 // Commands the harness needs on the host, with the Debian package providing
@@ -153,8 +164,18 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err := holdKVM(name); err != nil {
 		return nil, err
 	}
+	e.listen = opts.TLS != nil
 	if err := e.prepareDir(); err != nil {
 		return nil, err
+	}
+	if opts.TLS != nil {
+		conf, err := e.prepareTLS(opts.TLS)
+		if err != nil {
+			return nil, err
+		}
+		if err := appendFile(filepath.Join(e.Dir, "etc", "libvirtd.conf"), conf); err != nil {
+			return nil, fmt.Errorf("private libvirtd.conf: %w", err)
+		}
 	}
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("create network namespace %q: %w: %s", name, err, bytes.TrimSpace(out))
@@ -217,9 +238,11 @@ unix_sock_rw_perms = "0700"
 unix_sock_admin_perms = "0700"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
-listen_tls = 0
 listen_tcp = 0
 `, e.NetNS, filepath.Join(e.Dir, "sock"))
+	if !e.listen {
+		conf += "listen_tls = 0\n"
+	}
 	if err := appendFile(filepath.Join(e.Dir, "etc", "libvirtd.conf"), conf); err != nil {
 		return fmt.Errorf("private libvirtd.conf: %w", err)
 	}
@@ -380,7 +403,7 @@ mount --bind "$D/lib" /var/lib/libvirt
 mount --bind "$D/cache" /var/cache/libvirt
 mount --bind "$D/log" /var/log/libvirt
 virtlogd -d -p "$D/virtlogd.pid"
-exec tini -s -- libvirtd -p "$D/libvirtd.pid"
+exec tini -s -- libvirtd -p "$D/libvirtd.pid" $2
 `
 
 func (e *Env) startDaemons(ctx context.Context) error {
@@ -391,7 +414,7 @@ func (e *Env) startDaemons(ctx context.Context) error {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", e.NetNS,
 		"unshare", "--mount", "--propagation", "private",
-		"sh", "-c", daemonScript, "testenv-daemons", e.Dir)
+		"sh", "-c", daemonScript, "testenv-daemons", e.Dir, e.listenFlag())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.Env = daemonEnv()
@@ -407,6 +430,15 @@ func (e *Env) startDaemons(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// listenFlag is libvirtd's flag for TCP/TLS listening ("" when the
+// instance only serves its unix socket).
+func (e *Env) listenFlag() string {
+	if e.listen {
+		return "--listen"
+	}
+	return ""
 }
 
 // daemonEnv is a minimal, predictable environment for the daemons (no

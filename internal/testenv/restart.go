@@ -26,28 +26,43 @@ import (
 // machines), which can make destroying or reverting those domains take a
 // second longer.
 func (e *Env) Restart(ctx context.Context) error {
+	if err := e.StopDaemon(ctx); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	if err := e.StartDaemon(ctx); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// StopDaemon stops the instance's libvirtd (SIGTERM, as a service manager
+// does) and leaves it stopped: clients lose their connections and new
+// ones are refused, while domains, networks and virtlogd go on. StartDaemon
+// starts it again. Stop works on a stopped daemon too.
+func (e *Env) StopDaemon(ctx context.Context) error {
 	if e.daemon == nil || e.daemon.Process == nil {
-		return fmt.Errorf("restart libvirtd in %q: the instance has no daemon", e.NetNS)
+		return fmt.Errorf("stop libvirtd in %q: the instance has no daemon", e.NetNS)
 	}
 	select {
 	case <-e.exited:
-		return fmt.Errorf("restart libvirtd in %q: the daemon is not running: %s", e.NetNS, e.DaemonLog())
+		return fmt.Errorf("stop libvirtd in %q: the daemon is not running: %s", e.NetNS, e.DaemonLog())
 	default:
 	}
 	// virtlogd lives in the daemons' mount namespace for the whole life of
 	// the instance: the new libvirtd joins it there.
 	logd := readPIDFile(filepath.Join(e.Dir, "virtlogd.pid"))
 	if logd <= 0 || !pidInNetNS(logd, e.NetNS) {
-		return fmt.Errorf("restart libvirtd in %q: virtlogd is not running (pid file %s)", e.NetNS, filepath.Join(e.Dir, "virtlogd.pid"))
+		return fmt.Errorf("stop libvirtd in %q: virtlogd is not running (pid file %s)", e.NetNS, filepath.Join(e.Dir, "virtlogd.pid"))
 	}
 	mntNS := fmt.Sprintf("/proc/%d/ns/mnt", logd)
 	if _, err := os.Stat(mntNS); err != nil {
-		return fmt.Errorf("restart libvirtd in %q: mount namespace: %w", e.NetNS, err)
+		return fmt.Errorf("stop libvirtd in %q: mount namespace: %w", e.NetNS, err)
 	}
+	e.mntNS = mntNS
 
 	// tini forwards SIGTERM to libvirtd and exits with it.
 	if err := e.daemon.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("restart libvirtd in %q: stop: %w", e.NetNS, err)
+		return fmt.Errorf("stop libvirtd in %q: %w", e.NetNS, err)
 	}
 	select {
 	case <-e.exited:
@@ -55,23 +70,40 @@ func (e *Env) Restart(ctx context.Context) error {
 		_ = e.daemon.Process.Kill()
 		<-e.exited
 	case <-ctx.Done():
-		return fmt.Errorf("restart libvirtd in %q: wait for the daemon to stop: %w", e.NetNS, ctx.Err())
+		return fmt.Errorf("stop libvirtd in %q: wait for the daemon to stop: %w", e.NetNS, ctx.Err())
 	}
+	return nil
+}
 
+// StartDaemon starts libvirtd again after StopDaemon, in the same network
+// and mount namespaces, and returns when it answers on URI.
+func (e *Env) StartDaemon(ctx context.Context) error {
+	if e.mntNS == "" {
+		return fmt.Errorf("start libvirtd in %q: not stopped with StopDaemon", e.NetNS)
+	}
+	select {
+	case <-e.exited:
+	default:
+		return fmt.Errorf("start libvirtd in %q: the daemon is running", e.NetNS)
+	}
 	logf, err := os.OpenFile(filepath.Join(e.Dir, "libvirtd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("libvirtd log: %w", err)
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "--- testenv: libvirtd restarted at %s ---\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+e.NetNS, "--mount="+mntNS, "--",
-		"tini", "-s", "--", "libvirtd", "-p", filepath.Join(e.Dir, "libvirtd.pid"))
+	fmt.Fprintf(logf, "--- testenv: libvirtd started again at %s ---\n", time.Now().Format(time.RFC3339Nano))
+	args := []string{"--net=/run/netns/" + e.NetNS, "--mount=" + e.mntNS, "--",
+		"tini", "-s", "--", "libvirtd", "-p", filepath.Join(e.Dir, "libvirtd.pid")}
+	if f := e.listenFlag(); f != "" {
+		args = append(args, f)
+	}
+	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.Env = daemonEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("restart libvirtd in %q: %w", e.NetNS, err)
+		return fmt.Errorf("start libvirtd in %q: %w", e.NetNS, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()

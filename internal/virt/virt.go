@@ -135,6 +135,21 @@ type Hypervisor interface {
 	// more bytes, the download stops with an error wrapping ErrInvalid (w
 	// may have received up to max bytes).
 	DownloadVolume(ctx context.Context, pool, name string, w io.Writer, max int64) (int64, error)
+	// UploadFile creates spec in its pool (its Format, capacity and
+	// backing are ignored: the volume is the file's bytes, at the file's
+	// size) and fills it with the local file at
+	// path through libvirt's storage-volume upload stream: sparse (holes
+	// of the file are not transferred, they stay holes), so it works over
+	// a remote connection (qemu+tls, qemu+ssh). progress, when set, is
+	// called with the bytes of the file covered so far and the total.
+	// ErrExists if the name is taken; on failure the new volume is
+	// deleted. libvirt refreshes the pool afterwards, so the volume's
+	// Format is what libvirt probes from the content.
+	UploadFile(ctx context.Context, spec VolumeSpec, path string, progress func(done, total int64)) (Volume, error)
+	// VolumeSHA256 reads a volume back through a download stream and
+	// returns the hex SHA-256 of its content (holes count as zeros): the
+	// check that an upload arrived intact.
+	VolumeSHA256(ctx context.Context, pool, name string) (string, error)
 	DeleteVolume(ctx context.Context, pool, name string) error
 
 	// Snapshots (internal only).

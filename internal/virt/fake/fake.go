@@ -18,7 +18,9 @@ type Hypervisor struct {
 	info       virt.HostInfo
 	ignoreACPI bool
 	poolSize   uint64
-	down       bool // closed or disconnected
+	// corruptUploads is how many more uploads arrive damaged.
+	corruptUploads int
+	down           bool // closed or disconnected
 
 	domains  map[string]*domain
 	networks map[string]*network

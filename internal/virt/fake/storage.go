@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -28,6 +30,8 @@ type file struct {
 	data []byte
 	// internal lists the internal snapshots inside a qcow2 file.
 	internal []string
+	// uploaded: sum holds the content's SHA-256.
+	uploaded bool
 }
 
 // pool is a directory pool.
@@ -372,6 +376,7 @@ func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r i
 	}
 	f := &file{path: path, format: "raw", capacity: uint64(size), allocation: (uint64(size) + 4095) &^ 4095, mode: volMode(spec.Mode), data: data.Bytes()}
 	copy(f.sum[:], sum.Sum(nil))
+	f.uploaded = true
 	h.files[path] = f
 	return observeVolume(spec.Pool, f), nil
 }
@@ -444,4 +449,111 @@ func (h *Hypervisor) WriteFile(path string) error {
 	}
 	f.gen++
 	return nil
+}
+
+// UploadFile implements virt.Hypervisor: it reads the local file, keeps its
+// SHA-256 (FileSum, VolumeSHA256) and, like libvirt's probe after the
+// upload, reports qcow2 when the content starts with the qcow2 magic.
+// progress is called as the file is read.
+func (h *Hypervisor) UploadFile(ctx context.Context, spec virt.VolumeSpec, path string, progress func(done, total int64)) (virt.Volume, error) {
+	const op = "upload file to volume"
+	h.mu.Lock()
+	if err := h.begin(ctx, "UploadFile", op, spec.Name); err != nil {
+		h.mu.Unlock()
+		return virt.Volume{}, err
+	}
+	spec.Format, spec.BackingPath, spec.CapacityBytes = "raw", "", 1
+	if _, err := h.newVolume(op, spec); err != nil {
+		h.mu.Unlock()
+		return virt.Volume{}, err
+	}
+	h.mu.Unlock()
+
+	src, err := os.Open(path)
+	if err != nil {
+		return virt.Volume{}, opErr(op, spec.Name, err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return virt.Volume{}, opErr(op, spec.Name, err)
+	}
+	if fi.Size() <= 0 || !fi.Mode().IsRegular() {
+		return virt.Volume{}, errf(op, spec.Name, virt.ErrInvalid, "%s is not a non-empty regular file", path)
+	}
+	size := fi.Size()
+	sum := sha256.New()
+	var magic [4]byte
+	_, _ = src.ReadAt(magic[:], 0)
+	buf := make([]byte, 1<<20)
+	var done int64
+	for done < size {
+		if err := ctx.Err(); err != nil {
+			return virt.Volume{}, opErr(op, spec.Name, err)
+		}
+		n, err := src.Read(buf)
+		sum.Write(buf[:n])
+		done += int64(n)
+		if progress != nil && n > 0 {
+			progress(done, size)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return virt.Volume{}, opErr(op, spec.Name, err)
+		}
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	vpath, err := h.newVolume(op, spec)
+	if err != nil {
+		return virt.Volume{}, err
+	}
+	format := "raw"
+	if string(magic[:]) == "QFI\xfb" {
+		format = "qcow2"
+	}
+	f := &file{path: vpath, format: format, capacity: uint64(size), allocation: (uint64(size) + 4095) &^ 4095, mode: volMode(spec.Mode)}
+	copy(f.sum[:], sum.Sum(nil))
+	if h.corruptUploads > 0 {
+		h.corruptUploads--
+		f.sum[0] ^= 0xff
+	}
+	f.uploaded = true
+	h.files[vpath] = f
+	return observeVolume(spec.Pool, f), nil
+}
+
+// CorruptNextUploads makes the next n uploads arrive damaged (their
+// content, as VolumeSHA256 reads it back, differs from what was sent).
+func (h *Hypervisor) CorruptNextUploads(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.corruptUploads = n
+}
+
+// VolumeSHA256 implements virt.Hypervisor for volumes whose content the
+// fake knows (filled by UploadVolume or UploadFile); others are
+// ErrUnsupported.
+func (h *Hypervisor) VolumeSHA256(ctx context.Context, poolName, name string) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "checksum volume"
+	if err := h.begin(ctx, "VolumeSHA256", op, name); err != nil {
+		return "", err
+	}
+	p, err := h.lookupPool(op, poolName)
+	if err != nil {
+		return "", opErr(op, name, err)
+	}
+	f, ok := h.files[filepath.Join(p.path, name)]
+	if !ok {
+		return "", errf(op, name, virt.ErrNotFound, "no storage vol with matching name '%s'", name)
+	}
+	if !f.uploaded {
+		return "", errf(op, name, virt.ErrUnsupported, "the fake holds no content for this volume")
+	}
+	return hex.EncodeToString(f.sum[:]), nil
 }

@@ -2,7 +2,10 @@ package virttest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -98,9 +101,47 @@ func testStorage(e *env) {
 		e.Errorf("VolumeByPath(read-only) = %+v, %v; want mode 0444", got, err)
 	}
 
+	// UploadFile: a local sparse file arrives intact (checksum read back
+	// through a download stream), progress reaches the total, names are
+	// unique.
+	local := filepath.Join(e.TempDir(), "sparse.img")
+	head := bytes.Repeat([]byte("legacyvm golden head\n"), 2000)
+	tailData := bytes.Repeat([]byte("legacyvm golden tail\n"), 100)
+	lf, err := os.Create(local)
+	e.must(err, "create %s", local)
+	_, err = lf.Write(head)
+	e.must(err, "write %s", local)
+	_, err = lf.WriteAt(tailData, 8<<20) // a hole of about 8 MiB in between
+	e.must(err, "write %s", local)
+	e.must(lf.Close(), "close %s", local)
+	want := sha256.New()
+	content, err := os.ReadFile(local)
+	e.must(err, "read %s", local)
+	want.Write(content)
+	var lastDone, lastTotal int64
+	fileName := e.name("golden") + ".img"
+	fv, err := e.hv.UploadFile(e.ctx, virt.VolumeSpec{Pool: pool, Name: fileName, Mode: 0o644}, local, func(done, total int64) { lastDone, lastTotal = done, total })
+	e.cleanupVolume(pool, fileName)
+	e.must(err, "upload %s", local)
+	if fv.CapacityBytes != uint64(len(content)) || fv.Name != fileName || fv.Path != filepath.Join(e.h.PoolDir, fileName) {
+		e.Errorf("uploaded file volume = %+v, want %d bytes at %s", fv, len(content), filepath.Join(e.h.PoolDir, fileName))
+	}
+	if lastDone != int64(len(content)) || lastTotal != int64(len(content)) {
+		e.Errorf("last progress = %d of %d, want %d of %d", lastDone, lastTotal, len(content), len(content))
+	}
+	got, err := e.hv.VolumeSHA256(e.ctx, pool, fileName)
+	e.must(err, "checksum %s", fileName)
+	if wantSum := hex.EncodeToString(want.Sum(nil)); got != wantSum {
+		e.Errorf("VolumeSHA256(%s) = %s, want the local file's %s", fileName, got, wantSum)
+	}
+	_, err = e.hv.UploadFile(e.ctx, virt.VolumeSpec{Pool: pool, Name: fileName}, local, nil)
+	e.wantErr(err, virt.ErrExists, fileName, "upload a file into a taken name")
+	_, err = e.hv.VolumeSHA256(e.ctx, pool, e.name("nothing"))
+	e.wantErr(err, virt.ErrNotFound, e.name("nothing"), "checksum a volume that does not exist")
+
 	vols, err := e.hv.ListVolumes(e.ctx, pool)
 	e.must(err, "list volumes of %s", pool)
-	for _, want := range []string{ov.Name, cloneName, upName} {
+	for _, want := range []string{ov.Name, cloneName, upName, fileName} {
 		if !slices.ContainsFunc(vols, func(v virt.Volume) bool { return v.Name == want && v.Pool == pool }) {
 			e.Errorf("ListVolumes(%s) does not show %s", pool, want)
 		}
