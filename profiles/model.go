@@ -213,12 +213,15 @@ const (
 // Disk is a VM's system disk: either cloned from a golden Image or
 // installed from media (Install). Exactly one of Image and Install is set.
 type Disk struct {
-	Image     string // absolute path of the golden image
-	Clone     CloneMode
-	SizeBytes uint64 // 0 = size of the image (linked/full) or 40 GiB (install)
-	Prepare   PrepareMode
-	Install   *Install
-	DeclRange hcl.Range
+	Image string // absolute path of the golden image
+	// ImageRange is the range of the image expression, for plan-time
+	// checks of the file.
+	ImageRange hcl.Range
+	Clone      CloneMode
+	SizeBytes  uint64 // 0 = size of the image (linked/full) or 40 GiB (install)
+	Prepare    PrepareMode
+	Install    *Install
+	DeclRange  hcl.Range
 }
 
 // Install describes installation from the user's own Windows 7 media.
