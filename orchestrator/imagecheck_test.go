@@ -79,3 +79,15 @@ func TestPlanRefusesSystemImages(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckLocalISOThroughLink: an ISO path that is a link into a system
+// directory is refused (the guest would read that file as a CD).
+func TestCheckLocalISOThroughLink(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "win7.iso")
+	if err := os.Symlink("/etc/hostname", link); err != nil {
+		t.Fatal(err)
+	}
+	if got, detail := checkLocalISO(link, "qemu:///system"); got != "Installation ISO in a system directory" {
+		t.Errorf("checkLocalISO(link to /etc/hostname) = %q (%s)", got, detail)
+	}
+}
