@@ -34,7 +34,7 @@ func TestDaemonTakesVMLock(t *testing.T) {
 	dm := &Daemon{
 		Connect: func(ctx context.Context) (virt.Hypervisor, error) { return nopClose{h}, nil },
 		Tick:    time.Hour,
-		Log:     slog.New(slog.NewTextHandler(&logs, nil)),
+		Log:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		LockVM: func(ctx context.Context, vm string) (func(), error) {
 			l, err := AcquireVMLockIn(ctx, lockDir, uri, vm, "daemon", 0, nil)
 			if err != nil {
