@@ -14,6 +14,7 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/winguest"
 )
 
 // Result reports what Apply or Destroy did per object.
@@ -74,6 +75,14 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			}
 		}
 		return false
+	}
+
+	// Answer-media staging a killed apply left on this machine holds
+	// product keys: remove it now (AnswerISO does too, for each build).
+	if n, err := winguest.CleanStaleStaging(time.Now()); err != nil {
+		e.progress("answer media", "%v", err)
+	} else if n > 0 {
+		e.progress("answer media", "removed %d staging directories a killed run left behind", n)
 	}
 
 	// 0. Every secret the new VMs need is readable: a missing key or
@@ -140,6 +149,19 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		return results, &ApplyError{Failed: failures(results)}
 	}
 
+	// Left-over answer media, before the VMs whose media they would
+	// collide with.
+	for _, c := range plan.Changes {
+		if c.Kind != KindVolume || c.Action != ActionDelete {
+			continue
+		}
+		start := time.Now()
+		record(c, start, e.deleteVolumeChange(ctx, c))
+	}
+	if failed() {
+		return results, &ApplyError{Failed: failures(results)}
+	}
+
 	// 3. VMs, in parallel. A VM whose work has started finishes it even
 	// when ctx is cancelled (the first Ctrl-C); VMs not yet started are
 	// skipped.
@@ -181,6 +203,9 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		})
 	}
 	_ = g.Wait()
+
+	// Doors of VMs that were not redefined above.
+	e.applyDoors(ctx, plan, func(c Change, err error) { record(c, time.Now(), err) })
 
 	// 4. Networks no longer declared (after their VMs are gone).
 	for _, c := range plan.Changes {
@@ -290,10 +315,12 @@ func (e *Engine) readSecrets(ctx context.Context, dv *DesiredVM) (secrets, error
 func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
-	defer r.fail()
+	if e.undoPause > 0 {
+		r.pause = e.undoPause
+	}
+	defer func() { err = r.fail(err) }()
 	// Undo runs even when ctx is cancelled: it must not leave half a VM.
 	undoCtx := context.WithoutCancel(ctx)
-	_ = undoCtx
 
 	sec, err := e.readSecrets(ctx, dv)
 	if err != nil {
@@ -308,11 +335,15 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		if !sec.key.IsZero() {
 			lr.LastGroup = sec.key.LastGroup()
 			if e.Fingerprint != nil {
-				fp, err := e.Fingerprint(sec.key)
+				doms, err := e.HV.ListDomains(ctx)
 				if err != nil {
 					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
 				}
-				lr.Fingerprint = fp
+				fp, sid, err := e.Fingerprint(sec.key, fingerprintHolders(doms))
+				if err != nil {
+					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
+				}
+				lr.Fingerprint, lr.SecretID = fp, sid
 			}
 		}
 		md.License = &lr
@@ -323,16 +354,34 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return err
 	}
-	r.add(func() {
-		_ = e.HV.DestroyDomain(undoCtx, name)
-		e.deleteAllSnapshots(undoCtx, name)
-		_ = e.HV.UndefineDomain(undoCtx, name)
+	r.add("undefine domain "+name, func() error {
+		if err := e.HV.DestroyDomain(undoCtx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+		// A volume that could not be deleted is still listed in the
+		// domain's metadata: the domain stays (not provisioned) so that
+		// plan shows it and apply or destroy deletes what it lists.
+		if r.hasFailed() {
+			return fmt.Errorf("%w: domain %s stays defined, not provisioned, listing its volumes; legacyvm apply (replace) or destroy deletes them", errKept, name)
+		}
+		if err := e.deleteAllSnapshots(undoCtx, name); err != nil {
+			return err
+		}
+		if err := e.HV.UndefineDomain(undoCtx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+		return nil
 	})
 
 	if err := e.createSystemVolume(ctx, dv); err != nil {
 		return err
 	}
-	r.add(func() { _ = e.HV.DeleteVolume(undoCtx, dv.System.Pool, dv.System.Name) })
+	r.add("delete volume "+dv.System.Name, func() error {
+		if err := e.HV.DeleteVolume(undoCtx, dv.System.Pool, dv.System.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
 
 	if dv.Answer {
 		if err := e.runSetup(ctx, r, undoCtx, dv, sec); err != nil {
@@ -484,7 +533,7 @@ func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 		}
 		return errors.Join(errs...)
 	}
-	r.add(func() { _ = removeMedia(undoCtx) })
+	r.add("delete answer media "+av.Name, func() error { return removeMedia(undoCtx) })
 	if err := e.HV.ChangeMedia(ctx, name, "sdb", vol.Path); err != nil {
 		return err
 	}
@@ -613,7 +662,7 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		md.Created, md.Provisioned = om.Created, om.Provisioned
 		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {
 			lr := *md.License
-			lr.Fingerprint, lr.LastGroup = om.License.Fingerprint, om.License.LastGroup
+			lr.Fingerprint, lr.SecretID, lr.LastGroup = om.License.Fingerprint, om.License.SecretID, om.License.LastGroup
 			md.License = &lr
 		}
 	}
@@ -630,6 +679,11 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 			return nil, err
 		}
 	}
+	if c.rebind {
+		if err := e.rebindFilters(ctx, c.Name, spec.Interfaces); err != nil {
+			return nil, err
+		}
+	}
 	if c.takeBaseline {
 		if err := e.takeMissingBaseline(ctx, c.vm); err != nil {
 			return nil, err
@@ -639,6 +693,23 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		return []string{fmt.Sprintf("the change takes effect at the next boot: legacyvm stop %s && legacyvm start %s", c.Name, c.Name)}, nil
 	}
 	return nil, nil
+}
+
+// rebindFilters sets each NIC's traffic filter reference in the
+// definition and, when the domain runs, on the live interface: a running
+// VM whose filter was removed is isolated again at once, without a
+// restart.
+func (e *Engine) rebindFilters(ctx context.Context, name string, nics []virt.InterfaceSpec) error {
+	for _, n := range nics {
+		if n.Filter == "" {
+			continue
+		}
+		e.progress(name, "binding traffic filter %s to interface %s", n.Filter, n.MAC)
+		if err := e.HV.SetInterfaceFilter(ctx, name, n.MAC, n.Filter, n.FilterParams); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // teardownVM removes a domain and everything it owns: it is powered off,

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -31,8 +34,35 @@ type Daemon struct {
 	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
+	// VerifyEvery is how often isolation is verified and repaired live
+	// (EnforceIsolation); <= 0 means DefaultVerifyEvery.
+	VerifyEvery time.Duration
+	// URI and System are what verify reports on and reads host conditions
+	// from.
+	URI    string
+	System HostSystem
+	// Relay, when set, carries the doors recorded in libvirt: they are
+	// read again at every tick and isolation check.
+	Relay *relay.Relay
+	// StatePath, when set, is where the daemon publishes its state
+	// (DaemonState) for verify, status and plan.
+	StatePath string
 
 	locks sync.Map // VM name -> *sync.Mutex
+
+	mu         sync.Mutex
+	doorProbs  []string
+	lastVerify *VerifySummary
+	repairs    uint64
+	vmStats    map[string]vmStat
+	resets     map[string]time.Time
+}
+
+// vmStat is what the daemon last saw of one managed VM (metrics).
+type vmStat struct {
+	profile   string
+	snapshots int
+	newest    time.Time
 }
 
 func (d *Daemon) now() time.Time {
@@ -63,6 +93,13 @@ func (d *Daemon) lock(ctx context.Context, vm string) (unlock func(), ok bool) {
 	return func() { release(); mu.Unlock() }, true
 }
 
+// stateEvery is how often the daemon's state file is rewritten between
+// ticks (door counters).
+const stateEvery = 5 * time.Second
+
+// DefaultVerifyEvery is the daemon's isolation check period.
+const DefaultVerifyEvery = 5 * time.Minute
+
 // Run serves until ctx ends (SIGTERM). It returns nil on a clean stop.
 func (d *Daemon) Run(ctx context.Context) error {
 	if d.Log == nil {
@@ -79,6 +116,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wait := time.Second
 	for {
 		if ctx.Err() != nil {
+			if d.Relay != nil {
+				d.Relay.Close()
+			}
+			if d.StatePath != "" {
+				_ = os.Remove(d.StatePath)
+			}
 			d.Log.Info("daemon stopped")
 			return nil
 		}
@@ -117,17 +160,35 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	d.tick(sctx, e)
+	d.enforce(sctx, hv)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	every := d.VerifyEvery
+	if every <= 0 {
+		every = DefaultVerifyEvery
+	}
+	vt := time.NewTicker(every)
+	defer vt.Stop()
+	// The relay's counters change with every connection: the state file
+	// follows them closely.
+	st := time.NewTicker(stateEvery)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-st.C:
+			d.writeState()
+		case <-vt.C:
+			d.enforce(sctx, hv)
 		case <-t.C:
 			d.tick(sctx, e)
 		case ev, ok := <-events:
 			if !ok {
 				return errors.New("event stream closed")
+			}
+			if ev.Detail == "from-snapshot" {
+				d.noteReset(ev.Domain, ev.Time)
 			}
 			if ev.Kind == virt.EventStopped && ev.Detail == "shutdown" {
 				wg.Add(1)
@@ -140,8 +201,119 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	}
 }
 
+// enforce verifies isolation and repairs what it can live, logging each
+// repair and each failure it cannot repair.
+func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
+	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System, ApplyHint: "legacyvm apply PROFILE",
+		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
+	if err != nil {
+		d.Log.Error("verify isolation", "err", err)
+		return
+	}
+	for _, r := range res.Repaired {
+		vm, mac, _ := strings.Cut(r, " ")
+		d.Log.Warn("traffic filter was not bound: bound it again, live", "vm", vm, "mac", mac)
+	}
+	for _, u := range res.Unrepaired {
+		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
+	}
+	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
+	sum := &VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
+		Repaired: res.Repaired, Unrepaired: res.Unrepaired, Isolated: map[string]bool{}}
+	for _, vm := range res.Verification.VMs {
+		sum.Isolated[vm.Name] = vm.OK
+	}
+	d.mu.Lock()
+	d.lastVerify = sum
+	d.repairs += uint64(len(res.Repaired))
+	d.mu.Unlock()
+	d.syncDoors(ctx, hv)
+}
+
+// noteReset records when a VM was last reverted to a snapshot.
+func (d *Daemon) noteReset(vm string, at time.Time) {
+	if at.IsZero() {
+		at = d.now()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.resets == nil {
+		d.resets = map[string]time.Time{}
+	}
+	d.resets[vm] = at
+}
+
+// syncDoors gives the relay the doors libvirt records and publishes the
+// daemon's state.
+func (d *Daemon) syncDoors(ctx context.Context, hv virt.Hypervisor) {
+	if d.Relay != nil {
+		doors, probs, err := HostDoors(ctx, hv)
+		if err != nil {
+			d.Log.Error("read doors", "err", err)
+		} else {
+			for _, p := range probs {
+				d.Log.Warn("door cannot be relayed", "problem", p)
+			}
+			d.Relay.Sync(doors)
+			d.mu.Lock()
+			d.doorProbs = probs
+			d.mu.Unlock()
+		}
+	}
+	d.writeState()
+}
+
+// collectVMStats reads every managed VM's snapshots (metrics).
+func (d *Daemon) collectVMStats(ctx context.Context, hv virt.Hypervisor, doms []virt.Domain) {
+	stats := map[string]vmStat{}
+	for _, dom := range doms {
+		if ctx.Err() != nil {
+			return
+		}
+		st := vmStat{profile: dom.Metadata.Profile}
+		snaps, err := hv.ListSnapshots(ctx, dom.Name)
+		if err != nil {
+			continue
+		}
+		st.snapshots = len(snaps)
+		for _, s := range snaps {
+			if s.Created.After(st.newest) {
+				st.newest = s.Created
+			}
+		}
+		stats[dom.Name] = st
+	}
+	d.mu.Lock()
+	d.vmStats = stats
+	d.mu.Unlock()
+}
+
+// State returns what the daemon publishes (see DaemonState).
+func (d *Daemon) State() *DaemonState {
+	st := &DaemonState{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
+	if d.Relay != nil {
+		st.Doors = d.Relay.Status()
+	}
+	d.mu.Lock()
+	st.DoorProblems = append([]string(nil), d.doorProbs...)
+	st.LastVerify = d.lastVerify
+	d.mu.Unlock()
+	return st
+}
+
+func (d *Daemon) writeState() {
+	if d.StatePath == "" {
+		return
+	}
+	if err := WriteDaemonState(d.StatePath, d.State()); err != nil {
+		d.Log.Warn("publish daemon state", "err", err)
+	}
+}
+
 // tick runs one scheduler pass: every managed VM with a policy, each under
-// its VM lock.
+// its VM lock. A VM whose guest shut down while no event reached the daemon
+// (it was not running, or disconnected from libvirtd) is reverted first
+// (revertMissedShutdown); the first tick runs right after every connect.
 func (d *Daemon) tick(ctx context.Context, e *Engine) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
@@ -166,6 +338,13 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 			d.Log.Error("tick", "vm", name, "err", err)
 			return err
 		}
+		if missedGuestShutdown(dom) {
+			d.revertToBaseline(ctx, e, dom, "guest shut down while the daemon was not listening: reverted to baseline")
+			if dom, err = e.HV.GetDomain(ctx, name); err != nil {
+				d.Log.Error("tick", "vm", name, "err", err)
+				return err
+			}
+		}
 		r := e.tickVM(ctx, dom, now, false, true)
 		switch {
 		case r.Err != "":
@@ -175,12 +354,28 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 		}
 		return nil
 	})
+	d.collectVMStats(ctx, e.HV, doms)
+	d.syncDoors(ctx, e.HV)
 }
 
 // stopRequestWindow is how long after `legacyvm stop` a shutdown counts as
 // requested rather than the guest's own (start clears the request anyway;
 // this covers VMs started by other tools).
 const stopRequestWindow = time.Hour
+
+// missedGuestShutdown reports whether dom is a provisioned VM with
+// on_shutdown = "revert" that is shut off because its guest shut down
+// (libvirt's shutoff reason: not destroyed, not left off by a revert) with
+// no stop request recorded: a guest shutdown whose event the daemon never
+// handled. Any recorded stop request counts here, however old (start
+// clears it): a VM someone stopped stays off. libvirt forgets the reason
+// when libvirtd restarts (it reads unknown), so a guest that shut down
+// just before a libvirtd restart is not recognised and stays off.
+func missedGuestShutdown(dom virt.Domain) bool {
+	m := dom.Metadata
+	return m != nil && m.Provisioned && m.Policy != nil && m.Policy.OnShutdown == "revert" &&
+		dom.State == virt.StateShutoff && dom.StopReason == virt.StopShutdown && m.StopRequested == nil
+}
 
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
@@ -205,6 +400,19 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 		d.Log.Info("shutdown requested with legacyvm stop: not reverting", "vm", name, "requested", sr.Format(time.RFC3339))
 		return
 	}
+	// The tick may have caught this shutdown up already (the event was
+	// queued while it ran): only a VM still off from its guest shutdown
+	// is reverted.
+	if dom.State != virt.StateShutoff || dom.StopReason != virt.StopShutdown {
+		return
+	}
+	d.revertToBaseline(ctx, e, dom, "guest shut down: reverted to baseline")
+}
+
+// revertToBaseline reverts dom to its policy's baseline and starts it when
+// the baseline left it off; the caller holds the VM lock.
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, done string) {
+	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)
 	if err != nil {
@@ -217,5 +425,5 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 			return
 		}
 	}
-	d.Log.Info("guest shut down: reverted to baseline", "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
+	d.Log.Info(done, "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
 }

@@ -116,6 +116,9 @@ type VerifyOptions struct {
 	// ApplyHint is the command that repairs drift, e.g. "legacyvm apply
 	// ./lab" (default "legacyvm apply" with the profile's directory).
 	ApplyHint string
+	// DaemonState returns legacyvm daemon's state (its relay's doors) for
+	// the door checks; nil: no daemon.
+	DaemonState func() (*DaemonState, error)
 }
 
 // VerifyProfile verifies every host a profile uses: it connects to each,
@@ -248,6 +251,15 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		v.HostChecks = []Finding{{Check: "host system", Severity: SeverityInfo,
 			Message: "the libvirt host is remote: run `legacyvm verify` (or doctor) on it to check its firewall and sysctl settings"}}
 	}
+	var pools []string
+	for _, dv := range vr.desiredVMs {
+		pools = append(pools, dv.System.Pool)
+	}
+	leftovers, err := verifyAnswerMedia(ctx, hv, doms, pools...)
+	if err != nil {
+		return nil, err
+	}
+	v.HostChecks = append(v.HostChecks, leftovers...)
 	v.OK = true
 	for _, vm := range v.VMs {
 		v.OK = v.OK && vm.OK
@@ -275,6 +287,10 @@ type verifier struct {
 	ports       map[string]portsResult // BridgePorts per bridge, on first use
 	desiredNets map[string]*DesiredNetwork
 	desiredVMs  map[string]*DesiredVM
+	// The daemon's state, read on first use (door checks).
+	stateRead bool
+	state     *DaemonState
+	stateErr  error
 }
 
 func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification, error) {
@@ -431,7 +447,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 				b = &vr.bindings[i]
 			}
 		}
-		restart := fmt.Sprintf("legacyvm stop %s && legacyvm start %s (after %s if the definition is wrong too)", d.Name, d.Name, vr.applyHint)
+		restart := vr.applyHint + " binds it again on the running interface, without a restart (legacyvm daemon does it at its next verify)"
 		switch {
 		case b == nil:
 			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
@@ -463,6 +479,9 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 
 	// The bridge's other ports.
 	vr.checkUplink(ctx, n, label, add)
+	if d.Metadata != nil && len(d.Metadata.Doors) > 0 {
+		vr.checkDoors(d, n, label, add)
+	}
 	return nil
 }
 

@@ -302,6 +302,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeNetwork(b)
 	}
 	l.checkSubnetOverlaps()
+	l.checkGuardNames()
 	for _, b := range all.SnapshotPolicies {
 		l.decodeSnapshotPolicy(b)
 	}
@@ -310,6 +311,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeVM(b)
 	}
 	l.assemble()
+	l.checkDoors()
 }
 
 // parse parses one profile or variables file after checking its size and

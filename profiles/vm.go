@@ -139,6 +139,7 @@ func (l *loader) decodeVM(b *vmBlock) {
 	if v, ok := l.boolean(b.Autostart, ctx, sc, "autostart"); ok {
 		vm.Autostart = v
 	}
+	l.decodeVMDoors(d, sc)
 
 	// Disk.
 	for _, ib := range b.Installs {

@@ -37,6 +37,17 @@ const (
 	prioAllowBase = 200
 	prioAllowMax  = 499
 	prioDrop      = 600
+	// prioRogueDHCP drops DHCP replies a guest sends. Every return above
+	// that a guest frame can match goes to the host (M/H) or is the DHCP
+	// request (from port 68), so the drop can come after them, keeping
+	// every return before every drop.
+	prioRogueDHCP = prioDrop + 5
+)
+
+// Door rules (see doorFlows) sit between the allow rules and the drops.
+const (
+	prioDoorBase = 500
+	prioDoorMax  = 599
 )
 
 const (
@@ -48,6 +59,9 @@ const (
 	macIPv4Multicast     = "01:00:5e:00:00:00"
 	macIPv4MulticastMask = "ff:ff:ff:80:00:00"
 	ipBroadcast          = "255.255.255.255"
+	// guestMACs matches every MAC legacyvm gives a guest.
+	guestMACs     = virt.GuestMACPrefix + ":00:00:00"
+	guestMACsMask = "ff:ff:ff:00:00:00"
 )
 
 // guardUUIDSpace salts the guard's name-based UUID.
@@ -286,6 +300,10 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		prio += len(fs)
 	}
 
+	if err := addDoors(spec, h, toHost, fromHost, add); err != nil {
+		return nil, err
+	}
+
 	// Drops: everything to or from the host that was not returned above.
 	// Each kind keeps its priority whether or not the host address exists.
 	add(prioDrop,
@@ -293,6 +311,10 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		// address it targets (Linux answers for all its addresses on every
 		// interface).
 		flow{action: "drop", direction: "out", dstMAC: m})
+	// A guest never serves DHCP: its replies (from port 67) would hand
+	// other guests a rogue router or DNS server, on guest_to_guest
+	// networks by unicast, which nothing else stops.
+	add(prioRogueDHCP, flow{action: "drop", direction: "out", proto: "udp", sport: one(67)})
 	if h.IsValid() {
 		// The host address behind another (or a forged) MAC.
 		add(prioDrop+10, flow{action: "drop", direction: "out", dstIP: h})
@@ -306,6 +328,13 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		flow{action: "drop", direction: "out", dstMAC: macIPv4Multicast, dstMACMask: macIPv4MulticastMask},
 		flow{action: "drop", direction: "out", dstIP: netip.MustParseAddr("224.0.0.0"), dstIPBits: 4})
 	if sn := spec.Subnet; sn.IsValid() {
+		// The subnet's broadcast address, whatever the MAC: inside a group
+		// frame it reaches every UDP socket the host binds to 0.0.0.0.
+		add(prioDrop+23, flow{action: "drop", direction: "out", dstIP: subnetBroadcast(sn)})
+	}
+	// The limited broadcast outside DHCP (returned above), whatever the MAC.
+	add(prioDrop+24, flow{action: "drop", direction: "out", dstIPBroadcast: true})
+	if sn := spec.Subnet; sn.IsValid() {
 		// Whatever is left is unicast IPv4 to another guest's MAC (or to
 		// some other group MAC): only addresses inside the subnet have a
 		// legitimate receiver; anything else could only be meant for the
@@ -313,6 +342,11 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		add(prioDrop+25,
 			flow{action: "drop", direction: "out", dstIP: sn.Masked().Addr(), dstIPBits: sn.Bits(), negate: true})
 	}
+	// And only to a guest's MAC: a group MAC (other than the DHCP
+	// broadcast, returned above) also delivers the frame to the host's
+	// stack. libvirt cannot match the group bit, but every guest MAC is in
+	// legacyvm's range: anything outside it is dropped.
+	add(prioDrop+26, flow{action: "drop", direction: "out", dstMAC: guestMACs, dstMACMask: guestMACsMask, negate: true})
 	add(prioDrop+30,
 		// Everything the host sends (or routes onto the bridge) that was
 		// not returned above.
@@ -321,6 +355,73 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		add(prioDrop+40, flow{action: "drop", direction: "in", srcIP: h})
 	}
 	return rules, nil
+}
+
+// subnetBroadcast is the last address of sn.
+func subnetBroadcast(sn netip.Prefix) netip.Addr {
+	a := sn.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= 1<<(32-sn.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// addDoors adds the guard returns of spec's doors (priorities
+// prioDoorBase..prioDoorMax).
+func addDoors(spec virt.FilterSpec, h netip.Addr, toHost, fromHost func(string, portRange, portRange) flow, add func(int, ...flow)) error {
+	prio := prioDoorBase
+	for _, d := range spec.Doors {
+		fs, err := doorFlows(d, h, toHost, fromHost)
+		if err != nil {
+			return err
+		}
+		if prio+len(fs)-1 > prioDoorMax {
+			return fmt.Errorf("too many doors (at most %d guard rules)", prioDoorMax-prioDoorBase+1)
+		}
+		add(prio, fs...)
+		prio += len(fs)
+	}
+	return nil
+}
+
+// doorFlows turns one door into guard returns, TCP only, stateless like
+// allow rules:
+//   - publish: host (the relay, from the bridge address) ephemeral ->
+//     guest:Port, and the guest's replies from Port; the guest address is
+//     matched so that other guests on the network gain nothing;
+//   - egress: guest ephemeral -> host:Port (every guest when GuestIP is
+//     invalid), and the relay's replies from Port.
+func doorFlows(d virt.DoorSpec, h netip.Addr, toHost, fromHost func(string, portRange, portRange) flow) ([]flow, error) {
+	what := fmt.Sprintf("door %q", d.Name)
+	if !h.IsValid() {
+		return nil, fmt.Errorf("%s: the network has no host address for the relay", what)
+	}
+	if d.Port == 0 {
+		return nil, fmt.Errorf("%s: port 0", what)
+	}
+	if d.GuestIP.IsValid() && !d.GuestIP.Is4() {
+		return nil, fmt.Errorf("%s: guest address %s is not IPv4", what, d.GuestIP)
+	}
+	p := portRange{d.Port, d.Port}
+	switch d.Kind {
+	case virt.DoorPublish:
+		if !d.GuestIP.IsValid() {
+			return nil, fmt.Errorf("%s: a publish door needs the guest's address", what)
+		}
+		in := fromHost("tcp", ephemeral, p)
+		in.dstIP = d.GuestIP
+		out := toHost("tcp", p, ephemeral)
+		out.srcIP = d.GuestIP
+		return []flow{in, out}, nil
+	case virt.DoorEgress:
+		out := toHost("tcp", ephemeral, p)
+		in := fromHost("tcp", p, ephemeral)
+		if d.GuestIP.IsValid() {
+			out.srcIP = d.GuestIP
+			in.dstIP = d.GuestIP
+		}
+		return []flow{out, in}, nil
+	}
+	return nil, fmt.Errorf("%s: kind %q: want publish or egress", what, d.Kind)
 }
 
 // allowFlows turns one allow rule into guard returns. Every flow is

@@ -50,6 +50,23 @@ type metadataXML struct {
 	Created     string         `xml:"created,omitempty"`
 	Provisioned bool           `xml:"provisioned,omitempty"`
 	StopRequest string         `xml:"stop-requested,omitempty"`
+	Doors       *doorsXML      `xml:"doors"`
+}
+
+type doorsXML struct {
+	Door []doorRefXML `xml:"door"`
+}
+
+type doorRefXML struct {
+	Kind           string   `xml:"kind,attr"`
+	Name           string   `xml:"name,attr"`
+	Scope          string   `xml:"scope,attr,omitempty"`
+	Listen         string   `xml:"listen,attr,omitempty"`
+	Port           uint16   `xml:"port,attr"`
+	Protocol       string   `xml:"protocol,attr,omitempty"`
+	MaxConnections int      `xml:"max-connections,attr,omitempty"`
+	To             string   `xml:"to,attr,omitempty"`
+	From           []string `xml:"from"`
 }
 
 // volumesXML and filtersXML wrap the lists so that an empty list writes no
@@ -76,6 +93,7 @@ type licenseRefXML struct {
 	Edition     string `xml:"edition,attr,omitempty"`
 	Channel     string `xml:"channel,attr,omitempty"`
 	Fingerprint string `xml:"fingerprint,attr,omitempty"`
+	SecretID    string `xml:"fingerprint-secret,attr,omitempty"`
 	LastGroup   string `xml:"last-group,attr,omitempty"`
 	Seats       int    `xml:"seats,attr,omitempty"`
 }
@@ -179,7 +197,7 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 		}
 		w.License = &licenseRefXML{
 			Label: l.Label, Edition: l.Edition, Channel: l.Channel,
-			Fingerprint: l.Fingerprint, LastGroup: l.LastGroup, Seats: l.Seats,
+			Fingerprint: l.Fingerprint, SecretID: l.SecretID, LastGroup: l.LastGroup, Seats: l.Seats,
 		}
 		if len(l.LastGroup) > 5 {
 			return nil, fmt.Errorf("metadata: licence %q: last group has %d characters, at most 5 may be stored", l.Label, len(l.LastGroup))
@@ -188,7 +206,8 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 			struct{ name, value string }{"licence label", l.Label},
 			struct{ name, value string }{"licence edition", l.Edition},
 			struct{ name, value string }{"licence channel", l.Channel},
-			struct{ name, value string }{"licence fingerprint", l.Fingerprint})
+			struct{ name, value string }{"licence fingerprint", l.Fingerprint},
+			struct{ name, value string }{"licence fingerprint secret id", l.SecretID})
 	}
 	if p := m.Policy; p != nil {
 		if p.Name == "" {
@@ -206,6 +225,21 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 	for _, f := range fields {
 		if err := checkNoKey("metadata "+f.name, f.value); err != nil {
 			return nil, err
+		}
+	}
+	for _, d := range m.Doors {
+		if d.Kind != virt.DoorPublish && d.Kind != virt.DoorEgress || d.Name == "" {
+			return nil, fmt.Errorf("metadata: door %q of kind %q: want a named publish or egress door", d.Name, d.Kind)
+		}
+		if w.Doors == nil {
+			w.Doors = &doorsXML{}
+		}
+		w.Doors.Door = append(w.Doors.Door, doorRefXML{Kind: d.Kind, Name: d.Name, Scope: d.Scope, Listen: d.Listen, Port: d.Port,
+			Protocol: d.Protocol, MaxConnections: d.MaxConnections, To: d.To, From: d.From})
+		for _, v := range append([]string{d.Name, d.Listen, d.To}, d.From...) {
+			if err := checkNoKey("metadata door", v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if !m.Created.IsZero() {
@@ -291,13 +325,19 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 	if l := found.License; l != nil {
 		m.License = &virt.LicenseRef{
 			Label: l.Label, Edition: l.Edition, Channel: l.Channel,
-			Fingerprint: l.Fingerprint, LastGroup: l.LastGroup, Seats: l.Seats,
+			Fingerprint: l.Fingerprint, SecretID: l.SecretID, LastGroup: l.LastGroup, Seats: l.Seats,
 		}
 	}
 	if p := found.Policy; p != nil {
 		m.Policy = &virt.PolicyRef{
 			Name: p.Name, Baseline: p.Baseline, Schedule: p.Schedule, Keep: p.Keep,
 			MaxAge: p.MaxAge, Memory: p.Memory, OnShutdown: p.OnShutdown,
+		}
+	}
+	if found.Doors != nil {
+		for _, d := range found.Doors.Door {
+			m.Doors = append(m.Doors, virt.DoorRef{Kind: d.Kind, Name: d.Name, Scope: d.Scope, Listen: d.Listen, Port: d.Port,
+				Protocol: d.Protocol, MaxConnections: d.MaxConnections, To: d.To, From: d.From})
 		}
 	}
 	if found.Created != "" {

@@ -18,12 +18,14 @@ type domain struct {
 	def virt.DomainSpec
 	// live is the definition the running domain was started with; nil when
 	// the domain is shut off.
-	live      *virt.DomainSpec
-	state     virt.DomainState
-	autostart bool
-	vncPort   int
-	snaps     map[string]*snapshot
-	current   string
+	live  *virt.DomainSpec
+	state virt.DomainState
+	// stopReason is why the domain last stopped ("" reads as unknown).
+	stopReason virt.StopReason
+	autostart  bool
+	vncPort    int
+	snaps      map[string]*snapshot
+	current    string
 	// shutdownRequests counts ShutdownDomain calls.
 	shutdownRequests int
 }
@@ -117,6 +119,12 @@ func (h *Hypervisor) observe(d *domain) virt.Domain {
 		}
 	}
 	out.State, out.Persistent, out.Autostart = d.state, true, d.autostart
+	if d.state == virt.StateShutoff {
+		out.StopReason = d.stopReason
+		if out.StopReason == "" {
+			out.StopReason = virt.StopUnknown
+		}
+	}
 	if d.state == virt.StateRunning || d.state == virt.StatePaused {
 		out.VNC = fmt.Sprintf("127.0.0.1:%d", d.vncPort)
 	}
@@ -327,14 +335,16 @@ func (h *Hypervisor) ShutdownDomain(ctx context.Context, name string) error {
 // powerOff stops d the way a guest powering itself off does.
 func (h *Hypervisor) powerOff(name string, d *domain) {
 	h.emit(name, virt.EventShutdown, "guest")
-	h.stop(d)
+	h.stop(d, virt.StopShutdown)
 	h.emit(name, virt.EventStopped, "shutdown")
 }
 
-// stop moves d to shut off; the persistent definition applies from now on.
-func (h *Hypervisor) stop(d *domain) {
+// stop moves d to shut off for reason; the persistent definition applies
+// from now on.
+func (h *Hypervisor) stop(d *domain, reason virt.StopReason) {
 	d.live = nil
 	d.state = virt.StateShutoff
+	d.stopReason = reason
 	d.vncPort = 0
 }
 
@@ -355,7 +365,7 @@ func (h *Hypervisor) DestroyDomain(ctx context.Context, name string) error {
 	}
 	// QEMU reports the SIGTERM as a host-initiated shutdown first.
 	h.emit(name, virt.EventShutdown, "host")
-	h.stop(d)
+	h.stop(d, virt.StopDestroyed)
 	h.emit(name, virt.EventStopped, "destroyed")
 	return nil
 }
@@ -494,4 +504,68 @@ func (h *Hypervisor) WriteDisk(name string) error {
 		f.gen++
 	}
 	return nil
+}
+
+// SetInterfaceFilter implements virt.Hypervisor: the NIC of the persistent
+// definition and, when the domain runs, of the live one (whose binding
+// FilterBindings then reports) gets the new filter reference.
+func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter string, params []virt.FilterParam) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "set traffic filter of domain"
+	if err := h.begin(ctx, "SetInterfaceFilter", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if filter != "" {
+		if _, ok := h.filters[filter]; !ok {
+			return errf(op, name, virt.ErrNotFound, "referenced filter '%s' is missing", filter)
+		}
+	}
+	set := func(spec *virt.DomainSpec) bool {
+		for i := range spec.Interfaces {
+			n := &spec.Interfaces[i]
+			if strings.EqualFold(n.MAC, mac) {
+				n.Filter = filter
+				n.FilterParams = nil
+				if filter != "" {
+					n.FilterParams = append([]virt.FilterParam(nil), params...)
+				}
+				return true
+			}
+		}
+		return false
+	}
+	if !set(&d.def) {
+		return errf(op, name, virt.ErrNotFound, "no interface with MAC %s", mac)
+	}
+	if d.live != nil {
+		set(d.live)
+	}
+	return nil
+}
+
+// RemoveLiveFilter removes the filter reference of a running domain's NIC
+// from its live definition only, as `virsh update-device --live` does:
+// the persistent definition still references the filter.
+func (h *Hypervisor) RemoveLiveFilter(name, mac string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.lookupDomain("remove live filter of domain", name)
+	if err != nil {
+		return err
+	}
+	if d.live == nil {
+		return errf("remove live filter of domain", name, virt.ErrInvalidState, "domain is not running")
+	}
+	for i := range d.live.Interfaces {
+		if strings.EqualFold(d.live.Interfaces[i].MAC, mac) {
+			d.live.Interfaces[i].Filter, d.live.Interfaces[i].FilterParams = "", nil
+			return nil
+		}
+	}
+	return errf("remove live filter of domain", name, virt.ErrNotFound, "no interface with MAC %s", mac)
 }

@@ -47,6 +47,23 @@ func domainState(s libvirt.DomainState) virt.DomainState {
 	return virt.StateOther
 }
 
+// stopReason maps libvirt's shutoff reason.
+func stopReason(r libvirt.DomainShutoffReason) virt.StopReason {
+	switch r {
+	case libvirt.DOMAIN_SHUTOFF_SHUTDOWN:
+		return virt.StopShutdown
+	case libvirt.DOMAIN_SHUTOFF_DESTROYED:
+		return virt.StopDestroyed
+	case libvirt.DOMAIN_SHUTOFF_CRASHED:
+		return virt.StopCrashed
+	case libvirt.DOMAIN_SHUTOFF_FROM_SNAPSHOT:
+		return virt.StopFromSnapshot
+	case libvirt.DOMAIN_SHUTOFF_UNKNOWN:
+		return virt.StopUnknown
+	}
+	return virt.StopOther
+}
+
 // observe reads a domain: its persistent definition parsed by domainxml,
 // state, persistence, autostart and, when it runs, its VNC display from the
 // live definition.
@@ -65,11 +82,14 @@ func (h *Hypervisor) observe(ctx context.Context, op, name string, d *libvirt.Do
 	if err := alive(ctx, op, name); err != nil {
 		return virt.Domain{}, err
 	}
-	state, _, err := d.GetState()
+	state, reason, err := d.GetState()
 	if err != nil {
 		return virt.Domain{}, wrap(op, name, err)
 	}
 	out.State = domainState(state)
+	if state == libvirt.DOMAIN_SHUTOFF {
+		out.StopReason = stopReason(libvirt.DomainShutoffReason(reason))
+	}
 	if out.Persistent, err = d.IsPersistent(); err != nil {
 		return virt.Domain{}, wrap(op, name, err)
 	}
@@ -320,4 +340,70 @@ func (h *Hypervisor) ChangeMedia(ctx context.Context, name, target, path string)
 		return err
 	}
 	return wrap(op, name, d.UpdateDeviceFlags(diskXML, flags))
+}
+
+// SetInterfaceFilter implements virt.Hypervisor: the NIC's own XML (from
+// the persistent definition, and from the live one when the domain runs,
+// which carries the tap device and alias) with a new filter reference,
+// applied with virDomainUpdateDeviceFlags to each. libvirt re-binds the
+// filter of the running interface without a restart.
+func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter string, params []virt.FilterParam) error {
+	const op = "set traffic filter of domain"
+	d, err := h.lookupDomain(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	active, err := d.IsActive()
+	if err != nil {
+		return wrap(op, name, err)
+	}
+	type pass struct {
+		xmlFlags libvirt.DomainXMLFlags
+		flags    libvirt.DomainDeviceModifyFlags
+	}
+	passes := []pass{{libvirt.DOMAIN_XML_INACTIVE, libvirt.DOMAIN_DEVICE_MODIFY_CONFIG}}
+	if active {
+		passes = append(passes, pass{0, libvirt.DOMAIN_DEVICE_MODIFY_LIVE})
+	}
+	for _, p := range passes {
+		if err := alive(ctx, op, name); err != nil {
+			return err
+		}
+		doc, err := d.GetXMLDesc(p.xmlFlags)
+		if err != nil {
+			return wrap(op, name, err)
+		}
+		var def libvirtxml.Domain
+		if err := def.Unmarshal(doc); err != nil {
+			return fmt.Errorf("%s %q: parse definition: %w", op, name, err)
+		}
+		var nic *libvirtxml.DomainInterface
+		if def.Devices != nil {
+			for i := range def.Devices.Interfaces {
+				if m := def.Devices.Interfaces[i].MAC; m != nil && strings.EqualFold(m.Address, mac) {
+					nic = &def.Devices.Interfaces[i]
+				}
+			}
+		}
+		if nic == nil {
+			return failf(op, name, virt.ErrNotFound, "no interface with MAC %s", mac)
+		}
+		nic.FilterRef = nil
+		if filter != "" {
+			ref := &libvirtxml.DomainInterfaceFilterRef{Filter: filter}
+			for _, fp := range params {
+				ref.Parameters = append(ref.Parameters, libvirtxml.DomainInterfaceFilterParam{Name: fp.Name, Value: fp.Value})
+			}
+			nic.FilterRef = ref
+		}
+		nicXML, err := nic.Marshal()
+		if err != nil {
+			return fmt.Errorf("%s %q: marshal interface %s: %w", op, name, mac, err)
+		}
+		if err := d.UpdateDeviceFlags(nicXML, p.flags); err != nil {
+			return wrap(op, name, err)
+		}
+	}
+	return nil
 }
