@@ -15,6 +15,7 @@ type fileSchema struct {
 	Networks         []*networkBlock        `hcl:"network,block"`
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
+	Images           []*imageBlock          `hcl:"image,block"`
 	Files            []*filesBlock          `hcl:"files,block"`
 }
 
@@ -135,12 +136,13 @@ type vmBlock struct {
 }
 
 type diskBlock struct {
-	Image    hcl.Expression  `hcl:"image,optional"`
-	Clone    hcl.Expression  `hcl:"clone,optional"`
-	Size     hcl.Expression  `hcl:"size,optional"`
-	Prepare  hcl.Expression  `hcl:"prepare,optional"`
-	Installs []*installBlock `hcl:"install,block"`
-	DefRange hcl.Range       `hcl:",def_range"`
+	Image        hcl.Expression  `hcl:"image,optional"`
+	ImageVersion hcl.Expression  `hcl:"image_version,optional"`
+	Clone        hcl.Expression  `hcl:"clone,optional"`
+	Size         hcl.Expression  `hcl:"size,optional"`
+	Prepare      hcl.Expression  `hcl:"prepare,optional"`
+	Installs     []*installBlock `hcl:"install,block"`
+	DefRange     hcl.Range       `hcl:",def_range"`
 }
 
 type installBlock struct {

@@ -148,6 +148,7 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		newCmdReset(f),
 		newCmdDaemon(f),
 		newCmdVersion(f),
+		newCmdImage(f),
 	)
 	return root
 }
