@@ -240,6 +240,23 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		}
 		record(c, start, err)
 	}
+	// 5. Storage pools legacyvm made for image directories nothing uses
+	// any more, once every VM went (a VM left by a failure keeps its pool:
+	// the next destroy plans it again).
+	if !failed() {
+		for _, c := range plan.Changes {
+			if c.Kind != KindPool || c.Action != ActionDelete {
+				continue
+			}
+			start := time.Now()
+			e.progress(c.Name, "removing storage pool (its directory stays)")
+			err := e.HV.RemovePool(ctx, c.Name)
+			if errors.Is(err, virt.ErrNotFound) {
+				err = nil
+			}
+			record(c, start, err)
+		}
+	}
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Object < results[j].Object })
 	if f := failures(results); len(f) > 0 {
 		return results, &ApplyError{Failed: f}

@@ -85,7 +85,9 @@ func (d *Daemon) lock(ctx context.Context, vm string) (unlock func(), ok bool) {
 	release, err := d.LockVM(ctx, vm)
 	if err != nil {
 		mu.Unlock()
-		d.Log.Info("VM busy with another command: left for a later tick", "vm", vm, "err", err)
+		// Debug: during an apply the setup shutdowns of its VMs arrive
+		// here every time, and are none of the daemon's business.
+		d.Log.Debug("VM busy with another command: left for a later tick", "vm", vm, "err", err)
 		return nil, false
 	}
 	return func() { release(); mu.Unlock() }, true

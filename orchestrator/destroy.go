@@ -2,10 +2,13 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/agext/levenshtein"
+	"github.com/legacyvm/legacyvm/internal/virt"
 
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -109,6 +112,18 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 			}
 		}
 		planOrphanAnswers(plan, o, pool, instances)
+		deleting := map[string]bool{}
+		for _, c := range plan.Changes {
+			if c.Kind == KindVM {
+				deleting[c.Name] = true
+			}
+		}
+		pools, err := unusedImagePools(ctx, hv, o, deleting)
+		if err != nil {
+			CloseAll(hps)
+			return nil, err
+		}
+		plan.Changes = append(plan.Changes, pools...)
 		hp.Plan = plan
 	}
 	if err := checkNames(only, known, p.Name); err != nil {
@@ -183,4 +198,50 @@ func containsHost(hs []*profiles.Host, h *profiles.Host) bool {
 		}
 	}
 	return false
+}
+
+// unusedImagePools plans the removal of the storage pools legacyvm made for
+// the image directories of the domains being deleted (named by
+// imagePoolName, with that directory) that no other managed domain's image
+// or ISO lives in. Only the pool definitions go: the directories and their
+// files stay. Pools legacyvm did not make are never listed.
+func unusedImagePools(ctx context.Context, hv virt.Hypervisor, o *Observed, deleting map[string]bool) ([]Change, error) {
+	used := map[string]bool{}
+	var candidates []string
+	for _, name := range sortedKeys(o.Domains) {
+		d := o.Domains[name]
+		if d.Metadata == nil || d.Metadata.Image == "" {
+			continue
+		}
+		dir := filepath.Dir(filepath.Clean(d.Metadata.Image))
+		if deleting[name] {
+			candidates = append(candidates, dir)
+		} else {
+			used[dir] = true
+		}
+	}
+	var out []Change
+	seen := map[string]bool{}
+	for _, dir := range candidates {
+		if used[dir] || seen[dir] {
+			continue
+		}
+		seen[dir] = true
+		name := imagePoolName(dir)
+		p, err := hv.GetPool(ctx, name)
+		if errors.Is(err, virt.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up storage pool %s: %w", name, err)
+		}
+		if filepath.Clean(p.Path) != dir {
+			continue // not the pool legacyvm makes for dir
+		}
+		out = append(out, Change{Kind: KindPool, Name: name, Action: ActionDelete,
+			Reasons: []string{"no managed VM uses images in " + dir + " any more"},
+			Details: []string{"removes the pool definition only: " + dir + " and its files stay"},
+			pool:    &poolChange{Name: name, Path: dir}})
+	}
+	return out, nil
 }

@@ -69,6 +69,11 @@ func checkInstallISOs(ctx context.Context, p *profiles.Profile, uri string, hv v
 // readable, non-empty regular file; "" when it is.
 func checkLocalISO(path, uri string) (summary, detail string) {
 	where := fmt.Sprintf("%s is a libvirt daemon on this machine, so QEMU reads the ISO from this machine's file system", uri)
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		if dir, bad := profiles.SystemPath(real); bad {
+			return "Installation ISO in a system directory", fmt.Sprintf("%s leads to %s, under %s, which holds devices, kernel interfaces, configuration or boot files: legacyvm never gives such a file to a VM. Give the path of the .iso file of your Windows 7 installation media.", path, real, dir)
+		}
+	}
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -276,6 +276,7 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 	accel, diags := resolveAccel(hp.Host, o.Host)
 	isoDiags, err := checkInstallISOs(ctx, p, hp.URI, hp.HV, o)
 	diags = append(diags, isoDiags...)
+	diags = append(diags, checkGoldenImages(p, hp.Host, hp.URI)...)
 	if err != nil {
 		return diags, err
 	}

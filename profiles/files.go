@@ -120,8 +120,8 @@ func (l *loader) noteRead(value, source string) {
 }
 
 // redact replaces, in every diagnostic, the values file() and env()
-// returned (also trimmed, in upper or lower case, or cut short as messages
-// do) by their length and source: such a value may be a secret even in an
+// returned (also trimmed, in upper or lower case, line by line, or cut
+// short with "..." as messages do) by their length and source: such a value may be a secret even in an
 // ordinary attribute.
 func (l *loader) redact(diags hcl.Diagnostics) {
 	if len(l.reads) == 0 {
@@ -139,7 +139,7 @@ func (l *loader) redact(diags hcl.Diagnostics) {
 		for _, f := range append([]string(nil), forms...) {
 			for _, cut := range []int{12, 15, 20, 40} {
 				if len(f) > cut {
-					forms = append(forms, f[:cut])
+					forms = append(forms, f[:cut]+"...") // as truncate() cuts
 				}
 			}
 		}

@@ -157,3 +157,21 @@ variable "d" {
 		})
 	}
 }
+
+// TestRedactCutValues: a value cut short with "..." (as messages quote long
+// values) is hidden too, and text that merely shares a prefix is not.
+func TestRedactCutValues(t *testing.T) {
+	l := &loader{}
+	long := "TOPSECRET-" + strings.Repeat("A", 50)
+	l.noteRead(long, `env("X")`)
+	l.noteRead("/var/lib/libvirt/images/golden.qcow2", `env("GOLDEN")`)
+	diags := hcl.Diagnostics{{Summary: "s", Detail: fmt.Sprintf("%q is wrong; so is %s; pool /var/lib/libvirt/images", long[:40]+"...", long)}}
+	l.redact(diags)
+	d := diags[0].Detail
+	if strings.Contains(d, "TOPSECRET") {
+		t.Errorf("detail shows the value: %s", d)
+	}
+	if !strings.Contains(d, "pool /var/lib/libvirt/images") {
+		t.Errorf("a shared prefix was redacted: %s", d)
+	}
+}

@@ -270,6 +270,9 @@ type Disk struct {
 	// Image is the absolute path of a golden image given as a string; ""
 	// when ImageRef is set.
 	Image string
+	// ImageRange is the range of the image expression, for plan-time
+	// checks of the file.
+	ImageRange hcl.Range
 	// ImageRef is the image block the disk clones (image = image.NAME);
 	// the version is chosen at plan time from what libvirt holds.
 	ImageRef *Image

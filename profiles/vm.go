@@ -306,7 +306,30 @@ func (l *loader) checkPath(expr hcl.Expression, attr, s string) (string, bool) {
 		l.errorf(expr.Range(), "Path is a URL", "%s must be a local file path; legacyvm never downloads images. Download it yourself and give its path.", attr)
 		return "", false
 	}
-	return l.resolvePath(s), true
+	p := l.resolvePath(s)
+	if dir, bad := SystemPath(p); bad {
+		l.errorf(expr.Range(), "Path in a system directory", "%s %s is under %s, which holds devices, kernel interfaces, configuration or boot files, not disk images: legacyvm never gives such a file to a VM or makes a storage pool of its directory. Keep golden images and ISOs in a directory of their own, like /var/lib/libvirt/images.", attr, p, dir)
+		return "", false
+	}
+	return p, true
+}
+
+// systemDirs are directories whose files are never disk images or ISOs.
+var systemDirs = []string{"/proc", "/sys", "/dev", "/etc", "/boot", "/run", "/var/run"}
+
+// SystemPath reports whether the absolute, clean path p is the root
+// directory or lies in a system directory (/proc, /sys, /dev, /etc, /boot,
+// /run), and which.
+func SystemPath(p string) (dir string, bad bool) {
+	if p == "/" {
+		return "/", true
+	}
+	for _, d := range systemDirs {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			return d, true
+		}
+	}
+	return "", false
 }
 
 func (l *loader) decodeDisk(b *diskBlock, decl *vmDecl, sc scope, osSet bool) *Disk {
@@ -342,7 +365,7 @@ func (l *loader) decodeDisk(b *diskBlock, decl *vmDecl, sc scope, osSet bool) *D
 				d.ImageRef = v.EncapsulatedValue().(*Image)
 			case v.Type() == cty.String:
 				if p, ok := l.checkPath(b.Image, "image", v.AsString()); ok {
-					d.Image = p
+					d.Image, d.ImageRange = p, b.Image.Range()
 				}
 			default:
 				l.typeError(b.Image, "image", "the path of a golden image or an image block reference", `image = image.w7pro`, v)

@@ -54,7 +54,7 @@ second waits for the first (--lock-wait) or fails.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "do not ask before destructive changes")
-	cmd.Flags().DurationVar(&opts.LockWait, "lock-wait", 5*time.Minute, "how long to wait for another command working on the same profile")
+	cmd.Flags().DurationVar(&opts.LockWait, "lock-wait", 5*time.Minute, "how long to wait for another command working on the same profile or one of its VMs")
 	cmd.Flags().StringArrayVar(&opts.ImageUpdates, "image-update", nil, "move the VMs of image block NAME to its newest version (replaces VMs on older ones; repeatable)")
 	return cmd
 }

@@ -45,7 +45,7 @@ those VMs and keeps the networks.`,
 	}
 	cmd.Flags().StringSliceVar(&opts.Only, "only", nil, "destroy only these VM instances (comma-separated or repeated)")
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "do not ask for confirmation")
-	cmd.Flags().DurationVar(&opts.LockWait, "lock-wait", 5*time.Minute, "how long to wait for another command working on the same profile")
+	cmd.Flags().DurationVar(&opts.LockWait, "lock-wait", 5*time.Minute, "how long to wait for another command working on the same profile or one of its VMs")
 	return cmd
 }
 

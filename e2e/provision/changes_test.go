@@ -160,7 +160,7 @@ func TestChanges(t *testing.T) {
 	checkInventory(t, "after the replace", inventory(t, h, scope, "chg"), inv.lines(h))
 
 	run(0, append([]string{"destroy", "--auto-approve", dir}, vars...)...)
-	checkInventory(t, "after destroy", inventory(t, h, scope, "chg"), wantInv{profile: "chg", images: inv.images}.lines(h))
+	checkInventory(t, "after destroy", inventory(t, h, scope, "chg"), wantInv{profile: "chg", images: inv.images, unpooled: true}.lines(h))
 	noSecrets(t, outputs)
 }
 

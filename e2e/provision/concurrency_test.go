@@ -131,5 +131,5 @@ func TestConcurrentApplies(t *testing.T) {
 		"waiter": waiter.stdout.String() + waiter.stderr.String(),
 	})
 	h.MustRun(t, []string{"destroy", "--auto-approve", dir, "--var", "golden=" + h.Golden})
-	checkInventory(t, "after destroy", inventory(t, h, scope, "cc"), wantInv{profile: "cc"}.lines(h))
+	checkInventory(t, "after destroy", inventory(t, h, scope, "cc"), wantInv{profile: "cc", unpooled: true}.lines(h))
 }

@@ -155,7 +155,7 @@ func TestDestroy(t *testing.T) {
 			t.Errorf("destroy did not list %s:\n%s", want, r)
 		}
 	}
-	checkInventory(t, "after destroy", inventory(t, h, scope, "dst", "dstother"), wantInv{profile: "dst", extra: foreign.lines()}.lines(h))
+	checkInventory(t, "after destroy", inventory(t, h, scope, "dst", "dstother"), wantInv{profile: "dst", extra: foreign.lines(), unpooled: true}.lines(h))
 	for _, f := range []string{sys1, answer2} {
 		if _, err := os.Stat(f); !os.IsNotExist(err) {
 			t.Errorf("%s survived destroy (%v)", f, err)
@@ -208,7 +208,7 @@ func TestDestroy(t *testing.T) {
 			t.Errorf("%s of a clashing profile started working:\n%s", args[0], r.Stderr)
 		}
 	}
-	checkInventory(t, "after the clashing profile", inventory(t, h, scope, "dst", "dstother", "clash"), wantInv{profile: "dst", extra: foreign.lines()}.lines(h))
+	checkInventory(t, "after the clashing profile", inventory(t, h, scope, "dst", "dstother", "clash"), wantInv{profile: "dst", extra: foreign.lines(), unpooled: true}.lines(h))
 	if after := foreign.dump(t, h); after != before {
 		t.Errorf("the clashing profile changed objects it does not own:\n%s", lineDiff(before, after))
 	}

@@ -285,7 +285,7 @@ func testExample(t *testing.T, c exampleCase) {
 
 	// Destroy leaves nothing but the golden image.
 	run(0, "destroy", "--auto-approve", dir)
-	empty := wantInv{profile: profile, images: inv.images, extra: inv.extra}
+	empty := wantInv{profile: profile, images: inv.images, extra: inv.extra, unpooled: true}
 	checkInventory(t, "after destroy", inventory(t, h, scope, profile), empty.lines(h))
 	if golden == "" && c.dir == "ops-daily" {
 		if _, err := os.Stat(filepath.Join(h.Env.Dir, "lib", strings.TrimPrefix(opsGolden, "/var/lib/libvirt/"))); err != nil {

@@ -308,6 +308,10 @@ type wantInv struct {
 	// images lists the files of the golden-image directory (the golden
 	// image itself unless the test says otherwise).
 	images []string
+	// unpooled: no storage pool shows the golden-image directory any more
+	// (destroy removed the one apply made once no VM used it), so its
+	// files are not volumes.
+	unpooled bool
 	// extra lines (foreign objects the test made on purpose).
 	extra []string
 }
@@ -334,7 +338,10 @@ func (w wantInv) lines(h *e2eutil.Host) []string {
 		images = []string{filepath.Base(h.Golden)}
 	}
 	for _, f := range images {
-		lines = append(lines, "volume images/"+f, "file images/"+f)
+		if !w.unpooled {
+			lines = append(lines, "volume images/"+f)
+		}
+		lines = append(lines, "file images/"+f)
 	}
 	lines = append(lines, w.extra...)
 	sort.Strings(lines)

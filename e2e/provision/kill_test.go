@@ -143,7 +143,7 @@ func TestKillConvergence(t *testing.T) {
 	}
 	noSecrets(t, outputs)
 	run(0, "destroy", "--auto-approve", dir, "--var", "golden="+goldens[0], "--var", "prepare=none")
-	checkInventory(t, "after destroy", inventory(t, h, scope, "kl"), wantInv{profile: "kl", images: []string{filepath.Base(goldens[0]), filepath.Base(goldens[1])}}.lines(h))
+	checkInventory(t, "after destroy", inventory(t, h, scope, "kl"), wantInv{profile: "kl", images: []string{filepath.Base(goldens[0]), filepath.Base(goldens[1])}, unpooled: true}.lines(h))
 }
 
 // waitOutputN waits until re matches n times in the command's output.

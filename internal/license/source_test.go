@@ -21,6 +21,8 @@ func TestSourceRead(t *testing.T) {
 	writeFile(t, groupOnly, []byte(fakeKey+"\n"), 0o640)
 	empty := filepath.Join(dir, "empty.txt")
 	writeFile(t, empty, []byte(" \n"), 0o600)
+	huge := filepath.Join(dir, "huge.txt")
+	writeFile(t, huge, []byte(fakeKey+strings.Repeat("\n", 100<<10)), 0o600)
 
 	env := map[string]string{"ACCT_WIN7_KEY": " " + fakeKey + "\n", "BLANK": "  "}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
@@ -47,6 +49,7 @@ func TestSourceRead(t *testing.T) {
 		{name: "file missing", src: Source{Kind: SourceFile, Path: filepath.Join(dir, "none.txt")}, errHas: []string{"none.txt"}, notFile: true},
 		{name: "file empty", src: Source{Kind: SourceFile, Path: empty}, errHas: []string{"is empty"}},
 		{name: "file is a directory", src: Source{Kind: SourceFile, Path: dir}, errHas: []string{"not a regular file"}},
+		{name: "file larger than 64 KiB", src: Source{Kind: SourceFile, Path: huge}, errHas: []string{"larger than 64 KiB"}},
 		{name: "command success trimmed", src: sh(`printf '  %s\n' "$LEGACYVM_TEST_SECRET"`), want: fakeKey},
 		{name: "command failure, stdout and stderr not echoed", src: sh(`echo "$LEGACYVM_TEST_SECRET"; echo "$LEGACYVM_TEST_SECRET" >&2; exit 3`), errHas: []string{"exit code 3", "command(["}},
 		{name: "command prints secret on stderr only", src: sh(`echo "wrong passphrase for $LEGACYVM_TEST_SECRET" >&2; exit 1`), errHas: []string{"exit code 1"}},

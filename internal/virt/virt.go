@@ -118,6 +118,9 @@ type Hypervisor interface {
 	// EnsurePool defines, builds and starts a directory pool at path when
 	// it does not exist.
 	EnsurePool(ctx context.Context, name, path string) (Pool, error)
+	// RemovePool stops a pool and removes its definition; its directory
+	// and the files in it stay. ErrNotFound when there is no such pool.
+	RemovePool(ctx context.Context, name string) error
 	ListVolumes(ctx context.Context, pool string) ([]Volume, error)
 	// VolumeByPath finds any volume in any active pool by path;
 	// ErrNotFound if no pool knows the path.

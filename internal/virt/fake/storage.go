@@ -188,6 +188,22 @@ func (h *Hypervisor) EnsurePool(ctx context.Context, name, path string) (virt.Po
 	return h.observePool(p), nil
 }
 
+// RemovePool implements virt.Hypervisor; the files in the pool's
+// directory stay.
+func (h *Hypervisor) RemovePool(ctx context.Context, name string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "remove storage pool"
+	if err := h.begin(ctx, "RemovePool", op, name); err != nil {
+		return err
+	}
+	if _, err := h.lookupPool(op, name); err != nil {
+		return err
+	}
+	delete(h.pools, name)
+	return nil
+}
+
 // ListVolumes implements virt.Hypervisor; volumes are sorted by name.
 func (h *Hypervisor) ListVolumes(ctx context.Context, poolName string) ([]virt.Volume, error) {
 	h.mu.Lock()

@@ -144,6 +144,33 @@ func (h *Hypervisor) EnsurePool(ctx context.Context, name, path string) (virt.Po
 	return out, nil
 }
 
+// RemovePool implements virt.Hypervisor: destroy (stop) and undefine,
+// never delete (which would remove the directory).
+func (h *Hypervisor) RemovePool(ctx context.Context, name string) error {
+	const op = "remove storage pool"
+	if err := alive(ctx, op, name); err != nil {
+		return err
+	}
+	p, err := h.conn.LookupStoragePoolByName(name)
+	if err != nil {
+		return wrap(op, name, err)
+	}
+	defer p.Free()
+	active, err := p.IsActive()
+	if err != nil {
+		return wrap(op, name, err)
+	}
+	if active {
+		if err := p.Destroy(); err != nil {
+			return wrap("stop storage pool", name, err)
+		}
+	}
+	if err := p.Undefine(); err != nil {
+		return wrap(op, name, err)
+	}
+	return nil
+}
+
 // observeVolume reads a volume; pool is the pool's name.
 func observeVolume(op, pool string, v *libvirt.StorageVol) (virt.Volume, error) {
 	doc, err := v.GetXMLDesc(0)

@@ -22,6 +22,7 @@ func testStorage(e *env) {
 	if got, err := e.hv.GetPool(e.ctx, pool); err != nil || got.Path != p.Path || !got.Active {
 		e.Errorf("GetPool = %+v, %v", got, err)
 	}
+	testRemovePool(e)
 	e.goldenPool()
 	golden, err := e.hv.VolumeByPath(e.ctx, e.h.Golden)
 	e.must(err, "find the golden image by path")
@@ -154,4 +155,33 @@ func testStorage(e *env) {
 	if _, err := e.hv.VolumeByPath(e.ctx, e.h.Golden); err != nil {
 		e.Errorf("the golden image is gone: %v", err)
 	}
+}
+
+// testRemovePool: RemovePool removes a pool's definition and leaves its
+// directory and files: defining the pool again shows the same volume.
+func testRemovePool(e *env) {
+	name := e.name("rmpool")
+	dir := filepath.Join(e.h.PoolDir, name)
+	if _, err := e.hv.EnsurePool(e.ctx, name, dir); err != nil {
+		e.must(err, "ensure pool %s", name)
+		return
+	}
+	vol := e.name("kept") + ".qcow2"
+	_, err := e.hv.CreateVolume(e.ctx, virt.VolumeSpec{Pool: name, Name: vol, Format: "qcow2", CapacityBytes: 1 << 20})
+	e.must(err, "create a volume in %s", name)
+	e.must(e.hv.RemovePool(e.ctx, name), "remove pool %s", name)
+	_, err = e.hv.GetPool(e.ctx, name)
+	e.wantErr(err, virt.ErrNotFound, name, "get a removed pool")
+	e.wantErr(e.hv.RemovePool(e.ctx, name), virt.ErrNotFound, name, "remove a missing pool")
+	if _, err := e.hv.EnsurePool(e.ctx, name, dir); err != nil {
+		e.must(err, "define pool %s again", name)
+		return
+	}
+	vols, err := e.hv.ListVolumes(e.ctx, name)
+	e.must(err, "list volumes of %s", name)
+	if !slices.ContainsFunc(vols, func(v virt.Volume) bool { return v.Name == vol }) {
+		e.Errorf("after RemovePool and EnsurePool, %s lists %v; want %s still there", name, vols, vol)
+	}
+	e.must(e.hv.DeleteVolume(e.ctx, name, vol), "delete %s", vol)
+	e.must(e.hv.RemovePool(e.ctx, name), "remove pool %s", name)
 }
