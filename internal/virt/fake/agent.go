@@ -400,7 +400,9 @@ var guestPrograms map[string]guestProgram
 
 func init() {
 	guestPrograms = map[string]guestProgram{
-		"echo":  func(_ *guest, a []string, _ []byte) ([]byte, []byte, int, bool) { return []byte(strings.Join(a, " ") + "\n"), nil, 0, false },
+		"echo": func(_ *guest, a []string, _ []byte) ([]byte, []byte, int, bool) {
+			return []byte(strings.Join(a, " ") + "\n"), nil, 0, false
+		},
 		"true":  func(*guest, []string, []byte) ([]byte, []byte, int, bool) { return nil, nil, 0, false },
 		"false": func(*guest, []string, []byte) ([]byte, []byte, int, bool) { return nil, nil, 1, false },
 		"sleep": func(*guest, []string, []byte) ([]byte, []byte, int, bool) { return nil, nil, 0, true },
