@@ -280,6 +280,10 @@ type VM struct {
 	OEMStrings []string
 	// Autostart starts the VM with the host.
 	Autostart bool
+	// GuestAgent adds the QEMU guest agent's virtio-serial channel
+	// (org.qemu.guest_agent.0) that exec, cp and test use. Default false:
+	// see docs/guest-agent.md.
+	GuestAgent bool
 	DeclRange hcl.Range
 }
 

@@ -101,6 +101,7 @@ type vmBlock struct {
 	Host           hcl.Expression  `hcl:"host,optional"`
 	OEMStrings     hcl.Expression  `hcl:"oem_strings,optional"`
 	Autostart      hcl.Expression  `hcl:"autostart,optional"`
+	GuestAgent     hcl.Expression  `hcl:"guest_agent,optional"`
 	Disks          []*diskBlock    `hcl:"disk,block"`
 	Windows        []*windowsBlock `hcl:"windows,block"`
 	// Installs catches an install block written directly in the vm so

@@ -139,6 +139,9 @@ func (l *loader) decodeVM(b *vmBlock) {
 	if v, ok := l.boolean(b.Autostart, ctx, sc, "autostart"); ok {
 		vm.Autostart = v
 	}
+	if v, ok := l.boolean(b.GuestAgent, ctx, sc, "guest_agent"); ok {
+		vm.GuestAgent = v
+	}
 
 	// Disk.
 	for _, ib := range b.Installs {
