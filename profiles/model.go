@@ -284,7 +284,7 @@ type VM struct {
 	// (org.qemu.guest_agent.0) that exec, cp and test use. Default false:
 	// see docs/guest-agent.md.
 	GuestAgent bool
-	DeclRange hcl.Range
+	DeclRange  hcl.Range
 }
 
 // Instance is one VM after count expansion: the unit that becomes a
