@@ -256,6 +256,7 @@ func (l *loader) run(files []sourceFile) {
 		all.Networks = append(all.Networks, fs.Networks...)
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
+		all.Tests = append(all.Tests, fs.Tests...)
 	}
 	if parseFailed {
 		// Syntax errors first: evaluating the rest would report
@@ -293,6 +294,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeVM(b)
 	}
 	l.assemble()
+	l.decodeTests(all.Tests)
 }
 
 // buildVMContext adds block references to the base context.

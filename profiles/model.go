@@ -38,6 +38,8 @@ type Profile struct {
 	// then Index (acct-2 before acct-10). These are what become libvirt
 	// domains.
 	Instances []*Instance
+	// Tests are the test blocks, in declaration order.
+	Tests []*Test
 }
 
 // Variable is an input variable and the value it ended up with.

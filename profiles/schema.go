@@ -15,6 +15,7 @@ type fileSchema struct {
 	Networks         []*networkBlock        `hcl:"network,block"`
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
+	Tests            []*testBlock           `hcl:"test,block"`
 }
 
 type variableBlock struct {

@@ -147,6 +147,7 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		newCmdSnapshot(f),
 		newCmdReset(f),
 		newCmdDaemon(f),
+		newCmdExec(f), newCmdCp(f), newCmdTest(f),
 		newCmdVersion(f),
 	)
 	return root
