@@ -547,6 +547,9 @@ func (g *guest) runShell(argv []string, stdin []byte) (*guestProc, string) {
 	if err != nil || 7+n >= len(argv) {
 		return &guestProc{exited: true, code: 2, err: []byte("sh: bad wrapper arguments\n")}, ""
 	}
+	if cwd == "" {
+		cwd = "/"
+	}
 	if !g.dirs[path.Clean(cwd)] {
 		return &guestProc{exited: true, code: 126}, ""
 	}
