@@ -1,7 +1,7 @@
 package profiles
 
 import (
-		"path/filepath"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
