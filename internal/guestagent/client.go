@@ -25,9 +25,15 @@ const (
 	// MaxReply bounds one agent reply (libvirt's RPC strings are at most
 	// 4 MiB anyway).
 	MaxReply = 4 << 20
-	// ChunkSize is how much one guest-file-read or -write moves (its
-	// base64 form stays well below MaxReply).
-	ChunkSize = 1 << 20
+	// ReadChunk is how much one guest-file-read asks for (its base64
+	// reply stays well below MaxReply).
+	ReadChunk = 1 << 20
+	// WriteChunk is how much one guest-file-write carries. Commands to the
+	// agent are kept below 150 KB: with libvirt 9.0 a command larger than
+	// the agent socket's send buffer (about 208 KiB by default) was never
+	// delivered (measured: 64 KiB of data went through, 256 KiB stalled
+	// until the timeout; the same qemu-ga took 1 MiB over a plain socket).
+	WriteChunk = 96 << 10
 	// MaxCapture bounds the captured output of helper commands (listings,
 	// checksums) legacyvm runs in the guest.
 	MaxCapture = 2 << 20
@@ -291,10 +297,10 @@ func (c *Client) FileOpen(ctx context.Context, path, mode string) (int64, error)
 	return *h, nil
 }
 
-// FileRead reads at most count bytes (count <= ChunkSize) from handle h.
+// FileRead reads at most count bytes (count <= ReadChunk) from handle h.
 // The reply's count must match the data and not exceed count.
 func (c *Client) FileRead(ctx context.Context, h int64, count int) ([]byte, bool, error) {
-	if count <= 0 || count > ChunkSize {
+	if count <= 0 || count > ReadChunk {
 		panic(fmt.Sprintf("guestagent: FileRead count %d", count))
 	}
 	var r struct {
@@ -318,9 +324,9 @@ func (c *Client) FileRead(ctx context.Context, h int64, count int) ([]byte, bool
 	return b, r.EOF, nil
 }
 
-// FileWrite writes data (at most ChunkSize bytes) to handle h.
+// FileWrite writes data (at most WriteChunk bytes) to handle h.
 func (c *Client) FileWrite(ctx context.Context, h int64, data []byte) error {
-	if len(data) > ChunkSize {
+	if len(data) > WriteChunk {
 		panic(fmt.Sprintf("guestagent: FileWrite of %d bytes", len(data)))
 	}
 	var r struct {

@@ -158,7 +158,7 @@ func (c *Client) copyFileIn(ctx context.Context, f Flavor, src, dst string, size
 		return fail(err)
 	}
 	sum := sha256.New()
-	buf := make([]byte, ChunkSize)
+	buf := make([]byte, WriteChunk)
 	var done int64
 	for {
 		n, rerr := io.ReadFull(in, buf)
@@ -364,7 +364,7 @@ func (c *Client) copyFileOut(ctx context.Context, f Flavor, src string, root *os
 		if err := ctx.Err(); err != nil {
 			return fail(err)
 		}
-		want := int64(ChunkSize)
+		want := int64(ReadChunk)
 		if left := o.MaxSize - st.Bytes - done + 1; left < want {
 			want = left
 		}

@@ -173,7 +173,7 @@ func (c *Client) pumpStream(ctx context.Context, s *stream, budget int64) (int64
 	}
 	var n int64
 	for {
-		want := int64(ChunkSize)
+		want := int64(ReadChunk)
 		if budget-n+1 < want {
 			want = budget - n + 1
 		}

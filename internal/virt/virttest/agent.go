@@ -108,6 +108,35 @@ func testAgent(e *env) {
 		e.Errorf("sha256sum of the written file: exit %d %q", code, out)
 	}
 
+	// A file larger than one command: written in 96 KiB commands (the
+	// size guestagent uses), read back in one 1 MiB read.
+	big := make([]byte, 11*96<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	e.must(json.Unmarshal(call("guest-file-open", map[string]any{"path": "/tmp/vt-big.bin", "mode": "wb"})["value"], &h), "handle")
+	for off := 0; off < len(big); off += 96 << 10 {
+		call("guest-file-write", map[string]any{"handle": h, "buf-b64": base64.StdEncoding.EncodeToString(big[off : off+96<<10])})
+	}
+	call("guest-file-close", map[string]any{"handle": h})
+	e.must(json.Unmarshal(call("guest-file-open", map[string]any{"path": "/tmp/vt-big.bin", "mode": "rb"})["value"], &h), "handle")
+	var got []byte
+	for i := 0; i < 4; i++ {
+		r := call("guest-file-read", map[string]any{"handle": h, "count": 1 << 20})
+		var s string
+		_ = json.Unmarshal(r["buf-b64"], &s)
+		b, err := base64.StdEncoding.DecodeString(s)
+		e.must(err, "decode read")
+		got = append(got, b...)
+		if string(r["eof"]) == "true" {
+			break
+		}
+	}
+	call("guest-file-close", map[string]any{"handle": h})
+	if sha256hex(string(got)) != sha256hex(string(big)) {
+		e.Errorf("1056 KiB written in 96 KiB commands read back as %d bytes with another checksum", len(got))
+	}
+
 	for _, c := range []struct{ what, cmd string }{
 		{"open a missing file", `{"execute":"guest-file-open","arguments":{"path":"/nonexistent/x","mode":"r"}}`},
 		{"status of an unknown pid", `{"execute":"guest-exec-status","arguments":{"pid":999999}}`},
