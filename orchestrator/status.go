@@ -26,6 +26,9 @@ type VMStatus struct {
 	License   string    `json:"license,omitempty"`
 	Policy    string    `json:"policy,omitempty"`
 	VNC       string    `json:"vnc,omitempty"`
+	// Agent is the guest agent: "answers", "silent", "off" (not
+	// running), or "" when the VM has no agent channel.
+	Agent string `json:"agent,omitempty"`
 	Created   time.Time `json:"created,omitempty"`
 }
 
@@ -63,6 +66,9 @@ func Status(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus
 			return nil, err
 		}
 		s.Snapshots = len(snaps)
+		if s.Agent, err = agentState(ctx, hv, d); err != nil {
+			return nil, err
+		}
 		if m.Policy != nil {
 			for _, sn := range snaps {
 				if sn.Name == m.Policy.Baseline {

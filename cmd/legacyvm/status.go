@@ -18,7 +18,9 @@ func newCmdStatus(f *Factory) *cobra.Command {
 		Long: `Status lists the VMs legacyvm manages on the host: the ones of the profile at
 PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
-snapshots it has and whether its baseline exists, and the licence it uses.`,
+snapshots it has and whether its baseline exists, the licence it uses, and
+whether its guest agent answers (AGENT: answers, silent, off; "-" without the
+guest_agent channel).`,
 		Example: `  legacyvm status examples/lab
   legacyvm status --all -o json`,
 		Args:              cobra.MaximumNArgs(1),
@@ -56,13 +58,13 @@ snapshots it has and whether its baseline exists, and the licence it uses.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tLICENCE")
+			fmt.Fprintln(tw, "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tLICENCE\tAGENT")
 			for _, s := range st {
 				state := string(s.State)
 				if !s.Provisioned {
 					state += " (provisioning)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License), dash(s.Agent))
 			}
 			return tw.Flush()
 		},

@@ -77,7 +77,7 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem})
+		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, Agent: true})
 		if err != nil {
 			return err
 		}
@@ -87,7 +87,7 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 		if err != nil {
 			return err
 		}
-		vs, err = f.verifyProfile(ctx, p, opts.Path)
+		vs, err = f.verifyProfile(ctx, p, opts.Path, true)
 		if err != nil {
 			return err
 		}
@@ -114,10 +114,11 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 
 // verifyProfile runs verify on every host of p; path is how the user named
 // the profile (for the fixes it suggests).
-func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string) ([]*orchestrator.Verification, error) {
+func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
 	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
 		System:    f.HostSystem,
 		ApplyHint: "legacyvm apply " + path,
+		Agent:     agent,
 	})
 }
 
@@ -228,7 +229,7 @@ func hostWhere(uri string) string {
 // stderr: the problems found, or one line when there are none. It never
 // fails the apply.
 func (f *Factory) verifyAfterApply(ctx context.Context, p *profiles.Profile, path string) {
-	vs, err := f.verifyProfile(ctx, p, path)
+	vs, err := f.verifyProfile(ctx, p, path, false)
 	if err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "Warning: could not verify isolation: %v\n", err)
 		return
