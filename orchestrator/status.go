@@ -20,16 +20,16 @@ type VMStatus struct {
 	Network     string           `json:"network,omitempty"`
 	IP          string           `json:"ip,omitempty"`
 	// IPSource says where IP came from: "lease" or "reservation".
-	IPSource  string    `json:"ip_source,omitempty"`
-	Snapshots int       `json:"snapshots"`
-	Baseline  string    `json:"baseline,omitempty"`
-	License   string    `json:"license,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	VNC       string    `json:"vnc,omitempty"`
+	IPSource  string `json:"ip_source,omitempty"`
+	Snapshots int    `json:"snapshots"`
+	Baseline  string `json:"baseline,omitempty"`
+	License   string `json:"license,omitempty"`
+	Policy    string `json:"policy,omitempty"`
+	VNC       string `json:"vnc,omitempty"`
 	// Agent is the guest agent: "answers", "silent", "off" (not
 	// running), or "" when the VM has no agent channel.
-	Agent string `json:"agent,omitempty"`
-	Created   time.Time `json:"created,omitempty"`
+	Agent   string    `json:"agent,omitempty"`
+	Created time.Time `json:"created,omitempty"`
 }
 
 // Status lists the VMs legacyvm manages on hv; profile "" means all
