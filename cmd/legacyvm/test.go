@@ -296,7 +296,12 @@ func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *o
 				fail(i, "error", err.Error())
 			}
 		case profiles.StepCopyOut:
-			if _, err := c.CopyOut(ctx, fl, s.From, filepath.Join(dir, s.To), guestagent.CopyOptions{MaxSize: guestagent.DefaultMaxSize}); err != nil {
+			target := filepath.Join(dir, s.To)
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				fail(i, "error", err.Error())
+				break
+			}
+			if _, err := c.CopyOut(ctx, fl, s.From, target, guestagent.CopyOptions{MaxSize: guestagent.DefaultMaxSize}); err != nil {
 				fail(i, "error", err.Error())
 			}
 		case profiles.StepRun:
