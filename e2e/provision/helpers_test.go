@@ -423,6 +423,7 @@ type statusJSON struct {
 		Policy      string `json:"policy"`
 		VNC         string `json:"vnc"`
 		Created     string `json:"created"`
+		Agent       string `json:"agent"`
 	} `json:"vms"`
 }
 

@@ -363,8 +363,8 @@ func (c *Client) FileClose(ctx context.Context, h int64) error {
 	return c.call(ctx, "guest-file-close", map[string]any{"handle": h}, nil)
 }
 
-// Sanitize makes guest text safe to print: printable runes only (others
-// become '?'), at most n runes.
+// Sanitize makes guest text safe to print: printable runes and tabs only
+// (others, terminal escapes among them, become '?'), at most n runes.
 func Sanitize(s string, n int) string {
 	var b strings.Builder
 	i := 0
@@ -373,7 +373,7 @@ func Sanitize(s string, n int) string {
 			b.WriteString("...")
 			break
 		}
-		if !unicode.IsPrint(r) {
+		if !unicode.IsPrint(r) && r != '\t' {
 			r = '?'
 		}
 		b.WriteRune(r)
