@@ -267,12 +267,22 @@ func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *o
 				return fmt.Errorf("reset before the test: %w", err)
 			}
 		}
+		d, err := hv.GetDomain(ctx, vm)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w (run legacyvm apply first)", err)
+		case d.Metadata == nil:
+			return fmt.Errorf("domain %q: %w", vm, orchestrator.ErrNotManaged)
+		case !d.GuestAgent:
+			return fmt.Errorf("%s has no guest agent channel: set guest_agent = true in its vm block and run legacyvm apply", vm)
+		case d.State != virt.StateRunning:
+			return fmt.Errorf("%s is %s: start it (legacyvm start %s) or let the test reset it", vm, d.State, vm)
+		}
 		rctx, cancel := context.WithTimeout(ctx, o.ReadyTimeout)
 		defer cancel()
 		if err := c.WaitReady(rctx, time.Second); err != nil {
 			return err
 		}
-		var err error
 		fl, err = guestagent.DetectFlavor(ctx, c)
 		return err
 	}

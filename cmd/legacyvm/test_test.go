@@ -173,6 +173,17 @@ func TestTestCommandOnFake(t *testing.T) {
 	if err := testRun(ctx, testOptions(h, dir, &out, &errb, "nosuch")); err == nil || !strings.Contains(err.Error(), `no test "nosuch"`) {
 		t.Errorf("unknown test: %v", err)
 	}
+	// A shut-off VM and reset = "none": a clear error at once, no wait
+	// for an agent that cannot answer.
+	if err := h.DestroyDomain(ctx, "qa-1"); err != nil {
+		t.Fatal(err)
+	}
+	out.b.Reset()
+	t0 := time.Now()
+	_ = testRun(ctx, testOptions(h, dir, &out, &errb, "broken"))
+	if !strings.Contains(out.String(), "qa-1 is shutoff: start it") || time.Since(t0) > 5*time.Second {
+		t.Errorf("test on a shut-off VM (%s):\n%s", time.Since(t0), out.String())
+	}
 }
 
 // Ctrl-C (a cancelled context) during a step: the after reset still runs.
