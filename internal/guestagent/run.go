@@ -94,8 +94,10 @@ func (c *Client) Run(ctx context.Context, f Flavor, o RunOptions) (int, error) {
 				_ = c.FileClose(cctx, s.h)
 			}
 		}
+		// Waited for: the agent keeps a process's record until its status
+		// has been read.
 		p, a := f.Remove(streams[0].path, streams[1].path)
-		_, _ = c.Exec(cctx, ExecRequest{Path: p, Args: a})
+		_, _, _, _ = c.Capture(cctx, p, a, 1024)
 	}
 	pump := func() error {
 		for _, s := range streams {
