@@ -50,6 +50,9 @@
 // (rig.diskcheck, rig.disktouch, control port 7778) and the answer-CD mode
 // (rig.answercd) that prints the ComputerName of an Autounattend.xml and
 // powers off. It never prints the answer file, which holds a product key.
+// When the domain has the org.qemu.guest_agent.0 virtio-serial channel, the
+// guest runs Debian's qemu-guest-agent on it (packaged with its libraries
+// by build.sh), so exec, cp and test are tested against a real agent.
 //
 // WaitSerial reads a serial log until a line matches.
 package testenv

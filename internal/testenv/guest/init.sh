@@ -50,6 +50,7 @@
 #   RIG wait target=IP result=up|timeout uptime=S
 #   RIG done round=R pass=P fail=F uptime=S
 #   RIG hb n=N uptime=S
+#   RIG agent result=started port=vportNpM|nochannel|exited   (qemu-ga on org.qemu.guest_agent.0)
 #   RIG control cmd=.. result=..
 #   RIG poweroff reason=acpi|rig.halt|answercd|control
 #
