@@ -222,6 +222,15 @@ func TestJUnitValidates(t *testing.T) {
 			t.Fatalf("JUnit report does not validate against %s: %v\n%s\n%s", xsd, err, out, b)
 		}
 	}
+	// The schema is not a rubber stamp: a report missing required parts
+	// fails it.
+	bad := filepath.Join(t.TempDir(), "bad.xml")
+	if err := os.WriteFile(bad, []byte(`<testsuites><testsuite name="x" tests="1" failures="0" errors="0"><testcase classname="c"/></testsuite></testsuites>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("xmllint", "--noout", "--schema", "testdata/junit.xsd", bad).Run(); err == nil {
+		t.Errorf("testdata/junit.xsd accepts a report without hostname, timestamp, properties or test case names")
+	}
 	b, _ := os.ReadFile(path)
 	for _, want := range []string{`<testcase name="run sh smoke.sh" classname="smoke.qa-1"`, `<failure message="exit code 1, want 0" type="run">`,
 		`<error message="copy: guest agent not responding"`, `<skipped message="an earlier step failed">`} {
