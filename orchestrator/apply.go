@@ -14,6 +14,7 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/winguest"
 )
 
 // Result reports what Apply or Destroy did per object.
@@ -76,6 +77,14 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		return false
 	}
 
+	// Answer-media staging a killed apply left on this machine holds
+	// product keys: remove it now (AnswerISO does too, for each build).
+	if n, err := winguest.CleanStaleStaging(time.Now()); err != nil {
+		e.progress("answer media", "%v", err)
+	} else if n > 0 {
+		e.progress("answer media", "removed %d staging directories a killed run left behind", n)
+	}
+
 	// 0. Every secret the new VMs need is readable: a missing key or
 	// password stops the apply before anything changes, not half-way.
 	for _, c := range plan.Changes {
@@ -135,6 +144,19 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		start := time.Now()
 		e.progress(c.Name, "%s traffic filter", verb(c.Action))
 		record(c, start, e.HV.DefineFilter(ctx, c.network.Filter))
+	}
+	if failed() {
+		return results, &ApplyError{Failed: failures(results)}
+	}
+
+	// Left-over answer media, before the VMs whose media they would
+	// collide with.
+	for _, c := range plan.Changes {
+		if c.Kind != KindVolume || c.Action != ActionDelete {
+			continue
+		}
+		start := time.Now()
+		record(c, start, e.deleteVolumeChange(ctx, c))
 	}
 	if failed() {
 		return results, &ApplyError{Failed: failures(results)}
@@ -273,10 +295,12 @@ func (e *Engine) readSecrets(ctx context.Context, dv *DesiredVM) (secrets, error
 func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
-	defer r.fail()
+	if e.undoPause > 0 {
+		r.pause = e.undoPause
+	}
+	defer func() { err = r.fail(err) }()
 	// Undo runs even when ctx is cancelled: it must not leave half a VM.
 	undoCtx := context.WithoutCancel(ctx)
-	_ = undoCtx
 
 	sec, err := e.readSecrets(ctx, dv)
 	if err != nil {
@@ -291,11 +315,15 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		if !sec.key.IsZero() {
 			lr.LastGroup = sec.key.LastGroup()
 			if e.Fingerprint != nil {
-				fp, err := e.Fingerprint(sec.key)
+				doms, err := e.HV.ListDomains(ctx)
 				if err != nil {
 					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
 				}
-				lr.Fingerprint = fp
+				fp, sid, err := e.Fingerprint(sec.key, fingerprintHolders(doms))
+				if err != nil {
+					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
+				}
+				lr.Fingerprint, lr.SecretID = fp, sid
 			}
 		}
 		md.License = &lr
@@ -306,16 +334,34 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return err
 	}
-	r.add(func() {
-		_ = e.HV.DestroyDomain(undoCtx, name)
-		e.deleteAllSnapshots(undoCtx, name)
-		_ = e.HV.UndefineDomain(undoCtx, name)
+	r.add("undefine domain "+name, func() error {
+		if err := e.HV.DestroyDomain(undoCtx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+		// A volume that could not be deleted is still listed in the
+		// domain's metadata: the domain stays (not provisioned) so that
+		// plan shows it and apply or destroy deletes what it lists.
+		if r.hasFailed() {
+			return fmt.Errorf("%w: domain %s stays defined, not provisioned, listing its volumes; legacyvm apply (replace) or destroy deletes them", errKept, name)
+		}
+		if err := e.deleteAllSnapshots(undoCtx, name); err != nil {
+			return err
+		}
+		if err := e.HV.UndefineDomain(undoCtx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+		return nil
 	})
 
 	if err := e.createSystemVolume(ctx, dv); err != nil {
 		return err
 	}
-	r.add(func() { _ = e.HV.DeleteVolume(undoCtx, dv.System.Pool, dv.System.Name) })
+	r.add("delete volume "+dv.System.Name, func() error {
+		if err := e.HV.DeleteVolume(undoCtx, dv.System.Pool, dv.System.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
 
 	if dv.Answer {
 		if err := e.runSetup(ctx, r, undoCtx, dv, sec); err != nil {
@@ -467,7 +513,7 @@ func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 		}
 		return errors.Join(errs...)
 	}
-	r.add(func() { _ = removeMedia(undoCtx) })
+	r.add("delete answer media "+av.Name, func() error { return removeMedia(undoCtx) })
 	if err := e.HV.ChangeMedia(ctx, name, "sdb", vol.Path); err != nil {
 		return err
 	}
@@ -596,7 +642,7 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		md.Created, md.Provisioned = om.Created, om.Provisioned
 		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {
 			lr := *md.License
-			lr.Fingerprint, lr.LastGroup = om.License.Fingerprint, om.License.LastGroup
+			lr.Fingerprint, lr.SecretID, lr.LastGroup = om.License.Fingerprint, om.License.SecretID, om.License.LastGroup
 			md.License = &lr
 		}
 	}

@@ -27,6 +27,10 @@ type Daemon struct {
 	Parallelism int
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
+	// LockVM, when set, takes the VM lock other legacyvm commands take
+	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
+	// command works on to a later tick.
+	LockVM func(ctx context.Context, vm string) (release func(), err error)
 
 	locks sync.Map // VM name -> *sync.Mutex
 }
@@ -38,11 +42,23 @@ func (d *Daemon) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (d *Daemon) lock(vm string) func() {
+// lock takes the VM's lock within the daemon and, with LockVM, against
+// other commands; ok is false (and nothing is held) when another command
+// holds it.
+func (d *Daemon) lock(ctx context.Context, vm string) (unlock func(), ok bool) {
 	m, _ := d.locks.LoadOrStore(vm, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
-	return mu.Unlock
+	if d.LockVM == nil {
+		return mu.Unlock, true
+	}
+	release, err := d.LockVM(ctx, vm)
+	if err != nil {
+		mu.Unlock()
+		d.Log.Info("VM busy with another command: left for a later tick", "vm", vm, "err", err)
+		return nil, false
+	}
+	return func() { release(); mu.Unlock() }, true
 }
 
 // Run serves until ctx ends (SIGTERM). It returns nil on a clean stop.
@@ -123,7 +139,9 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 }
 
 // tick runs one scheduler pass: every managed VM with a policy, each under
-// its VM lock.
+// its VM lock. A VM whose guest shut down while no event reached the daemon
+// (it was not running, or disconnected from libvirtd) is reverted first
+// (revertMissedShutdown); the first tick runs right after every connect.
 func (d *Daemon) tick(ctx context.Context, e *Engine) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
@@ -138,12 +156,22 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 		}
 	}
 	e.forEach(ctx, names, "tick", func(ctx context.Context, name string) error {
-		unlock := d.lock(name)
+		unlock, ok := d.lock(ctx, name)
+		if !ok {
+			return nil
+		}
 		defer unlock()
 		dom, err := e.HV.GetDomain(ctx, name)
 		if err != nil {
 			d.Log.Error("tick", "vm", name, "err", err)
 			return err
+		}
+		if missedGuestShutdown(dom) {
+			d.revertToBaseline(ctx, e, dom, "guest shut down while the daemon was not listening: reverted to baseline")
+			if dom, err = e.HV.GetDomain(ctx, name); err != nil {
+				d.Log.Error("tick", "vm", name, "err", err)
+				return err
+			}
 		}
 		r := e.tickVM(ctx, dom, now, false, true)
 		switch {
@@ -161,11 +189,28 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 // this covers VMs started by other tools).
 const stopRequestWindow = time.Hour
 
+// missedGuestShutdown reports whether dom is a provisioned VM with
+// on_shutdown = "revert" that is shut off because its guest shut down
+// (libvirt's shutoff reason: not destroyed, not left off by a revert) with
+// no stop request recorded: a guest shutdown whose event the daemon never
+// handled. Any recorded stop request counts here, however old (start
+// clears it): a VM someone stopped stays off. libvirt forgets the reason
+// when libvirtd restarts (it reads unknown), so a guest that shut down
+// just before a libvirtd restart is not recognised and stays off.
+func missedGuestShutdown(dom virt.Domain) bool {
+	m := dom.Metadata
+	return m != nil && m.Provisioned && m.Policy != nil && m.Policy.OnShutdown == "revert" &&
+		dom.State == virt.StateShutoff && dom.StopReason == virt.StopShutdown && m.StopRequested == nil
+}
+
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
 // when the baseline was taken with the VM off.
 func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
-	unlock := d.lock(name)
+	unlock, ok := d.lock(ctx, name)
+	if !ok {
+		return
+	}
 	defer unlock()
 	dom, err := e.HV.GetDomain(ctx, name)
 	// A VM apply is still provisioning powers off on purpose (setup);
@@ -181,6 +226,19 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 		d.Log.Info("shutdown requested with legacyvm stop: not reverting", "vm", name, "requested", sr.Format(time.RFC3339))
 		return
 	}
+	// The tick may have caught this shutdown up already (the event was
+	// queued while it ran): only a VM still off from its guest shutdown
+	// is reverted.
+	if dom.State != virt.StateShutoff || dom.StopReason != virt.StopShutdown {
+		return
+	}
+	d.revertToBaseline(ctx, e, dom, "guest shut down: reverted to baseline")
+}
+
+// revertToBaseline reverts dom to its policy's baseline and starts it when
+// the baseline left it off; the caller holds the VM lock.
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, done string) {
+	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)
 	if err != nil {
@@ -193,5 +251,5 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 			return
 		}
 	}
-	d.Log.Info("guest shut down: reverted to baseline", "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
+	d.Log.Info(done, "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
 }

@@ -29,7 +29,11 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		hp := &HostPlan{Host: h, URI: uri, HV: hv}
 		hps = append(hps, hp)
-		o, err := ObserveHost(ctx, hv, p.Name, "", nil)
+		pool := h.StoragePool
+		if pool == "" {
+			pool = "default"
+		}
+		o, err := ObserveHost(ctx, hv, p.Name, pool, nil)
 		if err != nil {
 			CloseAll(hps)
 			return nil, err
@@ -81,6 +85,15 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 				}
 			}
 		}
+		// Answer media no VM owns: the profile's instances' are deleted,
+		// others reported.
+		instances := map[string]bool{}
+		for _, in := range part.Instances {
+			if len(want) == 0 || want[in.Name] {
+				instances[in.Name] = true
+			}
+		}
+		planOrphanAnswers(plan, o, pool, instances)
 		hp.Plan = plan
 	}
 	return hps, nil

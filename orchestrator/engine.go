@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -21,9 +20,9 @@ type Engine struct {
 	Now func() time.Time
 	// Getenv reads environment variables for secret sources (nil: os).
 	Getenv func(string) (string, bool)
-	// Fingerprint computes the keyed fingerprint of a product key. nil
-	// records no fingerprint (tests).
-	Fingerprint func(license.Key) (string, error)
+	// Fingerprint computes the keyed fingerprint of a product key and the
+	// id of the secret that made it. nil records no fingerprint (tests).
+	Fingerprint FingerprintFunc
 	// PollInterval is how often waits poll the host (default 500ms).
 	PollInterval time.Duration
 	// SetupTimeout bounds the wait for a specialize pass to power the guest
@@ -32,6 +31,10 @@ type Engine struct {
 	// ReportInterval is how often long waits report progress (and stop
 	// presses the power button again); default 10 seconds.
 	ReportInterval time.Duration
+
+	// undoPause is the pause between attempts of a failed undo (tests;
+	// 0: half a second).
+	undoPause time.Duration
 }
 
 func (e *Engine) now() time.Time {

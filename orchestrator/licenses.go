@@ -45,24 +45,48 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
+// FingerprintFunc computes the keyed fingerprint of a product key with the
+// host's fingerprint secret and returns it with the secret's id
+// (license.Fingerprinter.SecretID). held lists the VMs on the hosts being
+// worked on that already record a fingerprint: a secret that is missing
+// must not be replaced by a new one while they exist (see
+// license.OpenFingerprinter), since a new secret never matches them.
+type FingerprintFunc func(k license.Key, held []license.FingerprintHolder) (fingerprint, secretID string, err error)
+
+// fingerprintHolders lists the domains that record a licence fingerprint.
+func fingerprintHolders(doms []virt.Domain) []license.FingerprintHolder {
+	var out []license.FingerprintHolder
+	for _, d := range doms {
+		if m := d.Metadata; m != nil && m.License != nil && m.License.Fingerprint != "" {
+			out = append(out, license.FingerprintHolder{VM: d.Name, SecretID: m.License.SecretID})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].VM < out[j].VM })
+	return out
+}
+
 // KeyID identifies a product key without holding it.
 type KeyID struct {
 	// Fingerprint is the keyed fingerprint ("hmac1:..."); "" when the
 	// identifier computes none.
 	Fingerprint string
+	// SecretID identifies the secret that made Fingerprint.
+	SecretID string
 	// LastGroup is the key's last five characters.
 	LastGroup string
 }
 
 // KeyIdentifier reads the product key of a licence and returns its
-// identity. It must not keep the key, and its errors must not contain it.
-type KeyIdentifier func(ctx context.Context, l *profiles.License) (KeyID, error)
+// identity. held are the VMs of the hosts being planned that record a
+// fingerprint (see FingerprintFunc). It must not keep the key, and its
+// errors must not contain it.
+type KeyIdentifier func(ctx context.Context, l *profiles.License, held []license.FingerprintHolder) (KeyID, error)
 
 // SourceKeys is the KeyIdentifier apply uses: it reads the key from where
 // the licence says (getenv nil: the process environment), parses it and
 // fingerprints it (fingerprint nil: no fingerprint, only the last group).
-func SourceKeys(getenv func(string) (string, bool), fingerprint func(license.Key) (string, error)) KeyIdentifier {
-	return func(ctx context.Context, l *profiles.License) (KeyID, error) {
+func SourceKeys(getenv func(string) (string, bool), fingerprint FingerprintFunc) KeyIdentifier {
+	return func(ctx context.Context, l *profiles.License, held []license.FingerprintHolder) (KeyID, error) {
 		raw, err := l.ProductKey.Read(ctx, getenv)
 		if err != nil {
 			return KeyID{}, fmt.Errorf("read product key of licence %s from %s: %w", l.Name, l.ProductKey, err)
@@ -73,7 +97,7 @@ func SourceKeys(getenv func(string) (string, bool), fingerprint func(license.Key
 		}
 		id := KeyID{LastGroup: k.LastGroup()}
 		if fingerprint != nil {
-			if id.Fingerprint, err = fingerprint(k); err != nil {
+			if id.Fingerprint, id.SecretID, err = fingerprint(k, held); err != nil {
 				return KeyID{}, fmt.Errorf("fingerprint the key of licence %s: %w", l.Name, err)
 			}
 		}
@@ -90,6 +114,15 @@ func SourceKeys(getenv func(string) (string, bool), fingerprint func(license.Key
 // checked.
 func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys KeyIdentifier) (hcl.Diagnostics, error) {
 	held := heldSeats(p, hps)
+	var doms []virt.Domain
+	for _, hp := range hps {
+		if hp.Observed != nil {
+			for _, name := range sortedKeys(hp.Observed.Domains) {
+				doms = append(doms, hp.Observed.Domains[name])
+			}
+		}
+	}
+	holders := fingerprintHolders(doms)
 	provisions := provisionedBy(hps)
 	var claims []license.Claim
 	var unidentified []*profiles.License
@@ -109,7 +142,7 @@ func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys 
 			Seats: l.Seats, KMSHost: l.KMSHost, VMs: vms}
 		switch {
 		case keys != nil && needsKey:
-			id, err := keys(ctx, l)
+			id, err := keys(ctx, l, holders)
 			if err != nil {
 				return nil, err
 			}

@@ -28,13 +28,15 @@ var seatEnv = map[string]string{"KEY_A": seatKeyA, "KEY_A_AGAIN": seatKeyA, "KEY
 
 func seatGetenv(k string) (string, bool) { v, ok := seatEnv[k]; return v, ok }
 
-func testFingerprinter(t *testing.T) func(license.Key) (string, error) {
+func testFingerprinter(t *testing.T) FingerprintFunc {
 	t.Helper()
 	f, err := license.NewFingerprinter(bytes.Repeat([]byte{7}, license.SecretSize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func(k license.Key) (string, error) { return f.Fingerprint(k), nil }
+	return func(k license.Key, _ []license.FingerprintHolder) (string, string, error) {
+		return f.Fingerprint(k), f.SecretID(), nil
+	}
 }
 
 // seatProfile is one licence and one vm with count instances that use it.
@@ -72,9 +74,9 @@ type countingKeys struct {
 	fn   KeyIdentifier
 }
 
-func (c *countingKeys) identify(ctx context.Context, l *profiles.License) (KeyID, error) {
+func (c *countingKeys) identify(ctx context.Context, l *profiles.License, held []license.FingerprintHolder) (KeyID, error) {
 	c.read = append(c.read, l.Name)
-	return c.fn(ctx, l)
+	return c.fn(ctx, l, held)
 }
 
 func planWith(t *testing.T, p *profiles.Profile, h virt.Hypervisor, keys KeyIdentifier) ([]*HostPlan, hcl.Diagnostics, error) {

@@ -2,57 +2,132 @@ package orchestrator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// Lock is held while a command changes what a profile owns on a host, so
-// two applies (or an apply and a destroy) of the same profile and host never
-// race. It is an advisory flock on a file named after both, so it guards
+// Lock is held while a command changes what a profile owns on a host, or
+// works on one VM, so that two commands never race (two applies, an apply
+// and a destroy, a reset and a scheduled snapshot of the same VM). It is an
+// advisory flock on a file named after what it guards, so it guards
 // commands on this machine; the kernel drops it when the process dies, even
 // by SIGKILL.
+//
+// Lock files live in one directory whatever the user (LockDir), which must
+// be a real directory owned by the caller with mode 0700: nobody else can
+// plant a file or link in it. Lock files are opened without following
+// links, checked to be regular files of the caller, and never truncated
+// before the lock is held, so a lock can never damage another file.
 type Lock struct {
 	f    *os.File
 	path string
 }
 
-// LockDir is where lock files live: /run/lock/legacyvm for root,
-// $XDG_RUNTIME_DIR/legacyvm or the temp dir otherwise; LEGACYVM_LOCK_DIR
-// overrides.
+// DefaultLockDir is where lock files live unless LockDirEnv says
+// otherwise. It is under /run (root only, emptied at boot), so only root
+// can take locks there: every legacyvm command that changes a host runs
+// as root or sets LockDirEnv for a private hypervisor (qemu:///session).
+const DefaultLockDir = "/run/legacyvm/locks"
+
+// LockDirEnv names the environment variable that overrides
+// DefaultLockDir (tests, qemu:///session users). Its parent must exist.
+const LockDirEnv = "LEGACYVM_LOCK_DIR"
+
+// LockDir is where lock files live: DefaultLockDir, or $LEGACYVM_LOCK_DIR.
+// It does not depend on who runs the command, so `sudo legacyvm apply`
+// and root's daemon see the same locks.
 func LockDir() string {
-	if d := os.Getenv("LEGACYVM_LOCK_DIR"); d != "" {
-		return d
+	if d := os.Getenv(LockDirEnv); d != "" {
+		return filepath.Clean(d)
 	}
-	if os.Geteuid() == 0 {
-		return "/run/lock/legacyvm"
-	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "legacyvm")
-	}
-	return filepath.Join(os.TempDir(), "legacyvm-"+strconv.Itoa(os.Geteuid()))
+	return DefaultLockDir
+}
+
+// CheckLockDir creates the lock directory if needed and checks it, so a
+// long-running command (the daemon) can refuse to start without usable
+// locks instead of finding out at its first VM.
+func CheckLockDir() error {
+	_, err := ensureLockDir(LockDir())
+	return err
 }
 
 // ErrLocked is returned by AcquireLock when the wait ran out.
-var ErrLocked = errors.New("profile is locked by another legacyvm command")
+var ErrLocked = errors.New("is locked by another legacyvm command")
 
 // AcquireLock takes the lock for profile on uri, waiting up to wait (0: do
 // not wait). waiting, when set, is called once if the lock is busy, with
 // what the holder recorded ("pid 123: apply, since 12:03:04").
 func AcquireLock(ctx context.Context, profile, uri, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
-	dir := LockDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock directory: %w", err)
+	name := lockFileName("", profile, uri)
+	return acquireIn(ctx, LockDir(), name, fmt.Sprintf("profile %s on %s", profile, uri), purpose, wait, waiting)
+}
+
+// AcquireVMLock takes the lock of the VM (domain) vm on uri, like
+// AcquireLock. Commands that hold a profile lock take it first and the VM
+// locks after, each set in VMLockOrder, so two commands never wait for
+// each other crosswise.
+func AcquireVMLock(ctx context.Context, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+	return AcquireVMLockIn(ctx, LockDir(), uri, vm, purpose, wait, waiting)
+}
+
+// AcquireVMLockIn is AcquireVMLock with the lock directory given (tests
+// that hold a VM lock against legacyvm processes with their own
+// LEGACYVM_LOCK_DIR).
+func AcquireVMLockIn(ctx context.Context, dir, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+	name := lockFileName("vm-", vm, uri)
+	return acquireIn(ctx, dir, name, fmt.Sprintf("VM %s on %s", vm, uri), purpose, wait, waiting)
+}
+
+// VMLockOrder sorts and deduplicates VM names into the order their locks
+// are taken.
+func VMLockOrder(names []string) []string {
+	out := append([]string(nil), names...)
+	sort.Strings(out)
+	n := 0
+	for i, s := range out {
+		if i == 0 || s != out[n-1] {
+			out[n] = s
+			n++
+		}
 	}
-	path := filepath.Join(dir, profile+"-"+hashOf(uri)[:8]+".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	return out[:n]
+}
+
+// lockFileName is prefix + a readable part of name + a hash of name and
+// uri: any name (even one with "/" or "..") gives a plain file name.
+func lockFileName(prefix, name, uri string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if b.Len() >= 40 {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	sum := sha256.Sum256([]byte(prefix + name + "\x00" + uri))
+	return prefix + b.String() + "-" + hex.EncodeToString(sum[:])[:12] + ".lock"
+}
+
+func acquireIn(ctx context.Context, lockDir, name, what, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+	dir, err := ensureLockDir(filepath.Clean(lockDir))
 	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
+		return nil, err
+	}
+	path := filepath.Join(dir, name)
+	f, err := openLockFile(path)
+	if err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(wait)
 	told := false
@@ -65,14 +140,14 @@ func AcquireLock(ctx context.Context, profile, uri, purpose string, wait time.Du
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		holder := readHolder(path)
+		holder := readHolder(f)
 		if !told && waiting != nil && wait > 0 {
 			waiting(holder)
 			told = true
 		}
 		if time.Now().After(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("%w (profile %s on %s; held by %s; lock file %s)", ErrLocked, profile, uri, holder, path)
+			return nil, fmt.Errorf("%s %w (held by %s; lock file %s)", what, ErrLocked, holder, path)
 		}
 		select {
 		case <-ctx.Done():
@@ -81,25 +156,141 @@ func AcquireLock(ctx context.Context, profile, uri, purpose string, wait time.Du
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d: %s, since %s\n", os.Getpid(), purpose, time.Now().Format(time.RFC3339))), 0)
+	// The lock is held on a file this process verified: record the holder
+	// (write, then cut what a longer earlier record left).
+	info := []byte(fmt.Sprintf("pid %d: %s, since %s\n", os.Getpid(), purpose, time.Now().Format(time.RFC3339)))
+	if n, err := f.WriteAt(info, 0); err == nil {
+		_ = f.Truncate(int64(n))
+	}
 	return &Lock{f: f, path: path}, nil
 }
 
-func readHolder(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
-		return "another process"
+// ensureLockDir creates dir (and, for the default location, its parent)
+// with Mkdir and mode 0700, and checks that it is a real directory owned by
+// the caller that nobody else can write to.
+func ensureLockDir(dir string) (string, error) {
+	var chain []string
+	if dir == DefaultLockDir {
+		chain = append(chain, filepath.Dir(dir))
 	}
-	return strings.TrimSpace(string(b))
+	chain = append(chain, dir)
+	for _, d := range chain {
+		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			hint := ""
+			if errors.Is(err, os.ErrPermission) {
+				hint = fmt.Sprintf("; legacyvm keeps its locks in %s, which only root can create: run it as root (sudo), or set %s to a directory of your own (mode 0700) when you use a private hypervisor such as qemu:///session", DefaultLockDir, LockDirEnv)
+			}
+			return "", fmt.Errorf("lock directory %s: %w%s", d, err, hint)
+		}
+		if err := checkLockDir(d); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }
 
-// Release drops the lock.
+func checkLockDir(d string) error {
+	st, err := os.Lstat(d)
+	if err != nil {
+		return fmt.Errorf("lock directory %s: %w", d, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("lock directory %s is not a directory (%s): remove it, then run again", d, st.Mode().Type())
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("lock directory %s: cannot read its owner", d)
+	}
+	uid := os.Geteuid()
+	if int(sys.Uid) != uid {
+		return fmt.Errorf("lock directory %s belongs to uid %d, not to you (uid %d): someone else may control it; remove it (as root: rm -r %s) and run again, or run legacyvm as the user who owns it", d, sys.Uid, uid, d)
+	}
+	if st.Mode().Perm() != 0o700 {
+		return fmt.Errorf("lock directory %s has mode %04o, want 0700: run chmod 700 %s (after checking nobody put files in it)", d, st.Mode().Perm(), d)
+	}
+	return nil
+}
+
+// openLockFile opens (creating) a lock file without following a link and
+// without truncating, and checks it is a regular file of the caller.
+func openLockFile(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("lock file %s is a symbolic link: remove it and run again", path)
+		}
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		syscall.Close(fd)
+		return nil, fmt.Errorf("lock file %s is not a regular file: remove it and run again", path)
+	case int(st.Uid) != os.Geteuid():
+		syscall.Close(fd)
+		return nil, fmt.Errorf("lock file %s belongs to uid %d, not to you: remove it and run again", path, st.Uid)
+	case st.Nlink != 1:
+		syscall.Close(fd)
+		return nil, fmt.Errorf("lock file %s has %d links: remove it and run again", path, st.Nlink)
+	}
+	// Back to blocking mode (O_NONBLOCK only kept open from hanging on a
+	// FIFO planted at the path).
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// maxHolderLen bounds the holder text printed from a lock file.
+const maxHolderLen = 120
+
+// readHolder reads what the holder recorded, through the already verified
+// file, bounded and reduced to printable ASCII.
+func readHolder(f *os.File) string {
+	buf := make([]byte, maxHolderLen+1)
+	n, _ := f.ReadAt(buf, 0)
+	s := sanitizeHolder(buf[:n])
+	if s == "" {
+		return "another process"
+	}
+	return s
+}
+
+// sanitizeHolder keeps the first line of b, at most maxHolderLen printable
+// ASCII characters (others become '?').
+func sanitizeHolder(b []byte) string {
+	if i := strings.IndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i]
+	}
+	cut := len(b) > maxHolderLen
+	if cut {
+		b = b[:maxHolderLen]
+	}
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		out[i] = c
+	}
+	s := strings.TrimSpace(string(out))
+	if cut {
+		s += "..."
+	}
+	return s
+}
+
+// Release drops the lock. The file is left as it is (the next holder
+// rewrites it): truncating it here would race with that holder.
 func (l *Lock) Release() {
 	if l == nil || l.f == nil {
 		return
 	}
-	_ = l.f.Truncate(0)
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	_ = l.f.Close()
 	l.f = nil

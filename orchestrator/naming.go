@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+
+	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
 // Prefix starts the name of every network, bridge, nwfilter and volume
@@ -68,7 +70,7 @@ func filterUUID(profile, network string) string {
 
 // localMAC builds a MAC in QEMU's 52:54:00 range from three bytes.
 func localMAC(b []byte) string {
-	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2])
+	return fmt.Sprintf("%s:%02x:%02x:%02x", virt.GuestMACPrefix, b[0], b[1], b[2])
 }
 
 // hostAddrOffset is where instance reservations start inside a subnet

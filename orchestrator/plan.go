@@ -31,6 +31,9 @@ const (
 	KindNetwork Kind = "network"
 	KindFilter  Kind = "filter"
 	KindVM      Kind = "vm" // a domain with its volumes and baseline
+	// KindVolume is a volume on its own: only answer media no VM owns,
+	// which plan deletes (see planOrphanAnswers).
+	KindVolume Kind = "volume"
 )
 
 // Change is one planned action. Reasons say why, in words a user
@@ -55,6 +58,7 @@ type Change struct {
 	observedDomain *virt.Domain
 	observedNet    *virt.Network
 	filterNames    []string // filters to delete with a network
+	volume         *virt.VolumeRef
 	// takeBaseline: an update that also takes the missing baseline.
 	takeBaseline bool
 }
@@ -195,6 +199,9 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 		c.Details = deleteDetails(&d, o)
 		plan.Changes = append(plan.Changes, c)
 	}
+	// Answer media no VM owns: the profile's own are deleted (a new VM's
+	// media would collide with them), others are reported.
+	planOrphanAnswers(plan, o, ds.Target.Pool.Name, desiredVMs)
 	// Networks the profile owns that it no longer declares.
 	for _, name := range sortedKeys(o.Networks) {
 		n := o.Networks[name]

@@ -73,8 +73,43 @@ type SnapshotInfo struct {
 	virt.Snapshot
 	Kind   SnapshotKind `json:"kind"`
 	Policy string       `json:"policy,omitempty"`
-	// Expires is when max_age retention removes it (auto snapshots).
+	// Expires is when max_age retention removes it (auto snapshots). From
+	// Classify it is the expiry recorded when the snapshot was taken;
+	// listings replace it with the VM's current policy (PolicyExpiry),
+	// which is what retention follows.
 	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// PolicyExpiry is when retention of p removes the scheduled snapshot s:
+// its scheduled instant plus p's current max_age. ok is false when s is
+// not one of p's scheduled snapshots or p has no max_age. The expiry
+// recorded in the snapshot's description at creation is deliberately not
+// used: a max_age removed, shortened or lengthened later applies to the
+// snapshots that exist.
+func PolicyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
+	if p == nil || s.Kind != SnapshotAuto || s.Policy != p.Name {
+		return time.Time{}, false
+	}
+	age := policyMaxAge(p)
+	if age <= 0 {
+		return time.Time{}, false
+	}
+	return ScheduledAt(s).Add(age).UTC(), true
+}
+
+// withPolicyExpiry sets each snapshot's Expires from p (PolicyExpiry):
+// nil for snapshots the current policy does not expire.
+func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
+	for i := range infos {
+		if infos[i].Kind != SnapshotAuto {
+			continue
+		}
+		infos[i].Expires = nil
+		if exp, ok := PolicyExpiry(p, infos[i]); ok {
+			infos[i].Expires = &exp
+		}
+	}
+	return infos
 }
 
 // Classify reads a snapshot's description (and, for snapshots legacyvm did
@@ -123,10 +158,12 @@ func DueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotI
 }
 
 // Retention lists the scheduled snapshots of policy that retention
-// removes at now: those past their expiry (max_age) and those beyond the
-// newest keep. room reserves places for snapshots about to be taken (prune
-// before create: room = 1). The baseline and manual snapshots are never
-// listed. The result is oldest first.
+// removes at now: those past their expiry under p's current max_age
+// (PolicyExpiry, not the expiry recorded at creation) and those beyond the
+// newest keep. room reserves places for snapshots about to be taken
+// (room = 1 lists what retention removes once the due snapshot exists).
+// The baseline and manual snapshots are never listed. The result is
+// oldest first.
 func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int) []SnapshotInfo {
 	var autos []SnapshotInfo
 	for _, s := range snaps {
@@ -143,7 +180,8 @@ func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 	var out []SnapshotInfo
 	kept := 0
 	for _, s := range autos {
-		expired := s.Expires != nil && !s.Expires.After(now)
+		exp, ok := PolicyExpiry(p, s)
+		expired := ok && !exp.After(now)
 		if expired || kept >= keep {
 			out = append(out, s)
 			continue

@@ -72,7 +72,7 @@ func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapsho
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, VMSnapshots{VM: d.Name, Profile: d.Metadata.Profile, Baseline: baselineOf(d), Snapshots: classifyAll(snaps, baselineOf(d))})
+		out = append(out, VMSnapshots{VM: d.Name, Profile: d.Metadata.Profile, Baseline: baselineOf(d), Snapshots: withPolicyExpiry(classifyAll(snaps, baselineOf(d)), d.Metadata.Policy)})
 	}
 	return out, nil
 }
@@ -332,8 +332,9 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 }
 
 // RunDue does one scheduler tick for the named managed VMs (all when
-// names is empty): for each VM with a policy, prune first (making room),
-// then take the due snapshot. Every VM is served even when others fail;
+// names is empty): for each VM with a policy, take the due snapshot, then
+// prune (only after the snapshot was taken: a failed create prunes
+// nothing). Every VM is served even when others fail;
 // failures are reported per VM. dryRun only reports.
 func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
@@ -389,27 +390,18 @@ func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 		tp.Create = ""
 		tp.Prune = Retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
 	}
-	for _, s := range tp.Prune {
-		if !dryRun {
-			if err := retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, d.Name, s.Name) }); err != nil && !errors.Is(err, virt.ErrNotFound) {
-				r.Err = fmt.Sprintf("prune %s: %v", s.Name, err)
-				return r
-			}
-		}
-		r.Pruned = append(r.Pruned, s.Name)
-	}
-	if tp.Create == "" {
-		return r
-	}
-	if !dryRun {
+	// Create first, prune after: a create that fails (disk full, libvirt
+	// refused) must not cost a restore point, so nothing is pruned then.
+	// tp.Prune was computed with room for the new snapshot, which is the
+	// newest and not expired: it is what retention removes once it exists.
+	if tp.Create != "" && !dryRun {
 		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: tp.Policy.Name}
-		if age := policyMaxAge(tp.Policy); age > 0 {
-			exp := now.Add(age).UTC()
-			desc.Expires = &exp
+		if exp, ok := PolicyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
+			desc.Expires = &exp // informational: retention follows the current policy
 		}
 		cur, err := e.HV.GetDomain(ctx, d.Name)
 		if err != nil {
-			r.Err = err.Error()
+			r.Err = fmt.Sprintf("create %s: %v", tp.Create, err)
 			return r
 		}
 		// A running VM's internal snapshot always holds its memory on
@@ -420,11 +412,23 @@ func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 			return err
 		})
 		if err != nil {
-			r.Err = fmt.Sprintf("create %s: %v", tp.Create, err)
+			r.Err = fmt.Sprintf("create %s: %v (nothing pruned)", tp.Create, err)
 			return r
 		}
 	}
 	r.Created = tp.Create
+	for _, s := range tp.Prune {
+		if s.Name == tp.Create {
+			panic("retention listed the snapshot it just took: " + s.Name)
+		}
+		if !dryRun {
+			if err := retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, d.Name, s.Name) }); err != nil && !errors.Is(err, virt.ErrNotFound) {
+				r.Err = fmt.Sprintf("prune %s: %v", s.Name, err)
+				return r
+			}
+		}
+		r.Pruned = append(r.Pruned, s.Name)
+	}
 	return r
 }
 

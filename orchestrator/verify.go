@@ -254,6 +254,15 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		v.HostChecks = []Finding{{Check: "host system", Severity: SeverityInfo,
 			Message: "the libvirt host is remote: run `legacyvm verify` (or doctor) on it to check its firewall and sysctl settings"}}
 	}
+	var pools []string
+	for _, dv := range vr.desiredVMs {
+		pools = append(pools, dv.System.Pool)
+	}
+	leftovers, err := verifyAnswerMedia(ctx, hv, doms, pools...)
+	if err != nil {
+		return nil, err
+	}
+	v.HostChecks = append(v.HostChecks, leftovers...)
 	v.OK = true
 	for _, vm := range v.VMs {
 		v.OK = v.OK && vm.OK

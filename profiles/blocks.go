@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/legacyvm/legacyvm/internal/license"
 )
@@ -199,7 +200,7 @@ func (l *loader) decodeNetwork(b *networkBlock) {
 	l.checkName("network", b.Name, b.NameRange, MaxNetworkNameLen, fmt.Sprintf(" and the bridge is named %s<network>, and Linux interface names have at most 15 characters, so a network name has at most %d", BridgePrefix, MaxNetworkNameLen))
 	n := &Network{Name: b.Name, GuestToGuest: true, DeclRange: b.DefRange}
 	l.networks[b.Name] = n
-	l.netDecls = append(l.netDecls, netDecl{n: n, subnet: b.Subnet})
+	l.netDecls = append(l.netDecls, netDecl{n: n, subnet: b.Subnet, name: b.NameRange})
 	ctx := l.baseCtx
 	if s, ok := l.str(b.Subnet, ctx, scopeBlock, "subnet"); ok {
 		if p, ok := l.checkSubnet(s, b.Subnet.Range()); ok {
@@ -247,6 +248,7 @@ func (l *loader) decodeNetwork(b *networkBlock) {
 type netDecl struct {
 	n      *Network
 	subnet hcl.Expression
+	name   hcl.Range
 }
 
 // checkSubnet parses and checks a network's subnet.
@@ -268,6 +270,12 @@ func (l *loader) checkSubnet(s string, rng hcl.Range) (netip.Prefix, bool) {
 		l.errorf(rng, "Subnet has host bits set", "%s has bits set after the first %d; the network address is %s. Write subnet = %q.", s, p.Bits(), p.Masked().Addr(), p.Masked().String())
 		return netip.Prefix{}, false
 	}
+	for _, r := range reservedSubnets {
+		if p.Overlaps(r.prefix) {
+			l.errorf(rng, "Reserved subnet", "%s overlaps %s (%s), which is not usable on a network: %s. Use a private range like \"10.77.0.0/24\".", s, r.prefix, r.what, r.why)
+			return netip.Prefix{}, false
+		}
+	}
 	if p.Bits() < 16 || p.Bits() > 29 {
 		l.errorf(rng, "Subnet size out of range", "A lab network's subnet must be between /16 (65534 addresses) and /29 (6 addresses); %s is not. Use for example \"%s/24\".", s, p.Addr())
 		return netip.Prefix{}, false
@@ -276,6 +284,44 @@ func (l *loader) checkSubnet(s string, rng hcl.Range) (netip.Prefix, bool) {
 		l.warnf(rng, "Public subnet", "%s is not a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16). Guests cannot reach it anyway, but addresses that belong to someone else confuse anyone reading logs; prefer a private range.", s)
 	}
 	return p, true
+}
+
+// reservedSubnets are IPv4 ranges a lab network must not use: the kernel,
+// the guard and the guests treat their addresses specially, so rules
+// written for them do not mean what they seem to.
+var reservedSubnets = []struct {
+	prefix    netip.Prefix
+	what, why string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\"", "its addresses mean \"any\" or \"this host\" to the kernel and to DHCP"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback", "its addresses are the host's own loopback, so the host would answer for every guest"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast", "its addresses reach groups of hosts, not one guest"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved and limited broadcast", "the kernel does not route it and 255.255.255.255 is the limited broadcast"},
+}
+
+// GuardSuffix ends the name of a network's guard nwfilter: network "x" has
+// the root filter lvm-x and the guard lvm-x-guard.
+const GuardSuffix = "-guard"
+
+// checkGuardNames refuses network names that end in "-guard": the root
+// nwfilter of network "x" is lvm-x and its guard lvm-x-guard, so a network
+// "x-guard" (in this profile or another on the same host) would own the
+// other's guard filter and neither would converge.
+func (l *loader) checkGuardNames() {
+	for _, d := range l.netDecls {
+		base, ok := strings.CutSuffix(d.n.Name, GuardSuffix)
+		if !ok {
+			continue
+		}
+		detail := fmt.Sprintf("Network %q would get the nwfilter %s%s, which is the name of network %q's guard filter (%s%s%s): one of the two networks would overwrite the other's rules on every apply.", d.n.Name, BridgePrefix, d.n.Name, base, BridgePrefix, base, GuardSuffix)
+		if other, ok := l.networks[base]; ok && base != "" {
+			detail += fmt.Sprintf(" Network %q is declared at %s.", base, at(other.DeclRange))
+		} else {
+			detail += fmt.Sprintf(" Filter names are shared by every profile on a host, so the name is refused even without a network %q here.", base)
+		}
+		detail += " Rename the network so that it does not end in \"" + GuardSuffix + "\"."
+		l.errorf(d.name, "Network name collides with a guard filter", "%s", detail)
+	}
 }
 
 // checkSubnetOverlaps reports networks whose subnets overlap an earlier
@@ -364,8 +410,11 @@ func (l *loader) decodeAllow(b *allowBlock, hasSubnet bool) *AllowRule {
 		if r.Protocol == ProtoICMP || r.Protocol == ProtoAny {
 			l.errorf(expr.Range(), "Port with protocol "+string(r.Protocol), "Ports only exist for tcp and udp; protocol = %q matches all of its traffic. Remove the port or set protocol = \"tcp\" or \"udp\".", r.Protocol)
 			ok = false
+		} else if portSet && l.isPortAny(b.Port, ctx) {
+			// port = "any": every port, written on purpose (r.Ports stays
+			// the zero PortRange).
 		} else if portSet {
-			if p, set := l.integer(b.Port, ctx, scopeBlock, "port", "port = 3389"); set {
+			if p, set := l.integer(b.Port, ctx, scopeBlock, "port", "port = 3389 (or port = \"any\" for every port)"); set {
 				if p < 1 || p > 65535 {
 					l.errorf(b.Port.Range(), "Invalid port", "port must be between 1 and 65535, not %d.", p)
 					ok = false
@@ -387,10 +436,27 @@ func (l *loader) decodeAllow(b *allowBlock, hasSubnet bool) *AllowRule {
 			ok = false
 		}
 	}
+	if !portSet && !portsSet && ok && (r.Protocol == ProtoTCP || r.Protocol == ProtoUDP) {
+		l.errorf(b.DefRange, "Missing port", "A %s allow rule without a port opens every %s port. Write the port it is for, like port = 3389, or a range, like ports = \"1000-2000\"; if every port is really meant, write port = %q.", r.Protocol, r.Protocol, PortAny)
+		ok = false
+	}
 	if !ok {
 		return nil
 	}
 	return r
+}
+
+// PortAny is the value of an allow rule's port that opens every port of
+// its protocol; a tcp or udp rule must name a port, a range or this.
+const PortAny = "any"
+
+// isPortAny reports whether expr is the string PortAny (port = "any").
+func (l *loader) isPortAny(expr hcl.Expression, ctx *hcl.EvalContext) bool {
+	v, diags := expr.Value(ctx)
+	if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || v.Type() != cty.String {
+		return false
+	}
+	return v.AsString() == PortAny
 }
 
 // ParsePortRange parses "3389" or "1000-2000" (inclusive, 1..65535).

@@ -59,6 +59,13 @@ var (
 // command() is deliberately absent: it is only allowed as the whole value
 // of a secret attribute, which is handled without evaluating it.
 func (l *loader) functions() map[string]function.Function {
+	if l.fns == nil {
+		l.fns = boundFunctions(l.allFunctions())
+	}
+	return l.fns
+}
+
+func (l *loader) allFunctions() map[string]function.Function {
 	return map[string]function.Function{
 		"abs": stdlib.AbsoluteFunc, "ceil": stdlib.CeilFunc, "floor": stdlib.FloorFunc,
 		"max": stdlib.MaxFunc, "min": stdlib.MinFunc, "parseint": stdlib.ParseIntFunc,
@@ -101,6 +108,7 @@ func (l *loader) envFunc() function.Function {
 			if !ok {
 				return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set", name)
 			}
+			l.noteRead(v, fmt.Sprintf("env(%q)", name))
 			return cty.StringVal(v), nil
 		},
 	})
@@ -114,6 +122,9 @@ func (l *loader) fileFunc() function.Function {
 		Type:   function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p := l.resolvePath(args[0].AsString())
+			if why := l.checkFileAllowed(p); why != "" {
+				return cty.NilVal, function.NewArgErrorf(0, "%s", why)
+			}
 			// Check before opening: opening a FIFO would block.
 			if st, err := os.Stat(p); err != nil {
 				return cty.NilVal, function.NewArgErrorf(0, "cannot read %s: %v", p, unwrapPathErr(err))
@@ -139,6 +150,7 @@ func (l *loader) fileFunc() function.Function {
 			if len(b) > maxFileSize {
 				return cty.NilVal, function.NewArgErrorf(0, "%s is larger than 1 MiB", p)
 			}
+			l.noteRead(string(b), fmt.Sprintf("file(%q)", args[0].AsString()))
 			return cty.StringVal(string(b)), nil
 		},
 	})

@@ -3,6 +3,7 @@ package profiles
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -30,6 +31,8 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(`vm "x" { count = 1e300 }`))
 	f.Add([]byte(`locals { a = [for i in range(1000): i] }`))
+	f.Add([]byte("locals { a = " + strings.Repeat("[", 300) + strings.Repeat("]", 300) + " }"))
+	f.Add([]byte("locals {\n a = [for a in range(100): [for b in range(100): format(\"%05d\", a * b)]]\n b = \"${join(\",\", flatten(local.a))}\"\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		p := &Profile{Name: "fuzz", Path: "fuzz.hcl", Dir: "/nonexistent-legacyvm-fuzz", Sources: map[string]*hcl.File{}}
 		getenv := func(string) (string, bool) { return "", false }

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,7 +11,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
 )
 
 // LoadOptions are the inputs to Load besides the profile itself.
@@ -80,7 +83,7 @@ func Load(path string, opts LoadOptions) (*Profile, hcl.Diagnostics) {
 	}
 	var diags hcl.Diagnostics
 	for i := range files {
-		b, err := os.ReadFile(files[i].name)
+		b, err := readBounded(files[i].name, MaxProfileFileSize)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read profile file", Detail: fmt.Sprintf("Cannot read %s: %v.", files[i].name, unwrapPathErr(err))})
 			continue
@@ -117,6 +120,7 @@ func loadSources(p *Profile, defaultName string, files []sourceFile, opts LoadOp
 		parser: hclparse.NewParser(),
 		vars:   map[string]*Variable{},
 		decls:  map[string]hcl.Range{},
+		budget: newBudget(),
 	}
 	if l.getenv == nil {
 		l.getenv = os.LookupEnv
@@ -136,7 +140,9 @@ func loadSources(p *Profile, defaultName string, files []sourceFile, opts LoadOp
 	}
 	l.run(files)
 	l.finishSources()
-	return p, l.sortedDiags()
+	diags := l.sortedDiags()
+	l.redact(diags)
+	return p, diags
 }
 
 // loader holds the state of one Load.
@@ -146,6 +152,10 @@ type loader struct {
 	getenv func(string) (string, bool)
 	parser *hclparse.Parser
 	diags  hcl.Diagnostics
+	// budget bounds the evaluation work of this load; fns are the
+	// profile functions, built once.
+	budget *budget
+	fns    map[string]function.Function
 
 	vars       map[string]*Variable
 	varOrigin  map[string]hcl.Expression // expression the final value came from
@@ -161,6 +171,11 @@ type loader struct {
 	policies map[string]*SnapshotPolicy
 	vms      []*vmDecl
 	netDecls []netDecl
+
+	// fileRoots are the directories file() may read (the profile
+	// directory first); reads are the values file() and env() returned.
+	fileRoots []string
+	reads     []readValue
 
 	// masks are source ranges whose bytes are hidden in Profile.Sources
 	// because they hold (or may hold) a secret.
@@ -238,7 +253,7 @@ func (l *loader) run(files []sourceFile) {
 	var all fileSchema
 	parseFailed := false
 	for _, f := range files {
-		hf, diags := l.parser.ParseHCL(f.src, f.name)
+		hf, diags := l.parse(f.src, f.name)
 		l.add(diags)
 		if hf != nil {
 			l.p.Sources[f.name] = hf
@@ -257,6 +272,7 @@ func (l *loader) run(files []sourceFile) {
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
 		all.Tests = append(all.Tests, fs.Tests...)
+		all.Files = append(all.Files, fs.Files...)
 	}
 	if parseFailed {
 		// Syntax errors first: evaluating the rest would report
@@ -270,6 +286,7 @@ func (l *loader) run(files []sourceFile) {
 	l.networks = map[string]*Network{}
 	l.policies = map[string]*SnapshotPolicy{}
 
+	l.loadFiles(all.Files)
 	l.loadVariables(all.Variables)
 	l.loadLocals(all.Locals)
 	l.baseCtx = &hcl.EvalContext{
@@ -286,6 +303,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeNetwork(b)
 	}
 	l.checkSubnetOverlaps()
+	l.checkGuardNames()
 	for _, b := range all.SnapshotPolicies {
 		l.decodeSnapshotPolicy(b)
 	}
@@ -295,6 +313,49 @@ func (l *loader) run(files []sourceFile) {
 	}
 	l.assemble()
 	l.decodeTests(all.Tests)
+}
+
+// parse parses one profile or variables file after checking its size and
+// nesting (which the parser would answer with a fatal stack overflow), and
+// puts its expressions under the load's evaluation budget.
+func (l *loader) parse(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
+	if len(src) > MaxProfileFileSize {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Profile file too large", Detail: fmt.Sprintf("%s is %d bytes; profile and variables files may be at most %d KiB. Split it, or move data out of the profile.", filename, len(src), MaxProfileFileSize>>10)}}
+	}
+	if p, deep := checkNesting(src); deep {
+		return nil, hcl.Diagnostics{nestingDiag(filename, p)}
+	}
+	hf, diags := l.parser.ParseHCL(src, filename)
+	if hf != nil {
+		if body, ok := hf.Body.(*hclsyntax.Body); ok {
+			l.budget.guard(body)
+		}
+	}
+	return hf, diags
+}
+
+// readBounded reads a regular file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("larger than %d KiB; profile files may be at most that", max>>10)
+	}
+	return b, nil
 }
 
 // buildVMContext adds block references to the base context.

@@ -16,6 +16,7 @@ type fileSchema struct {
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
 	Tests            []*testBlock           `hcl:"test,block"`
+	Files            []*filesBlock          `hcl:"files,block"`
 }
 
 type variableBlock struct {

@@ -131,7 +131,12 @@ func (l *loader) secretCall(call *hclsyntax.FunctionCallExpr, ctx *hcl.EvalConte
 			}
 			return license.Source{Kind: license.SourceEnv, Name: s}
 		}
-		return license.Source{Kind: license.SourceFile, Path: l.resolvePath(s)}
+		p := l.resolvePath(s)
+		if why := l.checkFileAllowed(p); why != "" {
+			l.errorf(arg.Range(), "File outside the profile", "%s.", strings.ToUpper(why[:1])+why[1:])
+			return license.Source{}
+		}
+		return license.Source{Kind: license.SourceFile, Path: p}
 	default: // command
 		v, ok := l.value(arg, ctx, sc)
 		if !ok || v.IsNull() {

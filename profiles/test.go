@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -93,7 +94,7 @@ func (l *loader) decodeTests(blocks []*testBlock) {
 			l.errorf(b.VMs.Range(), "List of VMs expected", "vms is a list of vm references: vms = [vm.a, vm.b].")
 		} else {
 			for _, e := range elems {
-				tr, diags := hcl.AbsTraversalForExpr(e)
+				tr, diags := hcl.AbsTraversalForExpr(unguard(e))
 				if diags.HasErrors() || len(tr) != 2 || tr.RootName() != "vm" {
 					l.errorf(e.Range(), "VM reference expected", "Each element of vms is a reference like vm.name, without quotes.")
 					continue
@@ -126,6 +127,18 @@ func (l *loader) decodeTests(blocks []*testBlock) {
 		}
 		l.p.Tests = append(l.p.Tests, t)
 	}
+}
+
+// unguard returns the expression the load's evaluation budget wrapped
+// (see budget.guard), or e itself.
+func unguard(e hcl.Expression) hcl.Expression {
+	if b, ok := e.(*budgetExpr); ok {
+		if p, ok := b.Expression.(*hclsyntax.ParenthesesExpr); ok {
+			return p.Expression
+		}
+		return b.Expression
+	}
+	return e
 }
 
 func firstOr(s []string, def string) string {
@@ -167,6 +180,13 @@ func (l *loader) decodeStep(b *stepBlock) *TestStep {
 				return nil
 			}
 			s.From = l.resolvePath(s.From)
+			// What goes into a guest may leave with it: copy_in takes only
+			// files file() may read.
+			if why := l.checkFileAllowed(s.From); why != "" {
+				why = strings.Replace(why, "file() reads only files", "copy_in copies only files", 1)
+				l.errorf(b.From.Range(), "Copy source outside the profile directory", "%s. A guest is untrusted: whatever is copied in may leave with it.", why)
+				return nil
+			}
 		} else {
 			if s.To == "" {
 				s.To = guestBase(s.From)

@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -117,7 +116,19 @@ func (l *loader) setRawVar(name, raw string, ty cty.Type, from string) {
 	if ty == cty.DynamicPseudoType || ty.IsPrimitiveType() {
 		val = cty.StringVal(raw)
 	} else {
-		expr, diags := hclsyntax.ParseExpression([]byte(raw), fmt.Sprintf("<value for var.%s>", name), hcl.InitialPos)
+		exprName := fmt.Sprintf("<value for var.%s>", name)
+		if p, deep := checkNesting([]byte(raw)); deep || len(raw) > MaxProfileFileSize {
+			if !deep {
+				p = hcl.InitialPos
+			}
+			l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for variable", Detail: fmt.Sprintf("The value of %q from %s is too large or nested too deeply (at byte %d).", name, from, p.Byte)}})
+			v.Value = cty.DynamicVal
+			return
+		}
+		expr, diags := hclsyntax.ParseExpression([]byte(raw), exprName, hcl.InitialPos)
+		if expr != nil {
+			l.budget.guard(expr)
+		}
 		if diags.HasErrors() {
 			l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid value for variable", Detail: fmt.Sprintf("The value of %q from %s is not a valid expression for type %s: %s.", name, from, typeexpr.TypeString(ty), diags[0].Summary)}})
 			v.Value = cty.DynamicVal
@@ -142,12 +153,12 @@ func (l *loader) setRawVar(name, raw string, ty cty.Type, from string) {
 }
 
 func (l *loader) loadVarFile(path string, types map[string]varType, sctx *hcl.EvalContext) {
-	src, err := os.ReadFile(path)
+	src, err := readBounded(path, MaxProfileFileSize)
 	if err != nil {
 		l.add(hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read variables file", Detail: fmt.Sprintf("Cannot read the -var-file %s: %v.", path, unwrapPathErr(err))}})
 		return
 	}
-	f, diags := l.parser.ParseHCL(src, path)
+	f, diags := l.parse(src, path)
 	l.add(diags)
 	if f == nil || diags.HasErrors() {
 		if f != nil {

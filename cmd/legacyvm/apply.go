@@ -66,6 +66,11 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 		return err
 	}
 	defer lock.Release()
+	vmLocks, err := f.lockProfileVMs(ctx, p, "apply", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer vmLocks.Release()
 
 	// Planning reads the keys of the VMs it creates (apply needs them
 	// anyway) so that a key without a free seat is refused before anything
@@ -83,6 +88,11 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
+	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "apply", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer orphanLocks.Release()
 	changes := f.showPlans(hps)
 	if !changes {
 		f.verifyAfterApply(ctx, p, opts.Path)

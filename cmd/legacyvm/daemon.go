@@ -61,6 +61,16 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 				Tick:        tick,
 				Log:         log,
 				Parallelism: f.Parallelism,
+				LockVM: func(ctx context.Context, vm string) (func(), error) {
+					l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
+					if err != nil {
+						return nil, err
+					}
+					return l.Release, nil
+				},
+			}
+			if err := orchestrator.CheckLockDir(); err != nil {
+				return err
 			}
 			log.Info("daemon starting", "tick", tick)
 			return d.Run(ctx)

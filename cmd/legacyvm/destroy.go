@@ -60,11 +60,21 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 		return err
 	}
 	defer lock.Release()
+	vmLocks, err := f.lockProfileVMs(ctx, p, "destroy", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer vmLocks.Release()
 	hps, err := orchestrator.PlanDestroy(ctx, p, f.Connect, f.planOptions(), opts.Only)
 	if err != nil {
 		return err
 	}
 	defer orchestrator.CloseAll(hps)
+	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
+	if err != nil {
+		return err
+	}
+	defer orphanLocks.Release()
 	if !f.showPlans(hps) {
 		if f.JSON() {
 			return writeApplyJSON(f, p.Name, nil)

@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/rogpeppe/go-internal/diff"
+
+	"github.com/legacyvm/legacyvm/internal/atomicfile"
 	"github.com/spf13/cobra"
 )
 
@@ -38,7 +40,8 @@ A PATH may be a file or a directory; directories are searched recursively
 
 With --check nothing is written: the files that are not formatted are listed
 and the exit status is 1 if there are any. --diff shows what would change
-(string values of product_key and admin_password are masked).
+(every string that flows into product_key or admin_password, also through
+variables and locals, is masked).
 Files with syntax errors are reported and left alone (exit status 1).`,
 		Example: `  # Format every profile under the current directory
   legacyvm fmt
@@ -137,16 +140,12 @@ func fmtRun(opts *FmtOptions) error {
 		changed++
 		fmt.Fprintln(opts.IO.Out, name)
 		if opts.Diff {
-			opts.IO.Out.Write(maskSecrets(diff.Diff(name, src, name+" (formatted)", out)))
+			opts.IO.Out.Write(maskLiterals(maskSecrets(diff.Diff(name, src, name+" (formatted)", out)), secretLiteralsFor(name, src)))
 		}
 		if opts.Check {
 			continue
 		}
-		st, err := os.Stat(name)
-		if err != nil {
-			return fmt.Errorf("fmt %s: %w", name, err)
-		}
-		if err := os.WriteFile(name, out, st.Mode().Perm()); err != nil {
+		if err := atomicfile.Replace(name, out); err != nil {
 			return fmt.Errorf("fmt %s: %w", name, err)
 		}
 	}

@@ -12,24 +12,28 @@ import (
 )
 
 func newCmdStart(f *Factory) *cobra.Command {
-	return &cobra.Command{
+	var lockWait time.Duration
+	cmd := &cobra.Command{
 		Use:     "start VM...",
 		Short:   "Start managed VMs",
 		Example: `  legacyvm start lab-1 lab-2`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return lifecycleRun(cmd, f, args, func(e *orchestrator.Engine) []orchestrator.Result {
+			return lifecycleRun(cmd, f, args, "start", lockWait, func(e *orchestrator.Engine) []orchestrator.Result {
 				return e.Start(cmd.Context(), args)
 			})
 		},
 	}
+	addLockWaitFlag(cmd, &lockWait)
+	return cmd
 }
 
 func newCmdStop(f *Factory) *cobra.Command {
 	var (
-		timeout time.Duration
-		force   bool
-		noForce bool
+		timeout  time.Duration
+		force    bool
+		noForce  bool
+		lockWait time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "stop VM...",
@@ -42,7 +46,7 @@ off at once, unless --no-force. --force skips the polite request.`,
   legacyvm stop --force lab-1 lab-2`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return lifecycleRun(cmd, f, args, func(e *orchestrator.Engine) []orchestrator.Result {
+			return lifecycleRun(cmd, f, args, "stop", lockWait, func(e *orchestrator.Engine) []orchestrator.Result {
 				return e.Stop(cmd.Context(), args, timeout, force, noForce)
 			})
 		},
@@ -50,11 +54,17 @@ off at once, unless --no-force. --force skips the polite request.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the guest to shut down")
 	cmd.Flags().BoolVar(&force, "force", false, "power off at once")
 	cmd.Flags().BoolVar(&noForce, "no-force", false, "never power off: fail if the guest does not shut down in time")
+	addLockWaitFlag(cmd, &lockWait)
 	return cmd
 }
 
-func lifecycleRun(cmd *cobra.Command, f *Factory, names []string, run func(*orchestrator.Engine) []orchestrator.Result) error {
+func lifecycleRun(cmd *cobra.Command, f *Factory, names []string, purpose string, lockWait time.Duration, run func(*orchestrator.Engine) []orchestrator.Result) error {
 	uri := f.URI()
+	locks, err := f.lockVMs(cmd.Context(), uri, names, purpose, lockWait)
+	if err != nil {
+		return err
+	}
+	defer locks.Release()
 	hv, err := f.Connect(cmd.Context(), uri)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", uri, err)

@@ -23,14 +23,26 @@ ones (auto-<policy>-<UTC time>, removed by retention) and manual ones (kept
 until you delete them). Everything legacyvm needs to know about them is
 stored in libvirt, so any machine pointed at the host sees the same.`,
 	}
-	cmd.AddCommand(newCmdSnapshotCreate(f), newCmdSnapshotList(f), newCmdSnapshotRevert(f),
-		newCmdSnapshotDelete(f), newCmdSnapshotPrune(f), newCmdSnapshotRunDue(f))
+	lockWait := new(time.Duration)
+	cmd.PersistentFlags().DurationVar(lockWait, "lock-wait", defaultVMLockWait, "how long to wait for another command working on the same VM")
+	cmd.AddCommand(newCmdSnapshotCreate(f, lockWait), newCmdSnapshotList(f), newCmdSnapshotRevert(f, lockWait),
+		newCmdSnapshotDelete(f, lockWait), newCmdSnapshotPrune(f, lockWait), newCmdSnapshotRunDue(f, lockWait))
 	return cmd
 }
 
 // withEngine connects to the host and runs fn with an engine on it.
 func withEngine(cmd *cobra.Command, f *Factory, fn func(e *orchestrator.Engine) error) error {
 	return connectEngine(cmd, f, false, fn)
+}
+
+// withVMEngine is withEngine holding the lock of one VM.
+func withVMEngine(cmd *cobra.Command, f *Factory, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Engine) error) error {
+	locks, err := f.lockVMs(cmd.Context(), f.URI(), []string{vm}, purpose, lockWait)
+	if err != nil {
+		return err
+	}
+	defer locks.Release()
+	return withEngine(cmd, f, fn)
 }
 
 // connectEngine connects and runs fn; live selects the redrawn progress
@@ -56,7 +68,7 @@ func writeJSON(f *Factory, v any) error {
 	return enc.Encode(v)
 }
 
-func newCmdSnapshotCreate(f *Factory) *cobra.Command {
+func newCmdSnapshotCreate(f *Factory, lockWait *time.Duration) *cobra.Command {
 	var (
 		memory bool
 		desc   string
@@ -76,7 +88,7 @@ VM), so reverting resumes it exactly where it was.`,
 			if len(args) == 2 {
 				name = args[1]
 			}
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
+			return withVMEngine(cmd, f, args[0], "snapshot create", *lockWait, func(e *orchestrator.Engine) error {
 				s, err := e.CreateSnapshot(cmd.Context(), args[0], name, memory, desc)
 				if err != nil {
 					return err
@@ -157,7 +169,7 @@ func newCmdSnapshotList(f *Factory) *cobra.Command {
 	}
 }
 
-func newCmdSnapshotRevert(f *Factory) *cobra.Command {
+func newCmdSnapshotRevert(f *Factory, lockWait *time.Duration) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revert VM NAME",
 		Short: "Revert a VM to a snapshot",
@@ -167,7 +179,7 @@ legacyvm checks that the VM reached the state the snapshot recorded.`,
 		Example: `  legacyvm snapshot revert lab-1 before-update`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
+			return withVMEngine(cmd, f, args[0], "snapshot revert", *lockWait, func(e *orchestrator.Engine) error {
 				start := time.Now()
 				st, err := e.RevertSnapshot(cmd.Context(), args[0], args[1])
 				if err != nil {
@@ -183,7 +195,7 @@ legacyvm checks that the VM reached the state the snapshot recorded.`,
 	}
 }
 
-func newCmdSnapshotDelete(f *Factory) *cobra.Command {
+func newCmdSnapshotDelete(f *Factory, lockWait *time.Duration) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "delete VM NAME",
@@ -192,7 +204,7 @@ func newCmdSnapshotDelete(f *Factory) *cobra.Command {
   legacyvm snapshot delete --force lab-1 clean`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
+			return withVMEngine(cmd, f, args[0], "snapshot delete", *lockWait, func(e *orchestrator.Engine) error {
 				if err := e.DeleteSnapshot(cmd.Context(), args[0], args[1], force); err != nil {
 					return err
 				}
@@ -208,7 +220,7 @@ func newCmdSnapshotDelete(f *Factory) *cobra.Command {
 	return cmd
 }
 
-func newCmdSnapshotPrune(f *Factory) *cobra.Command {
+func newCmdSnapshotPrune(f *Factory, lockWait *time.Duration) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "prune [VM...]",
@@ -220,7 +232,7 @@ are never touched. --dry-run only lists what would go.`,
   legacyvm snapshot prune ops-1`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				return tickCommand(cmd, f, e, args, time.Now().UTC(), dryRun, true)
+				return tickCommand(cmd, f, e, args, time.Now().UTC(), dryRun, true, *lockWait)
 			})
 		},
 	}
@@ -228,7 +240,7 @@ are never touched. --dry-run only lists what would go.`,
 	return cmd
 }
 
-func newCmdSnapshotRunDue(f *Factory) *cobra.Command {
+func newCmdSnapshotRunDue(f *Factory, lockWait *time.Duration) *cobra.Command {
 	var (
 		nowFlag string
 		dryRun  bool
@@ -254,7 +266,7 @@ minute from cron. It exits 1 and names every VM it could not serve.`,
 				now = t.UTC()
 			}
 			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				return tickCommand(cmd, f, e, args, now.Truncate(time.Minute), dryRun, false)
+				return tickCommand(cmd, f, e, args, now.Truncate(time.Minute), dryRun, false, *lockWait)
 			})
 		},
 	}
@@ -265,12 +277,27 @@ minute from cron. It exits 1 and names every VM it could not serve.`,
 
 // tickCommand runs (or simulates) a scheduler tick; pruneOnly skips
 // creation.
-func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []string, now time.Time, dryRun, pruneOnly bool) error {
+func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
 	var res []orchestrator.TickResult
 	var err error
-	if pruneOnly {
+	if !dryRun {
+		purpose := "snapshot run-due"
+		if pruneOnly {
+			purpose = "snapshot prune"
+		}
+		var locks profileLocks
+		vms, locks, err = f.lockNamedOrAll(cmd.Context(), e, vms, purpose, lockWait)
+		if err != nil {
+			return err
+		}
+		defer locks.Release()
+	}
+	switch {
+	case !dryRun && len(vms) == 0:
+		// No managed VM (none locked): nothing to do.
+	case pruneOnly:
 		res, err = e.Prune(cmd.Context(), vms, now, dryRun)
-	} else {
+	default:
 		res, err = e.RunDue(cmd.Context(), vms, now, dryRun)
 	}
 	if err != nil {
@@ -316,6 +343,7 @@ func newCmdReset(f *Factory) *cobra.Command {
 		all      bool
 		to       string
 		startVMs bool
+		lockWait time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "reset [VM...|--all]",
@@ -335,8 +363,15 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 			var res []orchestrator.ResetResult
 			start := time.Now()
 			err := connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
-				var err error
-				if res, err = e.Reset(cmd.Context(), args, to); err != nil {
+				names, locks, err := f.lockNamedOrAll(cmd.Context(), e, args, "reset", lockWait)
+				if err != nil {
+					return err
+				}
+				defer locks.Release()
+				if len(names) == 0 {
+					return nil // --all with no managed VM
+				}
+				if res, err = e.Reset(cmd.Context(), names, to); err != nil {
 					return err
 				}
 				if startVMs {
@@ -393,5 +428,6 @@ snapshot was taken shut off are started afterwards (a clean boot).`,
 	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host")
 	cmd.Flags().StringVar(&to, "to", "", "revert to this snapshot instead of the baseline")
 	cmd.Flags().BoolVar(&startVMs, "start", false, "start VMs that the snapshot left shut off")
+	addLockWaitFlag(cmd, &lockWait)
 	return cmd
 }

@@ -38,6 +38,8 @@ type TestOptions struct {
 	// ResetTimeout bounds the after-reset, which runs on a context of
 	// its own (it must happen even after Ctrl-C).
 	ResetTimeout time.Duration
+	// LockWait is how long to wait for another command holding a VM.
+	LockWait time.Duration
 }
 
 func newCmdTest(f *Factory) *cobra.Command {
@@ -74,6 +76,7 @@ prints the results on stdout. The exit status is 1 when any step failed.`,
 	fl.DurationVar(&o.AgentTimeout, "agent-timeout", guestagent.DefaultTimeout, "how long to wait for each guest agent reply")
 	fl.DurationVar(&o.ReadyTimeout, "ready-timeout", 5*time.Minute, "how long to wait for a VM's guest agent after a reset")
 	fl.DurationVar(&o.ResetTimeout, "reset-timeout", 5*time.Minute, "how long the final reset may take")
+	addLockWaitFlag(cmd, &o.LockWait)
 	return cmd
 }
 
@@ -169,7 +172,16 @@ func testRun(ctx context.Context, o *TestOptions) error {
 	for i, j := range jobs {
 		g.Go(func() error {
 			pw := &prefixWriter{mu: &outMu, w: o.IO.ErrOut, prefix: fmt.Sprintf("[%s/%s] ", j.test.Name, j.inst.Name)}
+			// The VM is the test's from the first reset to the last: a
+			// reset, snapshot or apply of it waits (and so does another
+			// test of the same VM).
+			locks, err := f.lockVMs(ctx, uri, []string{j.inst.Name}, "legacyvm test "+j.test.Name, o.LockWait)
+			if err != nil {
+				results[i] = lockFailed(j.test, j.inst.Name, err)
+				return nil
+			}
 			results[i] = runTestOnVM(ctx, o, hv, eng, j.test, j.inst.Name, int64(max), pw)
+			locks.Release()
 			pw.Flush()
 			return nil
 		})
@@ -217,6 +229,19 @@ func testRun(ctx context.Context, o *TestOptions) error {
 		return silent(exitError)
 	}
 	return nil
+}
+
+// lockFailed is the result of a test whose VM could not be locked.
+func lockFailed(t *profiles.Test, vm string, err error) *TestVMResult {
+	r := &TestVMResult{Test: t.Name, VM: vm}
+	for i, s := range t.Steps {
+		st := &StepResult{Name: s.Name, Type: s.Type, Status: "skipped"}
+		if i == 0 {
+			st.Status, st.Message = "error", err.Error()
+		}
+		r.Steps = append(r.Steps, st)
+	}
+	return r
 }
 
 // runTestOnVM runs one test on one VM instance.

@@ -74,6 +74,7 @@ test "slow" {
 // agent and a memory baseline).
 func testHost(t *testing.T) (*fake.Hypervisor, string) {
 	t.Helper()
+	t.Setenv(orchestrator.LockDirEnv, filepath.Join(t.TempDir(), "locks"))
 	dir := filepath.Join(t.TempDir(), "qa")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func testOptions(h *fake.Hypervisor, dir string, out, errb *syncBuf, names ...st
 		Connect: func(context.Context, string) (virt.Hypervisor, error) { return nopCloseHV{h}, nil }}
 	res := filepath.Join(filepath.Dir(dir), "results")
 	return &TestOptions{IO: f.IO, Factory: f, Path: dir, Names: names, Results: res, JUnit: filepath.Join(res, "junit.xml"),
-		MaxOutput: "1MiB", AgentTimeout: 5 * time.Second, ReadyTimeout: 10 * time.Second, ResetTimeout: 10 * time.Second}
+		MaxOutput: "1MiB", AgentTimeout: 5 * time.Second, ReadyTimeout: 10 * time.Second, ResetTimeout: 10 * time.Second, LockWait: time.Second}
 }
 
 func TestTestCommandOnFake(t *testing.T) {
@@ -221,5 +222,23 @@ func TestTestCommandResetsAfterCancel(t *testing.T) {
 		if !strings.Contains(errb.String(), "[slow/"+vm+"] reset to baseline") {
 			t.Errorf("%s: no reset line\n%s", vm, errb.String())
 		}
+	}
+}
+
+// A VM another command holds is not tested: its first step reports the
+// holder once --lock-wait has passed; the other VM runs.
+func TestTestCommandWaitsForVMLock(t *testing.T) {
+	h, dir := testHost(t)
+	ctx := context.Background()
+	l, err := orchestrator.AcquireVMLock(ctx, "qemu:///system", "qa-1", "a reset by someone else", time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	var out, errb syncBuf
+	err = testRun(ctx, testOptions(h, dir, &out, &errb, "suite"))
+	if err == nil || !strings.Contains(out.String(), "FAIL  suite on qa-1") || !strings.Contains(out.String(), "PASS  suite on qa-2") ||
+		!strings.Contains(out.String(), "a reset by someone else") {
+		t.Errorf("test with qa-1 locked: %v\n%s", err, out.String())
 	}
 }

@@ -314,7 +314,8 @@ func TestInstallFromMedia(t *testing.T) {
 	pwFile := secretFile(t, "admin.password", pwInstall)
 	env := []string{"LVM_E2E_INSTALL_KEY=" + keyInstall}
 
-	src := h.HostBlock() + fmt.Sprintf(`
+	// The password file is outside the profile directory: say so.
+	src := h.HostBlock() + fmt.Sprintf("files {\n  allow_dirs = [%q]\n}\n", filepath.Dir(pwFile)) + fmt.Sprintf(`
 license "site" {
   product_key = env("LVM_E2E_INSTALL_KEY")
   edition     = "professional"

@@ -94,7 +94,7 @@ func TestConcurrentApplies(t *testing.T) {
 		{"destroy", "--auto-approve", "--lock-wait", "0", dir, "--var", "golden=" + h.Golden},
 	} {
 		r := h.RunEnv(t, env, cmd...)
-		if r.Code != 1 || !strings.Contains(r.Stderr, "profile is locked by another legacyvm command") ||
+		if r.Code != 1 || !strings.Contains(r.Stderr, "is locked by another legacyvm command") ||
 			!strings.Contains(r.Stderr, fmt.Sprintf("held by pid %d: apply", holderPID)) {
 			t.Errorf("%s --lock-wait 0 during an apply: want exit 1 with the lock message naming pid %d\n%s", cmd[0], holderPID, r)
 		}

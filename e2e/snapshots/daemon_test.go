@@ -243,3 +243,79 @@ snapshot_policy "minutely" {
 	}
 	d.stop(t)
 }
+
+// A guest that powers itself off while no daemon listens (the daemon was
+// stopped, or cut off from libvirtd) is reverted and started when the
+// daemon comes back: its first tick finds the VM off by the guest's own
+// shutdown (libvirt's shutoff reason) with no stop request. A VM stopped
+// with `legacyvm stop` (an ACPI shutdown too, but requested) stays off.
+func TestDaemonCatchesUpGuestShutdownsItMissed(t *testing.T) {
+	h := e2eutil.NewHost(t)
+	dir := writeProfile(t, h, "dmiss", controlNetwork("dmi", "10.93.3.0/24"), `
+snapshot_policy "tester" {
+  on_shutdown = "revert"
+}
+`, vmSpec{name: "dmiss", policy: "tester", network: "dmi", rig: append([]string{"rig.diskcheck=1", "rig.hb=2"}, controlGuest...)}.hcl(h),
+		vmBlock(h, "dmstop", 1, "tester", "rig.hb=2"))
+	apply(t, h, dir)
+
+	// The daemon runs, then stops: what happens next, it does not see.
+	d := startDaemon(t, h, "--tick", "5s")
+	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+	d.stop(t)
+
+	ip := guestIP(t, h, "dmiss")
+	h.WaitSerial(t, "dmiss", `RIG hb n=1 `, 60*time.Second) // the control port is up
+	if got := control(t, h, ip, "touch"); !strings.HasPrefix(got, "RIG-OK disk marker=written") {
+		t.Fatalf("control touch: %q", got)
+	}
+	if got := control(t, h, ip, "poweroff"); got != "RIG-OK poweroff" {
+		t.Fatalf("control poweroff: %q", got)
+	}
+	h.WaitSerial(t, "dmstop", `RIG hb n=1 `, 60*time.Second)
+	h.MustRun(t, []string{"stop", "dmstop"})
+	deadline := time.Now().Add(60 * time.Second)
+	for domState(t, h, "dmiss") != "shut off" {
+		if time.Now().After(deadline) {
+			t.Fatalf("dmiss did not power off: %s", domState(t, h, "dmiss"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out, err := h.Env.Virsh(context.Background(), "domstate", "--reason", "dmiss")
+	if err != nil || !strings.Contains(string(out), "shut off (shutdown)") {
+		t.Fatalf("virsh domstate --reason dmiss: %q %v", out, err)
+	}
+
+	// The daemon comes back: the missed shutdown is caught up at once.
+	d = startDaemon(t, h, "--tick", "5s")
+	back, _ := d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+	_, rec := d.waitLog(t, back, 60*time.Second, map[string]string{"msg": "guest shut down while the daemon was not listening: reverted to baseline", "vm": "dmiss"})
+	if rec["baseline"] != "clean" {
+		t.Errorf("catch-up record: %v", rec)
+	}
+	if line := h.WaitSerial(t, "dmiss", `RIG disk marker=(absent|present)`, 90*time.Second); !strings.Contains(line, "absent") {
+		t.Fatalf("after the catch-up revert the guest found its marker: %q", line)
+	}
+	if got := domState(t, h, "dmiss"); got != "running" {
+		t.Errorf("dmiss is %q after the catch-up", got)
+	}
+	// A few more ticks (every 5s): the stopped VM stays off and nothing
+	// is reverted again.
+	time.Sleep(12 * time.Second)
+	if got := domState(t, h, "dmstop"); got != "shut off" {
+		t.Errorf("dmstop (stopped with legacyvm stop) is %q", got)
+	}
+	reverts := 0
+	for _, rec := range d.records(t) {
+		if rec["vm"] == "dmstop" {
+			t.Errorf("the daemon acted on a requested stop: %v", rec)
+		}
+		if rec["vm"] == "dmiss" && strings.Contains(fmt.Sprint(rec["msg"]), "reverted") {
+			reverts++
+		}
+	}
+	if reverts != 1 {
+		t.Errorf("%d reverts of dmiss logged, want 1:\n%s", reverts, d.stderr)
+	}
+	d.stop(t)
+}

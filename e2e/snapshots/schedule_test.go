@@ -90,7 +90,7 @@ snapshot_policy "byage" {
 	hold("after --dry-run", "sage", A(0), A(1))
 
 	// sage's disk goes missing: the tick fails for sage, names it, exits
-	// 1, and still serves skeep (keep = 2, prune before create: room for
+	// 1, and still serves skeep (keep = 2, create then prune: room for
 	// the new one). Nothing of sage has expired yet: libvirt 9.0 drops the
 	// record of an internal snapshot of a shut off VM even when qemu-img
 	// cannot delete it from a missing disk, so a prune here would leave it

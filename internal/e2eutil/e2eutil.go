@@ -108,10 +108,14 @@ func NewHost(t *testing.T) *Host {
 	h.LogDir = filepath.Join(base, "logs")
 	h.LockDir = filepath.Join(base, "locks")
 	h.StateDir = filepath.Join(base, "state")
-	for _, d := range []string{h.LogDir, h.LockDir, h.StateDir} {
+	for _, d := range []string{h.LogDir, h.StateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Lock directories must be the caller's own, mode 0700.
+	if err := os.Mkdir(h.LockDir, 0o700); err != nil {
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	hv, err := lvlibvirt.Connect(ctx, env.URI)

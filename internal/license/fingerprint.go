@@ -45,24 +45,76 @@ func NewFingerprinter(secret []byte) (*Fingerprinter, error) {
 	return &Fingerprinter{secret: append([]byte(nil), secret...)}, nil
 }
 
-// OpenFingerprinter loads the secret from path, creating it on first use:
-// SecretSize random bytes in a file with mode 0600 (its parent directories
-// are created with mode 0700). Creation is atomic: concurrent first uses
-// agree on one secret. A secret file that group or others can access, that
-// is not a regular file, or that has the wrong size is refused, never
-// replaced (replacing it would make every stored fingerprint useless).
-func OpenFingerprinter(path string) (*Fingerprinter, error) {
+// OpenFingerprinter loads the secret from path. When the file does not
+// exist it is created (SecretSize random bytes in a file with mode 0600,
+// parent directories with mode 0700) only if held is empty: held lists the
+// VMs whose recorded licence fingerprints were made with some secret, and a
+// new secret would never match them, which would silently switch off
+// licence-reuse detection. With held not empty a missing secret is a
+// *MissingSecretError that says how to restore it. Creation is atomic:
+// concurrent first uses agree on one secret. A secret file that group or
+// others can access, that is not a regular file, or that has the wrong size
+// is refused, never replaced.
+func OpenFingerprinter(path string, held []FingerprintHolder) (*Fingerprinter, error) {
 	if path == "" {
 		return nil, errors.New("open fingerprint secret: no path given")
 	}
 	secret, err := readSecret(path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if len(held) > 0 {
+			return nil, &MissingSecretError{Path: path, Held: held}
+		}
 		secret, err = createSecret(path)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &Fingerprinter{secret: secret}, nil
+}
+
+// FingerprintHolder is a VM that records a licence fingerprint, with the
+// id of the secret that made it (Fingerprinter.SecretID; "" for
+// fingerprints recorded before secret ids were stored).
+type FingerprintHolder struct {
+	VM       string
+	SecretID string
+}
+
+// MissingSecretError is OpenFingerprinter refusing to create a secret while
+// VMs hold fingerprints made with another one.
+type MissingSecretError struct {
+	// Path is where the secret was looked for.
+	Path string
+	// Held are the VMs holding fingerprints.
+	Held []FingerprintHolder
+}
+
+func (e *MissingSecretError) Error() string {
+	var vms, ids []string
+	seen := map[string]bool{}
+	for _, h := range e.Held {
+		if len(vms) < 3 {
+			vms = append(vms, h.VM)
+		}
+		id := h.SecretID
+		if id == "" {
+			id = "unrecorded"
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	more := ""
+	if len(e.Held) > len(vms) {
+		more = fmt.Sprintf(" and %d more", len(e.Held)-len(vms))
+	}
+	return fmt.Sprintf("fingerprint secret %s does not exist, but %d VMs (%s%s) hold licence fingerprints made with a secret (id %s): "+
+		"a new secret would never match them and licence-reuse detection would silently stop, so none is created. "+
+		"Restore the file from a backup (%d bytes, mode 0600, owned by the user running legacyvm; root's lives in /var/lib/legacyvm/fingerprint.key, "+
+		"other users' in ~/.local/state/legacyvm/fingerprint.key), or set %s to the file that made them. "+
+		"If it is lost for good, create a new one on purpose: (umask 077; head -c %d /dev/urandom > %s); those VMs' licences are then matched by label only until they are provisioned again",
+		e.Path, len(e.Held), strings.Join(vms, ", "), more, strings.Join(ids, ", "), SecretSize, FingerprintKeyEnv, SecretSize, e.Path)
 }
 
 func readSecret(path string) ([]byte, error) {
@@ -138,6 +190,20 @@ func (f *Fingerprinter) Fingerprint(k Key) string {
 	m := hmac.New(sha256.New, f.secret)
 	m.Write([]byte(k.Reveal()))
 	return FingerprintPrefix + hex.EncodeToString(m.Sum(nil)[:fingerprintBytes])
+}
+
+// SecretIDPrefix starts every secret id; it names the scheme.
+const SecretIDPrefix = "sid1:"
+
+// SecretID identifies the secret without revealing it: SecretIDPrefix and
+// the hex form of the first 6 bytes of HMAC-SHA256(secret, a fixed label).
+// It is stored beside each fingerprint so that a missing or replaced
+// secret is noticed (fingerprints made with different secrets never
+// match) instead of silently disabling reuse detection.
+func (f *Fingerprinter) SecretID() string {
+	m := hmac.New(sha256.New, f.secret)
+	m.Write([]byte("legacyvm fingerprint secret id v1"))
+	return SecretIDPrefix + hex.EncodeToString(m.Sum(nil)[:6])
 }
 
 // DefaultFingerprintPath returns where the fingerprint secret lives:

@@ -3,6 +3,7 @@ package license
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,7 +24,7 @@ func mustKey(t *testing.T, s string) Key {
 func TestOpenFingerprinterCreatesPrivateSecret(t *testing.T) {
 	base := t.TempDir()
 	path := filepath.Join(base, "state", "legacyvm", "fingerprint.key")
-	f, err := OpenFingerprinter(path)
+	f, err := OpenFingerprinter(path, nil)
 	if err != nil {
 		t.Fatalf("OpenFingerprinter: %v", err)
 	}
@@ -60,7 +61,7 @@ func TestOpenFingerprinterCreatesPrivateSecret(t *testing.T) {
 	}
 
 	// Reopening reads the same secret: fingerprints are stable.
-	f2, err := OpenFingerprinter(path)
+	f2, err := OpenFingerprinter(path, nil)
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -139,7 +140,7 @@ func TestOpenFingerprinterRefuses(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "fingerprint.key")
 			tt.setup(t, path)
 			before, _ := os.ReadFile(path)
-			_, err := OpenFingerprinter(path)
+			_, err := OpenFingerprinter(path, nil)
 			if err == nil {
 				t.Fatalf("OpenFingerprinter accepted it")
 			}
@@ -175,7 +176,7 @@ func TestOpenFingerprinterConcurrentFirstUse(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f, err := OpenFingerprinter(path)
+			f, err := OpenFingerprinter(path, nil)
 			if err != nil {
 				errs[i] = err
 				return
@@ -226,5 +227,72 @@ func TestDefaultFingerprintPath(t *testing.T) {
 				t.Fatalf("= %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// A lost secret is not silently replaced while VMs hold fingerprints made
+// with it: a new secret would never match them.
+func TestOpenFingerprinterRefusesToReplaceALostSecret(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state", "fingerprint.key")
+	f, err := OpenFingerprinter(path, nil) // first use: created
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.SecretID()
+	key, err := ParseKey("BCDFG-HJKMP-QRTVW-XY234-6789B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := []FingerprintHolder{{VM: "acct-1", SecretID: id}, {VM: "acct-2", SecretID: id}, {VM: "old-1"}, {VM: "old-2"}}
+
+	// The same secret opens fine with holders.
+	again, err := OpenFingerprinter(path, held)
+	if err != nil || again.SecretID() != id || again.Fingerprint(key) != f.Fingerprint(key) {
+		t.Fatalf("reopening with holders: %v", err)
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenFingerprinter(path, held)
+	var miss *MissingSecretError
+	if !errors.As(err, &miss) {
+		t.Fatalf("a lost secret with VMs holding fingerprints: err = %v, want *MissingSecretError", err)
+	}
+	if _, serr := os.Stat(path); !errors.Is(serr, fs.ErrNotExist) {
+		t.Fatalf("a new secret was created at %s: %v", path, serr)
+	}
+	msg := err.Error()
+	for _, want := range []string{path, "acct-1", "and 1 more", id, "unrecorded", "Restore the file from a backup", FingerprintKeyEnv, "/var/lib/legacyvm/fingerprint.key", "head -c 32 /dev/urandom"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
+		}
+	}
+
+	// Restoring the file brings the same id and fingerprints back.
+	// Without holders a new secret is created, with another id.
+	g, err := OpenFingerprinter(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.SecretID() == id {
+		t.Errorf("a new random secret has the old id %s", id)
+	}
+}
+
+func TestSecretIDRevealsNothingAndIsStable(t *testing.T) {
+	a, _ := NewFingerprinter(bytes.Repeat([]byte{1}, SecretSize))
+	b, _ := NewFingerprinter(bytes.Repeat([]byte{1}, SecretSize))
+	c, _ := NewFingerprinter(bytes.Repeat([]byte{2}, SecretSize))
+	if a.SecretID() != b.SecretID() || a.SecretID() == c.SecretID() {
+		t.Fatalf("ids: %s %s %s", a.SecretID(), b.SecretID(), c.SecretID())
+	}
+	if !strings.HasPrefix(a.SecretID(), SecretIDPrefix) || len(a.SecretID()) != len(SecretIDPrefix)+12 {
+		t.Fatalf("id %q: want %s and 12 hex digits", a.SecretID(), SecretIDPrefix)
+	}
+	key, _ := ParseKey("BCDFG-HJKMP-QRTVW-XY234-6789B")
+	if strings.Contains(a.Fingerprint(key), strings.TrimPrefix(a.SecretID(), SecretIDPrefix)) {
+		t.Fatal("the secret id is part of a fingerprint")
 	}
 }

@@ -146,3 +146,54 @@ func assertNoKey(t *testing.T, what, s string) {
 		}
 	}
 }
+
+// TestSourceReadCommandBounded: a command() source cannot hang or flood
+// Read: a background child that keeps standard output open, endless
+// output, and a command that never ends all come back within the deadline
+// (LEGACYVM_SECRET_COMMAND_TIMEOUT), without the secret in the error.
+func TestSourceReadCommandBounded(t *testing.T) {
+	t.Setenv("LEGACYVM_TEST_SECRET", fakeKey)
+	sh := func(script string) Source {
+		return Source{Kind: SourceCommand, Argv: []string{"/bin/sh", "-c", script}}
+	}
+	env := map[string]string{CommandTimeoutEnv: "3s"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	tests := []struct {
+		name   string
+		src    Source
+		want   string
+		errHas string
+	}{
+		{name: "background child keeps stdout open", src: sh(`echo "$LEGACYVM_TEST_SECRET"; sleep 600 & exit 0`), want: fakeKey},
+		{name: "endless output", src: sh(`while :; do echo "$LEGACYVM_TEST_SECRET"; done`), errHas: "printed more than 64 KiB"},
+		{name: "endless output ignoring SIGPIPE", src: sh(`trap '' PIPE; while :; do echo "$LEGACYVM_TEST_SECRET" 2>/dev/null; done`), errHas: "printed more than 64 KiB"},
+		{name: "never ends", src: sh(`echo "$LEGACYVM_TEST_SECRET"; exec sleep 600`), errHas: "did not finish within 3s"},
+		{name: "never ends, stdout held by a child", src: sh(`sleep 600 & wait`), errHas: "did not finish within 3s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			got, err := tt.src.Read(context.Background(), getenv)
+			if el := time.Since(start); el > 30*time.Second {
+				t.Errorf("Read took %s", el)
+			}
+			if tt.errHas == "" {
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				if got != tt.want {
+					t.Fatalf("Read returned a different value (%d bytes)", len(got))
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.errHas) || !errors.Is(err, ErrSecretUnavailable) {
+				t.Fatalf("err = %v, want one containing %q", err, tt.errHas)
+			}
+			assertNoKey(t, "error", err.Error())
+		})
+	}
+	env[CommandTimeoutEnv] = "soon"
+	if _, err := sh("echo x").Read(context.Background(), getenv); err == nil || !strings.Contains(err.Error(), CommandTimeoutEnv) {
+		t.Errorf("a bad %s: err = %v", CommandTimeoutEnv, err)
+	}
+}

@@ -200,6 +200,35 @@ const (
 	StateOther    DomainState = "other"
 )
 
+// GuestMACPrefix starts every guest MAC address legacyvm assigns
+// (QEMU's locally administered 52:54:00 range). The host guard lets guest
+// frames through only to MACs in it (see package domainxml), so an
+// interface with another MAC could not reach its peers.
+const GuestMACPrefix = "52:54:00"
+
+// StopReason is why a shut off domain stopped (libvirt's shutoff state
+// reason). libvirt keeps it only while libvirtd runs: after a libvirtd
+// restart an inactive domain reads StopUnknown.
+type StopReason string
+
+const (
+	// StopShutdown: the guest powered itself off, or honoured an ACPI
+	// shutdown request (legacyvm stop records its requests in the
+	// domain's metadata to tell the two apart).
+	StopShutdown StopReason = "shutdown"
+	// StopDestroyed: forced off (virDomainDestroy).
+	StopDestroyed StopReason = "destroyed"
+	// StopCrashed: the emulator crashed.
+	StopCrashed StopReason = "crashed"
+	// StopFromSnapshot: a revert to a snapshot of the VM shut off.
+	StopFromSnapshot StopReason = "from-snapshot"
+	// StopOther: saved, migrated, failed to start, or the daemon stopped it.
+	StopOther StopReason = "other"
+	// StopUnknown: never started since libvirtd started, or libvirt did
+	// not say.
+	StopUnknown StopReason = "unknown"
+)
+
 // DomainSpec is the desired definition of a domain. The adapter renders it
 // with the Windows 7 hardware preset (see package domainxml).
 type DomainSpec struct {
@@ -275,6 +304,9 @@ type Domain struct {
 	Name  string
 	UUID  string
 	State DomainState
+	// StopReason says why a shut off domain stopped; "" unless State is
+	// StateShutoff.
+	StopReason StopReason
 	// Persistent is false for transient domains.
 	Persistent bool
 	Autostart  bool
@@ -339,8 +371,12 @@ type LicenseRef struct {
 	Edition     string `json:"edition,omitempty"`
 	Channel     string `json:"channel"`
 	Fingerprint string `json:"fingerprint,omitempty"` // keyed HMAC of the key
-	LastGroup   string `json:"last_group,omitempty"`  // last five characters
-	Seats       int    `json:"seats,omitempty"`
+	// SecretID identifies the fingerprint secret that made Fingerprint
+	// (license.Fingerprinter.SecretID; "" in metadata written before
+	// secret ids were recorded). It reveals nothing about the secret.
+	SecretID  string `json:"secret_id,omitempty"`
+	LastGroup string `json:"last_group,omitempty"` // last five characters
+	Seats     int    `json:"seats,omitempty"`
 }
 
 // PolicyRef is the snapshot policy recorded with a domain.

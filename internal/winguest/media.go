@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -55,7 +56,10 @@ func AnswerISO(files []File, volumeLabel string) (img []byte, err error) {
 	if err := validateMedia(files, volumeLabel); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "legacyvm-answer-")
+	// Media an earlier process was killed while staging are removed
+	// first (best effort: a failure here does not stop this build).
+	_, _ = CleanStaleStaging(time.Now())
+	dir, err := newStagingDir()
 	if err != nil {
 		return nil, fmt.Errorf("answer media: %w", err)
 	}

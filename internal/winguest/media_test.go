@@ -2,6 +2,8 @@ package winguest
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -223,4 +226,59 @@ func TestAnswerISOWithSecretsLeavesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A process killed while it staged answer media leaves a directory with
+// the answer file (and its product key) in the temporary directory; the
+// next run removes it, and leaves alone what belongs to live processes.
+func TestStaleStagingIsCleaned(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	// A process that has exited: its id is free.
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid
+	live := os.Getppid() // the go tool running this test
+	mk := func(name string, age time.Duration) string {
+		dir := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(dir, "files"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "files", AutounattendName), []byte("<ProductKey>"+fakeKey+"</ProductKey>"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		if err := os.Chtimes(dir, when, when); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	killed := mk(fmt.Sprintf("legacyvm-answer-%d-123", dead), 0)
+	old := mk("legacyvm-answer-4711", 2*time.Hour) // made before names held a pid
+	busy := mk(fmt.Sprintf("legacyvm-answer-%d-456", live), time.Minute)
+	reused := mk(fmt.Sprintf("legacyvm-answer-%d-789", live), 2*time.Hour) // staging takes milliseconds: the id was reused
+	fresh := mk("legacyvm-answer-999", time.Minute)
+	other := mk("someone-else", 2*time.Hour)
+
+	// The next build of answer media cleans up first.
+	c := answerCases(t)[1]
+	b, err := generate(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AnswerISO([]File{{Name: AutounattendName, Data: b}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{killed, old, reused} {
+		if _, err := os.Lstat(gone); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale staging %s was not removed (%v)", filepath.Base(gone), err)
+		}
+	}
+	for _, kept := range []string{busy, fresh, other} {
+		if _, err := os.Lstat(kept); err != nil {
+			t.Errorf("%s was removed: %v", filepath.Base(kept), err)
+		}
+	}
 }

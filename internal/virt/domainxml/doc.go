@@ -73,10 +73,14 @@
 //	          in   udp and tcp from M/H port 53                     return
 //	200-499   allow rules with peer "host" (below)                  return
 //	600       out  to M (any IPv4)                                  drop
+//	605       out  udp from port 67 (a guest's DHCP replies)        drop
 //	610       out  to H behind any MAC                              drop
 //	620-622   out  to ff:ff:ff:ff:ff:ff, to the IPv4 multicast MACs
 //	               (01:00:5e/25), or to 224.0.0.0/4                 drop
+//	623       out  to the subnet's broadcast address, any MAC       drop  (with a subnet)
+//	624       out  to 255.255.255.255, any MAC                      drop
 //	625       out  to an address outside the subnet (match='no')  drop  (with a subnet)
+//	626       out  to a MAC outside 52:54:00/24 (match='no')        drop
 //	630       in   from M (any IPv4)                                drop
 //	640       in   from H behind any MAC                            drop
 //
@@ -89,7 +93,8 @@
 //	icmp           ICMP to and from M/H, whatever the direction
 //	any            all IPv4 to and from M/H, whatever the direction
 //
-// A tcp/udp allow without a port opens that protocol both ways.
+// A tcp/udp allow without a port opens that protocol both ways (profiles
+// write it port = "any", on purpose).
 //
 // These rules are stateless (ebtables has no connection tracking), which
 // is their known limitation: the reply side is matched by ports only. An
@@ -114,10 +119,19 @@
 // itself...) without M. The guard therefore drops guest IPv4 frames to the
 // broadcast MAC, to the IPv4 multicast MACs and to multicast addresses,
 // except the DHCP requests returned above. libvirt only accepts MAC masks
-// of leading ones, so the group bit alone cannot be matched; unicast IPv4
-// inside some other group MAC is caught by 625, which drops every guest
-// frame to an address outside the network's subnet (nothing outside it has
-// a legitimate receiver on an isolated network).
+// of leading ones, so the group bit alone cannot be matched; instead 626
+// lets guest frames through only to MACs in the range legacyvm gives
+// guests (virt.GuestMACPrefix, 52:54:00/24): any other group MAC
+// (01:00:5e:80:..., 33:33:..., 03:...) is dropped. Before it, 623 and 624
+// drop the subnet's broadcast address and the limited broadcast whatever
+// the MAC (a guest frame to 10.77.0.255 inside a group MAC reached every
+// UDP socket the host binds to 0.0.0.0: nmbd, rpcbind, snmpd, syslog; the
+// replies were dropped, so only one-way probes saw it), and 625 drops
+// every guest frame to an address outside the network's subnet (nothing
+// outside it has a legitimate receiver on an isolated network). 605 drops
+// the replies of a DHCP server a guest runs (from port 67, whatever the
+// destination): on guest_to_guest networks its unicast offers would
+// otherwise reach other guests and hand them a rogue router or DNS server.
 // The price: broadcast and multicast discovery between guests (NetBIOS
 // name broadcasts, LLMNR, SSDP, WS-Discovery) does not work; guests find
 // each other by address, or by name through the network's local DNS when

@@ -27,7 +27,7 @@ func ExampleFilters() {
 		fmt.Println(f.Name, f.Chain, f.Priority, len(f.Entries))
 	}
 	// Output:
-	// lvm-lab-guard ipv4-lvguard -705 11
+	// lvm-lab-guard ipv4-lvguard -705 15
 	// lvm-lab root 0 2
 }
 

@@ -37,6 +37,11 @@ const (
 	prioAllowBase = 200
 	prioAllowMax  = 499
 	prioDrop      = 600
+	// prioRogueDHCP drops DHCP replies a guest sends. Every return above
+	// that a guest frame can match goes to the host (M/H) or is the DHCP
+	// request (from port 68), so the drop can come after them, keeping
+	// every return before every drop.
+	prioRogueDHCP = prioDrop + 5
 )
 
 const (
@@ -48,6 +53,9 @@ const (
 	macIPv4Multicast     = "01:00:5e:00:00:00"
 	macIPv4MulticastMask = "ff:ff:ff:80:00:00"
 	ipBroadcast          = "255.255.255.255"
+	// guestMACs matches every MAC legacyvm gives a guest.
+	guestMACs     = virt.GuestMACPrefix + ":00:00:00"
+	guestMACsMask = "ff:ff:ff:00:00:00"
 )
 
 // guardUUIDSpace salts the guard's name-based UUID.
@@ -293,6 +301,10 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		// address it targets (Linux answers for all its addresses on every
 		// interface).
 		flow{action: "drop", direction: "out", dstMAC: m})
+	// A guest never serves DHCP: its replies (from port 67) would hand
+	// other guests a rogue router or DNS server, on guest_to_guest
+	// networks by unicast, which nothing else stops.
+	add(prioRogueDHCP, flow{action: "drop", direction: "out", proto: "udp", sport: one(67)})
 	if h.IsValid() {
 		// The host address behind another (or a forged) MAC.
 		add(prioDrop+10, flow{action: "drop", direction: "out", dstIP: h})
@@ -306,6 +318,13 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		flow{action: "drop", direction: "out", dstMAC: macIPv4Multicast, dstMACMask: macIPv4MulticastMask},
 		flow{action: "drop", direction: "out", dstIP: netip.MustParseAddr("224.0.0.0"), dstIPBits: 4})
 	if sn := spec.Subnet; sn.IsValid() {
+		// The subnet's broadcast address, whatever the MAC: inside a group
+		// frame it reaches every UDP socket the host binds to 0.0.0.0.
+		add(prioDrop+23, flow{action: "drop", direction: "out", dstIP: subnetBroadcast(sn)})
+	}
+	// The limited broadcast outside DHCP (returned above), whatever the MAC.
+	add(prioDrop+24, flow{action: "drop", direction: "out", dstIPBroadcast: true})
+	if sn := spec.Subnet; sn.IsValid() {
 		// Whatever is left is unicast IPv4 to another guest's MAC (or to
 		// some other group MAC): only addresses inside the subnet have a
 		// legitimate receiver; anything else could only be meant for the
@@ -313,6 +332,11 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		add(prioDrop+25,
 			flow{action: "drop", direction: "out", dstIP: sn.Masked().Addr(), dstIPBits: sn.Bits(), negate: true})
 	}
+	// And only to a guest's MAC: a group MAC (other than the DHCP
+	// broadcast, returned above) also delivers the frame to the host's
+	// stack. libvirt cannot match the group bit, but every guest MAC is in
+	// legacyvm's range: anything outside it is dropped.
+	add(prioDrop+26, flow{action: "drop", direction: "out", dstMAC: guestMACs, dstMACMask: guestMACsMask, negate: true})
 	add(prioDrop+30,
 		// Everything the host sends (or routes onto the bridge) that was
 		// not returned above.
@@ -321,6 +345,14 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		add(prioDrop+40, flow{action: "drop", direction: "in", srcIP: h})
 	}
 	return rules, nil
+}
+
+// subnetBroadcast is the last address of sn.
+func subnetBroadcast(sn netip.Prefix) netip.Addr {
+	a := sn.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= 1<<(32-sn.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // allowFlows turns one allow rule into guard returns. Every flow is

@@ -177,7 +177,23 @@ var commonFlows = []struct {
 	// by address.
 	{"guest to another host address inside an odd group MAC", frame{"out", guestMAC, "03:00:00:00:00:01", guestIP, lanIP, "tcp", 50000, 22}, "drop"},
 	{"guest to a routed address behind another guest's MAC", frame{"out", guestMAC, guest2MAC, guestIP, "8.8.8.8", "udp", 50000, 53}, "drop"},
-	{"guest to guest inside an odd group MAC", frame{"out", guestMAC, "03:00:00:00:00:01", guestIP, guest2IP, "udp", 50000, 7777}, "pass"},
+	// Only frames to a guest's MAC reach other guests: any other group MAC
+	// also delivers the frame to the host's stack.
+	{"guest to guest inside an odd group MAC", frame{"out", guestMAC, "03:00:00:00:00:01", guestIP, guest2IP, "udp", 50000, 7777}, "drop"},
+	// One-way UDP to host sockets bound to 0.0.0.0 (issue 17): the
+	// subnet's broadcast address inside a group MAC the multicast mask
+	// does not cover, or behind a guest MAC; the limited broadcast inside
+	// any group MAC.
+	{"guest UDP to the subnet broadcast inside an odd multicast MAC", frame{"out", guestMAC, "01:00:5e:80:00:01", guestIP, subnetBcst, "udp", 50000, 111}, "drop"},
+	{"guest UDP to the subnet broadcast inside an IPv6 multicast MAC", frame{"out", guestMAC, "33:33:00:00:00:01", guestIP, subnetBcst, "udp", 50000, 514}, "drop"},
+	{"guest UDP to the subnet broadcast behind another guest's MAC", frame{"out", guestMAC, guest2MAC, guestIP, subnetBcst, "udp", 50000, 137}, "drop"},
+	{"guest UDP to the limited broadcast inside an odd group MAC", frame{"out", guestMAC, "03:00:00:00:00:01", guestIP, "255.255.255.255", "udp", 50000, 161}, "drop"},
+	{"guest UDP to the limited broadcast behind another guest's MAC", frame{"out", guestMAC, guest2MAC, guestIP, "255.255.255.255", "udp", 50000, 161}, "drop"},
+	// Rogue DHCP server: its replies never leave the guest.
+	{"guest DHCP offer unicast to another guest", frame{"out", guestMAC, guest2MAC, guestIP, guest2IP, "udp", 67, 68}, "drop"},
+	{"guest DHCP offer broadcast", frame{"out", guestMAC, bcastMAC, guestIP, "255.255.255.255", "udp", 67, 68}, "drop"},
+	{"guest DHCP relay reply", frame{"out", guestMAC, guest2MAC, guestIP, guest2IP, "udp", 67, 67}, "drop"},
+	{"guest to guest udp from 68", frame{"out", guestMAC, guest2MAC, guestIP, guest2IP, "udp", 68, 5000}, "pass"},
 }
 
 func TestGuardFlows(t *testing.T) {
@@ -263,9 +279,10 @@ func TestGuardFlows(t *testing.T) {
 			// Without a host address, 10.77.0.1 is just some address.
 			"guest to host address behind another guest's MAC": "pass",
 			"host address from a foreign MAC":                  "pass",
-			// No subnet: nothing says which addresses are routed.
-			"guest to another host address inside an odd group MAC": "pass",
-			"guest to a routed address behind another guest's MAC":  "pass",
+			// No subnet: nothing says which addresses are routed, and
+			// there is no subnet broadcast address.
+			"guest to a routed address behind another guest's MAC":         "pass",
+			"guest UDP to the subnet broadcast behind another guest's MAC": "pass",
 		}},
 	}
 	for _, tt := range tests {

@@ -76,6 +76,7 @@ type licenseRefXML struct {
 	Edition     string `xml:"edition,attr,omitempty"`
 	Channel     string `xml:"channel,attr,omitempty"`
 	Fingerprint string `xml:"fingerprint,attr,omitempty"`
+	SecretID    string `xml:"fingerprint-secret,attr,omitempty"`
 	LastGroup   string `xml:"last-group,attr,omitempty"`
 	Seats       int    `xml:"seats,attr,omitempty"`
 }
@@ -179,7 +180,7 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 		}
 		w.License = &licenseRefXML{
 			Label: l.Label, Edition: l.Edition, Channel: l.Channel,
-			Fingerprint: l.Fingerprint, LastGroup: l.LastGroup, Seats: l.Seats,
+			Fingerprint: l.Fingerprint, SecretID: l.SecretID, LastGroup: l.LastGroup, Seats: l.Seats,
 		}
 		if len(l.LastGroup) > 5 {
 			return nil, fmt.Errorf("metadata: licence %q: last group has %d characters, at most 5 may be stored", l.Label, len(l.LastGroup))
@@ -188,7 +189,8 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 			struct{ name, value string }{"licence label", l.Label},
 			struct{ name, value string }{"licence edition", l.Edition},
 			struct{ name, value string }{"licence channel", l.Channel},
-			struct{ name, value string }{"licence fingerprint", l.Fingerprint})
+			struct{ name, value string }{"licence fingerprint", l.Fingerprint},
+			struct{ name, value string }{"licence fingerprint secret id", l.SecretID})
 	}
 	if p := m.Policy; p != nil {
 		if p.Name == "" {
@@ -291,7 +293,7 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 	if l := found.License; l != nil {
 		m.License = &virt.LicenseRef{
 			Label: l.Label, Edition: l.Edition, Channel: l.Channel,
-			Fingerprint: l.Fingerprint, LastGroup: l.LastGroup, Seats: l.Seats,
+			Fingerprint: l.Fingerprint, SecretID: l.SecretID, LastGroup: l.LastGroup, Seats: l.Seats,
 		}
 	}
 	if p := found.Policy; p != nil {

@@ -107,11 +107,13 @@ func TestKeyRefused(t *testing.T) {
 }
 
 // TestLicenseRefHoldsNoKey pins the licence record's shape: a label, the
-// edition and channel, a fingerprint, the last group and the seat count,
-// and the wire form has exactly the same fields. Adding a field to either
-// fails here on purpose: review it for secrets first.
+// edition and channel, a fingerprint and the id of its secret (an HMAC of
+// a fixed label, which reveals neither the secret nor the key), the last
+// group and the seat count, and the wire form has exactly the same fields.
+// Adding a field to either fails here on purpose: review it for secrets
+// first.
 func TestLicenseRefHoldsNoKey(t *testing.T) {
-	want := []string{"Channel", "Edition", "Fingerprint", "Label", "LastGroup", "Seats"}
+	want := []string{"Channel", "Edition", "Fingerprint", "Label", "LastGroup", "Seats", "SecretID"}
 	for _, typ := range []reflect.Type{reflect.TypeOf(virt.LicenseRef{}), reflect.TypeOf(licenseRefXML{})} {
 		var got []string
 		for i := range typ.NumField() {

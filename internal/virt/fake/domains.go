@@ -18,12 +18,14 @@ type domain struct {
 	def virt.DomainSpec
 	// live is the definition the running domain was started with; nil when
 	// the domain is shut off.
-	live      *virt.DomainSpec
-	state     virt.DomainState
-	autostart bool
-	vncPort   int
-	snaps     map[string]*snapshot
-	current   string
+	live  *virt.DomainSpec
+	state virt.DomainState
+	// stopReason is why the domain last stopped ("" reads as unknown).
+	stopReason virt.StopReason
+	autostart  bool
+	vncPort    int
+	snaps      map[string]*snapshot
+	current    string
 	// shutdownRequests counts ShutdownDomain calls.
 	shutdownRequests int
 	// guest is what the guest agent sees of the running guest (nil when
@@ -120,6 +122,12 @@ func (h *Hypervisor) observe(d *domain) virt.Domain {
 		}
 	}
 	out.State, out.Persistent, out.Autostart = d.state, true, d.autostart
+	if d.state == virt.StateShutoff {
+		out.StopReason = d.stopReason
+		if out.StopReason == "" {
+			out.StopReason = virt.StopUnknown
+		}
+	}
 	if d.state == virt.StateRunning || d.state == virt.StatePaused {
 		out.VNC = fmt.Sprintf("127.0.0.1:%d", d.vncPort)
 	}
@@ -331,14 +339,16 @@ func (h *Hypervisor) ShutdownDomain(ctx context.Context, name string) error {
 // powerOff stops d the way a guest powering itself off does.
 func (h *Hypervisor) powerOff(name string, d *domain) {
 	h.emit(name, virt.EventShutdown, "guest")
-	h.stop(d)
+	h.stop(d, virt.StopShutdown)
 	h.emit(name, virt.EventStopped, "shutdown")
 }
 
-// stop moves d to shut off; the persistent definition applies from now on.
-func (h *Hypervisor) stop(d *domain) {
+// stop moves d to shut off for reason; the persistent definition applies
+// from now on.
+func (h *Hypervisor) stop(d *domain, reason virt.StopReason) {
 	d.live = nil
 	d.state = virt.StateShutoff
+	d.stopReason = reason
 	d.vncPort = 0
 	d.guest = nil
 }
@@ -360,7 +370,7 @@ func (h *Hypervisor) DestroyDomain(ctx context.Context, name string) error {
 	}
 	// QEMU reports the SIGTERM as a host-initiated shutdown first.
 	h.emit(name, virt.EventShutdown, "host")
-	h.stop(d)
+	h.stop(d, virt.StopDestroyed)
 	h.emit(name, virt.EventStopped, "destroyed")
 	return nil
 }

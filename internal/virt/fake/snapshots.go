@@ -176,7 +176,7 @@ func (h *Hypervisor) RevertSnapshot(ctx context.Context, dom, name string) error
 		}
 	}
 	if d.live != nil {
-		h.stop(d)
+		h.stop(d, virt.StopFromSnapshot)
 		h.emit(dom, virt.EventStopped, "from-snapshot")
 	}
 	for path, gen := range s.gens {

@@ -47,6 +47,23 @@ func domainState(s libvirt.DomainState) virt.DomainState {
 	return virt.StateOther
 }
 
+// stopReason maps libvirt's shutoff reason.
+func stopReason(r libvirt.DomainShutoffReason) virt.StopReason {
+	switch r {
+	case libvirt.DOMAIN_SHUTOFF_SHUTDOWN:
+		return virt.StopShutdown
+	case libvirt.DOMAIN_SHUTOFF_DESTROYED:
+		return virt.StopDestroyed
+	case libvirt.DOMAIN_SHUTOFF_CRASHED:
+		return virt.StopCrashed
+	case libvirt.DOMAIN_SHUTOFF_FROM_SNAPSHOT:
+		return virt.StopFromSnapshot
+	case libvirt.DOMAIN_SHUTOFF_UNKNOWN:
+		return virt.StopUnknown
+	}
+	return virt.StopOther
+}
+
 // observe reads a domain: its persistent definition parsed by domainxml,
 // state, persistence, autostart and, when it runs, its VNC display from the
 // live definition.
@@ -65,11 +82,14 @@ func (h *Hypervisor) observe(ctx context.Context, op, name string, d *libvirt.Do
 	if err := alive(ctx, op, name); err != nil {
 		return virt.Domain{}, err
 	}
-	state, _, err := d.GetState()
+	state, reason, err := d.GetState()
 	if err != nil {
 		return virt.Domain{}, wrap(op, name, err)
 	}
 	out.State = domainState(state)
+	if state == libvirt.DOMAIN_SHUTOFF {
+		out.StopReason = stopReason(libvirt.DomainShutoffReason(reason))
+	}
 	if out.Persistent, err = d.IsPersistent(); err != nil {
 		return virt.Domain{}, wrap(op, name, err)
 	}

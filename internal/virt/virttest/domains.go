@@ -223,13 +223,16 @@ func testDomainLifecycle(e *env) {
 
 	e.wantErr(e.hv.ShutdownDomain(e.ctx, name), virt.ErrInvalidState, name, "shut down a shut-off domain")
 	e.wantErr(e.hv.DestroyDomain(e.ctx, name), virt.ErrInvalidState, name, "destroy a shut-off domain")
+	if r := e.stopReason(name); r != virt.StopUnknown {
+		e.Errorf("stop reason of a domain never started = %q, want %q", r, virt.StopUnknown)
+	}
 
 	e.must(e.hv.StartDomain(e.ctx, name), "start %s", name)
 	e.waitEvent(events, name, virt.EventStarted, "booted")
 	d, err := e.hv.GetDomain(e.ctx, name)
 	e.must(err, "get %s", name)
-	if d.State != virt.StateRunning {
-		e.Fatalf("state after start = %s", d.State)
+	if d.State != virt.StateRunning || d.StopReason != "" {
+		e.Fatalf("state after start = %s (stop reason %q, want none)", d.State, d.StopReason)
 	}
 	if !strings.HasPrefix(d.VNC, "127.0.0.1:") {
 		e.Errorf("VNC of a running domain = %q, want 127.0.0.1:port", d.VNC)
@@ -295,6 +298,9 @@ func testDomainLifecycle(e *env) {
 	if d, _ := e.hv.GetDomain(e.ctx, name); d.VNC != "" {
 		e.Errorf("VNC of a shut-off domain = %q, want empty", d.VNC)
 	}
+	if r := e.stopReason(name); r != virt.StopShutdown {
+		e.Errorf("stop reason after the guest powered off = %q, want %q", r, virt.StopShutdown)
+	}
 	e.wantErr(e.hv.ShutdownDomain(e.ctx, name), virt.ErrInvalidState, name, "shut down a shut-off domain")
 
 	// With no user left, redefining applies the definition (restart).
@@ -311,5 +317,8 @@ func testDomainLifecycle(e *env) {
 	e.waitEvent(events, name, virt.EventStopped, "destroyed")
 	if s := e.state(name); s != virt.StateShutoff {
 		e.Errorf("state after destroy = %s", s)
+	}
+	if r := e.stopReason(name); r != virt.StopDestroyed {
+		e.Errorf("stop reason after destroy = %q, want %q", r, virt.StopDestroyed)
 	}
 }

@@ -54,6 +54,9 @@ func testSnapshots(e *env) {
 	if s := e.state(name); s != virt.StateShutoff {
 		e.Errorf("state after revert to a shut-off snapshot = %s", s)
 	}
+	if r := e.stopReason(name); r != virt.StopFromSnapshot {
+		e.Errorf("stop reason after revert to a shut-off snapshot = %q, want %q", r, virt.StopFromSnapshot)
+	}
 	if got, err := e.h.ReadDisk(e.ctx, vol.Path); err != nil || got != tokenA {
 		e.Errorf("disk after revert to clean = %q (%v), want %q", got, err, tokenA)
 	}

@@ -267,7 +267,7 @@ func (e *env) domainSpec(name, disk string, net *virt.NetworkSpec, filter string
 			Profile: "virttest", VM: name, Instance: name, SpecHash: "d1",
 			Image:   e.h.Golden,
 			Volumes: []virt.VolumeRef{{Pool: e.h.Pool, Name: filepath.Base(disk), Role: "system"}},
-			License: &virt.LicenseRef{Label: "lab", Channel: "retail", Fingerprint: "hmac-0123", LastGroup: "6789B", Seats: 1},
+			License: &virt.LicenseRef{Label: "lab", Channel: "retail", Fingerprint: "hmac-0123", SecretID: "sid1:00aa11bb22cc", LastGroup: "6789B", Seats: 1},
 			Policy:  &virt.PolicyRef{Name: "daily", Baseline: "clean", Schedule: "@daily", Keep: 3, Memory: true},
 			Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		},
@@ -330,6 +330,14 @@ func (e *env) state(name string) virt.DomainState {
 }
 
 // waitState polls until the domain is in state want.
+// stopReason is the domain's shutoff reason.
+func (e *env) stopReason(name string) virt.StopReason {
+	e.Helper()
+	d, err := e.hv.GetDomain(e.ctx, name)
+	e.must(err, "get %s", name)
+	return d.StopReason
+}
+
 func (e *env) waitState(name string, want virt.DomainState, timeout time.Duration) {
 	e.Helper()
 	deadline := time.Now().Add(timeout)

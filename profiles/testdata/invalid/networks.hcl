@@ -40,3 +40,35 @@ network "h" {
 network "i" {
   subnet = 10 # ERROR: Invalid subnet
 }
+
+# Ranges the kernel and the guard treat specially are errors, not warnings.
+network "j" {
+  subnet = "127.77.0.0/24" # ERROR: Reserved subnet
+}
+
+network "k" {
+  subnet = "0.0.0.0/16" # ERROR: Reserved subnet
+}
+
+network "l" {
+  subnet = "224.0.1.0/24" # ERROR: Reserved subnet
+}
+
+network "m" {
+  subnet = "239.255.0.0/16" # ERROR: Reserved subnet
+}
+
+network "n" {
+  subnet = "255.255.255.0/24" # ERROR: Reserved subnet
+}
+
+# Network "a"'s guard nwfilter is lvm-a-guard: a network named "a-guard"
+# would own it.
+network "a-guard" { # ERROR: Network name collides with a guard filter
+  subnet = "10.90.0.0/24"
+}
+
+# Refused without a partner too: filter names are host-wide.
+network "x-guard" { # ERROR: Network name collides with a guard filter
+  subnet = "10.91.0.0/24"
+}

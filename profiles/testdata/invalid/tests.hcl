@@ -45,3 +45,11 @@ test "quoted" {
 test "nosteps" { # ERROR: Test without steps
   vms = [vm.qa]
 }
+
+test "exfiltrate" {
+  vms = [vm.qa]
+  step "copy_in" {
+    from = "/etc/passwd" # ERROR: Copy source outside the profile directory
+    to   = "/tmp/passwd"
+  }
+}

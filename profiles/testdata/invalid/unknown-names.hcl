@@ -6,7 +6,7 @@ netwrk "lab" { # ERROR: Unsupported block type
 network "lab" {
   subnet = "10.77.0.0/24"
   dhpc   = true # ERROR: Unsupported argument
-  allow "x" {
+  allow "x" { # ERROR: Missing port
     direction = "in"
     from      = "host"
     protocol  = "tcp"

@@ -46,6 +46,30 @@ network "n1" {
   allow "h" { # ERROR: Missing required argument # ERROR: Missing required argument
     from = "host"
   }
+  # A tcp or udp rule without a port would open every port: the port is
+  # required, and port = "any" says every port on purpose.
+  allow "i" { # ERROR: Missing port
+    direction = "in"
+    from      = "host"
+    protocol  = "tcp"
+  }
+  allow "j" { # ERROR: Missing port
+    direction = "out"
+    to        = "host"
+    protocol  = "udp"
+  }
+  allow "k" {
+    direction = "in"
+    from      = "host"
+    protocol  = "udp"
+    port      = "any"
+  }
+  allow "l" {
+    direction = "in"
+    from      = "host"
+    protocol  = "tcp"
+    port      = "all" # ERROR: Incorrect attribute value type
+  }
 }
 
 snapshot_policy "p1" {
