@@ -204,6 +204,9 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 	}
 	_ = g.Wait()
 
+	// Doors of VMs that were not redefined above.
+	e.applyDoors(ctx, plan, func(c Change, err error) { record(c, time.Now(), err) })
+
 	// 4. Networks no longer declared (after their VMs are gone).
 	for _, c := range plan.Changes {
 		if c.Kind != KindNetwork || c.Action != ActionDelete {
@@ -659,6 +662,11 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 			return nil, err
 		}
 	}
+	if c.rebind {
+		if err := e.rebindFilters(ctx, c.Name, spec.Interfaces); err != nil {
+			return nil, err
+		}
+	}
 	if c.takeBaseline {
 		if err := e.takeMissingBaseline(ctx, c.vm); err != nil {
 			return nil, err
@@ -668,6 +676,23 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		return []string{fmt.Sprintf("the change takes effect at the next boot: legacyvm stop %s && legacyvm start %s", c.Name, c.Name)}, nil
 	}
 	return nil, nil
+}
+
+// rebindFilters sets each NIC's traffic filter reference in the
+// definition and, when the domain runs, on the live interface: a running
+// VM whose filter was removed is isolated again at once, without a
+// restart.
+func (e *Engine) rebindFilters(ctx context.Context, name string, nics []virt.InterfaceSpec) error {
+	for _, n := range nics {
+		if n.Filter == "" {
+			continue
+		}
+		e.progress(name, "binding traffic filter %s to interface %s", n.Filter, n.MAC)
+		if err := e.HV.SetInterfaceFilter(ctx, name, n.MAC, n.Filter, n.FilterParams); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // teardownVM removes a domain and everything it owns: it is powered off,

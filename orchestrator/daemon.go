@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -31,8 +34,35 @@ type Daemon struct {
 	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
+	// VerifyEvery is how often isolation is verified and repaired live
+	// (EnforceIsolation); <= 0 means DefaultVerifyEvery.
+	VerifyEvery time.Duration
+	// URI and System are what verify reports on and reads host conditions
+	// from.
+	URI    string
+	System HostSystem
+	// Relay, when set, carries the doors recorded in libvirt: they are
+	// read again at every tick and isolation check.
+	Relay *relay.Relay
+	// StatePath, when set, is where the daemon publishes its state
+	// (DaemonState) for verify, status and plan.
+	StatePath string
 
 	locks sync.Map // VM name -> *sync.Mutex
+
+	mu         sync.Mutex
+	doorProbs  []string
+	lastVerify *VerifySummary
+	repairs    uint64
+	vmStats    map[string]vmStat
+	resets     map[string]time.Time
+}
+
+// vmStat is what the daemon last saw of one managed VM (metrics).
+type vmStat struct {
+	profile   string
+	snapshots int
+	newest    time.Time
 }
 
 func (d *Daemon) now() time.Time {
@@ -61,6 +91,13 @@ func (d *Daemon) lock(ctx context.Context, vm string) (unlock func(), ok bool) {
 	return func() { release(); mu.Unlock() }, true
 }
 
+// stateEvery is how often the daemon's state file is rewritten between
+// ticks (door counters).
+const stateEvery = 5 * time.Second
+
+// DefaultVerifyEvery is the daemon's isolation check period.
+const DefaultVerifyEvery = 5 * time.Minute
+
 // Run serves until ctx ends (SIGTERM). It returns nil on a clean stop.
 func (d *Daemon) Run(ctx context.Context) error {
 	if d.Log == nil {
@@ -77,6 +114,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wait := time.Second
 	for {
 		if ctx.Err() != nil {
+			if d.Relay != nil {
+				d.Relay.Close()
+			}
+			if d.StatePath != "" {
+				_ = os.Remove(d.StatePath)
+			}
 			d.Log.Info("daemon stopped")
 			return nil
 		}
@@ -115,17 +158,35 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	d.tick(sctx, e)
+	d.enforce(sctx, hv)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	every := d.VerifyEvery
+	if every <= 0 {
+		every = DefaultVerifyEvery
+	}
+	vt := time.NewTicker(every)
+	defer vt.Stop()
+	// The relay's counters change with every connection: the state file
+	// follows them closely.
+	st := time.NewTicker(stateEvery)
+	defer st.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-st.C:
+			d.writeState()
+		case <-vt.C:
+			d.enforce(sctx, hv)
 		case <-t.C:
 			d.tick(sctx, e)
 		case ev, ok := <-events:
 			if !ok {
 				return errors.New("event stream closed")
+			}
+			if ev.Detail == "from-snapshot" {
+				d.noteReset(ev.Domain, ev.Time)
 			}
 			if ev.Kind == virt.EventStopped && ev.Detail == "shutdown" {
 				wg.Add(1)
@@ -135,6 +196,115 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 				}()
 			}
 		}
+	}
+}
+
+// enforce verifies isolation and repairs what it can live, logging each
+// repair and each failure it cannot repair.
+func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
+	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System, ApplyHint: "legacyvm apply PROFILE",
+		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
+	if err != nil {
+		d.Log.Error("verify isolation", "err", err)
+		return
+	}
+	for _, r := range res.Repaired {
+		vm, mac, _ := strings.Cut(r, " ")
+		d.Log.Warn("traffic filter was not bound: bound it again, live", "vm", vm, "mac", mac)
+	}
+	for _, u := range res.Unrepaired {
+		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
+	}
+	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
+	sum := &VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
+		Repaired: res.Repaired, Unrepaired: res.Unrepaired, Isolated: map[string]bool{}}
+	for _, vm := range res.Verification.VMs {
+		sum.Isolated[vm.Name] = vm.OK
+	}
+	d.mu.Lock()
+	d.lastVerify = sum
+	d.repairs += uint64(len(res.Repaired))
+	d.mu.Unlock()
+	d.syncDoors(ctx, hv)
+}
+
+// noteReset records when a VM was last reverted to a snapshot.
+func (d *Daemon) noteReset(vm string, at time.Time) {
+	if at.IsZero() {
+		at = d.now()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.resets == nil {
+		d.resets = map[string]time.Time{}
+	}
+	d.resets[vm] = at
+}
+
+// syncDoors gives the relay the doors libvirt records and publishes the
+// daemon's state.
+func (d *Daemon) syncDoors(ctx context.Context, hv virt.Hypervisor) {
+	if d.Relay != nil {
+		doors, probs, err := HostDoors(ctx, hv)
+		if err != nil {
+			d.Log.Error("read doors", "err", err)
+		} else {
+			for _, p := range probs {
+				d.Log.Warn("door cannot be relayed", "problem", p)
+			}
+			d.Relay.Sync(doors)
+			d.mu.Lock()
+			d.doorProbs = probs
+			d.mu.Unlock()
+		}
+	}
+	d.writeState()
+}
+
+// collectVMStats reads every managed VM's snapshots (metrics).
+func (d *Daemon) collectVMStats(ctx context.Context, hv virt.Hypervisor, doms []virt.Domain) {
+	stats := map[string]vmStat{}
+	for _, dom := range doms {
+		if ctx.Err() != nil {
+			return
+		}
+		st := vmStat{profile: dom.Metadata.Profile}
+		snaps, err := hv.ListSnapshots(ctx, dom.Name)
+		if err != nil {
+			continue
+		}
+		st.snapshots = len(snaps)
+		for _, s := range snaps {
+			if s.Created.After(st.newest) {
+				st.newest = s.Created
+			}
+		}
+		stats[dom.Name] = st
+	}
+	d.mu.Lock()
+	d.vmStats = stats
+	d.mu.Unlock()
+}
+
+// State returns what the daemon publishes (see DaemonState).
+func (d *Daemon) State() *DaemonState {
+	st := &DaemonState{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
+	if d.Relay != nil {
+		st.Doors = d.Relay.Status()
+	}
+	d.mu.Lock()
+	st.DoorProblems = append([]string(nil), d.doorProbs...)
+	st.LastVerify = d.lastVerify
+	d.mu.Unlock()
+	return st
+}
+
+func (d *Daemon) writeState() {
+	if d.StatePath == "" {
+		return
+	}
+	if err := WriteDaemonState(d.StatePath, d.State()); err != nil {
+		d.Log.Warn("publish daemon state", "err", err)
 	}
 }
 
@@ -182,6 +352,8 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 		}
 		return nil
 	})
+	d.collectVMStats(ctx, e.HV, doms)
+	d.syncDoors(ctx, e.HV)
 }
 
 // stopRequestWindow is how long after `legacyvm stop` a shutdown counts as

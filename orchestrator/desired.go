@@ -115,6 +115,7 @@ func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, 
 		}
 		ds.VMs = append(ds.VMs, dv)
 	}
+	addFilterDoors(ds)
 	return ds, nil
 }
 
@@ -327,6 +328,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	if vm.Network != nil {
 		spec.Metadata.Filters = nets[vm.Network.Name].Filter.Names()
 	}
+	spec.Metadata.Doors = doorRefs(vm)
 	if l := dv.License; l != nil {
 		spec.Metadata.License = &virt.LicenseRef{Label: l.Name, Edition: string(l.Edition), Channel: string(l.Channel), Seats: l.Seats}
 	}

@@ -27,6 +27,13 @@ type Observed struct {
 	Volumes map[string]virt.Volume
 	// Snapshots of domains the profile owns, by domain name.
 	Snapshots map[string][]virt.Snapshot
+	// ListenProblems maps the listen addresses of the profile's doors to
+	// why they cannot be used ("" = free); nil when nobody probed (a
+	// remote host). See ProbeDoors.
+	ListenProblems map[string]string
+	// Bindings are the traffic filters bound to the NICs of running
+	// domains (listed only when a domain of the profile runs).
+	Bindings []virt.FilterBinding
 	// Images maps every golden image and install ISO the profile uses to
 	// the volume libvirt knows at that path; missing paths are absent.
 	Images map[string]virt.Volume
@@ -53,14 +60,21 @@ func ObserveHost(ctx context.Context, hv virt.Hypervisor, profile string, poolNa
 	if err != nil {
 		return nil, err
 	}
+	running := false
 	for _, d := range doms {
 		o.Domains[d.Name] = d
 		if d.Metadata != nil && d.Metadata.Profile == profile {
+			running = running || d.State != virt.StateShutoff
 			snaps, err := hv.ListSnapshots(ctx, d.Name)
 			if err != nil && !errors.Is(err, virt.ErrNotFound) {
 				return nil, err
 			}
 			o.Snapshots[d.Name] = snaps
+		}
+	}
+	if running {
+		if o.Bindings, err = hv.FilterBindings(ctx); err != nil {
+			return nil, err
 		}
 	}
 	nets, err := hv.ListNetworks(ctx)

@@ -457,6 +457,51 @@ func TestTamperingIsPlannedAsRepair(t *testing.T) {
 	}
 }
 
+// A filter removed from a running VM's live interface (virsh update-device
+// --live), or from its definition, is planned as an update without
+// restart; apply binds it again on the running interface and the VM keeps
+// running.
+func TestRemovedFilterIsReboundLive(t *testing.T) {
+	for _, where := range []string{"live", "definition and live"} {
+		t.Run(where, func(t *testing.T) {
+			h := newFakeHost(t)
+			ctx := context.Background()
+			p := loadProfile(t, "lab", labProfile)
+			apply(t, plan(t, p, h))
+			d, _ := h.GetDomain(ctx, "web-1")
+			if d.State != virt.StateRunning {
+				t.Fatalf("web-1 is %s", d.State)
+			}
+			mac := d.Interfaces[0].MAC
+			if where == "live" {
+				if err := h.RemoveLiveFilter("web-1", mac); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := h.SetInterfaceFilter(ctx, "web-1", mac, "", nil); err != nil {
+				t.Fatal(err)
+			}
+			hp := plan(t, p, h)
+			c := changesByName(hp.Plan)["vm/web-1"]
+			if c.Action != ActionUpdate || c.RestartNeeded || !strings.Contains(strings.Join(c.Reasons, ";"), "no traffic filter bound (removed outside legacyvm): apply binds lvm-lab again, live") {
+				t.Fatalf("planned as %+v", c)
+			}
+			apply(t, hp)
+			b, _ := h.FilterBindings(ctx)
+			found := false
+			for _, x := range b {
+				found = found || x.Owner == "web-1" && x.Filter == "lvm-lab"
+			}
+			after, _ := h.GetDomain(ctx, "web-1")
+			if !found || after.State != virt.StateRunning || after.UUID != d.UUID {
+				t.Fatalf("after apply: bindings %+v, state %s", b, after.State)
+			}
+			if hp := plan(t, p, h); hp.Plan.HasChanges() {
+				t.Fatalf("repair did not converge: %+v", hp.Plan.Changes)
+			}
+		})
+	}
+}
+
 func desiredSpec(hp *HostPlan, name string) virt.DomainSpec {
 	for _, v := range hp.Desired.VMs {
 		if v.Spec.Name == name {
@@ -628,5 +673,34 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	_, diags = MakePlan(p, hp.Desired, hp.Observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
+	}
+}
+
+// EnforceIsolation (the daemon's verify_every pass) binds a filter removed
+// from a running VM's interface again, without a profile and without a
+// restart, and says what it repaired.
+func TestEnforceIsolationRebindsLive(t *testing.T) {
+	h := newFakeHost(t)
+	ctx := context.Background()
+	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
+	d, _ := h.GetDomain(ctx, "web-1")
+	if err := h.RemoveLiveFilter("web-1", d.Interfaces[0].MAC); err != nil {
+		t.Fatal(err)
+	}
+	res, err := EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Repaired) != 1 || !strings.HasPrefix(res.Repaired[0], "web-1 ") || !res.Verification.OK || len(res.Unrepaired) != 0 {
+		t.Fatalf("enforcement %+v (verification ok %v)", res, res.Verification.OK)
+	}
+	after, _ := h.GetDomain(ctx, "web-1")
+	if after.State != virt.StateRunning {
+		t.Fatalf("web-1 is %s", after.State)
+	}
+	// Nothing to repair: nothing is touched.
+	res, err = EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	if err != nil || len(res.Repaired) != 0 || !res.Verification.OK {
+		t.Fatalf("second pass: %+v, %v", res, err)
 	}
 }

@@ -61,6 +61,9 @@ type Change struct {
 	volume         *virt.VolumeRef
 	// takeBaseline: an update that also takes the missing baseline.
 	takeBaseline bool
+	// rebind: an update that sets the NICs' traffic filter references in
+	// the definition and on the running interfaces (no restart).
+	rebind bool
 }
 
 type poolChange struct{ Name, Path string }
@@ -170,21 +173,24 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			fc.Details = filterDetails(dn)
 		} else if diffs := o.FilterDiffs[dn.Filter.Name]; len(diffs) > 0 {
 			fc.Action = ActionUpdate
-			fc.Reasons = append([]string{"rules differ from the profile (changed outside legacyvm?)"}, diffs...)
+			fc.Reasons = append([]string{"rules differ from the profile (a door or allow rule changed, or the filter was changed outside legacyvm)"}, diffs...)
 		} else {
 			fc.Action = ActionNoop
 		}
 		plan.Changes = append(plan.Changes, fc)
 	}
 
-	// VMs.
+	// VMs, each followed by its doors.
 	desiredVMs := map[string]bool{}
+	diags = append(diags, doorDiagnostics(ds, o)...)
 	for _, dv := range ds.VMs {
 		desiredVMs[dv.Spec.Name] = true
 		c, d := planVM(p, dv, o)
 		diags = append(diags, d...)
 		if c != nil {
 			plan.Changes = append(plan.Changes, *c)
+			one := &DesiredState{VMs: []*DesiredVM{dv}}
+			plan.Changes = append(plan.Changes, planDoors(one, o, map[string]Action{c.Name: c.Action})...)
 		}
 	}
 	// VMs the profile owns that it no longer declares.
@@ -471,9 +477,20 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		}
 		restart = true
 	}
-	if r := interfaceDrift(obs.Interfaces, dv.Spec.Interfaces); len(r) > 0 {
+	if r, filterOnly := interfaceDrift(obs.Interfaces, dv.Spec.Interfaces); len(r) > 0 {
 		upd = append(upd, r...)
-		restart = true
+		if filterOnly {
+			// A filter reference is set on the running NIC too.
+			c.rebind = true
+		} else {
+			restart = true
+		}
+	}
+	if obs.State != virt.StateShutoff {
+		if r := bindingDrift(name, o.Bindings, dv.Spec.Interfaces); len(r) > 0 {
+			upd = append(upd, r...)
+			c.rebind = true
+		}
 	}
 	for _, w := range dv.Spec.Interfaces {
 		// legacyvm never writes isolated='no'; it overrides the network's
@@ -528,10 +545,40 @@ func systemDisk(d virt.Domain) (virt.DiskSpec, bool) {
 	return virt.DiskSpec{}, false
 }
 
-// interfaceDrift compares NICs; a missing filter reference is called out
-// because it removes the VM's isolation.
-func interfaceDrift(have, want []virt.InterfaceSpec) []string {
+// bindingDrift compares the filters bound to a running domain's NICs with
+// the desired references: a NIC whose filter was removed live (virsh
+// update-device --live) runs unfiltered although its definition may be
+// right.
+func bindingDrift(domain string, bindings []virt.FilterBinding, want []virt.InterfaceSpec) []string {
 	var r []string
+	for _, w := range want {
+		if w.Filter == "" {
+			continue
+		}
+		var b *virt.FilterBinding
+		for i := range bindings {
+			if bindings[i].Owner == domain && strings.EqualFold(bindings[i].MAC, w.MAC) {
+				b = &bindings[i]
+			}
+		}
+		wantIP := paramIP(w.FilterParams)
+		switch {
+		case b == nil:
+			r = append(r, fmt.Sprintf("interface %s of the running VM has no traffic filter bound (removed outside legacyvm): apply binds %s again, live", w.MAC, w.Filter))
+		case b.Filter != w.Filter:
+			r = append(r, fmt.Sprintf("interface %s of the running VM is bound to filter %s: apply binds %s, live", w.MAC, b.Filter, w.Filter))
+		case wantIP.IsValid() && paramIP(b.Params) != wantIP:
+			r = append(r, fmt.Sprintf("interface %s of the running VM is filtered for IP %s, not %s: apply binds it again, live", w.MAC, addrStr(paramIP(b.Params)), wantIP))
+		}
+	}
+	return r
+}
+
+// interfaceDrift compares NICs; a missing filter reference is called out
+// because it removes the VM's isolation. filterOnly reports that every
+// difference is in the filter references (which apply sets live).
+func interfaceDrift(have, want []virt.InterfaceSpec) (r []string, filterOnly bool) {
+	other := 0
 	byMAC := map[string]virt.InterfaceSpec{}
 	for _, i := range have {
 		byMAC[strings.ToLower(i.MAC)] = i
@@ -540,11 +587,13 @@ func interfaceDrift(have, want []virt.InterfaceSpec) []string {
 		h, ok := byMAC[strings.ToLower(w.MAC)]
 		if !ok {
 			r = append(r, fmt.Sprintf("network interface %s on %s added", w.MAC, w.Network))
+			other++
 			continue
 		}
 		delete(byMAC, strings.ToLower(w.MAC))
 		if h.Network != w.Network {
 			r = append(r, fmt.Sprintf("interface %s network %s -> %s", w.MAC, h.Network, w.Network))
+			other++
 		}
 		if h.Filter != w.Filter {
 			if h.Filter == "" {
@@ -557,15 +606,18 @@ func interfaceDrift(have, want []virt.InterfaceSpec) []string {
 		}
 		if h.Model != "" && w.Model != "" && h.Model != w.Model {
 			r = append(r, fmt.Sprintf("interface %s model %s -> %s", w.MAC, h.Model, w.Model))
+			other++
 		}
 		if h.PortIsolated != w.PortIsolated {
 			r = append(r, fmt.Sprintf("interface %s port isolation %v -> %v", w.MAC, h.PortIsolated, w.PortIsolated))
+			other++
 		}
 	}
 	for _, mac := range sortedKeys(byMAC) {
 		r = append(r, fmt.Sprintf("network interface %s on %s removed", mac, byMAC[mac].Network))
+		other++
 	}
-	return r
+	return r, len(r) > 0 && other == 0
 }
 
 func sameParams(a, b []virt.FilterParam) bool {

@@ -22,6 +22,12 @@ type Options struct {
 	// SerialLogDir is where guests' serial consoles are logged on the host
 	// ("" = /var/log/libvirt/qemu).
 	SerialLogDir string
+	// ProbeListen, when set, checks that the listen addresses of the
+	// profile's doors are free on this machine (set it only when the
+	// libvirt host is this machine); OwnListeners are the addresses
+	// legacyvm daemon's relay already holds, which are not probed.
+	ProbeListen  ListenProbe
+	OwnListeners map[string]bool
 	// Keys, when set, lets planning read the product keys of the licences
 	// whose VMs the plan creates or replaces and match them with the seats
 	// on the host by fingerprint (see licenses.go). nil: planning reads no
@@ -191,6 +197,9 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 	hp.Desired = ds
 	if err := o.CompareFilters(ctx, hp.HV, ds); err != nil {
 		return diags, err
+	}
+	if IsLocalURI(hp.URI) {
+		o.ProbeDoors(ds, opts.ProbeListen, opts.OwnListeners)
 	}
 	plan, d := MakePlan(p, ds, o)
 	hp.Plan = plan

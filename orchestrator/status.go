@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
@@ -30,6 +31,86 @@ type VMStatus struct {
 	// running), or "" when the VM has no agent channel.
 	Agent   string    `json:"agent,omitempty"`
 	Created time.Time `json:"created,omitempty"`
+	// Doors are the VM's doors (and its network's egress doors).
+	Doors []DoorView `json:"doors,omitempty"`
+}
+
+// DoorView is one door in status: what it opens and, when legacyvm
+// daemon runs, what its relay does.
+type DoorView struct {
+	// Key is the relay's name for the door ("publish/app/rdp",
+	// "egress/lvm-lab/db").
+	Key  string `json:"key"`
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Listen is where the relay listens (host address:port).
+	Listen string   `json:"listen"`
+	From   []string `json:"from,omitempty"`
+	// Target is the guest port (publish) or the outside service (egress).
+	Target string `json:"target"`
+	// Relay is "listening", "not listening: why" or "daemon not running".
+	Relay    string `json:"relay"`
+	Accepted uint64 `json:"connections"`
+	Refused  uint64 `json:"refused"`
+	Active   int64  `json:"active"`
+}
+
+// AddRelayState fills the relay columns of each door from the daemon's
+// state (nil: the daemon is not running).
+func AddRelayState(vms []VMStatus, st *DaemonState) {
+	by := map[string]int{}
+	if st != nil {
+		for i, d := range st.Doors {
+			by[d.Key] = i
+		}
+	}
+	for i := range vms {
+		for j := range vms[i].Doors {
+			v := &vms[i].Doors[j]
+			k, ok := by[v.Key]
+			switch {
+			case st == nil:
+				v.Relay = "daemon not running"
+			case !ok:
+				v.Relay = "not relayed"
+			case !st.Doors[k].Listening:
+				v.Relay = "not listening: " + st.Doors[k].Error
+			default:
+				v.Relay = "listening"
+			}
+			if ok {
+				d := st.Doors[k]
+				v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
+			}
+		}
+	}
+}
+
+// doorViews describes the doors recorded with d.
+func doorViews(d virt.Domain, n virt.Network) []DoorView {
+	var out []DoorView
+	ip := netip.Addr{}
+	if len(d.Interfaces) > 0 {
+		ip = reservedIP(n, d.Interfaces[0].MAC)
+	}
+	for _, r := range d.Metadata.Doors {
+		v := DoorView{Kind: r.Kind, Name: r.Name, From: r.From}
+		switch r.Kind {
+		case virt.DoorPublish:
+			v.Key = "publish/" + d.Name + "/" + r.Name
+			v.Listen = r.Listen
+			v.Target = fmt.Sprintf("%s:%d", addrStr(ip), r.Port)
+		default:
+			v.Key = "egress/" + d.Name + "/" + r.Name
+			if r.Scope == "network" {
+				v.Key = "egress/" + n.Name + "/" + r.Name
+			}
+			v.Listen = fmt.Sprintf("%s:%d", addrStr(n.HostAddress), r.Port)
+			v.Target = r.To
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // Status lists the VMs legacyvm manages on hv; profile "" means all
@@ -96,6 +177,13 @@ func Status(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus
 					s.IP, s.IPSource = ip.String(), "reservation"
 				}
 			}
+		}
+		if len(m.Doors) > 0 {
+			n := virt.Network{}
+			if len(d.Interfaces) > 0 {
+				n = netByName[d.Interfaces[0].Network]
+			}
+			s.Doors = doorViews(d, n)
 		}
 		out = append(out, s)
 	}

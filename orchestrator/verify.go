@@ -122,6 +122,9 @@ type VerifyOptions struct {
 	// otherwise: isolation holds, but exec, cp and test will not work).
 	// apply leaves it out (a guest it has just started has no agent yet).
 	Agent bool
+	// DaemonState returns legacyvm daemon's state (its relay's doors) for
+	// the door checks; nil: no daemon.
+	DaemonState func() (*DaemonState, error)
 }
 
 // VerifyProfile verifies every host a profile uses: it connects to each,
@@ -290,6 +293,10 @@ type verifier struct {
 	ports       map[string]portsResult // BridgePorts per bridge, on first use
 	desiredNets map[string]*DesiredNetwork
 	desiredVMs  map[string]*DesiredVM
+	// The daemon's state, read on first use (door checks).
+	stateRead bool
+	state     *DaemonState
+	stateErr  error
 }
 
 func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification, error) {
@@ -449,7 +456,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 				b = &vr.bindings[i]
 			}
 		}
-		restart := fmt.Sprintf("legacyvm stop %s && legacyvm start %s (after %s if the definition is wrong too)", d.Name, d.Name, vr.applyHint)
+		restart := vr.applyHint + " binds it again on the running interface, without a restart (legacyvm daemon does it at its next verify)"
 		switch {
 		case b == nil:
 			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
@@ -481,6 +488,9 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 
 	// The bridge's other ports.
 	vr.checkUplink(ctx, n, label, add)
+	if d.Metadata != nil && len(d.Metadata.Doors) > 0 {
+		vr.checkDoors(d, n, label, add)
+	}
 	return nil
 }
 

@@ -240,6 +240,24 @@ func (l *loader) decodeNetwork(b *networkBlock) {
 			needHost = true
 		}
 	}
+	eseen := map[string]hcl.Range{}
+	for _, eb := range b.Egresses {
+		if first, dup := eseen[eb.Name]; dup {
+			l.errorf(eb.NameRange, "Duplicate door", "An egress named %q was already declared in this network at %s. Rename one of them.", eb.Name, at(first))
+			continue
+		}
+		eseen[eb.Name] = eb.DefRange
+		e := l.decodeEgress(eb, ctx, scopeBlock)
+		if e == nil {
+			continue
+		}
+		if !subnetWritten {
+			l.errorf(eb.DefRange, "Egress without subnet", "Guests reach an egress at the network's host address, which comes from its subnet. Add subnet = \"10.77.0.0/24\" to the network.")
+			continue
+		}
+		n.Egresses = append(n.Egresses, e)
+		needHost = true
+	}
 	if needHost && n.Subnet.IsValid() {
 		n.HostAddress = n.Subnet.Addr().Next()
 	}

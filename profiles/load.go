@@ -312,6 +312,7 @@ func (l *loader) run(files []sourceFile) {
 		l.decodeVM(b)
 	}
 	l.assemble()
+	l.checkDoors()
 	l.decodeTests(all.Tests)
 }
 

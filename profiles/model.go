@@ -155,8 +155,40 @@ type Network struct {
 	DNS          bool
 	GuestToGuest bool
 	Allows       []*AllowRule
-	DeclRange    hcl.Range
+	// Egresses are doors every guest on the network may use.
+	Egresses  []*Egress
+	DeclRange hcl.Range
 }
+
+// Publish is a door from outside to one guest port: the relay run by
+// legacyvm daemon listens on Listen, accepts only clients in From, and
+// connects to the guest's Port from the host's side of the bridge.
+type Publish struct {
+	Name        string
+	Listen      netip.AddrPort
+	ListenRange hcl.Range
+	Port        uint16
+	Protocol    Protocol // tcp
+	// From are the client networks allowed (never empty).
+	From []netip.Prefix
+	// MaxConnections bounds concurrent connections (default 20).
+	MaxConnections int
+	DeclRange      hcl.Range
+}
+
+// Egress is a door from guests to one outside service: guests connect to
+// the network's host address at Port and the relay connects onward to To
+// (host name or address and port, resolved by the host at connect time).
+type Egress struct {
+	Name      string
+	To        string
+	Port      uint16
+	PortRange hcl.Range
+	DeclRange hcl.Range
+}
+
+// DefaultMaxConnections is a publish door's max_connections default.
+const DefaultMaxConnections = 20
 
 // ShutdownAction says what happens when a guest powers itself off.
 type ShutdownAction string
@@ -286,7 +318,10 @@ type VM struct {
 	// (org.qemu.guest_agent.0) that exec, cp and test use. Default false:
 	// see docs/guest-agent.md.
 	GuestAgent bool
-	DeclRange  hcl.Range
+	// Publishes and Egresses are the vm's doors (see docs/doors.md).
+	Publishes []*Publish
+	Egresses  []*Egress
+	DeclRange hcl.Range
 }
 
 // Instance is one VM after count expansion: the unit that becomes a

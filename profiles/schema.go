@@ -61,7 +61,29 @@ type networkBlock struct {
 	DNS          hcl.Expression `hcl:"dns,optional"`
 	GuestToGuest hcl.Expression `hcl:"guest_to_guest,optional"`
 	Allows       []*allowBlock  `hcl:"allow,block"`
+	Egresses     []*egressBlock `hcl:"egress,block"`
 	DefRange     hcl.Range      `hcl:",def_range"`
+}
+
+// publishBlock is a door from the LAN to a guest port (see doors.go).
+type publishBlock struct {
+	Name           string         `hcl:"name,label"`
+	NameRange      hcl.Range      `hcl:"name,label_range"`
+	Listen         hcl.Expression `hcl:"listen,optional"`
+	Port           hcl.Expression `hcl:"port,optional"`
+	Protocol       hcl.Expression `hcl:"protocol,optional"`
+	From           hcl.Expression `hcl:"from,optional"`
+	MaxConnections hcl.Expression `hcl:"max_connections,optional"`
+	DefRange       hcl.Range      `hcl:",def_range"`
+}
+
+// egressBlock is a door from guests to one outside service.
+type egressBlock struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	To        hcl.Expression `hcl:"to,optional"`
+	Port      hcl.Expression `hcl:"port,optional"`
+	DefRange  hcl.Range      `hcl:",def_range"`
 }
 
 type allowBlock struct {
@@ -106,6 +128,8 @@ type vmBlock struct {
 	GuestAgent     hcl.Expression  `hcl:"guest_agent,optional"`
 	Disks          []*diskBlock    `hcl:"disk,block"`
 	Windows        []*windowsBlock `hcl:"windows,block"`
+	Publishes      []*publishBlock `hcl:"publish,block"`
+	Egresses       []*egressBlock  `hcl:"egress,block"`
 	// Installs catches an install block written directly in the vm so
 	// that the diagnostic can say where it belongs.
 	Installs []*installBlock `hcl:"install,block"`

@@ -142,6 +142,7 @@ func (l *loader) decodeVM(b *vmBlock) {
 	if v, ok := l.boolean(b.GuestAgent, ctx, sc, "guest_agent"); ok {
 		vm.GuestAgent = v
 	}
+	l.decodeVMDoors(d, sc)
 
 	// Disk.
 	for _, ib := range b.Installs {

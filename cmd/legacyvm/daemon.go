@@ -2,21 +2,29 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 func newCmdDaemon(f *Factory) *cobra.Command {
 	var (
-		tick    time.Duration
-		logJSON bool
+		tick          time.Duration
+		verifyEvery   time.Duration
+		logJSON       bool
+		metricsListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -26,6 +34,11 @@ first, then the snapshot that is due; one VM at a time per VM, retried when
 libvirt reports the VM busy) and listens to libvirt's lifecycle events: a VM
 whose policy says on_shutdown = "revert" is put back to its baseline (and
 started again) after its guest shuts itself down.
+
+Every --verify-every (default 5m) it runs verify on every managed VM and
+repairs, live and without a restart, a traffic filter someone removed from a
+VM's definition or running interface; what it cannot repair is logged as an
+error.
 
 It keeps no state: policies and schedules are read from libvirt at every tick.
 It reconnects when libvirtd restarts, logs structured lines to stderr and
@@ -45,6 +58,8 @@ Under systemd (/etc/systemd/system/legacyvm.service):
   [Install]
   WantedBy=multi-user.target`,
 		Example: `  legacyvm daemon
+  legacyvm daemon --verify-every 1m
+  legacyvm daemon --metrics-listen 127.0.0.1:9464
   legacyvm daemon --connect qemu+ssh://root@lab1/system?no_tty=1 --log-json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,15 +83,52 @@ Under systemd (/etc/systemd/system/legacyvm.service):
 					}
 					return l.Release, nil
 				},
+				VerifyEvery: verifyEvery,
+				URI:         uri,
+				System:      f.HostSystem,
+				Relay:       relay.New(log),
+				StatePath:   f.DaemonStatePath(),
 			}
 			if err := orchestrator.CheckLockDir(); err != nil {
 				return err
 			}
-			log.Info("daemon starting", "tick", tick)
+			if metricsListen != "" {
+				stopMetrics, err := serveMetrics(ctx, metricsListen, d, log)
+				if err != nil {
+					return err
+				}
+				defer stopMetrics()
+			}
+			log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath)
 			return d.Run(ctx)
 		},
 	}
 	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
+	cmd.Flags().DurationVar(&verifyEvery, "verify-every", orchestrator.DefaultVerifyEvery, "how often isolation is verified and a removed traffic filter bound again, live")
+	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; off when empty)")
 	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
+}
+
+// serveMetrics serves d's Prometheus metrics at http://addr/metrics until
+// the returned stop is called.
+func serveMetrics(ctx context.Context, addr string, d *orchestrator.Daemon, log *slog.Logger) (stop func(), err error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(d.Metrics()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() {
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(c)
+	}, nil
 }

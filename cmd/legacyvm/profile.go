@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -47,7 +48,23 @@ func (f *Factory) planOptions() orchestrator.Options {
 	if v, ok := f.Getenv("LEGACYVM_SERIAL_LOG_DIR"); ok {
 		o.SerialLogDir = v
 	}
+	// Doors: their listen ports must be free here, except those the
+	// daemon's relay already holds.
+	o.ProbeListen = orchestrator.ProbeListen
+	if st, err := orchestrator.ReadDaemonState(f.DaemonStatePath()); err == nil {
+		o.OwnListeners = st.Listeners()
+	}
 	return o
+}
+
+// DaemonStatePath is legacyvm daemon's state file: in LEGACYVM_RUN_DIR,
+// else /run/legacyvm.
+func (f *Factory) DaemonStatePath() string {
+	dir := orchestrator.DefaultRunDir
+	if v, ok := f.Getenv("LEGACYVM_RUN_DIR"); ok && v != "" {
+		dir = v
+	}
+	return filepath.Join(dir, orchestrator.DaemonStateFile)
 }
 
 // engine builds an orchestrator engine on hv that reports progress on

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -20,7 +22,10 @@ PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
 snapshots it has and whether its baseline exists, the licence it uses, and
 whether its guest agent answers (AGENT: answers, silent, off; "-" without the
-guest_agent channel).`,
+guest_agent channel).
+Then its doors (publish and egress): where the relay listens, for whom, to
+where, whether legacyvm daemon's relay listens, and its connection counts
+(relayed, refused, open now).`,
 		Example: `  legacyvm status examples/lab
   legacyvm status --all -o json`,
 		Args:              cobra.MaximumNArgs(1),
@@ -45,6 +50,8 @@ guest_agent channel).`,
 			if err != nil {
 				return err
 			}
+			ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
+			orchestrator.AddRelayState(st, ds)
 			if f.JSON() {
 				if st == nil {
 					st = []orchestrator.VMStatus{}
@@ -66,7 +73,10 @@ guest_agent channel).`,
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), dash(s.License), dash(s.Agent))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return writeDoors(f.IO.Out, st)
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "show the VMs of every profile on the host")
@@ -78,4 +88,28 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeDoors prints the doors of the VMs, if any, as a second table.
+func writeDoors(w io.Writer, st []orchestrator.VMStatus) error {
+	has := false
+	for _, s := range st {
+		has = has || len(s.Doors) > 0
+	}
+	if !has {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOOR\tLISTEN\tFROM\tTO\tRELAY\tCONNECTIONS\tREFUSED\tACTIVE")
+	for _, s := range st {
+		for _, d := range s.Doors {
+			from := strings.Join(d.From, ",")
+			if d.Kind == "egress" {
+				from = "guests"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", d.Key, d.Listen, dash(from), d.Target, d.Relay, d.Accepted, d.Refused, d.Active)
+		}
+	}
+	return tw.Flush()
 }

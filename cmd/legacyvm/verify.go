@@ -40,6 +40,15 @@ func newCmdVerify(f *Factory) *cobra.Command {
   filter-rules      the filters hold the rules the profile renders to
   no-uplink         nothing but VM NICs is enslaved to the bridge
 
+for a VM with doors (publish, egress; run verify on the libvirt host, where
+the bridges are):
+
+  doors             legacyvm daemon's relay listens for each door with the
+                    declared from (a warning when the daemon is not running)
+  bridge-listeners  nothing but the relay's egress ports and libvirt's DHCP
+                    and DNS listens on the bridge address
+  no-forwarding     the kernel does not forward packets from the bridge
+
 and, when the libvirt host is this machine, the host conditions that weaken
 isolation (the same as legacyvm doctor: ebtables and iptables present,
 bridge-nf-call-iptables, rp_filter, firewalld's libvirt zone, a FORWARD policy
@@ -77,7 +86,7 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, Agent: true})
+		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
 		if err != nil {
 			return err
 		}
@@ -116,10 +125,16 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 // the profile (for the fixes it suggests).
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
 	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
-		System:    f.HostSystem,
-		ApplyHint: "legacyvm apply " + path,
-		Agent:     agent,
+		System:      f.HostSystem,
+		ApplyHint:   "legacyvm apply " + path,
+		DaemonState: f.daemonState,
+		Agent:       agent,
 	})
+}
+
+// daemonState reads legacyvm daemon's state file (doors checks).
+func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
+	return orchestrator.ReadDaemonState(f.DaemonStatePath())
 }
 
 var checkMarks = map[orchestrator.CheckStatus]string{

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/legacyvm/legacyvm/internal/e2eutil"
 )
 
 const (
@@ -82,15 +84,6 @@ func (r *rig) wantPlanUpdate(dir string, texts ...string) {
 	}
 }
 
-// restart stops and starts vm as a user would and waits until it has its
-// address again.
-func (r *rig) restart(dir, vm, ip string) {
-	r.t.Helper()
-	r.h.MustRun(r.t, []string{"stop", vm})
-	r.h.MustRun(r.t, []string{"start", vm})
-	r.waitUp(map[string]string{vm: ip})
-}
-
 // exposure probes from a guest: whether it reaches the host's bridge
 // address, and how many of its forged echo requests reached the peer.
 func (r *rig) exposure(from, peer string) (reachesHost bool, forged int) {
@@ -127,7 +120,9 @@ network "tnet" {
 	}
 	step("applied, verified, probed")
 
-	// 1. A filter reference removed from a domain's definition.
+	// 1. A filter reference removed from a domain's definition: detected,
+	// exposed once restarted like that, repaired by apply without a
+	// restart.
 	filterRef := regexp.MustCompile(`(?s)\s*<filterref .*?</filterref>`)
 	r.redefine("", "tv-1", func(s string) string { return filterRef.ReplaceAllString(s, "") })
 	r.wantVerifyFail(dir, map[string]string{"tv-1/filter-reference": "no traffic filter"})
@@ -147,16 +142,53 @@ network "tnet" {
 		t.Errorf("unfiltered guest: reaches host %v, %d of 3 forged requests arrived; want both exposures (else the probes prove nothing)", host, forged)
 	}
 	step("filter reference removed: exposed and detected")
+	id := r.domID("tv-1")
 	res := r.h.MustRun(t, []string{"apply", "--auto-approve", dir})
-	if !strings.Contains(res.Stderr, "filter-binding") || !strings.Contains(res.Stderr, "legacyvm stop tv-1 && legacyvm start tv-1") {
-		t.Errorf("apply does not warn that the running VM is still unfiltered:\n%s", res)
+	if strings.Contains(res.Stderr, "legacyvm stop tv-1") {
+		t.Errorf("apply still asks for a restart:\n%s", res)
 	}
-	r.wantVerifyFail(dir, map[string]string{"tv-1/filter-binding": "no traffic filter bound"})
-	r.restart(dir, "tv-1", ip1)
 	r.verify(dir, 0)
 	if host, forged := r.exposure(ip1, ip2); host || forged != 0 {
-		t.Errorf("after repair and restart: reaches host %v, %d forged requests arrived", host, forged)
+		t.Errorf("after apply: reaches host %v, %d forged requests arrived", host, forged)
 	}
+	if got := r.domID("tv-1"); got != id {
+		t.Errorf("apply restarted tv-1 (domain id %s -> %s); the filter must be bound live", id, got)
+	}
+	step("filter reference repaired by apply, live")
+
+	// 1b. The filter removed from the running interface only (virsh
+	// update-device --live): the definition is intact, the VM runs
+	// unfiltered. apply binds it again, live.
+	r.removeLiveFilter("tv-1")
+	r.wantVerifyFail(dir, map[string]string{"tv-1/filter-binding": "no traffic filter bound"})
+	r.wantPlanUpdate(dir, "tv-1", "no traffic filter bound (removed outside legacyvm): apply binds lvm-tnet again, live")
+	if host, forged := r.exposure(ip1, ip2); !host || forged != 3 {
+		t.Errorf("live-unfiltered guest: reaches host %v, %d of 3 forged requests arrived; want both exposures", host, forged)
+	}
+	r.h.MustRun(t, []string{"apply", "--auto-approve", dir})
+	r.verify(dir, 0)
+	if host, forged := r.exposure(ip1, ip2); host || forged != 0 {
+		t.Errorf("after apply: reaches host %v, %d forged requests arrived", host, forged)
+	}
+	if got := r.domID("tv-1"); got != id {
+		t.Errorf("apply restarted tv-1 (domain id %s -> %s)", id, got)
+	}
+	step("live removal repaired by apply, live")
+
+	// 1c. The same with the daemon running: it verifies every
+	// --verify-every and binds the filter again without any command.
+	d := e2eutil.StartDaemon(t, r.h, []string{"LEGACYVM_RUN_DIR=" + t.TempDir()}, true, "--verify-every", "3s")
+	d.WaitLog(t, -1, 2*time.Minute, map[string]string{"msg": "isolation verified", "ok": "true"})
+	r.removeLiveFilter("tv-1")
+	d.WaitLog(t, -1, 2*time.Minute, map[string]string{"msg": "traffic filter was not bound: bound it again, live", "vm": "tv-1"})
+	r.verify(dir, 0)
+	if host, forged := r.exposure(ip1, ip2); host || forged != 0 {
+		t.Errorf("after the daemon's repair: reaches host %v, %d forged requests arrived", host, forged)
+	}
+	if got := r.domID("tv-1"); got != id {
+		t.Errorf("the daemon restarted tv-1 (domain id %s -> %s)", id, got)
+	}
+	d.Stop(t)
 	step("filter reference repaired")
 
 	// 2. A <forward mode='nat'/> added to the network.
@@ -319,4 +351,27 @@ network "hc" {
 		}
 	}
 	r.h.MustRun(t, []string{"destroy", "--auto-approve", dir})
+}
+
+// domID is the running domain's id (it changes when the domain restarts).
+func (r *rig) domID(vm string) string {
+	r.t.Helper()
+	return strings.TrimSpace(r.virsh("domid", vm))
+}
+
+// removeLiveFilter removes the filter reference from the running domain's
+// interface only, as someone with virsh update-device --live would.
+func (r *rig) removeLiveFilter(vm string) {
+	r.t.Helper()
+	live := r.virsh("dumpxml", vm)
+	nic := regexp.MustCompile(`(?s)<interface type='network'>.*?</interface>`).FindString(live)
+	if nic == "" || !strings.Contains(nic, "<filterref") {
+		r.t.Fatalf("no filtered interface in the live XML of %s:\n%s", vm, live)
+	}
+	stripped := regexp.MustCompile(`(?s)\s*<filterref .*?</filterref>`).ReplaceAllString(nic, "")
+	f := filepath.Join(r.t.TempDir(), vm+"-nic.xml")
+	if err := os.WriteFile(f, []byte(stripped), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	r.virsh("update-device", vm, f, "--live")
 }

@@ -149,6 +149,8 @@ func (h *Host) Environ(extra ...string) []string {
 		"LEGACYVM_SERIAL_LOG_DIR=" + h.LogDir,
 		"LEGACYVM_LOCK_DIR=" + h.LockDir,
 		"LEGACYVM_FINGERPRINT_KEY=" + filepath.Join(h.StateDir, "fingerprint.key"),
+		// legacyvm daemon's state file (doors), never the host's /run.
+		"LEGACYVM_RUN_DIR=" + filepath.Join(h.StateDir, "run"),
 	}
 	return append(env, extra...)
 }

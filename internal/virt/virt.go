@@ -65,6 +65,12 @@ type Hypervisor interface {
 	SetMetadata(ctx context.Context, name string, m *Metadata) error
 	// SetAutostart marks the domain to start with libvirtd.
 	SetAutostart(ctx context.Context, name string, on bool) error
+	// SetInterfaceFilter sets the traffic filter reference of the domain's
+	// NIC with mac (filter "" removes it, params are then ignored) in the
+	// persistent definition and, when the domain runs, on the live
+	// interface: libvirt re-binds the filter at once, without a restart.
+	// ErrNotFound when no NIC has that MAC.
+	SetInterfaceFilter(ctx context.Context, domain, mac, filter string, params []FilterParam) error
 	// ChangeMedia changes the media of a CD-ROM drive (target dev, e.g.
 	// "sdc") in the persistent definition and, when the domain runs, live.
 	// Path "" ejects.
@@ -355,6 +361,37 @@ type Metadata struct {
 	// the daemon does not treat that shutdown as the guest's own (no
 	// revert on shutdown). Start clears it.
 	StopRequested *time.Time `json:"stop_requested,omitempty"`
+	// Doors are the publish and egress doors that concern this domain
+	// (its own and its network's), in the order the profile declares
+	// them. legacyvm daemon's relay reads them from here.
+	Doors []DoorRef `json:"doors,omitempty"`
+}
+
+// Door kinds.
+const (
+	DoorPublish = "publish" // a LAN client reaches a guest port
+	DoorEgress  = "egress"  // guests reach one outside service
+)
+
+// DoorRef is one door as recorded in a domain's metadata.
+type DoorRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// Scope is "vm" for the vm's own door, "network" for an egress every
+	// guest of the network may use.
+	Scope string `json:"scope"`
+	// Listen is the host address and port a publish door listens on.
+	Listen string `json:"listen,omitempty"`
+	// Port is the guest port (publish) or the port on the network's host
+	// address (egress).
+	Port     uint16 `json:"port"`
+	Protocol string `json:"protocol,omitempty"`
+	// From are the client networks a publish door accepts (CIDR).
+	From []string `json:"from,omitempty"`
+	// MaxConnections bounds concurrent connections (publish).
+	MaxConnections int `json:"max_connections,omitempty"`
+	// To is an egress door's service, host:port.
+	To string `json:"to,omitempty"`
 }
 
 // VolumeRef names a volume owned by a domain.
@@ -477,6 +514,20 @@ type FilterSpec struct {
 	DHCP        bool
 	DNS         bool
 	Allows      []AllowSpec
+	// Doors are the flows the relay of each door needs (see DoorSpec).
+	Doors []DoorSpec
+}
+
+// DoorSpec is the guard opening one door needs, seen from the guest: for
+// a publish door, the host (the relay) connects from the host address to
+// GuestIP:Port; for an egress door, GuestIP (or every guest when GuestIP is
+// invalid) connects to the host address at Port. TCP only; replies are
+// matched by ports (stateless, like allow rules).
+type DoorSpec struct {
+	Name    string // "publish rdp of app", for messages
+	Kind    string // DoorPublish or DoorEgress
+	GuestIP netip.Addr
+	Port    uint16
 }
 
 // Names returns the libvirt nwfilter names this spec defines.

@@ -44,6 +44,12 @@ const (
 	prioRogueDHCP = prioDrop + 5
 )
 
+// Door rules (see doorFlows) sit between the allow rules and the drops.
+const (
+	prioDoorBase = 500
+	prioDoorMax  = 599
+)
+
 const (
 	macBroadcast = "ff:ff:ff:ff:ff:ff"
 	// IPv4 multicast frames use 01:00:5e:00:00:00-01:00:5e:7f:ff:ff.
@@ -294,6 +300,10 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 		prio += len(fs)
 	}
 
+	if err := addDoors(spec, h, toHost, fromHost, add); err != nil {
+		return nil, err
+	}
+
 	// Drops: everything to or from the host that was not returned above.
 	// Each kind keeps its priority whether or not the host address exists.
 	add(prioDrop,
@@ -353,6 +363,65 @@ func subnetBroadcast(sn netip.Prefix) netip.Addr {
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	v |= 1<<(32-sn.Bits()) - 1
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// addDoors adds the guard returns of spec's doors (priorities
+// prioDoorBase..prioDoorMax).
+func addDoors(spec virt.FilterSpec, h netip.Addr, toHost, fromHost func(string, portRange, portRange) flow, add func(int, ...flow)) error {
+	prio := prioDoorBase
+	for _, d := range spec.Doors {
+		fs, err := doorFlows(d, h, toHost, fromHost)
+		if err != nil {
+			return err
+		}
+		if prio+len(fs)-1 > prioDoorMax {
+			return fmt.Errorf("too many doors (at most %d guard rules)", prioDoorMax-prioDoorBase+1)
+		}
+		add(prio, fs...)
+		prio += len(fs)
+	}
+	return nil
+}
+
+// doorFlows turns one door into guard returns, TCP only, stateless like
+// allow rules:
+//   - publish: host (the relay, from the bridge address) ephemeral ->
+//     guest:Port, and the guest's replies from Port; the guest address is
+//     matched so that other guests on the network gain nothing;
+//   - egress: guest ephemeral -> host:Port (every guest when GuestIP is
+//     invalid), and the relay's replies from Port.
+func doorFlows(d virt.DoorSpec, h netip.Addr, toHost, fromHost func(string, portRange, portRange) flow) ([]flow, error) {
+	what := fmt.Sprintf("door %q", d.Name)
+	if !h.IsValid() {
+		return nil, fmt.Errorf("%s: the network has no host address for the relay", what)
+	}
+	if d.Port == 0 {
+		return nil, fmt.Errorf("%s: port 0", what)
+	}
+	if d.GuestIP.IsValid() && !d.GuestIP.Is4() {
+		return nil, fmt.Errorf("%s: guest address %s is not IPv4", what, d.GuestIP)
+	}
+	p := portRange{d.Port, d.Port}
+	switch d.Kind {
+	case virt.DoorPublish:
+		if !d.GuestIP.IsValid() {
+			return nil, fmt.Errorf("%s: a publish door needs the guest's address", what)
+		}
+		in := fromHost("tcp", ephemeral, p)
+		in.dstIP = d.GuestIP
+		out := toHost("tcp", p, ephemeral)
+		out.srcIP = d.GuestIP
+		return []flow{in, out}, nil
+	case virt.DoorEgress:
+		out := toHost("tcp", ephemeral, p)
+		in := fromHost("tcp", p, ephemeral)
+		if d.GuestIP.IsValid() {
+			out.srcIP = d.GuestIP
+			in.dstIP = d.GuestIP
+		}
+		return []flow{out, in}, nil
+	}
+	return nil, fmt.Errorf("%s: kind %q: want publish or egress", what, d.Kind)
 }
 
 // allowFlows turns one allow rule into guard returns. Every flow is

@@ -117,6 +117,15 @@ func goldenCases() []goldenCase {
 			f.Allows = []virt.AllowSpec{{Name: "all-with-host", Direction: "out", Peer: "host", Protocol: "any"}}
 			return filterDocs(f)
 		}},
+		{"filter-doors", func() (map[string]string, error) {
+			f := sampleFilter()
+			f.Doors = []virt.DoorSpec{
+				{Name: "publish rdp of app", Kind: virt.DoorPublish, GuestIP: netip.MustParseAddr("10.77.0.10"), Port: 3389},
+				{Name: "egress db of network acct-lab", Kind: virt.DoorEgress, Port: 11433},
+				{Name: "egress lic of app", Kind: virt.DoorEgress, GuestIP: netip.MustParseAddr("10.77.0.10"), Port: 12700},
+			}
+			return filterDocs(f)
+		}},
 		{"filter-l2", func() (map[string]string, error) {
 			f := sampleFilter()
 			f.Name, f.BridgeMAC = "lvm-l2", "52:54:00:4c:56:02"

@@ -50,6 +50,23 @@ type metadataXML struct {
 	Created     string         `xml:"created,omitempty"`
 	Provisioned bool           `xml:"provisioned,omitempty"`
 	StopRequest string         `xml:"stop-requested,omitempty"`
+	Doors       *doorsXML      `xml:"doors"`
+}
+
+type doorsXML struct {
+	Door []doorRefXML `xml:"door"`
+}
+
+type doorRefXML struct {
+	Kind           string   `xml:"kind,attr"`
+	Name           string   `xml:"name,attr"`
+	Scope          string   `xml:"scope,attr,omitempty"`
+	Listen         string   `xml:"listen,attr,omitempty"`
+	Port           uint16   `xml:"port,attr"`
+	Protocol       string   `xml:"protocol,attr,omitempty"`
+	MaxConnections int      `xml:"max-connections,attr,omitempty"`
+	To             string   `xml:"to,attr,omitempty"`
+	From           []string `xml:"from"`
 }
 
 // volumesXML and filtersXML wrap the lists so that an empty list writes no
@@ -210,6 +227,21 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 			return nil, err
 		}
 	}
+	for _, d := range m.Doors {
+		if d.Kind != virt.DoorPublish && d.Kind != virt.DoorEgress || d.Name == "" {
+			return nil, fmt.Errorf("metadata: door %q of kind %q: want a named publish or egress door", d.Name, d.Kind)
+		}
+		if w.Doors == nil {
+			w.Doors = &doorsXML{}
+		}
+		w.Doors.Door = append(w.Doors.Door, doorRefXML{Kind: d.Kind, Name: d.Name, Scope: d.Scope, Listen: d.Listen, Port: d.Port,
+			Protocol: d.Protocol, MaxConnections: d.MaxConnections, To: d.To, From: d.From})
+		for _, v := range append([]string{d.Name, d.Listen, d.To}, d.From...) {
+			if err := checkNoKey("metadata door", v); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if !m.Created.IsZero() {
 		w.Created = m.Created.UTC().Format(time.RFC3339)
 	}
@@ -300,6 +332,12 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 		m.Policy = &virt.PolicyRef{
 			Name: p.Name, Baseline: p.Baseline, Schedule: p.Schedule, Keep: p.Keep,
 			MaxAge: p.MaxAge, Memory: p.Memory, OnShutdown: p.OnShutdown,
+		}
+	}
+	if found.Doors != nil {
+		for _, d := range found.Doors.Door {
+			m.Doors = append(m.Doors, virt.DoorRef{Kind: d.Kind, Name: d.Name, Scope: d.Scope, Listen: d.Listen, Port: d.Port,
+				Protocol: d.Protocol, MaxConnections: d.MaxConnections, To: d.To, From: d.From})
 		}
 	}
 	if found.Created != "" {

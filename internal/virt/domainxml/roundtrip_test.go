@@ -302,6 +302,11 @@ func TestMetadataRoundTrip(t *testing.T) {
 		"full":    sampleMetadata(),
 		"network": networkMetadata(),
 		"minimal": {Profile: "p"},
+		"doors": {Profile: "p", Instance: "app", Doors: []virt.DoorRef{
+			{Kind: virt.DoorPublish, Name: "rdp", Scope: "vm", Listen: "0.0.0.0:13389", Port: 3389, Protocol: "tcp",
+				From: []string{"192.0.2.0/24", "198.51.100.7/32"}, MaxConnections: 20},
+			{Kind: virt.DoorEgress, Name: "db", Scope: "network", Port: 11433, To: "db.corp:1433"},
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			doc, err := MetadataXML(m)

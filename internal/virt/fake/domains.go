@@ -510,3 +510,67 @@ func (h *Hypervisor) WriteDisk(name string) error {
 	}
 	return nil
 }
+
+// SetInterfaceFilter implements virt.Hypervisor: the NIC of the persistent
+// definition and, when the domain runs, of the live one (whose binding
+// FilterBindings then reports) gets the new filter reference.
+func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter string, params []virt.FilterParam) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "set traffic filter of domain"
+	if err := h.begin(ctx, "SetInterfaceFilter", op, name); err != nil {
+		return err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return err
+	}
+	if filter != "" {
+		if _, ok := h.filters[filter]; !ok {
+			return errf(op, name, virt.ErrNotFound, "referenced filter '%s' is missing", filter)
+		}
+	}
+	set := func(spec *virt.DomainSpec) bool {
+		for i := range spec.Interfaces {
+			n := &spec.Interfaces[i]
+			if strings.EqualFold(n.MAC, mac) {
+				n.Filter = filter
+				n.FilterParams = nil
+				if filter != "" {
+					n.FilterParams = append([]virt.FilterParam(nil), params...)
+				}
+				return true
+			}
+		}
+		return false
+	}
+	if !set(&d.def) {
+		return errf(op, name, virt.ErrNotFound, "no interface with MAC %s", mac)
+	}
+	if d.live != nil {
+		set(d.live)
+	}
+	return nil
+}
+
+// RemoveLiveFilter removes the filter reference of a running domain's NIC
+// from its live definition only, as `virsh update-device --live` does:
+// the persistent definition still references the filter.
+func (h *Hypervisor) RemoveLiveFilter(name, mac string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.lookupDomain("remove live filter of domain", name)
+	if err != nil {
+		return err
+	}
+	if d.live == nil {
+		return errf("remove live filter of domain", name, virt.ErrInvalidState, "domain is not running")
+	}
+	for i := range d.live.Interfaces {
+		if strings.EqualFold(d.live.Interfaces[i].MAC, mac) {
+			d.live.Interfaces[i].Filter, d.live.Interfaces[i].FilterParams = "", nil
+			return nil
+		}
+	}
+	return errf("remove live filter of domain", name, virt.ErrNotFound, "no interface with MAC %s", mac)
+}

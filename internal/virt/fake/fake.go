@@ -287,6 +287,13 @@ func cloneMetadata(m *virt.Metadata) *virt.Metadata {
 	out := *m
 	out.Volumes = append([]virt.VolumeRef(nil), m.Volumes...)
 	out.Filters = append([]string(nil), m.Filters...)
+	if m.Doors != nil {
+		out.Doors = make([]virt.DoorRef, len(m.Doors))
+		for i, d := range m.Doors {
+			d.From = append([]string(nil), d.From...)
+			out.Doors[i] = d
+		}
+	}
 	if m.License != nil {
 		l := *m.License
 		out.License = &l

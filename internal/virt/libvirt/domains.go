@@ -341,3 +341,69 @@ func (h *Hypervisor) ChangeMedia(ctx context.Context, name, target, path string)
 	}
 	return wrap(op, name, d.UpdateDeviceFlags(diskXML, flags))
 }
+
+// SetInterfaceFilter implements virt.Hypervisor: the NIC's own XML (from
+// the persistent definition, and from the live one when the domain runs,
+// which carries the tap device and alias) with a new filter reference,
+// applied with virDomainUpdateDeviceFlags to each. libvirt re-binds the
+// filter of the running interface without a restart.
+func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter string, params []virt.FilterParam) error {
+	const op = "set traffic filter of domain"
+	d, err := h.lookupDomain(ctx, op, name)
+	if err != nil {
+		return err
+	}
+	defer d.Free()
+	active, err := d.IsActive()
+	if err != nil {
+		return wrap(op, name, err)
+	}
+	type pass struct {
+		xmlFlags libvirt.DomainXMLFlags
+		flags    libvirt.DomainDeviceModifyFlags
+	}
+	passes := []pass{{libvirt.DOMAIN_XML_INACTIVE, libvirt.DOMAIN_DEVICE_MODIFY_CONFIG}}
+	if active {
+		passes = append(passes, pass{0, libvirt.DOMAIN_DEVICE_MODIFY_LIVE})
+	}
+	for _, p := range passes {
+		if err := alive(ctx, op, name); err != nil {
+			return err
+		}
+		doc, err := d.GetXMLDesc(p.xmlFlags)
+		if err != nil {
+			return wrap(op, name, err)
+		}
+		var def libvirtxml.Domain
+		if err := def.Unmarshal(doc); err != nil {
+			return fmt.Errorf("%s %q: parse definition: %w", op, name, err)
+		}
+		var nic *libvirtxml.DomainInterface
+		if def.Devices != nil {
+			for i := range def.Devices.Interfaces {
+				if m := def.Devices.Interfaces[i].MAC; m != nil && strings.EqualFold(m.Address, mac) {
+					nic = &def.Devices.Interfaces[i]
+				}
+			}
+		}
+		if nic == nil {
+			return failf(op, name, virt.ErrNotFound, "no interface with MAC %s", mac)
+		}
+		nic.FilterRef = nil
+		if filter != "" {
+			ref := &libvirtxml.DomainInterfaceFilterRef{Filter: filter}
+			for _, fp := range params {
+				ref.Parameters = append(ref.Parameters, libvirtxml.DomainInterfaceFilterParam{Name: fp.Name, Value: fp.Value})
+			}
+			nic.FilterRef = ref
+		}
+		nicXML, err := nic.Marshal()
+		if err != nil {
+			return fmt.Errorf("%s %q: marshal interface %s: %w", op, name, mac, err)
+		}
+		if err := d.UpdateDeviceFlags(nicXML, p.flags); err != nil {
+			return wrap(op, name, err)
+		}
+	}
+	return nil
+}

@@ -261,6 +261,36 @@ func testDomainLifecycle(e *env) {
 	for _, f := range flt.Names() {
 		e.wantErr(e.hv.DeleteFilter(e.ctx, f), virt.ErrInUse, f, "delete a filter a running domain uses")
 	}
+
+	// A filter reference removed from the running NIC (as virsh
+	// update-device --live would) unbinds it; setting it again re-binds
+	// it live, without a restart.
+	before, err := e.hv.GetDomain(e.ctx, name)
+	e.must(err, "get %s", name)
+	e.must(e.hv.SetInterfaceFilter(e.ctx, name, mac, "", nil), "remove the filter of %s", name)
+	bindings, err = e.hv.FilterBindings(e.ctx)
+	e.must(err, "filter bindings")
+	if slices.ContainsFunc(bindings, func(b virt.FilterBinding) bool { return b.Owner == name }) {
+		e.Errorf("filter still bound to %s after its reference was removed: %+v", name, bindings)
+	}
+	if d, _ := e.hv.GetDomain(e.ctx, name); len(d.Interfaces) != 1 || d.Interfaces[0].Filter != "" {
+		e.Errorf("definition after removing the filter: %+v, want one NIC without filter", d.Interfaces)
+	}
+	ipParam := []virt.FilterParam{{Name: "IP", Value: lease.IP.String()}}
+	e.must(e.hv.SetInterfaceFilter(e.ctx, name, mac, flt.Name, ipParam), "re-bind the filter of %s", name)
+	bindings, err = e.hv.FilterBindings(e.ctx)
+	e.must(err, "filter bindings")
+	if i := slices.IndexFunc(bindings, func(b virt.FilterBinding) bool { return b.Owner == name }); i < 0 ||
+		bindings[i].Filter != flt.Name || !slices.Contains(bindings[i].Params, ipParam[0]) {
+		e.Errorf("after re-binding: bindings %+v, want %s bound to %s with IP=%s", bindings, flt.Name, name, lease.IP)
+	}
+	after, err := e.hv.GetDomain(e.ctx, name)
+	e.must(err, "get %s", name)
+	if after.State != virt.StateRunning || after.UUID != before.UUID || len(after.Interfaces) != 1 ||
+		after.Interfaces[0].Filter != flt.Name || !slices.Contains(after.Interfaces[0].FilterParams, ipParam[0]) {
+		e.Errorf("after re-binding: state %s, interfaces %+v; want still running with the filter in the definition", after.State, after.Interfaces)
+	}
+	e.wantErr(e.hv.SetInterfaceFilter(e.ctx, name, e.mac(99), flt.Name, nil), virt.ErrNotFound, name, "set the filter of a missing NIC")
 	e.wantErr(e.hv.DeleteNetwork(e.ctx, net.Name), virt.ErrInUse, net.Name, "delete a network a running domain uses")
 
 	// The bridge holds the NIC's tap device, which is not listed.
