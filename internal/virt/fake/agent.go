@@ -453,7 +453,6 @@ func init() {
 					continue
 				}
 				p.exited, p.signal = true, 9
-				g.finish(p)
 			}
 			return nil, nil, code, false
 		},
@@ -575,6 +574,3 @@ func (g *guest) runShell(argv []string, stdin []byte) (*guestProc, string) {
 	g.files[p.outFile], g.files[p.errFile] = out, errb
 	return p, ""
 }
-
-// finish is called when a process ends (kill).
-func (g *guest) finish(*guestProc) {}
