@@ -26,6 +26,8 @@ type Target struct {
 	// SerialLogDir is where each domain's serial console is logged on the
 	// host ("" = /var/log/libvirt/qemu).
 	SerialLogDir string
+	// ImageUpdates names images whose VMs move to the newest version.
+	ImageUpdates []string
 }
 
 // DesiredState is everything one profile wants on one host.
@@ -54,7 +56,13 @@ type DesiredVM struct {
 	System virt.VolumeSpec
 	// Image is the golden image (clones) or the Windows ISO (installs).
 	Image string
-	Clone profiles.CloneMode
+	// ImageName and ImageVersion are the registered image version the
+	// disk clones (image = image.NAME); NewerImage is the newest version
+	// when the VM stays pinned to an older one (0 otherwise).
+	ImageName    string
+	ImageVersion int
+	NewerImage   int
+	Clone        profiles.CloneMode
 	// Answer says whether provisioning needs answer media (and so the
 	// licence key): installs and golden images prepared by specialize.
 	Answer bool
@@ -262,15 +270,18 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		}
 	default:
 		dv.Image = d.Image
+		if d.ImageRef != nil {
+			resolveImageVersion(dv, in, t, observed)
+		}
 		dv.Answer = d.Prepare == profiles.PrepareSpecialize
 		if d.Clone == profiles.CloneLinked || d.Clone == "" {
-			sys.BackingPath = d.Image
+			sys.BackingPath = dv.Image
 			// Always name the backing format (QEMU no longer probes it);
 			// libvirt knows it when the image is in a pool, and apply looks
 			// again once the image's pool exists.
 			sys.BackingFormat = "qcow2"
 			if observed != nil {
-				if img, ok := observed.Images[d.Image]; ok && img.Format != "" {
+				if img, ok := observed.Images[dv.Image]; ok && img.Format != "" {
 					sys.BackingFormat = img.Format
 				}
 			}
@@ -314,13 +325,15 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	// from the host (the image size), so it is stable across applies.
 	dv.Hash = hashOf(spec, dv.Image, dv.Clone, dv.Answer, d.SizeBytes, policyRef(dv.Policy), licenseLabel(dv.License))
 	spec.Metadata = &virt.Metadata{
-		Profile:  p.Name,
-		VM:       vm.Name,
-		Instance: in.Name,
-		SpecHash: dv.Hash,
-		Image:    dv.Image,
-		Volumes:  []virt.VolumeRef{{Pool: sys.Pool, Name: sys.Name, Role: "system"}},
-		Policy:   policyRef(dv.Policy),
+		Profile:      p.Name,
+		VM:           vm.Name,
+		Instance:     in.Name,
+		SpecHash:     dv.Hash,
+		Image:        dv.Image,
+		ImageName:    dv.ImageName,
+		ImageVersion: dv.ImageVersion,
+		Volumes:      []virt.VolumeRef{{Pool: sys.Pool, Name: sys.Name, Role: "system"}},
+		Policy:       policyRef(dv.Policy),
 	}
 	if dv.Answer {
 		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: AnswerVolumeName(in.Name), Role: "answer"})

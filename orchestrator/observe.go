@@ -37,6 +37,9 @@ type Observed struct {
 	// Images maps every golden image and install ISO the profile uses to
 	// the volume libvirt knows at that path; missing paths are absent.
 	Images map[string]virt.Volume
+	// ImageVersions holds, per image block the profile's VMs clone, the
+	// versions registered in the image's pool (sorted by version).
+	ImageVersions map[string][]ImageVersion
 }
 
 // ObserveHost lists what the host holds: every domain, network and filter,
@@ -44,13 +47,14 @@ type Observed struct {
 // volumes libvirt knows at the image paths.
 func ObserveHost(ctx context.Context, hv virt.Hypervisor, profile string, poolName string, images []string) (*Observed, error) {
 	o := &Observed{
-		Domains:     map[string]virt.Domain{},
-		Networks:    map[string]virt.Network{},
-		Filters:     map[string]virt.Filter{},
-		FilterDiffs: map[string][]string{},
-		Volumes:     map[string]virt.Volume{},
-		Snapshots:   map[string][]virt.Snapshot{},
-		Images:      map[string]virt.Volume{},
+		Domains:       map[string]virt.Domain{},
+		Networks:      map[string]virt.Network{},
+		Filters:       map[string]virt.Filter{},
+		FilterDiffs:   map[string][]string{},
+		Volumes:       map[string]virt.Volume{},
+		Snapshots:     map[string][]virt.Snapshot{},
+		Images:        map[string]virt.Volume{},
+		ImageVersions: map[string][]ImageVersion{},
 	}
 	var err error
 	if o.Host, err = hv.HostInfo(ctx); err != nil {

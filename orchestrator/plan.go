@@ -187,6 +187,10 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 		desiredVMs[dv.Spec.Name] = true
 		c, d := planVM(p, dv, o)
 		diags = append(diags, d...)
+		if dv.NewerImage > 0 && c != nil && c.Action != ActionReplace && c.Action != ActionCreate {
+			plan.Notes = append(plan.Notes, fmt.Sprintf("%s stays on image %s v%d (pinned); v%d exists: apply --image-update %s (or image_version = \"latest\") replaces it with a clone of v%d",
+				dv.Spec.Name, dv.ImageName, dv.ImageVersion, dv.NewerImage, dv.ImageName, dv.NewerImage))
+		}
 		if c != nil {
 			plan.Changes = append(plan.Changes, *c)
 			one := &DesiredState{VMs: []*DesiredVM{dv}}
@@ -196,8 +200,8 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 	// VMs the profile owns that it no longer declares.
 	for _, name := range sortedKeys(o.Domains) {
 		d := o.Domains[name]
-		if desiredVMs[name] || !ownedBy(d.Metadata, p.Name) {
-			continue
+		if desiredVMs[name] || !ownedBy(d.Metadata, p.Name) || d.Metadata.ImageBuild != "" {
+			continue // image-build domains are no VMs (image build cleans them up)
 		}
 		dc := d
 		c := Change{Kind: KindVM, Name: name, Action: ActionDelete, Reasons: []string{"no longer in the profile"},
@@ -445,7 +449,10 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 	if !m.Provisioned {
 		replace = append(replace, "provisioning did not finish (an earlier apply was interrupted)")
 	}
-	if m.Image != dv.Image {
+	switch {
+	case m.ImageName != "" && m.ImageName == dv.ImageName && m.ImageVersion != dv.ImageVersion:
+		replace = append(replace, fmt.Sprintf("image version changed: %s v%d -> v%d", dv.ImageName, m.ImageVersion, dv.ImageVersion))
+	case m.Image != dv.Image:
 		replace = append(replace, fmt.Sprintf("disk image changed: %s -> %s", m.Image, dv.Image))
 	}
 	if sys, ok := systemDisk(obs); ok && sys.Path != systemDiskPath(dv) {
@@ -689,7 +696,7 @@ func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, dv := range ds.VMs {
-		if dv.Image == "" {
+		if dv.Image == "" || dv.ImageName != "" { // registered images are in their pool
 			continue
 		}
 		if _, ok := o.Images[dv.Image]; ok {

@@ -33,6 +33,10 @@ type Options struct {
 	// on the host by fingerprint (see licenses.go). nil: planning reads no
 	// secrets and matches seats by licence name.
 	Keys KeyIdentifier
+	// ImageUpdates names image blocks whose newest version every VM should
+	// use (apply --image-update NAME): VMs on an older version are
+	// replaced, as with image_version = "latest".
+	ImageUpdates []string
 }
 
 // HostPlan is the plan for the part of a profile that lives on one host,
@@ -179,6 +183,9 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 		return nil, err
 	}
 	hp.Observed = o
+	if err := observeImageVersions(ctx, hp.HV, p, o); err != nil {
+		return nil, err
+	}
 	accel, diags := resolveAccel(hp.Host, o.Host)
 	isoDiags, err := checkInstallISOs(ctx, p, hp.URI, hp.HV, o)
 	diags = append(diags, isoDiags...)
@@ -189,7 +196,9 @@ func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Optio
 	if !o.PoolFound {
 		pool = virt.Pool{Name: poolName, Path: "/var/lib/libvirt/images"}
 	}
-	t := Target{URI: hp.URI, Accel: accel, Pool: pool, SerialLogDir: opts.SerialLogDir}
+	diags = append(diags, checkImageRefs(p, o, opts.ImageUpdates)...)
+	diags = append(diags, checkImageSources(p, hp.Host, hp.URI)...)
+	t := Target{URI: hp.URI, Accel: accel, Pool: pool, SerialLogDir: opts.SerialLogDir, ImageUpdates: opts.ImageUpdates}
 	ds, err := Desired(p, t, o)
 	if err != nil {
 		return diags, err

@@ -205,7 +205,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 	running := false
 	seen := map[string]bool{}
 	for _, d := range doms {
-		if d.Metadata == nil || (profile != "" && d.Metadata.Profile != profile) {
+		if d.Metadata == nil || d.Metadata.ImageBuild != "" || (profile != "" && d.Metadata.Profile != profile) {
 			continue
 		}
 		managed = append(managed, d)

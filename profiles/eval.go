@@ -28,13 +28,14 @@ var (
 	networkRefType = cty.Capsule("network", reflect.TypeOf(Network{}))
 	policyRefType  = cty.Capsule("snapshot_policy", reflect.TypeOf(SnapshotPolicy{}))
 	hostRefType    = cty.Capsule("host", reflect.TypeOf(Host{}))
+	imageRefType   = cty.Capsule("image", reflect.TypeOf(Image{}))
 )
 
 // refKinds are the block kinds that can be referenced as KIND.NAME.
-var refKinds = []string{"license", "network", "snapshot_policy", "host"}
+var refKinds = []string{"license", "network", "snapshot_policy", "host", "image"}
 
 // rootNames are every valid first step of a reference.
-var rootNames = []string{"var", "local", "license", "network", "snapshot_policy", "host", "count"}
+var rootNames = []string{"var", "local", "license", "network", "snapshot_policy", "host", "image", "count"}
 
 // maxFileSize bounds what file() reads eagerly.
 const maxFileSize = 1 << 20
@@ -236,9 +237,9 @@ func (l *loader) checkTraversal(t hcl.Traversal, sc scope) hcl.Diagnostics {
 			return errf("Reference to undeclared local value", "There is no local value named %q.%s Define it in a locals block or fix the name.", name, didYouMean(name, names))
 		}
 		return nil
-	case "license", "network", "snapshot_policy", "host":
+	case "license", "network", "snapshot_policy", "host", "image":
 		if !sc.blocks {
-			return errf("Reference not allowed here", "A %s reference can only be used in a vm block (licenses, network, snapshot_policy, host); it cannot be used in %s.", root, sc.where)
+			return errf("Reference not allowed here", "A %s reference can only be used in a vm block (licenses, network, snapshot_policy, host, disk.image); it cannot be used in %s.", root, sc.where)
 		}
 		if len(t) < 2 {
 			return errf("Incomplete reference", "%s needs a name after it, like %s.name.", root, root)
@@ -277,7 +278,7 @@ func (l *loader) checkTraversal(t hcl.Traversal, sc scope) hcl.Diagnostics {
 	}
 	// Unknown root: perhaps a block name written without its kind, or a
 	// misspelt kind.
-	detail := fmt.Sprintf("There is no %q here. References start with var., local., license., network., snapshot_policy. or host.", root)
+	detail := fmt.Sprintf("There is no %q here. References start with var., local., license., network., snapshot_policy., host. or image.", root)
 	for _, k := range refKinds {
 		if contains(l.blockNames(k), root) {
 			detail += fmt.Sprintf(" Did you mean %s.%s?", k, root)

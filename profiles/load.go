@@ -169,6 +169,7 @@ type loader struct {
 	licenses map[string]*License
 	networks map[string]*Network
 	policies map[string]*SnapshotPolicy
+	images   map[string]*Image
 	vms      []*vmDecl
 	netDecls []netDecl
 
@@ -272,6 +273,7 @@ func (l *loader) run(files []sourceFile) {
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
 		all.Tests = append(all.Tests, fs.Tests...)
+		all.Images = append(all.Images, fs.Images...)
 		all.Files = append(all.Files, fs.Files...)
 	}
 	if parseFailed {
@@ -285,6 +287,7 @@ func (l *loader) run(files []sourceFile) {
 	l.licenses = map[string]*License{}
 	l.networks = map[string]*Network{}
 	l.policies = map[string]*SnapshotPolicy{}
+	l.images = map[string]*Image{}
 
 	l.loadFiles(all.Files)
 	l.loadVariables(all.Variables)
@@ -306,6 +309,9 @@ func (l *loader) run(files []sourceFile) {
 	l.checkGuardNames()
 	for _, b := range all.SnapshotPolicies {
 		l.decodeSnapshotPolicy(b)
+	}
+	for _, b := range all.Images {
+		l.decodeImage(b)
 	}
 	l.buildVMContext()
 	for _, b := range all.VMs {
@@ -369,7 +375,10 @@ func (l *loader) buildVMContext() {
 		}
 		return objectOf(vals)
 	}
-	hosts, lics, nets, pols := map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}
+	hosts, lics, nets, pols, imgs := map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}, map[string]any{}
+	for k, v := range l.images {
+		imgs[k] = v
+	}
 	for k, v := range l.hosts {
 		hosts[k] = v
 	}
@@ -386,6 +395,7 @@ func (l *loader) buildVMContext() {
 	refs["license"] = obj(licenseRefType, lics)
 	refs["network"] = obj(networkRefType, nets)
 	refs["snapshot_policy"] = obj(policyRefType, pols)
+	refs["image"] = obj(imageRefType, imgs)
 	l.vmCtx = l.baseCtx.NewChild()
 	l.vmCtx.Variables = refs
 }

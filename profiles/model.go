@@ -34,6 +34,8 @@ type Profile struct {
 	Networks         []*Network
 	SnapshotPolicies []*SnapshotPolicy
 	VMs              []*VM
+	// Images are the image blocks (golden images legacyvm builds).
+	Images []*Image
 	// Instances are the VMs after count expansion, sorted by VM name and
 	// then Index (acct-2 before acct-10). These are what become libvirt
 	// domains.
@@ -247,12 +249,21 @@ const (
 // Disk is a VM's system disk: either cloned from a golden Image or
 // installed from media (Install). Exactly one of Image and Install is set.
 type Disk struct {
-	Image     string // absolute path of the golden image
-	Clone     CloneMode
-	SizeBytes uint64 // 0 = size of the image (linked/full) or 40 GiB (install)
-	Prepare   PrepareMode
-	Install   *Install
-	DeclRange hcl.Range
+	// Image is the absolute path of a golden image given as a string; ""
+	// when ImageRef is set.
+	Image string
+	// ImageRef is the image block the disk clones (image = image.NAME);
+	// the version is chosen at plan time from what libvirt holds.
+	ImageRef *Image
+	// ImageVersion is ImageVersionPinned, ImageVersionLatest or a version
+	// number ("3"); only with ImageRef.
+	ImageVersion      string
+	ImageVersionRange hcl.Range
+	Clone             CloneMode
+	SizeBytes         uint64 // 0 = size of the image (linked/full) or 40 GiB (install)
+	Prepare           PrepareMode
+	Install           *Install
+	DeclRange         hcl.Range
 }
 
 // Install describes installation from the user's own Windows 7 media.

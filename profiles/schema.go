@@ -16,6 +16,7 @@ type fileSchema struct {
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
 	Tests            []*testBlock           `hcl:"test,block"`
+	Images           []*imageBlock          `hcl:"image,block"`
 	Files            []*filesBlock          `hcl:"files,block"`
 }
 
@@ -137,12 +138,13 @@ type vmBlock struct {
 }
 
 type diskBlock struct {
-	Image    hcl.Expression  `hcl:"image,optional"`
-	Clone    hcl.Expression  `hcl:"clone,optional"`
-	Size     hcl.Expression  `hcl:"size,optional"`
-	Prepare  hcl.Expression  `hcl:"prepare,optional"`
-	Installs []*installBlock `hcl:"install,block"`
-	DefRange hcl.Range       `hcl:",def_range"`
+	Image        hcl.Expression  `hcl:"image,optional"`
+	ImageVersion hcl.Expression  `hcl:"image_version,optional"`
+	Clone        hcl.Expression  `hcl:"clone,optional"`
+	Size         hcl.Expression  `hcl:"size,optional"`
+	Prepare      hcl.Expression  `hcl:"prepare,optional"`
+	Installs     []*installBlock `hcl:"install,block"`
+	DefRange     hcl.Range       `hcl:",def_range"`
 }
 
 type installBlock struct {

@@ -280,10 +280,31 @@ func (l *loader) decodeDisk(b *diskBlock, decl *vmDecl, sc scope, osSet bool) *D
 			d.SizeBytes = n
 		}
 	}
+	if present(b.ImageVersion) && !hasImage {
+		l.errorf(b.ImageVersion.Range(), "image_version without an image", "image_version selects a version of an image block (image = image.NAME); remove it, or clone an image block.")
+	}
 	if hasImage {
-		if s, ok := l.str(b.Image, ctx, sc, "image"); ok {
-			if p, ok := l.checkPath(b.Image, "image", s); ok {
-				d.Image = p
+		if v, ok := l.value(b.Image, ctx, sc); ok && !v.IsNull() {
+			switch {
+			case v.Type().Equals(imageRefType):
+				d.ImageRef = v.EncapsulatedValue().(*Image)
+			case v.Type() == cty.String:
+				if p, ok := l.checkPath(b.Image, "image", v.AsString()); ok {
+					d.Image = p
+				}
+			default:
+				l.typeError(b.Image, "image", "the path of a golden image or an image block reference", `image = image.w7pro`, v)
+			}
+		}
+		if present(b.ImageVersion) {
+			if d.ImageRef == nil && d.Image != "" {
+				l.errorf(b.ImageVersion.Range(), "image_version with an image path", "image_version selects a version of an image block that legacyvm builds (image = image.NAME); a path names one file. Remove image_version.")
+			} else if s, ok := l.str(b.ImageVersion, ctx, sc, "image_version"); ok {
+				if _, _, err := ParseImageVersion(s); err != nil {
+					l.errorf(b.ImageVersion.Range(), "Invalid image_version", "image_version %s. Leave it out to keep each VM on the version it was cloned from, write \"latest\" to move every VM to the newest build (VMs on older versions are replaced), or a version number to pin one.", strings.TrimPrefix(err.Error(), ""))
+				} else {
+					d.ImageVersion, d.ImageVersionRange = strings.TrimPrefix(strings.TrimSpace(s), "v"), b.ImageVersion.Range()
+				}
 			}
 		}
 		if s, ok := l.enum(b.Clone, ctx, sc, "clone", []string{"linked", "full"}); ok {
@@ -504,6 +525,14 @@ func (l *loader) assemble() {
 		}
 		p.VMs = append(p.VMs, vm)
 		p.Instances = append(p.Instances, insts...)
+	}
+	for _, k := range sortedKeys(l.images) {
+		im := l.images[k]
+		im.Host = l.imageHost(im, p.VMs)
+		if im.Pool == "" && im.Host != nil {
+			im.Pool = im.Host.StoragePool
+		}
+		p.Images = append(p.Images, im)
 	}
 	for _, k := range sortedKeys(l.vars) {
 		p.Variables = append(p.Variables, l.vars[k])

@@ -18,6 +18,8 @@ type ApplyOptions struct {
 	Path        string
 	AutoApprove bool
 	LockWait    time.Duration
+	// ImageUpdates names images whose newest version every VM should use.
+	ImageUpdates []string
 }
 
 func newCmdApply(f *Factory) *cobra.Command {
@@ -42,7 +44,8 @@ Two applies of the same profile on the same host never run at once: the
 second waits for the first (--lock-wait) or fails.`,
 		Example: `  legacyvm apply examples/lab
   ACCT_WIN7_KEY=$(pass win7/acct) legacyvm apply --auto-approve ./acct
-  legacyvm apply --parallelism 2 -o json examples/lab`,
+  legacyvm apply --parallelism 2 -o json examples/lab
+  legacyvm apply --image-update w7pro examples/golden-image`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,6 +55,7 @@ second waits for the first (--lock-wait) or fails.`,
 	}
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "do not ask before destructive changes")
 	cmd.Flags().DurationVar(&opts.LockWait, "lock-wait", 5*time.Minute, "how long to wait for another command working on the same profile")
+	cmd.Flags().StringArrayVar(&opts.ImageUpdates, "image-update", nil, "move the VMs of image block NAME to its newest version (replaces VMs on older ones; repeatable)")
 	return cmd
 }
 
@@ -77,6 +81,7 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	// changes.
 	po := f.planOptions()
 	po.Keys = f.keyIdentifier()
+	po.ImageUpdates = opts.ImageUpdates
 	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)

@@ -18,6 +18,8 @@ type PlanOptions struct {
 	// CheckKeys reads the product keys apply would read, to check seats
 	// by key across profiles now.
 	CheckKeys bool
+	// ImageUpdates names images whose newest version every VM should use.
+	ImageUpdates []string
 }
 
 func newCmdPlan(f *Factory) *cobra.Command {
@@ -40,7 +42,8 @@ with --check-keys, which reads the keys apply would read.
 Exit status: 0 no changes, 2 changes present, 1 error.`,
 		Example: `  legacyvm plan examples/lab
   legacyvm plan -o json examples/lab | jq '.hosts[].changes[] | select(.action != "no-op")'
-  legacyvm plan --connect qemu+ssh://root@lab1/system examples/ops-daily`,
+  legacyvm plan --connect qemu+ssh://root@lab1/system examples/ops-daily
+  legacyvm plan --image-update w7pro examples/golden-image`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,6 +52,7 @@ Exit status: 0 no changes, 2 changes present, 1 error.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.CheckKeys, "check-keys", false, "read the product keys of VMs to be created and check their seats across profiles")
+	cmd.Flags().StringArrayVar(&opts.ImageUpdates, "image-update", nil, "move the VMs of image block NAME to its newest version (replaces VMs on older ones; repeatable)")
 	return cmd
 }
 
@@ -59,6 +63,7 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 		return err
 	}
 	po := f.planOptions()
+	po.ImageUpdates = opts.ImageUpdates
 	if opts.CheckKeys {
 		po.Keys = f.keyIdentifier()
 	}

@@ -149,6 +149,7 @@ A profile is a directory of *.hcl files (or one file). Start with an example:
 		newCmdDaemon(f),
 		newCmdExec(f), newCmdCp(f), newCmdTest(f),
 		newCmdVersion(f),
+		newCmdImage(f),
 	)
 	return root
 }

@@ -127,6 +127,9 @@ func profileSummary(p *profiles.Profile) string {
 		pluralize(len(p.Licenses), "licence", "licences"),
 		pluralize(len(p.SnapshotPolicies), "snapshot policy", "snapshot policies"),
 	}
+	if len(p.Images) > 0 {
+		parts = append(parts, pluralize(len(p.Images), "image", "images"))
+	}
 	explicit := 0
 	for _, h := range p.Hosts {
 		if !h.Implicit {

@@ -50,6 +50,10 @@
 // (rig.diskcheck, rig.disktouch, control port 7778) and the answer-CD mode
 // (rig.answercd) that prints the ComputerName of an Autounattend.xml and
 // powers off. It never prints the answer file, which holds a product key.
+// An answer file that runs sysprep /generalize (legacyvm image build) puts
+// the stand-in in image-build mode: it reports the phases (RIG phase setup,
+// media, steps, generalize), writes the generalize marker (sector 57347)
+// and powers off; a clone later reports "RIG specialize generalized=yes".
 // When the domain has the org.qemu.guest_agent.0 virtio-serial channel, the
 // guest runs Debian's qemu-guest-agent on it (packaged with its libraries
 // by build.sh), so exec, cp and test are tested against a real agent.

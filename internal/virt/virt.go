@@ -129,6 +129,12 @@ type Hypervisor interface {
 	CloneVolume(ctx context.Context, spec VolumeSpec, sourcePath string) (Volume, error)
 	// UploadVolume creates a raw volume of size bytes and fills it from r.
 	UploadVolume(ctx context.Context, spec VolumeSpec, r io.Reader, size int64) (Volume, error)
+	// DownloadVolume writes the bytes of the volume's file (as stored: a
+	// qcow2 volume yields its qcow2 file) to w through the storage API,
+	// and returns how many were written. When max > 0 and the volume holds
+	// more bytes, the download stops with an error wrapping ErrInvalid (w
+	// may have received up to max bytes).
+	DownloadVolume(ctx context.Context, pool, name string, w io.Writer, max int64) (int64, error)
 	DeleteVolume(ctx context.Context, pool, name string) error
 
 	// Snapshots (internal only).
@@ -346,6 +352,14 @@ type Metadata struct {
 	SpecHash string `json:"spec_hash"`
 	// Image is the golden image or install ISO the disk came from.
 	Image string `json:"image,omitempty"`
+	// ImageName and ImageVersion name the registered image version (image
+	// block and version number) the disk was cloned from; empty and 0 for
+	// a disk from an image path or installation media.
+	ImageName    string `json:"image_name,omitempty"`
+	ImageVersion int    `json:"image_version,omitempty"`
+	// ImageBuild marks a temporary image-build domain: the image it
+	// builds. Such a domain is no VM of the profile.
+	ImageBuild string `json:"image_build,omitempty"`
 	// Volumes and Filters are the owned objects that belong to this domain.
 	Volumes []VolumeRef `json:"volumes,omitempty"`
 	Filters []string    `json:"filters,omitempty"`
@@ -599,6 +613,9 @@ type Volume struct {
 	CapacityBytes   uint64
 	AllocationBytes uint64
 	BackingPath     string
+	// Mode is the file's permission bits as libvirt reports them (0 when
+	// it does not say).
+	Mode uint32
 }
 
 // SnapshotSpec is a snapshot to take.

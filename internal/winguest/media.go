@@ -142,3 +142,102 @@ func validateMedia(files []File, label string) error {
 	}
 	return nil
 }
+
+// DirISO writes the directory tree src as an ISO9660 image with Joliet
+// names to dst (created, mode 0600), for media the user gives as a
+// directory (drivers, the guest agent, update packages). The tree is
+// copied to a private staging directory first, so src is only read. Empty
+// files are refused (go-diskfs writes an unreadable Joliet tree with
+// them), and so are symbolic links that leave src.
+func DirISO(dst, src, volumeLabel string) (err error) {
+	if !volumeNameRE.MatchString(volumeLabel) {
+		return fmt.Errorf("media ISO: volume label %q: use 1 to 16 characters A-Z, 0-9 and _", volumeLabel)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("media ISO: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("media ISO: %s is not a directory", src)
+	}
+	stage, err := os.MkdirTemp(filepath.Dir(dst), ".legacyvm-media-")
+	if err != nil {
+		return fmt.Errorf("media ISO: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	files := 0
+	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(stage, rel)
+		info, err := os.Stat(p) // follows links
+		if err != nil {
+			return err
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return err
+			}
+			if r, err := filepath.Rel(src, real); err != nil || strings.HasPrefix(r, "..") {
+				return fmt.Errorf("%s links outside the directory", p)
+			}
+		}
+		switch {
+		case info.IsDir():
+			return os.MkdirAll(target, 0o700)
+		case !info.Mode().IsRegular():
+			return fmt.Errorf("%s is not a regular file", p)
+		case info.Size() == 0:
+			return fmt.Errorf("%s is empty; remove it or give it content (empty files break the ISO's Joliet tree)", p)
+		}
+		files++
+		return copyRegular(p, target)
+	})
+	if err != nil {
+		return fmt.Errorf("media ISO from %s: %w", src, err)
+	}
+	if files == 0 {
+		return fmt.Errorf("media ISO from %s: the directory holds no files", src)
+	}
+	out, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("media ISO: %w", err)
+	}
+	defer func() {
+		if cerr := out.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("media ISO: %w", cerr)
+		}
+	}()
+	fsys, err := iso9660.Create(file.New(out, false), 0, 0, isoBlockSize, stage)
+	if err != nil {
+		return fmt.Errorf("media ISO: create ISO9660 file system: %w", err)
+	}
+	padded := volumeLabel + strings.Repeat(" ", 32-len(volumeLabel))
+	if err := fsys.Finalize(iso9660.FinalizeOptions{Joliet: true, VolumeIdentifier: padded}); err != nil {
+		return fmt.Errorf("media ISO: write ISO9660 image: %w", err)
+	}
+	return nil
+}
+
+func copyRegular(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -40,6 +40,10 @@ func readISO(t *testing.T, img []byte) (map[string][]byte, string) {
 	}
 	out := map[string][]byte{}
 	for _, e := range entries {
+		if e.IsDir() {
+			out[e.Name()+"/"] = nil
+			continue
+		}
 		b, err := fsys.ReadFile(e.Name())
 		if err != nil {
 			t.Fatalf("read %s: %v", e.Name(), err)
@@ -226,6 +230,52 @@ func TestAnswerISOWithSecretsLeavesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestDirISO(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "drivers")
+	for name, data := range map[string]string{
+		"viostor/w7/amd64/viostor.inf": "[Version]\n",
+		"NetKVM/w7/amd64/netkvm.inf":   "[Version]\nSignature=\"$Windows NT$\"\n",
+		"Install.cmd":                  "pnputil -i -a viostor\\w7\\amd64\\*.inf\r\n",
+	} {
+		p := filepath.Join(src, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "media.iso")
+	if err := DirISO(dst, src, "LVM_MEDIA1"); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, label := readISO(t, img)
+	if _, dir := root["viostor/"]; !dir || strings.TrimSpace(label) != "LVM_MEDIA1" || string(root["Install.cmd"]) != "pnputil -i -a viostor\\w7\\amd64\\*.inf\r\n" {
+		t.Errorf("label %q, root %v", label, keys(root))
+	}
+	if st, err := os.Stat(dst); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("ISO mode: %v %v", st, err)
+	}
+	// The source is only read; nothing is left next to the ISO.
+	left, _ := os.ReadDir(filepath.Dir(dst))
+	if len(left) != 1 {
+		t.Errorf("left next to the ISO: %v", left)
+	}
+	if err := os.WriteFile(filepath.Join(src, "empty.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := DirISO(filepath.Join(t.TempDir(), "x.iso"), src, "LVM_MEDIA1"); err == nil || !strings.Contains(err.Error(), "empty.txt") {
+		t.Errorf("empty file: %v", err)
+	}
+	if err := DirISO(filepath.Join(t.TempDir(), "x.iso"), filepath.Join(src, "Install.cmd"), "LVM_MEDIA1"); err == nil {
+		t.Error("a file as directory: no error")
+	}
 }
 
 // A process killed while it staged answer media leaves a directory with

@@ -22,6 +22,7 @@ const (
 	passWindowsPE  = "windowsPE"
 	passSpecialize = "specialize"
 	passOOBESystem = "oobeSystem"
+	passGeneralize = "generalize"
 )
 
 // Component names.
@@ -31,6 +32,8 @@ const (
 	compShellSetup = "Microsoft-Windows-Shell-Setup"
 	compSPPUX      = "Microsoft-Windows-Security-SPP-UX"
 	compIntl       = "Microsoft-Windows-International-Core"
+	compPnpSysprep = "Microsoft-Windows-PnpSysprep"
+	compSPP        = "Microsoft-Windows-Security-SPP"
 )
 
 // actionAdd marks a list item. The attribute is written with the wcm
@@ -217,4 +220,16 @@ type synchronousCommandXML struct {
 	Description       string `xml:"Description"`
 	CommandLine       string `xml:"CommandLine"`
 	RequiresUserInput bool   `xml:"RequiresUserInput"`
+}
+
+// generalize: Microsoft-Windows-PnpSysprep.
+type pnpSysprepXML struct {
+	componentAttrs
+	PersistAllDeviceInstalls bool `xml:"PersistAllDeviceInstalls"`
+}
+
+// generalize: Microsoft-Windows-Security-SPP. SkipRearm is 0 or 1.
+type sppXML struct {
+	componentAttrs
+	SkipRearm int `xml:"SkipRearm"`
 }

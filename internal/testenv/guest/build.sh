@@ -31,6 +31,7 @@
 #   28 MiB        sector 57344: signature "LEGACYVM-STANDIN-SYSDISK" (how init.sh finds its disk)
 #                 sector 57345: disk marker (rig.disktouch / rig.diskcheck)
 #                 sector 57346: answer marker (rig.answermark)
+#                 sector 57347: generalize marker (image-build mode)
 # Tests may read the markers of a shut-off VM with `qemu-io -r -c 'read -v 29360640 1024' DISK`.
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }

@@ -31,6 +31,13 @@
 #                          (STANDIN.GZ) to the first empty disk, like Setup installing Windows
 #   rig.debug=1            timing lines
 #
+# Image-build mode: when the answer file (Autounattend.xml) runs "sysprep.exe /generalize", the
+# stand-in imitates legacyvm image build's Windows sequence in one boot: setup (rig.install copies
+# the system), "RIG phase media count=N" (extra CD-ROMs: neither the installer nor the answer CD),
+# "RIG phase steps count=N" (the answer file's "Image step" commands), "RIG phase generalize" (writes
+# the generalize marker, sector 57347), then powers off. A step command containing "rig-fail-step"
+# makes it hang in the steps phase instead, as Windows would stay at the desktop.
+#
 # Probes on demand (the host drives them when it knows its peers are up): the control command
 # "probe CHECK [CHECK...]" runs each check, writes its "RIG check round=probe ..." line to the
 # connection and the console, then "RIG-OK probe pass=P fail=F". CHECK is ping=IP, tcp=IP:PORT,
@@ -45,6 +52,8 @@
 #   RIG disk marker=present|absent|written|nodisk [dev=..]
 #   RIG install target=DEV result=written|skipped|failed
 #   RIG answer file=NAME|none computername=..    (the file itself is never printed: it holds a key)
+#   RIG specialize generalized=yes|no            (whether the disk carries the generalize marker)
+#   RIG answer file=NAME mode=image-build, RIG phase setup|media|steps|generalize ..., RIG generalize marker=..
 #   RIG net dev=eth0 mac=.. ip=A/NN|none via=dhcp|static|none|dhcp-failed gw=.. srv=.. carrier_at=S uptime=S
 #   RIG check round=R kind=ping|tcp|dns target=.. result=pass|fail
 #   RIG wait target=IP result=up|timeout uptime=S
@@ -55,7 +64,8 @@
 #   RIG poweroff reason=acpi|rig.halt|answercd|control
 #
 # The system disk is the one whose sector 57344 starts with LEGACYVM-STANDIN-SYSDISK (build.sh);
-# the disk marker lives in sector 57345, the answer marker in sector 57346.
+# the disk marker lives in sector 57345, the answer marker in sector 57346, the generalize marker
+# in sector 57347.
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -65,6 +75,7 @@ RIG_debug=0
 SIG_SECTOR=57344
 MARK_SECTOR=57345
 ANSWER_SECTOR=57346
+GEN_SECTOR=57347
 loadmods() { # group: insmod the modules of lib/modules/GROUP.order (dependencies come first)
 	while read -r m; do insmod "/lib/modules/$m" 2>/dev/null; dbg "insmod $m"; done < "/lib/modules/$1.order"
 }
@@ -286,10 +297,47 @@ if [ "$RIG_answercd" = 1 ]; then
 			[ -n "$f" ] && { file="$m/$f"; break 2; }
 		done
 	done
+	if [ -n "$file" ] && grep -q 'sysprep.exe /generalize' "$file" 2>/dev/null; then
+		# Image build (legacyvm image build): setup, media, steps, generalize. Only
+		# counts are read from the answer file (it holds the build password).
+		say "answer file=${file##*/} mode=image-build"
+		say "phase setup target=${SYS#/dev/}"
+		ownmnt=""
+		for m in $MOUNTS; do
+			case "$file" in "$m"/*) ownmnt="$m" ;; esac
+		done
+		nmedia=0
+		for m in $MOUNTS; do
+			[ "$m" = "$ownmnt" ] && continue
+			[ -n "$(findfile "$m" '^standin\.gz(;1)?$')" ] && continue
+			nmedia=$((nmedia+1))
+		done
+		say "phase media count=$nmedia"
+		nsteps="$(grep -c '<Description>Image step ' "$file")"
+		say "phase steps count=$nsteps"
+		if grep -q 'rig-fail-step' "$file"; then
+			# A failing step: Windows would sit at the desktop; so does the stand-in.
+			say "step result=failed"
+			while :; do sleep 3600; done
+		fi
+		say "phase generalize"
+		if [ -n "$SYS" ] && writesector $GEN_SECTOR "RIG-GENERALIZED $(up)" && sync; then
+			say "generalize marker=written dev=${SYS#/dev/}"
+		else
+			say "generalize marker=failed"
+		fi
+		for m in $MOUNTS; do umount "$m" 2>/dev/null; done
+		sync
+		say "poweroff reason=sysprep"
+		poweroff -f
+	fi
 	if [ -n "$file" ]; then
 		# Only the ComputerName element is extracted; the file holds a product key.
 		cn="$(tr -d '\000\r' < "$file" | sed -n 's/.*<ComputerName>[[:space:]]*\([^<]*\)<\/ComputerName>.*/\1/p' | head -n1 | tr -cd 'A-Za-z0-9._*-' | cut -c1-63)"
+		gen=no
+		[ -n "$SYS" ] && case "$(marker $GEN_SECTOR)" in RIG-GENERALIZED*) gen=yes ;; esac
 		say "answer file=${file##*/} computername=${cn:-none}"
+		say "specialize generalized=$gen"
 		if [ "$RIG_answermark" = 1 ]; then
 			if [ -n "$SYS" ] && writesector $ANSWER_SECTOR "RIG-ANSWER computername=${cn:-none}"; then
 				say "answer marker=written dev=${SYS#/dev/}"

@@ -43,6 +43,8 @@ type metadataXML struct {
 	Network     string         `xml:"network,omitempty"`
 	SpecHash    string         `xml:"spec-hash,omitempty"`
 	Image       string         `xml:"image,omitempty"`
+	ImageRef    *imageRefXML   `xml:"image-ref"`
+	ImageBuild  string         `xml:"image-build,omitempty"`
 	Volumes     *volumesXML    `xml:"volumes"`
 	Filters     *filtersXML    `xml:"filters"`
 	License     *licenseRefXML `xml:"license"`
@@ -77,6 +79,12 @@ type volumesXML struct {
 
 type filtersXML struct {
 	Filter []string `xml:"filter"`
+}
+
+// imageRefXML is the registered image version a disk was cloned from.
+type imageRefXML struct {
+	Name    string `xml:"name,attr"`
+	Version int    `xml:"version,attr"`
 }
 
 type volumeRefXML struct {
@@ -169,7 +177,11 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 		Network:     m.Network,
 		SpecHash:    m.SpecHash,
 		Image:       m.Image,
+		ImageBuild:  m.ImageBuild,
 		Provisioned: m.Provisioned,
+	}
+	if m.ImageName != "" {
+		w.ImageRef = &imageRefXML{Name: m.ImageName, Version: m.ImageVersion}
 	}
 	if len(m.Filters) > 0 {
 		w.Filters = &filtersXML{Filter: m.Filters}
@@ -177,6 +189,7 @@ func metadataWire(m *virt.Metadata) (*metadataXML, error) {
 	fields := []struct{ name, value string }{
 		{"profile", m.Profile}, {"vm", m.VM}, {"instance", m.Instance},
 		{"network", m.Network}, {"spec hash", m.SpecHash}, {"image", m.Image},
+		{"image name", m.ImageName}, {"image build", m.ImageBuild},
 	}
 	for _, v := range m.Volumes {
 		if v.Pool == "" || v.Name == "" {
@@ -312,7 +325,11 @@ func ParseMetadata(inner string) (*virt.Metadata, error) {
 		Network:     found.Network,
 		SpecHash:    found.SpecHash,
 		Image:       found.Image,
+		ImageBuild:  found.ImageBuild,
 		Provisioned: found.Provisioned,
+	}
+	if r := found.ImageRef; r != nil {
+		m.ImageName, m.ImageVersion = r.Name, r.Version
 	}
 	if found.Filters != nil {
 		m.Filters = found.Filters.Filter

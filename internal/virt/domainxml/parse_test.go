@@ -155,7 +155,7 @@ func TestParseVolumeLive(t *testing.T) {
 	want := virt.Volume{
 		Name: "acct-1.qcow2", Path: "/default-pool/acct-1.qcow2", Format: "qcow2",
 		CapacityBytes: 60 << 30, AllocationBytes: 60 << 30,
-		BackingPath: "/var/lib/libvirt/images/win7-sp1-x64-golden.qcow2",
+		BackingPath: "/var/lib/libvirt/images/win7-sp1-x64-golden.qcow2", Mode: 0o600,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
@@ -167,6 +167,15 @@ func TestParseVolumeLive(t *testing.T) {
 	}
 	if got.CapacityBytes != 2<<30 || got.AllocationBytes != 4096 || got.Format != "raw" {
 		t.Errorf("units: %+v", got)
+	}
+	// Read-only volumes (registered images) report their mode; a mode that
+	// is not octal is an error, not a silent 0.
+	got, err = ParseVolume(`<volume><name>x</name><capacity>1</capacity><target><path>/p/x</path><permissions><mode>0444</mode></permissions></target></volume>`)
+	if err != nil || got.Mode != 0o444 {
+		t.Errorf("mode 0444: %+v, %v", got, err)
+	}
+	if _, err := ParseVolume(`<volume><name>x</name><capacity>1</capacity><target><permissions><mode>rw</mode></permissions></target></volume>`); err == nil {
+		t.Error("mode rw: no error")
 	}
 }
 

@@ -243,7 +243,7 @@ func TestVolumeRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := virt.Volume{Name: spec.Name, Format: spec.Format, CapacityBytes: spec.CapacityBytes, BackingPath: spec.BackingPath}
+			want := virt.Volume{Name: spec.Name, Format: spec.Format, CapacityBytes: spec.CapacityBytes, BackingPath: spec.BackingPath, Mode: 0o600}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
@@ -302,6 +302,8 @@ func TestMetadataRoundTrip(t *testing.T) {
 		"full":    sampleMetadata(),
 		"network": networkMetadata(),
 		"minimal": {Profile: "p"},
+		"image":   {Profile: "p", Instance: "acct-1", Image: "/pool/lvm-image-w7pro-v2.qcow2", ImageName: "w7pro", ImageVersion: 2},
+		"build":   {Profile: "p", Instance: "lvm-build-w7pro", ImageBuild: "w7pro", Volumes: []virt.VolumeRef{{Pool: "default", Name: "lvm-build-w7pro-system.qcow2", Role: "system"}}},
 		"doors": {Profile: "p", Instance: "app", Doors: []virt.DoorRef{
 			{Kind: virt.DoorPublish, Name: "rdp", Scope: "vm", Listen: "0.0.0.0:13389", Port: 3389, Protocol: "tcp",
 				From: []string{"192.0.2.0/24", "198.51.100.7/32"}, MaxConnections: 20},

@@ -131,7 +131,7 @@ func TestLicenseRefHoldsNoKey(t *testing.T) {
 		meta = append(meta, typ.Field(i).Name)
 	}
 	sort.Strings(meta)
-	wantMeta := []string{"Created", "Doors", "Filters", "Image", "Instance", "License", "Network", "Policy", "Profile", "Provisioned", "SpecHash", "StopRequested", "VM", "Volumes"}
+	wantMeta := []string{"Created", "Doors", "Filters", "Image", "ImageBuild", "ImageName", "ImageVersion", "Instance", "License", "Network", "Policy", "Profile", "Provisioned", "SpecHash", "StopRequested", "VM", "Volumes"}
 	if !reflect.DeepEqual(meta, wantMeta) {
 		t.Errorf("virt.Metadata fields = %v, want %v (a new field must be rendered, parsed and checked for secrets)", meta, wantMeta)
 	}

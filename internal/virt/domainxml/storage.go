@@ -3,6 +3,7 @@ package domainxml
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -109,6 +110,13 @@ func ParseVolume(xml string) (virt.Volume, error) {
 		out.Path = v.Target.Path
 		if v.Target.Format != nil {
 			out.Format = v.Target.Format.Type
+		}
+		if pm := v.Target.Permissions; pm != nil && pm.Mode != "" {
+			m, err := strconv.ParseUint(pm.Mode, 8, 32)
+			if err != nil || m > 0o7777 {
+				return fail(fmt.Errorf("permissions mode %q is not an octal file mode", pm.Mode))
+			}
+			out.Mode = uint32(m)
 		}
 	}
 	if v.Capacity != nil {

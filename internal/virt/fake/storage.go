@@ -1,6 +1,7 @@
 package fake
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -22,6 +23,9 @@ type file struct {
 	gen uint64
 	// sum is the SHA-256 of uploaded content.
 	sum [sha256.Size]byte
+	// data is the uploaded content (DownloadVolume); nil for files the
+	// fake never received bytes for.
+	data []byte
 	// internal lists the internal snapshots inside a qcow2 file.
 	internal []string
 }
@@ -130,6 +134,7 @@ func observeVolume(poolName string, f *file) virt.Volume {
 		CapacityBytes:   f.capacity,
 		AllocationBytes: f.allocation,
 		BackingPath:     f.backing,
+		Mode:            f.mode,
 	}
 }
 
@@ -311,7 +316,7 @@ func (h *Hypervisor) CloneVolume(ctx context.Context, spec virt.VolumeSpec, sour
 	if err != nil {
 		return virt.Volume{}, err
 	}
-	f := &file{path: path, format: spec.Format, capacity: max(spec.CapacityBytes, src.capacity), mode: volMode(spec.Mode), gen: src.gen, sum: src.sum}
+	f := &file{path: path, format: spec.Format, capacity: max(spec.CapacityBytes, src.capacity), mode: volMode(spec.Mode), gen: src.gen, sum: src.sum, data: src.data}
 	f.allocation = src.allocation
 	for b := src; b.backing != ""; {
 		nb, ok := h.files[b.backing]
@@ -350,7 +355,8 @@ func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r i
 
 	// Read without holding the lock: r may be slow.
 	sum := sha256.New()
-	n, err := io.Copy(sum, io.LimitReader(r, size))
+	var data bytes.Buffer
+	n, err := io.Copy(io.MultiWriter(sum, &data), io.LimitReader(r, size))
 	if err != nil {
 		return virt.Volume{}, opErr(op, spec.Name, fmt.Errorf("read upload data: %w", err))
 	}
@@ -364,10 +370,46 @@ func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r i
 	if err != nil {
 		return virt.Volume{}, err
 	}
-	f := &file{path: path, format: "raw", capacity: uint64(size), allocation: (uint64(size) + 4095) &^ 4095, mode: volMode(spec.Mode)}
+	f := &file{path: path, format: "raw", capacity: uint64(size), allocation: (uint64(size) + 4095) &^ 4095, mode: volMode(spec.Mode), data: data.Bytes()}
 	copy(f.sum[:], sum.Sum(nil))
 	h.files[path] = f
 	return observeVolume(spec.Pool, f), nil
+}
+
+// DownloadVolume implements virt.Hypervisor: uploaded bytes as they were
+// sent (and copies of them); for any other file, which the fake holds no
+// bytes of, a short text naming the file, its format, capacity and content
+// generation, so that its checksum changes when the file is written.
+func (h *Hypervisor) DownloadVolume(ctx context.Context, poolName, name string, w io.Writer, limit int64) (int64, error) {
+	h.mu.Lock()
+	const op = "download volume"
+	if err := h.begin(ctx, "DownloadVolume", op, name); err != nil {
+		h.mu.Unlock()
+		return 0, err
+	}
+	p, err := h.lookupPool(op, poolName)
+	if err != nil {
+		h.mu.Unlock()
+		return 0, opErr(op, name, err)
+	}
+	f, ok := h.files[filepath.Join(p.path, name)]
+	if !ok {
+		h.mu.Unlock()
+		return 0, errf(op, name, virt.ErrNotFound, "no storage vol with matching name '%s'", name)
+	}
+	data := f.data
+	if data == nil {
+		data = []byte(fmt.Sprintf("fake %s volume %s capacity %d generation %d backing %s\n", f.format, f.path, f.capacity, f.gen, f.backing))
+	}
+	h.mu.Unlock()
+	if limit > 0 && int64(len(data)) > limit {
+		return 0, errf(op, name, virt.ErrInvalid, "holds more than %d bytes", limit)
+	}
+	n, err := w.Write(data)
+	if err != nil {
+		return int64(n), opErr(op, name, fmt.Errorf("write: %w", err))
+	}
+	return int64(n), nil
 }
 
 // DeleteVolume implements virt.Hypervisor. Like libvirt it does not check

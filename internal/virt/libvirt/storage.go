@@ -401,6 +401,62 @@ func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r i
 	return out, nil
 }
 
+// DownloadVolume implements virt.Hypervisor: the volume's file through a
+// libvirt stream (virStorageVolDownload), so it works on remote hosts too.
+func (h *Hypervisor) DownloadVolume(ctx context.Context, pool, name string, w io.Writer, max int64) (int64, error) {
+	const op = "download volume"
+	p, err := h.lookupPool(ctx, op, pool)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	defer p.Free()
+	if err := alive(ctx, op, name); err != nil {
+		return 0, err
+	}
+	v, err := p.LookupStorageVolByName(name)
+	if err != nil {
+		return 0, wrap(op, name, err)
+	}
+	defer v.Free()
+	st, err := h.conn.NewStream(0)
+	if err != nil {
+		return 0, wrap(op, name, err)
+	}
+	defer st.Free()
+	if err := v.Download(st, 0, 0, 0); err != nil {
+		return 0, wrap(op, name, err)
+	}
+	var got int64
+	var sinkErr error
+	err = st.RecvAll(func(_ *libvirt.Stream, b []byte) (int, error) {
+		if sinkErr = ctx.Err(); sinkErr != nil {
+			return 0, sinkErr
+		}
+		if max > 0 && got+int64(len(b)) > max {
+			sinkErr = failf(op, name, virt.ErrInvalid, "holds more than %d bytes", max)
+			return 0, sinkErr
+		}
+		n, werr := w.Write(b)
+		got += int64(n)
+		if werr != nil {
+			sinkErr = fmt.Errorf("%s %q: write: %w", op, name, werr)
+			return n, sinkErr
+		}
+		return n, nil
+	})
+	if err != nil {
+		_ = st.Abort()
+		if sinkErr != nil {
+			return got, sinkErr
+		}
+		return got, wrap(op, name, err)
+	}
+	if err := st.Finish(); err != nil {
+		return got, wrap(op, name, err)
+	}
+	return got, nil
+}
+
 // DeleteVolume implements virt.Hypervisor.
 func (h *Hypervisor) DeleteVolume(ctx context.Context, pool, name string) error {
 	const op = "delete volume"

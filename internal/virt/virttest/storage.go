@@ -2,6 +2,7 @@ package virttest
 
 import (
 	"bytes"
+	"io"
 	"path/filepath"
 	"slices"
 
@@ -68,6 +69,34 @@ func testStorage(e *env) {
 	}
 	_, err = e.hv.UploadVolume(e.ctx, virt.VolumeSpec{Pool: pool, Name: upName, Format: "raw"}, bytes.NewReader(data), int64(len(data)))
 	e.wantErr(err, virt.ErrExists, upName, "upload into a taken name")
+	if up.Mode != 0o600 {
+		e.Errorf("uploaded volume mode = %o, want 0600", up.Mode)
+	}
+
+	// Download: the same bytes back through the storage API; a bound
+	// smaller than the volume is refused.
+	var back bytes.Buffer
+	n, err := e.hv.DownloadVolume(e.ctx, pool, upName, &back, 0)
+	e.must(err, "download %s", upName)
+	if n != int64(len(data)) || !bytes.Equal(back.Bytes(), data) {
+		e.Errorf("downloaded %d bytes (equal: %v), want the %d uploaded", n, bytes.Equal(back.Bytes(), data), len(data))
+	}
+	_, err = e.hv.DownloadVolume(e.ctx, pool, upName, io.Discard, 1024)
+	e.wantErr(err, virt.ErrInvalid, upName, "download more than the bound")
+	_, err = e.hv.DownloadVolume(e.ctx, pool, e.name("missing"), io.Discard, 0)
+	e.wantErr(err, virt.ErrNotFound, e.name("missing"), "download a missing volume")
+
+	// A read-only volume (how registered images are kept) reports its mode.
+	roName := e.name("ro") + ".json"
+	ro, err := e.hv.UploadVolume(e.ctx, virt.VolumeSpec{Pool: pool, Name: roName, Format: "raw", Mode: 0o444}, bytes.NewReader([]byte("{}\n")), 3)
+	e.cleanupVolume(pool, roName)
+	e.must(err, "upload %s read-only", roName)
+	if ro.Mode != 0o444 {
+		e.Errorf("read-only volume mode = %o, want 0444", ro.Mode)
+	}
+	if got, err := e.hv.VolumeByPath(e.ctx, ro.Path); err != nil || got.Mode != 0o444 {
+		e.Errorf("VolumeByPath(read-only) = %+v, %v; want mode 0444", got, err)
+	}
 
 	vols, err := e.hv.ListVolumes(e.ctx, pool)
 	e.must(err, "list volumes of %s", pool)

@@ -1,0 +1,55 @@
+package images
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/legacyvm/legacyvm/internal/e2eutil"
+)
+
+// TestGoldenImageExample runs examples/golden-image the way its comment
+// says: image build with the ISO and its checksum as variables, then apply
+// with the two keys; both clones specialize with their own names.
+func TestGoldenImageExample(t *testing.T) {
+	t.Parallel()
+	h := e2eutil.NewHost(t)
+	w := newSecretWatch()
+	_, here, _, _ := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(here), "..", "..", "examples", "golden-image")
+	main, err := os.ReadFile(filepath.Join(src, "main.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(src, "drivers", "README.TXT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := e2eutil.Profile(t, "golden-image", map[string]string{"main.hcl": string(main), "host.hcl": h.HostBlock()})
+	if err := os.MkdirAll(filepath.Join(dir, "drivers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "drivers", "README.TXT"), readme, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := []string{"--var", "iso=" + h.Guest.Installer, "--var", "iso_sha256=" + fileSHA256(t, h.Guest.Installer)}
+	env := []string{"ACCT_KEY_1=" + key1, "ACCT_KEY_2=" + key2}
+
+	r := run(t, h, w, nil, 0, append([]string{"image", "build", dir, "w7pro"}, vars...)...)
+	if !strings.Contains(r.Stdout, "Built image w7pro version 1") {
+		t.Errorf("build:\n%s", r)
+	}
+	recs := map[string]*serialRecorder{"acct-1": recordSerial(h.SerialLog("acct-1")), "acct-2": recordSerial(h.SerialLog("acct-2"))}
+	run(t, h, w, env, 0, append([]string{"apply", "--auto-approve", dir}, vars...)...)
+	for _, vm := range []string{"acct-1", "acct-2"} {
+		log := recs[vm].all()
+		w.add("serial "+vm, log)
+		inOrder(t, vm, log, "RIG answer file=Unattend.xml computername="+strings.ToUpper(vm), "RIG specialize generalized=yes")
+	}
+	run(t, h, w, nil, 0, append([]string{"plan", dir}, vars...)...)
+	run(t, h, w, nil, 0, append([]string{"destroy", "--auto-approve", dir}, vars...)...)
+	run(t, h, w, nil, 0, append([]string{"image", "delete", dir, "w7pro"}, vars...)...)
+	w.check(t, key1, key2)
+}
