@@ -264,6 +264,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		OEMStrings:   vm.OEMStrings,
 		Hyperv:       true,
 		SerialLog:    filepath.Join(logDir, in.Name+".serial.log"),
+		GuestAgent:   vm.GuestAgent,
 	}
 
 	d := vm.Disk

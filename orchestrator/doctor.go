@@ -142,6 +142,9 @@ func libvirtFindings(ctx context.Context, uri string, hv virt.Hypervisor, poolNa
 	default:
 		add("storage pool", SeverityOK, fmt.Sprintf("storage pool %q at %s (%s free)", poolName, pool.Path, humanBytes(pool.Available)), "")
 	}
+	if f, ok := agentFinding(ctx, hv); ok {
+		fs = append(fs, f)
+	}
 	return fs
 }
 

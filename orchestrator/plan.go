@@ -490,6 +490,14 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		upd = append(upd, fmt.Sprintf("cpus %d -> %d", obs.VCPUs, dv.Spec.VCPUs))
 		restart = true
 	}
+	if obs.GuestAgent != dv.Spec.GuestAgent {
+		if dv.Spec.GuestAgent {
+			upd = append(upd, "guest agent channel added")
+		} else {
+			upd = append(upd, "guest agent channel removed")
+		}
+		restart = true
+	}
 	if r, filterOnly := interfaceDrift(obs.Interfaces, dv.Spec.Interfaces); len(r) > 0 {
 		upd = append(upd, r...)
 		if filterOnly {

@@ -21,13 +21,16 @@ type VMStatus struct {
 	Network     string           `json:"network,omitempty"`
 	IP          string           `json:"ip,omitempty"`
 	// IPSource says where IP came from: "lease" or "reservation".
-	IPSource  string    `json:"ip_source,omitempty"`
-	Snapshots int       `json:"snapshots"`
-	Baseline  string    `json:"baseline,omitempty"`
-	License   string    `json:"license,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	VNC       string    `json:"vnc,omitempty"`
-	Created   time.Time `json:"created,omitempty"`
+	IPSource  string `json:"ip_source,omitempty"`
+	Snapshots int    `json:"snapshots"`
+	Baseline  string `json:"baseline,omitempty"`
+	License   string `json:"license,omitempty"`
+	Policy    string `json:"policy,omitempty"`
+	VNC       string `json:"vnc,omitempty"`
+	// Agent is the guest agent: "answers", "silent", "off" (not
+	// running), or "" when the VM has no agent channel.
+	Agent   string    `json:"agent,omitempty"`
+	Created time.Time `json:"created,omitempty"`
 	// NextSnapshot is when the VM's policy takes its next scheduled
 	// snapshot (host clock; now when one is due); nil without a schedule
 	// or before provisioning has finished.
@@ -160,6 +163,9 @@ func StatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now time.
 			return nil, err
 		}
 		s.Snapshots = len(snaps)
+		if s.Agent, err = agentState(ctx, hv, d); err != nil {
+			return nil, err
+		}
 		if m.Policy != nil {
 			for _, sn := range snaps {
 				if sn.Name == m.Policy.Baseline {

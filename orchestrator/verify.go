@@ -45,6 +45,7 @@ const (
 	CheckFilterRules   = "filter-rules"     // the filters' rules are the ones the profile renders to
 	CheckNoUplink      = "no-uplink"        // nothing but VM NICs is enslaved to the bridge
 	CheckExists        = "exists"           // a VM the profile declares exists
+	CheckGuestAgent    = "guest-agent"      // a VM with the agent channel has an agent that answers (VerifyOptions.Agent)
 )
 
 // CheckResult is one check of one VM: what was checked, the outcome, why,
@@ -121,6 +122,11 @@ type VerifyOptions struct {
 	// ApplyHint is the command that repairs drift, e.g. "legacyvm apply
 	// ./lab" (default "legacyvm apply" with the profile's directory).
 	ApplyHint string
+	// Agent adds the guest-agent check: a running VM whose definition has
+	// the guest agent channel must answer a guest-ping (a warning
+	// otherwise: isolation holds, but exec, cp and test will not work).
+	// apply leaves it out (a guest it has just started has no agent yet).
+	Agent bool
 	// DaemonState returns legacyvm daemon's state (its relay's doors) for
 	// the door checks; nil: no daemon.
 	DaemonState func() (*DaemonState, error)
@@ -349,6 +355,9 @@ func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification
 		if err := vr.verifyNIC(ctx, d, nic, w, add); err != nil {
 			return vm, err
 		}
+	}
+	if vr.opts.Agent {
+		vr.checkAgent(ctx, d, add)
 	}
 	vm.OK = true
 	for _, c := range vm.Checks {

@@ -283,6 +283,7 @@ func (l *loader) run(files []sourceFile) {
 		all.Networks = append(all.Networks, fs.Networks...)
 		all.SnapshotPolicies = append(all.SnapshotPolicies, fs.SnapshotPolicies...)
 		all.VMs = append(all.VMs, fs.VMs...)
+		all.Tests = append(all.Tests, fs.Tests...)
 		all.Images = append(all.Images, fs.Images...)
 		all.Files = append(all.Files, fs.Files...)
 	}
@@ -334,6 +335,7 @@ func (l *loader) run(files []sourceFile) {
 	}
 	l.assemble()
 	l.checkDoors()
+	l.decodeTests(all.Tests)
 }
 
 // parse parses one profile or variables file after checking its size and

@@ -51,6 +51,8 @@ type Profile struct {
 	// then Index (acct-2 before acct-10). These are what become libvirt
 	// domains.
 	Instances []*Instance
+	// Tests are the test blocks, in declaration order.
+	Tests []*Test
 }
 
 // Variable is an input variable and the value it ended up with.
@@ -358,6 +360,10 @@ type VM struct {
 	OEMStrings []string
 	// Autostart starts the VM with the host.
 	Autostart bool
+	// GuestAgent adds the QEMU guest agent's virtio-serial channel
+	// (org.qemu.guest_agent.0) that exec, cp and test use. Default false:
+	// see docs/guest-agent.md.
+	GuestAgent bool
 	// Publishes and Egresses are the vm's doors (see docs/doors.md).
 	Publishes []*Publish
 	Egresses  []*Egress

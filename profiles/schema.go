@@ -17,6 +17,7 @@ type fileSchema struct {
 	Networks         []*networkBlock        `hcl:"network,block"`
 	SnapshotPolicies []*snapshotPolicyBlock `hcl:"snapshot_policy,block"`
 	VMs              []*vmBlock             `hcl:"vm,block"`
+	Tests            []*testBlock           `hcl:"test,block"`
 	Images           []*imageBlock          `hcl:"image,block"`
 	Files            []*filesBlock          `hcl:"files,block"`
 }
@@ -139,6 +140,7 @@ type vmBlock struct {
 	HostLabels     hcl.Expression  `hcl:"host_labels,optional"`
 	OEMStrings     hcl.Expression  `hcl:"oem_strings,optional"`
 	Autostart      hcl.Expression  `hcl:"autostart,optional"`
+	GuestAgent     hcl.Expression  `hcl:"guest_agent,optional"`
 	Disks          []*diskBlock    `hcl:"disk,block"`
 	Windows        []*windowsBlock `hcl:"windows,block"`
 	Publishes      []*publishBlock `hcl:"publish,block"`

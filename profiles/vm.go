@@ -184,6 +184,9 @@ func (l *loader) decodeVM(b *vmBlock) {
 	if v, ok := l.boolean(b.Autostart, ctx, sc, "autostart"); ok {
 		vm.Autostart = v
 	}
+	if v, ok := l.boolean(b.GuestAgent, ctx, sc, "guest_agent"); ok {
+		vm.GuestAgent = v
+	}
 	l.decodeVMDoors(d, sc)
 
 	// Disk.

@@ -23,7 +23,9 @@ PATH (default "."), or of every profile with --all. For each: its state,
 network and address (from the DHCP lease, else its reservation), how many
 snapshots it has and whether its baseline exists, when its snapshot policy
 takes the next scheduled snapshot (host time; "due" when the daemon or
-run-due takes it at its next tick), and the licence it uses.
+run-due takes it at its next tick), the licence it uses, and whether its
+guest agent answers (AGENT: answers, silent, off; "-" without the
+guest_agent channel).
 Then its doors (publish and egress): where the relay listens, for whom, to
 where, whether legacyvm daemon's relay listens, and its connection counts
 (relayed, refused, open now).
@@ -149,7 +151,7 @@ func writeStatusText(f *Factory, uri string, multi bool, st []orchestrator.VMSta
 		return nil
 	}
 	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
-	head := "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE"
+	head := "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE\tAGENT"
 	now := time.Now()
 	if multi {
 		head += "\tHOST"
@@ -167,7 +169,7 @@ func writeStatusText(f *Factory, uri string, multi bool, st []orchestrator.VMSta
 				next = "due"
 			}
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), next, dash(s.License))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s", s.Name, s.Profile, state, dash(s.Network), dash(s.IP), s.Snapshots, dash(s.Baseline), next, dash(s.License), dash(s.Agent))
 		if multi {
 			line += "\t" + s.Host
 		}

@@ -91,7 +91,7 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState})
+		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
 		if err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 		if err != nil {
 			return err
 		}
-		vs, err = f.verifyProfile(ctx, p, opts.Path)
+		vs, err = f.verifyProfile(ctx, p, opts.Path, true)
 		if err != nil {
 			return err
 		}
@@ -137,11 +137,12 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 
 // verifyProfile runs verify on every host of p; path is how the user named
 // the profile (for the fixes it suggests).
-func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string) ([]*orchestrator.Verification, error) {
+func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
 	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
 		System:      f.HostSystem,
 		ApplyHint:   "legacyvm apply " + path,
 		DaemonState: f.daemonState,
+		Agent:       agent,
 	})
 }
 
@@ -261,7 +262,7 @@ func hostWhere(uri string) string {
 // stderr: the problems found, or one line when there are none. It never
 // fails the apply.
 func (f *Factory) verifyAfterApply(ctx context.Context, p *profiles.Profile, path string) {
-	vs, err := f.verifyProfile(ctx, p, path)
+	vs, err := f.verifyProfile(ctx, p, path, false)
 	if err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "Warning: could not verify isolation: %v\n", err)
 		return

@@ -103,6 +103,21 @@ func TestProbeMatrix(t *testing.T) {
 	}
 	r.waitUp(guests)
 	step("6 guests up with their reservations")
+	// The guest agent channel is live in the guests the matrix probes.
+	for _, vm := range []string{"sh-1", "is-1"} {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			res := r.h.Run(t, "exec", vm, "--agent-timeout", "5s", "--", "echo", "agent-ok")
+			if res.Code == 0 && res.Stdout == "agent-ok\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the guest agent of %s does not answer:\n%s", vm, res)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}
+	step("guest agent answers in sh-1 and is-1")
 
 	// From the outside first: verify passes on the applied profile.
 	doc := r.verify(dir, 0)

@@ -433,6 +433,7 @@ type statusJSON struct {
 		// NextSnapshot and Schedule: only for VMs with a scheduled policy.
 		NextSnapshot string `json:"next_snapshot"`
 		Schedule     string `json:"schedule"`
+		Agent        string `json:"agent"`
 	} `json:"vms"`
 }
 

@@ -10,6 +10,11 @@
 #   export ACCT_WIN7_MAK=XXXXX-XXXXX-XXXXX-XXXXX-XXXXX
 #   legacyvm apply examples/lab
 #   xfreerdp /v:10.77.0.x      # from the host only
+#
+# guest_agent = true adds the QEMU guest agent's virtio-serial channel (no
+# network path): with the agent installed in the golden image (see
+# docs/guest-agent.md), `legacyvm test examples/lab smoke` resets both VMs,
+# copies tests/smoke.cmd in, runs it, copies its log out and resets again.
 
 # The profile declares its name: it identifies its VMs in libvirt, so moving
 # or renaming this directory keeps them.
@@ -62,7 +67,25 @@ vm "acct" {
     computer_name = "ACCT-${count.index}"
   }
 
+  guest_agent     = true
   licenses        = [license.acct]
   network         = network.acct-lab
   snapshot_policy = snapshot_policy.clean
+}
+
+test "smoke" {
+  vms   = [vm.acct]
+  reset = "both"
+
+  step "copy_in" {
+    from = "tests/smoke.cmd"
+    to   = "C:\\stage\\smoke.cmd"
+  }
+  step "run" {
+    command = ["cmd", "/c", "C:\\stage\\smoke.cmd"]
+    timeout = "10m"
+  }
+  step "copy_out" {
+    from = "C:\\stage\\smoke.log"
+  }
 }

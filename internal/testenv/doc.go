@@ -70,6 +70,9 @@
 // the stand-in in image-build mode: it reports the phases (RIG phase setup,
 // media, steps, generalize), writes the generalize marker (sector 57347)
 // and powers off; a clone later reports "RIG specialize generalized=yes".
+// When the domain has the org.qemu.guest_agent.0 virtio-serial channel, the
+// guest runs Debian's qemu-guest-agent on it (packaged with its libraries
+// by build.sh), so exec, cp and test are tested against a real agent.
 //
 // WaitSerial reads a serial log until a line matches.
 package testenv

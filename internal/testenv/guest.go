@@ -101,9 +101,9 @@ func BuildGuest(ctx context.Context, opts GuestOptions) (*GuestImages, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	for _, c := range []string{"apt-get", "apt-cache", "dpkg-deb", "qemu-img", "mkfs.fat", "mcopy", "syslinux", "xz"} {
+	for _, c := range []string{"apt-get", "apt-cache", "dpkg-deb", "qemu-img", "mkfs.fat", "mcopy", "syslinux", "xz", "readelf"} {
 		if _, err := exec.LookPath(c); err != nil {
-			return nil, fmt.Errorf("build stand-in guest: missing command %s (packages: qemu-utils dosfstools mtools syslinux syslinux-common isolinux xz-utils)", c)
+			return nil, fmt.Errorf("build stand-in guest: missing command %s (packages: qemu-utils dosfstools mtools syslinux syslinux-common isolinux xz-utils binutils)", c)
 		}
 	}
 	key, err := guestKey(ctx)
@@ -172,7 +172,10 @@ func guestKey(ctx context.Context) (string, error) {
 			return "", errors.New("resolve guest kernel package: linux-image-amd64 depends on no linux-image-* (run apt-get update)")
 		}
 	}
-	out, err := exec.CommandContext(ctx, "apt-cache", "show", "--no-all-versions", kpkg, "busybox-static").Output()
+	// The versions of every package build.sh downloads (keep in step with
+	// its AGENT_PKGS).
+	pkgs := append([]string{"show", "--no-all-versions", kpkg, "busybox-static"}, agentPackages...)
+	out, err := exec.CommandContext(ctx, "apt-cache", pkgs...).Output()
 	if err != nil {
 		return "", fmt.Errorf("resolve guest package versions: %w (run apt-get update)", err)
 	}
@@ -190,6 +193,10 @@ func guestKey(ctx context.Context) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
+
+// agentPackages are the Debian packages of the guest agent and the
+// libraries it loads (build.sh's AGENT_PKGS).
+var agentPackages = []string{"qemu-guest-agent", "libc6", "libglib2.0-0", "libpcre2-8-0", "libnuma1", "libudev1", "liburing2"}
 
 var isolinuxFiles = []struct{ src, dst, pkg string }{
 	{"/usr/lib/ISOLINUX/isolinux.bin", "ISOLINUX/ISOLINUX.BIN", "isolinux"},

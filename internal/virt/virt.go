@@ -166,7 +166,31 @@ type Hypervisor interface {
 	// Events delivers domain lifecycle events until ctx ends or the
 	// connection is lost (the channel is then closed).
 	Events(ctx context.Context) (<-chan Event, error)
+
+	// AgentCommand sends one QEMU guest agent command (a JSON object,
+	// {"execute": ..., "arguments": ...}) to the running domain's agent
+	// and returns the agent's raw JSON reply, waiting at most timeout
+	// (rounded up to whole seconds, at least one). The reply comes from
+	// the guest and is untrusted: callers decode it strictly and bound
+	// what they keep. Errors: ErrNotFound (no such domain),
+	// ErrInvalidState (not running), ErrUnsupported (no agent channel),
+	// ErrAgentUnavailable (the agent did not answer in time or is not
+	// connected), ErrAgentCommand (the agent answered with an error; the
+	// message is the agent's, sanitised).
+	AgentCommand(ctx context.Context, domain string, command []byte, timeout time.Duration) ([]byte, error)
 }
+
+// Guest agent errors (see Hypervisor.AgentCommand).
+var (
+	// ErrAgentUnavailable: the guest agent is not connected or did not
+	// answer in time.
+	ErrAgentUnavailable = errors.New("guest agent not responding")
+	// ErrAgentCommand: the guest agent answered with an error.
+	ErrAgentCommand = errors.New("guest agent command failed")
+)
+
+// AgentOrgName is the name of the guest agent's virtio-serial port.
+const AgentOrgName = "org.qemu.guest_agent.0"
 
 // Accel is the libvirt domain type.
 type Accel string
@@ -261,6 +285,10 @@ type DomainSpec struct {
 	// serial port output (through virtlogd; it starts over when QEMU
 	// restarts).
 	SerialLog string
+	// GuestAgent adds the virtio-serial channel org.qemu.guest_agent.0
+	// that QEMU's guest agent listens on (libvirt relays AgentCommand
+	// through it; it opens no network path).
+	GuestAgent bool
 	// Metadata marks the domain as legacyvm's; it is required.
 	Metadata *Metadata
 }
@@ -321,6 +349,9 @@ type Domain struct {
 	Interfaces  []InterfaceSpec
 	// VNC is "127.0.0.1:5900" style when a VNC display is active.
 	VNC string
+	// GuestAgent is true when the definition has the guest agent channel
+	// (org.qemu.guest_agent.0).
+	GuestAgent bool
 	// Metadata is nil when the domain carries no legacyvm metadata.
 	Metadata *Metadata
 	// XML is the persistent (inactive) definition as libvirt returns it.

@@ -20,6 +20,10 @@
 #   guest.qcow2   standin.img as qcow2: BIOS-bootable (SeaBIOS -> syslinux) from IDE, SATA (AHCI) or
 #                 virtio; used read-only as the backing file of per-VM overlays
 #   busybox       the guest's busybox-static, for the host side of tests (ping, nc inside a netns)
+#
+# The guest also runs Debian's qemu-guest-agent (/usr/sbin/qemu-ga, from the package, with the shared
+# libraries it needs: the closure of its ELF NEEDED entries, taken from the AGENT_PKGS packages) on
+# the virtio-serial port org.qemu.guest_agent.0 when the domain has that channel (init.sh).
 #   manifest.txt  package versions and sha256 of the outputs
 #
 # System disk layout (32 MiB, no partition table, like a "superfloppy"):
@@ -38,8 +42,8 @@ DL="${LEGACYVM_GUEST_DL:-$OUT/dl}"
 T0=$(date +%s.%N)
 log() { awk -v a="$T0" -v b="$(date +%s.%N)" -v m="$*" 'BEGIN{printf "[guest-build %6.2fs] %s\n", b-a, m}' >&2; }
 
-for c in apt-get apt-cache dpkg-deb qemu-img mkfs.fat mcopy syslinux xz gzip; do
-	command -v "$c" >/dev/null || { echo "build.sh: missing command $c (install: apt qemu-utils dosfstools mtools syslinux xz-utils)" >&2; exit 1; }
+for c in apt-get apt-cache dpkg-deb qemu-img mkfs.fat mcopy syslinux xz gzip readelf; do
+	command -v "$c" >/dev/null || { echo "build.sh: missing command $c (install: apt qemu-utils dosfstools mtools syslinux xz-utils binutils)" >&2; exit 1; }
 done
 
 # ---- 1. the two Debian packages (download only) ------------------------------------------------
@@ -60,10 +64,16 @@ fetch() { # package -> path of its newest .deb in $DL
 }
 KDEB="$(fetch "$KPKG")"
 BDEB="$(fetch busybox-static)"
+# qemu-guest-agent and the packages holding the libraries it loads (Depends of qemu-guest-agent and
+# libglib2.0-0 that its NEEDED closure reaches; the closure below fails the build if one is missing).
+AGENT_PKGS="qemu-guest-agent libc6 libglib2.0-0 libpcre2-8-0 libnuma1 libudev1 liburing2"
+ADEBS=""
+for p in $AGENT_PKGS; do ADEBS="$ADEBS $(fetch "$p")"; done
 WORK="$(mktemp -d "$OUT/.work.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 dpkg-deb -x "$KDEB" "$WORK/k"
 dpkg-deb -x "$BDEB" "$WORK/bb"
+for d in $ADEBS; do dpkg-deb -x "$d" "$WORK/ga"; done
 KVER="$(ls "$WORK/k/lib/modules" | head -n1)"
 MODDIR="$WORK/k/lib/modules/$KVER"
 BB="$WORK/bb/bin/busybox"
@@ -80,6 +90,9 @@ install -m 0755 "$HERE/init.sh" "$R/init"
 # net: e1000 (QEMU default for pc, legacyvm's Win7 preset), e1000e, rtl8139; acpi power button;
 # fw_cfg; storage: AHCI (SATA on pc/q35), ata_piix (IDE), virtio, disks, CD-ROMs, ISO9660 (Joliet).
 NET_MODS="e1000 e1000e 8139too button evdev qemu_fw_cfg"
+# agent: the virtio-serial port of the guest agent channel (virtio_console; virtio_pci again, as
+# init.sh loads the storage group only when it needs disks).
+AGENT_MODS="virtio_pci virtio_console"
 STORAGE_MODS="ahci ata_piix virtio_pci virtio_blk sd_mod sr_mod isofs"
 find "$MODDIR/kernel" -name '*.ko*' | awk '{ b=$0; sub(/.*\//, "", b); sub(/\.ko.*$/, "", b); gsub(/-/, "_", b); print b, $0 }' > "$WORK/index"
 unz() { case "$1" in *.xz) xz -dc "$1" ;; *.zst) zstd -dcq "$1" ;; *.gz) gzip -dc "$1" ;; *) cat "$1" ;; esac; }
@@ -99,13 +112,35 @@ add() { # module name: its dependencies first, then itself, once per group
 	unz "$p" > "$R/lib/modules/$n.ko"
 	echo "$n.ko" >> "$WORK/order"
 }
-for group in net storage; do
+for group in net storage agent; do
 	: > "$WORK/order"
-	case "$group" in net) mods="$NET_MODS" ;; storage) mods="$STORAGE_MODS" ;; esac
+	: > "$WORK/done"
+	case "$group" in net) mods="$NET_MODS" ;; storage) mods="$STORAGE_MODS" ;; agent) mods="$AGENT_MODS" ;; esac
 	for m in $mods; do add "$m"; done
 	mv "$WORK/order" "$R/lib/modules/$group.order"
 done
 echo "root:x:0:0:root:/:/bin/sh" > "$R/etc/passwd"
+# qemu-ga and its libraries: follow NEEDED entries from the binary through the extracted packages.
+GA="$WORK/ga"
+mkdir -p "$R/usr/sbin" "$R/lib/x86_64-linux-gnu" "$R/lib64"
+cp "$GA/usr/sbin/qemu-ga" "$R/usr/sbin/qemu-ga"
+: > "$WORK/libs"
+need() { # ELF file: copy each NEEDED library (and its own NEEDED) into the initramfs once
+	local l f
+	for l in $(LC_ALL=C readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+		grep -qxF "$l" "$WORK/libs" && continue
+		echo "$l" >> "$WORK/libs"
+		f=""
+		for d in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu; do [ -e "$GA/$d/$l" ] && { f="$GA/$d/$l"; break; }; done
+		[ -n "$f" ] || { echo "build.sh: qemu-ga needs $l, which none of: $AGENT_PKGS ships" >&2; exit 1; }
+		cp -L "$f" "$R/lib/x86_64-linux-gnu/$l"
+		need "$f"
+	done
+}
+need "$GA/usr/sbin/qemu-ga"
+grep -qxF ld-linux-x86-64.so.2 "$WORK/libs" || cp -L "$GA/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$R/lib/x86_64-linux-gnu/"
+ln -sf ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$R/lib64/ld-linux-x86-64.so.2"
+command -v strip >/dev/null && strip --strip-unneeded "$R/usr/sbin/qemu-ga" "$R"/lib/x86_64-linux-gnu/*.so* 2>/dev/null || true
 find "$R" -exec touch -h -d @0 {} + # reproducible archive
 (cd "$R" && find . | LC_ALL=C sort | "$BB" cpio -o -H newc 2>/dev/null) > "$OUT/initrd.img"
 gzip -9 -n -c "$OUT/initrd.img" > "$OUT/initrd.img.gz"
@@ -151,6 +186,9 @@ qemu-img convert -q -f raw -O qcow2 "$OUT/standin.img" "$OUT/guest.qcow2"
 	echo "kver=$KVER"
 	echo "net_modules=$(tr '\n' ' ' < "$R/lib/modules/net.order")"
 	echo "storage_modules=$(tr '\n' ' ' < "$R/lib/modules/storage.order")"
+	echo "agent_modules=$(tr '\n' ' ' < "$R/lib/modules/agent.order")"
+	for d in $ADEBS; do echo "agent_pkg=$(dpkg-deb -f "$d" Package) $(dpkg-deb -f "$d" Version)"; done
+	echo "agent_libs=$(tr '\n' ' ' < "$WORK/libs")"
 	echo "cmdline=$CMDLINE"
 	(cd "$OUT" && sha256sum vmlinux vmlinuz initrd.img initrd.img.gz standin.img guest.qcow2 busybox)
 } > "$OUT/manifest.txt"

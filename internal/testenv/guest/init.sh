@@ -59,6 +59,7 @@
 #   RIG wait target=IP result=up|timeout uptime=S
 #   RIG done round=R pass=P fail=F uptime=S
 #   RIG hb n=N uptime=S
+#   RIG agent result=started port=vportNpM|nochannel|exited   (qemu-ga on org.qemu.guest_agent.0)
 #   RIG control cmd=.. result=..
 #   RIG poweroff reason=acpi|rig.halt|answercd|control
 #
@@ -351,6 +352,34 @@ if [ "$RIG_answercd" = 1 ]; then
 	fi
 	say "answer file=none"
 fi
+
+# ---- guest agent: Debian's qemu-ga on the virtio-serial port org.qemu.guest_agent.0 ---------------
+# Only when the domain has the channel (<channel type='unix'><target type='virtio'
+# name='org.qemu.guest_agent.0'/>); restarted if it dies. No udev: the /dev/virtio-ports/NAME link is
+# made here from /sys/class/virtio-ports/*/name.
+agent() {
+	loadmods agent
+	i=0; port=""
+	while [ $i -lt 30 ] && [ -z "$port" ]; do
+		for p in /sys/class/virtio-ports/*; do
+			[ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && port="${p##*/}"
+		done
+		[ -n "$port" ] || { usleep 100000; i=$((i+1)); }
+	done
+	[ -n "$port" ] || { say "agent result=nochannel"; return 0; }
+	mkdir -p /dev/virtio-ports /var/run /run/qga
+	ln -sf "../$port" /dev/virtio-ports/org.qemu.guest_agent.0
+	say "agent result=started port=$port"
+	(while :; do
+		PATH=/usr/sbin:/usr/bin:/sbin:/bin qemu-ga -m virtio-serial -p /dev/virtio-ports/org.qemu.guest_agent.0 \
+			-t /run/qga -f /run/qga/qemu-ga.pid >>/tmp/qemu-ga.log 2>&1
+		say "agent result=exited"; sleep 1
+	done) &
+}
+for d in /sys/bus/pci/devices/*; do
+	# virtio console (1af4:1003, transitional) or modern (1af4:1043)
+	case "$(cat "$d/vendor" 2>/dev/null):$(cat "$d/device" 2>/dev/null)" in 0x1af4:0x1003|0x1af4:0x1043) agent; break ;; esac
+done
 
 # ---- network ------------------------------------------------------------------------------------
 ip link set lo up

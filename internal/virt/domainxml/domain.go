@@ -59,7 +59,9 @@ const VNCListen = "127.0.0.1"
 //     xHCI) with a tablet, PS/2 keyboard and mouse, e1000 NICs on libvirt
 //     networks (filterref + parameters, <port isolated>), VNC on 127.0.0.1
 //     only, VGA, no balloon, no sound, a pty serial port (logged to
-//     spec.SerialLog when set) and its console.
+//     spec.SerialLog when set) and its console; with spec.GuestAgent a
+//     virtio-serial channel org.qemu.guest_agent.0 (unix socket chosen by
+//     libvirt; libvirt adds the virtio-serial controller).
 //
 // SATA disks on a "pc" machine get their AHCI controller from libvirt.
 // Domain returns an error (naming the domain) when spec is incomplete or
@@ -230,6 +232,15 @@ func buildDomain(spec virt.DomainSpec) (*libvirtxml.Domain, error) {
 		serial.Log = &libvirtxml.DomainChardevLog{File: spec.SerialLog, Append: "off"}
 	}
 	consolePort := uint(0)
+	var channels []libvirtxml.DomainChannel
+	if spec.GuestAgent {
+		// The socket path is left to libvirt (it picks one under its own
+		// run directory and connects to it for QemuAgentCommand).
+		channels = append(channels, libvirtxml.DomainChannel{
+			Source: &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "bind"}},
+			Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: virt.AgentOrgName}},
+		})
+	}
 
 	d := &libvirtxml.Domain{
 		Type:          string(spec.Accel),
@@ -260,6 +271,7 @@ func buildDomain(spec virt.DomainSpec) (*libvirtxml.Domain, error) {
 			Controllers: usb,
 			Interfaces:  nics,
 			Serials:     []libvirtxml.DomainSerial{serial},
+			Channels:    channels,
 			Consoles: []libvirtxml.DomainConsole{{
 				Source: &libvirtxml.DomainChardevSource{Pty: &libvirtxml.DomainChardevSourcePty{}},
 				Target: &libvirtxml.DomainConsoleTarget{Type: "serial", Port: &consolePort},
@@ -531,6 +543,11 @@ func ParseDomain(xml string) (virt.Domain, error) {
 			is.PortIsolated = true
 		}
 		out.Interfaces = append(out.Interfaces, is)
+	}
+	for _, c := range d.Devices.Channels {
+		if c.Target != nil && c.Target.VirtIO != nil && c.Target.VirtIO.Name == virt.AgentOrgName {
+			out.GuestAgent = true
+		}
 	}
 	for _, g := range d.Devices.Graphics {
 		if g.VNC == nil || g.VNC.Port <= 0 {

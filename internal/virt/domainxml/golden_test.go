@@ -61,6 +61,11 @@ func goldenCases() []goldenCase {
 			s.Accel = virt.AccelTCG // Hyperv stays true: the renderer drops it
 			return one(DomainXML(s))
 		}},
+		{"domain-x64-pc-agent", func() (map[string]string, error) {
+			s := baseDomain()
+			s.GuestAgent = true
+			return one(DomainXML(s))
+		}},
 		{"domain-install-q35", func() (map[string]string, error) {
 			s := baseDomain()
 			s.Machine = "q35"

@@ -28,6 +28,9 @@ type domain struct {
 	current    string
 	// shutdownRequests counts ShutdownDomain calls.
 	shutdownRequests int
+	// guest is what the guest agent sees of the running guest (nil when
+	// shut off); see agent.go.
+	guest *guest
 }
 
 // machineFamily is "i440fx" for pc and its versioned types, "q35" for q35
@@ -249,6 +252,7 @@ func (h *Hypervisor) StartDomain(ctx context.Context, name string) error {
 	d.live = &live
 	d.state = virt.StateRunning
 	d.vncPort = h.freeVNCPort()
+	d.guest = newGuest()
 	// libvirt 9.0 reports the CPUs starting before the domain itself.
 	h.emit(name, virt.EventResumed, "unpaused")
 	h.emit(name, virt.EventStarted, "booted")
@@ -346,6 +350,7 @@ func (h *Hypervisor) stop(d *domain, reason virt.StopReason) {
 	d.state = virt.StateShutoff
 	d.stopReason = reason
 	d.vncPort = 0
+	d.guest = nil
 }
 
 // DestroyDomain implements virt.Hypervisor.

@@ -24,6 +24,9 @@ type snapshot struct {
 	live *virt.DomainSpec
 	// gens is the content generation of each disk file, by path.
 	gens map[string]uint64
+	// guest is the guest agent's view of the guest (files, processes) in
+	// a memory snapshot.
+	guest *guest
 }
 
 func (h *Hypervisor) lookupSnapshot(op, dom, name string) (*domain, *snapshot, error) {
@@ -137,6 +140,7 @@ func (h *Hypervisor) CreateSnapshot(ctx context.Context, dom string, spec virt.S
 	if running {
 		live := cloneSpec(*d.live)
 		s.live = &live
+		s.guest = d.guest.clone()
 		// QEMU pauses the guest while it saves the state.
 		h.emit(dom, virt.EventSuspended, "paused")
 		h.emit(dom, virt.EventResumed, "unpaused")
@@ -184,6 +188,7 @@ func (h *Hypervisor) RevertSnapshot(ctx context.Context, dom, name string) error
 	if s.live != nil {
 		live := cloneSpec(*s.live)
 		d.live = &live
+		d.guest = s.guest.clone()
 		d.state = s.state
 		d.vncPort = h.freeVNCPort()
 		h.emit(dom, virt.EventStarted, "from-snapshot")

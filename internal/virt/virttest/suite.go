@@ -68,6 +68,7 @@ func Run(t *testing.T, newHV func(t *testing.T) Harness) {
 		{"Snapshots", testSnapshots},
 		{"ChangeMedia", testChangeMedia},
 		{"Events", testEvents},
+		{"Agent", testAgent},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
