@@ -192,7 +192,7 @@ runcheck() { # round kind spec sayfn: one "RIG check" line; status 0 on pass
 		n=0; ok=0
 		while [ $n -lt 3 ]; do
 			n=$((n+1))
-			printf 'RIG-UDP %s %d\n' "$RIG_name" $n | timeout 3 nc.udp -u -b -w 1 ${src:+-s $src} ${sp:+-p $sp} "$d" "$rest" >/dev/null 2>&1 && ok=$((ok+1))
+			printf 'RIG-UDP %s %d\n' "$RIG_name" $n | timeout 3 nc.udp -u -b -q 0 -w 1 ${src:+-s $src} ${sp:+-p $sp} "$d" "$rest" >/dev/null 2>&1 && ok=$((ok+1))
 		done
 		if [ -n "$m" ]; then
 			arp -i eth0 -d "$d" 2>/dev/null
