@@ -120,7 +120,9 @@ func TestKillLoopRandom(t *testing.T) {
 	}
 	golden := 0
 	vars := func() []string { return []string{"--var", "golden=" + goldens[golden]} }
-	apply := func() { run([]int{0}, append([]string{"apply", "--auto-approve", "--parallelism", "2", dir}, vars()...)...) }
+	apply := func() {
+		run([]int{0}, append([]string{"apply", "--auto-approve", "--parallelism", "2", dir}, vars()...)...)
+	}
 	tick := 0
 	tickNow := func() string { return time.Now().UTC().Add(time.Duration(tick+2) * time.Hour).Format(time.RFC3339) }
 
