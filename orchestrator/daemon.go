@@ -125,7 +125,7 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 // tick runs one scheduler pass: every managed VM with a policy, each under
 // its VM lock. A VM whose guest shut down while no event reached the daemon
 // (it was not running, or disconnected from libvirtd) is reverted first
-// (revertMissedShutdown); the first tick runs right after every connect.
+// (missedGuestShutdown); the first tick runs right after every connect.
 func (d *Daemon) tick(ctx context.Context, e *Engine) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
