@@ -153,13 +153,13 @@ func TestKillLoopRandom(t *testing.T) {
 		case "run-due":
 			tick++
 			args = []string{"snapshot", "run-due", "--now", tickNow()}
-			maxDelay = 3 * time.Second
+			maxDelay = 1500 * time.Millisecond // a tick of two VMs takes about two seconds
 		}
 		delay := time.Duration(rng.Int63n(int64(maxDelay-50*time.Millisecond))) + 50*time.Millisecond
 		cmd, stdout, stderr := h.Start(t, env, args...)
 		killed := killAt(t, cmd, delay)
 		outputs[fmt.Sprintf("round %d: killed %s", round, op)] = stdout.String() + stderr.String()
-		t.Logf("round %d: %s, kill after %s: killed=%v; last progress:\n%s", round, op, delay.Round(time.Millisecond), killed, lastLines(stderr.String(), 3))
+		t.Logf("round %d: %s, kill after %s: killed=%v; last output:\n%s", round, op, delay.Round(time.Millisecond), killed, tail(stderr.String(), 3))
 
 		// The next command sees everything the killed one left.
 		r := run([]int{0, 2}, append([]string{"plan", dir}, vars()...)...)
@@ -299,4 +299,18 @@ func settled(t *testing.T, h *e2eutil.Host, domains []string, golden string) {
 			t.Errorf("answer media %s left after convergence", v.Name)
 		}
 	}
+}
+
+// tail returns the last n non-empty lines of s.
+func tail(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
