@@ -148,7 +148,7 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 			return err
 		}
 		if missedGuestShutdown(dom) {
-			d.revertToBaseline(ctx, e, dom, "guest shut down while the daemon was not listening: reverted to baseline")
+			d.revertToBaseline(ctx, e, dom, true)
 			if dom, err = e.HV.GetDomain(ctx, name); err != nil {
 				d.Log.Error("tick", "vm", name, "err", err)
 				return err
@@ -210,12 +210,15 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 	if dom.State != virt.StateShutoff || dom.StopReason != virt.StopShutdown {
 		return
 	}
-	d.revertToBaseline(ctx, e, dom, "guest shut down: reverted to baseline")
+	d.revertToBaseline(ctx, e, dom, false)
 }
 
 // revertToBaseline reverts dom to its policy's baseline and starts it when
-// the baseline left it off; the caller holds the VM lock.
-func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, done string) {
+// the baseline left it off; the caller holds the VM lock. caughtUp says
+// that a tick found the shutdown, not its event: the daemon was not
+// listening then (or the tick came first; the event then finds the VM
+// running and does nothing).
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, caughtUp bool) {
 	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)
@@ -229,5 +232,5 @@ func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domai
 			return
 		}
 	}
-	d.Log.Info(done, "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
+	d.Log.Info("guest shut down: reverted to baseline", "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond), "caught_up", caughtUp)
 }

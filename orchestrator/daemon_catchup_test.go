@@ -37,7 +37,7 @@ func TestDaemonRevertsGuestShutdownsItMissed(t *testing.T) {
 	dm := &Daemon{Connect: func(ctx context.Context) (virt.Hypervisor, error) { return nopClose{h}, nil }, Tick: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	go func() { _ = dm.Run(ctx) }()
 	waitFor(t, "missed shutdown reverted on connect", func() bool {
-		return strings.Contains(logs.String(), "while the daemon was not listening: reverted to baseline")
+		return strings.Contains(logs.String(), `msg="guest shut down: reverted to baseline" vm=t baseline=clean`) && strings.Contains(logs.String(), "caught_up=true")
 	})
 	d, _ = h.GetDomain(ctx, "t")
 	if d.State != virt.StateRunning {
