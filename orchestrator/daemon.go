@@ -27,8 +27,17 @@ type Daemon struct {
 	Parallelism int
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
+	// CatchUpAfter is how long a tick must have seen a VM off by a guest
+	// shutdown nobody handled before it reverts it (default 30s; see
+	// missedGuestShutdown): apply leaves a VM it provisions in that state
+	// for a moment (marked provisioned, its baseline being taken, not yet
+	// started).
+	CatchUpAfter time.Duration
 
 	locks sync.Map // VM name -> *sync.Mutex
+	// suspects are VMs a tick saw off by a guest shutdown nobody handled,
+	// with when it first saw them (real time).
+	suspects sync.Map // VM name -> time.Time
 }
 
 func (d *Daemon) now() time.Time {
@@ -147,7 +156,7 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 			d.Log.Error("tick", "vm", name, "err", err)
 			return err
 		}
-		if missedGuestShutdown(dom) {
+		if d.confirmMissedShutdown(dom) {
 			d.revertToBaseline(ctx, e, dom, true)
 			if dom, err = e.HV.GetDomain(ctx, name); err != nil {
 				d.Log.Error("tick", "vm", name, "err", err)
@@ -182,6 +191,33 @@ func missedGuestShutdown(dom virt.Domain) bool {
 	m := dom.Metadata
 	return m != nil && m.Provisioned && m.Policy != nil && m.Policy.OnShutdown == "revert" &&
 		dom.State == virt.StateShutoff && dom.StopReason == virt.StopShutdown && m.StopRequested == nil
+}
+
+// confirmMissedShutdown reports whether the tick should revert dom: it is
+// in the missedGuestShutdown state and an earlier tick, at least
+// CatchUpAfter ago, saw it so too. The first sighting only records it: a
+// VM that apply is provisioning is in that state for a moment (its setup
+// pass powered it off; it is marked provisioned before its baseline is
+// taken and started after).
+func (d *Daemon) confirmMissedShutdown(dom virt.Domain) bool {
+	if !missedGuestShutdown(dom) {
+		d.suspects.Delete(dom.Name)
+		return false
+	}
+	after := d.CatchUpAfter
+	if after <= 0 {
+		after = 30 * time.Second
+	}
+	first, seen := d.suspects.LoadOrStore(dom.Name, time.Now())
+	if !seen {
+		d.Log.Info("guest shut down while nobody listened: reverting at a later tick unless it starts meanwhile", "vm", dom.Name, "after", after)
+		return false
+	}
+	if time.Since(first.(time.Time)) < after {
+		return false
+	}
+	d.suspects.Delete(dom.Name)
+	return true
 }
 
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
