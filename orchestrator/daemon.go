@@ -210,7 +210,7 @@ func (d *Daemon) confirmMissedShutdown(dom virt.Domain) bool {
 	}
 	first, seen := d.suspects.LoadOrStore(dom.Name, time.Now())
 	if !seen {
-		d.Log.Info("guest shut down while nobody listened: reverting at a later tick unless it starts meanwhile", "vm", dom.Name, "after", after)
+		d.Log.Debug("guest shut down while nobody listened: reverting at a later tick unless it starts meanwhile", "vm", dom.Name, "after", after)
 		return false
 	}
 	if time.Since(first.(time.Time)) < after {
