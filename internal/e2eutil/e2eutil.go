@@ -81,7 +81,7 @@ type Host struct {
 	// (shared by the tests of a package), as on a real host, where a
 	// missing secret is refused while VMs hold fingerprints made with one.
 	FingerprintKey string
-	HV       virt.Hypervisor
+	HV             virt.Hypervisor
 }
 
 var poolSeq struct {
