@@ -48,7 +48,17 @@ type Daemon struct {
 	// (DaemonState) for verify, status and plan.
 	StatePath string
 
+	// CatchUpAfter is how long a tick must have seen a VM off by a guest
+	// shutdown nobody handled before it reverts it (default 30s; see
+	// missedGuestShutdown): apply leaves a VM it provisions in that state
+	// for a moment (marked provisioned, its baseline being taken, not yet
+	// started).
+	CatchUpAfter time.Duration
+
 	locks sync.Map // VM name -> *sync.Mutex
+	// suspects are VMs a tick saw off by a guest shutdown nobody handled,
+	// with when it first saw them (real time).
+	suspects sync.Map // VM name -> time.Time
 
 	mu         sync.Mutex
 	doorProbs  []string
@@ -344,7 +354,7 @@ func (d *Daemon) writeState() {
 // tick runs one scheduler pass: every managed VM with a policy, each under
 // its VM lock. A VM whose guest shut down while no event reached the daemon
 // (it was not running, or disconnected from libvirtd) is reverted first
-// (revertMissedShutdown); the first tick runs right after every connect.
+// (missedGuestShutdown); the first tick runs right after every connect.
 func (d *Daemon) tick(ctx context.Context, e *Engine) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
@@ -369,8 +379,8 @@ func (d *Daemon) tick(ctx context.Context, e *Engine) {
 			d.Log.Error("tick", "vm", name, "err", err)
 			return err
 		}
-		if missedGuestShutdown(dom) {
-			d.revertToBaseline(ctx, e, dom, "guest shut down while the daemon was not listening: reverted to baseline")
+		if d.confirmMissedShutdown(dom) {
+			d.revertToBaseline(ctx, e, dom, true)
 			if dom, err = e.HV.GetDomain(ctx, name); err != nil {
 				d.Log.Error("tick", "vm", name, "err", err)
 				return err
@@ -408,6 +418,33 @@ func missedGuestShutdown(dom virt.Domain) bool {
 		dom.State == virt.StateShutoff && dom.StopReason == virt.StopShutdown && m.StopRequested == nil
 }
 
+// confirmMissedShutdown reports whether the tick should revert dom: it is
+// in the missedGuestShutdown state and an earlier tick, at least
+// CatchUpAfter ago, saw it so too. The first sighting only records it: a
+// VM that apply is provisioning is in that state for a moment (its setup
+// pass powered it off; it is marked provisioned before its baseline is
+// taken and started after).
+func (d *Daemon) confirmMissedShutdown(dom virt.Domain) bool {
+	if !missedGuestShutdown(dom) {
+		d.suspects.Delete(dom.Name)
+		return false
+	}
+	after := d.CatchUpAfter
+	if after <= 0 {
+		after = 30 * time.Second
+	}
+	first, seen := d.suspects.LoadOrStore(dom.Name, time.Now())
+	if !seen {
+		d.Log.Debug("guest shut down while nobody listened: reverting at a later tick unless it starts meanwhile", "vm", dom.Name, "after", after)
+		return false
+	}
+	if time.Since(first.(time.Time)) < after {
+		return false
+	}
+	d.suspects.Delete(dom.Name)
+	return true
+}
+
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
 // when the baseline was taken with the VM off.
@@ -437,12 +474,15 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 	if dom.State != virt.StateShutoff || dom.StopReason != virt.StopShutdown {
 		return
 	}
-	d.revertToBaseline(ctx, e, dom, "guest shut down: reverted to baseline")
+	d.revertToBaseline(ctx, e, dom, false)
 }
 
 // revertToBaseline reverts dom to its policy's baseline and starts it when
-// the baseline left it off; the caller holds the VM lock.
-func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, done string) {
+// the baseline left it off; the caller holds the VM lock. caughtUp says
+// that a tick found the shutdown, not its event: the daemon was not
+// listening then (or the tick came first; the event then finds the VM
+// running and does nothing).
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, caughtUp bool) {
 	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)
@@ -456,5 +496,5 @@ func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domai
 			return
 		}
 	}
-	d.Log.Info(done, "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond))
+	d.Log.Info("guest shut down: reverted to baseline", "vm", name, "baseline", p.Baseline, "took", time.Since(start).Round(time.Millisecond), "caught_up", caughtUp)
 }

@@ -34,10 +34,10 @@ func TestDaemonRevertsGuestShutdownsItMissed(t *testing.T) {
 	}
 
 	var logs syncBuffer
-	dm := &Daemon{Connect: func(ctx context.Context) (virt.Hypervisor, error) { return nopClose{h}, nil }, Tick: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	dm := &Daemon{Connect: func(ctx context.Context) (virt.Hypervisor, error) { return nopClose{h}, nil }, Tick: 20 * time.Millisecond, CatchUpAfter: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	go func() { _ = dm.Run(ctx) }()
 	waitFor(t, "missed shutdown reverted on connect", func() bool {
-		return strings.Contains(logs.String(), "while the daemon was not listening: reverted to baseline")
+		return strings.Contains(logs.String(), `msg="guest shut down: reverted to baseline" vm=t baseline=clean`) && strings.Contains(logs.String(), "caught_up=true")
 	})
 	d, _ = h.GetDomain(ctx, "t")
 	if d.State != virt.StateRunning {
@@ -83,9 +83,11 @@ func TestTickCatchUpOnlyRevertsGuestShutdowns(t *testing.T) {
 			e := &Engine{HV: h, Parallelism: 1, PollInterval: time.Millisecond}
 			c.stop(t, h, e)
 			var logs syncBuffer
-			dm := &Daemon{Log: slog.New(slog.NewTextHandler(&logs, nil))}
+			dm := &Daemon{Log: slog.New(slog.NewTextHandler(&logs, nil)), CatchUpAfter: time.Millisecond}
 			// Long after a stop request: still not taken for the guest's.
 			dm.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+			dm.tick(ctx, e) // first sighting
+			time.Sleep(5 * time.Millisecond)
 			dm.tick(ctx, e)
 			d, _ := h.GetDomain(ctx, "t")
 			reverted := strings.Contains(logs.String(), "reverted to baseline")
@@ -98,5 +100,46 @@ func TestTickCatchUpOnlyRevertsGuestShutdowns(t *testing.T) {
 				t.Fatalf("%d reverts after two ticks", n)
 			}
 		})
+	}
+}
+
+// apply provisions a VM in steps: its setup pass powers it off, it is
+// marked provisioned, its baseline is taken and only then is it started. A
+// tick in between sees a provisioned VM off by a guest shutdown: it must
+// not revert it (the first sighting only records it), and once the VM
+// runs, it is forgotten.
+func TestTickCatchUpWaitsForASecondSighting(t *testing.T) {
+	ctx := context.Background()
+	h := newFakeHost(t)
+	apply(t, plan(t, loadProfile(t, "catchup", revertProfile, "%MEMORY%", "false"), h))
+	e := &Engine{HV: h, Parallelism: 1, PollInterval: time.Millisecond}
+	if err := h.GuestPowerOff("t"); err != nil { // as the setup pass does
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	dm := &Daemon{Log: slog.New(slog.NewTextHandler(&logs, nil)), CatchUpAfter: time.Millisecond}
+	dm.tick(ctx, e)
+	if strings.Contains(logs.String(), "reverted to baseline") {
+		t.Fatalf("the first tick reverted a VM apply may be starting:\n%s", logs.String())
+	}
+	if err := h.StartDomain(ctx, "t"); err != nil { // apply starts it
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	dm.tick(ctx, e)
+	if err := h.GuestPowerOff("t"); err != nil { // much later, the guest's own shutdown
+		t.Fatal(err)
+	}
+	dm.tick(ctx, e)
+	if strings.Contains(logs.String(), "reverted to baseline") {
+		t.Fatalf("a sighting from before the VM ran counted:\n%s", logs.String())
+	}
+	time.Sleep(5 * time.Millisecond)
+	dm.tick(ctx, e)
+	if !strings.Contains(logs.String(), "caught_up=true") {
+		t.Fatalf("the second sighting did not revert:\n%s", logs.String())
+	}
+	if d, _ := h.GetDomain(ctx, "t"); d.State != virt.StateRunning {
+		t.Errorf("after the catch-up the VM is %s", d.State)
 	}
 }

@@ -47,6 +47,12 @@ network "shared" {
     protocol  = "tcp"
     port      = 8081
   }
+  allow "udp-control" {
+    direction = "out"
+    to        = "host"
+    protocol  = "udp"
+    port      = 5142
+  }
 }
 network "isolated" {
   subnet         = "10.94.2.0/24"
@@ -220,6 +226,9 @@ func TestProbeMatrix(t *testing.T) {
 	}
 
 	step("spoofing attempts")
+
+	oneWayUDP(t, r, ip)
+	step("one-way UDP and rogue DHCP")
 
 	// Host to guests: the allowed port works (the control port), others
 	// and ping do not.

@@ -64,7 +64,7 @@ func Binary(t testing.TB) string {
 // Host is a private libvirtd prepared for legacyvm: a storage pool the
 // tests can read (qemu-io, qemu-img), a copy of the stand-in golden image
 // in a directory of its own, and per-test directories for serial logs,
-// locks and the fingerprint secret.
+// locks and HOME; the fingerprint secret is the instance's.
 type Host struct {
 	Env     *testenv.Env
 	Guest   *testenv.GuestImages
@@ -76,8 +76,12 @@ type Host struct {
 	Golden   string
 	LogDir   string
 	LockDir  string
-	StateDir string // fingerprint secret lives here
-	HV       virt.Hypervisor
+	StateDir string // HOME of the legacyvm runs
+	// FingerprintKey is the fingerprint secret: one per libvirtd instance
+	// (shared by the tests of a package), as on a real host, where a
+	// missing secret is refused while VMs hold fingerprints made with one.
+	FingerprintKey string
+	HV             virt.Hypervisor
 }
 
 var poolSeq struct {
@@ -108,6 +112,7 @@ func NewHost(t *testing.T) *Host {
 	h.LogDir = filepath.Join(base, "logs")
 	h.LockDir = filepath.Join(base, "locks")
 	h.StateDir = filepath.Join(base, "state")
+	h.FingerprintKey = filepath.Join(env.Dir, "fingerprint.key")
 	for _, d := range []string{h.LogDir, h.StateDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -148,7 +153,7 @@ func (h *Host) Environ(extra ...string) []string {
 		"LIBVIRT_DEFAULT_URI=" + h.URI,
 		"LEGACYVM_SERIAL_LOG_DIR=" + h.LogDir,
 		"LEGACYVM_LOCK_DIR=" + h.LockDir,
-		"LEGACYVM_FINGERPRINT_KEY=" + filepath.Join(h.StateDir, "fingerprint.key"),
+		"LEGACYVM_FINGERPRINT_KEY=" + h.FingerprintKey,
 		// legacyvm daemon's state file (doors), never the host's /run.
 		"LEGACYVM_RUN_DIR=" + filepath.Join(h.StateDir, "run"),
 	}

@@ -173,8 +173,8 @@ func guestKey(ctx context.Context) (string, error) {
 		}
 	}
 	// The versions of every package build.sh downloads (keep in step with
-	// its AGENT_PKGS).
-	pkgs := append([]string{"show", "--no-all-versions", kpkg, "busybox-static"}, agentPackages...)
+	// its AGENT_PKGS and the nc.udp probe).
+	pkgs := append([]string{"show", "--no-all-versions", kpkg, "busybox-static", "netcat-traditional"}, agentPackages...)
 	out, err := exec.CommandContext(ctx, "apt-cache", pkgs...).Output()
 	if err != nil {
 		return "", fmt.Errorf("resolve guest package versions: %w (run apt-get update)", err)

@@ -20,6 +20,8 @@
 #   guest.qcow2   standin.img as qcow2: BIOS-bootable (SeaBIOS -> syslinux) from IDE, SATA (AHCI) or
 #                 virtio; used read-only as the backing file of per-VM overlays
 #   busybox       the guest's busybox-static, for the host side of tests (ping, nc inside a netns)
+#   (the initramfs also holds netcat-traditional's nc as /bin/nc.udp, with libc6's libc.so.6 and
+#   ld-linux-x86-64.so.2, for one-way UDP probes)
 #
 # The guest also runs Debian's qemu-guest-agent (/usr/sbin/qemu-ga, from the package, with the shared
 # libraries it needs: the closure of its ELF NEEDED entries, taken from the AGENT_PKGS packages) on
@@ -84,6 +86,17 @@ R="$WORK/root"
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,mnt,lib/modules}
 cp "$BB" "$R/bin/busybox"
 for a in $("$BB" --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
+# One-way UDP probes (init.sh "udp=..."): busybox's nc has no UDP, so the guest also carries
+# netcat-traditional's nc (-u, -b, -p: any source port, broadcast) as /bin/nc.udp, with the two
+# files of libc6 it loads.
+NCDEB="$(fetch netcat-traditional)"
+LCDEB="$(fetch libc6)"
+dpkg-deb -x "$NCDEB" "$WORK/nc"
+dpkg-deb -x "$LCDEB" "$WORK/libc"
+mkdir -p "$R/lib/x86_64-linux-gnu" "$R/lib64"
+cp "$WORK/nc/bin/nc.traditional" "$R/bin/nc.udp"
+cp -L "$WORK/libc/lib/x86_64-linux-gnu/libc.so.6" "$R/lib/x86_64-linux-gnu/libc.so.6"
+cp -L "$WORK/libc/lib64/ld-linux-x86-64.so.2" "$R/lib64/ld-linux-x86-64.so.2"
 install -m 0755 "$HERE/init.sh" "$R/init"
 # Modules by name; dependencies come from each module's own modinfo "depends=" (the package ships
 # no modules.dep and depmod is not needed); built-in ones are skipped.

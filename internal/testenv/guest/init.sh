@@ -46,6 +46,13 @@
 # the receiver's "counters" (result=pass only if they were even answered):
 #   spoofip=SRC@IP         from the forged source address SRC (added to eth0 meanwhile)
 #   spoofmac=MAC@IP        from the forged source MAC (eth0's MAC is changed, then restored)
+# or a one-way UDP send (result=pass when the datagrams left the guest; whether they arrived is
+# counted by the receiver: a host listener, or a guest's "counters"):
+#   udp=IP:PORT[/SPORT][@MAC]  three datagrams "RIG-UDP <name> <n>" to IP:PORT (broadcast allowed),
+#                          from port SPORT (e.g. 67: a DHCP server's replies), in frames to MAC
+#                          (a permanent ARP entry; for the subnet's broadcast address its
+#                          local broadcast route is removed meanwhile, so a group MAC other than
+#                          ff:ff:ff:ff:ff:ff can carry it). 255.255.255.255 always goes to ff:ff:..
 #
 # Output on the serial console (ttyS0), one result per line, always prefixed "RIG ":
 #   RIG boot name=.. uptime=S
@@ -183,6 +190,28 @@ runcheck() { # round kind spec sayfn: one "RIG check" line; status 0 on pass
 			setmac "$MAC"
 		fi
 		extra=" fence=$f1,$(echo1 "$d")" ;;
+	udp)
+		t="$3"; d="${3%%:*}"; rest="${3#*:}"; m=""; sp=""
+		case "$rest" in *@*) m="${rest#*@}"; rest="${rest%%@*}" ;; esac
+		case "$rest" in */*) sp="${rest#*/}"; rest="${rest%%/*}" ;; esac
+		src=$(ip -4 addr show dev eth0 | awk '$1 == "inet" { sub(/\/.*/, "", $2); print $2; exit }')
+		bc=""
+		if [ -n "$m" ]; then # busybox ip has no "neigh replace": a permanent ARP entry instead
+			bc=$(ip route show table local | awk -v d="$d" '$1 == "broadcast" && $2 == d { print; exit }')
+			[ -n "$bc" ] && ip route del table local $bc 2>/dev/null
+			arp -i eth0 -s "$d" "$m" 2>/dev/null
+		fi
+		n=0; ok=0
+		while [ $n -lt 3 ]; do
+			n=$((n+1))
+			printf 'RIG-UDP %s %d\n' "$RIG_name" $n | timeout 3 nc.udp -u -b -q 0 -w 1 ${src:+-s $src} ${sp:+-p $sp} "$d" "$rest" >/dev/null 2>&1 && ok=$((ok+1))
+		done
+		if [ -n "$m" ]; then
+			arp -i eth0 -d "$d" 2>/dev/null
+			[ -n "$bc" ] && ip route add table local $bc 2>/dev/null
+		fi
+		[ $ok -gt 0 ] && r=pass
+		extra=" sent=$ok" ;;
 	*) t="$3"; extra=" error=unknown-kind" ;;
 	esac
 	$4 "check round=$1 kind=$2 target=$t result=$r$extra"
@@ -205,7 +234,9 @@ if [ "$RIG_MODE" = control ]; then
 	touch) r="$(disktouch | tail -n1)" ;;
 	check) r="$(diskcheck | tail -n1)" ;;
 	uptime) r="uptime=$(up)" ;;
-	counters) r="icmp_in_echos=$(awk '/^Icmp:/ { if (!c) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i } else print $c }' /proc/net/snmp)" ;;
+	counters) r="icmp_in_echos=$(awk '/^Icmp:/ { if (!c) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i } else print $c }' /proc/net/snmp)"
+		# UDP datagrams received, whether a socket took them or not (NoPorts)
+		r="$r udp_in=$(awk '/^Udp:/ { if (!a) { for (i = 1; i <= NF; i++) { if ($i == "InDatagrams") a = i; if ($i == "NoPorts") b = i } } else print $a + $b }' /proc/net/snmp)" ;;
 	poweroff) r="poweroff" ;;
 	*) r="unknown-command" ;;
 	esac
