@@ -23,7 +23,8 @@ import (
 // and is saved with memory snapshots (a revert restores it, like a real
 // guest's RAM). Programs are Go functions named by their base name (see
 // guestPrograms); the fake's /bin/sh runs only legacyvm's exec wrapper
-// (see runShell).
+// (see runShell). A guest WithGuestOS marks as Windows imitates qemu-ga on
+// Windows 7 instead (see windows.go).
 type guest struct {
 	files   map[string][]byte
 	dirs    map[string]bool
