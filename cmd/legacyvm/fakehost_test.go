@@ -52,6 +52,10 @@ func newFakeWorld(t *testing.T) *fakeWorld {
 		"examples/install-media/secrets/win7.key":       fakeKey3,
 		"examples/install-media/secrets/admin.password": "not-a-real-password",
 		"win7.iso": "fake iso",
+		// What the cp examples copy into a VM.
+		"build/app.msi":            "fake msi",
+		"testdata/input.csv":       "id,value\n1,2",
+		"testdata/cases/case1.txt": "case 1",
 	}
 	for rel, content := range secrets {
 		p := filepath.Join(dir, rel)
@@ -63,8 +67,9 @@ func newFakeWorld(t *testing.T) *fakeWorld {
 		}
 	}
 	h := fake.New(
+		fake.WithGuestOS(exampleGuest),
 		fake.WithFile(goldenPath, "qcow2", 60<<30),
-		fake.WithFile("/var/lib/libvirt/images/legacyvm-standin.qcow2", "qcow2", 1<<30),
+		fake.WithFile(standinPath, "qcow2", 1<<30),
 		fake.WithFile(iso, "raw", 3<<30),
 	)
 	// As on a Debian host: the default pool holds the images directory.
@@ -122,6 +127,29 @@ func newFakeWorld(t *testing.T) *fakeWorld {
 	}()
 	t.Cleanup(func() { close(w.stop); w.wg.Wait() })
 	return w
+}
+
+const standinPath = "/var/lib/libvirt/images/legacyvm-standin.qcow2"
+
+// exampleGuest is what the examples' VMs boot: Windows 7, except a VM
+// made from the Linux stand-in image (quickstart's default). The lab's
+// VMs hold what the exec and cp examples use: a test script and an
+// installer in C:\stage, test results, a crash dump.
+func exampleGuest(spec virt.DomainSpec) fake.GuestOS {
+	if spec.Metadata != nil && spec.Metadata.Image == standinPath {
+		return fake.GuestOS{}
+	}
+	os := fake.GuestOS{Windows: true}
+	if spec.Name == "acct-1" || spec.Name == "acct-2" {
+		os.Files = map[string][]byte{
+			`C:\stage\run-tests.bat`:        []byte("@echo off\r\nrem the stage's tests\r\ncd /d C:\\stage\r\necho running tests\r\ntype results\\junit.xml\r\nexit /b 0\r\n"),
+			`C:\stage\setup.exe`:            []byte("MZ fake installer"),
+			`C:\stage\results\junit.xml`:    []byte(`<testsuite name="stage" tests="1" failures="0"><testcase name="t"/></testsuite>`),
+			`C:\stage\results\logs\run.log`: []byte("ok\r\n"),
+			`C:\dumps\memory.dmp`:           []byte("MDMP fake dump"),
+		}
+	}
+	return os
 }
 
 type cliRun struct {
@@ -213,5 +241,45 @@ func TestFakeWorldAppliesEveryExample(t *testing.T) {
 		if !strings.Contains(r.out, vm+" ") {
 			t.Errorf("status --all lacks %s:\n%s", vm, r.out)
 		}
+	}
+}
+
+// The fake world's guests are what the examples expect: the lab's VMs are
+// Windows 7 guests that really run the exec and test examples; quickstart's
+// demo, made from the Linux stand-in image, stays Linux.
+func TestFakeWorldGuestsMatchTheirImages(t *testing.T) {
+	w := newFakeWorld(t)
+	w.applyAll()
+	r := w.run(cliOpts{}, "exec", "acct-1", "--", "cmd", "/c", "ver")
+	if r.code != 0 || !strings.Contains(r.out, "Microsoft Windows [Version 6.1.7601]") {
+		t.Errorf("exec acct-1 -- cmd /c ver: exit %d\nstdout: %q\nstderr: %s", r.code, r.out, r.err)
+	}
+	r = w.run(cliOpts{}, "exec", "acct-1", "--", `C:\stage\run-tests.bat`)
+	if r.code != 0 || !strings.Contains(r.out, "running tests") || !strings.Contains(r.out, "<testsuite") {
+		t.Errorf("exec run-tests.bat: exit %d\nstdout: %q\nstderr: %s", r.code, r.out, r.err)
+	}
+	doms, err := w.h.ListDomains(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range doms {
+		if d.Name == "demo" && (d.Metadata == nil || d.Metadata.Image != standinPath) {
+			t.Errorf("demo comes from %v, not the stand-in image: it would boot a Windows fake guest", d.Metadata)
+		}
+	}
+	r = w.run(cliOpts{}, "test", "examples/lab", "smoke", "--results", "out")
+	if r.code != 0 {
+		t.Fatalf("test examples/lab smoke: exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(w.dir, "out", "*", "*", "smoke.log"))
+	if len(logs) == 0 {
+		logs, _ = filepath.Glob(filepath.Join(w.dir, "out", "*", "*", "*", "smoke.log"))
+	}
+	if len(logs) != 2 {
+		t.Fatalf("smoke.log copied out of %d VMs, want 2 (%s)", len(logs), r.out)
+	}
+	b, _ := os.ReadFile(logs[0])
+	if !strings.Contains(string(b), "OS Name:") || !strings.Contains(string(b), "6.1.7601") {
+		t.Errorf("smoke.log = %q", b)
 	}
 }

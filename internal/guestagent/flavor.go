@@ -185,12 +185,17 @@ func (Windows) ParseHash(out []byte) (string, error) {
 	return "", fmt.Errorf("certutil printed no SHA256 hash: %q", Sanitize(string(out), 100))
 }
 
-func (Windows) ListFiles(dir string) (string, []string) {
-	return `C:\Windows\System32\cmd.exe`, []string{"/d", "/s", "/c", `"dir /b /s /a:-d ` + cmdQuote(dir) + `"`}
-}
+func (Windows) ListFiles(dir string) (string, []string) { return winList(dir, "-d") }
 
-func (Windows) ListDirs(dir string) (string, []string) {
-	return `C:\Windows\System32\cmd.exe`, []string{"/d", "/s", "/c", `"dir /b /s /a:d ` + cmdQuote(dir) + `"`}
+func (Windows) ListDirs(dir string) (string, []string) { return winList(dir, "d") }
+
+// winList lists with dir /b /s /a:ATTR. dir /b that finds nothing says
+// "File Not Found" and exits 1, also in an existing directory: that case
+// is an empty listing (exit 0); a missing directory stays an error.
+func winList(dir, attr string) (string, []string) {
+	q := cmdQuote(dir)
+	return `C:\Windows\System32\cmd.exe`, []string{"/d", "/s", "/c",
+		`"dir /b /s /a:` + attr + ` ` + q + ` 2>nul || if exist ` + cmdQuote(strings.TrimRight(dir, `\`)+`\`) + ` exit /b 0"`}
 }
 
 // ParseList reads dir /b /s output: one full path a line (in the console

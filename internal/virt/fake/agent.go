@@ -23,7 +23,8 @@ import (
 // and is saved with memory snapshots (a revert restores it, like a real
 // guest's RAM). Programs are Go functions named by their base name (see
 // guestPrograms); the fake's /bin/sh runs only legacyvm's exec wrapper
-// (see runShell).
+// (see runShell). A guest WithGuestOS marks as Windows imitates qemu-ga on
+// Windows 7 instead (see windows.go).
 type guest struct {
 	files   map[string][]byte
 	dirs    map[string]bool
@@ -35,6 +36,13 @@ type guest struct {
 	silent bool
 	// hook replaces the agent's answers (SetAgentHook).
 	hook func(command []byte) ([]byte, error)
+	// windows: the guest imitates qemu-ga on Windows 7 (see windows.go):
+	// case-insensitive C:\ paths, cmd.exe and its programs.
+	windows bool
+	// hostname is what hostname/ipconfig print (Windows guests).
+	hostname string
+	// programs replace or add programs by lowercase name (SetGuestProgram).
+	programs map[string]GuestProgram
 }
 
 type guestProc struct {
@@ -71,6 +79,7 @@ func (g *guest) clone() *guest {
 		return nil
 	}
 	c := newGuest()
+	c.dirs = map[string]bool{}
 	for k, v := range g.files {
 		c.files[k] = append([]byte(nil), v...)
 	}
@@ -86,6 +95,7 @@ func (g *guest) clone() *guest {
 		c.handles[k] = &hd
 	}
 	c.nextPID, c.nextFD, c.silent, c.hook = g.nextPID, g.nextFD, g.silent, g.hook
+	c.windows, c.hostname, c.programs = g.windows, g.hostname, g.programs
 	return c
 }
 
@@ -186,12 +196,14 @@ func (h *Hypervisor) GuestFile(name, p string) ([]byte, bool) {
 	if !ok || d.guest == nil {
 		return nil, false
 	}
-	b, ok := d.guest.files[path.Clean(p)]
+	b, ok := d.guest.files[d.guest.key(p)]
 	return append([]byte(nil), b...), ok
 }
 
 // PutGuestFile writes a file (and its parent directories) into the
-// running domain's fake guest.
+// running domain's fake guest. It is for tests only: it seeds what a real
+// guest would already hold (an installer, a crash dump); p is a Windows
+// path for a Windows guest (see WithGuestOS).
 func (h *Hypervisor) PutGuestFile(name, p string, data []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -199,17 +211,45 @@ func (h *Hypervisor) PutGuestFile(name, p string, data []byte) error {
 	if !ok || d.guest == nil {
 		return errf("put guest file", name, virt.ErrInvalidState, "domain is not running")
 	}
-	p = path.Clean(p)
-	d.guest.mkdirAll(path.Dir(p))
-	d.guest.files[p] = append([]byte(nil), data...)
+	d.guest.putFile(p, data)
 	return nil
 }
 
+// putFile writes a file and creates its parent directories.
+func (g *guest) putFile(p string, data []byte) {
+	p = g.key(p)
+	g.mkdirAll(g.parent(p))
+	g.files[p] = append([]byte(nil), data...)
+}
+
 func (g *guest) mkdirAll(dir string) {
-	for dir != "/" && dir != "." && !g.dirs[dir] {
+	dir = g.key(dir)
+	for !g.dirs[dir] {
 		g.dirs[dir] = true
-		dir = path.Dir(dir)
+		up := g.parent(dir)
+		if up == dir {
+			return
+		}
+		dir = up
 	}
+}
+
+// key is the map key of guest path p: path.Clean on Linux; on Windows the
+// spelling of an existing file or directory that matches p without regard
+// to case, else p cleaned (see winClean).
+func (g *guest) key(p string) string {
+	if !g.windows {
+		return path.Clean(p)
+	}
+	return g.winKey(winClean(p))
+}
+
+// parent is the directory that holds p (a key); the root is its own.
+func (g *guest) parent(p string) string {
+	if !g.windows {
+		return path.Dir(p)
+	}
+	return winDir(p)
 }
 
 // run executes one agent command; aerr is the agent's error description.
@@ -247,6 +287,12 @@ func (g *guest) run(cmd string, raw json.RawMessage) (ret any, aerr string) {
 		}
 		return map[string]any{"version": "7.2.0-fake", "supported_commands": cmds}, ""
 	case "guest-get-osinfo":
+		if g.windows {
+			// qemu-ga 7.2 (virtio-win) on Windows 7 Professional SP1.
+			return map[string]any{"id": "mswindows", "name": "Microsoft Windows", "pretty-name": "Windows 7 Professional",
+				"version": "Microsoft Windows 7", "version-id": "7", "variant": "client", "variant-id": "client",
+				"kernel-version": "6.1", "kernel-release": "7601", "machine": "x86_64"}, ""
+		}
 		return map[string]any{"id": "debian", "name": "Debian GNU/Linux (fake)", "kernel-release": "6.1.0-fake", "machine": "x86_64"}, ""
 	case "guest-exec":
 		var argv []string
@@ -299,10 +345,15 @@ func (g *guest) run(cmd string, raw json.RawMessage) (ret any, aerr string) {
 		}
 		return r, ""
 	case "guest-file-open":
-		p := path.Clean(str("path"))
+		p := g.key(str("path"))
 		mode := strings.TrimSuffix(strings.ReplaceAll(str("mode"), "b", ""), "+")
 		if mode == "" {
 			mode = "r"
+		}
+		if g.windows {
+			if msg := g.winOpenError(p, mode); msg != "" {
+				return nil, fmt.Sprintf("failed to open file '%s': %s", str("path"), msg)
+			}
 		}
 		if g.dirs[p] {
 			return nil, fmt.Sprintf("failed to open file '%s' (mode: '%s'): Is a directory", p, str("mode"))
@@ -314,7 +365,7 @@ func (g *guest) run(cmd string, raw json.RawMessage) (ret any, aerr string) {
 				return nil, fmt.Sprintf("failed to open file '%s' (mode: '%s'): No such file or directory", p, str("mode"))
 			}
 		case "w", "a":
-			if !g.dirs[path.Dir(p)] {
+			if !g.dirs[g.parent(p)] {
 				return nil, fmt.Sprintf("failed to open file '%s' (mode: '%s'): No such file or directory", p, str("mode"))
 			}
 			if mode == "w" || !exists {
@@ -531,6 +582,13 @@ func progFind(g *guest, a []string, _ []byte) ([]byte, []byte, int, bool) {
 
 // spawn starts program p.
 func (g *guest) spawn(p string, argv []string, stdin []byte) (*guestProc, string) {
+	if g.windows {
+		return g.winSpawn(p, argv, stdin)
+	}
+	if prog, ok := g.programs[path.Base(p)]; ok {
+		out, errb, code := prog(argv, stdin)
+		return &guestProc{exited: true, code: code, out: out, err: errb}, ""
+	}
 	if path.Base(p) == "sh" {
 		return g.runShell(argv, stdin)
 	}
@@ -565,6 +623,12 @@ func (g *guest) runShell(argv []string, stdin []byte) (*guestProc, string) {
 	g.files[path.Clean(outFile)] = nil
 	g.files[path.Clean(errFile)] = nil
 	prog, ok := guestPrograms[path.Base(cmd[0])]
+	if over, found := g.programs[path.Base(cmd[0])]; found {
+		prog, ok = func(_ *guest, a []string, in []byte) ([]byte, []byte, int, bool) {
+			out, errb, code := over(a, in)
+			return out, errb, code, false
+		}, true
+	}
 	if !ok {
 		g.files[path.Clean(errFile)] = []byte("sh: " + cmd[0] + ": not found\n")
 		return &guestProc{exited: true, code: 127}, ""

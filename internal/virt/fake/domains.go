@@ -252,7 +252,7 @@ func (h *Hypervisor) StartDomain(ctx context.Context, name string) error {
 	d.live = &live
 	d.state = virt.StateRunning
 	d.vncPort = h.freeVNCPort()
-	d.guest = newGuest()
+	d.guest = h.bootGuest(live)
 	// libvirt 9.0 reports the CPUs starting before the domain itself.
 	h.emit(name, virt.EventResumed, "unpaused")
 	h.emit(name, virt.EventStarted, "booted")

@@ -30,6 +30,8 @@ type Hypervisor struct {
 
 	failures []*failure
 	subs     map[chan virt.Event]struct{}
+	// guestOS picks the guest a domain boots (WithGuestOS; nil: Linux).
+	guestOS func(virt.DomainSpec) GuestOS
 	// extraPorts are interfaces AttachToBridge enslaved, by bridge.
 	extraPorts map[string][]virt.BridgePort
 }
