@@ -2,111 +2,30 @@ package snapshots
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/e2eutil"
 )
 
-// daemon is `legacyvm daemon --log-json` running as a subprocess.
-type daemon struct {
-	cmd    *exec.Cmd
-	stderr *e2eutil.SyncBuffer
-	done   chan struct{}
+// startDaemon starts `legacyvm daemon --log-json` outside the network
+// namespace; the test's cleanup stops it (SIGTERM).
+func startDaemon(t *testing.T, h *e2eutil.Host, args ...string) *e2eutil.Daemon {
+	t.Helper()
+	return e2eutil.StartDaemon(t, h, nil, false, args...)
 }
 
-// startDaemon starts the daemon; the test's cleanup stops it (SIGTERM).
-func startDaemon(t *testing.T, h *e2eutil.Host, args ...string) *daemon {
+// stopDaemon stops the daemon, checks it ends cleanly and that its last
+// log record says so.
+func stopDaemon(t *testing.T, d *e2eutil.Daemon) {
 	t.Helper()
-	cmd, _, errb := h.Start(t, nil, append([]string{"daemon", "--log-json"}, args...)...)
-	d := &daemon{cmd: cmd, stderr: errb, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-d.done
-		}
-	})
-	return d
-}
-
-// records decodes the daemon's log: one JSON object a line. A line that
-// is not JSON fails the test (--log-json promises structured lines).
-func (d *daemon) records(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(d.stderr.String(), "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("daemon log line is not JSON: %q", line)
-		}
-		out = append(out, rec)
-	}
-	return out
-}
-
-// waitLog waits for the first record after index after (-1: any) that
-// matches all of want (key -> value, compared as printed) and returns its
-// index and the record.
-func (d *daemon) waitLog(t *testing.T, after int, timeout time.Duration, want map[string]string) (int, map[string]any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		for i, rec := range d.records(t) {
-			if i <= after {
-				continue
-			}
-			ok := true
-			for k, v := range want {
-				if fmt.Sprint(rec[k]) != v {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return i, rec
-			}
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("daemon exited (%v) before logging %v:\n%s", d.cmd.ProcessState, want, d.stderr)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no daemon log record %v within %s:\n%s", want, timeout, d.stderr)
-		}
-	}
-}
-
-// stop sends SIGTERM and checks the daemon ends cleanly, saying so.
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("daemon did not stop within 30s of SIGTERM:\n%s", d.stderr)
-	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("daemon exited %d after SIGTERM:\n%s", code, d.stderr)
-	}
-	recs := d.records(t)
+	d.Stop(t)
+	recs := d.Records(t)
 	if len(recs) == 0 || recs[len(recs)-1]["msg"] != "daemon stopped" {
-		t.Errorf("the daemon's last log record is not \"daemon stopped\":\n%s", d.stderr)
+		t.Errorf("the daemon's last log record is not \"daemon stopped\":\n%s", d.Stderr)
 	}
 }
 
@@ -122,7 +41,7 @@ const fakeKey = "BCDFG-HJKMP-QRTVW-XY234-6789B"
 func TestDaemonRevertsOnGuestShutdown(t *testing.T) {
 	h := e2eutil.NewHost(t)
 	d := startDaemon(t, h)
-	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+	d.WaitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
 
 	dir := writeProfile(t, h, "dshut", controlNetwork("dsh", "10.93.1.0/24"), `
 license "lab" {
@@ -155,7 +74,7 @@ snapshot_policy "keeper" {
 	if got := control(t, h, ip, "poweroff"); got != "RIG-OK poweroff" {
 		t.Fatalf("control poweroff: %q", got)
 	}
-	_, rec := d.waitLog(t, -1, 60*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "dshut"})
+	_, rec := d.WaitLog(t, -1, 60*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "dshut"})
 	if rec["level"] != "INFO" || rec["baseline"] != "clean" || rec["took"] == nil {
 		t.Errorf("revert record: %v", rec)
 	}
@@ -173,14 +92,14 @@ snapshot_policy "keeper" {
 	if got := virshSnapshots(t, h, "dshut"); !slices.Equal(got, []string{"clean"}) {
 		t.Errorf("dshut snapshots %v", got)
 	}
-	for _, rec := range d.records(t) {
+	for _, rec := range d.Records(t) {
 		if rec["vm"] == "dkeep" || rec["vm"] == "dshut" && rec["msg"] != "guest shut down: reverted to baseline" {
 			t.Errorf("the daemon acted on a guest shutdown it must leave alone: %v", rec)
 		}
 	}
-	d.stop(t)
+	stopDaemon(t, d)
 
-	texts := map[string]string{"apply stdout": ar.Stdout, "apply stderr": ar.Stderr, "daemon log": d.stderr.String(), "serial log": serial(h, "dshut")}
+	texts := map[string]string{"apply stdout": ar.Stdout, "apply stderr": ar.Stderr, "daemon log": d.Stderr.String(), "serial log": serial(h, "dshut")}
 	texts["snapshot list"] = h.MustRun(t, []string{"snapshot", "list", "-o", "json"}).Stdout
 	for _, args := range [][]string{{"snapshot-dumpxml", "dshut", "clean", "--security-info"}, {"dumpxml", "dshut", "--security-info"}} {
 		out, err := h.Env.Virsh(context.Background(), args...)
@@ -198,7 +117,7 @@ snapshot_policy "keeper" {
 func TestDaemonSurvivesLibvirtdRestart(t *testing.T) {
 	h := e2eutil.NewHost(t)
 	d := startDaemon(t, h, "--tick", "5s")
-	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+	d.WaitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
 
 	dir := writeProfile(t, h, "drst", controlNetwork("drs", "10.93.2.0/24"), `
 snapshot_policy "minutely" {
@@ -217,8 +136,8 @@ snapshot_policy "minutely" {
 	if err := h.Env.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	lost, _ := d.waitLog(t, -1, 60*time.Second, map[string]string{"msg": "lost the libvirt connection; reconnecting"})
-	back, _ := d.waitLog(t, lost, 60*time.Second, map[string]string{"msg": "connected to libvirt"})
+	lost, _ := d.WaitLog(t, -1, 60*time.Second, map[string]string{"msg": "lost the libvirt connection; reconnecting"})
+	back, _ := d.WaitLog(t, lost, 60*time.Second, map[string]string{"msg": "connected to libvirt"})
 	if got := domState(t, h, "drst"); got != "running" {
 		t.Fatalf("drst is %q after the libvirtd restart", got)
 	}
@@ -226,14 +145,14 @@ snapshot_policy "minutely" {
 	if got := control(t, h, ip, "poweroff"); got != "RIG-OK poweroff" {
 		t.Fatalf("control poweroff: %q", got)
 	}
-	d.waitLog(t, back, 60*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "drst"})
+	d.WaitLog(t, back, 60*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "drst"})
 	if line := h.WaitSerial(t, "drst", `RIG disk marker=(absent|present)`, 90*time.Second); !strings.Contains(line, "absent") {
 		t.Fatalf("after the revert the guest found its marker: %q", line)
 	}
 
 	// "* * * * *": the next minute's snapshot is taken by the reconnected
 	// daemon.
-	_, rec := d.waitLog(t, back, 90*time.Second, map[string]string{"msg": "snapshot tick", "vm": "drst", "policy": "minutely"})
+	_, rec := d.WaitLog(t, back, 90*time.Second, map[string]string{"msg": "snapshot tick", "vm": "drst", "policy": "minutely"})
 	created, _ := rec["created"].(string)
 	if !strings.HasPrefix(created, "auto-minutely-") {
 		t.Fatalf("tick record without a created snapshot: %v", rec)
@@ -241,7 +160,7 @@ snapshot_policy "minutely" {
 	if !slices.Contains(virshSnapshots(t, h, "drst"), created) {
 		t.Errorf("libvirt has no snapshot %s", created)
 	}
-	d.stop(t)
+	stopDaemon(t, d)
 }
 
 // A guest that powers itself off while no daemon listens (the daemon was
@@ -261,8 +180,8 @@ snapshot_policy "tester" {
 
 	// The daemon runs, then stops: what happens next, it does not see.
 	d := startDaemon(t, h, "--tick", "5s")
-	d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
-	d.stop(t)
+	d.WaitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+	stopDaemon(t, d)
 
 	ip := guestIP(t, h, "dmiss")
 	h.WaitSerial(t, "dmiss", `RIG hb n=1 `, 60*time.Second) // the control port is up
@@ -290,8 +209,8 @@ snapshot_policy "tester" {
 	// tick at least 30s after the first sighting (a VM apply is
 	// provisioning looks the same for a moment).
 	d = startDaemon(t, h, "--tick", "5s")
-	back, _ := d.waitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
-	_, rec := d.waitLog(t, back, 120*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "dmiss", "caught_up": "true"})
+	back, _ := d.WaitLog(t, -1, 30*time.Second, map[string]string{"msg": "connected to libvirt"})
+	_, rec := d.WaitLog(t, back, 120*time.Second, map[string]string{"msg": "guest shut down: reverted to baseline", "vm": "dmiss", "caught_up": "true"})
 	if rec["baseline"] != "clean" {
 		t.Errorf("catch-up record: %v", rec)
 	}
@@ -308,7 +227,7 @@ snapshot_policy "tester" {
 		t.Errorf("dmstop (stopped with legacyvm stop) is %q", got)
 	}
 	reverts := 0
-	for _, rec := range d.records(t) {
+	for _, rec := range d.Records(t) {
 		if rec["vm"] == "dmstop" {
 			t.Errorf("the daemon acted on a requested stop: %v", rec)
 		}
@@ -317,7 +236,7 @@ snapshot_policy "tester" {
 		}
 	}
 	if reverts != 1 {
-		t.Errorf("%d reverts of dmiss logged, want 1:\n%s", reverts, d.stderr)
+		t.Errorf("%d reverts of dmiss logged, want 1:\n%s", reverts, d.Stderr)
 	}
-	d.stop(t)
+	stopDaemon(t, d)
 }
