@@ -358,6 +358,44 @@ func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r i
 	if size <= 0 {
 		return virt.Volume{}, failf(op, spec.Name, virt.ErrInvalid, "size %d: want a positive size", size)
 	}
+	send := func(st *libvirt.Stream) (err, readErr error) {
+		var sent int64
+		buf := make([]byte, uploadChunk)
+		err = st.SendAll(func(_ *libvirt.Stream, n int) ([]byte, error) {
+			if readErr = ctx.Err(); readErr != nil {
+				return nil, readErr
+			}
+			if left := size - sent; int64(n) > left {
+				n = int(left)
+			}
+			if n <= 0 {
+				return nil, nil // done
+			}
+			n = min(n, len(buf))
+			got, err := io.ReadFull(r, buf[:n])
+			sent += int64(got)
+			if err != nil {
+				readErr = fmt.Errorf("read upload data: %w (after %d of %d bytes)", err, sent, size)
+				return nil, readErr
+			}
+			return buf[:got], nil
+		})
+		return err, readErr
+	}
+	observe := func(_ *libvirt.StoragePool, v *libvirt.StorageVol) (virt.Volume, error) {
+		return observeVolume(op, spec.Pool, v)
+	}
+	return h.streamUpload(ctx, op, spec, size, 0, send, observe)
+}
+
+// streamUpload creates spec as a raw volume of size bytes in its pool,
+// opens an upload stream on it (virStorageVolUpload with flags) and runs
+// send on the stream; observe reads the filled volume. send returns the
+// stream's error and the source's own (a read or context error), which is
+// reported in preference. On any failure the volume is deleted.
+func (h *Hypervisor) streamUpload(ctx context.Context, op string, spec virt.VolumeSpec, size int64, flags libvirt.StorageVolUploadFlags,
+	send func(st *libvirt.Stream) (err, srcErr error),
+	observe func(p *libvirt.StoragePool, v *libvirt.StorageVol) (virt.Volume, error)) (virt.Volume, error) {
 	spec.Format, spec.CapacityBytes, spec.BackingPath = "raw", uint64(size), ""
 	doc, err := domainxml.VolumeXML(spec)
 	if err != nil {
@@ -385,42 +423,20 @@ func (h *Hypervisor) UploadVolume(ctx context.Context, spec virt.VolumeSpec, r i
 		return virt.Volume{}, wrap(op, spec.Name, err)
 	}
 	defer st.Free()
-	if err := v.Upload(st, 0, uint64(size), 0); err != nil {
+	if err := v.Upload(st, 0, uint64(size), flags); err != nil {
 		return virt.Volume{}, wrap(op, spec.Name, err)
 	}
-	var sent int64
-	var readErr error
-	buf := make([]byte, uploadChunk)
-	err = st.SendAll(func(_ *libvirt.Stream, n int) ([]byte, error) {
-		if readErr = ctx.Err(); readErr != nil {
-			return nil, readErr
-		}
-		if left := size - sent; int64(n) > left {
-			n = int(left)
-		}
-		if n <= 0 {
-			return nil, nil // done
-		}
-		n = min(n, len(buf))
-		got, err := io.ReadFull(r, buf[:n])
-		sent += int64(got)
-		if err != nil {
-			readErr = fmt.Errorf("read upload data: %w (after %d of %d bytes)", err, sent, size)
-			return nil, readErr
-		}
-		return buf[:got], nil
-	})
-	if err != nil {
+	if err, srcErr := send(st); err != nil {
 		_ = st.Abort()
-		if readErr != nil {
-			return virt.Volume{}, fmt.Errorf("%s %q: %w", op, spec.Name, readErr)
+		if srcErr != nil {
+			return virt.Volume{}, fmt.Errorf("%s %q: %w", op, spec.Name, srcErr)
 		}
 		return virt.Volume{}, wrap(op, spec.Name, err)
 	}
 	if err := st.Finish(); err != nil {
 		return virt.Volume{}, wrap(op, spec.Name, err)
 	}
-	out, err := observeVolume(op, spec.Pool, v)
+	out, err := observe(p, v)
 	if err != nil {
 		return virt.Volume{}, err
 	}

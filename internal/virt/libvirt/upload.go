@@ -13,7 +13,6 @@ import (
 	"libvirt.org/go/libvirt"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
-	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 )
 
 // Whence values of lseek(2) that find data and holes in sparse files.
@@ -43,113 +42,74 @@ func (h *Hypervisor) UploadFile(ctx context.Context, spec virt.VolumeSpec, path 
 	// The volume is created raw at the file's size (a sparse file in a
 	// directory pool) and the stream writes the file's bytes as they are;
 	// libvirt probes the format (qcow2) when it refreshes the pool.
-	spec.Format, spec.CapacityBytes, spec.BackingPath = "raw", uint64(size), ""
-	doc, err := domainxml.VolumeXML(spec)
-	if err != nil {
-		return virt.Volume{}, invalid(op, spec.Name, err)
-	}
-	p, err := h.lookupPool(ctx, op, spec.Pool)
-	if err != nil {
-		return virt.Volume{}, err
-	}
-	defer p.Free()
-	if err := alive(ctx, op, spec.Name); err != nil {
-		return virt.Volume{}, err
-	}
-	v, err := p.StorageVolCreateXML(doc, 0)
-	if err != nil {
-		return virt.Volume{}, wrap(op, spec.Name, err)
-	}
-	defer v.Free()
-	rv := newRevert()
-	defer rv.fail()
-	rv.add(func() { _ = v.Delete(0) })
-
-	st, err := h.conn.NewStream(0)
-	if err != nil {
-		return virt.Volume{}, wrap(op, spec.Name, err)
-	}
-	defer st.Free()
-	if err := v.Upload(st, 0, uint64(size), libvirt.STORAGE_VOL_UPLOAD_SPARSE_STREAM); err != nil {
-		return virt.Volume{}, wrap(op, spec.Name, err)
-	}
-	var (
-		pos     int64
-		readErr error
-		buf     = make([]byte, uploadChunk)
-	)
-	report := func() {
-		if progress != nil {
-			progress(pos, size)
+	send := func(st *libvirt.Stream) (err, readErr error) {
+		var (
+			pos int64
+			buf = make([]byte, uploadChunk)
+		)
+		report := func() {
+			if progress != nil {
+				progress(pos, size)
+			}
 		}
+		data := func(_ *libvirt.Stream, n int) ([]byte, error) {
+			if readErr = ctx.Err(); readErr != nil {
+				return nil, readErr
+			}
+			n = min(n, len(buf), int(size-pos))
+			if n <= 0 {
+				return nil, nil
+			}
+			got, err := f.ReadAt(buf[:n], pos)
+			if err != nil && !(errors.Is(err, io.EOF) && got > 0) {
+				readErr = fmt.Errorf("read %s at %d: %w", path, pos, err)
+				return nil, readErr
+			}
+			pos += int64(got)
+			report()
+			return buf[:got], nil
+		}
+		hole := func(_ *libvirt.Stream) (bool, int64, error) {
+			if pos >= size {
+				return false, 0, nil
+			}
+			next, err := f.Seek(pos, seekData)
+			if errors.Is(err, syscall.ENXIO) {
+				return false, size - pos, nil // a hole up to the end
+			}
+			if err != nil {
+				// No SEEK_DATA on this file system: all of it is data.
+				return true, size - pos, nil
+			}
+			if next > pos {
+				return false, next - pos, nil
+			}
+			end, err := f.Seek(pos, seekHole)
+			if err != nil || end > size {
+				end = size
+			}
+			return true, end - pos, nil
+		}
+		skip := func(_ *libvirt.Stream, n int64) error {
+			pos += n
+			report()
+			return nil
+		}
+		err = st.SparseSendAll(data, hole, skip)
+		return err, readErr
 	}
-	data := func(_ *libvirt.Stream, n int) ([]byte, error) {
-		if readErr = ctx.Err(); readErr != nil {
-			return nil, readErr
-		}
-		n = min(n, len(buf), int(size-pos))
-		if n <= 0 {
-			return nil, nil
-		}
-		got, err := f.ReadAt(buf[:n], pos)
-		if err != nil && !(errors.Is(err, io.EOF) && got > 0) {
-			readErr = fmt.Errorf("read %s at %d: %w", path, pos, err)
-			return nil, readErr
-		}
-		pos += int64(got)
-		report()
-		return buf[:got], nil
-	}
-	hole := func(_ *libvirt.Stream) (bool, int64, error) {
-		if pos >= size {
-			return false, 0, nil
-		}
-		next, err := f.Seek(pos, seekData)
-		if errors.Is(err, syscall.ENXIO) {
-			return false, size - pos, nil // a hole up to the end
-		}
+	observe := func(p *libvirt.StoragePool, _ *libvirt.StorageVol) (virt.Volume, error) {
+		// The pool refresh that probes the uploaded content runs after the
+		// stream closes: refresh here so the volume reads as it now is.
+		_ = p.Refresh(0)
+		nv, err := p.LookupStorageVolByName(spec.Name)
 		if err != nil {
-			// No SEEK_DATA on this file system: all of it is data.
-			return true, size - pos, nil
+			return virt.Volume{}, wrap(op, spec.Name, err)
 		}
-		if next > pos {
-			return false, next - pos, nil
-		}
-		end, err := f.Seek(pos, seekHole)
-		if err != nil || end > size {
-			end = size
-		}
-		return true, end - pos, nil
+		defer nv.Free()
+		return observeVolume(op, spec.Pool, nv)
 	}
-	skip := func(_ *libvirt.Stream, n int64) error {
-		pos += n
-		report()
-		return nil
-	}
-	if err := st.SparseSendAll(data, hole, skip); err != nil {
-		_ = st.Abort()
-		if readErr != nil {
-			return virt.Volume{}, fmt.Errorf("%s %q: %w", op, spec.Name, readErr)
-		}
-		return virt.Volume{}, wrap(op, spec.Name, err)
-	}
-	if err := st.Finish(); err != nil {
-		return virt.Volume{}, wrap(op, spec.Name, err)
-	}
-	// The pool refresh that probes the uploaded content runs after the
-	// stream closes: refresh here so the volume reads as it now is.
-	_ = p.Refresh(0)
-	nv, err := p.LookupStorageVolByName(spec.Name)
-	if err != nil {
-		return virt.Volume{}, wrap(op, spec.Name, err)
-	}
-	defer nv.Free()
-	out, err := observeVolume(op, spec.Pool, nv)
-	if err != nil {
-		return virt.Volume{}, err
-	}
-	rv.success()
-	return out, nil
+	return h.streamUpload(ctx, op, spec, size, libvirt.STORAGE_VOL_UPLOAD_SPARSE_STREAM, send, observe)
 }
 
 // VolumeSHA256 implements virt.Hypervisor with virStorageVolDownload and a
