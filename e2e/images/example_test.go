@@ -16,7 +16,7 @@ import (
 func TestGoldenImageExample(t *testing.T) {
 	t.Parallel()
 	h := e2eutil.NewHost(t)
-	w := newSecretWatch()
+	w := e2eutil.NewSecretWatch()
 	_, here, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(here), "..", "..", "examples", "golden-image")
 	main, err := os.ReadFile(filepath.Join(src, "main.hcl"))
@@ -37,19 +37,19 @@ func TestGoldenImageExample(t *testing.T) {
 	vars := []string{"--var", "iso=" + h.Guest.Installer, "--var", "iso_sha256=" + fileSHA256(t, h.Guest.Installer)}
 	env := []string{"GOLD_KEY_1=" + key1, "GOLD_KEY_2=" + key2}
 
-	r := run(t, h, w, nil, 0, append([]string{"image", "build", dir, "w7pro"}, vars...)...)
+	r := h.RunWatched(t, w, nil, 0, append([]string{"image", "build", dir, "w7pro"}, vars...)...)
 	if !strings.Contains(r.Stdout, "Built image w7pro version 1") {
 		t.Errorf("build:\n%s", r)
 	}
-	recs := map[string]*serialRecorder{"gold-1": recordSerial(h.SerialLog("gold-1")), "gold-2": recordSerial(h.SerialLog("gold-2"))}
-	run(t, h, w, env, 0, append([]string{"apply", "--auto-approve", dir}, vars...)...)
+	recs := map[string]*e2eutil.SerialRecorder{"gold-1": e2eutil.RecordSerial(h.SerialLog("gold-1")), "gold-2": e2eutil.RecordSerial(h.SerialLog("gold-2"))}
+	h.RunWatched(t, w, env, 0, append([]string{"apply", "--auto-approve", dir}, vars...)...)
 	for _, vm := range []string{"gold-1", "gold-2"} {
-		log := recs[vm].all()
-		w.add("serial "+vm, log)
-		inOrder(t, vm, log, "RIG answer file=Unattend.xml computername="+strings.ToUpper(vm), "RIG specialize generalized=yes")
+		log := strings.Join(recs[vm].Runs(), "\n-----\n")
+		w.Add("serial "+vm, log)
+		e2eutil.InOrder(t, vm, log, "RIG answer file=Unattend.xml computername="+strings.ToUpper(vm), "RIG specialize generalized=yes")
 	}
-	run(t, h, w, nil, 0, append([]string{"plan", dir}, vars...)...)
-	run(t, h, w, nil, 0, append([]string{"destroy", "--auto-approve", dir}, vars...)...)
-	run(t, h, w, nil, 0, append([]string{"image", "delete", dir, "w7pro"}, vars...)...)
-	w.check(t, key1, key2)
+	h.RunWatched(t, w, nil, 0, append([]string{"plan", dir}, vars...)...)
+	h.RunWatched(t, w, nil, 0, append([]string{"destroy", "--auto-approve", dir}, vars...)...)
+	h.RunWatched(t, w, nil, 0, append([]string{"image", "delete", dir, "w7pro"}, vars...)...)
+	w.Check(t, key1, key2)
 }

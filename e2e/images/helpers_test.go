@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,130 +24,6 @@ const (
 	key2 = "MPQRT-VWXY3-BCDFK-H7J9M-KTPWY"
 	pwVM = "Lvm9ImageCloneAdminNotReal"
 )
-
-// secretWatch collects every text a test sees, to check it for secrets.
-type secretWatch struct {
-	mu    sync.Mutex
-	texts map[string]string
-}
-
-func newSecretWatch() *secretWatch { return &secretWatch{texts: map[string]string{}} }
-
-func (w *secretWatch) add(name, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	key := name
-	for i := 2; ; i++ {
-		if _, ok := w.texts[key]; !ok {
-			break
-		}
-		key = fmt.Sprintf("%s #%d", name, i)
-	}
-	w.texts[key] = text
-}
-
-func (w *secretWatch) check(t *testing.T, secrets ...string) {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, s := range secrets {
-		e2eutil.NoSecret(t, s, w.texts)
-	}
-}
-
-// run runs legacyvm, records both outputs and fails unless the exit code
-// is want.
-func run(t *testing.T, h *e2eutil.Host, w *secretWatch, env []string, want int, args ...string) e2eutil.Result {
-	t.Helper()
-	r := h.RunEnv(t, env, args...)
-	name := "legacyvm " + strings.Join(args, " ")
-	w.add(name+" (stdout)", r.Stdout)
-	w.add(name+" (stderr)", r.Stderr)
-	if r.Code != want {
-		t.Fatalf("want exit %d\n%s", want, r)
-	}
-	return r
-}
-
-func inOrder(t *testing.T, what, s string, needles ...string) {
-	t.Helper()
-	at := 0
-	for _, n := range needles {
-		i := strings.Index(s[at:], n)
-		if i < 0 {
-			t.Errorf("%s: %q missing (or out of order):\n%s", what, n, s)
-			return
-		}
-		at += i + len(n)
-	}
-}
-
-// serialRecorder keeps every run of a domain's serial log (the log starts
-// over whenever QEMU starts).
-type serialRecorder struct {
-	path    string
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	history []string
-	cur     string
-}
-
-func recordSerial(path string) *serialRecorder {
-	r := &serialRecorder{path: path, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			r.poll()
-			select {
-			case <-r.stop:
-				r.poll()
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return r
-}
-
-func (r *serialRecorder) poll() {
-	b, err := os.ReadFile(r.path)
-	if err != nil {
-		return
-	}
-	s := string(b)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !strings.HasPrefix(s, r.cur) {
-		r.history = append(r.history, r.cur)
-	}
-	r.cur = s
-}
-
-func (r *serialRecorder) all() string {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
-	<-r.done
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(append(append([]string(nil), r.history...), r.cur), "\n-----\n")
-}
-
-func virsh(t *testing.T, h *e2eutil.Host, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := h.Env.Virsh(ctx, args...)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	return string(out)
-}
 
 func fileSHA256(t *testing.T, path string) string {
 	t.Helper()
@@ -233,12 +107,12 @@ func scanDirs(t *testing.T, secrets []string, dirs ...string) {
 func leftovers(t *testing.T, h *e2eutil.Host, image string) []string {
 	t.Helper()
 	var out []string
-	for _, d := range strings.Fields(virsh(t, h, "list", "--all", "--name")) {
+	for _, d := range strings.Fields(h.MustVirsh(t, "list", "--all", "--name")) {
 		if d == "lvm-build-"+image {
 			out = append(out, "domain "+d)
 		}
 	}
-	for _, l := range strings.Split(virsh(t, h, "vol-list", "--pool", h.Pool), "\n") {
+	for _, l := range strings.Split(h.MustVirsh(t, "vol-list", "--pool", h.Pool), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 0 && (strings.HasPrefix(f[0], "lvm-build-"+image) || strings.HasPrefix(f[0], "lvm-image-"+image+"-")) {
 			out = append(out, "volume "+f[0])

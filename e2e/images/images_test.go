@@ -39,9 +39,9 @@ type imageVersion struct {
 	UsedBy []string `json:"used_by"`
 }
 
-func listImages(t *testing.T, h *e2eutil.Host, w *secretWatch, dir string) []imageVersion {
+func listImages(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch, dir string) []imageVersion {
 	t.Helper()
-	r := run(t, h, w, nil, 0, "image", "list", "-o", "json", dir)
+	r := h.RunWatched(t, w, nil, 0, "image", "list", "-o", "json", dir)
 	var out []imageVersion
 	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
 		t.Fatalf("image list -o json: %v\n%s", err, r.Stdout)
@@ -94,7 +94,7 @@ var secretEnv = []string{"LVM_IMG_KEY1=" + key1, "LVM_IMG_KEY2=" + key2, "LVM_IM
 func TestImageLifecycle(t *testing.T) {
 	t.Parallel()
 	h := e2eutil.NewHost(t)
-	w := newSecretWatch()
+	w := e2eutil.NewSecretWatch()
 	dir := imageProfile(t, h, "w7img", `
   step "drivers" {
     command = "cmd /c echo drivers"
@@ -120,14 +120,14 @@ vm "imgvm" {
 	ctx := context.Background()
 
 	// Nothing to clone yet: plan says how to build it.
-	r := run(t, h, w, nil, 1, "plan", dir)
+	r := h.RunWatched(t, w, nil, 1, "plan", dir)
 	if !strings.Contains(r.Stderr, "Image not built yet") || !strings.Contains(r.Stderr, "legacyvm image build") {
 		t.Errorf("plan before the build:\n%s", r.Stderr)
 	}
 
 	// Build: the phases, in order, and a registered read-only version 1.
-	r = run(t, h, w, secretEnv, 0, "image", "build", dir, "w7img")
-	inOrder(t, "build progress", r.Stderr, "w7img: checking", "no network interface", "uploading answer media",
+	r = h.RunWatched(t, w, secretEnv, 0, "image", "build", dir, "w7img")
+	e2eutil.InOrder(t, "build progress", r.Stderr, "w7img: checking", "no network interface", "uploading answer media",
 		"w7img: phase setup", "w7img: phase media (count=1)", "w7img: phase steps (count=2)", "w7img: phase generalize",
 		"w7img: phase register", "registered version 1")
 	if !strings.Contains(r.Stdout, "Built image w7img version 1: lvm-image-w7img-v1.qcow2") {
@@ -137,8 +137,8 @@ vm "imgvm" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.add("serial log of the build", string(buildLog))
-	inOrder(t, "build serial log", string(buildLog), "RIG install target=sda result=written", "RIG answer file=Autounattend.xml mode=image-build",
+	w.Add("serial log of the build", string(buildLog))
+	e2eutil.InOrder(t, "build serial log", string(buildLog), "RIG install target=sda result=written", "RIG answer file=Autounattend.xml mode=image-build",
 		"RIG phase setup", "RIG phase media count=1", "RIG phase steps count=2", "RIG phase generalize",
 		"RIG generalize marker=written", "RIG poweroff reason=sysprep")
 	if strings.Contains(string(buildLog), "RIG net ") {
@@ -172,15 +172,15 @@ vm "imgvm" {
 	}
 
 	// Two VMs cloned from it: their own specialize pass, computer name and key.
-	recs := map[string]*serialRecorder{}
+	recs := map[string]*e2eutil.SerialRecorder{}
 	for _, vm := range []string{"imgvm-1", "imgvm-2"} {
-		recs[vm] = recordSerial(h.SerialLog(vm))
+		recs[vm] = e2eutil.RecordSerial(h.SerialLog(vm))
 	}
-	r = run(t, h, w, secretEnv, 0, "apply", "--auto-approve", dir)
+	r = h.RunWatched(t, w, secretEnv, 0, "apply", "--auto-approve", dir)
 	for i, vm := range []string{"imgvm-1", "imgvm-2"} {
-		log := recs[vm].all()
-		w.add("serial log of "+vm, log)
-		inOrder(t, vm+" serial", log, fmt.Sprintf("RIG answer file=Unattend.xml computername=IMG-%d", i+1), "RIG specialize generalized=yes", "RIG poweroff reason=answercd")
+		log := strings.Join(recs[vm].Runs(), "\n-----\n")
+		w.Add("serial log of "+vm, log)
+		e2eutil.InOrder(t, vm+" serial", log, fmt.Sprintf("RIG answer file=Unattend.xml computername=IMG-%d", i+1), "RIG specialize generalized=yes", "RIG poweroff reason=answercd")
 		if strings.Contains(log, "RIG install") || strings.Contains(log, "mode=image-build") {
 			t.Errorf("%s ran the installer or the build:\n%s", vm, log)
 		}
@@ -194,7 +194,7 @@ vm "imgvm" {
 			t.Errorf("%s metadata: %+v (licence %+v)", vm, md, md.License)
 		}
 	}
-	r = run(t, h, w, nil, 0, "licenses")
+	r = h.RunWatched(t, w, nil, 0, "licenses")
 	for _, want := range []string{"imgvm-1", "imgvm-2", key1[len(key1)-5:], key2[len(key2)-5:]} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("licenses lacks %q:\n%s", want, r.Stdout)
@@ -213,21 +213,21 @@ vm "imgvm" {
 	}
 
 	// A rebuild: VMs stay pinned, plan says a newer version exists.
-	r = run(t, h, w, secretEnv, 0, "image", "build", dir, "w7img")
+	r = h.RunWatched(t, w, secretEnv, 0, "image", "build", dir, "w7img")
 	if !strings.Contains(r.Stdout, "version 2") {
 		t.Errorf("rebuild:\n%s", r.Stdout)
 	}
-	r = run(t, h, w, nil, 0, "plan", dir)
+	r = h.RunWatched(t, w, nil, 0, "plan", dir)
 	for _, vm := range []string{"imgvm-1", "imgvm-2"} {
 		if !strings.Contains(r.Stdout, vm+" stays on image w7img v1 (pinned); v2 exists") {
 			t.Errorf("plan lacks the pinned note for %s:\n%s", vm, r.Stdout)
 		}
 	}
-	r = run(t, h, w, nil, 2, "plan", "--image-update", "w7img", dir)
+	r = h.RunWatched(t, w, nil, 2, "plan", "--image-update", "w7img", dir)
 	if n := strings.Count(r.Stdout, "because: image version changed: w7img v1 -> v2"); n != 2 || strings.Count(r.Stdout, "replace") < 2 {
 		t.Errorf("plan --image-update: %d replace reasons:\n%s", n, r.Stdout)
 	}
-	r = run(t, h, w, nil, 2, "plan", "-o", "json", "--image-update", "w7img", dir)
+	r = h.RunWatched(t, w, nil, 2, "plan", "-o", "json", "--image-update", "w7img", dir)
 	if strings.Count(r.Stdout, `"image version changed: w7img v1 -\u003e v2"`)+strings.Count(r.Stdout, `"image version changed: w7img v1 -> v2"`) != 2 {
 		t.Errorf("plan -o json:\n%s", r.Stdout)
 	}
@@ -239,7 +239,7 @@ vm "imgvm" {
 	}
 
 	// Version 1 cannot be deleted while the clones use it.
-	r = run(t, h, w, nil, 1, "image", "delete", dir, "w7img", "--version", "1")
+	r = h.RunWatched(t, w, nil, 1, "image", "delete", dir, "w7img", "--version", "1")
 	if !strings.Contains(r.Stderr, "in use by 2 VM(s): imgvm-1 (v1), imgvm-2 (v1)") {
 		t.Errorf("delete in use:\n%s", r.Stderr)
 	}
@@ -248,15 +248,15 @@ vm "imgvm" {
 	}
 
 	// Selected: the VMs move to v2; then v1 can go.
-	run(t, h, w, secretEnv, 0, "apply", "--auto-approve", "--image-update", "w7img", dir)
+	h.RunWatched(t, w, secretEnv, 0, "apply", "--auto-approve", "--image-update", "w7img", dir)
 	for _, vm := range []string{"imgvm-1", "imgvm-2"} {
 		d, err := h.HV.GetDomain(ctx, vm)
 		if err != nil || d.Metadata.ImageVersion != 2 {
 			t.Errorf("%s after apply --image-update: %+v %v", vm, d.Metadata, err)
 		}
 	}
-	run(t, h, w, nil, 0, "plan", dir) // pinned to v2 now: nothing to do
-	run(t, h, w, nil, 0, "image", "delete", dir, "w7img", "--version", "1")
+	h.RunWatched(t, w, nil, 0, "plan", dir) // pinned to v2 now: nothing to do
+	h.RunWatched(t, w, nil, 0, "image", "delete", dir, "w7img", "--version", "1")
 	vs = listImages(t, h, w, dir)
 	if len(vs) != 1 || vs[0].Version != 2 || strings.Join(vs[0].UsedBy, ",") != "imgvm-1,imgvm-2" {
 		t.Errorf("after deleting v1: %+v", vs)
@@ -266,7 +266,7 @@ vm "imgvm" {
 	// byte of any image or metadata volume.
 	for _, name := range []string{"dumpxml imgvm-1", "dumpxml imgvm-2"} {
 		f := strings.Fields(name)
-		w.add(name, virsh(t, h, f[0], f[1]))
+		w.Add(name, h.MustVirsh(t, f[0], f[1]))
 	}
 	for _, v := range vs {
 		for _, p := range []string{v.Path, filepath.Join(filepath.Dir(v.Path), v.MetaVolume)} {
@@ -275,11 +275,11 @@ vm "imgvm" {
 			}
 		}
 	}
-	w.check(t, key1, key2, pwVM)
+	w.Check(t, key1, key2, pwVM)
 	scanDirs(t, []string{key1, key2, pwVM}, h.PoolDir, h.LogDir, h.LockDir, dir)
 
-	run(t, h, w, nil, 0, "destroy", "--auto-approve", dir)
-	run(t, h, w, nil, 0, "image", "delete", dir, "w7img")
+	h.RunWatched(t, w, nil, 0, "destroy", "--auto-approve", dir)
+	h.RunWatched(t, w, nil, 0, "image", "delete", dir, "w7img")
 	if got := leftovers(t, h, "w7img"); len(got) != 0 {
 		t.Errorf("left after destroy and image delete: %v", got)
 	}
@@ -292,13 +292,13 @@ vm "imgvm" {
 func TestImageBuildFailsCleanly(t *testing.T) {
 	t.Parallel()
 	h := e2eutil.NewHost(t)
-	w := newSecretWatch()
+	w := e2eutil.NewSecretWatch()
 	dir := imageProfile(t, h, "w7fail", `
   step "hangs" {
     command = "cmd /c rig-fail-step"
   }`, "")
 
-	r := run(t, h, w, secretEnv, 1, "image", "build", "--timeout", "150s", dir, "w7fail")
+	r := h.RunWatched(t, w, secretEnv, 1, "image", "build", "--timeout", "150s", dir, "w7fail")
 	for _, want := range []string{"image w7fail: build failed in phase steps", "last lines of the guest's serial console:",
 		"RIG step result=failed", "nothing was registered"} {
 		if !strings.Contains(r.Stderr, want) {
@@ -326,7 +326,7 @@ func TestImageBuildFailsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
-	w.add("killed build (stderr)", stderr.String())
+	w.Add("killed build (stderr)", stderr.String())
 	left := leftovers(t, h, "w7fail")
 	if !strings.Contains(strings.Join(left, ","), "domain lvm-build-w7fail") || !strings.Contains(strings.Join(left, ","), "lvm-build-w7fail-answer.iso") {
 		t.Errorf("the killed build left %v (expected its domain and answer media until the next command)", left)
@@ -336,7 +336,7 @@ func TestImageBuildFailsCleanly(t *testing.T) {
 			t.Errorf("a killed build registered (or began to register) %s", l)
 		}
 	}
-	r = run(t, h, w, nil, 0, "image", "list", dir)
+	r = h.RunWatched(t, w, nil, 0, "image", "list", dir)
 	if !strings.Contains(r.Stderr, "removed what an interrupted build left") || !strings.Contains(r.Stdout, "No image versions registered") {
 		t.Errorf("image list after the kill:\n%s", r)
 	}
@@ -350,6 +350,6 @@ func TestImageBuildFailsCleanly(t *testing.T) {
 			}
 		}
 	}
-	w.check(t, key1, key2, pwVM)
+	w.Check(t, key1, key2, pwVM)
 	scanDirs(t, []string{key1, key2, pwVM}, h.PoolDir, h.LogDir, h.LockDir, dir)
 }

@@ -2,7 +2,6 @@ package install
 
 import (
 	"bytes"
-	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -35,115 +34,6 @@ const (
 
 func lastGroup(k string) string { return k[len(k)-5:] }
 
-// secretWatch collects every text a test sees (command output, libvirt
-// XML, logs) so that it can be checked for secrets in one place.
-type secretWatch struct {
-	mu    sync.Mutex
-	texts map[string]string
-}
-
-func newSecretWatch() *secretWatch { return &secretWatch{texts: map[string]string{}} }
-
-func (w *secretWatch) add(name, text string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	key := name
-	for i := 2; ; i++ {
-		if _, ok := w.texts[key]; !ok {
-			break
-		}
-		key = fmt.Sprintf("%s #%d", name, i)
-	}
-	w.texts[key] = text
-}
-
-// check fails the test if any collected text holds one of the secrets.
-func (w *secretWatch) check(t *testing.T, secrets ...string) {
-	t.Helper()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, s := range secrets {
-		e2eutil.NoSecret(t, s, w.texts)
-	}
-}
-
-// run runs legacyvm with extra environment, records both outputs and
-// fails the test unless the exit code is want.
-func run(t *testing.T, h *e2eutil.Host, w *secretWatch, env []string, want int, args ...string) e2eutil.Result {
-	t.Helper()
-	r := h.RunEnv(t, env, args...)
-	name := "legacyvm " + strings.Join(args, " ")
-	w.add(name+" (stdout)", r.Stdout)
-	w.add(name+" (stderr)", r.Stderr)
-	if r.Code != want {
-		t.Fatalf("want exit %d\n%s", want, r)
-	}
-	return r
-}
-
-// serialRecorder keeps everything a domain's serial log held while it ran:
-// the log starts over whenever QEMU starts (append='off'), so the lines of
-// a setup run that powered the guest off are gone once legacyvm starts the
-// VM again. It reads the file every 20 ms; legacyvm polls the domain state
-// every 500 ms, so the log of a guest that powered off is seen complete
-// before QEMU starts again.
-type serialRecorder struct {
-	path string
-	stop chan struct{}
-	done chan struct{}
-
-	mu      sync.Mutex
-	history []string // completed runs
-	cur     string
-}
-
-func recordSerial(path string) *serialRecorder {
-	r := &serialRecorder{path: path, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			r.poll()
-			select {
-			case <-r.stop:
-				r.poll()
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return r
-}
-
-func (r *serialRecorder) poll() {
-	b, err := os.ReadFile(r.path)
-	if err != nil {
-		return
-	}
-	s := string(b)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !strings.HasPrefix(s, r.cur) {
-		r.history = append(r.history, r.cur)
-	}
-	r.cur = s
-}
-
-// runs stops recording and returns the content of every run seen, oldest
-// first (the last one is the current log).
-func (r *serialRecorder) runs() []string {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
-	}
-	<-r.done
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append(append([]string(nil), r.history...), r.cur)
-}
-
 // rigLines returns the "RIG ..." lines of a serial log.
 func rigLines(log string) []string {
 	var out []string
@@ -168,9 +58,9 @@ func indexOf(lines []string, prefix string) int {
 
 // applyRecorded runs apply in the background while recording the VM's
 // serial log, and returns the result with every serial run seen.
-func applyRecorded(t *testing.T, h *e2eutil.Host, w *secretWatch, env []string, domain string, timeout time.Duration, args ...string) (e2eutil.Result, []string) {
+func applyRecorded(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch, env []string, domain string, timeout time.Duration, args ...string) (e2eutil.Result, []string) {
 	t.Helper()
-	rec := recordSerial(h.SerialLog(domain))
+	rec := e2eutil.RecordSerial(h.SerialLog(domain))
 	cmd, stdout, stderr := h.Start(t, env, args...)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -180,32 +70,21 @@ func applyRecorded(t *testing.T, h *e2eutil.Host, w *secretWatch, env []string, 
 	case <-time.After(timeout):
 		_ = cmd.Process.Kill()
 		<-exited
-		runs := rec.runs()
+		runs := rec.Runs()
 		t.Fatalf("legacyvm %s did not finish within %s\n--- stderr\n%s\n--- serial\n%s", strings.Join(args, " "), timeout, stderr, runs[len(runs)-1])
 	}
 	r := e2eutil.Result{Args: args, Stdout: stdout.String(), Stderr: stderr.String(), Code: cmd.ProcessState.ExitCode()}
 	name := "legacyvm " + strings.Join(args, " ")
-	w.add(name+" (stdout)", r.Stdout)
-	w.add(name+" (stderr)", r.Stderr)
-	runs := rec.runs()
+	w.Add(name+" (stdout)", r.Stdout)
+	w.Add(name+" (stderr)", r.Stderr)
+	runs := rec.Runs()
 	for i, s := range runs {
-		w.add(fmt.Sprintf("serial log of %s, run %d", domain, i+1), s)
+		w.Add(fmt.Sprintf("serial log of %s, run %d", domain, i+1), s)
 	}
 	if err != nil || r.Code != 0 {
 		t.Fatalf("apply failed: %v\n%s\n--- serial runs\n%s", err, r, strings.Join(runs, "\n-----\n"))
 	}
 	return r, runs
-}
-
-func virsh(t *testing.T, h *e2eutil.Host, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := h.Env.Virsh(ctx, args...)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	return string(out)
 }
 
 // names returns the first (or, with last, the last) field of each
@@ -232,13 +111,13 @@ func names(out string, last bool) []string {
 func inventory(t *testing.T, h *e2eutil.Host) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "domains: %v\n", names(virsh(t, h, "list", "--all", "--name"), false))
-	fmt.Fprintf(&b, "networks: %v\n", names(virsh(t, h, "net-list", "--all", "--name"), false))
-	fmt.Fprintf(&b, "nwfilters: %v\n", names(virsh(t, h, "nwfilter-list"), true))
-	pools := names(virsh(t, h, "pool-list", "--all", "--name"), false)
+	fmt.Fprintf(&b, "domains: %v\n", names(h.MustVirsh(t, "list", "--all", "--name"), false))
+	fmt.Fprintf(&b, "networks: %v\n", names(h.MustVirsh(t, "net-list", "--all", "--name"), false))
+	fmt.Fprintf(&b, "nwfilters: %v\n", names(h.MustVirsh(t, "nwfilter-list"), true))
+	pools := names(h.MustVirsh(t, "pool-list", "--all", "--name"), false)
 	fmt.Fprintf(&b, "pools: %v\n", pools)
 	for _, p := range pools {
-		fmt.Fprintf(&b, "volumes of %s: %v\n", p, names(virsh(t, h, "vol-list", "--pool", p), false))
+		fmt.Fprintf(&b, "volumes of %s: %v\n", p, names(h.MustVirsh(t, "vol-list", "--pool", p), false))
 	}
 	return b.String()
 }
@@ -247,30 +126,30 @@ func inventory(t *testing.T, h *e2eutil.Host) string {
 // live and persistent definition (with legacyvm's metadata) and its
 // snapshots (with their descriptions), networks, nwfilters and their
 // bindings, pools and volumes.
-func dumpLibvirt(t *testing.T, h *e2eutil.Host, w *secretWatch) {
+func dumpLibvirt(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch) {
 	t.Helper()
-	for _, d := range names(virsh(t, h, "list", "--all", "--name"), false) {
-		w.add("domain XML "+d, virsh(t, h, "dumpxml", d))
-		w.add("persistent domain XML "+d, virsh(t, h, "dumpxml", "--inactive", d))
-		w.add("domain metadata "+d, virsh(t, h, "metadata", d, "https://legacyvm.dev/xmlns/1.0"))
-		for _, s := range names(virsh(t, h, "snapshot-list", "--name", d), false) {
-			w.add("snapshot XML "+d+"/"+s, virsh(t, h, "snapshot-dumpxml", d, s))
+	for _, d := range names(h.MustVirsh(t, "list", "--all", "--name"), false) {
+		w.Add("domain XML "+d, h.MustVirsh(t, "dumpxml", d))
+		w.Add("persistent domain XML "+d, h.MustVirsh(t, "dumpxml", "--inactive", d))
+		w.Add("domain metadata "+d, h.MustVirsh(t, "metadata", d, "https://legacyvm.dev/xmlns/1.0"))
+		for _, s := range names(h.MustVirsh(t, "snapshot-list", "--name", d), false) {
+			w.Add("snapshot XML "+d+"/"+s, h.MustVirsh(t, "snapshot-dumpxml", d, s))
 		}
 	}
-	for _, n := range names(virsh(t, h, "net-list", "--all", "--name"), false) {
-		w.add("network XML "+n, virsh(t, h, "net-dumpxml", n))
-		w.add("persistent network XML "+n, virsh(t, h, "net-dumpxml", "--inactive", n))
+	for _, n := range names(h.MustVirsh(t, "net-list", "--all", "--name"), false) {
+		w.Add("network XML "+n, h.MustVirsh(t, "net-dumpxml", n))
+		w.Add("persistent network XML "+n, h.MustVirsh(t, "net-dumpxml", "--inactive", n))
 	}
-	for _, f := range names(virsh(t, h, "nwfilter-list"), true) {
-		w.add("nwfilter XML "+f, virsh(t, h, "nwfilter-dumpxml", f))
+	for _, f := range names(h.MustVirsh(t, "nwfilter-list"), true) {
+		w.Add("nwfilter XML "+f, h.MustVirsh(t, "nwfilter-dumpxml", f))
 	}
-	for _, port := range names(virsh(t, h, "nwfilter-binding-list"), false) {
-		w.add("nwfilter binding XML "+port, virsh(t, h, "nwfilter-binding-dumpxml", port))
+	for _, port := range names(h.MustVirsh(t, "nwfilter-binding-list"), false) {
+		w.Add("nwfilter binding XML "+port, h.MustVirsh(t, "nwfilter-binding-dumpxml", port))
 	}
-	for _, p := range names(virsh(t, h, "pool-list", "--all", "--name"), false) {
-		w.add("pool XML "+p, virsh(t, h, "pool-dumpxml", p))
-		for _, v := range names(virsh(t, h, "vol-list", "--pool", p), false) {
-			w.add("volume XML "+p+"/"+v, virsh(t, h, "vol-dumpxml", "--pool", p, v))
+	for _, p := range names(h.MustVirsh(t, "pool-list", "--all", "--name"), false) {
+		w.Add("pool XML "+p, h.MustVirsh(t, "pool-dumpxml", p))
+		for _, v := range names(h.MustVirsh(t, "vol-list", "--pool", p), false) {
+			w.Add("volume XML "+p+"/"+v, h.MustVirsh(t, "vol-dumpxml", "--pool", p, v))
 		}
 	}
 }

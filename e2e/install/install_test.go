@@ -65,20 +65,6 @@ func located(t *testing.T, stderr, summary, file string, line int) {
 	}
 }
 
-// inOrder checks that the needles occur in s in this order.
-func inOrder(t *testing.T, what, s string, needles ...string) {
-	t.Helper()
-	at := 0
-	for _, n := range needles {
-		i := strings.Index(s[at:], n)
-		if i < 0 {
-			t.Errorf("%s: %q missing (or out of order):\n%s", what, n, s)
-			return
-		}
-		at += i + len(n)
-	}
-}
-
 // setupRun returns the serial log of the run that did setup (the one that
 // powered off for the answer CD).
 func setupRun(t *testing.T, runs []string) []string {
@@ -121,7 +107,7 @@ func checkProvisioned(t *testing.T, h *e2eutil.Host, name, label, key string, cd
 			args = []string{"dumpxml", "--inactive", name}
 			what = "persistent"
 		}
-		doc := virsh(t, h, args...)
+		doc := h.MustVirsh(t, args...)
 		got := cdroms(t, doc)
 		if len(got) != len(cdTargets) {
 			t.Errorf("%s %s definition has CD drives %v, want %v", name, what, got, cdTargets)
@@ -159,7 +145,7 @@ func checkProvisioned(t *testing.T, h *e2eutil.Host, name, label, key string, cd
 	if len(snaps) != 1 || snaps[0].Name != "clean" {
 		t.Fatalf("%s snapshots: %+v, want the baseline clean", name, snaps)
 	}
-	desc := snapshotDescription(t, virsh(t, h, "snapshot-dumpxml", name, "clean"))
+	desc := snapshotDescription(t, h.MustVirsh(t, "snapshot-dumpxml", name, "clean"))
 	if !strings.Contains(desc, `"baseline"`) {
 		t.Errorf("baseline description %q does not say it is the baseline", desc)
 	}
@@ -168,15 +154,15 @@ func checkProvisioned(t *testing.T, h *e2eutil.Host, name, label, key string, cd
 
 // checkInventory checks legacyvm licenses (text and JSON) for one VM's
 // seat.
-func checkInventory(t *testing.T, h *e2eutil.Host, w *secretWatch, dir, profile, label, vm, key string) {
+func checkInventory(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch, dir, profile, label, vm, key string) {
 	t.Helper()
-	r := run(t, h, w, nil, 0, "licenses")
+	r := h.RunWatched(t, w, nil, 0, "licenses")
 	row := regexp.MustCompile(fmt.Sprintf(`(?m)^%s \(%s\)\s+professional\s+retail\s+1/1\s+XXXXX-XXXXX-XXXXX-XXXXX-%s\s+%s\s+%s\s+running\s+\d{4}-\d\d-\d\dT`,
 		label, profile, lastGroup(key), vm, profile))
 	if !row.MatchString(r.Stdout) {
 		t.Errorf("licenses does not list %s:\n%s", vm, r.Stdout)
 	}
-	r = run(t, h, w, nil, 0, "licenses", dir, "-o", "json")
+	r = h.RunWatched(t, w, nil, 0, "licenses", dir, "-o", "json")
 	var doc struct {
 		Licenses []struct {
 			Label, Profile, Channel, Key string
@@ -205,7 +191,7 @@ func checkInventory(t *testing.T, h *e2eutil.Host, w *secretWatch, dir, profile,
 
 // runDaemon runs legacyvm daemon against the host until it has connected
 // and made a tick, then stops it, and records its log.
-func runDaemon(t *testing.T, h *e2eutil.Host, w *secretWatch) {
+func runDaemon(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch) {
 	t.Helper()
 	cmd, _, stderr := h.Start(t, nil, "daemon", "--tick", "1s")
 	exited := make(chan error, 1)
@@ -234,7 +220,7 @@ func runDaemon(t *testing.T, h *e2eutil.Host, w *secretWatch) {
 		_ = cmd.Process.Kill()
 		t.Fatalf("daemon did not stop on SIGTERM:\n%s", stderr)
 	}
-	w.add("daemon log", stderr.String())
+	w.Add("daemon log", stderr.String())
 	if !strings.Contains(stderr.String(), "daemon stopped") {
 		t.Errorf("daemon log lacks its stop:\n%s", stderr)
 	}
@@ -307,7 +293,7 @@ func TestScanFindsPlantedSecrets(t *testing.T) {
 func TestInstallFromMedia(t *testing.T) {
 	since := time.Now()
 	h := e2eutil.NewHost(t)
-	w := newSecretWatch()
+	w := e2eutil.NewSecretWatch()
 	isoDir := h.Env.PoolDir(t)
 	iso := filepath.Join(isoDir, "win7-standin.iso")
 	copyFile(t, h.Guest.Installer, iso)
@@ -355,18 +341,18 @@ vm "w7inst" {
 
 	// Plan: the ISO is checked; no secret is read, and the plan says what
 	// that leaves unchecked.
-	r := run(t, h, w, nil, 2, "plan", dir)
+	r := h.RunWatched(t, w, nil, 2, "plan", dir)
 	for _, want := range []string{"+   vm       w7inst", "installed from " + iso + " (40 GiB)", "answer media for setup (reads the product key at apply)",
 		"licence site (retail)", "baseline snapshot clean", "note: licence site: seats counted by licence name only"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	r = run(t, h, w, env, 2, "plan", "--check-keys", dir)
+	r = h.RunWatched(t, w, env, 2, "plan", "--check-keys", dir)
 	if strings.Contains(r.Stdout, "seats counted by licence name only") {
 		t.Errorf("plan --check-keys still says the key was not read:\n%s", r.Stdout)
 	}
-	r = run(t, h, w, env, 2, "plan", "--check-keys", "-o", "json", dir)
+	r = h.RunWatched(t, w, env, 2, "plan", "--check-keys", "-o", "json", dir)
 	if !strings.Contains(r.Stdout, `"has_changes": true`) {
 		t.Errorf("plan -o json:\n%s", r.Stdout)
 	}
@@ -375,7 +361,7 @@ vm "w7inst" {
 	missing := filepath.Join(isoDir, "no-such.iso")
 	badSrc := strings.Replace(src, iso, missing, 1)
 	badDir := e2eutil.Profile(t, "instbad", map[string]string{"main.hcl": badSrc})
-	r = run(t, h, w, env, 1, "plan", badDir)
+	r = h.RunWatched(t, w, env, 1, "plan", badDir)
 	located(t, r.Stderr, "Installation ISO not found", filepath.Join(badDir, "main.hcl"), lineOf(t, badSrc, "iso     ="))
 	if !strings.Contains(r.Stderr, "The file "+missing+" does not exist") {
 		t.Errorf("ISO diagnostic does not name the file:\n%s", r.Stderr)
@@ -383,7 +369,7 @@ vm "w7inst" {
 
 	// Apply: install, then the VM runs from its own disk.
 	r, runs := applyRecorded(t, h, w, env, "w7inst", applyTimeout, "apply", "--auto-approve", dir)
-	inOrder(t, "apply progress", r.Stderr,
+	e2eutil.InOrder(t, "apply progress", r.Stderr,
 		"w7inst: defining domain", "w7inst: creating empty 40 GiB system disk", "w7inst: uploading answer media",
 		"w7inst: starting Windows setup (waiting up to 6m0s for the guest to power off)",
 		"w7inst: Windows setup finished; removing answer media", "w7inst: taking baseline snapshot clean", "w7inst: done in")
@@ -408,14 +394,14 @@ vm "w7inst" {
 	checkProvisioned(t, h, "w7inst", "site", keyInstall, "sdb", "sdc")
 
 	// Applying again needs no key: nothing to create.
-	r = run(t, h, w, nil, 0, "apply", "--auto-approve", dir)
+	r = h.RunWatched(t, w, nil, 0, "apply", "--auto-approve", dir)
 	if !strings.Contains(r.Stdout, "No changes.") {
 		t.Errorf("second apply:\n%s", r)
 	}
-	run(t, h, w, nil, 0, "plan", dir)
+	h.RunWatched(t, w, nil, 0, "plan", dir)
 	checkInventory(t, h, w, dir, "inst", "site", "w7inst", keyInstall)
-	run(t, h, w, nil, 0, "status", "-o", "json", dir)
-	run(t, h, w, nil, 0, "snapshot", "list", "-o", "json", "w7inst")
+	h.RunWatched(t, w, nil, 0, "status", "-o", "json", dir)
+	h.RunWatched(t, w, nil, 0, "snapshot", "list", "-o", "json", "w7inst")
 
 	t.Run("second profile reusing the retail key is refused", func(t *testing.T) {
 		reuseSrc := h.HostBlock() + fmt.Sprintf(`
@@ -447,13 +433,13 @@ vm "reuse1" {
 		before := inventory(t, h)
 
 		// Plan reads no key: it cannot know, and says so.
-		r := run(t, h, w, reuseEnv, 2, "plan", reuse)
+		r := h.RunWatched(t, w, reuseEnv, 2, "plan", reuse)
 		if !strings.Contains(r.Stdout, "note: licence other: seats counted by licence name only") {
 			t.Errorf("plan does not say the key was not checked:\n%s", r.Stdout)
 		}
 		detail := `VM "w7inst" (licence "site", profile "inst", defined on the host since `
 		for _, args := range [][]string{{"plan", "--check-keys", reuse}, {"apply", "--auto-approve", reuse}, {"apply", "--auto-approve", "-o", "json", reuse}} {
-			r := run(t, h, w, reuseEnv, 1, args...)
+			r := h.RunWatched(t, w, reuseEnv, 1, args...)
 			located(t, r.Stderr, "Licence key already in use", reuseHCL, lineOf(t, reuseSrc, "licenses = [license.other]"))
 			for _, want := range []string{`Licence "other" (key XXXXX-XXXXX-XXXXX-XXXXX-` + lastGroup(keyInstall) + `) is a retail licence`, detail, `VM "reuse1" would get no seat`} {
 				if !strings.Contains(strings.Join(strings.Fields(r.Stderr), " "), want) {
@@ -466,11 +452,11 @@ vm "reuse1" {
 		}
 		// Key problems are errors that name the source, never the key.
 		badKey := keyInstall[:len(keyInstall)-1] + "N"
-		r = run(t, h, w, []string{"LVM_E2E_REUSE_KEY=" + badKey}, 1, "apply", "--auto-approve", reuse)
+		r = h.RunWatched(t, w, []string{"LVM_E2E_REUSE_KEY=" + badKey}, 1, "apply", "--auto-approve", reuse)
 		if want := `Error: product key of licence other (from env("LVM_E2E_REUSE_KEY")): not a Windows 7 product key: character 25 (group 5, place 5) is the letter N`; !strings.Contains(r.Stderr, want) {
 			t.Errorf("bad key: stderr lacks %q:\n%s", want, r.Stderr)
 		}
-		r = run(t, h, w, nil, 1, "apply", "--auto-approve", reuse)
+		r = h.RunWatched(t, w, nil, 1, "apply", "--auto-approve", reuse)
 		if want := "environment variable LVM_E2E_REUSE_KEY is not set"; !strings.Contains(r.Stderr, want) {
 			t.Errorf("missing key: stderr lacks %q:\n%s", want, r.Stderr)
 		}
@@ -481,13 +467,13 @@ vm "reuse1" {
 
 	runDaemon(t, h, w)
 	dumpLibvirt(t, h, w)
-	w.check(t, keyInstall, pwInstall)
+	w.Check(t, keyInstall, pwInstall)
 
-	run(t, h, w, nil, 0, "destroy", "--auto-approve", dir)
+	h.RunWatched(t, w, nil, 0, "destroy", "--auto-approve", dir)
 	if inv := inventory(t, h); strings.Contains(inv, "w7inst") {
 		t.Errorf("destroy left objects of w7inst:\n%s", inv)
 	}
-	w.check(t, keyInstall, pwInstall)
+	w.Check(t, keyInstall, pwInstall)
 	scanForLeaks(t, h, since, []string{keyInstall, pwInstall}, []string{isoDir, dir}, pwFile)
 }
 
@@ -500,7 +486,7 @@ func TestSpecializeGoldenImage(t *testing.T) {
 	t.Parallel()
 	since := time.Now()
 	h := e2eutil.NewHost(t)
-	w := newSecretWatch()
+	w := e2eutil.NewSecretWatch()
 	env := []string{"LVM_E2E_SPEC_KEY=" + keySpec, "LVM_E2E_SPEC_PW=" + pwSpec}
 	src := h.HostBlock() + fmt.Sprintf(`
 license "lab" {
@@ -538,14 +524,14 @@ vm "w7spec" {
 `, h.Golden)
 	dir := e2eutil.Profile(t, "spec", map[string]string{"main.hcl": src})
 
-	r := run(t, h, w, nil, 2, "plan", dir)
+	r := h.RunWatched(t, w, nil, 2, "plan", dir)
 	for _, want := range []string{"linked clone of " + h.Golden, "answer media for setup (reads the product key at apply)", "baseline snapshot clean with memory"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 	r, runs := applyRecorded(t, h, w, env, "w7spec", applyTimeout, "apply", "--auto-approve", dir)
-	inOrder(t, "apply progress", r.Stderr,
+	e2eutil.InOrder(t, "apply progress", r.Stderr,
 		"w7spec: defining domain", "w7spec: creating linked clone of ", "w7spec: uploading answer media",
 		"w7spec: starting specialize pass", "w7spec: specialize pass finished; removing answer media",
 		"w7spec: taking baseline snapshot clean (with memory)", "w7spec: done in")
@@ -562,15 +548,15 @@ vm "w7spec" {
 	h.WaitSerial(t, "w7spec", `^RIG net dev=eth0 .* ip=10\.94\.0\.\d+/24 via=dhcp`, 2*time.Minute)
 	checkProvisioned(t, h, "w7spec", "lab", keySpec, "sdb")
 	checkInventory(t, h, w, dir, "spec", "lab", "w7spec", keySpec)
-	run(t, h, w, nil, 0, "status", "-o", "json", dir)
-	run(t, h, w, nil, 0, "snapshot", "list", "w7spec")
+	h.RunWatched(t, w, nil, 0, "status", "-o", "json", dir)
+	h.RunWatched(t, w, nil, 0, "snapshot", "list", "w7spec")
 
 	dumpLibvirt(t, h, w)
-	w.check(t, keySpec, pwSpec)
+	w.Check(t, keySpec, pwSpec)
 	// The files while the VM and its memory baseline exist, then after
 	// destroy.
 	scanForLeaks(t, h, since, []string{keySpec, pwSpec}, []string{dir})
-	run(t, h, w, nil, 0, "destroy", "--auto-approve", dir)
-	w.check(t, keySpec, pwSpec)
+	h.RunWatched(t, w, nil, 0, "destroy", "--auto-approve", dir)
+	w.Check(t, keySpec, pwSpec)
 	scanForLeaks(t, h, since, []string{keySpec, pwSpec}, []string{dir})
 }
