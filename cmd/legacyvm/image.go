@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -67,9 +68,40 @@ func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, uri
 		return true, nil // a build holds it
 	}
 	defer lock.Release()
+	return false, removeLeftovers(ctx, f, e, im)
+}
+
+// removeLeftovers removes what an interrupted build of im left, saying
+// what on stderr; the caller holds the image's lock.
+func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, im *profiles.Image) error {
 	done, err := e.CleanImageLeftovers(ctx, im.Pool, im.Name)
 	for _, d := range done {
 		f.IO.Status("image %s: removed what an interrupted build left: %s", im.Name, d)
 	}
-	return false, err
+	return err
+}
+
+// loadImages loads the profile at path and picks its image blocks named
+// (all when names is empty).
+func (f *Factory) loadImages(path string, names []string) (*profiles.Profile, []*profiles.Image, error) {
+	p, err := f.loadProfile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	images, err := selectImages(p, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, images, nil
+}
+
+// connectImage connects to the host that holds im's pool and returns the
+// connection and the host's URI.
+func (f *Factory) connectImage(ctx context.Context, im *profiles.Image) (virt.Hypervisor, string, error) {
+	uri := orchestrator.HostURI(im.Host, f.planOptions())
+	hv, err := f.Connect(ctx, uri)
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to %s: %w", uri, err)
+	}
+	return hv, uri, nil
 }

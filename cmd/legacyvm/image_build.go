@@ -55,20 +55,15 @@ built, one after the other.`,
 
 func imageBuildRun(cmd *cobra.Command, f *Factory, opts *ImageBuildOptions) error {
 	ctx := cmd.Context()
-	p, err := f.loadProfile(opts.Path)
-	if err != nil {
-		return err
-	}
-	images, err := selectImages(p, opts.Names)
+	p, images, err := f.loadImages(opts.Path, opts.Names)
 	if err != nil {
 		return err
 	}
 	var built []*orchestrator.ImageVersion
 	for _, im := range images {
-		uri := orchestrator.HostURI(im.Host, f.planOptions())
-		hv, err := f.Connect(ctx, uri)
+		hv, uri, err := f.connectImage(ctx, im)
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", uri, err)
+			return err
 		}
 		err = func() error {
 			defer hv.Close()
@@ -78,11 +73,7 @@ func imageBuildRun(cmd *cobra.Command, f *Factory, opts *ImageBuildOptions) erro
 			}
 			defer lock.Release()
 			e := f.engine(hv)
-			done, err := e.CleanImageLeftovers(ctx, im.Pool, im.Name)
-			for _, d := range done {
-				f.IO.Status("image %s: removed what an interrupted build left: %s", im.Name, d)
-			}
-			if err != nil {
+			if err := removeLeftovers(ctx, f, e, im); err != nil {
 				return err
 			}
 			v, err := e.BuildImage(ctx, im, orchestrator.BuildOptions{

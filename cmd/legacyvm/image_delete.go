@@ -39,19 +39,14 @@ deleted then. Destroy the VMs, or move them to another version first (apply
 
 func imageDeleteRun(cmd *cobra.Command, f *Factory, opts *ImageDeleteOptions) error {
 	ctx := cmd.Context()
-	p, err := f.loadProfile(opts.Path)
-	if err != nil {
-		return err
-	}
-	images, err := selectImages(p, []string{opts.Name})
+	_, images, err := f.loadImages(opts.Path, []string{opts.Name})
 	if err != nil {
 		return err
 	}
 	im := images[0]
-	uri := orchestrator.HostURI(im.Host, f.planOptions())
-	hv, err := f.Connect(ctx, uri)
+	hv, uri, err := f.connectImage(ctx, im)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", uri, err)
+		return err
 	}
 	defer hv.Close()
 	lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image delete")
@@ -60,11 +55,7 @@ func imageDeleteRun(cmd *cobra.Command, f *Factory, opts *ImageDeleteOptions) er
 	}
 	defer lock.Release()
 	e := f.engine(hv)
-	done, err := e.CleanImageLeftovers(ctx, im.Pool, im.Name)
-	for _, d := range done {
-		f.IO.Status("image %s: removed what an interrupted build left: %s", im.Name, d)
-	}
-	if err != nil {
+	if err := removeLeftovers(ctx, f, e, im); err != nil {
 		return err
 	}
 	del, err := e.DeleteImage(ctx, im.Pool, im.Name, opts.Version)

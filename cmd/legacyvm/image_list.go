@@ -42,21 +42,16 @@ metadata volumes). What an interrupted build left is removed first.`,
 
 func imageListRun(cmd *cobra.Command, f *Factory, opts *ImageListOptions) error {
 	ctx := cmd.Context()
-	p, err := f.loadProfile(opts.Path)
-	if err != nil {
-		return err
-	}
-	images, err := selectImages(p, opts.Names)
+	_, images, err := f.loadImages(opts.Path, opts.Names)
 	if err != nil {
 		return err
 	}
 	all := []orchestrator.ImageVersion{}
 	var building []string
 	for _, im := range images {
-		uri := orchestrator.HostURI(im.Host, f.planOptions())
-		hv, err := f.Connect(ctx, uri)
+		hv, uri, err := f.connectImage(ctx, im)
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", uri, err)
+			return err
 		}
 		e := f.engine(hv)
 		b, err := cleanLeftovers(ctx, f, e, uri, im)
