@@ -92,7 +92,10 @@ func Doctor(ctx context.Context, uri string, hv virt.Hypervisor, connErr error, 
 		fs = append(fs, Finding{Check: check, Severity: sev, Message: msg, Fix: fix})
 	}
 	if hv == nil {
-		add("libvirt", SeverityFail, fmt.Sprintf("cannot connect to %s: %v", uri, connErr),
+		// The finding is one line; its fix says what the connection
+		// error's hint (its later lines) says.
+		msg, _, _ := strings.Cut(connErr.Error(), "\n")
+		add("libvirt", SeverityFail, fmt.Sprintf("cannot connect to %s: %s", uri, msg),
 			"start libvirtd (systemctl start libvirtd, or `libvirtd -d` and `virtlogd -d` without an init system) and check you may use the socket (root or the libvirt group)")
 	} else {
 		fs = append(fs, libvirtFindings(ctx, uri, hv, poolName)...)

@@ -416,7 +416,14 @@ func parsePlan(t testing.TB, r e2eutil.Result) planJSON {
 // statusJSON is `status -o json`.
 type statusJSON struct {
 	Host string `json:"host"`
-	VMs  []struct {
+	// Hosts: every host of the profile, with how many VMs it holds.
+	Hosts []struct {
+		Host  string `json:"host"`
+		URI   string `json:"uri"`
+		VMs   int    `json:"vms"`
+		Error string `json:"error"`
+	} `json:"hosts"`
+	VMs []struct {
 		Name        string `json:"name"`
 		Profile     string `json:"profile"`
 		State       string `json:"state"`
@@ -434,6 +441,8 @@ type statusJSON struct {
 		NextSnapshot string `json:"next_snapshot"`
 		Schedule     string `json:"schedule"`
 		Agent        string `json:"agent"`
+		Host         string `json:"host"`
+		URI          string `json:"uri"`
 	} `json:"vms"`
 }
 
