@@ -41,12 +41,16 @@ const (
 	keyKill    = "X3WDD-MX87D-37WP8-T7RBW-RH4FX"
 	keyMisc    = "CJPG9-KTTXD-HWT2M-GV2M8-VR7TK"
 	keyConc    = "GDHGK-7KBX3-HMPBG-V2R43-QG8Y4"
+	// keyKillLoop is TestKillLoopRandom's own: the tests of this package
+	// share one host (and its fingerprint secret), where one MAK key in
+	// two profiles counts against the same seats.
+	keyKillLoop = "RH4FX-X3WDD-MX87D-37WP8-T7RBW"
 	// fakePassword is the administrator password of the install-media
 	// example: a secret too.
 	fakePassword = "Sw0rdf1sh-not-real"
 )
 
-var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc}
+var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc, keyKillLoop}
 
 // lastGroup is the part of a key legacyvm may show.
 func lastGroup(k string) string { return k[len(k)-5:] }

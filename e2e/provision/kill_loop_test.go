@@ -103,7 +103,7 @@ func TestKillLoopRandom(t *testing.T) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"KR_KEY=" + keyKill, "TMPDIR=" + tmp}
+	env := []string{"KR_KEY=" + keyKillLoop, "TMPDIR=" + tmp}
 	domains := []string{"kr-1", "kr-2"}
 	outputs := map[string]string{}
 	run := func(want []int, args ...string) e2eutil.Result {
