@@ -35,7 +35,7 @@ func TestGoldenImageExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := []string{"--var", "iso=" + h.Guest.Installer, "--var", "iso_sha256=" + fileSHA256(t, h.Guest.Installer)}
-	env := []string{"GOLD_KEY_1=" + key1, "GOLD_KEY_2=" + key2}
+	env := []string{"GOLD_KEY_1=" + key3, "GOLD_KEY_2=" + key4}
 
 	r := h.RunWatched(t, w, nil, 0, append([]string{"image", "build", dir, "w7pro"}, vars...)...)
 	if !strings.Contains(r.Stdout, "Built image w7pro version 1") {
@@ -51,5 +51,5 @@ func TestGoldenImageExample(t *testing.T) {
 	h.RunWatched(t, w, nil, 0, append([]string{"plan", dir}, vars...)...)
 	h.RunWatched(t, w, nil, 0, append([]string{"destroy", "--auto-approve", dir}, vars...)...)
 	h.RunWatched(t, w, nil, 0, append([]string{"image", "delete", dir, "w7pro"}, vars...)...)
-	w.Check(t, key1, key2)
+	w.Check(t, key1, key2, key3, key4)
 }

@@ -22,6 +22,11 @@ import (
 const (
 	key1 = "QRTVW-XY2K4-GHJKM-P6T8B-CDFGX"
 	key2 = "MPQRT-VWXY3-BCDFK-H7J9M-KTPWY"
+	// key3 and key4 are TestGoldenImageExample's: the package's tests
+	// share one host and its fingerprint secret, where one retail key in
+	// two profiles is refused (a seat each).
+	key3 = "GHJKM-PQRTV-WXY23-467BC-DFGHJ"
+	key4 = "FGHJK-MPQRT-VWXY2-3467B-CDFGH"
 	pwVM = "Lvm9ImageCloneAdminNotReal"
 )
 
