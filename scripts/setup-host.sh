@@ -5,7 +5,7 @@
 set -eu
 PKGS="libvirt-daemon-system libvirt-clients libvirt-dev pkg-config qemu-system-x86 qemu-utils
 dnsmasq-base iptables tini iproute2 syslinux syslinux-common isolinux mtools dosfstools
-libxml2-utils xorriso genisoimage xz-utils binutils gcc libc6-dev make git ca-certificates"
+libxml2-utils xorriso genisoimage xz-utils binutils procps gcc libc6-dev make git ca-certificates"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

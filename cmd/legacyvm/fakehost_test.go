@@ -22,8 +22,8 @@ const (
 	fakeRetail = "MPQRT-VWXY2-3467B-CDFGH-JK89C"
 	fakeKey3   = "CDFGH-JKMPQ-RTVWX-Y2346-789BC"
 	fakeKey4   = "DFGHJ-KMPQR-TVWXY-23467-89BCD"
-	fakeKey5   = "FGHJK-MPQRT-VWXY2-3467B-CDFGH"
-	fakeKey6   = "GHJKM-PQRTV-WXY23-467BC-DFGHJ"
+	fakeKey5   = "YKC3M-H9DTQ-PW7RG-6FVXB-J2K4T"
+	fakeKey6   = "RD8WF-M4XGK-T3YPC-V9HBQ-7JKW2"
 )
 
 // fakeWorld is a fake libvirt host with a copy of examples/ (and the

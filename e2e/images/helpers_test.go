@@ -25,8 +25,8 @@ const (
 	// key3 and key4 are TestGoldenImageExample's: the package's tests
 	// share one host and its fingerprint secret, where one retail key in
 	// two profiles is refused (a seat each).
-	key3 = "GHJKM-PQRTV-WXY23-467BC-DFGHJ"
-	key4 = "FGHJK-MPQRT-VWXY2-3467B-CDFGH"
+	key3 = "K7TQB-3WHMF-XJ9RC-D4PGV-8YM2H"
+	key4 = "PQ4XD-G8KTW-2JVHR-M6CFB-9TY3K"
 	pwVM = "Lvm9ImageCloneAdminNotReal"
 )
 

@@ -44,7 +44,7 @@ const (
 	// keyKillLoop is TestKillLoopRandom's own: the tests of this package
 	// share one host (and its fingerprint secret), where one MAK key in
 	// two profiles counts against the same seats.
-	keyKillLoop = "RH4FX-X3WDD-MX87D-37WP8-T7RBW"
+	keyKillLoop = "TWQ8V-4PKJD-72HCM-B9XGY-3FRMT"
 	// fakePassword is the administrator password of the install-media
 	// example: a secret too.
 	fakePassword = "Sw0rdf1sh-not-real"
