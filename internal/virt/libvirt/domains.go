@@ -298,13 +298,9 @@ func (h *Hypervisor) ChangeMedia(ctx context.Context, name, target, path string)
 		return err
 	}
 	defer d.Free()
-	doc, err := d.GetXMLDesc(libvirt.DOMAIN_XML_INACTIVE)
+	def, err := domainDefinition(d, libvirt.DOMAIN_XML_INACTIVE, op, name)
 	if err != nil {
-		return wrap(op, name, err)
-	}
-	var def libvirtxml.Domain
-	if err := def.Unmarshal(doc); err != nil {
-		return fmt.Errorf("%s %q: parse definition: %w", op, name, err)
+		return err
 	}
 	var disk *libvirtxml.DomainDisk
 	if def.Devices != nil {
@@ -370,13 +366,9 @@ func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter s
 		if err := alive(ctx, op, name); err != nil {
 			return err
 		}
-		doc, err := d.GetXMLDesc(p.xmlFlags)
+		def, err := domainDefinition(d, p.xmlFlags, op, name)
 		if err != nil {
-			return wrap(op, name, err)
-		}
-		var def libvirtxml.Domain
-		if err := def.Unmarshal(doc); err != nil {
-			return fmt.Errorf("%s %q: parse definition: %w", op, name, err)
+			return err
 		}
 		var nic *libvirtxml.DomainInterface
 		if def.Devices != nil {
@@ -406,4 +398,18 @@ func (h *Hypervisor) SetInterfaceFilter(ctx context.Context, name, mac, filter s
 		}
 	}
 	return nil
+}
+
+// domainDefinition reads and parses d's XML (flags: inactive or live);
+// errors name op and the domain.
+func domainDefinition(d *libvirt.Domain, flags libvirt.DomainXMLFlags, op, name string) (libvirtxml.Domain, error) {
+	var def libvirtxml.Domain
+	doc, err := d.GetXMLDesc(flags)
+	if err != nil {
+		return def, wrap(op, name, err)
+	}
+	if err := def.Unmarshal(doc); err != nil {
+		return def, fmt.Errorf("%s %q: parse definition: %w", op, name, err)
+	}
+	return def, nil
 }
