@@ -31,7 +31,7 @@ type Daemon struct {
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
 	// LockVM, when set, takes the VM lock other legacyvm commands take
-	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
+	// (lock.AcquireVM) without waiting; the daemon leaves a VM that another
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
 	// VerifyEvery is how often isolation is verified and repaired live

@@ -254,7 +254,7 @@ func (inv *ImageInventory) Find(image string, n int) (ImageVersion, bool) {
 // CleanImageLeftovers removes what interrupted builds of image left in
 // pool: the build domain (powered off, undefined) and the volumes it lists,
 // and image volumes that are not registered. The caller must hold the
-// image's build lock (LockImage): a build in progress is not a leftover.
+// image's build lock (lock.Image): a build in progress is not a leftover.
 // It returns what it removed, one phrase each.
 func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
 	var done []string
@@ -299,13 +299,6 @@ func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 		done = append(done, fmt.Sprintf("volume %s (%s)", l.Name, l.Why))
 	}
 	return done, nil
-}
-
-// LockImage takes the build lock of image on uri without waiting: image
-// build and image delete hold it, and the other image commands take it
-// only to clean up after a build that is gone.
-func LockImage(ctx context.Context, uri, image, purpose string) (*Lock, error) {
-	return AcquireLock(ctx, "image-"+image, uri, purpose, 0, nil)
 }
 
 // BuildOptions are the settings of one image build beyond the image block.
@@ -471,7 +464,7 @@ func (w *serialWatch) saw(phase string) bool {
 // disk to the read-only image volume, hashes it and writes the metadata
 // volume (registration). Every failure, and a cancelled ctx, removes the
 // build domain and every volume the build made; the error is a *BuildError
-// naming the phase. The caller holds LockImage and has run
+// naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
 func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
 	start := time.Now()
@@ -809,7 +802,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 
 // DeleteImage deletes version n of image (all versions when n is 0) from
 // pool. A version some domain uses is refused with the list of domains;
-// nothing is deleted then. The caller holds LockImage.
+// nothing is deleted then. The caller holds lock.Image.
 func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
 	inv, err := ListImages(ctx, e.HV, pool, image)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -77,7 +78,7 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 			if logJSON {
 				h = slog.NewJSONHandler(f.IO.ErrOut, nil)
 			}
-			if err := orchestrator.CheckLockDir(); err != nil {
+			if err := lock.CheckDir(); err != nil {
 				return err
 			}
 			uris, err := daemonURIs(f, args)
@@ -103,7 +104,7 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 					Log:         log,
 					Parallelism: f.Parallelism,
 					LockVM: func(ctx context.Context, vm string) (func(), error) {
-						l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
+						l, err := lock.AcquireVM(ctx, uri, vm, "daemon", 0, nil)
 						if err != nil {
 							return nil, err
 						}

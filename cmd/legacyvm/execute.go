@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
 // profileLocks are the locks of a profile on each of its hosts.
-type profileLocks []*orchestrator.Lock
+type profileLocks []*lock.Lock
 
 // Release drops every lock.
 func (ls profileLocks) Release() {
@@ -38,7 +39,7 @@ func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose 
 	sort.Strings(uris)
 	var locks profileLocks
 	for _, uri := range uris {
-		l, err := orchestrator.AcquireLock(ctx, p.Name, uri, purpose, wait, func(holder string) {
+		l, err := lock.Acquire(ctx, p.Name, uri, purpose, wait, func(holder string) {
 			f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
 		})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -63,11 +64,11 @@ func selectImages(p *profiles.Profile, names []string) ([]*profiles.Image, error
 // build of it runs (its lock is free), and says so on stderr. It returns
 // whether a build is running.
 func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, uri string, im *profiles.Image) (building bool, err error) {
-	lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image clean-up")
+	held, err := lock.Image(ctx, uri, im.Name, "image clean-up")
 	if err != nil {
 		return true, nil // a build holds it
 	}
-	defer lock.Release()
+	defer held.Release()
 	return false, removeLeftovers(ctx, f, e, im)
 }
 

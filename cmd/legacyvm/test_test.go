@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -74,7 +75,7 @@ test "slow" {
 // agent and a memory baseline).
 func testHost(t *testing.T) (*fake.Hypervisor, string) {
 	t.Helper()
-	t.Setenv(orchestrator.LockDirEnv, filepath.Join(t.TempDir(), "locks"))
+	t.Setenv(lock.DirEnv, filepath.Join(t.TempDir(), "locks"))
 	dir := filepath.Join(t.TempDir(), "qa")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -230,7 +231,7 @@ func TestTestCommandResetsAfterCancel(t *testing.T) {
 func TestTestCommandWaitsForVMLock(t *testing.T) {
 	h, dir := testHost(t)
 	ctx := context.Background()
-	l, err := orchestrator.AcquireVMLock(ctx, "qemu:///system", "qa-1", "a reset by someone else", time.Second, nil)
+	l, err := lock.AcquireVM(ctx, "qemu:///system", "qa-1", "a reset by someone else", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
