@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -40,7 +41,7 @@ type Daemon struct {
 	// URI and System are what verify reports on and reads host conditions
 	// from.
 	URI    string
-	System HostSystem
+	System hostcheck.System
 	// Relay, when set, carries the doors recorded in libvirt: they are
 	// read again at every tick and isolation check.
 	Relay *relay.Relay

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -148,7 +149,7 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 	}
 	var found []string
 	for _, f := range ver.HostChecks {
-		if f.Check == "answer-media" && f.Severity == SeverityWarn {
+		if f.Check == "answer-media" && f.Severity == hostcheck.SeverityWarn {
 			found = append(found, f.Message)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
@@ -90,7 +91,7 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 			// which only a local host has), else the first host's.
 			primary := 0
 			for i, uri := range uris {
-				if orchestrator.IsLocalURI(uri) {
+				if hostcheck.IsLocal(uri) {
 					primary = i
 					break
 				}
@@ -114,7 +115,7 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
 					URI:         uri,
 					System:      f.HostSystem,
 				}
-				if i == primary && orchestrator.IsLocalURI(uri) {
+				if i == primary && hostcheck.IsLocal(uri) {
 					d.Relay = relay.New(log)
 				}
 				if i == primary {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -32,7 +33,7 @@ Exit status 1 when a check fails (warnings do not fail).`,
 			fs := orchestrator.Doctor(ctx, uri, hv, connErr, f.HostSystem, pool)
 			failed := false
 			for _, x := range fs {
-				failed = failed || x.Severity == orchestrator.SeverityFail
+				failed = failed || x.Severity == hostcheck.SeverityFail
 			}
 			if f.JSON() {
 				enc := json.NewEncoder(f.IO.Out)
@@ -41,7 +42,7 @@ Exit status 1 when a check fails (warnings do not fail).`,
 					return err
 				}
 			} else {
-				marks := map[orchestrator.Severity]string{orchestrator.SeverityOK: "ok  ", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL"}
+				marks := map[hostcheck.Severity]string{hostcheck.SeverityOK: "ok  ", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL"}
 				for _, x := range fs {
 					fmt.Fprintf(f.IO.Out, "%s  %-24s %s\n", marks[x.Severity], x.Check, x.Message)
 					fix := x.Fix

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -169,8 +170,8 @@ var checkMarks = map[orchestrator.CheckStatus]string{
 	orchestrator.CheckPass: "pass", orchestrator.CheckFail: "FAIL", orchestrator.CheckWarn: "WARN", orchestrator.CheckSkip: "skip",
 }
 
-var findingMarks = map[orchestrator.Severity]string{
-	orchestrator.SeverityOK: "pass", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL",
+var findingMarks = map[hostcheck.Severity]string{
+	hostcheck.SeverityOK: "pass", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL",
 }
 
 // writeVerifyText prints verifications; problemsOnly leaves out what
@@ -240,15 +241,15 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix, c.Hint)
 			}
 		}
-		var shown []orchestrator.Finding
+		var shown []hostcheck.Finding
 		for _, hc := range v.HostChecks {
 			switch hc.Severity {
-			case orchestrator.SeverityWarn:
+			case hostcheck.SeverityWarn:
 				nWarn++
-			case orchestrator.SeverityFail:
+			case hostcheck.SeverityFail:
 				nHostFail++
 			}
-			if !problemsOnly || hc.Severity == orchestrator.SeverityWarn || hc.Severity == orchestrator.SeverityFail {
+			if !problemsOnly || hc.Severity == hostcheck.SeverityWarn || hc.Severity == hostcheck.SeverityFail {
 				shown = append(shown, hc)
 			}
 		}
@@ -272,7 +273,7 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 }
 
 func hostWhere(uri string) string {
-	if orchestrator.IsLocalURI(uri) {
+	if hostcheck.IsLocal(uri) {
 		return "this machine"
 	}
 	return uri
