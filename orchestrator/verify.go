@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,6 +11,7 @@ import (
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -602,29 +602,10 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 }
 
 // interfacePortOverride returns the isolated attribute of the <port>
-// element of the NIC with mac in a domain definition ("" when absent).
-// virt.InterfaceSpec only says whether a NIC is isolated; an explicit
-// isolated='no' overrides the network's port isolation.
+// element of the NIC with mac ("" when absent; see
+// domainxml.InterfacePortIsolated).
 func interfacePortOverride(domainXML, mac string) string {
-	var doc struct {
-		Interfaces []struct {
-			MAC struct {
-				Address string `xml:"address,attr"`
-			} `xml:"mac"`
-			Port *struct {
-				Isolated string `xml:"isolated,attr"`
-			} `xml:"port"`
-		} `xml:"devices>interface"`
-	}
-	if domainXML == "" || xml.Unmarshal([]byte(domainXML), &doc) != nil {
-		return ""
-	}
-	for _, i := range doc.Interfaces {
-		if strings.EqualFold(i.MAC.Address, mac) && i.Port != nil {
-			return i.Port.Isolated
-		}
-	}
-	return ""
+	return domainxml.InterfacePortIsolated(domainXML, mac)
 }
 
 func paramIP(ps []virt.FilterParam) netip.Addr {
