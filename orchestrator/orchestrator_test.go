@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -543,22 +544,22 @@ func TestParallelApplyIsBounded(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	active, peak := map[string]bool{}, 0
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Progress: func(obj, msg string) {
+	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !strings.HasPrefix(obj, "web-") && obj != "solo" {
+		if ev.Kind != event.KindVM {
 			return
 		}
 		switch {
-		case msg == "defining domain":
-			active[obj] = true
-		case strings.HasPrefix(msg, "done in"), strings.HasPrefix(msg, "failed"):
-			delete(active, obj)
+		case ev.Step == event.StepDefine && ev.Phase == event.Begin:
+			active[ev.Object] = true
+		case ev.Finished():
+			delete(active, ev.Object)
 		}
 		if len(active) > peak {
 			peak = len(active)
 		}
-	}}
+	})}
 	if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 		t.Fatal(err)
 	}

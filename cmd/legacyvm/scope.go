@@ -144,17 +144,21 @@ func (f *Factory) connectScope(ctx context.Context, path string) (virt.Hyperviso
 }
 
 // progressModes are the values of --progress.
-var progressModes = []string{"auto", "plain", "none"}
+var progressModes = []string{"auto", "plain", "json", "none"}
 
-// progressMode is what --progress=auto resolves to: "board" only when
-// stderr is a terminal that can redraw (TERM is set and not "dumb"),
-// NO_COLOR is not set and the output is not JSON; else "plain".
+// progressMode is what --progress=auto resolves to: "json" (one event
+// object per line on stderr) when the output is JSON; "board" only when
+// stderr is a terminal that can redraw (TERM is set and not "dumb") and
+// NO_COLOR is not set; else "plain".
 func (f *Factory) progressMode() string {
 	switch f.Progress {
-	case "plain", "none":
+	case "plain", "json", "none":
 		return f.Progress
 	}
-	if !f.IO.ErrTTY || f.JSON() || noColor(f.Getenv) {
+	if f.JSON() {
+		return "json"
+	}
+	if !f.IO.ErrTTY || noColor(f.Getenv) {
 		return "plain"
 	}
 	return "board"
