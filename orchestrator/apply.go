@@ -392,6 +392,11 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err 
 		return nil
 	}
 	if p := dv.Policy; p != nil {
+		if ref, ok := memoryImageRef(&md); ok && p.Memory {
+			r.add("delete memory image "+ref.Name, func() error {
+				return ignoreNotFound(e.HV.DeleteVolume(undoCtx, ref.Pool, ref.Name))
+			})
+		}
 		if err := e.takeBaseline(ctx, dv, markProvisioned); err != nil {
 			return err
 		}
@@ -582,6 +587,9 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 		if err := before(); err != nil {
 			return err
 		}
+		if ref, ok := memoryImageRef(dv.Spec.Metadata); ok {
+			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
 		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", p.Baseline)
 		if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: true}); err != nil {
 			return err
@@ -606,9 +614,11 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 }
 
 // takeMissingBaseline takes a provisioned VM's baseline from the VM as it
-// is: with memory when it runs (the only internal snapshot libvirt 9.0
-// takes of a running VM), disk only when it is shut off. It neither starts
-// nor stops the VM.
+// is: with memory when it runs (a memory image and a disk snapshot when
+// the policy keeps memory and the VM lists a memory image volume, else an
+// internal snapshot, the only one libvirt 9.0 takes of a running VM), disk
+// only when it is shut off. A running VM runs on afterwards (a memory
+// image stops it for the save and restores it); a stopped one stays off.
 func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
@@ -617,6 +627,9 @@ func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
+	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && running && p.Memory {
+		return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+	}
 	e.begin(event.KindVM, name, event.StepBaseline, "taking the missing baseline snapshot %s", p.Baseline)
 	_, err = e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: running})
 	return err

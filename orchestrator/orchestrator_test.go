@@ -167,7 +167,8 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 		if want == 1 {
 			s := snaps[0]
 			desc, ok := ParseSnapshotDescription(s.Description)
-			if s.Name != "clean" || !s.Memory || !ok || desc.Kind != SnapshotBaseline {
+			// A memory baseline: a disk snapshot plus the memory image.
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != MemoryImageVolumeName(name) || !Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}
@@ -177,10 +178,16 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vols) != 3 {
-		t.Fatalf("volumes %+v, want 3", vols)
+	if len(vols) != 5 {
+		t.Fatalf("volumes %+v, want 5 (three disks, two memory images)", vols)
 	}
 	for _, v := range vols {
+		if strings.HasSuffix(v.Name, "-baseline.mem") {
+			if v.Format != "raw" || v.AllocationBytes < 2<<30 {
+				t.Errorf("memory image %s: %+v, want raw, at least the 2 GiB of memory", v.Name, v)
+			}
+			continue
+		}
 		if v.BackingPath != golden || v.CapacityBytes != 10<<30 {
 			t.Errorf("volume %s: backing %q capacity %d", v.Name, v.BackingPath, v.CapacityBytes)
 		}
@@ -249,7 +256,7 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	apply(t, hp)
 	vols, _ := h.ListVolumes(ctx, "default")
 	for _, v := range vols {
-		if strings.HasPrefix(v.Name, "lvm-web") && v.BackingPath != "/images/golden2.qcow2" {
+		if strings.HasPrefix(v.Name, "lvm-web") && strings.HasSuffix(v.Name, ".qcow2") && v.BackingPath != "/images/golden2.qcow2" {
 			t.Errorf("%s still backed by %s", v.Name, v.BackingPath)
 		}
 	}
