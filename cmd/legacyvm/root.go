@@ -169,6 +169,7 @@ them; the others were done). See docs/hosts.md.`,
 		newCmdVersion(f),
 		newCmdImage(f),
 		newCmdGenMan(f),
+		NewCmdServe(f, nil), newCmdToken(f),
 	)
 	annotateCommands(root)
 	return root
