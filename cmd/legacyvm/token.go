@@ -172,11 +172,11 @@ func tokenListRun(ctx context.Context, o *TokenOptions) error {
 func NewCmdTokenRevoke(f *Factory, runF func(context.Context, *TokenOptions) error) *cobra.Command {
 	o := &TokenOptions{}
 	cmd := &cobra.Command{
-		Use:     "revoke ID|NAME",
-		Short:   "Revoke a token (it stops working at once, page sessions too)",
+		Use:   "revoke ID|NAME",
+		Short: "Revoke a token (it stops working at once, page sessions too)",
 		Example: `  legacyvm token create --role viewer --name bob
   legacyvm token revoke bob`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
 			return tokenCommand(f, cmd, o, tokenRevokeRun, runF)

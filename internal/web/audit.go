@@ -16,7 +16,7 @@ type AuditEntry struct {
 	// token (failed logins).
 	Who     string `json:"who"`
 	Role    Role   `json:"role,omitempty"`
-	Action  string `json:"action"`           // "reset", "revert", "login", ...
+	Action  string `json:"action"` // "reset", "revert", "login", ...
 	Profile string `json:"profile,omitempty"`
 	VM      string `json:"vm,omitempty"`
 	// Target is the action's argument (a snapshot name).

@@ -55,9 +55,9 @@ func (r Role) Allows(need Role) bool {
 // Token is a stored API token: everything but the secret, of which only
 // the SHA-256 hash is kept.
 type Token struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name,omitempty"`
-	Role    Role      `json:"role"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	Role Role   `json:"role"`
 	// Profiles scopes the token; empty means every profile.
 	Profiles []string  `json:"profiles,omitempty"`
 	Created  time.Time `json:"created"`
