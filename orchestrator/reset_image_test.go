@@ -1,15 +1,14 @@
 package orchestrator
 
 import (
-	"sync"
-
 	"context"
 	"errors"
-	"github.com/legacyvm/legacyvm/internal/event"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
