@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/legacyvm/legacyvm/internal/event"
-	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 )
@@ -88,15 +87,24 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 		e.note(event.KindMedia, "answer media", event.StepCleanup, "removed %d staging directories a killed run left behind", n)
 	}
 
-	// 0. Every secret the new VMs need is readable: a missing key or
-	// password stops the apply before anything changes, not half-way.
+	// 0. Every secret the new VMs need is read now, once per command
+	// (planning read the keys already when it checked seats): a missing
+	// key or password stops the apply before anything changes, not
+	// half-way, and the VMs are given what was read.
+	bundle := plan.secrets
+	if bundle == nil {
+		bundle = newSecretBundle(e.Getenv, e.Fingerprint)
+	}
+	vmSecrets := map[string]secrets{}
 	for _, c := range plan.Changes {
 		if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) {
 			continue
 		}
-		if _, err := e.readSecrets(ctx, c.vm); err != nil {
+		sec, err := bundle.forVM(ctx, c.vm)
+		if err != nil {
 			record(c, time.Now(), fmt.Errorf("nothing was changed: %w", err))
 		}
+		vmSecrets[c.Name] = sec
 	}
 	if failed() {
 		return results, &ApplyError{Failed: failures(results)}
@@ -198,10 +206,10 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			var notes []string
 			switch c.Action {
 			case ActionCreate:
-				err = e.createVM(vmCtx, c.vm)
+				err = e.createVM(vmCtx, c.vm, vmSecrets[c.Name])
 			case ActionReplace:
 				if err = e.teardownVM(vmCtx, *c.observedDomain); err == nil {
-					err = e.createVM(vmCtx, c.vm)
+					err = e.createVM(vmCtx, c.vm, vmSecrets[c.Name])
 				}
 			case ActionUpdate:
 				notes, err = e.updateVM(vmCtx, c)
@@ -287,43 +295,13 @@ func verb(a Action) string {
 	return string(a)
 }
 
-// secrets are what provisioning one VM needs from the user's vaults.
-type secrets struct {
-	key           license.Key
-	adminPassword string
-}
-
-func (e *Engine) readSecrets(ctx context.Context, dv *DesiredVM) (secrets, error) {
-	var s secrets
-	if l := dv.License; l != nil && l.ProductKey.Kind != license.SourceNone {
-		raw, err := l.ProductKey.Read(ctx, e.Getenv)
-		if err != nil {
-			return s, fmt.Errorf("read product key of licence %s from %s: %w", l.Name, l.ProductKey, err)
-		}
-		k, err := license.ParseKey(raw)
-		if err != nil {
-			return s, fmt.Errorf("product key of licence %s (from %s): %w", l.Name, l.ProductKey, err)
-		}
-		s.key = k
-	}
-	if dv.Answer {
-		if w := dv.Instance.VM.Windows; w != nil && w.AdminPassword.Kind != license.SourceNone {
-			pw, err := w.AdminPassword.Read(ctx, e.Getenv)
-			if err != nil {
-				return s, fmt.Errorf("read administrator password from %s: %w", w.AdminPassword, err)
-			}
-			s.adminPassword = pw
-		}
-	}
-	return s, nil
-}
-
 // createVM provisions one instance: domain definition first (marked not yet
 // provisioned, listing the volumes it will own, so an interrupted apply
 // leaves nothing untracked), then the system disk, answer media and setup,
 // the baseline snapshot, and finally the VM running and marked provisioned.
-// Any failure undoes what this call created.
-func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
+// Any failure undoes what this call created. sec are the secrets Apply
+// read for it.
+func (e *Engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
 	if e.undoPause > 0 {
@@ -333,10 +311,6 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	// Undo runs even when ctx is cancelled: it must not leave half a VM.
 	undoCtx := context.WithoutCancel(ctx)
 
-	sec, err := e.readSecrets(ctx, dv)
-	if err != nil {
-		return err
-	}
 	spec := dv.Spec
 	md := *spec.Metadata
 	md.Created = e.now()
@@ -345,7 +319,10 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		lr := *md.License
 		if !sec.key.IsZero() {
 			lr.LastGroup = sec.key.LastGroup()
-			if e.Fingerprint != nil {
+			if sec.id.Fingerprint != "" {
+				// Identified by planning, with the same secret.
+				lr.Fingerprint, lr.SecretID = sec.id.Fingerprint, sec.id.SecretID
+			} else if e.Fingerprint != nil {
 				doms, err := e.HV.ListDomains(ctx)
 				if err != nil {
 					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
@@ -415,6 +392,11 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		return nil
 	}
 	if p := dv.Policy; p != nil {
+		if ref, ok := memoryImageRef(&md); ok && p.Memory {
+			r.add("delete memory image "+ref.Name, func() error {
+				return ignoreNotFound(e.HV.DeleteVolume(undoCtx, ref.Pool, ref.Name))
+			})
+		}
 		if err := e.takeBaseline(ctx, dv, markProvisioned); err != nil {
 			return err
 		}
@@ -605,6 +587,9 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 		if err := before(); err != nil {
 			return err
 		}
+		if ref, ok := memoryImageRef(dv.Spec.Metadata); ok {
+			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
 		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", p.Baseline)
 		if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: true}); err != nil {
 			return err
@@ -629,9 +614,11 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 }
 
 // takeMissingBaseline takes a provisioned VM's baseline from the VM as it
-// is: with memory when it runs (the only internal snapshot libvirt 9.0
-// takes of a running VM), disk only when it is shut off. It neither starts
-// nor stops the VM.
+// is: with memory when it runs (a memory image and a disk snapshot when
+// the policy keeps memory and the VM lists a memory image volume, else an
+// internal snapshot, the only one libvirt 9.0 takes of a running VM), disk
+// only when it is shut off. A running VM runs on afterwards (a memory
+// image stops it for the save and restores it); a stopped one stays off.
 func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
@@ -640,6 +627,9 @@ func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
+	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && running && p.Memory {
+		return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+	}
 	e.begin(event.KindVM, name, event.StepBaseline, "taking the missing baseline snapshot %s", p.Baseline)
 	_, err = e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: running})
 	return err

@@ -859,7 +859,7 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 // host, through the storage API otherwise (the ISO must be in a pool).
 func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
 	if IsLocalURI(uri) {
-		if summary, detail := checkLocalISO(path, uri); summary != "" {
+		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}
 		return localSHA256(ctx, path)

@@ -86,7 +86,7 @@ func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[strin
 			continue
 		}
 		plan.Changes = append(plan.Changes, Change{Kind: KindVolume, Name: v.Name, Action: ActionDelete,
-			Reasons: []string{fmt.Sprintf("answer media of %s that no VM owns (left by a failed or interrupted setup); it holds a product key", inst)},
+			Reasons: []Reason{{Code: ReasonOrphanAnswers, Subject: inst}},
 			Details: []string{"pool " + pool},
 			volume:  &virt.VolumeRef{Pool: pool, Name: v.Name, Role: "answer"}})
 	}

@@ -132,17 +132,16 @@ type VerifyOptions struct {
 // VerifyProfile verifies every host a profile uses: it connects to each,
 // runs Verify with the part of the profile placed there and closes the
 // connection. Reports are in host order (see Split). Placed instances are
-// looked up where they run (see Place). With several hosts, a host that
+// looked up where they run (see place). With several hosts, a host that
 // cannot be reached gets a Verification with Error (partial) instead of
 // stopping the others.
 func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
 	var out []*Verification
-	conns := ConnectHosts(ctx, p, connect, opts)
-	defer CloseConns(conns)
-	if _, _, err := Place(ctx, p, conns); err != nil {
-		return nil, err
-	}
-	byHost := map[*profiles.Host]*HostConn{}
+	conns := connectHosts(ctx, p, connect, opts)
+	defer closeConns(conns)
+	observeDomains(ctx, conns)
+	place(p, conns)
+	byHost := map[*profiles.Host]*hostConn{}
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}

@@ -241,7 +241,7 @@ func TestVerifyPortIsolation(t *testing.T) {
 		t.Errorf("port isolation with an override = %s (%s)", st, why)
 	}
 	c := changesByName(plan(t, p, over).Plan)["vm/box"]
-	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "overrides the network's port isolation") {
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "overrides the network's port isolation") {
 		t.Errorf("plan with an override: %+v", c)
 	}
 
