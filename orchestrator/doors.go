@@ -218,7 +218,7 @@ func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 // applyDoors records the doors of VMs that are not created, replaced or
 // updated (those record them with the rest of their metadata): the VM's
 // metadata gets the desired doors, in the definition and live.
-func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
+func (e *engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
 	vmAction := map[string]Action{}
 	for _, c := range plan.Changes {
 		if c.Kind == KindVM {

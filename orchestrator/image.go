@@ -256,7 +256,7 @@ func (inv *ImageInventory) Find(image string, n int) (ImageVersion, bool) {
 // and image volumes that are not registered. The caller must hold the
 // image's build lock (lock.Image): a build in progress is not a leftover.
 // It returns what it removed, one phrase each.
-func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
+func (e *engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
 	var done []string
 	dom := BuildDomainName(image)
 	d, err := e.HV.GetDomain(ctx, dom)
@@ -466,7 +466,7 @@ func (w *serialWatch) saw(phase string) bool {
 // build domain and every volume the build made; the error is a *BuildError
 // naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
-func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
+func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
 	start := time.Now()
 	name := im.Name
 	phase := PhasePrepare
@@ -803,7 +803,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 // DeleteImage deletes version n of image (all versions when n is 0) from
 // pool. A version some domain uses is refused with the list of domains;
 // nothing is deleted then. The caller holds lock.Image.
-func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
+func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
 	inv, err := ListImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return nil, err
@@ -857,7 +857,7 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
-func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
+func (e *engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
 	if IsLocalURI(uri) {
 		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)

@@ -149,7 +149,7 @@ func fileSHA256(ctx context.Context, path string) (string, error) {
 // uploadImage uploads a golden image and checks that it arrived intact:
 // the volume is read back through a download stream and its SHA-256
 // compared with the local file's. A mismatch deletes the volume.
-func (e *Engine) uploadImage(ctx context.Context, u *ImageUpload) error {
+func (e *engine) uploadImage(ctx context.Context, u *ImageUpload) error {
 	want, err := fileSHA256(ctx, u.Source)
 	if err != nil {
 		return fmt.Errorf("hash %s: %w", u.Source, err)

@@ -93,7 +93,7 @@ func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[strin
 }
 
 // deleteVolumeChange runs a KindVolume delete.
-func (e *Engine) deleteVolumeChange(ctx context.Context, c Change) error {
+func (e *engine) deleteVolumeChange(ctx context.Context, c Change) error {
 	e.begin(event.KindVolume, c.Name, event.StepDelete, "deleting left-over answer media")
 	if err := e.HV.DeleteVolume(ctx, c.volume.Pool, c.volume.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 		return err

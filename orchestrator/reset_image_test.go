@@ -25,7 +25,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	apply(t, plan(t, p, h))
 	var mu sync.Mutex
 	var lines []string
-	e := &Engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
+	e := &engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, ev.Object+": "+ev.Message)
@@ -129,7 +129,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
 	left := vols()
@@ -166,7 +166,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.FailOn("RestoreDomain", "web-1", errors.New("the old path must not restore an image"))
-	e := &Engine{HV: h}
+	e := &engine{HV: h}
 	if st, err := e.RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
 		t.Fatalf("reset of an old-style baseline: %s %v", st, err)
 	}

@@ -73,7 +73,7 @@ func (f *Factory) showPlans(hps []*orchestrator.HostPlan) bool {
 // (unreachable at plan time). When some hosts were done and others failed
 // or were skipped, the command ends with exitPartial and a summary that
 // names them.
-func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string, sk []skippedHost) error {
+func (f *Factory) executePlans(ctx context.Context, s *orchestrator.Session, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string, sk []skippedHost) error {
 	var (
 		all    []orchestrator.Result
 		failed error
@@ -81,8 +81,8 @@ func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*
 	)
 	for _, hp := range hps {
 		start := time.Now()
-		eng, finish := f.liveEngine(hp.HV)
-		res, err := eng.Apply(ctx, hp.Plan)
+		eng, finish := f.live(s)
+		res, err := eng.Apply(ctx, hp)
 		finish()
 		all = append(all, res...)
 		for _, r := range res {

@@ -63,7 +63,7 @@ func selectImages(p *profiles.Profile, names []string) ([]*profiles.Image, error
 // cleanLeftovers removes what an interrupted build of im left, when no
 // build of it runs (its lock is free), and says so on stderr. It returns
 // whether a build is running.
-func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, uri string, im *profiles.Image) (building bool, err error) {
+func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Session, uri string, im *profiles.Image) (building bool, err error) {
 	held, err := lock.Image(ctx, uri, im.Name, "image clean-up")
 	if err != nil {
 		return true, nil // a build holds it
@@ -74,7 +74,7 @@ func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, uri
 
 // removeLeftovers removes what an interrupted build of im left, saying
 // what on stderr; the caller holds the image's lock.
-func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, im *profiles.Image) error {
+func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Session, im *profiles.Image) error {
 	done, err := e.CleanImageLeftovers(ctx, im.Pool, im.Name)
 	for _, d := range done {
 		f.IO.Status("image %s: removed what an interrupted build left: %s", im.Name, d)

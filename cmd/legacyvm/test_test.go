@@ -95,12 +95,14 @@ func testHost(t *testing.T) (*fake.Hypervisor, string) {
 		t.Fatal(diags.Error())
 	}
 	connect := func(context.Context, string) (virt.Hypervisor, error) { return nopCloseHV{h}, nil }
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, connect, orchestrator.Options{DefaultURI: "test:///fake"})
+	s := orchestrator.Open(p, orchestrator.SessionOptions{Connect: connect, Plan: orchestrator.Options{DefaultURI: "test:///fake"},
+		Parallelism: 2, PollInterval: time.Millisecond})
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan: %v %s", err, diags.Error())
 	}
-	e := &orchestrator.Engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond}
-	if res, err := e.Apply(ctx, hps[0].Plan); err != nil {
+	if res, err := s.Apply(ctx, hps[0]); err != nil {
 		t.Fatalf("apply: %v %+v", err, res)
 	}
 	return h, dir

@@ -98,11 +98,10 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
+		vs, err = orchestrator.OnHost(hv, uri, f.sessionOptions()).Verify(ctx, orchestrator.VerifyOptions{System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
 		if err != nil {
 			return err
 		}
-		vs = append(vs, v)
 	} else {
 		p, err := f.loadProfile(opts.Path)
 		if err != nil {
@@ -145,7 +144,9 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 // verifyProfile runs verify on every host of p; path is how the user named
 // the profile (for the fixes it suggests).
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
-	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
+	s := f.session(p, f.planOptions())
+	defer s.Close()
+	return s.Verify(ctx, orchestrator.VerifyOptions{
 		System:      f.HostSystem,
 		DaemonState: f.daemonState,
 		Agent:       agent,

@@ -44,7 +44,7 @@ func (f *Factory) lockVMs(ctx context.Context, uri string, names []string, purpo
 // command must work on, so that a VM created meanwhile is left alone).
 // The locks are taken on the command's scope host (--profile's, else
 // --connect's).
-func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orchestrator.Session, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
 	sc, err := f.resolveScope(profilePath)
 	if err != nil {
 		return nil, nil, err
@@ -53,7 +53,7 @@ func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orc
 }
 
 // lockNamedOrAllOn is lockNamedOrAll for the host at uri (e's host).
-func (f *Factory) lockNamedOrAllOn(ctx context.Context, uri string, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+func (f *Factory) lockNamedOrAllOn(ctx context.Context, uri string, e *orchestrator.Session, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
 	if len(names) == 0 {
 		all, err := e.ManagedVMs(ctx)
 		if err != nil {
