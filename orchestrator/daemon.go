@@ -40,7 +40,7 @@ type Daemon struct {
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
 	// VerifyEvery is how often isolation is verified and repaired live
-	// (EnforceIsolation); <= 0 means DefaultVerifyEvery.
+	// (enforceIsolation); <= 0 means DefaultVerifyEvery.
 	VerifyEvery time.Duration
 	// URI and System are what verify reports on and reads host conditions
 	// from.
@@ -67,7 +67,7 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	doorProbs  []string
-	lastVerify *VerifySummary
+	lastVerify *verifySummary
 	repairs    uint64
 	vmStats    map[string]vmStat
 	resets     map[string]time.Time
@@ -250,7 +250,7 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 // enforce verifies isolation and repairs what it can live, logging each
 // repair and each failure it cannot repair.
 func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
-	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
+	res, err := enforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
 		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
 	if err != nil {
 		d.Log.Error("verify isolation", "err", err)
@@ -264,7 +264,7 @@ func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
 		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
 	}
 	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
-	sum := &VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
+	sum := &verifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
 		Repaired: res.Repaired, Unrepaired: res.Unrepaired, Isolated: map[string]bool{}}
 	for _, vm := range res.Verification.VMs {
 		sum.Isolated[vm.Name] = vm.OK
@@ -293,7 +293,7 @@ func (d *Daemon) noteReset(vm string, at time.Time) {
 // daemon's state.
 func (d *Daemon) syncDoors(ctx context.Context, hv virt.Hypervisor) {
 	if d.Relay != nil {
-		doors, probs, err := HostDoors(ctx, hv)
+		doors, probs, err := hostDoors(ctx, hv)
 		if err != nil {
 			d.Log.Error("read doors", "err", err)
 		} else {
@@ -351,7 +351,7 @@ func (d *Daemon) writeState() {
 	if d.StatePath == "" {
 		return
 	}
-	if err := WriteDaemonState(d.StatePath, d.State()); err != nil {
+	if err := writeDaemonState(d.StatePath, d.State()); err != nil {
 		d.Log.Warn("publish daemon state", "err", err)
 	}
 }

@@ -33,11 +33,11 @@ type DaemonState struct {
 	// reservation, network gone).
 	DoorProblems []string `json:"door_problems,omitempty"`
 	// LastVerify is the last isolation check (nil before the first).
-	LastVerify *VerifySummary `json:"last_verify,omitempty"`
+	LastVerify *verifySummary `json:"last_verify,omitempty"`
 }
 
-// VerifySummary is one EnforceIsolation pass in short.
-type VerifySummary struct {
+// verifySummary is one enforceIsolation pass in short.
+type verifySummary struct {
 	At         time.Time `json:"at"`
 	OK         bool      `json:"ok"`
 	VMs        int       `json:"vms"`
@@ -47,9 +47,9 @@ type VerifySummary struct {
 	Isolated map[string]bool `json:"isolated,omitempty"`
 }
 
-// WriteDaemonState writes st to path atomically (0644: it holds no
+// writeDaemonState writes st to path atomically (0644: it holds no
 // secret), creating the directory.
-func WriteDaemonState(path string, st *DaemonState) error {
+func writeDaemonState(path string, st *DaemonState) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("daemon state: %w", err)
 	}
@@ -67,15 +67,15 @@ func WriteDaemonState(path string, st *DaemonState) error {
 	return nil
 }
 
-// ErrNoDaemon: no running daemon published its state.
-var ErrNoDaemon = errors.New("legacyvm daemon is not running (no state file from a live daemon)")
+// errNoDaemon: no running daemon published its state.
+var errNoDaemon = errors.New("legacyvm daemon is not running (no state file from a live daemon)")
 
-// ReadDaemonState reads the state file at path. It returns ErrNoDaemon
+// ReadDaemonState reads the state file at path. It returns errNoDaemon
 // (wrapped) when the file is missing or its daemon is no longer alive.
 func ReadDaemonState(path string) (*DaemonState, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", path, ErrNoDaemon)
+		return nil, fmt.Errorf("%s: %w", path, errNoDaemon)
 	}
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func ReadDaemonState(path string) (*DaemonState, error) {
 		return nil, fmt.Errorf("daemon state %s: %w", path, err)
 	}
 	if st.PID <= 0 || syscall.Kill(st.PID, 0) == syscall.ESRCH {
-		return nil, fmt.Errorf("%s (pid %d is gone): %w", path, st.PID, ErrNoDaemon)
+		return nil, fmt.Errorf("%s (pid %d is gone): %w", path, st.PID, errNoDaemon)
 	}
 	return &st, nil
 }

@@ -262,13 +262,13 @@ func (e *engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 	}
 }
 
-// HostDoors reads every door recorded on the host (libvirt is the source
+// hostDoors reads every door recorded on the host (libvirt is the source
 // of truth) and resolves it for the relay: a publish door dials its
 // guest's reserved address from the network's host address; an egress
 // door listens on the network's host address and accepts only its guest
 // (vm scope) or the network's subnet (network scope). Doors that cannot be
 // resolved (no reservation, no host address) are returned in problems.
-func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
+func hostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -292,7 +292,7 @@ func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, pro
 		}
 		nic := d.Interfaces[0]
 		n, ok := byName[nic.Network]
-		if !ok || n.Metadata == nil || !IsOwnedName(n.Name) || !n.HostAddress.IsValid() {
+		if !ok || n.Metadata == nil || !isOwnedName(n.Name) || !n.HostAddress.IsValid() {
 			problems = append(problems, fmt.Sprintf("%s: network %s is missing, not legacyvm's or has no host address", d.Name, nic.Network))
 			continue
 		}

@@ -35,9 +35,9 @@ func SystemVolumeName(instance string) string { return Prefix + instance + "-sys
 // AnswerVolumeName is the answer-media volume of an instance.
 func AnswerVolumeName(instance string) string { return Prefix + instance + "-answer.iso" }
 
-// IsOwnedName reports whether a network, filter or volume name carries
+// isOwnedName reports whether a network, filter or volume name carries
 // legacyvm's prefix.
-func IsOwnedName(name string) bool { return strings.HasPrefix(name, Prefix) }
+func isOwnedName(name string) bool { return strings.HasPrefix(name, Prefix) }
 
 // identity is the stable hardware identity of an instance: the same inputs
 // give the same UUID, MAC and SMBIOS serial on every run and every machine,

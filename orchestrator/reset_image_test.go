@@ -105,8 +105,8 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != SnapshotBaseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
 		t.Errorf("snapshot list %+v, want the baseline clean with memory", ls)
 	}
-	// Retention never deletes it; a delete without force is refused.
-	if err := e.DeleteSnapshot(ctx, "web-1", "clean", false); !errors.Is(err, ErrBaselineProtected) {
+	// retention never deletes it; a delete without force is refused.
+	if err := e.DeleteSnapshot(ctx, "web-1", "clean", false); !errors.Is(err, errBaselineProtected) {
 		t.Errorf("delete the baseline without force: %v", err)
 	}
 	// A forced delete takes the image with it; apply takes both again.
@@ -125,7 +125,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	}
 
 	// destroy leaves no image behind.
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
