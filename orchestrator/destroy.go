@@ -111,8 +111,8 @@ func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want,
 		// referenced by that root. A filter made by hand with such a
 		// name is left alone.
 		for _, pn := range part.Networks {
-			fn := FilterName(pn.Name)
-			if _, ok := o.Networks[NetworkName(pn.Name)]; ok {
+			fn := filterName(pn.Name)
+			if _, ok := o.Networks[networkName(pn.Name)]; ok {
 				continue
 			}
 			root, ok := o.Filters[fn]

@@ -41,18 +41,18 @@ const maxImageMetaBytes = 64 << 10
 
 // imageVolumeName is the disk volume of an image version.
 func imageVolumeName(image string, version int) string {
-	return fmt.Sprintf("%simage-%s-v%d.qcow2", Prefix, image, version)
+	return fmt.Sprintf("%simage-%s-v%d.qcow2", namePrefix, image, version)
 }
 
 // imageMetaName is the metadata volume of an image version.
 func imageMetaName(image string, version int) string {
-	return fmt.Sprintf("%simage-%s-v%d.meta.json", Prefix, image, version)
+	return fmt.Sprintf("%simage-%s-v%d.meta.json", namePrefix, image, version)
 }
 
 // buildDomainName is the temporary domain an image build runs in.
-func buildDomainName(image string) string { return Prefix + "build-" + image }
+func buildDomainName(image string) string { return namePrefix + "build-" + image }
 
-func buildVolumeName(image, role string) string { return Prefix + "build-" + image + "-" + role }
+func buildVolumeName(image, role string) string { return namePrefix + "build-" + image + "-" + role }
 
 var imageVolRE = regexp.MustCompile(`^lvm-image-([a-z][a-z0-9-]*)-v([1-9][0-9]*)\.(qcow2|meta\.json)$`)
 
