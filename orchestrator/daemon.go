@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
@@ -67,7 +68,7 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	doorProbs  []string
-	lastVerify *verifySummary
+	lastVerify *daemonstate.VerifySummary
 	repairs    uint64
 	vmStats    map[string]vmStat
 	resets     map[string]time.Time
@@ -251,7 +252,7 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 // repair and each failure it cannot repair.
 func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
 	res, err := enforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
-		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
+		DaemonState: func() (*daemonstate.State, error) { return d.State(), nil }})
 	if err != nil {
 		d.Log.Error("verify isolation", "err", err)
 		return
@@ -264,7 +265,7 @@ func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
 		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
 	}
 	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
-	sum := &verifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
+	sum := &daemonstate.VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
 		Repaired: res.Repaired, Unrepaired: res.Unrepaired, Isolated: map[string]bool{}}
 	for _, vm := range res.Verification.VMs {
 		sum.Isolated[vm.Name] = vm.OK
@@ -334,9 +335,9 @@ func (d *Daemon) collectVMStats(ctx context.Context, hv virt.Hypervisor, doms []
 	d.mu.Unlock()
 }
 
-// State returns what the daemon publishes (see DaemonState).
-func (d *Daemon) State() *DaemonState {
-	st := &DaemonState{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
+// State returns what the daemon publishes (see daemonstate.State).
+func (d *Daemon) State() *daemonstate.State {
+	st := &daemonstate.State{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
 	if d.Relay != nil {
 		st.Doors = d.Relay.Status()
 	}
@@ -351,7 +352,7 @@ func (d *Daemon) writeState() {
 	if d.StatePath == "" {
 		return
 	}
-	if err := writeDaemonState(d.StatePath, d.State()); err != nil {
+	if err := daemonstate.Write(d.StatePath, d.State()); err != nil {
 		d.Log.Warn("publish daemon state", "err", err)
 	}
 }

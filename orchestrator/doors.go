@@ -165,15 +165,6 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 // will; nil when the address is free.
 type ListenProbe func(addr string) error
 
-// ProbeListen is the ListenProbe of the local host: it binds and closes.
-func ProbeListen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return ln.Close()
-}
-
 // doorDiagnostics reports doors whose listen address is taken.
 func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 	var diags hcl.Diagnostics

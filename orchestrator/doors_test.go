@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
@@ -199,12 +200,12 @@ func TestVerifyDoors(t *testing.T) {
 		line(0, n.HostAddress, 11433, "0A")+ // the relay's egress port
 		line(1, netip.MustParseAddr("0.0.0.0"), 13389, "0A")+ // the relay's publish listener
 		line(2, n.HostAddress, 8080, "01")) // an established connection, not a listener
-	state := &DaemonState{PID: os.Getpid()}
+	state := &daemonstate.State{PID: os.Getpid()}
 	for _, d := range doors {
 		state.Doors = append(state.Doors, relay.DoorStatus{Door: d, Listening: true})
 	}
 	opts := VerifyOptions{URI: "test:///fake", Profile: p, System: hostcheck.System{Root: root},
-		DaemonState: func() (*DaemonState, error) { return state, nil }}
+		DaemonState: func() (*daemonstate.State, error) { return state, nil }}
 	run := func() *Verification {
 		t.Helper()
 		v, err := verifyHost(ctx, h, opts)

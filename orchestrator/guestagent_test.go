@@ -98,7 +98,7 @@ func TestDoctorReportsSilentAgents(t *testing.T) {
 	on := strings.Replace(labProfile, `memory = "2GiB"`, "memory = \"2GiB\"\n  guest_agent = true", 1)
 	apply(t, plan(t, loadProfile(t, "lab", on), h))
 	find := func() *hostcheck.Finding {
-		for _, f := range Doctor(ctx, remoteURI, h, nil, hostcheck.System{}, "") {
+		for _, f := range doctor(ctx, remoteURI, h, nil, hostcheck.System{}, "") {
 			if f.Check == "guest agents" {
 				return &f
 			}

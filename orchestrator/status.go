@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -67,7 +68,7 @@ type doorView struct {
 
 // AddRelayState fills the relay columns of each door from the daemon's
 // state (nil: the daemon is not running).
-func AddRelayState(vms []VMStatus, st *DaemonState) {
+func AddRelayState(vms []VMStatus, st *daemonstate.State) {
 	by := map[string]int{}
 	if st != nil {
 		for i, d := range st.Doors {

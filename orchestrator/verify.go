@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
@@ -126,7 +127,7 @@ type VerifyOptions struct {
 	Agent bool
 	// DaemonState returns legacyvm daemon's state (its relay's doors) for
 	// the door checks; nil: no daemon.
-	DaemonState func() (*DaemonState, error)
+	DaemonState func() (*daemonstate.State, error)
 }
 
 // verifyProfile verifies every host a profile uses: it connects to each,
@@ -324,7 +325,7 @@ type verifier struct {
 	desiredVMs  map[string]*DesiredVM
 	// The daemon's state, read on first use (door checks).
 	stateRead bool
-	state     *DaemonState
+	state     *daemonstate.State
 	stateErr  error
 }
 

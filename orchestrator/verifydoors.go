@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -141,11 +142,11 @@ func (vr *verifier) checkDoors(ctx context.Context, d virt.Domain, n virt.Networ
 }
 
 // daemonState reads the daemon's state once per verify.
-func (vr *verifier) daemonState() (*DaemonState, error) {
+func (vr *verifier) daemonState() (*daemonstate.State, error) {
 	if !vr.stateRead {
 		vr.stateRead = true
 		if vr.opts.DaemonState == nil {
-			vr.state, vr.stateErr = nil, errNoDaemon
+			vr.state, vr.stateErr = nil, daemonstate.ErrNoDaemon
 		} else {
 			vr.state, vr.stateErr = vr.opts.DaemonState()
 		}
