@@ -408,4 +408,3 @@ vm "fresh" {
 		t.Errorf("a new observation does not see the change:\n%s", now)
 	}
 }
-

@@ -215,15 +215,15 @@ func TestMakePlanTable(t *testing.T) {
 	const web, net, filter = "vm/web", "network/lvm-lab", "filter/lvm-lab"
 	const rdp, db = "door/web/publish/rdp", "door/web/egress/db"
 	type row struct {
-		name    string
-		src     string   // default tableProfile
-		repl    []string // replacements in src
-		fresh   bool     // observe a new, empty host instead of the base one
-		uri     string   // default test:///fake (this machine)
-		edit    func(o *Observed)
+		name     string
+		src      string   // default tableProfile
+		repl     []string // replacements in src
+		fresh    bool     // observe a new, empty host instead of the base one
+		uri      string   // default test:///fake (this machine)
+		edit     func(o *Observed)
 		settings planSettings
-		want    map[string]want
-		text    string // a reason must be worded so
+		want     map[string]want
+		text     string // a reason must be worded so
 	}
 	upd := func(cs ...ReasonCode) want { return want{ActionUpdate, cs} }
 	rep := func(cs ...ReasonCode) want { return want{ActionReplace, cs} }
@@ -231,7 +231,7 @@ func TestMakePlanTable(t *testing.T) {
 		{name: "nothing changed", want: map[string]want{}},
 		{name: "fresh host: everything created", fresh: true, want: map[string]want{
 			"pool/" + imagePoolName("/images"): {ActionCreate, nil},
-			net: {ActionCreate, nil}, filter: {ActionCreate, nil}, web: {ActionCreate, nil},
+			net:                                {ActionCreate, nil}, filter: {ActionCreate, nil}, web: {ActionCreate, nil},
 			rdp: {ActionCreate, nil}, db: {ActionCreate, nil}}},
 		{name: "default pool missing", edit: func(o *Observed) { o.PoolFound = false },
 			want: map[string]want{"pool/default": {ActionCreate, nil}}},
@@ -436,7 +436,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 			"vm/web": {ActionDelete, nil}, "pool/" + imagePoolName("/images"): {ActionDelete, []ReasonCode{ReasonImagesUnused}}}},
 		{name: "network gone, its filters left", edit: func(o *Observed) { delete(o.Networks, "lvm-lab") }, want: map[string]want{
 			"vm/web": {ActionDelete, nil}, "filter/lvm-lab": {ActionDelete, []ReasonCode{ReasonFilterLeftOver}},
-			"filter/lvm-lab-guard": {ActionDelete, []ReasonCode{ReasonFilterLeftOver}},
+			"filter/lvm-lab-guard":             {ActionDelete, []ReasonCode{ReasonFilterLeftOver}},
 			"pool/" + imagePoolName("/images"): {ActionDelete, []ReasonCode{ReasonImagesUnused}}}},
 	}
 	for _, tt := range rows {
