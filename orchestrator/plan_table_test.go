@@ -94,7 +94,7 @@ func observeProfile(t *testing.T, p *profiles.Profile, h virt.Hypervisor, opts O
 	conns := connectHosts(ctx, p, connector(h), opts)
 	observeDomains(ctx, conns)
 	place(p, conns)
-	part := Split(p)[0]
+	part := split(p)[0]
 	o, err := observeHost(ctx, conns[0].HV, part, part.Hosts[0], conns[0].URI, opts, conns[0].Domains)
 	if err != nil {
 		t.Fatalf("observe: %v", err)
@@ -449,7 +449,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 			for _, n := range tt.only {
 				want[n] = true
 			}
-			pl, err := planDestroy(p, Split(p)[0], "test:///fake", "default", o, want, map[string]bool{})
+			pl, err := planDestroy(p, split(p)[0], "test:///fake", "default", o, want, map[string]bool{})
 			if err != nil {
 				t.Fatal(err)
 			}
