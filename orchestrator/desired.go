@@ -357,6 +357,9 @@ func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets ma
 	if dv.Answer {
 		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: AnswerVolumeName(in.Name), Role: "answer"})
 	}
+	if dv.Policy != nil && dv.Policy.Memory {
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: MemoryImageVolumeName(in.Name), Role: VolumeRoleMemory})
+	}
 	if vm.Network != nil {
 		spec.Metadata.Filters = nets[vm.Network.Name].Filter.Names()
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -244,7 +245,7 @@ func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 				} else {
 					md := *d.Metadata
 					md.Doors = cs[0].vm.Spec.Metadata.Doors
-					e.progress(name, "recording %d door(s) for the relay", len(md.Doors))
+					e.begin(event.KindVM, name, event.StepDoors, "recording %d door(s) for the relay", len(md.Doors))
 					err = e.HV.SetMetadata(ctx, name, &md)
 				}
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -150,7 +151,7 @@ func (e *Engine) uploadImage(ctx context.Context, u *imageUpload) error {
 	if err != nil {
 		return fmt.Errorf("hash %s: %w", u.Source, err)
 	}
-	e.progress(u.Name, "uploading %s (%s)", u.Source, humanBytes(uint64(u.Size)))
+	e.begin(event.KindImage, u.Name, event.StepUpload, "uploading %s (%s)", u.Source, humanBytes(uint64(u.Size)))
 	last := -1
 	_, err = e.HV.UploadFile(ctx, virt.VolumeSpec{Pool: u.Pool, Name: u.Name, Mode: 0o644}, u.Source, func(done, total int64) {
 		if total <= 0 {
@@ -159,7 +160,8 @@ func (e *Engine) uploadImage(ctx context.Context, u *imageUpload) error {
 		pct := int(done * 100 / total)
 		if pct/10 != last/10 {
 			last = pct
-			e.progress(u.Name, "uploading %s: %d%% (%s of %s)", filepath.Base(u.Source), pct, humanBytes(uint64(done)), humanBytes(uint64(total)))
+			e.emit(event.Event{Kind: event.KindImage, Object: u.Name, Step: event.StepUpload, Phase: event.Progress, Current: done, Total: total,
+				Message: fmt.Sprintf("uploading %s: %d%% (%s of %s)", filepath.Base(u.Source), pct, humanBytes(uint64(done)), humanBytes(uint64(total)))})
 		}
 	})
 	if errors.Is(err, virt.ErrExists) {
@@ -167,7 +169,7 @@ func (e *Engine) uploadImage(ctx context.Context, u *imageUpload) error {
 		// image): keep it if it is the same content.
 		got, serr := e.HV.VolumeSHA256(ctx, u.Pool, u.Name)
 		if serr == nil && got == want {
-			e.progress(u.Name, "already uploaded by another command; SHA-256 %s matches", want[:16])
+			e.stepDone(event.KindImage, u.Name, event.StepUpload, 0, "already uploaded by another command; SHA-256 %s matches", want[:16])
 			return nil
 		}
 		return fmt.Errorf("upload %s: volume %s appeared meanwhile with other content: %w", u.Source, u.Name, err)
@@ -175,7 +177,7 @@ func (e *Engine) uploadImage(ctx context.Context, u *imageUpload) error {
 	if err != nil {
 		return err
 	}
-	e.progress(u.Name, "checking the SHA-256 of the uploaded image")
+	e.begin(event.KindImage, u.Name, event.StepChecksum, "checking the SHA-256 of the uploaded image")
 	got, err := e.HV.VolumeSHA256(ctx, u.Pool, u.Name)
 	if err == nil && got != want {
 		err = fmt.Errorf("checksum mismatch after upload: the host has SHA-256 %s, %s has %s", got, u.Source, want)
@@ -186,6 +188,6 @@ func (e *Engine) uploadImage(ctx context.Context, u *imageUpload) error {
 		}
 		return fmt.Errorf("verify upload of %s: %w", u.Source, err)
 	}
-	e.progress(u.Name, "SHA-256 %s verified", want[:16])
+	e.stepDone(event.KindImage, u.Name, event.StepChecksum, 0, "SHA-256 %s verified", want[:16])
 	return nil
 }

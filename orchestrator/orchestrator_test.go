@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -166,7 +167,8 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 		if want == 1 {
 			s := snaps[0]
 			desc, ok := ParseSnapshotDescription(s.Description)
-			if s.Name != "clean" || !s.Memory || !ok || desc.Kind != SnapshotBaseline {
+			// A memory baseline: a disk snapshot plus the memory image.
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != MemoryImageVolumeName(name) || !Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}
@@ -176,10 +178,16 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vols) != 3 {
-		t.Fatalf("volumes %+v, want 3", vols)
+	if len(vols) != 5 {
+		t.Fatalf("volumes %+v, want 5 (three disks, two memory images)", vols)
 	}
 	for _, v := range vols {
+		if strings.HasSuffix(v.Name, "-baseline.mem") {
+			if v.Format != "raw" || v.AllocationBytes < 2<<30 {
+				t.Errorf("memory image %s: %+v, want raw, at least the 2 GiB of memory", v.Name, v)
+			}
+			continue
+		}
 		if v.BackingPath != golden || v.CapacityBytes != 10<<30 {
 			t.Errorf("volume %s: backing %q capacity %d", v.Name, v.BackingPath, v.CapacityBytes)
 		}
@@ -248,7 +256,7 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	apply(t, hp)
 	vols, _ := h.ListVolumes(ctx, "default")
 	for _, v := range vols {
-		if strings.HasPrefix(v.Name, "lvm-web") && v.BackingPath != "/images/golden2.qcow2" {
+		if strings.HasPrefix(v.Name, "lvm-web") && strings.HasSuffix(v.Name, ".qcow2") && v.BackingPath != "/images/golden2.qcow2" {
 			t.Errorf("%s still backed by %s", v.Name, v.BackingPath)
 		}
 	}
@@ -543,22 +551,22 @@ func TestParallelApplyIsBounded(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	active, peak := map[string]bool{}, 0
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Progress: func(obj, msg string) {
+	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !strings.HasPrefix(obj, "web-") && obj != "solo" {
+		if ev.Kind != event.KindVM {
 			return
 		}
 		switch {
-		case msg == "defining domain":
-			active[obj] = true
-		case strings.HasPrefix(msg, "done in"), strings.HasPrefix(msg, "failed"):
-			delete(active, obj)
+		case ev.Step == event.StepDefine && ev.Phase == event.Begin:
+			active[ev.Object] = true
+		case ev.Finished():
+			delete(active, ev.Object)
 		}
 		if len(active) > peak {
 			peak = len(active)
 		}
-	}}
+	})}
 	if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 		t.Fatal(err)
 	}
