@@ -7,7 +7,7 @@ package orchestrator
 // keyed fingerprint, which needs the key. So seat accounting has two
 // strengths, chosen by Options.Keys:
 //
-//   - Options.Keys nil (legacyvm plan): no secret is read. A licence is
+//   - Options.Keys zero (legacyvm plan): no secret is read. A licence is
 //     matched with the seats held on the host by the fingerprint recorded
 //     in the metadata of its own VMs when it has some, and otherwise by
 //     (profile, licence name). Over-subscription inside the profile, and a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -407,4 +408,24 @@ vm "fresh" {
 	if now == before || !strings.Contains(now, "Installation ISO not found") || !strings.Contains(now, `"name":"lvm-lab","action":"create"`) {
 		t.Errorf("a new observation does not see the change:\n%s", now)
 	}
+}
+
+func (g guardHV) SaveDomain(ctx context.Context, domain, pool, volume string, opts virt.SaveOptions) (virt.Volume, error) {
+	g.g.check("SaveDomain")
+	return g.hv.SaveDomain(ctx, domain, pool, volume, opts)
+}
+
+func (g guardHV) RestoreDomain(ctx context.Context, domain, pool, volume string, opts virt.SaveOptions) error {
+	g.g.check("RestoreDomain")
+	return g.hv.RestoreDomain(ctx, domain, pool, volume, opts)
+}
+
+func (g guardHV) Screenshot(ctx context.Context, domain string) (virt.Screenshot, error) {
+	g.g.check("Screenshot")
+	return g.hv.Screenshot(ctx, domain)
+}
+
+func (g guardHV) OpenGraphics(ctx context.Context, domain string) (net.Conn, error) {
+	g.g.check("OpenGraphics")
+	return g.hv.OpenGraphics(ctx, domain)
 }

@@ -177,7 +177,7 @@ func split(p *profiles.Profile) []*profiles.Profile {
 // Only the observer (observe.go) talks to the hosts; with opts.Keys set,
 // the product keys of the VMs the plans create or replace are read once,
 // after planning, and the plans carry them to Engine.Apply (see
-// readSecrets).
+// secretBundle).
 func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
 	var (
 		hps   []*HostPlan
