@@ -145,7 +145,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
-	parts := Split(p)
+	parts := split(p)
 	for _, part := range parts {
 		c := byHost[part.Hosts[0]]
 		if c.Err != nil {
@@ -203,7 +203,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 	}
 	if opts.Profile != nil {
 		o := &Observed{Networks: vr.nets}
-		ds, err := Desired(opts.Profile, Target{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
+		ds, err := desiredFor(opts.Profile, hostTarget{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
 		if err != nil {
 			return nil, err
 		}
