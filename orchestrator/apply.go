@@ -641,7 +641,9 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 // the policy keeps memory and the VM lists a memory image volume, else an
 // internal snapshot, the only one libvirt 9.0 takes of a running VM), disk
 // only when it is shut off. A running VM runs on afterwards (a memory
-// image stops it for the save and restores it); a stopped one stays off.
+// image stops it for the save and restores it); a stopped one stays off,
+// unless an apply was interrupted after saving its memory for the
+// baseline: the baseline is then finished and the VM runs.
 func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
@@ -650,8 +652,14 @@ func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
-	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && running && p.Memory {
-		return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory {
+		if running {
+			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
+		if e.savedImage(ctx, d, ref) {
+			e.progress(name, "finishing the baseline whose memory was saved before the interruption")
+			return e.finishImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
 	}
 	e.progress(name, "taking the missing baseline snapshot %s", p.Baseline)
 	_, err = e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: running})

@@ -534,6 +534,8 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		how := "disk only, the VM is shut off"
 		if obs.State != virt.StateShutoff {
 			how = "with memory, the VM runs"
+		} else if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory && obs.StopReason == virt.StopOther && o.Volumes[ref.Name].Name == ref.Name {
+			how = "with the memory saved before an interruption"
 		}
 		upd = append(upd, fmt.Sprintf("baseline snapshot %s is missing: apply takes it now from the VM as it is (%s)", p.Baseline, how))
 		c.takeBaseline = true

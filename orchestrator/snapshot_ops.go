@@ -233,6 +233,13 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 	if err != nil {
 		return err
 	}
+	return e.finishImageBaseline(ctx, name, baseline, desc, ref)
+}
+
+// finishImageBaseline takes the disk snapshot of a VM whose memory was just
+// saved into ref (the VM is shut off, its disks as they were at the save)
+// and restores the image: the VM runs on.
+func (e *Engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	restore := func() error {
 		e.progress(name, "restoring memory from %s", ref.Name)
 		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
@@ -242,7 +249,7 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 		return err
 	}
 	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
-	e.progress(name, "taking baseline snapshot %s (disks; memory in %s)", baseline, ref.Name)
+	e.progress(name, "taking baseline snapshot %s (with memory)", baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
 		if rerr := restore(); rerr != nil {
 			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)
@@ -250,6 +257,26 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 		return err
 	}
 	return restore()
+}
+
+// savedImage reports whether a shut off VM was stopped by a memory save
+// into ref that no snapshot refers to yet: a baseline interrupted between
+// the save and the disk snapshot (the disks have not changed since, the VM
+// has not run). libvirt reports the save as stop reason "other".
+func (e *Engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeRef) bool {
+	if d.State != virt.StateShutoff || d.StopReason != virt.StopOther {
+		return false
+	}
+	vols, err := e.HV.ListVolumes(ctx, ref.Pool)
+	if err != nil {
+		return false
+	}
+	for _, v := range vols {
+		if v.Name == ref.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // revertImage resets a VM to a snapshot paired with a memory image: the
