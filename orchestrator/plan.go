@@ -615,6 +615,8 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		state := "shut off"
 		if obs.State != virt.StateShutoff {
 			state = "running"
+		} else if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory && obs.StopReason == virt.StopOther && o.Volumes[ref.Name].Name == ref.Name {
+			state = "memory saved"
 		}
 		upd = append(upd, Reason{Code: ReasonBaselineMissing, Subject: p.Baseline, From: state})
 		c.takeBaseline = true
