@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -210,12 +211,12 @@ func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetR
 			return fmt.Errorf("%s has no snapshot policy, so no baseline: name a snapshot with --to", name)
 		}
 		start := time.Now()
-		e.progress(name, "reverting to %s", r.Snapshot)
+		e.begin(event.KindVM, name, event.StepRevert, "reverting to %s", r.Snapshot)
 		st, err := e.RevertSnapshot(ctx, name, r.Snapshot)
 		r.State = st
 		r.Took = time.Since(start)
 		if err == nil {
-			e.progress(name, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
+			e.stepDone(event.KindVM, name, event.StepRevert, r.Took, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
 		}
 		return err
 	})
