@@ -2,7 +2,7 @@
 // script that makes the same objects one by one with qemu-img and virsh
 // (the raw floor), alternating in one run on one private libvirtd
 // (internal/testenv) with the stand-in guest. It is run by
-// bench/apply.sh (or bench/run.sh -apply) and prints a Markdown report; see
+// bench/apply.sh and prints a Markdown report; see
 // bench/README.md for the method and recorded results.
 //
 // The profile: one isolated network with DHCP and port isolation
@@ -50,7 +50,7 @@ func main() {
 		rounds = flag.Int("rounds", 5, "measurements per variant")
 		n      = flag.Int("vms", 6, "VMs per apply")
 		mem    = flag.String("memory", "256MiB", "memory of each VM")
-		par    = flag.Int("parallelism", 0, "apply --parallelism (0: legacyvm's default)")
+		par    = flag.String("parallelism", "", "apply --parallelism; a comma-separated list measures each value as its own variant (empty: legacyvm's default)")
 		only   = flag.String("only", "", "run only this variant (legacyvm or script), for profiling")
 		keep   = flag.String("logs", "", "directory to keep apply's stderr of each round in (and the libvirtd debug log when -libvirt-log is set)")
 		vlog   = flag.Bool("libvirt-log", false, "turn on libvirtd's debug log (timings of every API call; slows libvirtd down)")
@@ -68,7 +68,8 @@ func main() {
 
 type opts struct {
 	bin, mem, only, logs  string
-	rounds, n, par        int
+	par                   string
+	rounds, n             int
 	libvirtLog, clientLog bool
 }
 
@@ -77,11 +78,11 @@ func logf(format string, a ...any) {
 }
 
 type bench struct {
+	lastCPU time.Duration // user + system time of the last command and the children it waited for
 	env     *testenv.Env
 	bin     string
 	environ []string
 	profile string
-	par     int
 }
 
 func run(ctx context.Context, o opts) (err error) {
@@ -137,7 +138,7 @@ func run(ctx context.Context, o opts) (err error) {
 	if err != nil {
 		return err
 	}
-	b := &bench{env: env, bin: bin, par: o.par}
+	b := &bench{env: env, bin: bin}
 	b.environ = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LIBVIRT_DEFAULT_URI=" + env.URI,
 		"LEGACYVM_SERIAL_LOG_DIR=" + logDir, "LEGACYVM_LOCK_DIR=" + filepath.Join(home, "locks"),
@@ -194,7 +195,7 @@ vm "ab" {
 	// Warm-up apply: legacyvm defines the objects, virsh dumps their XML
 	// for the script; then everything goes again.
 	logf("warm-up apply of %d VMs (its XML is the script's)", o.n)
-	if _, err := b.apply(ctx); err != nil {
+	if _, err := b.apply(ctx, ""); err != nil {
 		return err
 	}
 	script, err := b.writeScript(ctx, home, pool, golden, o.n)
@@ -223,52 +224,69 @@ vm "ab" {
 		}
 	}
 
-	variants := []struct {
-		name string
-		run  func(context.Context, int) error
-		undo func(context.Context) error
-	}{
-		{"legacyvm", func(ctx context.Context, r int) error {
-			stderr, err := b.apply(ctx)
-			if o.logs != "" {
-				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("apply-%d.log", r)), []byte(stderr), 0o644)
-			}
-			return err
-		}, b.destroy},
-		{"script", func(ctx context.Context, r int) error {
-			out, err := b.sh(ctx, script, "up")
-			if o.logs != "" {
-				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-%d.log", r)), []byte(out), 0o644)
-			}
-			return err
-		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }},
+	type variant struct {
+		name, what string
+		run        func(context.Context, int) error
+		undo       func(context.Context) error
 	}
+	var variants []variant
+	pars := []string{""}
+	if o.par != "" {
+		pars = strings.Split(o.par, ",")
+	}
+	for _, par := range pars {
+		name, what := "legacyvm", "`legacyvm apply --auto-approve` (plan, locks, apply, verify)"
+		if par != "" {
+			name, what = "legacyvm-p"+par, fmt.Sprintf("`legacyvm apply --auto-approve --parallelism %s` (plan, locks, apply, verify)", par)
+		}
+		variants = append(variants, variant{name, what, func(ctx context.Context, r int) error {
+			stderr, err := b.apply(ctx, par)
+			if o.logs != "" {
+				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("%s-%d.log", name, r)), []byte(stderr), 0o644)
+			}
+			return err
+		}, b.destroy})
+	}
+	variants = append(variants, variant{"script", "`sh apply.sh up`: net-define + net-start, 2 nwfilter-define, then per VM qemu-img create, virsh define, start, snapshot-create-as", func(ctx context.Context, r int) error {
+		out, err := b.sh(ctx, script, "up")
+		if o.logs != "" {
+			_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-%d.log", r)), []byte(out), 0o644)
+		}
+		return err
+	}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
 	loadBefore := loadAvg()
 	results := map[string][]time.Duration{}
-	var ratios []float64
+	ratios := map[string][]float64{}
+	cpu := map[string][]time.Duration{}   // the client side: legacyvm, or sh with virsh and qemu-img
+	dcpus := map[string][]time.Duration{} // libvirtd with the commands it ran
 	for r := 0; r < o.rounds; r++ {
 		took := map[string]time.Duration{}
 		for k := range variants {
 			v := variants[(k+r)%len(variants)]
-			if o.only != "" && v.name != o.only {
+			if o.only != "" && !strings.HasPrefix(v.name, o.only) {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			start := time.Now()
+			start, dcpu := time.Now(), b.daemonCPU()
 			if err := v.run(ctx, r+1); err != nil {
 				return fmt.Errorf("%s: %w", v.name, err)
 			}
 			took[v.name] = time.Since(start)
+			cpu[v.name] = append(cpu[v.name], b.lastCPU)
+			dcpus[v.name] = append(dcpus[v.name], b.daemonCPU()-dcpu)
 			results[v.name] = append(results[v.name], took[v.name])
-			logf("round %d %-9s %s (load %s)", r+1, v.name, took[v.name].Round(time.Millisecond), loadAvg())
+			logf("round %d %-13s %s (load %s; CPU: client %s, libvirtd %s)", r+1, v.name, took[v.name].Round(time.Millisecond), loadAvg(),
+				b.lastCPU.Round(10*time.Millisecond), dcpus[v.name][len(dcpus[v.name])-1].Round(10*time.Millisecond))
 			if err := v.undo(ctx); err != nil {
 				return fmt.Errorf("%s teardown: %w", v.name, err)
 			}
 		}
-		if a, s := took["legacyvm"], took["script"]; a > 0 && s > 0 {
-			ratios = append(ratios, float64(a)/float64(s))
+		for _, v := range variants {
+			if a, s := took[v.name], took["script"]; v.name != "script" && a > 0 && s > 0 {
+				ratios[v.name] = append(ratios[v.name], float64(a)/float64(s))
+			}
 		}
 	}
 	loadAfter := loadAvg()
@@ -277,38 +295,66 @@ vm "ab" {
 	fmt.Printf("## Apply against the one-by-one script, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("Machine: %s, %d CPUs, accelerator %s (qemu = TCG), %s. Load average (1 min) %s before, %s after.\n",
 		cpuModel(), runtime.NumCPU(), env.Accel, versions(string(ver)), loadBefore, loadAfter)
-	p := "default"
-	if o.par > 0 {
-		p = fmt.Sprint(o.par)
-	}
-	fmt.Printf("%d VMs of %s on one isolated network (DHCP, port isolation, clean-traffic + host-guard filters), linked clones, memory baseline right after start; apply parallelism %s; %d rounds, order alternating.\n\n", o.n, o.mem, p, o.rounds)
-	fmt.Println("| variant | what is timed (wall clock) | median | min | max |")
-	fmt.Println("|---|---|---|---|---|")
-	what := map[string]string{
-		"legacyvm": "`legacyvm apply --auto-approve` (plan, locks, apply, verify)",
-		"script":   "`sh apply.sh up`: net-define/start, 2 nwfilter-define, then per VM qemu-img create, define, start, snapshot-create-as",
-	}
-	for _, name := range []string{"legacyvm", "script"} {
-		d := results[name]
+	fmt.Printf("%d VMs of %s on one isolated network (DHCP, port isolation, clean-traffic + host-guard filters), linked clones, memory baseline right after start; %d rounds, order rotated each round.\n\n", o.n, o.mem, o.rounds)
+	fmt.Println("| variant | what is timed (wall clock) | median | min | max | legacyvm / script in the same round: median (min-max) | CPU, client side (median) | CPU, libvirtd + its commands (median) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, v := range variants {
+		d := results[v.name]
 		if len(d) == 0 {
 			continue
 		}
 		slices.Sort(d)
-		fmt.Printf("| %s | %s | %s | %s | %s |\n", name, what[name], ms(d[len(d)/2]), ms(d[0]), ms(d[len(d)-1]))
-	}
-	if len(ratios) > 0 {
-		slices.Sort(ratios)
-		fmt.Printf("\nRatio legacyvm / script within each round: median %.2f (min %.2f, max %.2f).\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+		ratio := ""
+		if rs := ratios[v.name]; len(rs) > 0 {
+			slices.Sort(rs)
+			ratio = fmt.Sprintf("%.2f (%.2f-%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
+		}
+		c, dc := cpu[v.name], dcpus[v.name]
+		slices.Sort(c)
+		slices.Sort(dc)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", v.name, v.what, ms(d[len(d)/2]), ms(d[0]), ms(d[len(d)-1]), ratio, ms(c[len(c)/2]), ms(dc[len(dc)/2]))
 	}
 	return nil
 }
 
+func cpuOf(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
+}
+
+// daemonCPU is libvirtd's CPU time so far, its own and that of the
+// commands it ran and reaped (ebtables, iptables, qemu-img, dnsmasq):
+// nwfilter instantiation is most of it.
+func (b *bench) daemonCPU() time.Duration {
+	pid, err := os.ReadFile(filepath.Join(b.env.Dir, "libvirtd.pid"))
+	if err != nil {
+		return 0
+	}
+	stat, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(pid)), "stat"))
+	if err != nil {
+		return 0
+	}
+	s := string(stat)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// Fields after the command: state is f[0]; utime, stime, cutime,
+	// cstime are fields 14-17 of stat, f[11]..f[14] here.
+	var ticks int64
+	for _, v := range f[11:15] {
+		var n int64
+		fmt.Sscan(v, &n)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
 
-func (b *bench) apply(ctx context.Context) (string, error) {
+func (b *bench) apply(ctx context.Context, par string) (string, error) {
 	args := []string{"apply", "--auto-approve"}
-	if b.par > 0 {
-		args = append(args, "--parallelism", fmt.Sprint(b.par))
+	if par != "" {
+		args = append(args, "--parallelism", par)
 	}
 	return b.legacyvm(ctx, append(args, b.profile)...)
 }
@@ -325,7 +371,9 @@ func (b *bench) legacyvm(ctx context.Context, args ...string) (string, error) {
 	cmd.Env = b.environ
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	b.lastCPU = cpuOf(cmd.ProcessState)
+	if err != nil {
 		return errb.String(), fmt.Errorf("legacyvm %s: %w\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	return errb.String(), nil
@@ -335,6 +383,7 @@ func (b *bench) sh(ctx context.Context, script, arg string) (string, error) {
 	cmd := exec.CommandContext(ctx, "sh", script, arg)
 	cmd.Env = append(os.Environ(), "LIBVIRT_DEFAULT_URI="+b.env.URI)
 	out, err := cmd.CombinedOutput()
+	b.lastCPU = cpuOf(cmd.ProcessState)
 	if err != nil {
 		return string(out), fmt.Errorf("sh %s %s: %w\n%s", script, arg, err, out)
 	}
