@@ -618,7 +618,9 @@ func (e *engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 // the policy keeps memory and the VM lists a memory image volume, else an
 // internal snapshot, the only one libvirt 9.0 takes of a running VM), disk
 // only when it is shut off. A running VM runs on afterwards (a memory
-// image stops it for the save and restores it); a stopped one stays off.
+// image stops it for the save and restores it); a stopped one stays off,
+// unless an apply was interrupted after saving its memory for the
+// baseline: the baseline is then finished and the VM runs.
 func (e *engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
@@ -627,8 +629,14 @@ func (e *engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
-	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && running && p.Memory {
-		return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory {
+		if running {
+			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
+		if e.savedImage(ctx, d, ref) {
+			e.begin(event.KindVM, name, event.StepBaseline, "finishing the baseline whose memory was saved before the interruption")
+			return e.finishImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
 	}
 	e.begin(event.KindVM, name, event.StepBaseline, "taking the missing baseline snapshot %s", p.Baseline)
 	_, err = e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: running})

@@ -17,10 +17,6 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// KindDoor is a publish or egress door: recorded in its VM's metadata,
-// opened in its network's guard and relayed by legacyvm daemon.
-const KindDoor Kind = "door"
-
 // doorRefs lists the doors that concern one instance: its publish doors,
 // its egress doors, then its network's egress doors.
 func doorRefs(vm *profiles.VM) []virt.DoorRef {
@@ -160,10 +156,6 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 	}
 	return out
 }
-
-// ListenProbe tries to listen on addr ("0.0.0.0:13389") the way the relay
-// will; nil when the address is free.
-type ListenProbe func(addr string) error
 
 // doorDiagnostics reports doors whose listen address is taken.
 func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {

@@ -178,3 +178,38 @@ func TestResetOldInternalBaseline(t *testing.T) {
 		t.Errorf("old baseline not listed with memory: %+v", ls)
 	}
 }
+
+// TestBaselineInterruptedAfterSave: an apply killed between saving the
+// memory for the baseline and its disk snapshot leaves the VM shut off
+// (stop reason "other") with an image no snapshot names; the next apply
+// finishes that baseline and the VM runs again, from the saved memory.
+func TestBaselineInterruptedAfterSave(t *testing.T) {
+	h := newFakeHost(t)
+	ctx := context.Background()
+	p := loadProfile(t, "lab", labProfile)
+	apply(t, plan(t, p, h))
+	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.SaveDomain(ctx, "web-1", "default", memoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hp := plan(t, p, h)
+	c := changesByName(hp.Plan)["vm/web-1"]
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "with the memory saved before an interruption") {
+		t.Errorf("planned %+v", c)
+	}
+	h.FailOn("SaveDomain", "web-1", errors.New("the saved memory must be used, not a new save"))
+	apply(t, hp)
+	d, _ := h.GetDomain(ctx, "web-1")
+	if d.State != virt.StateRunning {
+		t.Errorf("web-1 is %s after the apply, want running", d.State)
+	}
+	snaps, _ := h.ListSnapshots(ctx, "web-1")
+	if len(snaps) != 1 || !Classify(snaps[0], "clean").Memory {
+		t.Errorf("snapshots %+v, want the memory baseline clean", snaps)
+	}
+}

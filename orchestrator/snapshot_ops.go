@@ -52,7 +52,7 @@ func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
 		cs := children[parent]
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Created.Before(cs[j].Created) })
 		for _, c := range cs {
-			out = append(out, classify(c, baseline))
+			out = append(out, Classify(c, baseline))
 			walk(c.Name)
 		}
 	}
@@ -129,7 +129,7 @@ func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	return classify(s, baselineOf(d)), nil
+	return Classify(s, baselineOf(d)), nil
 }
 
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
@@ -234,6 +234,13 @@ func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 	if err != nil {
 		return err
 	}
+	return e.finishImageBaseline(ctx, name, baseline, desc, ref)
+}
+
+// finishImageBaseline takes the disk snapshot of a VM whose memory was just
+// saved into ref (the VM is shut off, its disks as they were at the save)
+// and restores the image: the VM runs on.
+func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	restore := func() error {
 		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
 		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
@@ -251,6 +258,26 @@ func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 		return err
 	}
 	return restore()
+}
+
+// savedImage reports whether a shut off VM was stopped by a memory save
+// into ref that no snapshot refers to yet: a baseline interrupted between
+// the save and the disk snapshot (the disks have not changed since, the VM
+// has not run). libvirt reports the save as stop reason "other".
+func (e *engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeRef) bool {
+	if d.State != virt.StateShutoff || d.StopReason != virt.StopOther {
+		return false
+	}
+	vols, err := e.HV.ListVolumes(ctx, ref.Pool)
+	if err != nil {
+		return false
+	}
+	for _, v := range vols {
+		if v.Name == ref.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // revertImage resets a VM to a snapshot paired with a memory image: the

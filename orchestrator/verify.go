@@ -146,7 +146,7 @@ func verifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
-	parts := Split(p)
+	parts := split(p)
 	for _, part := range parts {
 		c := byHost[part.Hosts[0]]
 		if c.Err != nil {
@@ -204,7 +204,7 @@ func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*V
 	}
 	if opts.Profile != nil {
 		o := &Observed{Networks: vr.nets}
-		ds, err := Desired(opts.Profile, Target{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
+		ds, err := desiredFor(opts.Profile, hostTarget{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
 		if err != nil {
 			return nil, err
 		}
