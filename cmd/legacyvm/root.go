@@ -75,12 +75,14 @@ type Factory struct {
 	Connect orchestrator.Connector
 	// HostSystem is the local system doctor inspects.
 	HostSystem orchestrator.HostSystem
+	// Now is the clock (tests fix it).
+	Now func() time.Time
 	// shared is the profile's fingerprint_key, when it names one.
 	shared *sharedKey
 }
 
 func newFactory(io *IOStreams) *Factory {
-	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect}
+	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect, Now: time.Now}
 	// LEGACYVM_HOST_ROOT points doctor at a copy of /proc and /run (tests).
 	if root, ok := os.LookupEnv("LEGACYVM_HOST_ROOT"); ok {
 		f.HostSystem.Root = root
@@ -149,26 +151,28 @@ them; the others were done). See docs/hosts.md.`,
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 
+	// Every command is NewCmdX(f, runF): runF, when not nil, replaces
+	// the command's run function (tests check the options it parsed).
 	root.AddCommand(
-		newCmdValidate(f),
-		newCmdFmt(f),
-		newCmdPlan(f),
-		newCmdApply(f),
-		newCmdDestroy(f),
-		newCmdStatus(f),
-		newCmdStart(f),
-		newCmdStop(f),
-		newCmdConsole(f),
-		newCmdDoctor(f),
-		newCmdVerify(f),
-		newCmdLicenses(f),
-		newCmdSnapshot(f),
-		newCmdReset(f),
-		newCmdDaemon(f),
-		newCmdExec(f), newCmdCp(f), newCmdTest(f),
-		newCmdVersion(f),
-		newCmdImage(f),
-		newCmdGenMan(f),
+		NewCmdValidate(f, nil),
+		NewCmdFmt(f, nil),
+		NewCmdPlan(f, nil),
+		NewCmdApply(f, nil),
+		NewCmdDestroy(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdStart(f, nil),
+		NewCmdStop(f, nil),
+		NewCmdConsole(f, nil),
+		NewCmdDoctor(f, nil),
+		NewCmdVerify(f, nil),
+		NewCmdLicenses(f, nil),
+		NewCmdSnapshot(f),
+		NewCmdReset(f, nil),
+		NewCmdDaemon(f, nil),
+		NewCmdExec(f, nil), NewCmdCp(f, nil), NewCmdTest(f, nil),
+		NewCmdVersion(f, nil),
+		NewCmdImage(f),
+		NewCmdGenMan(f, nil),
 	)
 	annotateCommands(root)
 	return root

@@ -15,13 +15,14 @@ import (
 
 // VerifyOptions are the inputs of `legacyvm verify`.
 type VerifyOptions struct {
-	Path   string
-	All    bool
-	Strict bool
+	Factory *Factory
+	Path    string
+	All     bool
+	Strict  bool
 }
 
-func newCmdVerify(f *Factory) *cobra.Command {
-	opts := &VerifyOptions{}
+func NewCmdVerify(f *Factory, runF func(*VerifyOptions) error) *cobra.Command {
+	opts := &VerifyOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "verify [PATH]",
 		Short: "Prove that the VMs are isolated: networks, traffic filters, bridges, host settings",
@@ -69,12 +70,15 @@ Exit status 1 when a check fails (with --strict, also on warnings).`,
 				return fmt.Errorf("give a profile PATH or --all, not both")
 			}
 			if opts.All {
-				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+				if err := noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
 					return err
 				}
 			}
 			opts.Path = pathArg(args)
-			return verifyRun(cmd.Context(), f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return verifyRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.All, "all", false, "verify every VM legacyvm manages on the host (--connect), of every profile")
@@ -82,7 +86,8 @@ Exit status 1 when a check fails (with --strict, also on warnings).`,
 	return cmd
 }
 
-func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
+func verifyRun(ctx context.Context, opts *VerifyOptions) error {
+	f := opts.Factory
 	var vs []*orchestrator.Verification
 	if opts.All {
 		uri := f.URI()
