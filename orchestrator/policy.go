@@ -142,6 +142,11 @@ func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
 	info := SnapshotInfo{Snapshot: s, Kind: SnapshotManual}
 	if d, ok := ParseSnapshotDescription(s.Description); ok {
 		info.Kind, info.Policy, info.Expires = d.Kind, d.Policy, d.Expires
+		if d.MemoryImage != "" {
+			// A disk snapshot paired with a memory image (snapshots.go):
+			// reverting to it resumes the running VM.
+			info.Memory, info.State = true, virt.StateRunning
+		}
 	}
 	if s.Name == baseline && baseline != "" {
 		info.Kind = SnapshotBaseline

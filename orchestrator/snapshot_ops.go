@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -134,7 +135,8 @@ func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
 // reached the state the snapshot recorded.
 func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
-	if _, err := e.managedDomain(ctx, vm); err != nil {
+	d, err := e.managedDomain(ctx, vm)
+	if err != nil {
 		return "", err
 	}
 	snaps, err := e.HV.ListSnapshots(ctx, vm)
@@ -149,6 +151,11 @@ func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.Doma
 	}
 	if target == nil {
 		return "", fmt.Errorf("domain %q has no snapshot %q: %w", vm, name, virt.ErrNotFound)
+	}
+	if ref, ok, err := imageOf(d, *target); err != nil {
+		return "", err
+	} else if ok {
+		return e.revertImage(ctx, vm, name, ref)
 	}
 	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
 		return "", err
@@ -170,7 +177,100 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool
 	if name == baselineOf(d) && !force {
 		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, ErrBaselineProtected)
 	}
-	return retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, vm, name) })
+	snaps, err := e.HV.ListSnapshots(ctx, vm)
+	if err != nil {
+		return err
+	}
+	var image *virt.VolumeRef
+	for _, s := range snaps {
+		if s.Name != name {
+			continue
+		}
+		if ref, ok, err := imageOf(d, s); err == nil && ok {
+			image = &ref
+		}
+	}
+	if err := retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, vm, name) }); err != nil {
+		return err
+	}
+	if image != nil {
+		// The memory half of the snapshot goes with it.
+		if err := e.HV.DeleteVolume(ctx, image.Pool, image.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return fmt.Errorf("snapshot %s of %s deleted, its memory image %s not: %w", name, vm, image.Name, err)
+		}
+	}
+	return nil
+}
+
+// imageOf returns the memory image a snapshot is paired with (ok false for
+// an internal snapshot). The description is read back from libvirt: the
+// image must be the memory volume the domain's metadata lists, or the
+// snapshot is refused.
+func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
+	desc, ok := ParseSnapshotDescription(s.Description)
+	if !ok || desc.MemoryImage == "" {
+		return virt.VolumeRef{}, false, nil
+	}
+	ref, ok := memoryImageRef(d.Metadata)
+	if !ok || ref.Pool != desc.MemoryPool || ref.Name != desc.MemoryImage {
+		return virt.VolumeRef{}, false, fmt.Errorf("snapshot %q of %s names a memory image (%s) that the VM does not own; delete the snapshot and take it again", s.Name, d.Name, desc.MemoryImage)
+	}
+	return ref, true, nil
+}
+
+// takeImageBaseline takes a memory baseline of the running VM as a memory
+// image plus a disk snapshot (see snapshots.go) and leaves the VM running.
+// A leftover image of an interrupted attempt is replaced: no snapshot
+// refers to it while the baseline is missing.
+func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+	e.begin(event.KindVM, name, event.StepBaseline, "saving memory for baseline %s into volume %s", baseline, ref.Name)
+	_, err := e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
+	if errors.Is(err, virt.ErrExists) {
+		if err := e.HV.DeleteVolume(ctx, ref.Pool, ref.Name); err != nil {
+			return fmt.Errorf("replace the leftover memory image %s of %s: %w", ref.Name, name, err)
+		}
+		_, err = e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
+	}
+	if err != nil {
+		return err
+	}
+	restore := func() error {
+		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
+		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
+			return err
+		}
+		_, err := e.waitState(ctx, name, time.Minute, nil, virt.StateRunning)
+		return err
+	}
+	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (disks; memory in %s)", baseline, ref.Name)
+	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
+		if rerr := restore(); rerr != nil {
+			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)
+		}
+		return err
+	}
+	return restore()
+}
+
+// revertImage resets a VM to a snapshot paired with a memory image: the
+// disk snapshot is reverted (libvirt stops the VM first), then the image
+// restored. Both steps work from any state a killed reset leaves (see
+// snapshots.go), so running the reset again converges.
+func (e *Engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
+	e.begin(event.KindVM, vm, event.StepRevert, "returning the disks to %s", name)
+	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
+		return "", err
+	}
+	e.begin(event.KindVM, vm, event.StepRevert, "restoring memory from %s", ref.Name)
+	err := retryBusy(ctx, func() error { return e.HV.RestoreDomain(ctx, vm, ref.Pool, ref.Name, memoryImageOptions) })
+	if errors.Is(err, virt.ErrNotFound) {
+		return "", fmt.Errorf("%w: the memory image of %s is gone; %s is shut off with the disks of %s (legacyvm start %s boots it; legacyvm snapshot delete %s %s --force and apply take the baseline again)", err, name, vm, name, vm, vm, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	return e.waitState(ctx, vm, 30*time.Second, nil, virt.StateRunning)
 }
 
 // ResetResult reports one VM's reset.
@@ -210,12 +310,12 @@ func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetR
 			return fmt.Errorf("%s has no snapshot policy, so no baseline: name a snapshot with --to", name)
 		}
 		start := time.Now()
-		e.progress(name, "reverting to %s", r.Snapshot)
+		e.begin(event.KindVM, name, event.StepRevert, "reverting to %s", r.Snapshot)
 		st, err := e.RevertSnapshot(ctx, name, r.Snapshot)
 		r.State = st
 		r.Took = time.Since(start)
 		if err == nil {
-			e.progress(name, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
+			e.stepDone(event.KindVM, name, event.StepRevert, r.Took, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
 		}
 		return err
 	})

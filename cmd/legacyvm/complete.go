@@ -59,7 +59,7 @@ func completionEngine(f *Factory, cmd *cobra.Command) (*orchestrator.Engine, fun
 		return nil, func() {}
 	}
 	e := f.engine(hv)
-	e.Progress = nil
+	e.Hook = nil
 	e.Profile = sc.Profile
 	return e, func() { _ = hv.Close() }
 }

@@ -59,8 +59,14 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		marks := map[orchestrator.Severity]string{orchestrator.SeverityOK: "ok  ", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL"}
 		for _, x := range fs {
 			fmt.Fprintf(f.IO.Out, "%s  %-24s %s\n", marks[x.Severity], x.Check, x.Message)
-			if x.Fix != "" {
-				fmt.Fprintf(f.IO.Out, "      %-24s fix: %s\n", "", x.Fix)
+			fix := x.Fix
+			if h := verifyHintText(x.Hint, ""); h != "" && fix == "" {
+				fix = h
+			} else if h != "" {
+				fix += " (" + h + ")"
+			}
+			if fix != "" {
+				fmt.Fprintf(f.IO.Out, "      %-24s fix: %s\n", "", fix)
 			}
 		}
 	}

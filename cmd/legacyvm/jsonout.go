@@ -61,10 +61,13 @@ type checkJSON struct {
 	Status  string `json:"status"`
 	Message string `json:"message"`
 	Fix     string `json:"fix,omitempty"`
+	// Hint names the operation that repairs it (apply, verify-on-host),
+	// for front ends to offer; the text output words it as a command.
+	Hint string `json:"hint,omitempty"`
 }
 
 func checkFromResult(c orchestrator.CheckResult) checkJSON {
-	return checkJSON{Check: c.Check, Status: string(c.Status), Message: c.Reason, Fix: c.Fix}
+	return checkJSON{Check: c.Check, Status: string(c.Status), Message: c.Reason, Fix: c.Fix, Hint: string(c.Hint)}
 }
 
 // findingStatus maps a host finding's severity to the check vocabulary.
@@ -80,7 +83,7 @@ func checkFromFinding(x orchestrator.Finding) checkJSON {
 	if !ok {
 		panic("checkFromFinding: unknown severity " + string(x.Severity))
 	}
-	return checkJSON{Check: x.Check, Status: st, Message: x.Message, Fix: x.Fix}
+	return checkJSON{Check: x.Check, Status: st, Message: x.Message, Fix: x.Fix, Hint: string(x.Hint)}
 }
 
 func checksFromFindings(fs []orchestrator.Finding) []checkJSON {
@@ -142,8 +145,12 @@ func planToJSON(profile string, hps []*orchestrator.HostPlan, sk []skippedHost) 
 	for _, hp := range hps {
 		h := planHostJSON{Host: hp.Host.Name, URI: hp.URI, Accelerator: hp.Plan.Accel, Changes: []changeJSON{}, Notes: nonNil(hp.Plan.Notes)}
 		for _, c := range hp.Plan.Changes {
+			reasons := []string{}
+			for _, r := range c.Reasons {
+				reasons = append(reasons, r.String())
+			}
 			h.Changes = append(h.Changes, changeJSON{Kind: string(c.Kind), Name: c.Name, Action: string(c.Action),
-				Reasons: nonNil(c.Reasons), Details: nonNil(c.Details), Destructive: c.Destructive, RestartNeeded: c.RestartNeeded})
+				Reasons: reasons, Details: nonNil(c.Details), Destructive: c.Destructive, RestartNeeded: c.RestartNeeded})
 		}
 		doc.Hosts = append(doc.Hosts, h)
 		doc.HasChanges = doc.HasChanges || hp.Plan.HasChanges()
@@ -167,12 +174,14 @@ type resultJSON struct {
 	Error  string        `json:"error,omitempty"`
 	Took   time.Duration `json:"took_ns"`
 	Notes  []string      `json:"notes"`
+	// Hint names what to do next (restart: for a change to take effect).
+	Hint string `json:"hint,omitempty"`
 }
 
 func applyToJSON(profile string, rs []orchestrator.Result, sk []skippedHost) applyDoc {
 	doc := applyDoc{docHeader: v1, Profile: profile, Results: []resultJSON{}, Skipped: skippedToJSON(sk)}
 	for _, r := range rs {
-		doc.Results = append(doc.Results, resultJSON{Kind: string(r.Kind), Name: r.Object, Action: string(r.Action), Error: r.Err, Took: r.Took, Notes: nonNil(r.Notes)})
+		doc.Results = append(doc.Results, resultJSON{Kind: string(r.Kind), Name: r.Object, Action: string(r.Action), Error: r.Err, Took: r.Took, Notes: nonNil(r.Notes), Hint: string(r.Hint)})
 	}
 	return doc
 }

@@ -57,10 +57,12 @@ var jsonDocSchemas = map[string]string{
 	"image build":      "image-versions",
 	"image list":       "image-versions",
 	"image delete":     "image-delete",
+	"token list":       "token-list",
 }
 
-// streamingCommands may print event lines before their document.
-var streamingCommands = []string{"apply", "destroy"}
+// streamingCommands stream their progress as event lines on stderr with
+// -o json (at least one event in the cases below).
+var streamingCommands = []string{"apply", "destroy", "start", "stop", "reset"}
 
 var jsonFenceRE = regexp.MustCompile("(?s)```json\n(.*?)```")
 
@@ -205,6 +207,7 @@ func jsonCases() []jsonCase {
 		{args: []string{"plan", "examples/lab"}, codes: []int{2}},
 		{args: []string{"apply", "--auto-approve", "examples/lab"}},
 		{args: []string{"destroy", "--auto-approve", "examples/quickstart"}},
+		{args: []string{"token", "list"}},
 	}
 }
 
@@ -227,8 +230,12 @@ func TestJSONDocumentsMatchTheirSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.applyAll()
+	if r := w.run(cliOpts{}, "token", "create", "--role", "viewer", "--name", "bob"); r.code != 0 {
+		t.Fatalf("token create: exit %d: %s", r.code, r.err)
+	}
 	root := newRootCmd(newFactory(&IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard}))
 	var all strings.Builder
+	streamed := map[string]int{}
 	for _, c := range jsonCases() {
 		path := c.commandPath(root)
 		name := strings.Join(c.args, " ")
@@ -253,6 +260,22 @@ func TestJSONDocumentsMatchTheirSchemas(t *testing.T) {
 			t.Errorf("%s -o json: stdout is not JSON: %v\n%s", name, err, r.out)
 			continue
 		}
+		// Progress: event lines on stderr (among text lines: the plan,
+		// warnings).
+		for _, l := range strings.Split(r.err, "\n") {
+			if !strings.HasPrefix(l, "{") {
+				continue
+			}
+			ev, err := jsonschema.UnmarshalJSON(strings.NewReader(l))
+			if err != nil {
+				t.Errorf("%s -o json: stderr line is not JSON: %v\n%s", name, err, l)
+				continue
+			}
+			streamed[path]++
+			if err := schemas["event"].Validate(ev); err != nil {
+				t.Errorf("%s -o json: event line %s does not match docs/json.md's event schema: %v", name, l, err)
+			}
+		}
 		docs := 0
 		for _, v := range vs {
 			obj, isObj := v.(map[string]any)
@@ -261,11 +284,7 @@ func TestJSONDocumentsMatchTheirSchemas(t *testing.T) {
 				continue
 			}
 			if _, isDoc := obj["format_version"]; !isDoc {
-				if !slices.Contains(streamingCommands, path) {
-					t.Errorf("%s -o json: an object without format_version:\n%s", name, r.out)
-				} else if err := schemas["event"].Validate(v); err != nil {
-					t.Errorf("%s -o json: an event line does not match docs/json.md's event schema: %v", name, err)
-				}
+				t.Errorf("%s -o json: an object without format_version on stdout:\n%s", name, r.out)
 				continue
 			}
 			docs++
@@ -278,6 +297,11 @@ func TestJSONDocumentsMatchTheirSchemas(t *testing.T) {
 		}
 		if docs != 1 {
 			t.Errorf("%s -o json: %d documents on stdout, want 1:\n%s", name, docs, r.out)
+		}
+	}
+	for _, path := range streamingCommands {
+		if streamed[path] == 0 {
+			t.Errorf("%s -o json streamed no event line on stderr", path)
 		}
 	}
 	// The schemas are strict: a document with a field missing or one not
@@ -339,8 +363,13 @@ func TestEveryJSONCommandIsCovered(t *testing.T) {
 	w := newFakeWorld(t)
 	for _, path := range noJSONCommands {
 		args := append(strings.Fields(path), "-o", "json")
-		if path == "gen-man" {
+		switch path {
+		case "gen-man":
 			args = append(args, t.TempDir())
+		case "token revoke":
+			args = append(args, "bob")
+		case "token create":
+			args = append(args, "--role", "viewer")
 		}
 		r := w.run(cliOpts{}, args...)
 		if r.code != 1 || !strings.Contains(r.err, "-o json does not apply") || r.out != "" {

@@ -62,7 +62,7 @@ type Factory struct {
 	ConnectURI  string
 	Output      string // "text" or "json"
 	Parallelism int
-	// Progress is --progress: auto, plain or none.
+	// Progress is --progress: auto, plain, json or none.
 	Progress string
 	// PollInterval overrides how often the engine polls the host (tests
 	// on the fake host); 0 is the engine's default.
@@ -147,7 +147,7 @@ them; the others were done). See docs/hosts.md.`,
 	pf.IntVar(&f.Parallelism, "parallelism", defaultParallelism(), "how many VMs to work on at once")
 	pf.StringArrayVar(&f.Vars, "var", nil, "set a profile variable: -var name=value (repeatable)")
 	pf.StringArrayVar(&f.VarFiles, "var-file", nil, "read profile variables from an HCL file (repeatable)")
-	pf.StringVar(&f.Progress, "progress", "auto", "progress on stderr: auto (a board redrawn in place on a terminal unless TERM=dumb or NO_COLOR is set, else lines), plain (timestamped lines) or none")
+	pf.StringVar(&f.Progress, "progress", "auto", "progress on stderr: auto (JSON lines with -o json; a board redrawn in place on a terminal unless TERM=dumb or NO_COLOR is set; else lines), plain (timestamped lines), json (one event object per line) or none")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 
@@ -173,6 +173,7 @@ them; the others were done). See docs/hosts.md.`,
 		NewCmdVersion(f, nil),
 		NewCmdImage(f),
 		NewCmdGenMan(f, nil),
+		NewCmdServe(f, nil), newCmdToken(f),
 	)
 	annotateCommands(root)
 	return root

@@ -38,7 +38,7 @@ var (
 		"snapshot create", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
 	// noJSONCommands print no -o json document (daemon logs JSON lines
 	// with --log-json).
-	noJSONCommands = []string{"fmt", "daemon", "gen-man"}
+	noJSONCommands = []string{"fmt", "daemon", "gen-man", "serve", "token create", "token revoke"}
 	// scopedCommands take VM names and have --profile PATH.
 	scopedCommands = []string{"start", "stop", "console", "reset",
 		"snapshot create", "snapshot list", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
@@ -94,7 +94,7 @@ func checkFlagsApply(cmd *cobra.Command) error {
 	if cmd.Annotations[annotNoJSON] != "" {
 		if fl := cmd.Flags().Lookup("output"); fl != nil && fl.Value.String() == "json" {
 			hint := ""
-			if cmd.Name() == "daemon" {
+			if cmd.Name() == "daemon" || cmd.Name() == "serve" {
 				hint = " (--log-json logs JSON lines)"
 			}
 			return fmt.Errorf("-o json does not apply to %q: it prints no JSON document%s", cmd.CommandPath(), hint)
@@ -162,17 +162,21 @@ func (f *Factory) connectScope(ctx context.Context, path string) (virt.Hyperviso
 }
 
 // progressModes are the values of --progress.
-var progressModes = []string{"auto", "plain", "none"}
+var progressModes = []string{"auto", "plain", "json", "none"}
 
-// progressMode is what --progress=auto resolves to: "board" only when
-// stderr is a terminal that can redraw (TERM is set and not "dumb"),
-// NO_COLOR is not set and the output is not JSON; else "plain".
+// progressMode is what --progress=auto resolves to: "json" (one event
+// object per line on stderr) when the output is JSON; "board" only when
+// stderr is a terminal that can redraw (TERM is set and not "dumb") and
+// NO_COLOR is not set; else "plain".
 func (f *Factory) progressMode() string {
 	switch f.Progress {
-	case "plain", "none":
+	case "plain", "json", "none":
 		return f.Progress
 	}
-	if !f.IO.ErrTTY || f.JSON() || noColor(f.Getenv) {
+	if f.JSON() {
+		return "json"
+	}
+	if !f.IO.ErrTTY || noColor(f.Getenv) {
 		return "plain"
 	}
 	return "board"

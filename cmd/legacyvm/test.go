@@ -167,7 +167,7 @@ func testRun(ctx context.Context, o *TestOptions) error {
 	}
 	defer hv.Close()
 	eng := f.engine(hv)
-	eng.Progress = nil
+	eng.Hook = nil
 	results := make([]*TestVMResult, len(jobs))
 	var outMu sync.Mutex
 	g := errgroup.Group{}

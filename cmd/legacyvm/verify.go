@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -125,7 +126,7 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 			return err
 		}
 	} else {
-		writeVerifyText(f.IO.Out, vs, false)
+		writeVerifyText(f.IO.Out, vs, false, opts.Path)
 	}
 	if !ok || opts.Strict && warn {
 		f.reportSkipped(sk)
@@ -142,7 +143,6 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
 	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
 		System:      f.HostSystem,
-		ApplyHint:   "legacyvm apply " + path,
 		DaemonState: f.daemonState,
 		Agent:       agent,
 	})
@@ -151,6 +151,20 @@ func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path s
 // daemonState reads legacyvm daemon's state file (doors checks).
 func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
 	return orchestrator.ReadDaemonState(f.DaemonStatePath())
+}
+
+// verifyHintText words a check's hint; path is the profile's path.
+func verifyHintText(h event.Hint, path string) string {
+	switch h {
+	case event.HintApply:
+		if path == "" {
+			path = "PROFILE"
+		}
+		return "legacyvm apply " + path
+	case event.HintVerifyOnHost:
+		return "run legacyvm verify (or doctor) on the libvirt host"
+	}
+	return hintText(h, "")
 }
 
 var checkMarks = map[orchestrator.CheckStatus]string{
@@ -162,10 +176,16 @@ var findingMarks = map[orchestrator.Severity]string{
 }
 
 // writeVerifyText prints verifications; problemsOnly leaves out what
-// passed (apply's summary).
-func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly bool) {
-	line := func(mark, check, msg, fix string) {
+// passed (apply's summary). path is how the user named the profile ("":
+// none), for the command a fix's hint names.
+func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly bool, path string) {
+	line := func(mark, check, msg, fix string, hint event.Hint) {
 		fmt.Fprintf(w, "  %s  %-17s %s\n", mark, check, msg)
+		if h := verifyHintText(hint, path); h != "" && fix == "" {
+			fix = h
+		} else if h != "" {
+			fix += " (" + h + ")"
+		}
 		if fix != "" {
 			fmt.Fprintf(w, "        %-17s fix: %s\n", "", fix)
 		}
@@ -219,7 +239,7 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 			}
 			fmt.Fprintln(w, head)
 			for _, c := range shown {
-				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix)
+				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix, c.Hint)
 			}
 		}
 		var shown []orchestrator.Finding
@@ -237,7 +257,7 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 		if len(shown) > 0 {
 			fmt.Fprintf(w, "host conditions (%s)\n", hostWhere(v.Host))
 			for _, hc := range shown {
-				line(findingMarks[hc.Severity], hc.Check, hc.Message, hc.Fix)
+				line(findingMarks[hc.Severity], hc.Check, hc.Message, hc.Fix, hc.Hint)
 			}
 		}
 	}
@@ -270,7 +290,7 @@ func (f *Factory) verifyAfterApply(ctx context.Context, p *profiles.Profile, pat
 		return
 	}
 	var b strings.Builder
-	writeVerifyText(&b, vs, true)
+	writeVerifyText(&b, vs, true, path)
 	out := b.String()
 	if i := strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n"); i < 0 {
 		f.IO.Status("Verified isolation: %s", strings.TrimSpace(out))

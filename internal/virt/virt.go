@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -163,6 +164,26 @@ type Hypervisor interface {
 	RevertSnapshot(ctx context.Context, domain, name string) error
 	DeleteSnapshot(ctx context.Context, domain, name string) error
 
+	// Memory images.
+	//
+	// SaveDomain writes the running (or paused) domain's memory and device
+	// state to a new volume in pool (a directory pool: the file is
+	// <pool path>/<volume>, mode 0600) and stops the domain (shut off,
+	// StopOther). The image embeds the live definition; its disks keep
+	// the state they had at that instant only as long as nothing writes to
+	// them (pair the image with a disk snapshot taken while the domain is
+	// off). ErrInvalidState when the domain is not running, ErrExists when
+	// the volume exists. Where the host supports it (libvirt 11.2+) the
+	// image is written in the sparse format with parallel channels
+	// (HostInfo.SaveFeatures says which).
+	SaveDomain(ctx context.Context, domain, pool, volume string, opts SaveOptions) (Volume, error)
+	// RestoreDomain starts the shut off domain from a memory image made by
+	// SaveDomain (the image is kept: it can be restored again) and returns
+	// once the domain runs again in the state it was saved in. The disks
+	// are used as they are now. ErrInvalidState when the domain is not
+	// shut off, ErrNotFound when the volume does not exist.
+	RestoreDomain(ctx context.Context, domain, pool, volume string, opts SaveOptions) error
+
 	// Events delivers domain lifecycle events until ctx ends or the
 	// connection is lost (the channel is then closed).
 	Events(ctx context.Context) (<-chan Event, error)
@@ -178,6 +199,35 @@ type Hypervisor interface {
 	// connected), ErrAgentCommand (the agent answered with an error; the
 	// message is the agent's, sanitised).
 	AgentCommand(ctx context.Context, domain string, command []byte, timeout time.Duration) ([]byte, error)
+
+	// Screenshot takes a picture of the running domain's first display
+	// through libvirt's screenshot stream (PNG from QEMU >= 7.1, PPM
+	// from older ones; MIME says which). The bytes
+	// come from the guest's framebuffer and are untrusted: at most
+	// MaxScreenshotBytes are read (more is an error wrapping ErrInvalid);
+	// callers decode them with bounds. ErrNotFound (no such domain),
+	// ErrInvalidState (not running).
+	Screenshot(ctx context.Context, domain string) (Screenshot, error)
+	// OpenGraphics connects to the running domain's VNC display without
+	// the network: libvirt hands over a socket already connected to QEMU
+	// (virDomainOpenGraphicsFD). It only works on a local connection
+	// (ErrUnsupported otherwise: callers then dial Domain.VNC, which is
+	// always a loopback address). What comes back speaks RFB and is
+	// untrusted. ErrNotFound, ErrInvalidState (not running),
+	// ErrUnsupported (remote connection or no VNC display).
+	OpenGraphics(ctx context.Context, domain string) (net.Conn, error)
+}
+
+// MaxScreenshotBytes bounds a screenshot stream: a 4096x4096 PPM (RGB)
+// and its header (a PNG of that size is smaller).
+const MaxScreenshotBytes = 3*4096*4096 + 64
+
+// Screenshot is a display picture as the hypervisor produced it.
+type Screenshot struct {
+	// MIME is the type libvirt reports: "image/png" or
+	// "image/x-portable-pixmap".
+	MIME string
+	Data []byte
 }
 
 // Guest agent errors (see Hypervisor.AgentCommand).
@@ -191,6 +241,15 @@ var (
 
 // AgentOrgName is the name of the guest agent's virtio-serial port.
 const AgentOrgName = "org.qemu.guest_agent.0"
+
+// SaveOptions tune SaveDomain and RestoreDomain.
+type SaveOptions struct {
+	// BypassCache reads or writes the image around the host's page cache
+	// (VIR_DOMAIN_SAVE_BYPASS_CACHE, O_DIRECT): the image does not evict
+	// other data from the cache, but a restore cannot profit from a
+	// cached image either.
+	BypassCache bool
+}
 
 // Accel is the libvirt domain type.
 type Accel string
@@ -216,6 +275,11 @@ type HostInfo struct {
 	// they expand to.
 	Machines map[string]string
 	Emulator string
+	// SaveFeatures are the memory-image features newer than libvirt 9.0
+	// that SaveDomain uses on this host: "sparse" (the sparse image
+	// format, libvirt 11.2+) and "parallel" (several channels write and
+	// read the image at once). Empty on older hosts.
+	SaveFeatures []string
 }
 
 // DomainState is a domain's run state.

@@ -33,6 +33,7 @@ func (h *Hypervisor) hostInfo(ctx context.Context) (virt.HostInfo, error) {
 	if info.DaemonVersion, err = h.conn.GetLibVersion(); err != nil {
 		return virt.HostInfo{}, wrap(op, h.uri, err)
 	}
+	info.SaveFeatures = saveFeatures(info.DaemonVersion)
 	if err := alive(ctx, op, h.uri); err != nil {
 		return virt.HostInfo{}, err
 	}

@@ -66,9 +66,11 @@ func Run(t *testing.T, newHV func(t *testing.T) Harness) {
 		{"Filters", testFilters},
 		{"Storage", testStorage},
 		{"Snapshots", testSnapshots},
+		{"MemoryImages", testMemoryImages},
 		{"ChangeMedia", testChangeMedia},
 		{"Events", testEvents},
 		{"Agent", testAgent},
+		{"Display", testDisplay},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
