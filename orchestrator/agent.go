@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -65,10 +66,10 @@ func (vr *verifier) checkAgent(ctx context.Context, d virt.Domain, add func(chec
 // agentFinding is doctor's "guest agents" finding: whether the running
 // managed VMs with the guest agent channel answer (ok false when there is
 // none).
-func agentFinding(ctx context.Context, hv virt.Hypervisor) (Finding, bool) {
+func agentFinding(ctx context.Context, hv virt.Hypervisor) (hostcheck.Finding, bool) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
-		return Finding{Check: "guest agents", Severity: SeverityWarn, Message: fmt.Sprintf("cannot list domains: %v", err)}, true
+		return hostcheck.Finding{Check: "guest agents", Severity: hostcheck.SeverityWarn, Message: fmt.Sprintf("cannot list domains: %v", err)}, true
 	}
 	var answer, silent []string
 	for _, d := range doms {
@@ -84,11 +85,11 @@ func agentFinding(ctx context.Context, hv virt.Hypervisor) (Finding, bool) {
 	}
 	switch {
 	case len(silent) > 0:
-		return Finding{Check: "guest agents", Severity: SeverityWarn,
+		return hostcheck.Finding{Check: "guest agents", Severity: hostcheck.SeverityWarn,
 			Message: fmt.Sprintf("guest agent declared but silent in %s (exec, cp and test will fail there)", strings.Join(silent, ", ")),
 			Fix:     "install and start the QEMU guest agent and the virtio-serial driver in those guests (docs/guest-agent.md), or wait until they have booted"}, true
 	case len(answer) > 0:
-		return Finding{Check: "guest agents", Severity: SeverityOK, Message: fmt.Sprintf("the guest agent answers in %d running VM(s)", len(answer))}, true
+		return hostcheck.Finding{Check: "guest agents", Severity: hostcheck.SeverityOK, Message: fmt.Sprintf("the guest agent answers in %d running VM(s)", len(answer))}, true
 	}
-	return Finding{}, false
+	return hostcheck.Finding{}, false
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -25,13 +27,16 @@ type Daemon struct {
 	Tick time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-	Log *slog.Logger
+	// Hook receives the events of the work the daemon does (scheduled
+	// snapshots, reverts); nil discards.
+	Hook event.Hook
+	Log  *slog.Logger
 	// Parallelism bounds concurrent VM work per tick.
 	Parallelism int
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
 	// LockVM, when set, takes the VM lock other legacyvm commands take
-	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
+	// (lock.AcquireVM) without waiting; the daemon leaves a VM that another
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
 	// VerifyEvery is how often isolation is verified and repaired live
@@ -40,7 +45,7 @@ type Daemon struct {
 	// URI and System are what verify reports on and reads host conditions
 	// from.
 	URI    string
-	System HostSystem
+	System hostcheck.System
 	// Relay, when set, carries the doors recorded in libvirt: they are
 	// read again at every tick and isolation check.
 	Relay *relay.Relay
@@ -197,7 +202,7 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	if err != nil {
 		return err
 	}
-	e := &Engine{HV: hv, Parallelism: max(d.Parallelism, 1), Now: d.Now}
+	e := OnHost(hv, d.URI, SessionOptions{Parallelism: max(d.Parallelism, 1), Now: d.Now, Hook: d.Hook})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	d.tick(sctx, e)
@@ -355,7 +360,7 @@ func (d *Daemon) writeState() {
 // its VM lock. A VM whose guest shut down while no event reached the daemon
 // (it was not running, or disconnected from libvirtd) is reverted first
 // (missedGuestShutdown); the first tick runs right after every connect.
-func (d *Daemon) tick(ctx context.Context, e *Engine) {
+func (d *Daemon) tick(ctx context.Context, e *Session) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
 	if err != nil {
@@ -448,7 +453,7 @@ func (d *Daemon) confirmMissedShutdown(dom virt.Domain) bool {
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
 // when the baseline was taken with the VM off.
-func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
+func (d *Daemon) onGuestShutdown(ctx context.Context, e *Session, name string) {
 	unlock, ok := d.lock(ctx, name)
 	if !ok {
 		return
@@ -482,7 +487,7 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 // that a tick found the shutdown, not its event: the daemon was not
 // listening then (or the tick came first; the event then finds the VM
 // running and does nothing).
-func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, caughtUp bool) {
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Session, dom virt.Domain, caughtUp bool) {
 	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)

@@ -16,9 +16,9 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// Target is what planning needs to know about the host a profile is
+// hostTarget is what planning needs to know about the host a profile is
 // applied to, beyond what the profile says. It is observed, never guessed.
-type Target struct {
+type hostTarget struct {
 	URI   string
 	Accel virt.Accel
 	// Pool is the storage pool that holds system disks and answer media.
@@ -31,15 +31,15 @@ type Target struct {
 	// Images maps a golden image path of the profile to where it is on
 	// this host when that differs (uploaded to a remote host); absent:
 	// the path itself.
-	Images map[string]HostImage
+	Images map[string]imageOnHost
 	// Uploads are the golden images apply uploads to this host first.
-	Uploads []ImageUpload
+	Uploads []imageUpload
 }
 
 // DesiredState is everything one profile wants on one host.
 type DesiredState struct {
 	Profile  string
-	Target   Target
+	Target   hostTarget
 	Networks []*DesiredNetwork
 	VMs      []*DesiredVM
 }
@@ -85,10 +85,10 @@ type DesiredVM struct {
 	Hash string
 }
 
-// Desired builds the desired state of p on one target. observed supplies
+// desiredFor builds the desired state of p on one target. observed supplies
 // the existing DHCP reservations so that addresses stay put when VMs are
 // added or removed; it may be nil.
-func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, error) {
+func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*DesiredState, error) {
 	ds := &DesiredState{Profile: p.Name, Target: t}
 	netByName := map[string]*DesiredNetwork{}
 	for _, n := range p.Networks {
@@ -226,7 +226,7 @@ func reserveAddresses(profile string, subnet netip.Prefix, members []*profiles.I
 	return out, nil
 }
 
-func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[string]*DesiredNetwork, ip netip.Addr, observed *Observed) (*DesiredVM, error) {
+func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*DesiredNetwork, ip netip.Addr, observed *Observed) (*DesiredVM, error) {
 	vm := in.VM
 	preset, ok := winguest.PresetFor(string(vm.OS))
 	if !ok {
@@ -285,7 +285,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		}
 		dv.Answer = d.Prepare == profiles.PrepareSpecialize
 		// A registered image version (image = image.NAME) resolved dv.Image.
-		hostImage := HostImage{Path: dv.Image}
+		hostImage := imageOnHost{Path: dv.Image}
 		if hi, ok := t.Images[dv.Image]; ok {
 			hostImage = hi
 		}
@@ -374,7 +374,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 // image is the volume libvirt knows for a golden image or ISO of the
 // profile: at its path, or (on a remote host) as the copy uploaded there
 // earlier.
-func (o *Observed) image(t Target, path string) (virt.Volume, bool) {
+func (o *Observed) image(t hostTarget, path string) (virt.Volume, bool) {
 	if v, ok := o.Images[path]; ok {
 		return v, true
 	}

@@ -34,7 +34,7 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 	for _, in := range p.Instances {
 		known[in.Name] = true
 	}
-	for _, part := range Split(p) {
+	for _, part := range split(p) {
 		h := part.Hosts[0]
 		uri := HostURI(h, opts)
 		hv, err := connect(ctx, uri)

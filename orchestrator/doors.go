@@ -17,10 +17,6 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// KindDoor is a publish or egress door: recorded in its VM's metadata,
-// opened in its network's guard and relayed by legacyvm daemon.
-const KindDoor Kind = "door"
-
 // doorRefs lists the doors that concern one instance: its publish doors,
 // its egress doors, then its network's egress doors.
 func doorRefs(vm *profiles.VM) []virt.DoorRef {
@@ -161,11 +157,9 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 	return out
 }
 
-// ListenProbe tries to listen on addr ("0.0.0.0:13389") the way the relay
-// will; nil when the address is free.
-type ListenProbe func(addr string) error
-
-// ProbeListen is the ListenProbe of the local host: it binds and closes.
+// ProbeListen is Options.ProbeListen for the local host: it tries to
+// listen on addr ("0.0.0.0:13389") the way the relay will, and closes; nil
+// when the address is free.
 func ProbeListen(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -218,7 +212,7 @@ func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 // applyDoors records the doors of VMs that are not created, replaced or
 // updated (those record them with the rest of their metadata): the VM's
 // metadata gets the desired doors, in the definition and live.
-func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
+func (e *engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
 	vmAction := map[string]Action{}
 	for _, c := range plan.Changes {
 		if c.Kind == KindVM {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -202,7 +203,7 @@ func TestVerifyDoors(t *testing.T) {
 	for _, d := range doors {
 		state.Doors = append(state.Doors, relay.DoorStatus{Door: d, Listening: true})
 	}
-	opts := VerifyOptions{URI: "test:///fake", Profile: p, System: HostSystem{Root: root},
+	opts := VerifyOptions{URI: "test:///fake", Profile: p, System: hostcheck.System{Root: root},
 		DaemonState: func() (*DaemonState, error) { return state, nil }}
 	run := func() *Verification {
 		t.Helper()
@@ -245,19 +246,5 @@ func TestVerifyDoors(t *testing.T) {
 	opts.DaemonState = nil
 	if st, why := status(run(), "app", CheckDoors); st != CheckWarn || !strings.Contains(why, "closed") {
 		t.Errorf("doors without daemon = %s (%s), want warn", st, why)
-	}
-}
-
-func TestParseProcAddr(t *testing.T) {
-	for in, want := range map[string]string{
-		"0100007F:0016":                         "127.0.0.1:22",
-		"0101500A:2CA9":                         "10.80.1.1:11433",
-		"00000000000000000000000000000000:0035": "[::]:53",
-		"0000000000000000FFFF00000101500A:0050": "10.80.1.1:80",
-	} {
-		a, p, ok := parseProcAddr(in)
-		if got := netip.AddrPortFrom(a, p).String(); !ok || got != want {
-			t.Errorf("parseProcAddr(%s) = %s, %v; want %s", in, got, ok, want)
-		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -90,7 +91,7 @@ func EnforceIsolation(ctx context.Context, hv virt.Hypervisor, opts VerifyOption
 		}
 	}
 	for _, f := range out.Verification.HostChecks {
-		if f.Severity == SeverityFail {
+		if f.Severity == hostcheck.SeverityFail {
 			out.Unrepaired = append(out.Unrepaired, fmt.Sprintf("host/%s: %s", f.Check, strings.TrimSpace(f.Message)))
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 )
 
 // guest_agent = true adds the channel; turning it on or off later is an
@@ -95,21 +97,21 @@ func TestDoctorReportsSilentAgents(t *testing.T) {
 	ctx := context.Background()
 	on := strings.Replace(labProfile, `memory = "2GiB"`, "memory = \"2GiB\"\n  guest_agent = true", 1)
 	apply(t, plan(t, loadProfile(t, "lab", on), h))
-	find := func() *Finding {
-		for _, f := range Doctor(ctx, remoteURI, h, nil, HostSystem{}, "") {
+	find := func() *hostcheck.Finding {
+		for _, f := range Doctor(ctx, remoteURI, h, nil, hostcheck.System{}, "") {
 			if f.Check == "guest agents" {
 				return &f
 			}
 		}
 		return nil
 	}
-	if f := find(); f == nil || f.Severity != SeverityOK {
+	if f := find(); f == nil || f.Severity != hostcheck.SeverityOK {
 		t.Fatalf("doctor with an answering agent: %+v", f)
 	}
 	if err := h.SetAgentSilent("solo", true); err != nil {
 		t.Fatal(err)
 	}
-	if f := find(); f == nil || f.Severity != SeverityWarn || !strings.Contains(f.Message, "solo") {
+	if f := find(); f == nil || f.Severity != hostcheck.SeverityWarn || !strings.Contains(f.Message, "solo") {
 		t.Errorf("doctor with a silent agent: %+v", f)
 	}
 }

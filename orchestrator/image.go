@@ -254,9 +254,9 @@ func (inv *ImageInventory) Find(image string, n int) (ImageVersion, bool) {
 // CleanImageLeftovers removes what interrupted builds of image left in
 // pool: the build domain (powered off, undefined) and the volumes it lists,
 // and image volumes that are not registered. The caller must hold the
-// image's build lock (LockImage): a build in progress is not a leftover.
+// image's build lock (lock.Image): a build in progress is not a leftover.
 // It returns what it removed, one phrase each.
-func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
+func (e *engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
 	var done []string
 	dom := BuildDomainName(image)
 	d, err := e.HV.GetDomain(ctx, dom)
@@ -299,13 +299,6 @@ func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 		done = append(done, fmt.Sprintf("volume %s (%s)", l.Name, l.Why))
 	}
 	return done, nil
-}
-
-// LockImage takes the build lock of image on uri without waiting: image
-// build and image delete hold it, and the other image commands take it
-// only to clean up after a build that is gone.
-func LockImage(ctx context.Context, uri, image, purpose string) (*Lock, error) {
-	return AcquireLock(ctx, "image-"+image, uri, purpose, 0, nil)
 }
 
 // BuildOptions are the settings of one image build beyond the image block.
@@ -471,9 +464,9 @@ func (w *serialWatch) saw(phase string) bool {
 // disk to the read-only image volume, hashes it and writes the metadata
 // volume (registration). Every failure, and a cancelled ctx, removes the
 // build domain and every volume the build made; the error is a *BuildError
-// naming the phase. The caller holds LockImage and has run
+// naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
-func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
+func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
 	start := time.Now()
 	name := im.Name
 	phase := PhasePrepare
@@ -809,8 +802,8 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 
 // DeleteImage deletes version n of image (all versions when n is 0) from
 // pool. A version some domain uses is refused with the list of domains;
-// nothing is deleted then. The caller holds LockImage.
-func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
+// nothing is deleted then. The caller holds lock.Image.
+func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
 	inv, err := ListImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return nil, err
@@ -864,7 +857,7 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
-func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
+func (e *engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
 	if IsLocalURI(uri) {
 		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)

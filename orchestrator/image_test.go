@@ -88,7 +88,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	p := loadProfile(t, "img", imageProfile, "%ISO%", iso, "%SUM%", hex.EncodeToString(sum[:]))
 	im := p.Images[0]
 	logDir := t.TempDir()
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	opts := BuildOptions{Profile: p.Name, URI: "", Accel: virt.AccelTCG, SerialLogDir: logDir, LegacyvmVersion: "test"}
 	good := []string{"RIG boot", "LEGACYVM phase media count=0", "LEGACYVM phase steps count=1", "LEGACYVM phase generalize"}
 
@@ -216,7 +216,7 @@ func TestBuildImageInterrupted(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	_, err := e.BuildImage(ctx, p.Images[0], BuildOptions{Profile: p.Name, Accel: virt.AccelTCG, SerialLogDir: t.TempDir()})
 	var be *BuildError
 	if !errors.As(err, &be) || be.Phase != PhaseSetup || !errors.Is(err, context.Canceled) {

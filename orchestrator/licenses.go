@@ -7,7 +7,7 @@ package orchestrator
 // keyed fingerprint, which needs the key. So seat accounting has two
 // strengths, chosen by Options.Keys:
 //
-//   - Options.Keys nil (legacyvm plan): no secret is read. A licence is
+//   - Options.Keys zero (legacyvm plan): no secret is read. A licence is
 //     matched with the seats held on the host by the fingerprint recorded
 //     in the metadata of its own VMs when it has some, and otherwise by
 //     (profile, licence name). Over-subscription inside the profile, and a
@@ -66,8 +66,8 @@ func fingerprintHolders(doms []virt.Domain) []license.FingerprintHolder {
 	return out
 }
 
-// KeyID identifies a product key without holding it.
-type KeyID struct {
+// keyID identifies a product key without holding it.
+type keyID struct {
 	// Fingerprint is the keyed fingerprint ("hmac1:..."); "" when the
 	// identifier computes none.
 	Fingerprint string
@@ -118,7 +118,7 @@ func seatHolders(hps []*HostPlan) []license.FingerprintHolder {
 // could not be identified, the plans of its hosts get a note saying what
 // was not checked. It is pure: the observation and the identities are all
 // it reads.
-func checkSeats(p *profiles.Profile, hps []*HostPlan, ids map[*profiles.License]KeyID, keysRead bool) hcl.Diagnostics {
+func checkSeats(p *profiles.Profile, hps []*HostPlan, ids map[*profiles.License]keyID, keysRead bool) hcl.Diagnostics {
 	held := heldSeats(p, hps)
 	provisions := provisionedBy(hps)
 	var claims []license.Claim

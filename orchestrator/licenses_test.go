@@ -95,7 +95,7 @@ func applyWithKeys(t *testing.T, p *profiles.Profile, h virt.Hypervisor) {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan %s: %v %s", p.Name, err, diags.Error())
 	}
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
 	if res, err := e.Apply(context.Background(), hps[0].Plan); err != nil {
 		t.Fatalf("apply %s: %v %+v", p.Name, err, res)
 	}
@@ -211,7 +211,7 @@ func TestSeatsOwnProfile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
+		e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
 		if _, err := e.Apply(context.Background(), hpsB[0].Plan); err != nil {
 			t.Fatal(err)
 		}
@@ -224,7 +224,7 @@ func TestSeatsOwnProfile(t *testing.T) {
 				t.Errorf("plan %s: want the reuse reported, got:\n%s", p.Name, diagText(diags))
 			}
 		}
-		if err := (&Engine{HV: h, PollInterval: 1}).teardownVM(context.Background(), mustDomain(t, h, "tester")); err != nil {
+		if err := (&engine{HV: h, PollInterval: 1}).teardownVM(context.Background(), mustDomain(t, h, "tester")); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -337,7 +337,7 @@ func TestLicenceInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: testFingerprinter(t)}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: testFingerprinter(t)}
 	if _, err := e.Apply(context.Background(), hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}

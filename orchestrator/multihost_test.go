@@ -129,7 +129,7 @@ func TestMultiHostSpreadUploadsOnceVerifiedAndPlacementIsStable(t *testing.T) {
 	}
 	for _, hp := range Planned(hps) {
 		var lines []string
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatalf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}
@@ -194,7 +194,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +231,7 @@ func TestMultiHostDamagedUploadIsRejected(t *testing.T) {
 	f.hosts["qemu+tls://b.test/system"].CorruptNextUploads(1)
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		_, err := e.Apply(context.Background(), hp.Plan)
 		if hp.Host.Name != "b" {
 			if err != nil {
@@ -305,7 +305,7 @@ func TestMultiHostDestroyWithAHostDown(t *testing.T) {
 	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func TestMultiHostUploadRaceKeepsIdenticalImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, hp := range Planned(hps) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Errorf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}

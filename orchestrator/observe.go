@@ -9,7 +9,7 @@ package orchestrator
 // made for image directories, the state of the local files the profile
 // names (install ISOs, golden images, image sources, images to upload) and
 // whether the doors' listen addresses are free (through the injected
-// ListenProbe). The planner (plan.go, makePlan; seats in licenses.go,
+// Options.ProbeListen). The planner (plan.go, makePlan; seats in licenses.go,
 // checkSeats) is then a pure function of the profile, the observation and
 // the key identities read once per command (secrets_read.go): it takes no
 // context and no hypervisor, and reads no file.
@@ -204,7 +204,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 	// far (pure), for the filter diffs and the listen probes. A profile
 	// that cannot be rendered is reported by the planner.
 	t, _ := planTarget(part, host, uri, o, opts.settings())
-	ds, err := Desired(part, t, o)
+	ds, err := desiredFor(part, t, o)
 	if err != nil {
 		return o, nil
 	}
@@ -413,7 +413,7 @@ func (o *Observed) file(path string) localFile {
 // existing bridges) are already taken on this machine, leaving out the
 // addresses the relay itself holds (ours): planning reports a door on a
 // taken port as a diagnostic before anything changes.
-func (o *Observed) probeDoors(ds *DesiredState, probe ListenProbe, ours map[string]bool) {
+func (o *Observed) probeDoors(ds *DesiredState, probe func(addr string) error, ours map[string]bool) {
 	if probe == nil {
 		return
 	}

@@ -114,7 +114,7 @@ func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 
 func apply(t *testing.T, hp *HostPlan) []Result {
 	t.Helper()
-	e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+	e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 	res, err := e.Apply(context.Background(), hp.Plan)
 	if err != nil {
 		t.Fatalf("apply: %v (results %+v)", err, res)
@@ -303,7 +303,7 @@ vm "x" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1}
 	if _, err := e.Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestFailedVMIsRolledBackOthersSucceed(t *testing.T) {
 	h.FailOn("CreateSnapshot", "web-2", boom)
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Parallelism: 3, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 3, PollInterval: 1}
 	_, err := e.Apply(ctx, hp.Plan)
 	var ae *ApplyError
 	if !errors.As(err, &ae) || len(ae.Failed) != 1 || ae.Failed[0].Object != "web-2" {
@@ -402,7 +402,7 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 			dv = v
 		}
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1}
 	apply(t, &HostPlan{HV: h, Plan: &Plan{Profile: "lab", Changes: filterKinds(hp.Plan.Changes, KindPool, KindNetwork, KindFilter)}})
 	spec := dv.Spec
 	md := *spec.Metadata
@@ -551,7 +551,7 @@ func TestParallelApplyIsBounded(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	active, peak := map[string]bool{}, 0
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if ev.Kind != event.KindVM {
@@ -601,7 +601,7 @@ vm "s" {
   network  = network.sec
 }`)
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Getenv: func(k string) (string, bool) {
+	e := &engine{HV: h, Getenv: func(k string) (string, bool) {
 		if k == "LVM_TEST_MISSING_KEY" {
 			return "BCDFG-HJKMP-QRTVW-XY234-6789B", true
 		}
@@ -630,7 +630,7 @@ func TestStopAsksAgainThenForces(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
-	e := &Engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
 	res := e.Stop(ctx, []string{"solo"}, 200*time.Millisecond, false, false)
 	if res[0].Err != "" {
 		t.Fatalf("stop: %s", res[0].Err)

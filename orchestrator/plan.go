@@ -35,6 +35,12 @@ const (
 	// KindVolume is a volume on its own: only answer media no VM owns,
 	// which plan deletes (see planOrphanAnswers).
 	KindVolume Kind = "volume"
+	// KindImage is a golden image uploaded to a host that lacks it.
+	KindImage Kind = "image"
+	// KindDoor is a publish or egress door: recorded in its VM's
+	// metadata, opened in its network's guard and relayed by legacyvm
+	// daemon.
+	KindDoor Kind = "door"
 )
 
 // Change is one planned action. Reasons say why (typed; String words each
@@ -55,7 +61,7 @@ type Change struct {
 	vm      *DesiredVM
 	network *DesiredNetwork
 	pool    *poolChange
-	upload  *ImageUpload
+	upload  *imageUpload
 	// observed is the object as it is (update, replace, delete).
 	observedDomain *virt.Domain
 	observedNet    *virt.Network
@@ -157,7 +163,7 @@ func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observ
 	diags = append(diags, checkImageSources(part, host, uri, o)...)
 	t, imgDiags := planTarget(part, host, uri, o, s)
 	diags = append(diags, imgDiags...)
-	ds, err := Desired(part, t, o)
+	ds, err := desiredFor(part, t, o)
 	if err != nil {
 		return nil, nil, diags, err
 	}
@@ -170,14 +176,14 @@ func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observ
 // the profile, from the observation: the accelerator, the pool and where
 // each golden image comes from. Diagnostics are about images that cannot
 // be uploaded.
-func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (Target, hcl.Diagnostics) {
+func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (hostTarget, hcl.Diagnostics) {
 	poolName := poolOf(host)
 	accel, _ := resolveAccel(host, o.Host)
 	pool := o.Pool
 	if !o.PoolFound {
 		pool = virt.Pool{Name: poolName, Path: "/var/lib/libvirt/images"}
 	}
-	t := Target{URI: uri, Accel: accel, Pool: pool, SerialLogDir: s.SerialLogDir, ImageUpdates: s.ImageUpdates}
+	t := hostTarget{URI: uri, Accel: accel, Pool: pool, SerialLogDir: s.SerialLogDir, ImageUpdates: s.ImageUpdates}
 	var diags hcl.Diagnostics
 	t.Images, t.Uploads, diags = planImages(part, uri, o, poolName, pool.Path)
 	return t, diags
@@ -609,6 +615,8 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		state := "shut off"
 		if obs.State != virt.StateShutoff {
 			state = "running"
+		} else if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory && obs.StopReason == virt.StopOther && o.Volumes[ref.Name].Name == ref.Name {
+			state = "memory saved"
 		}
 		upd = append(upd, Reason{Code: ReasonBaselineMissing, Subject: p.Baseline, From: state})
 		c.takeBaseline = true

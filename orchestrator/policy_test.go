@@ -116,7 +116,7 @@ func TestRetentionOverThousandTicks(t *testing.T) {
 		}
 		specs[name] = s.Spec
 	}
-	e := &Engine{HV: h, Parallelism: 2}
+	e := &engine{HV: h, Parallelism: 2}
 	createdN, prunedN := map[string]int{}, map[string]int{}
 	for i := 0; i < 1000; i++ {
 		mu.Lock()

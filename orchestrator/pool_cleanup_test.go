@@ -45,7 +45,7 @@ vm "%NAME%" {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &Engine{HV: h, Parallelism: 2, PollInterval: 1}
+		e := &engine{HV: h, Parallelism: 2, PollInterval: 1}
 		if _, err := e.Apply(ctx, hps[0].Plan); err != nil {
 			t.Fatal(err)
 		}

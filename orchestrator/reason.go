@@ -51,7 +51,7 @@ const (
 	ReasonBindingMissing    // [Subject: MAC, To: filter]
 	ReasonBindingFilter     // [Subject: MAC, From, To: filters]
 	ReasonBindingIP         // [Subject: MAC, From, To: addresses]
-	ReasonBaselineMissing   // [Subject: snapshot, From: "running" or "shut off"]
+	ReasonBaselineMissing   // [Subject: snapshot, From: "running", "shut off" or "memory saved"]
 	// Doors.
 	ReasonDoorListen         // [From, To]
 	ReasonDoorPort           // [From, To]
@@ -154,8 +154,11 @@ func (r Reason) String() string {
 		return fmt.Sprintf("interface %s of the running VM is filtered for IP %s, not %s: apply binds it again, live", r.Subject, r.From, r.To)
 	case ReasonBaselineMissing:
 		how := "disk only, the VM is shut off"
-		if r.From == "running" {
+		switch r.From {
+		case "running":
 			how = "with memory, the VM runs"
+		case "memory saved":
+			how = "with the memory saved before an interruption"
 		}
 		return fmt.Sprintf("baseline snapshot %s is missing: apply takes it now from the VM as it is (%s)", r.Subject, how)
 	case ReasonDoorListen:

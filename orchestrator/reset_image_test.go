@@ -25,7 +25,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	apply(t, plan(t, p, h))
 	var mu sync.Mutex
 	var lines []string
-	e := &Engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
+	e := &engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, ev.Object+": "+ev.Message)
@@ -129,7 +129,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
 	left := vols()
@@ -166,7 +166,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.FailOn("RestoreDomain", "web-1", errors.New("the old path must not restore an image"))
-	e := &Engine{HV: h}
+	e := &engine{HV: h}
 	if st, err := e.RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
 		t.Fatalf("reset of an old-style baseline: %s %v", st, err)
 	}
@@ -176,5 +176,40 @@ func TestResetOldInternalBaseline(t *testing.T) {
 	ls, _ := e.ListSnapshots(ctx, []string{"web-1"})
 	if !slices.ContainsFunc(ls[0].Snapshots, func(s SnapshotInfo) bool { return s.Name == "clean" && s.Memory }) {
 		t.Errorf("old baseline not listed with memory: %+v", ls)
+	}
+}
+
+// TestBaselineInterruptedAfterSave: an apply killed between saving the
+// memory for the baseline and its disk snapshot leaves the VM shut off
+// (stop reason "other") with an image no snapshot names; the next apply
+// finishes that baseline and the VM runs again, from the saved memory.
+func TestBaselineInterruptedAfterSave(t *testing.T) {
+	h := newFakeHost(t)
+	ctx := context.Background()
+	p := loadProfile(t, "lab", labProfile)
+	apply(t, plan(t, p, h))
+	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DeleteVolume(ctx, "default", MemoryImageVolumeName("web-1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.SaveDomain(ctx, "web-1", "default", MemoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hp := plan(t, p, h)
+	c := changesByName(hp.Plan)["vm/web-1"]
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "with the memory saved before an interruption") {
+		t.Errorf("planned %+v", c)
+	}
+	h.FailOn("SaveDomain", "web-1", errors.New("the saved memory must be used, not a new save"))
+	apply(t, hp)
+	d, _ := h.GetDomain(ctx, "web-1")
+	if d.State != virt.StateRunning {
+		t.Errorf("web-1 is %s after the apply, want running", d.State)
+	}
+	snaps, _ := h.ListSnapshots(ctx, "web-1")
+	if len(snaps) != 1 || !Classify(snaps[0], "clean").Memory {
+		t.Errorf("snapshots %+v, want the memory baseline clean", snaps)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -46,7 +47,7 @@ func TestFailedRollbackKeepsTheDomainAndReportsTheAnswerMedia(t *testing.T) {
 	h.FailOn("DeleteVolume", answer, errors.New("input/output error"))
 
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
 	res, err := e.Apply(ctx, hp.Plan)
 	if err == nil {
 		t.Fatal("apply succeeded with a failing start")
@@ -100,7 +101,7 @@ func TestRollbackRetriesUndo(t *testing.T) {
 	p := loadProfile(t, "lab", answerProfile("acct"))
 	h.FailOn("StartDomain", "acct", errors.New("qemu refused to start"))
 	h.FailTimes("DeleteVolume", AnswerVolumeName("acct"), 2, virt.ErrBusy)
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
 	res, err := e.Apply(ctx, plan(t, p, h).Plan)
 	i := slices.IndexFunc(res, func(r Result) bool { return r.Object == "acct" })
 	if err == nil || i < 0 || !strings.Contains(res[i].Err, "qemu refused to start") || strings.Contains(res[i].Err, "left work behind") {
@@ -148,7 +149,7 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 	}
 	var found []string
 	for _, f := range ver.HostChecks {
-		if f.Check == "answer-media" && f.Severity == SeverityWarn {
+		if f.Check == "answer-media" && f.Severity == hostcheck.SeverityWarn {
 			found = append(found, f.Message)
 		}
 	}
@@ -156,7 +157,7 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 		t.Errorf("verify reports %q, want both orphans as warnings", found)
 	}
 
-	ea := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv}
+	ea := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv}
 	if res, err := ea.Apply(ctx, hp.Plan); err != nil {
 		t.Fatalf("apply: %v %+v", err, res)
 	}
@@ -172,7 +173,7 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1}
 	if _, err := e.Apply(ctx, dps[0].Plan); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ type keyRead struct {
 	key license.Key
 	err error
 	// id is the key's identity once identify ran.
-	id         KeyID
+	id         keyID
 	identified bool
 }
 
@@ -96,8 +96,8 @@ func (b *secretBundle) key(ctx context.Context, l *profiles.License) (*keyRead, 
 // the last group, and the keyed fingerprint when the bundle has a
 // fingerprint function. held are the VMs of the hosts being planned that
 // record a fingerprint (see FingerprintFunc).
-func (b *secretBundle) identify(ctx context.Context, ls []*profiles.License, held []license.FingerprintHolder) (map[*profiles.License]KeyID, error) {
-	out := map[*profiles.License]KeyID{}
+func (b *secretBundle) identify(ctx context.Context, ls []*profiles.License, held []license.FingerprintHolder) (map[*profiles.License]keyID, error) {
+	out := map[*profiles.License]keyID{}
 	for _, l := range ls {
 		r, err := b.key(ctx, l)
 		if err != nil {
@@ -105,7 +105,7 @@ func (b *secretBundle) identify(ctx context.Context, ls []*profiles.License, hel
 		}
 		b.mu.Lock()
 		if !r.identified {
-			id := KeyID{LastGroup: r.key.LastGroup()}
+			id := keyID{LastGroup: r.key.LastGroup()}
 			if b.fingerprint != nil {
 				if id.Fingerprint, id.SecretID, err = b.fingerprint(r.key, held); err != nil {
 					b.mu.Unlock()
@@ -144,7 +144,7 @@ type secrets struct {
 	key license.Key
 	// id is the key's identity when planning identified it (Fingerprint
 	// "" otherwise: createVM fingerprints the key itself).
-	id            KeyID
+	id            keyID
 	adminPassword string
 }
 

@@ -131,7 +131,7 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	setupCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go finishSetups(setupCtx, h)
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond, Fingerprint: fp}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond, Fingerprint: fp}
 	res, err := e.Apply(ctx, hps[0].Plan)
 	stop()
 	if err != nil {
@@ -185,7 +185,7 @@ func TestApplyReadsSecretsOnceWithoutPlannedKeys(t *testing.T) {
 	setupCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go finishSetups(setupCtx, h)
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond}
 	if res, err := e.Apply(ctx, hp.Plan); err != nil {
 		t.Fatalf("apply: %v %+v", err, res)
 	}

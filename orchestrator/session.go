@@ -28,12 +28,14 @@ type Options struct {
 	// profile's doors are free on this machine (set it only when the
 	// libvirt host is this machine); OwnListeners are the addresses
 	// legacyvm daemon's relay already holds, which are not probed.
-	ProbeListen  ListenProbe
+	ProbeListen  func(addr string) error
 	OwnListeners map[string]bool
-	// Keys, when set, lets planning read the product keys of the licences
-	// whose VMs the plan creates or replaces and match them with the seats
-	// on the host by fingerprint (see licenses.go). nil: planning reads no
-	// secrets and matches seats by licence name.
+	// Keys, when set (SourceKeys), lets planning read the product keys of
+	// the licences whose VMs the plan creates or replaces, once per
+	// command, and match them with the seats on the host by fingerprint
+	// (see licenses.go); the plans carry what was read to Engine.Apply,
+	// which reads nothing again. The zero value: planning reads no secrets
+	// and matches seats by licence name.
 	Keys KeyIdentifier
 	// ImageUpdates names image blocks whose newest version every VM should
 	// use (apply --image-update NAME): VMs on an older version are
@@ -99,12 +101,12 @@ func HostURI(h *profiles.Host, opts Options) string {
 	return profiles.DefaultURI
 }
 
-// Split divides a profile by host: each part holds the instances placed on
+// split divides a profile by host: each part holds the instances placed on
 // that host (Instance.Host, see place; a placed instance not placed yet is
 // in no part), their vm blocks and the networks they use (a network nobody
 // uses goes with the first host). Every host of the profile has a part.
 // Parts are ordered by host name.
-func Split(p *profiles.Profile) []*profiles.Profile {
+func split(p *profiles.Profile) []*profiles.Profile {
 	hosts := map[*profiles.Host]*profiles.Profile{}
 	var order []*profiles.Host
 	part := func(h *profiles.Host) *profiles.Profile {
@@ -175,7 +177,7 @@ func Split(p *profiles.Profile) []*profiles.Profile {
 // Only the observer (observe.go) talks to the hosts; with opts.Keys set,
 // the product keys of the VMs the plans create or replace are read once,
 // after planning, and the plans carry them to Engine.Apply (see
-// readSecrets).
+// secretBundle).
 func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
 	var (
 		hps   []*HostPlan
@@ -189,7 +191,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
-	for _, part := range Split(p) {
+	for _, part := range split(p) {
 		h := part.Hosts[0]
 		c := byHost[h]
 		hp := &HostPlan{Host: h, URI: c.URI, HV: c.HV}
@@ -232,7 +234,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		return nil, diags, fmt.Errorf("profile %s has no host", p.Name)
 	}
 	planned := Planned(hps)
-	var ids map[*profiles.License]KeyID
+	var ids map[*profiles.License]keyID
 	if opts.Keys.enabled() {
 		sec := opts.Keys.bundle()
 		var err error

@@ -62,7 +62,7 @@ func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
 
 // ListSnapshots returns the snapshots of the named managed VMs (all managed
 // VMs when names is empty), sorted by VM name.
-func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
+func (e *engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,7 @@ func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapsho
 
 // selectManaged returns the named managed domains (all when names is
 // empty), sorted by name; an unknown or unmanaged name is an error.
-func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
+func (e *engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
 	if len(names) == 0 {
 		doms, err := e.HV.ListDomains(ctx)
 		if err != nil {
@@ -109,7 +109,7 @@ func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Doma
 // CreateSnapshot takes a manual snapshot (kept until deleted by hand). A
 // running VM's internal snapshot always includes its memory on libvirt 9.0;
 // memory says so explicitly and is required for running VMs.
-func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
+func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return SnapshotInfo{}, err
@@ -134,7 +134,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
 // reached the state the snapshot recorded.
-func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
+func (e *engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return "", err
@@ -169,7 +169,7 @@ func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.Doma
 
 // DeleteSnapshot deletes a snapshot (its disk contents too). The baseline
 // is refused unless force.
-func (e *Engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
+func (e *engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return err
@@ -222,7 +222,7 @@ func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
 // image plus a disk snapshot (see snapshots.go) and leaves the VM running.
 // A leftover image of an interrupted attempt is replaced: no snapshot
 // refers to it while the baseline is missing.
-func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	e.begin(event.KindVM, name, event.StepBaseline, "saving memory for baseline %s into volume %s", baseline, ref.Name)
 	_, err := e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
 	if errors.Is(err, virt.ErrExists) {
@@ -234,6 +234,13 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 	if err != nil {
 		return err
 	}
+	return e.finishImageBaseline(ctx, name, baseline, desc, ref)
+}
+
+// finishImageBaseline takes the disk snapshot of a VM whose memory was just
+// saved into ref (the VM is shut off, its disks as they were at the save)
+// and restores the image: the VM runs on.
+func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	restore := func() error {
 		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
 		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
@@ -253,11 +260,31 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 	return restore()
 }
 
+// savedImage reports whether a shut off VM was stopped by a memory save
+// into ref that no snapshot refers to yet: a baseline interrupted between
+// the save and the disk snapshot (the disks have not changed since, the VM
+// has not run). libvirt reports the save as stop reason "other".
+func (e *engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeRef) bool {
+	if d.State != virt.StateShutoff || d.StopReason != virt.StopOther {
+		return false
+	}
+	vols, err := e.HV.ListVolumes(ctx, ref.Pool)
+	if err != nil {
+		return false
+	}
+	for _, v := range vols {
+		if v.Name == ref.Name {
+			return true
+		}
+	}
+	return false
+}
+
 // revertImage resets a VM to a snapshot paired with a memory image: the
 // disk snapshot is reverted (libvirt stops the VM first), then the image
 // restored. Both steps work from any state a killed reset leaves (see
 // snapshots.go), so running the reset again converges.
-func (e *Engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
+func (e *engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
 	e.begin(event.KindVM, vm, event.StepRevert, "returning the disks to %s", name)
 	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
 		return "", err
@@ -284,7 +311,7 @@ type ResetResult struct {
 
 // Reset reverts VMs to their baseline (or to the snapshot named to) in
 // parallel and reports how long each took.
-func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
+func (e *engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -439,7 +466,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 // prune (only after the snapshot was taken: a failed create prunes
 // nothing). Every VM is served even when others fail;
 // failures are reported per VM. dryRun only reports.
-func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+func (e *engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -459,7 +486,7 @@ func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryR
 
 // Prune applies retention only (no snapshot is created) to the named
 // managed VMs (all when names is empty).
-func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+func (e *engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -477,7 +504,7 @@ func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRu
 	return out, nil
 }
 
-func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
+func (e *engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
 	r := TickResult{VM: d.Name, Policy: d.Metadata.Policy.Name}
 	snaps, err := e.HV.ListSnapshots(ctx, d.Name)
 	if err != nil {

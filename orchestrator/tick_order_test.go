@@ -69,7 +69,7 @@ func TestTickFailedCreateKeepsTheOnlyScheduledSnapshot(t *testing.T) {
 	before := snapNames(t, h, "vm-1")
 
 	h.FailOn("CreateSnapshot", "vm-1", errors.New("no space left on device"))
-	e := &Engine{HV: h, Parallelism: 1}
+	e := &engine{HV: h, Parallelism: 1}
 	res, err := e.RunDue(ctx, nil, at(2), false)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestRunDueAfterMaxAgeRemoved(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	under := &virt.PolicyRef{Name: "daily", Baseline: "clean", Keep: 5, MaxAge: (30 * day).String()}
 	h := tickHost(t, under, t0.Add(-day))
-	e := &Engine{HV: h, Parallelism: 1}
+	e := &engine{HV: h, Parallelism: 1}
 	exp := t0.Add(30 * day)
 	desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "daily", Expires: &exp}
 	if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: AutoSnapshotName("daily", t0), Description: desc.String()}); err != nil {

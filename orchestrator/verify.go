@@ -2,20 +2,16 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -81,7 +77,7 @@ type Verification struct {
 	VMs     []VMVerification `json:"vms"`
 	// HostChecks are the local system's findings (see SystemFindings);
 	// for a remote host, one note saying where to run them.
-	HostChecks []Finding `json:"host_checks"`
+	HostChecks []hostcheck.Finding `json:"host_checks"`
 	// OK is false when a VM check failed or a host finding is an error.
 	OK bool `json:"ok"`
 	// Error is set when the host could not be verified at all (it did not
@@ -101,7 +97,7 @@ func (v *Verification) Warnings() bool {
 		}
 	}
 	for _, f := range v.HostChecks {
-		if f.Severity == SeverityWarn {
+		if f.Severity == hostcheck.SeverityWarn {
 			return true
 		}
 	}
@@ -120,7 +116,7 @@ type VerifyOptions struct {
 	Profile *profiles.Profile
 	// System is the local system, read for host conditions when URI is
 	// local.
-	System HostSystem
+	System hostcheck.System
 	// SerialLogDir is passed to Desired (it does not change any check).
 	SerialLogDir string
 	// Agent adds the guest-agent check: a running VM whose definition has
@@ -149,7 +145,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
-	parts := Split(p)
+	parts := split(p)
 	for _, part := range parts {
 		c := byHost[part.Hosts[0]]
 		if c.Err != nil {
@@ -207,7 +203,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 	}
 	if opts.Profile != nil {
 		o := &Observed{Networks: vr.nets}
-		ds, err := Desired(opts.Profile, Target{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
+		ds, err := desiredFor(opts.Profile, hostTarget{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
 		if err != nil {
 			return nil, err
 		}
@@ -271,9 +267,9 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 	})
 
 	if IsLocalURI(opts.URI) {
-		v.HostChecks = SystemFindings(opts.System)
+		v.HostChecks = hostcheck.Findings(ctx, opts.System)
 	} else {
-		v.HostChecks = []Finding{{Check: "host system", Severity: SeverityInfo,
+		v.HostChecks = []hostcheck.Finding{{Check: "host system", Severity: hostcheck.SeverityInfo,
 			Message: "the libvirt host is remote: its firewall and sysctl settings are checked only on the host itself", Hint: event.HintVerifyOnHost}}
 	}
 	var pools []string
@@ -290,7 +286,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		v.OK = v.OK && vm.OK
 	}
 	for _, f := range v.HostChecks {
-		v.OK = v.OK && f.Severity != SeverityFail
+		v.OK = v.OK && f.Severity != hostcheck.SeverityFail
 	}
 	return v, nil
 }
@@ -522,7 +518,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	// The bridge's other ports.
 	vr.checkUplink(ctx, n, label, add)
 	if d.Metadata != nil && len(d.Metadata.Doors) > 0 {
-		vr.checkDoors(d, n, label, add)
+		vr.checkDoors(ctx, d, n, label, add)
 	}
 	return nil
 }
@@ -581,7 +577,7 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 	if !ok {
 		r.ports, r.err = vr.hv.BridgePorts(ctx, n.Bridge)
 		if errors.Is(r.err, virt.ErrUnsupported) && IsLocalURI(vr.opts.URI) {
-			r.ports, r.err = vr.opts.System.bridgePorts(n.Bridge)
+			r.ports, r.err = vr.opts.System.BridgePorts(ctx, n.Bridge)
 		}
 		vr.ports[n.Bridge] = r
 	}
@@ -604,56 +600,11 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 	}
 }
 
-// vnetTap matches the tap devices libvirt names for domain NICs.
-var vnetTap = regexp.MustCompile(`^vnet[0-9]+$`)
-
-// bridgePorts lists the members of a local bridge from
-// /sys/class/net/BRIDGE/brif, leaving out libvirt's vnetN taps as its
-// interface driver does.
-func (h HostSystem) bridgePorts(bridge string) ([]virt.BridgePort, error) {
-	dir := h.path(filepath.Join("sys/class/net", bridge, "brif"))
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("bridge %s is not on this machine: %w", bridge, virt.ErrNotFound)
-		}
-		return nil, err
-	}
-	out := []virt.BridgePort{}
-	for _, e := range ents {
-		if vnetTap.MatchString(e.Name()) {
-			continue
-		}
-		mac, _ := h.read(filepath.Join("sys/class/net", e.Name(), "address"))
-		out = append(out, virt.BridgePort{Name: e.Name(), MAC: mac})
-	}
-	return out, nil
-}
-
 // interfacePortOverride returns the isolated attribute of the <port>
-// element of the NIC with mac in a domain definition ("" when absent).
-// virt.InterfaceSpec only says whether a NIC is isolated; an explicit
-// isolated='no' overrides the network's port isolation.
+// element of the NIC with mac ("" when absent; see
+// domainxml.InterfacePortIsolated).
 func interfacePortOverride(domainXML, mac string) string {
-	var doc struct {
-		Interfaces []struct {
-			MAC struct {
-				Address string `xml:"address,attr"`
-			} `xml:"mac"`
-			Port *struct {
-				Isolated string `xml:"isolated,attr"`
-			} `xml:"port"`
-		} `xml:"devices>interface"`
-	}
-	if domainXML == "" || xml.Unmarshal([]byte(domainXML), &doc) != nil {
-		return ""
-	}
-	for _, i := range doc.Interfaces {
-		if strings.EqualFold(i.MAC.Address, mac) && i.Port != nil {
-			return i.Port.Isolated
-		}
-	}
-	return ""
+	return domainxml.InterfacePortIsolated(domainXML, mac)
 }
 
 func paramIP(ps []virt.FilterParam) netip.Addr {
@@ -678,64 +629,4 @@ func ipSuffix(a netip.Addr) string {
 		return ""
 	}
 	return " with IP " + a.String()
-}
-
-// forwardPolicyFindings reads the filter table with `iptables -S` and
-// reports a FORWARD policy of ACCEPT on a host where Docker's chains exist:
-// Docker turns IP forwarding on and normally sets the policy to DROP; put
-// back to ACCEPT (a common "fix" for Docker breaking VM networking), the
-// host routes between all its interfaces, and only libvirt's reject rules
-// (which a firewall reload removes) stand between a guest and other
-// networks.
-func forwardPolicyFindings(sys HostSystem) []Finding {
-	lp := sys.LookPath
-	if lp == nil {
-		lp = exec.LookPath
-	}
-	path, err := lp("iptables")
-	if err != nil {
-		return nil // reported by the iptables check
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "-S").Output()
-	if err != nil {
-		msg := err.Error()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		return []Finding{{Check: "forward-policy", Severity: SeverityInfo,
-			Message: "cannot read the iptables rules (iptables -S: " + msg + "); run as root to check the FORWARD policy"}}
-	}
-	return []Finding{forwardPolicyFinding(string(out))}
-}
-
-// forwardPolicyFinding judges the output of `iptables -S`.
-func forwardPolicyFinding(rules string) Finding {
-	policy, docker := "", ""
-	for _, line := range strings.Split(rules, "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 3 && f[0] == "-P" && f[1] == "FORWARD":
-			policy = f[2]
-		case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "DOCKER") && docker == "":
-			docker = f[1]
-		}
-	}
-	f := Finding{Check: "forward-policy", Severity: SeverityOK}
-	switch {
-	case policy == "ACCEPT" && docker != "":
-		f.Severity = SeverityWarn
-		f.Message = fmt.Sprintf("the FORWARD policy is ACCEPT on a host with Docker (chain %s): Docker turns IP forwarding on, so the host routes between all its interfaces and only libvirt's reject rules, which a firewall reload removes, keep guests off other networks; legacyvm's guard drops routed guest traffic, but a second layer is gone", docker)
-		f.Fix = "iptables -P FORWARD DROP (Docker's own default; allow what containers need in the DOCKER-USER chain) and persist it"
-	case policy == "":
-		f.Severity = SeverityInfo
-		f.Message = "no FORWARD policy in `iptables -S` output"
-	case docker != "":
-		f.Message = fmt.Sprintf("FORWARD policy %s (Docker chains present)", policy)
-	default:
-		f.Message = fmt.Sprintf("FORWARD policy %s, no Docker chains", policy)
-	}
-	return f
 }

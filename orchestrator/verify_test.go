@@ -9,6 +9,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -87,7 +88,7 @@ func TestVerifyAppliedProfilePasses(t *testing.T) {
 	if st, why := status(v, "web-1", CheckFilterBinding); !strings.Contains(why, "bound to lvm-lab with IP 10.80.0.") {
 		t.Errorf("binding reason %s %q", st, why)
 	}
-	if len(v.HostChecks) != 1 || v.HostChecks[0].Severity != SeverityInfo {
+	if len(v.HostChecks) != 1 || v.HostChecks[0].Severity != hostcheck.SeverityInfo {
 		t.Errorf("remote host checks = %+v, want one note", v.HostChecks)
 	}
 }
@@ -333,31 +334,6 @@ func TestVerifyReportsMissingAndStoppedVMs(t *testing.T) {
 	}
 }
 
-func TestForwardPolicyFinding(t *testing.T) {
-	tests := []struct {
-		name  string
-		rules string
-		sev   Severity
-		want  string
-	}{
-		{"docker, policy accept", "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N DOCKER\n-N DOCKER-USER\n-A FORWARD -j DOCKER-USER\n", SeverityWarn, "chain DOCKER)"},
-		{"docker, policy drop", "-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-N DOCKER\n", SeverityOK, "FORWARD policy DROP (Docker chains present)"},
-		{"no docker", "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N LIBVIRT_FWX\n", SeverityOK, "no Docker chains"},
-		{"nothing", "", SeverityInfo, "no FORWARD policy"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := forwardPolicyFinding(tt.rules)
-			if f.Severity != tt.sev || !strings.Contains(f.Message, tt.want) {
-				t.Errorf("got %s %q, want %s containing %q", f.Severity, f.Message, tt.sev, tt.want)
-			}
-			if f.Severity == SeverityWarn && !strings.Contains(f.Fix, "iptables -P FORWARD DROP") {
-				t.Errorf("fix = %q", f.Fix)
-			}
-		})
-	}
-}
-
 // TestHostConditionsWeakeningIsolation: a host with rp_filter 0 and
 // bridge-nf-call-iptables off, and Docker's chains with FORWARD ACCEPT, is
 // flagged by SystemFindings (doctor) and by Verify on a local URI, each
@@ -383,20 +359,20 @@ func TestHostConditionsWeakeningIsolation(t *testing.T) {
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sys := HostSystem{Root: root, LookPath: func(name string) (string, error) { return bin, nil }}
+	sys := hostcheck.System{Root: root, LookPath: func(name string) (string, error) { return bin, nil }}
 	want := map[string]string{
 		"rp_filter":               "rp_filter=2",
 		"bridge-nf-call-iptables": "bridge-nf-call-iptables=1",
 		"forward-policy":          "iptables -P FORWARD DROP",
 	}
-	check := func(where string, fs []Finding) {
+	check := func(where string, fs []hostcheck.Finding) {
 		t.Helper()
 		for name, fix := range want {
 			found := false
 			for _, f := range fs {
 				if f.Check == name {
 					found = true
-					if f.Severity != SeverityWarn || !strings.Contains(f.Fix, fix) {
+					if f.Severity != hostcheck.SeverityWarn || !strings.Contains(f.Fix, fix) {
 						t.Errorf("%s: %s = %s %q fix %q, want a warning with fix %q", where, name, f.Severity, f.Message, f.Fix, fix)
 					}
 				}
@@ -406,7 +382,7 @@ func TestHostConditionsWeakeningIsolation(t *testing.T) {
 			}
 		}
 	}
-	check("SystemFindings", SystemFindings(sys))
+	check("SystemFindings", hostcheck.Findings(context.Background(), sys))
 
 	h := newFakeHost(t)
 	p := loadProfile(t, "lab", labProfile)

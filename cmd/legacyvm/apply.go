@@ -86,14 +86,15 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	po := f.planOptions()
 	po.Keys = f.keyIdentifier()
 	po.ImageUpdates = opts.ImageUpdates
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
+	s := f.session(p, po)
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
@@ -121,7 +122,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err := confirmDestructive(f, planned, opts.AutoApprove); err != nil {
 		return err
 	}
-	err = f.executePlans(ctx, p, planned, "Applied", sk)
+	err = f.executePlans(ctx, s, p, planned, "Applied", sk)
 	f.verifyAfterApply(ctx, p, opts.Path)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -49,14 +50,14 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	fs := orchestrator.Doctor(ctx, uri, hv, connErr, f.HostSystem, opts.Pool)
 	failed := false
 	for _, x := range fs {
-		failed = failed || x.Severity == orchestrator.SeverityFail
+		failed = failed || x.Severity == hostcheck.SeverityFail
 	}
 	if f.JSON() {
 		if err := writeJSON(f, doctorDoc{docHeader: v1, URI: uri, OK: !failed, Checks: checksFromFindings(fs)}); err != nil {
 			return err
 		}
 	} else {
-		marks := map[orchestrator.Severity]string{orchestrator.SeverityOK: "ok  ", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL"}
+		marks := map[hostcheck.Severity]string{hostcheck.SeverityOK: "ok  ", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL"}
 		for _, x := range fs {
 			fmt.Fprintf(f.IO.Out, "%s  %-24s %s\n", marks[x.Severity], x.Check, x.Message)
 			fix := x.Fix

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -72,11 +73,11 @@ func imageBuildRun(ctx context.Context, opts *ImageBuildOptions) error {
 		}
 		err = func() error {
 			defer hv.Close()
-			lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image build")
+			held, err := lock.Image(ctx, uri, im.Name, "image build")
 			if err != nil {
 				return fmt.Errorf("image %s: another build of it runs: %w", im.Name, err)
 			}
-			defer lock.Release()
+			defer held.Release()
 			e := f.engine(hv)
 			if err := removeLeftovers(ctx, f, e, im); err != nil {
 				return err

@@ -43,7 +43,7 @@ func NewCmdStart(f *Factory, runF func(*StartOptions) error) *cobra.Command {
 }
 
 func startRun(ctx context.Context, opts *StartOptions) error {
-	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "start", opts.LockWait, func(e *orchestrator.Engine) []orchestrator.Result {
+	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "start", opts.LockWait, func(e *orchestrator.Session) []orchestrator.Result {
 		return e.Start(ctx, opts.Names)
 	})
 }
@@ -89,12 +89,12 @@ off at once, unless --no-force. --force skips the polite request.`,
 }
 
 func stopRun(ctx context.Context, opts *StopOptions) error {
-	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "stop", opts.LockWait, func(e *orchestrator.Engine) []orchestrator.Result {
+	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "stop", opts.LockWait, func(e *orchestrator.Session) []orchestrator.Result {
 		return e.Stop(ctx, opts.Names, opts.Timeout, opts.Force, opts.NoForce)
 	})
 }
 
-func lifecycleRun(ctx context.Context, f *Factory, profilePath string, names []string, purpose string, lockWait time.Duration, run func(*orchestrator.Engine) []orchestrator.Result) error {
+func lifecycleRun(ctx context.Context, f *Factory, profilePath string, names []string, purpose string, lockWait time.Duration, run func(*orchestrator.Session) []orchestrator.Result) error {
 	hv, sc, err := f.connectScope(ctx, profilePath)
 	if err != nil {
 		return err

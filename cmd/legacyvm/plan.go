@@ -71,14 +71,15 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	if opts.CheckKeys {
 		po.Keys = f.keyIdentifier()
 	}
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
+	s := f.session(p, po)
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	if diags.HasErrors() {
 		return silent(exitError)
 	}

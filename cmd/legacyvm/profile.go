@@ -68,11 +68,12 @@ func (f *Factory) DaemonStatePath() string {
 	return filepath.Join(dir, orchestrator.DaemonStateFile)
 }
 
-// engine builds an orchestrator engine on hv that reports progress on
-// stderr.
-func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
-	e := &orchestrator.Engine{
-		HV:           hv,
+// sessionOptions are the engine settings of a command: its parallelism,
+// environment, fingerprints, poll interval and a hook that reports
+// progress on stderr (--progress: plain lines, JSON lines or nothing).
+func (f *Factory) sessionOptions() orchestrator.SessionOptions {
+	o := orchestrator.SessionOptions{
+		Connect:      f.Connect,
 		Parallelism:  f.Parallelism,
 		Getenv:       f.Getenv,
 		Fingerprint:  f.fingerprint,
@@ -81,25 +82,42 @@ func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
 	switch f.progressMode() {
 	case "none":
 	case "json":
-		e.Hook = jsonProgress(f.IO.ErrOut)
+		o.Hook = jsonProgress(f.IO.ErrOut)
 	default:
-		e.Hook = lineProgress(f.IO.ErrOut)
+		o.Hook = lineProgress(f.IO.ErrOut)
 	}
-	return e
+	return o
 }
 
-// liveEngine is engine for long work on many VMs: on a terminal (and
-// without -o json) progress is a board redrawn in place, one line per
-// object; elsewhere the same timestamped lines as engine. done must be
-// called before anything else is printed to stderr.
-func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done func()) {
-	e = f.engine(hv)
+// session opens an orchestrator session on profile p with the planning
+// options po; the caller closes it.
+func (f *Factory) session(p *profiles.Profile, po orchestrator.Options) *orchestrator.Session {
+	o := f.sessionOptions()
+	o.Plan = po
+	return orchestrator.Open(p, o)
+}
+
+// engine opens an orchestrator session on the connected host hv that
+// reports progress on stderr.
+func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Session {
+	return orchestrator.OnHost(hv, "", f.sessionOptions())
+}
+
+// live is s for long work on many VMs: on a terminal (and without -o
+// json) progress is a board redrawn in place, one line per object;
+// elsewhere the same timestamped lines as engine. done must be called
+// before anything else is printed to stderr.
+func (f *Factory) live(s *orchestrator.Session) (_ *orchestrator.Session, done func()) {
 	if f.progressMode() != "board" {
-		return e, func() {}
+		return s, func() {}
 	}
 	b := newBoard(f.IO.ErrOut, f.IO.TerminalWidth())
-	e.Hook = b
-	return e, b.Close
+	return s.WithHook(b), b.Close
+}
+
+// liveEngine is engine with live's progress.
+func (f *Factory) liveEngine(hv virt.Hypervisor) (*orchestrator.Session, func()) {
+	return f.live(f.engine(hv))
 }
 
 // fingerprint computes the keyed fingerprint of a product key with the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/web"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
@@ -154,7 +155,7 @@ func serveRun(ctx context.Context, o *ServeOptions) error {
 		log.Warn("this binary was built without the console assets (make web): the page works, the in-browser console does not")
 	}
 	srv := web.New(web.Options{
-		Backend: &web.EngineBackend{HV: hv, URI: o.URI, Local: orchestrator.IsLocalURI(o.URI), LockWait: time.Minute},
+		Backend: &web.EngineBackend{HV: hv, URI: o.URI, Local: hostcheck.IsLocal(o.URI), LockWait: time.Minute},
 		Tokens:  web.NewTokenStore(filepath.Join(o.WebDir, "tokens.json")),
 		Audit:   audit,
 		Log:     log,

@@ -45,12 +45,12 @@ func snapshotLockWait(cmd *cobra.Command) time.Duration {
 
 // withEngine connects to the host of the scope (--profile's path, else
 // --connect's) and runs fn with an engine on it.
-func withEngine(ctx context.Context, f *Factory, profilePath string, fn func(e *orchestrator.Engine) error) error {
+func withEngine(ctx context.Context, f *Factory, profilePath string, fn func(e *orchestrator.Session) error) error {
 	return connectEngine(ctx, f, profilePath, false, fn)
 }
 
 // withVMEngine is withEngine holding the lock of one VM.
-func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Engine) error) error {
+func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Session) error) error {
 	sc, err := f.resolveScope(profilePath)
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose stri
 // connectEngine connects and runs fn; live selects the redrawn progress
 // board on a terminal (work on many VMs at once).
 // With --profile, the engine works on that profile's VMs only.
-func connectEngine(ctx context.Context, f *Factory, profilePath string, live bool, fn func(e *orchestrator.Engine) error) error {
+func connectEngine(ctx context.Context, f *Factory, profilePath string, live bool, fn func(e *orchestrator.Session) error) error {
 	hv, sc, err := f.connectScope(ctx, profilePath)
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ VM), so reverting resumes it exactly where it was.`,
 
 func snapshotCreateRun(ctx context.Context, opts *SnapshotCreateOptions) error {
 	f := opts.Factory
-	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot create", opts.LockWait, func(e *orchestrator.Engine) error {
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot create", opts.LockWait, func(e *orchestrator.Session) error {
 		s, err := e.CreateSnapshot(ctx, opts.VM, opts.Name, opts.Memory, opts.Description)
 		if err != nil {
 			return err
@@ -189,7 +189,7 @@ func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
 		hosts int
 	)
 	if profilePath == "" {
-		err := withEngine(ctx, f, profilePath, func(e *orchestrator.Engine) error {
+		err := withEngine(ctx, f, profilePath, func(e *orchestrator.Session) error {
 			var err error
 			list, err = e.ListSnapshots(ctx, args)
 			return err
@@ -304,7 +304,7 @@ legacyvm checks that the VM reached the state the snapshot recorded.`,
 
 func snapshotRevertRun(ctx context.Context, opts *SnapshotRevertOptions) error {
 	f := opts.Factory
-	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot revert", opts.LockWait, func(e *orchestrator.Engine) error {
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot revert", opts.LockWait, func(e *orchestrator.Session) error {
 		start := time.Now()
 		st, err := e.RevertSnapshot(ctx, opts.VM, opts.Snapshot)
 		if err != nil {
@@ -354,7 +354,7 @@ func NewCmdSnapshotDelete(f *Factory, runF func(*SnapshotDeleteOptions) error) *
 
 func snapshotDeleteRun(ctx context.Context, opts *SnapshotDeleteOptions) error {
 	f := opts.Factory
-	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot delete", opts.LockWait, func(e *orchestrator.Engine) error {
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot delete", opts.LockWait, func(e *orchestrator.Session) error {
 		if err := e.DeleteSnapshot(ctx, opts.VM, opts.Snapshot, opts.Force); err != nil {
 			return err
 		}
@@ -406,7 +406,7 @@ are never touched. --dry-run only lists what would go.`,
 
 func snapshotPruneRun(ctx context.Context, opts *SnapshotTickOptions) error {
 	f := opts.Factory
-	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Engine) error {
+	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Session) error {
 		return tickCommand(ctx, f, opts.Profile, e, opts.VMs, f.Now().UTC(), opts.DryRun, true, opts.LockWait)
 	})
 }
@@ -450,14 +450,14 @@ func snapshotRunDueRun(ctx context.Context, opts *SnapshotTickOptions) error {
 		}
 		now = t.UTC()
 	}
-	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Engine) error {
+	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Session) error {
 		return tickCommand(ctx, f, opts.Profile, e, opts.VMs, now.Truncate(time.Minute), opts.DryRun, false, opts.LockWait)
 	})
 }
 
 // tickCommand runs (or simulates) a scheduler tick; pruneOnly skips
 // creation.
-func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchestrator.Engine, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
+func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchestrator.Session, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
 	var res []orchestrator.TickResult
 	var err error
 	if !dryRun {
@@ -616,7 +616,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 	f, args, all, yes, to, startVMs, lockWait := opts.Factory, opts.VMs, opts.All, opts.Yes, opts.To, opts.Start, opts.LockWait
 	var res []orchestrator.ResetResult
 	start := time.Now()
-	resetOn := func(e *orchestrator.Engine, uri string, names []string) error {
+	resetOn := func(e *orchestrator.Session, uri string, names []string) error {
 		names, locks, err := f.lockNamedOrAllOn(ctx, uri, e, names, "reset", lockWait)
 		if err != nil {
 			return err
@@ -657,7 +657,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 		err   error
 	)
 	if profilePath := opts.Profile; profilePath == "" {
-		err = connectEngine(ctx, f, profilePath, true, func(e *orchestrator.Engine) error {
+		err = connectEngine(ctx, f, profilePath, true, func(e *orchestrator.Session) error {
 			names := args
 			if all {
 				doms, err := e.Managed(ctx, nil)
@@ -714,7 +714,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 // resetAcrossHosts runs reset on every host of the profile at path: the
 // named VMs (or, with all, every VM of the profile) that each host holds.
 // A name found on no answering host is an error.
-func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Engine, uri string, names []string) error) ([]skippedHost, int, error) {
+func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Session, uri string, names []string) error) ([]skippedHost, int, error) {
 	targets, profile, err := f.profileTargets(path)
 	if err != nil {
 		return nil, 0, err

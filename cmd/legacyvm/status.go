@@ -113,7 +113,9 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 				return nil, connectError(t.uri, err)
 			}
 			defer hv.Close()
-			return orchestrator.Status(ctx, hv, profile)
+			o := f.sessionOptions()
+			o.Hook, o.Profile = nil, profile
+			return orchestrator.OnHost(hv, t.uri, o).Status(ctx)
 		}()
 		if err != nil {
 			if len(targets) == 1 {

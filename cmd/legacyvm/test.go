@@ -248,7 +248,7 @@ func lockFailed(t *profiles.Test, vm string, err error) *TestVMResult {
 }
 
 // runTestOnVM runs one test on one VM instance.
-func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *orchestrator.Engine, t *profiles.Test, vm string, maxOutput int64, out *prefixWriter) *TestVMResult {
+func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *orchestrator.Session, t *profiles.Test, vm string, maxOutput int64, out *prefixWriter) *TestVMResult {
 	start := time.Now()
 	r := &TestVMResult{Test: t.Name, VM: vm}
 	dir := filepath.Join(o.Results, t.Name, vm)

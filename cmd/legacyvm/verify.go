@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -96,11 +97,10 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
+		vs, err = orchestrator.OnHost(hv, uri, f.sessionOptions()).Verify(ctx, orchestrator.VerifyOptions{System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
 		if err != nil {
 			return err
 		}
-		vs = append(vs, v)
 	} else {
 		p, err := f.loadProfile(opts.Path)
 		if err != nil {
@@ -141,7 +141,9 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 // verifyProfile runs verify on every host of p; path is how the user named
 // the profile (for the fixes it suggests).
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
-	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
+	s := f.session(p, f.planOptions())
+	defer s.Close()
+	return s.Verify(ctx, orchestrator.VerifyOptions{
 		System:      f.HostSystem,
 		DaemonState: f.daemonState,
 		Agent:       agent,
@@ -171,8 +173,8 @@ var checkMarks = map[orchestrator.CheckStatus]string{
 	orchestrator.CheckPass: "pass", orchestrator.CheckFail: "FAIL", orchestrator.CheckWarn: "WARN", orchestrator.CheckSkip: "skip",
 }
 
-var findingMarks = map[orchestrator.Severity]string{
-	orchestrator.SeverityOK: "pass", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL",
+var findingMarks = map[hostcheck.Severity]string{
+	hostcheck.SeverityOK: "pass", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL",
 }
 
 // writeVerifyText prints verifications; problemsOnly leaves out what
@@ -242,15 +244,15 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix, c.Hint)
 			}
 		}
-		var shown []orchestrator.Finding
+		var shown []hostcheck.Finding
 		for _, hc := range v.HostChecks {
 			switch hc.Severity {
-			case orchestrator.SeverityWarn:
+			case hostcheck.SeverityWarn:
 				nWarn++
-			case orchestrator.SeverityFail:
+			case hostcheck.SeverityFail:
 				nHostFail++
 			}
-			if !problemsOnly || hc.Severity == orchestrator.SeverityWarn || hc.Severity == orchestrator.SeverityFail {
+			if !problemsOnly || hc.Severity == hostcheck.SeverityWarn || hc.Severity == hostcheck.SeverityFail {
 				shown = append(shown, hc)
 			}
 		}
@@ -274,7 +276,7 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 }
 
 func hostWhere(uri string) string {
-	if orchestrator.IsLocalURI(uri) {
+	if hostcheck.IsLocal(uri) {
 		return "this machine"
 	}
 	return uri

@@ -45,12 +45,15 @@ const (
 	// share one host (and its fingerprint secret), where one MAK key in
 	// two profiles counts against the same seats.
 	keyKillLoop = "TWQ8V-4PKJD-72HCM-B9XGY-3FRMT"
+	// keyOnce is TestSecretCommandRunsOnce's, printed by a command()
+	// source.
+	keyOnce = "M3R8T-Q6W2J-D9F4K-B7H3V-Y2C8P"
 	// fakePassword is the administrator password of the install-media
 	// example: a secret too.
 	fakePassword = "Sw0rdf1sh-not-real"
 )
 
-var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc, keyKillLoop}
+var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc, keyKillLoop, keyOnce}
 
 // lastGroup is the part of a key legacyvm may show.
 func lastGroup(k string) string { return k[len(k)-5:] }
