@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
@@ -71,14 +72,14 @@ func checkFromResult(c orchestrator.CheckResult) checkJSON {
 }
 
 // findingStatus maps a host finding's severity to the check vocabulary.
-var findingStatus = map[orchestrator.Severity]string{
-	orchestrator.SeverityOK:   string(orchestrator.CheckPass),
-	orchestrator.SeverityInfo: "info",
-	orchestrator.SeverityWarn: string(orchestrator.CheckWarn),
-	orchestrator.SeverityFail: string(orchestrator.CheckFail),
+var findingStatus = map[hostcheck.Severity]string{
+	hostcheck.SeverityOK:   string(orchestrator.CheckPass),
+	hostcheck.SeverityInfo: "info",
+	hostcheck.SeverityWarn: string(orchestrator.CheckWarn),
+	hostcheck.SeverityFail: string(orchestrator.CheckFail),
 }
 
-func checkFromFinding(x orchestrator.Finding) checkJSON {
+func checkFromFinding(x hostcheck.Finding) checkJSON {
 	st, ok := findingStatus[x.Severity]
 	if !ok {
 		panic("checkFromFinding: unknown severity " + string(x.Severity))
@@ -86,7 +87,7 @@ func checkFromFinding(x orchestrator.Finding) checkJSON {
 	return checkJSON{Check: x.Check, Status: st, Message: x.Message, Fix: x.Fix, Hint: string(x.Hint)}
 }
 
-func checksFromFindings(fs []orchestrator.Finding) []checkJSON {
+func checksFromFindings(fs []hostcheck.Finding) []checkJSON {
 	out := []checkJSON{}
 	for _, x := range fs {
 		out = append(out, checkFromFinding(x))
