@@ -14,7 +14,7 @@ import (
 	"github.com/legacyvm/legacyvm/internal/web"
 )
 
-func newCmdToken(f *Factory) *cobra.Command {
+func NewCmdToken(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Manage the web console's API tokens",
