@@ -157,7 +157,6 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 	return out
 }
 
-
 // doorDiagnostics reports doors whose listen address is taken.
 func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 	var diags hcl.Diagnostics
