@@ -71,7 +71,7 @@ func TestMissingBaselineIsTakenInPlace(t *testing.T) {
 				base = &snaps[i]
 			}
 		}
-		if len(snaps) != want.snaps || base == nil || classify(*base, "clean").Memory != want.memory {
+		if len(snaps) != want.snaps || base == nil || Classify(*base, "clean").Memory != want.memory {
 			t.Errorf("%s after apply: snapshots %+v, want %d with a clean baseline (memory %v)", vm, snaps, want.snaps, want.memory)
 		}
 		if d, _ := h.GetDomain(ctx, vm); d.State != want.state {

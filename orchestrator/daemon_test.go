@@ -230,7 +230,7 @@ func TestMemoryBaselineSettles(t *testing.T) {
 		t.Errorf("no settle step in progress:\n%s", all)
 	}
 	snaps, _ := h.ListSnapshots(context.Background(), "t")
-	if len(snaps) != 1 || !classify(snaps[0], "clean").Memory {
+	if len(snaps) != 1 || !Classify(snaps[0], "clean").Memory {
 		t.Errorf("baseline %+v, want one memory baseline", snaps)
 	}
 }

@@ -168,7 +168,7 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 			s := snaps[0]
 			desc, ok := ParseSnapshotDescription(s.Description)
 			// A memory baseline: a disk snapshot plus the memory image.
-			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !classify(s, "clean").Memory {
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}

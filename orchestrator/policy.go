@@ -97,7 +97,7 @@ type SnapshotInfo struct {
 	Kind   SnapshotKind `json:"kind"`
 	Policy string       `json:"policy,omitempty"`
 	// Expires is when max_age retention removes it (auto snapshots). From
-	// classify it is the expiry recorded when the snapshot was taken;
+	// Classify it is the expiry recorded when the snapshot was taken;
 	// listings replace it with the VM's current policy (policyExpiry),
 	// which is what retention follows.
 	Expires *time.Time `json:"expires,omitempty"`
@@ -135,10 +135,10 @@ func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
 	return infos
 }
 
-// classify reads a snapshot's description (and, for snapshots legacyvm did
+// Classify reads a snapshot's description (and, for snapshots legacyvm did
 // not describe, its name against the baseline) into a SnapshotInfo.
 // Snapshots made outside legacyvm count as manual: never pruned.
-func classify(s virt.Snapshot, baseline string) SnapshotInfo {
+func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
 	info := SnapshotInfo{Snapshot: s, Kind: SnapshotManual}
 	if d, ok := ParseSnapshotDescription(s.Description); ok {
 		info.Kind, info.Policy, info.Expires = d.Kind, d.Policy, d.Expires

@@ -211,10 +211,10 @@ func TestRetentionNeverListsBaselineOrManual(t *testing.T) {
 }
 
 func TestClassifyForeignSnapshotsAreManual(t *testing.T) {
-	if c := classify(virt.Snapshot{Name: "x", Description: "made with virsh"}, "clean"); c.Kind != SnapshotManual {
+	if c := Classify(virt.Snapshot{Name: "x", Description: "made with virsh"}, "clean"); c.Kind != SnapshotManual {
 		t.Errorf("foreign snapshot classified %s", c.Kind)
 	}
-	if c := classify(virt.Snapshot{Name: "clean"}, "clean"); c.Kind != SnapshotBaseline {
+	if c := Classify(virt.Snapshot{Name: "clean"}, "clean"); c.Kind != SnapshotBaseline {
 		t.Errorf("baseline by name classified %s", c.Kind)
 	}
 }

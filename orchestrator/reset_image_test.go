@@ -191,10 +191,10 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.DeleteVolume(ctx, "default", MemoryImageVolumeName("web-1")); err != nil {
+	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.SaveDomain(ctx, "web-1", "default", MemoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
+	if _, err := h.SaveDomain(ctx, "web-1", "default", memoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hp := plan(t, p, h)

@@ -18,10 +18,10 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 	p := &virt.PolicyRef{Name: "hourly", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
 	auto := func(t time.Time) SnapshotInfo {
 		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}
-		return classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
+		return Classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
 	}
 	snaps := []SnapshotInfo{
-		classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
+		Classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
 		auto(at(2, 0)), auto(at(0, 0)), auto(at(1, 0)),
 	}
 	for _, c := range []struct {
@@ -30,7 +30,7 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 	}{
 		{snaps[1], at(2, 0)},
 		{snaps[0], host}, // not scheduled: libvirt's time
-		{classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}.String(), Created: host}, ""), host},
+		{Classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}.String(), Created: host}, ""), host},
 	} {
 		if got := scheduledAt(c.s); !got.Equal(c.want) {
 			t.Errorf("ScheduledAt(%s) = %s, want %s", c.s.Name, got, c.want)

@@ -52,7 +52,7 @@ func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
 		cs := children[parent]
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Created.Before(cs[j].Created) })
 		for _, c := range cs {
-			out = append(out, classify(c, baseline))
+			out = append(out, Classify(c, baseline))
 			walk(c.Name)
 		}
 	}
@@ -129,7 +129,7 @@ func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 	if err != nil {
 		return SnapshotInfo{}, err
 	}
-	return classify(s, baselineOf(d)), nil
+	return Classify(s, baselineOf(d)), nil
 }
 
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
