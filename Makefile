@@ -8,7 +8,7 @@ BIN := bin
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all deps build demo test vet fmt-check bench clean man install uninstall fresh-check
+.PHONY: all deps web build demo test vet fmt-check bench clean man install uninstall fresh-check
 
 all: build
 
@@ -16,7 +16,14 @@ deps:
 	./scripts/setup-host.sh
 	$(GO) mod download
 
-build:
+# The web console's noVNC (web/package-lock.json, from the npm registry)
+# copied into internal/web/assets/novnc, where go:embed picks it up.
+# Without it the binary builds, and its page says the console assets were
+# not built.
+web:
+	./scripts/web-assets.sh
+
+build: web
 	$(GO) build -o $(BIN)/legacyvm ./cmd/legacyvm
 	$(GO) build -o $(BIN)/testenv ./internal/testenv/cmd/testenv
 
@@ -26,7 +33,7 @@ build:
 demo: deps build
 	$(BIN)/testenv exec -- ./scripts/demo.sh
 
-vet:
+vet: web
 	$(GO) vet ./...
 
 fmt-check:
@@ -34,7 +41,7 @@ fmt-check:
 
 # The README's second command and .ci/run: every test, against real libvirt
 # daemons the harness starts (CI=true makes missing libvirt a failure).
-test: deps vet fmt-check
+test: deps web vet fmt-check
 	$(GO) build ./...
 	CI=$${CI:-true} $(GO) test -count=1 -timeout 25m ./...
 

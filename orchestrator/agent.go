@@ -44,7 +44,7 @@ func (vr *verifier) checkAgent(ctx context.Context, d virt.Domain, add func(chec
 	dv := vr.desiredVMs[d.Name]
 	if !d.GuestAgent {
 		if dv != nil && dv.Spec.GuestAgent {
-			add(CheckGuestAgent, CheckWarn, vr.applyHint+" adds it", "the profile declares guest_agent = true but the domain has no guest agent channel")
+			add(CheckGuestAgent, CheckWarn, "applying the profile adds it", "the profile declares guest_agent = true but the domain has no guest agent channel")
 		}
 		return
 	}

@@ -50,8 +50,8 @@ func TestMissingBaselineIsTakenInPlace(t *testing.T) {
 	cs := changesByName(hp.Plan)
 	for vm, how := range map[string]string{"web-1": "disk only, the VM is shut off", "web-2": "with memory, the VM runs"} {
 		c := cs["vm/"+vm]
-		if c.Action != ActionUpdate || c.Destructive || !strings.Contains(strings.Join(c.Reasons, ";"), "baseline snapshot clean is missing") ||
-			!strings.Contains(strings.Join(c.Reasons, ";"), how) {
+		if c.Action != ActionUpdate || c.Destructive || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "baseline snapshot clean is missing") ||
+			!strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), how) {
 			t.Errorf("%s planned as %+v, want a non-destructive update taking the baseline (%s)", vm, c, how)
 		}
 	}

@@ -245,7 +245,7 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 // enforce verifies isolation and repairs what it can live, logging each
 // repair and each failure it cannot repair.
 func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
-	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System, ApplyHint: "legacyvm apply PROFILE",
+	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
 		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
 	if err != nil {
 		d.Log.Error("verify isolation", "err", err)

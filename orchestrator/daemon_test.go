@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -212,11 +213,11 @@ func TestMemoryBaselineSettles(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	var lines []string
-	e := &Engine{HV: h, PollInterval: time.Millisecond, Progress: func(obj, msg string) {
+	e := &Engine{HV: h, PollInterval: time.Millisecond, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		lines = append(lines, msg)
-	}}
+		lines = append(lines, ev.Message)
+	})}
 	start := time.Now()
 	if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 		t.Fatal(err)

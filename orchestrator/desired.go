@@ -300,7 +300,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 				sys.BackingFormat = hostImage.Format
 			}
 			if observed != nil {
-				if img, ok := observed.Images[dv.Image]; ok && img.Format != "" {
+				if img, ok := observed.image(t, dv.Image); ok && img.Format != "" {
 					sys.BackingFormat = img.Format
 				}
 			}
@@ -335,7 +335,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	}
 	if sys.CapacityBytes == 0 && observed != nil {
 		// Overlays and copies default to the golden image's size.
-		if img, ok := observed.Images[dv.Image]; ok {
+		if img, ok := observed.image(t, dv.Image); ok {
 			sys.CapacityBytes = img.CapacityBytes
 			dv.System.CapacityBytes = img.CapacityBytes
 		}
@@ -369,6 +369,20 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	}
 	dv.Spec = spec
 	return dv, nil
+}
+
+// image is the volume libvirt knows for a golden image or ISO of the
+// profile: at its path, or (on a remote host) as the copy uploaded there
+// earlier.
+func (o *Observed) image(t Target, path string) (virt.Volume, bool) {
+	if v, ok := o.Images[path]; ok {
+		return v, true
+	}
+	if _, uploaded := t.Images[path]; uploaded {
+		v, ok := o.Volumes[UploadedImageName(path)]
+		return v, ok
+	}
+	return virt.Volume{}, false
 }
 
 func policyRef(p *profiles.SnapshotPolicy) *virt.PolicyRef {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -30,6 +31,9 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	Message  string   `json:"message"`
 	Fix      string   `json:"fix,omitempty"`
+	// Hint names what the user can do next (event.HintVerifyOnHost: check
+	// on the libvirt host itself); front ends word it.
+	Hint event.Hint `json:"hint,omitempty"`
 }
 
 // HostSystem reads the local system: the machine legacyvm runs on, which is
@@ -101,7 +105,8 @@ func Doctor(ctx context.Context, uri string, hv virt.Hypervisor, connErr error, 
 		fs = append(fs, libvirtFindings(ctx, uri, hv, poolName)...)
 	}
 	if !IsLocalURI(uri) {
-		add("host system", SeverityInfo, "the libvirt host is remote: run `legacyvm doctor` on it to check its firewall and sysctl settings", "")
+		add("host system", SeverityInfo, "the libvirt host is remote: its firewall and sysctl settings are checked only on the host itself", "")
+		fs[len(fs)-1].Hint = event.HintVerifyOnHost
 		return fs
 	}
 	fs = append(fs, SystemFindings(sys)...)
@@ -137,7 +142,7 @@ func libvirtFindings(ctx context.Context, uri string, hv virt.Hypervisor, poolNa
 	switch {
 	case errors.Is(err, virt.ErrNotFound):
 		add("storage pool", SeverityWarn, fmt.Sprintf("storage pool %q does not exist", poolName),
-			fmt.Sprintf("legacyvm apply creates \"default\" at /var/lib/libvirt/images; or: virsh pool-define-as %s dir --target /var/lib/libvirt/images && virsh pool-build %s && virsh pool-start %s && virsh pool-autostart %s", poolName, poolName, poolName, poolName))
+			fmt.Sprintf("applying a profile creates \"default\" at /var/lib/libvirt/images; or: virsh pool-define-as %s dir --target /var/lib/libvirt/images && virsh pool-build %s && virsh pool-start %s && virsh pool-autostart %s", poolName, poolName, poolName, poolName))
 	case err != nil:
 		add("storage pool", SeverityFail, fmt.Sprintf("cannot read storage pool %q: %v", poolName, err), "check libvirtd's log")
 	case !pool.Active:

@@ -2,17 +2,16 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -95,25 +94,25 @@ func doorDetails(d virt.DoorRef, dv *DesiredVM) string {
 }
 
 // doorDrift says how an observed door differs from the desired one.
-func doorDrift(have, want virt.DoorRef) []string {
-	var r []string
+func doorDrift(have, want virt.DoorRef) []Reason {
+	var r []Reason
 	if have.Listen != want.Listen {
-		r = append(r, fmt.Sprintf("listen %s -> %s", have.Listen, want.Listen))
+		r = append(r, changed(ReasonDoorListen, have.Listen, want.Listen))
 	}
 	if have.Port != want.Port {
-		r = append(r, fmt.Sprintf("port %d -> %d", have.Port, want.Port))
+		r = append(r, changed(ReasonDoorPort, have.Port, want.Port))
 	}
 	if !slices.Equal(have.From, want.From) {
-		r = append(r, fmt.Sprintf("from [%s] -> [%s]", strings.Join(have.From, ", "), strings.Join(want.From, ", ")))
+		r = append(r, changed(ReasonDoorFrom, strings.Join(have.From, ", "), strings.Join(want.From, ", ")))
 	}
 	if have.MaxConnections != want.MaxConnections {
-		r = append(r, fmt.Sprintf("max_connections %d -> %d", have.MaxConnections, want.MaxConnections))
+		r = append(r, changed(ReasonDoorMaxConnections, have.MaxConnections, want.MaxConnections))
 	}
 	if have.To != want.To {
-		r = append(r, fmt.Sprintf("to %s -> %s", have.To, want.To))
+		r = append(r, changed(ReasonDoorTo, have.To, want.To))
 	}
 	if have.Scope != want.Scope || have.Protocol != want.Protocol {
-		r = append(r, "declared elsewhere")
+		r = append(r, Reason{Code: ReasonDoorMoved})
 	}
 	return r
 }
@@ -155,7 +154,7 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 		for _, h := range have {
 			if _, ok := find(dv.Spec.Metadata.Doors, h); !ok {
 				out = append(out, Change{Kind: KindDoor, Name: doorKey(name, h), Action: ActionDelete, vm: dv,
-					Reasons: []string{"no longer in the profile: the relay stops listening and the guard closes"}})
+					Reasons: []Reason{{Code: ReasonDoorRemoved}}})
 			}
 		}
 	}
@@ -173,50 +172,6 @@ func ProbeListen(addr string) error {
 		return err
 	}
 	return ln.Close()
-}
-
-// ProbeDoors records which publish listen addresses (and egress ports on
-// existing bridges) are already taken on this machine, leaving out the
-// addresses the relay itself holds (ours): planning reports a door on a
-// taken port as a diagnostic before anything changes.
-func (o *Observed) ProbeDoors(ds *DesiredState, probe ListenProbe, ours map[string]bool) {
-	if probe == nil {
-		return
-	}
-	o.ListenProblems = map[string]string{}
-	check := func(addr string) {
-		if ours[addr] {
-			return
-		}
-		if _, done := o.ListenProblems[addr]; done {
-			return
-		}
-		err := probe(addr)
-		switch {
-		case err == nil:
-			o.ListenProblems[addr] = ""
-		case errors.Is(err, syscall.EADDRNOTAVAIL):
-			// The bridge (or interface) does not exist yet: nothing holds it.
-			o.ListenProblems[addr] = ""
-		default:
-			o.ListenProblems[addr] = err.Error()
-		}
-	}
-	for _, dv := range ds.VMs {
-		for _, p := range dv.Instance.VM.Publishes {
-			check(p.Listen.String())
-		}
-	}
-	for _, dn := range ds.Networks {
-		if !dn.Spec.HostAddress.IsValid() {
-			continue
-		}
-		for _, d := range dn.Filter.Doors {
-			if d.Kind == virt.DoorEgress {
-				check(netip.AddrPortFrom(dn.Spec.HostAddress, d.Port).String())
-			}
-		}
-	}
 }
 
 // doorDiagnostics reports doors whose listen address is taken.
@@ -296,7 +251,7 @@ func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 				} else {
 					md := *d.Metadata
 					md.Doors = cs[0].vm.Spec.Metadata.Doors
-					e.progress(name, "recording %d door(s) for the relay", len(md.Doors))
+					e.begin(event.KindVM, name, event.StepDoors, "recording %d door(s) for the relay", len(md.Doors))
 					err = e.HV.SetMetadata(ctx, name, &md)
 				}
 			}

@@ -108,7 +108,7 @@ func TestDoorsArePlannedRecordedAndRelayed(t *testing.T) {
 	p2 := loadProfile(t, "doors", doorsProfile, "%FROM%", `"192.0.2.0/24", "198.51.100.7"`)
 	hp3 := plan(t, p2, h)
 	c := doorChanges(hp3.Plan)["app/publish/rdp"]
-	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "from [192.0.2.0/24] -> [192.0.2.0/24, 198.51.100.7/32]") {
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "from [192.0.2.0/24] -> [192.0.2.0/24, 198.51.100.7/32]") {
 		t.Fatalf("door change %+v", c)
 	}
 	if vc := changesByName(hp3.Plan)["vm/app"]; vc.Action != ActionNoop {

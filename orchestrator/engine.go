@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -13,9 +14,13 @@ type Engine struct {
 	HV virt.Hypervisor
 	// Parallelism bounds how many VMs are worked on at once (>= 1).
 	Parallelism int
-	// Progress receives one line per step; it must be safe for concurrent
-	// use. nil discards.
-	Progress func(object, message string)
+	// Hook receives the engine's events (steps on objects, with timing and
+	// errors, and each object's final StepOperation Done or Failed); it
+	// must be safe for concurrent use. nil discards.
+	Hook event.Hook
+	// Host labels the events with the host's libvirt URI ("" = the only
+	// host).
+	Host string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Getenv reads environment variables for secret sources (nil: os).
@@ -48,10 +53,49 @@ func (e *Engine) now() time.Time {
 	return time.Now().UTC()
 }
 
-func (e *Engine) progress(object, format string, a ...any) {
-	if e.Progress != nil {
-		e.Progress(object, fmt.Sprintf(format, a...))
+// emit sends ev to the hook, stamped with the time and host.
+func (e *Engine) emit(ev event.Event) {
+	if e.Hook == nil {
+		return
 	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	if ev.Host == "" {
+		ev.Host = e.Host
+	}
+	e.Hook.Event(ev)
+}
+
+// begin reports that step starts on an object, with a sentence saying
+// what it does.
+func (e *Engine) begin(k event.Kind, object string, step event.Step, format string, a ...any) {
+	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Begin, Message: fmt.Sprintf(format, a...)})
+}
+
+// going reports how far a running step is.
+func (e *Engine) going(k event.Kind, object string, step event.Step, elapsed time.Duration, format string, a ...any) {
+	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Progress, Elapsed: elapsed, Message: fmt.Sprintf(format, a...)})
+}
+
+// stepDone reports that a step finished (with what came of it).
+func (e *Engine) stepDone(k event.Kind, object string, step event.Step, elapsed time.Duration, format string, a ...any) {
+	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Done, Elapsed: elapsed, Message: fmt.Sprintf(format, a...)})
+}
+
+// note reports something worth knowing that is not a step.
+func (e *Engine) note(k event.Kind, object string, step event.Step, format string, a ...any) {
+	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Note, Message: fmt.Sprintf(format, a...)})
+}
+
+// finish reports the end of the whole operation on an object: Done, or
+// Failed with err. Front ends stop the object's clock on it.
+func (e *Engine) finish(k event.Kind, object string, start time.Time, err error) {
+	ev := event.Event{Kind: k, Object: object, Step: event.StepOperation, Phase: event.Done, Elapsed: time.Since(start)}
+	if err != nil {
+		ev.Phase, ev.Err = event.Failed, err
+	}
+	e.emit(ev)
 }
 
 func (e *Engine) parallelism() int {

@@ -81,7 +81,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 
 	// Apply of a new VM refuses too (the engine asks with the host's
 	// holders), and leaves nothing behind.
-	hpsNoKeys, _, err := planWith(t, b, h, nil)
+	hpsNoKeys, _, err := planWith(t, b, h, KeyIdentifier{})
 	if err != nil {
 		t.Fatal(err)
 	}

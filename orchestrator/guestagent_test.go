@@ -23,7 +23,7 @@ func TestPlanGuestAgentChannel(t *testing.T) {
 	on := strings.Replace(labProfile, `memory = "2GiB"`, "memory = \"2GiB\"\n  guest_agent = true", 1)
 	hp := plan(t, loadProfile(t, "lab", on), h)
 	c := changesByName(hp.Plan)["vm/solo"]
-	if c.Action != ActionUpdate || !c.RestartNeeded || c.Destructive || !strings.Contains(strings.Join(c.Reasons, ";"), "guest agent channel added") {
+	if c.Action != ActionUpdate || !c.RestartNeeded || c.Destructive || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "guest agent channel added") {
 		t.Fatalf("guest_agent = true planned as %+v", c)
 	}
 	apply(t, hp)
@@ -34,7 +34,7 @@ func TestPlanGuestAgentChannel(t *testing.T) {
 		t.Errorf("second plan: %+v, want no-op", c)
 	}
 	hp = plan(t, loadProfile(t, "lab", labProfile), h)
-	if c := changesByName(hp.Plan)["vm/solo"]; c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "guest agent channel removed") {
+	if c := changesByName(hp.Plan)["vm/solo"]; c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "guest agent channel removed") {
 		t.Fatalf("guest_agent removed planned as %+v", c)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -476,6 +477,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	start := time.Now()
 	name := im.Name
 	phase := PhasePrepare
+	defer func() { e.finish(event.KindImage, name, start, err) }()
 	var watch *serialWatch
 	fail := func(err error) (*ImageVersion, error) {
 		be := &BuildError{Image: name, Phase: phase, Err: err}
@@ -514,7 +516,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	}
 
 	// Source and media.
-	e.progress(name, "checking %s (SHA-256)", filepath.Base(im.Source.ISO))
+	e.begin(event.KindImage, name, event.StepChecksum, "checking %s (SHA-256)", filepath.Base(im.Source.ISO))
 	sum, err := e.isoSHA256(ctx, o.URI, im.Source.ISO)
 	if err != nil {
 		return fail(err)
@@ -548,7 +550,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		if !IsLocalURI(o.URI) {
 			return fail(fmt.Errorf("media directory %s: directories are made into ISOs on this machine and uploaded; that works for remote hosts too, but the host %s must have the pool %s", m.Path, o.URI, im.Pool))
 		}
-		e.progress(name, "making an ISO of %s", m.Path)
+		e.begin(event.KindImage, name, event.StepBuild, "making an ISO of %s", m.Path)
 		isoPath := filepath.Join(tmp, fmt.Sprintf("legacyvm-media-%s-%d-%d.iso", name, os.Getpid(), i+1))
 		if err := winguest.DirISO(isoPath, m.Path, fmt.Sprintf("LVM_MEDIA%d", i+1)); err != nil {
 			return fail(err)
@@ -649,7 +651,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if len(spec.Disks) > 26 {
 		return fail(fmt.Errorf("image %s has %d media; at most 23 fit on the build VM's SATA bus", name, len(media)))
 	}
-	e.progress(name, "defining build domain %s (no network interface) for version %d", dom, version)
+	e.begin(event.KindImage, name, event.StepDefine, "defining build domain %s (no network interface) for version %d", dom, version)
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return fail(err)
 	}
@@ -671,7 +673,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if _, err := e.HV.CreateVolume(ctx, sysVol); err != nil {
 		return fail(err)
 	}
-	e.progress(name, "uploading answer media (%s, no product key)", humanBytes(uint64(len(answer))))
+	e.begin(event.KindImage, name, event.StepUpload, "uploading answer media (%s, no product key)", humanBytes(uint64(len(answer))))
 	if _, err := e.HV.UploadVolume(ctx, ansVol, bytes.NewReader(answer), int64(len(answer))); err != nil {
 		return fail(err)
 	}
@@ -695,7 +697,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		watch = &serialWatch{}
 	}
 	phase = PhaseSetup
-	e.progress(name, "phase %s: starting Windows setup from %s (timeout %s)", phase, filepath.Base(im.Source.ISO), timeout)
+	e.begin(event.KindImage, name, event.StepSetup, "phase %s: starting Windows setup from %s (timeout %s)", phase, filepath.Base(im.Source.ISO), timeout)
 	if err := e.HV.StartDomain(ctx, dom); err != nil {
 		return fail(err)
 	}
@@ -712,7 +714,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			if p[1] != "" {
 				msg += " (" + p[1] + ")"
 			}
-			e.progress(name, "%s after %s", msg, time.Since(start).Round(time.Second))
+			e.going(event.KindImage, name, event.StepBuild, time.Since(start), "%s after %s", msg, time.Since(start).Round(time.Second))
 		}
 		d, err := e.HV.GetDomain(ctx, dom)
 		if err != nil {
@@ -732,7 +734,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			return fail(fmt.Errorf("the guest did not power off within %s (raise the image block's timeout, or --timeout, if setup and the steps need longer)", timeout.Round(time.Second)))
 		}
 		if time.Since(lastReport) >= every {
-			e.progress(name, "phase %s, %s elapsed", phase, time.Since(start).Round(time.Second))
+			e.going(event.KindImage, name, event.StepBuild, time.Since(start), "phase %s, %s elapsed", phase, time.Since(start).Round(time.Second))
 			lastReport = time.Now()
 		}
 		select {
@@ -746,7 +748,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	// file is deleted as soon as setup is done), then the read-only copy,
 	// its hash, and the metadata last.
 	phase = PhaseRegister
-	e.progress(name, "phase %s: removing answer media", phase)
+	e.begin(event.KindImage, name, event.StepBuild, "phase %s: removing answer media", phase)
 	for _, v := range md.Volumes {
 		if v.Role == "system" {
 			continue
@@ -756,7 +758,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		}
 	}
 	imgVol := virt.VolumeSpec{Pool: im.Pool, Name: ImageVolumeName(name, version), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o444}
-	e.progress(name, "copying the generalized disk to %s (read-only)", imgVol.Name)
+	e.begin(event.KindImage, name, event.StepDisk, "copying the generalized disk to %s (read-only)", imgVol.Name)
 	vol, err := e.HV.CloneVolume(ctx, imgVol, filepath.Join(pool.Path, sysVol.Name))
 	if err != nil {
 		return fail(err)
@@ -801,7 +803,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	r.success()
 	out := &ImageVersion{Name: name, Version: version, Pool: im.Pool, Volume: vol.Name, Path: vol.Path,
 		Mode: fmt.Sprintf("%04o", vol.Mode), MetaVolume: metaName, Meta: meta}
-	e.progress(name, "registered version %d (%s) in %s", version, vol.Name, time.Since(start).Round(time.Second))
+	e.stepDone(event.KindImage, name, event.StepBuild, time.Since(start), "registered version %d (%s) in %s", version, vol.Name, time.Since(start).Round(time.Second))
 	return out, nil
 }
 
@@ -837,7 +839,7 @@ func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]
 		// Metadata first: a delete interrupted half-way leaves an
 		// unregistered disk, which the next image command removes.
 		for _, vol := range []string{v.MetaVolume, v.Volume} {
-			e.progress(image, "deleting volume %s", vol)
+			e.begin(event.KindImage, image, event.StepDelete, "deleting volume %s", vol)
 			if err := e.HV.DeleteVolume(ctx, pool, vol); err != nil && !errors.Is(err, virt.ErrNotFound) {
 				return nil, err
 			}
@@ -864,7 +866,7 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 // host, through the storage API otherwise (the ISO must be in a pool).
 func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
 	if IsLocalURI(uri) {
-		if summary, detail := checkLocalISO(path, uri); summary != "" {
+		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}
 		return localSHA256(ctx, path)

@@ -151,7 +151,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 		t.Fatal(err, diags)
 	}
 	for _, c := range hps[0].Plan.Changes {
-		if c.Kind == KindVM && (c.Action != ActionReplace || strings.Join(c.Reasons, ";") != "image version changed: w7t v1 -> v2") {
+		if c.Kind == KindVM && (c.Action != ActionReplace || strings.Join(reasonStrings(c.Reasons), ";") != "image version changed: w7t v1 -> v2") {
 			t.Errorf("%s: %s %q", c.Name, c.Action, c.Reasons)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -84,7 +85,7 @@ func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[strin
 			continue
 		}
 		plan.Changes = append(plan.Changes, Change{Kind: KindVolume, Name: v.Name, Action: ActionDelete,
-			Reasons: []string{fmt.Sprintf("answer media of %s that no VM owns (left by a failed or interrupted setup); it holds a product key", inst)},
+			Reasons: []Reason{{Code: ReasonOrphanAnswers, Subject: inst}},
 			Details: []string{"pool " + pool},
 			volume:  &virt.VolumeRef{Pool: pool, Name: v.Name, Role: "answer"}})
 	}
@@ -92,7 +93,7 @@ func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[strin
 
 // deleteVolumeChange runs a KindVolume delete.
 func (e *Engine) deleteVolumeChange(ctx context.Context, c Change) error {
-	e.progress(c.Name, "deleting left-over answer media")
+	e.begin(event.KindVolume, c.Name, event.StepDelete, "deleting left-over answer media")
 	if err := e.HV.DeleteVolume(ctx, c.volume.Pool, c.volume.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 		return err
 	}
@@ -129,7 +130,7 @@ func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Doma
 			inst, _ := answerInstance(v.Name)
 			out = append(out, Finding{Check: "answer-media", Severity: SeverityWarn,
 				Message: fmt.Sprintf("volume %s in pool %s is answer media (it holds a product key) that no VM owns: a failed or interrupted setup of %s left it", v.Name, pool, inst),
-				Fix:     fmt.Sprintf("legacyvm apply or destroy of the profile that declares %s deletes it; or: virsh vol-delete --pool %s %s", inst, pool, v.Name)})
+				Fix:     fmt.Sprintf("applying or destroying the profile that declares %s deletes it; or: virsh vol-delete --pool %s %s", inst, pool, v.Name)})
 		}
 	}
 	return out, nil

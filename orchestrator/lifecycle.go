@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -58,6 +59,11 @@ func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn 
 				r.Err = err.Error()
 			}
 			r.Took = time.Since(start)
+			var err error
+			if r.Err != "" {
+				err = errors.New(r.Err)
+			}
+			e.finish(event.KindVM, name, start, err)
 			res[i] = r
 			return nil
 		})
@@ -74,7 +80,7 @@ func (e *Engine) Start(ctx context.Context, names []string) []Result {
 			return err
 		}
 		if d.State == virt.StateRunning {
-			e.progress(name, "already running")
+			e.note(event.KindVM, name, event.StepStart, "already running")
 			return nil
 		}
 		if d.State == virt.StatePaused {
@@ -94,7 +100,7 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 			return err
 		}
 		if d.State == virt.StateShutoff {
-			e.progress(name, "already shut off")
+			e.note(event.KindVM, name, event.StepStop, "already shut off")
 			return nil
 		}
 		if !force {
@@ -106,14 +112,14 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 			if err := e.HV.SetMetadata(ctx, name, &md); err != nil {
 				return err
 			}
-			e.progress(name, "asking the guest to shut down (up to %s)", timeout)
+			e.begin(event.KindVM, name, event.StepStop, "asking the guest to shut down (up to %s)", timeout)
 			if err := e.HV.ShutdownDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
 				return err
 			}
 			_, err := e.waitState(ctx, name, timeout, func(w time.Duration) {
 				// A guest that was still booting (or busy) may have missed
 				// the power button: press it again, as a person would.
-				e.progress(name, "still running after %s; asking again", w.Round(time.Second))
+				e.going(event.KindVM, name, event.StepStop, w, "still running after %s; asking again", w.Round(time.Second))
 				_ = e.HV.ShutdownDomain(ctx, name)
 			}, virt.StateShutoff)
 			if err == nil {
@@ -122,7 +128,7 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 			if noForce || ctx.Err() != nil {
 				return err
 			}
-			e.progress(name, "guest did not shut down in %s; powering off", timeout)
+			e.begin(event.KindVM, name, event.StepStop, "guest did not shut down in %s; powering off", timeout)
 		}
 		if err := e.HV.DestroyDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
 			return err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -128,7 +129,7 @@ func TestMultiHostSpreadUploadsOnceVerifiedAndPlacementIsStable(t *testing.T) {
 	}
 	for _, hp := range Planned(hps) {
 		var lines []string
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Progress: func(o, m string) { lines = append(lines, o+": "+m) }}
+		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatalf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}

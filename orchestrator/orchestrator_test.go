@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -221,7 +222,7 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	// Memory: update in place, restart needed because the VMs run.
 	hp := plan(t, loadProfile(t, "lab", labProfile, "%MEM%", "4GiB"), h)
 	c := changesByName(hp.Plan)["vm/web-1"]
-	if c.Action != ActionUpdate || !c.RestartNeeded || c.Destructive || !strings.Contains(strings.Join(c.Reasons, ";"), "memory 2 GiB -> 4 GiB") {
+	if c.Action != ActionUpdate || !c.RestartNeeded || c.Destructive || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "memory 2 GiB -> 4 GiB") {
 		t.Fatalf("memory change planned as %+v", c)
 	}
 	res := apply(t, hp)
@@ -249,7 +250,7 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	h.PutFile("/images/golden2.qcow2", "qcow2", 10<<30)
 	hp = plan(t, loadProfile(t, "lab", labProfile, "%MEM%", "4GiB", "%IMAGE%", "/images/golden2.qcow2"), h)
 	c = changesByName(hp.Plan)["vm/web-2"]
-	if c.Action != ActionReplace || !c.Destructive || !strings.Contains(strings.Join(c.Reasons, ";"), "disk image changed: /images/golden.qcow2 -> /images/golden2.qcow2") {
+	if c.Action != ActionReplace || !c.Destructive || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "disk image changed: /images/golden.qcow2 -> /images/golden2.qcow2") {
 		t.Fatalf("image change planned as %+v", c)
 	}
 	apply(t, hp)
@@ -414,7 +415,7 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 	}
 	hp = plan(t, p, h)
 	c := changesByName(hp.Plan)["vm/web-1"]
-	if c.Action != ActionReplace || c.Destructive || !strings.Contains(c.Reasons[0], "interrupted") {
+	if c.Action != ActionReplace || c.Destructive || !strings.Contains(c.Reasons[0].String(), "interrupted") {
 		t.Fatalf("interrupted VM planned as %+v", c)
 	}
 	apply(t, hp)
@@ -455,7 +456,7 @@ func TestTamperingIsPlannedAsRepair(t *testing.T) {
 	}
 	hp2 := plan(t, p, h)
 	c := changesByName(hp2.Plan)["vm/web-1"]
-	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "no traffic filter") {
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "no traffic filter") {
 		t.Fatalf("tampered VM planned as %+v", c)
 	}
 	apply(t, hp2)
@@ -489,7 +490,7 @@ func TestRemovedFilterIsReboundLive(t *testing.T) {
 			}
 			hp := plan(t, p, h)
 			c := changesByName(hp.Plan)["vm/web-1"]
-			if c.Action != ActionUpdate || c.RestartNeeded || !strings.Contains(strings.Join(c.Reasons, ";"), "no traffic filter bound (removed outside legacyvm): apply binds lvm-lab again, live") {
+			if c.Action != ActionUpdate || c.RestartNeeded || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "no traffic filter bound (removed outside legacyvm): apply binds lvm-lab again, live") {
 				t.Fatalf("planned as %+v", c)
 			}
 			apply(t, hp)
@@ -550,22 +551,22 @@ func TestParallelApplyIsBounded(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	active, peak := map[string]bool{}, 0
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Progress: func(obj, msg string) {
+	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !strings.HasPrefix(obj, "web-") && obj != "solo" {
+		if ev.Kind != event.KindVM {
 			return
 		}
 		switch {
-		case msg == "defining domain":
-			active[obj] = true
-		case strings.HasPrefix(msg, "done in"), strings.HasPrefix(msg, "failed"):
-			delete(active, obj)
+		case ev.Step == event.StepDefine && ev.Phase == event.Begin:
+			active[ev.Object] = true
+		case ev.Finished():
+			delete(active, ev.Object)
 		}
 		if len(active) > peak {
 			peak = len(active)
 		}
-	}}
+	})}
 	if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 		t.Fatal(err)
 	}
@@ -665,7 +666,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
 	d.Disks[0].Format = "raw"
 	hp.Observed.Domains["web-1"] = d
-	_, diags := MakePlan(p, hp.Desired, hp.Observed)
+	_, diags := planChanges(p, hp.Desired, hp.Observed)
 	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
 		t.Fatalf("diags = %v", diags)
 	}
@@ -677,7 +678,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
 	s.Disks[0].Format = "raw"
 	hp.Observed.Domains["solo"] = s
-	_, diags = MakePlan(p, hp.Desired, hp.Observed)
+	_, diags = planChanges(p, hp.Desired, hp.Observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
 	}

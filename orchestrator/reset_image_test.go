@@ -5,8 +5,10 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -21,8 +23,13 @@ func TestResetWithMemoryImage(t *testing.T) {
 	ctx := context.Background()
 	p := loadProfile(t, "lab", labProfile)
 	apply(t, plan(t, p, h))
+	var mu sync.Mutex
 	var lines []string
-	e := &Engine{HV: h, Parallelism: 2, Progress: func(o, m string) { lines = append(lines, o+": "+m) }}
+	e := &Engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, ev.Object+": "+ev.Message)
+	})}
 
 	d, err := h.GetDomain(ctx, "web-1")
 	if err != nil {
@@ -61,7 +68,9 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if after := vols()[SystemVolumeName("web-1")]; after.AllocationBytes != before.AllocationBytes {
 		t.Errorf("reset changed the disk's allocation %d -> %d", before.AllocationBytes, after.AllocationBytes)
 	}
+	mu.Lock()
 	all := strings.Join(lines, "\n")
+	mu.Unlock()
 	for _, want := range []string{"web-1: returning the disks to clean", "web-1: restoring memory from " + MemoryImageVolumeName("web-1")} {
 		if !strings.Contains(all, want) {
 			t.Errorf("progress lacks %q:\n%s", want, all)
@@ -190,7 +199,7 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 	}
 	hp := plan(t, p, h)
 	c := changesByName(hp.Plan)["vm/web-1"]
-	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "with the memory saved before an interruption") {
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "with the memory saved before an interruption") {
 		t.Errorf("planned %+v", c)
 	}
 	h.FailOn("SaveDomain", "web-1", errors.New("the saved memory must be used, not a new save"))

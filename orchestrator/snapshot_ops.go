@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -222,7 +223,7 @@ func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
 // A leftover image of an interrupted attempt is replaced: no snapshot
 // refers to it while the baseline is missing.
 func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
-	e.progress(name, "saving memory for baseline %s into volume %s", baseline, ref.Name)
+	e.begin(event.KindVM, name, event.StepBaseline, "saving memory for baseline %s into volume %s", baseline, ref.Name)
 	_, err := e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
 	if errors.Is(err, virt.ErrExists) {
 		if err := e.HV.DeleteVolume(ctx, ref.Pool, ref.Name); err != nil {
@@ -241,7 +242,7 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 // and restores the image: the VM runs on.
 func (e *Engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	restore := func() error {
-		e.progress(name, "restoring memory from %s", ref.Name)
+		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
 		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
 			return err
 		}
@@ -249,7 +250,7 @@ func (e *Engine) finishImageBaseline(ctx context.Context, name, baseline string,
 		return err
 	}
 	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
-	e.progress(name, "taking baseline snapshot %s (with memory)", baseline)
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
 		if rerr := restore(); rerr != nil {
 			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)
@@ -284,11 +285,11 @@ func (e *Engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeR
 // restored. Both steps work from any state a killed reset leaves (see
 // snapshots.go), so running the reset again converges.
 func (e *Engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
-	e.progress(vm, "returning the disks to %s", name)
+	e.begin(event.KindVM, vm, event.StepRevert, "returning the disks to %s", name)
 	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
 		return "", err
 	}
-	e.progress(vm, "restoring memory from %s", ref.Name)
+	e.begin(event.KindVM, vm, event.StepRevert, "restoring memory from %s", ref.Name)
 	err := retryBusy(ctx, func() error { return e.HV.RestoreDomain(ctx, vm, ref.Pool, ref.Name, memoryImageOptions) })
 	if errors.Is(err, virt.ErrNotFound) {
 		return "", fmt.Errorf("%w: the memory image of %s is gone; %s is shut off with the disks of %s (legacyvm start %s boots it; legacyvm snapshot delete %s %s --force and apply take the baseline again)", err, name, vm, name, vm, vm, name)
@@ -336,12 +337,12 @@ func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetR
 			return fmt.Errorf("%s has no snapshot policy, so no baseline: name a snapshot with --to", name)
 		}
 		start := time.Now()
-		e.progress(name, "reverting to %s", r.Snapshot)
+		e.begin(event.KindVM, name, event.StepRevert, "reverting to %s", r.Snapshot)
 		st, err := e.RevertSnapshot(ctx, name, r.Snapshot)
 		r.State = st
 		r.Took = time.Since(start)
 		if err == nil {
-			e.progress(name, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
+			e.stepDone(event.KindVM, name, event.StepRevert, r.Took, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
 		}
 		return err
 	})

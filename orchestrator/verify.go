@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -55,6 +56,9 @@ type CheckResult struct {
 	Status CheckStatus `json:"status"`
 	Reason string      `json:"reason"`
 	Fix    string      `json:"fix,omitempty"`
+	// Hint names the operation that repairs the problem (event.HintApply:
+	// applying the profile); front ends word it (the CLI as a command).
+	Hint event.Hint `json:"hint,omitempty"`
 }
 
 // VMVerification is what verify found for one managed VM.
@@ -119,9 +123,6 @@ type VerifyOptions struct {
 	System HostSystem
 	// SerialLogDir is passed to Desired (it does not change any check).
 	SerialLogDir string
-	// ApplyHint is the command that repairs drift, e.g. "legacyvm apply
-	// ./lab" (default "legacyvm apply" with the profile's directory).
-	ApplyHint string
 	// Agent adds the guest-agent check: a running VM whose definition has
 	// the guest agent channel must answer a guest-ping (a warning
 	// otherwise: isolation holds, but exec, cp and test will not work).
@@ -135,17 +136,16 @@ type VerifyOptions struct {
 // VerifyProfile verifies every host a profile uses: it connects to each,
 // runs Verify with the part of the profile placed there and closes the
 // connection. Reports are in host order (see Split). Placed instances are
-// looked up where they run (see Place). With several hosts, a host that
+// looked up where they run (see place). With several hosts, a host that
 // cannot be reached gets a Verification with Error (partial) instead of
 // stopping the others.
 func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
 	var out []*Verification
-	conns := ConnectHosts(ctx, p, connect, opts)
-	defer CloseConns(conns)
-	if _, _, err := Place(ctx, p, conns); err != nil {
-		return nil, err
-	}
-	byHost := map[*profiles.Host]*HostConn{}
+	conns := connectHosts(ctx, p, connect, opts)
+	defer closeConns(conns)
+	observeDomains(ctx, conns)
+	place(p, conns)
+	byHost := map[*profiles.Host]*hostConn{}
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
@@ -205,13 +205,6 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 	for _, n := range nets {
 		vr.nets[n.Name] = n
 	}
-	vr.applyHint = opts.ApplyHint
-	if vr.applyHint == "" {
-		vr.applyHint = "legacyvm apply PROFILE"
-		if opts.Profile != nil && opts.Profile.Dir != "" {
-			vr.applyHint = "legacyvm apply " + opts.Profile.Dir
-		}
-	}
 	if opts.Profile != nil {
 		o := &Observed{Networks: vr.nets}
 		ds, err := Desired(opts.Profile, Target{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
@@ -266,7 +259,8 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		v.VMs = append(v.VMs, VMVerification{Name: name, Profile: profile, OK: true, Checks: []CheckResult{{
 			Check: CheckExists, Status: CheckWarn,
 			Reason: "the profile declares this VM but it does not exist on the host",
-			Fix:    vr.applyHint + " creates it",
+			Fix:    "applying the profile creates it",
+			Hint:   event.HintApply,
 		}}})
 	}
 	sort.SliceStable(v.VMs, func(i, j int) bool {
@@ -280,7 +274,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		v.HostChecks = SystemFindings(opts.System)
 	} else {
 		v.HostChecks = []Finding{{Check: "host system", Severity: SeverityInfo,
-			Message: "the libvirt host is remote: run `legacyvm verify` (or doctor) on it to check its firewall and sysctl settings"}}
+			Message: "the libvirt host is remote: its firewall and sysctl settings are checked only on the host itself", Hint: event.HintVerifyOnHost}}
 	}
 	var pools []string
 	for _, dv := range vr.desiredVMs {
@@ -306,11 +300,25 @@ type portsResult struct {
 	err   error
 }
 
+// onHostFix is the fix of a check only the libvirt host itself can run.
+const onHostFix = "verify on the libvirt host itself"
+
+// fixHint is the hint a check result with this fix carries: applying the
+// profile (event.HintApply), verifying on the host (HintVerifyOnHost).
+func fixHint(fix string) event.Hint {
+	switch {
+	case fix == onHostFix:
+		return event.HintVerifyOnHost
+	case strings.Contains(fix, "apply the profile") || strings.Contains(fix, "applying the profile"):
+		return event.HintApply
+	}
+	return event.HintNone
+}
+
 // verifier holds what one Verify call observed, shared by its VMs.
 type verifier struct {
 	hv          virt.Hypervisor
 	opts        VerifyOptions
-	applyHint   string
 	nets        map[string]virt.Network
 	bindings    []virt.FilterBinding
 	filters     map[string]virt.Filter // without a profile only
@@ -327,7 +335,7 @@ type verifier struct {
 func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification, error) {
 	vm := VMVerification{Name: d.Name, Profile: d.Metadata.Profile, State: d.State}
 	add := func(check string, st CheckStatus, fix, format string, a ...any) {
-		vm.Checks = append(vm.Checks, CheckResult{Check: check, Status: st, Reason: fmt.Sprintf(format, a...), Fix: fix})
+		vm.Checks = append(vm.Checks, CheckResult{Check: check, Status: st, Reason: fmt.Sprintf(format, a...), Fix: fix, Hint: fixHint(fix)})
 	}
 	dv := vr.desiredVMs[d.Name]
 	var want []virt.InterfaceSpec
@@ -336,7 +344,7 @@ func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification
 	}
 	if len(d.Interfaces) == 0 {
 		if len(want) > 0 {
-			add(CheckNetwork, CheckWarn, vr.applyHint+" puts it back",
+			add(CheckNetwork, CheckWarn, "applying the profile puts it back",
 				"the VM has no network interface although the profile puts it on %s", want[0].Network)
 		} else {
 			add(CheckNetwork, CheckPass, "", "the VM has no network interface: nothing to isolate")
@@ -377,25 +385,25 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		}
 		return s
 	}
-	apply := vr.applyHint + " repairs it"
+	apply := "applying the profile repairs it"
 	n, ok := vr.nets[nic.Network]
 	switch {
 	case !ok:
 		add(CheckNetwork, CheckFail, apply, label("network %s does not exist"), nic.Network)
 		return nil
 	case n.Metadata == nil || !IsOwnedName(n.Name):
-		add(CheckNetwork, CheckFail, "move the interface back to its legacyvm network ("+vr.applyHint+") or remove it (virsh edit "+d.Name+")",
+		add(CheckNetwork, CheckFail, "move the interface back to its legacyvm network (apply the profile) or remove it (virsh edit "+d.Name+")",
 			label("network %s is not managed by legacyvm: nothing isolates this interface"), nic.Network)
 		return nil
 	case want != nil && want.Network != nic.Network:
 		add(CheckNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
 	case !n.Active:
-		add(CheckNetwork, CheckWarn, "virsh net-start "+n.Name+" (or "+vr.applyHint+")", label("network %s is not running"), n.Name)
+		add(CheckNetwork, CheckWarn, "virsh net-start "+n.Name+" (or apply the profile)", label("network %s is not running"), n.Name)
 	case n.Running != nil && reservedIP(n, nic.MAC).IsValid() && !reservedIP(*n.Running, nic.MAC).IsValid():
-		add(CheckNetwork, CheckWarn, "stop the network's VMs and run "+vr.applyHint+" to restart it",
+		add(CheckNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
 			label("network %s runs with an older definition that lacks this VM's address reservation: the VM gets another address, which its filter drops (no network until the network restarts)"), n.Name)
 	case n.Running != nil:
-		add(CheckNetwork, CheckWarn, "stop the network's VMs and run "+vr.applyHint+" to restart it",
+		add(CheckNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
 			label("network %s runs with an older definition (a change waits for the network to restart); the checks below read both"), n.Name)
 	default:
 		add(CheckNetwork, CheckPass, "", label("on %s, legacyvm's network of profile %s"), n.Name, n.Metadata.Profile)
@@ -411,7 +419,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		fwd = append(fwd, fmt.Sprintf("the running network forwards (mode %s)", r.ForwardMode))
 	}
 	if len(fwd) > 0 {
-		fix := vr.applyHint + " removes it from the definition"
+		fix := "applying the profile removes it from the definition"
 		if n.Running != nil && n.Running.ForwardMode != "" {
 			fix += "; the running network keeps forwarding until it restarts: stop its VMs and apply again"
 		}
@@ -461,7 +469,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	}
 	switch got := paramIP(nic.FilterParams); {
 	case nic.Filter == "":
-		add(CheckFilterRef, CheckFail, vr.applyHint+" repairs the definition (until then, the VM starts unfiltered)",
+		add(CheckFilterRef, CheckFail, "applying the profile repairs the definition (until then, the VM starts unfiltered)",
 			label("the definition has no traffic filter (removed outside legacyvm?): started like this, the VM reaches the host and spoofs addresses"))
 	case nic.Filter != wantFilter:
 		add(CheckFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
@@ -481,7 +489,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 				b = &vr.bindings[i]
 			}
 		}
-		restart := vr.applyHint + " binds it again on the running interface, without a restart (legacyvm daemon does it at its next verify)"
+		restart := "applying the profile binds it again on the running interface, without a restart (the daemon does it at its next verify)"
 		switch {
 		case b == nil:
 			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))

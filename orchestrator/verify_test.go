@@ -41,7 +41,7 @@ vm "box" {
 
 func verifyOK(t *testing.T, hv virt.Hypervisor, p *profiles.Profile) *Verification {
 	t.Helper()
-	v, err := Verify(context.Background(), hv, VerifyOptions{URI: remoteURI, Profile: p, ApplyHint: "legacyvm apply ./lab"})
+	v, err := Verify(context.Background(), hv, VerifyOptions{URI: remoteURI, Profile: p})
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -56,7 +56,7 @@ func status(v *Verification, vm, check string) (CheckStatus, string) {
 		}
 		for _, c := range x.Checks {
 			if c.Check == check {
-				return c.Status, c.Reason + " | fix: " + c.Fix
+				return c.Status, c.Reason + " | fix: " + c.Fix + " | hint: " + string(c.Hint)
 			}
 		}
 	}
@@ -240,7 +240,7 @@ func TestVerifyPortIsolation(t *testing.T) {
 		t.Errorf("port isolation with an override = %s (%s)", st, why)
 	}
 	c := changesByName(plan(t, p, over).Plan)["vm/box"]
-	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "overrides the network's port isolation") {
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "overrides the network's port isolation") {
 		t.Errorf("plan with an override: %+v", c)
 	}
 
@@ -322,7 +322,7 @@ func TestVerifyReportsMissingAndStoppedVMs(t *testing.T) {
 	if !v.OK || !v.Warnings() {
 		t.Fatalf("ok=%v warnings=%v, want ok with a warning", v.OK, v.Warnings())
 	}
-	if st, why := status(v, "web-3", CheckExists); st != CheckWarn || !strings.Contains(why, "legacyvm apply ./lab") {
+	if st, why := status(v, "web-3", CheckExists); st != CheckWarn || !strings.Contains(why, "hint: apply") {
 		t.Errorf("web-3 = %s (%s)", st, why)
 	}
 	if st, _ := status(v, "web-2", CheckFilterBinding); st != CheckSkip {

@@ -108,7 +108,7 @@ func expectedDoors(d virt.Domain, n virt.Network) map[string]virt.DoorRef {
 // checkDoors runs the door checks of a VM with doors on network n.
 func (vr *verifier) checkDoors(d virt.Domain, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
 	if !IsLocalURI(vr.opts.URI) {
-		add(CheckDoors, CheckSkip, "", label("the libvirt host is remote: run legacyvm verify on it to check its relay"))
+		add(CheckDoors, CheckSkip, onHostFix, label("the libvirt host is remote: its relay is checked only on the host itself"))
 		return
 	}
 	want := expectedDoors(d, n)
@@ -151,7 +151,7 @@ func (vr *verifier) checkDoors(d virt.Domain, n virt.Network, label func(string)
 		}
 		switch {
 		case len(bad) > 0:
-			add(CheckDoors, CheckFail, "restart legacyvm daemon (it reads the doors from libvirt) and run "+vr.applyHint, label("%s"), strings.Join(append(bad, closed...), "; "))
+			add(CheckDoors, CheckFail, "restart legacyvm daemon (it reads the doors from libvirt) and apply the profile", label("%s"), strings.Join(append(bad, closed...), "; "))
 		case len(closed) > 0:
 			add(CheckDoors, CheckWarn, "see legacyvm daemon's log", label("%s"), strings.Join(closed, "; "))
 		default:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 // ApplyOptions are the inputs of `legacyvm apply`.
 type ApplyOptions struct {
+	Factory     *Factory
 	Path        string
 	AutoApprove bool
 	LockWait    time.Duration
@@ -22,8 +24,8 @@ type ApplyOptions struct {
 	ImageUpdates []string
 }
 
-func newCmdApply(f *Factory) *cobra.Command {
-	opts := &ApplyOptions{}
+func NewCmdApply(f *Factory, runF func(*ApplyOptions) error) *cobra.Command {
+	opts := &ApplyOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "apply [PATH]",
 		Short: "Create or update the VMs, networks and filters a profile declares",
@@ -50,7 +52,10 @@ second waits for the first (--lock-wait) or fails.`,
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
-			return applyRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return applyRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "do not ask before destructive changes")
@@ -59,8 +64,8 @@ second waits for the first (--lock-wait) or fails.`,
 	return cmd
 }
 
-func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
-	ctx := cmd.Context()
+func applyRun(ctx context.Context, opts *ApplyOptions) error {
+	f := opts.Factory
 	p, err := f.loadProfile(opts.Path)
 	if err != nil {
 		return err

@@ -29,7 +29,7 @@ type CpOptions struct {
 	AgentTimeout time.Duration
 }
 
-func newCmdCp(f *Factory) *cobra.Command {
+func NewCmdCp(f *Factory, runF func(*CpOptions) error) *cobra.Command {
 	o := &CpOptions{}
 	cmd := &cobra.Command{
 		Use:   "cp SRC VM:DST | cp VM:SRC DST",
@@ -53,6 +53,9 @@ destination (no .., no absolute paths, no host symlinks followed), and
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.IO, o.Connect, o.URI, o.JSON = f.IO, f.Connect, f.URI(), f.JSON()
 			o.Src, o.Dst = args[0], args[1]
+			if runF != nil {
+				return runF(o)
+			}
 			return cpRun(cmd.Context(), o)
 		},
 	}

@@ -35,7 +35,7 @@ type ExecOptions struct {
 	AgentTimeout time.Duration
 }
 
-func newCmdExec(f *Factory) *cobra.Command {
+func NewCmdExec(f *Factory, runF func(*ExecOptions) error) *cobra.Command {
 	o := &ExecOptions{}
 	cmd := &cobra.Command{
 		Use:   "exec VM -- COMMAND [ARGS...]",
@@ -64,6 +64,9 @@ Windows).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.IO, o.Connect, o.URI, o.JSON = f.IO, f.Connect, f.URI(), f.JSON()
 			o.VM, o.Argv = args[0], args[1:]
+			if runF != nil {
+				return runF(o)
+			}
 			return execRun(cmd.Context(), o)
 		},
 	}

@@ -85,7 +85,15 @@ func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*
 		finish()
 		all = append(all, res...)
 		for _, r := range res {
-			for _, n := range r.Notes {
+			notes := append([]string(nil), r.Notes...)
+			if h := hintText(r.Hint, r.Object); h != "" {
+				if len(notes) == 0 {
+					notes = []string{h}
+				} else {
+					notes[len(notes)-1] += ": " + h
+				}
+			}
+			for _, n := range notes {
 				f.IO.Status("%s: %s", r.Object, n)
 			}
 		}

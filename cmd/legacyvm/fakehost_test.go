@@ -81,6 +81,7 @@ func newFakeWorld(t *testing.T) *fakeWorld {
 		"WIN7_KEY":                 fakeKey4,
 		"LEGACYVM_FINGERPRINT_KEY": filepath.Join(dir, "fingerprint.key"),
 		"LEGACYVM_LOCK_DIR":        filepath.Join(dir, "locks"),
+		"LEGACYVM_WEB_DIR":         filepath.Join(dir, "web"),
 		"LEGACYVM_VAR_iso":         iso,
 		// examples/golden-image: the fake ISO's checksum, two clone keys.
 		"LEGACYVM_VAR_iso_sha256": fmt.Sprintf("%x", sha256.Sum256([]byte("fake iso\n"))),

@@ -176,6 +176,13 @@ func TestHelpExamplesRunAgainstExamples(t *testing.T) {
 		t.Run(ex.where+": "+ex.line, func(t *testing.T) {
 			w := newFakeWorld(t)
 			w.applyAll()
+			if len(ex.args) > 1 && ex.args[0] == "token" && ex.args[1] == "revoke" {
+				// The token the example revokes (token create's example
+				// makes it).
+				if r := w.run(cliOpts{}, "token", "create", "--role", "viewer", "--name", "bob"); r.code != 0 {
+					t.Fatalf("token create: exit %d: %s", r.code, r.err)
+				}
+			}
 			o := cliOpts{env: ex.env, inTTY: true, stdin: "yes\n"}
 			if ex.stdin != "" {
 				b, err := os.ReadFile(filepath.Join(w.dir, ex.stdin))
@@ -184,8 +191,9 @@ func TestHelpExamplesRunAgainstExamples(t *testing.T) {
 				}
 				o.stdin = string(b)
 			}
-			if len(ex.args) > 0 && ex.args[0] == "daemon" {
-				// The daemon runs until stopped: give it a few ticks.
+			if len(ex.args) > 0 && (ex.args[0] == "daemon" || ex.args[0] == "serve") {
+				// The daemon and the web server run until stopped: give
+				// them a few ticks.
 				o.timeout = 300 * time.Millisecond
 			}
 			o.dir = ex.dir

@@ -11,7 +11,7 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-func newCmdImage(f *Factory) *cobra.Command {
+func NewCmdImage(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
 		Short: "Build, list and delete golden images made from your own Windows 7 media",
@@ -27,7 +27,7 @@ VMs clone an image by reference (disk { image = image.NAME }). A VM stays on
 the version it was cloned from until you ask for a newer one (image_version =
 "latest", or apply --image-update NAME). See docs/images.md.`,
 	}
-	cmd.AddCommand(newCmdImageBuild(f), newCmdImageList(f), newCmdImageDelete(f))
+	cmd.AddCommand(NewCmdImageBuild(f, nil), NewCmdImageList(f, nil), NewCmdImageDelete(f, nil))
 	return cmd
 }
 

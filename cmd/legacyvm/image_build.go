@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -11,13 +12,14 @@ import (
 
 // ImageBuildOptions are the inputs of `legacyvm image build`.
 type ImageBuildOptions struct {
+	Factory *Factory
 	Path    string
 	Names   []string
 	Timeout time.Duration
 }
 
-func newCmdImageBuild(f *Factory) *cobra.Command {
-	opts := &ImageBuildOptions{}
+func NewCmdImageBuild(f *Factory, runF func(*ImageBuildOptions) error) *cobra.Command {
+	opts := &ImageBuildOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "build [PATH] [NAME...]",
 		Short: "Build the next version of an image block",
@@ -46,15 +48,18 @@ built, one after the other.`,
 			if len(args) > 1 {
 				opts.Names = args[1:]
 			}
-			return imageBuildRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return imageBuildRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "give up after this long (default: the image block's timeout, 3h)")
 	return cmd
 }
 
-func imageBuildRun(cmd *cobra.Command, f *Factory, opts *ImageBuildOptions) error {
-	ctx := cmd.Context()
+func imageBuildRun(ctx context.Context, opts *ImageBuildOptions) error {
+	f := opts.Factory
 	p, images, err := f.loadImages(opts.Path, opts.Names)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -10,13 +11,14 @@ import (
 
 // ImageDeleteOptions are the inputs of `legacyvm image delete`.
 type ImageDeleteOptions struct {
+	Factory *Factory
 	Path    string
 	Name    string
 	Version int
 }
 
-func newCmdImageDelete(f *Factory) *cobra.Command {
-	opts := &ImageDeleteOptions{}
+func NewCmdImageDelete(f *Factory, runF func(*ImageDeleteOptions) error) *cobra.Command {
+	opts := &ImageDeleteOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "delete PATH NAME",
 		Short: "Delete registered versions of an image",
@@ -30,15 +32,18 @@ deleted then. Destroy the VMs, or move them to another version first (apply
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path, opts.Name = args[0], args[1]
-			return imageDeleteRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return imageDeleteRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().IntVar(&opts.Version, "version", 0, "the version to delete (default: all)")
 	return cmd
 }
 
-func imageDeleteRun(cmd *cobra.Command, f *Factory, opts *ImageDeleteOptions) error {
-	ctx := cmd.Context()
+func imageDeleteRun(ctx context.Context, opts *ImageDeleteOptions) error {
+	f := opts.Factory
 	_, images, err := f.loadImages(opts.Path, []string{opts.Name})
 	if err != nil {
 		return err

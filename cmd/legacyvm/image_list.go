@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -12,12 +13,13 @@ import (
 
 // ImageListOptions are the inputs of `legacyvm image list`.
 type ImageListOptions struct {
-	Path  string
-	Names []string
+	Factory *Factory
+	Path    string
+	Names   []string
 }
 
-func newCmdImageList(f *Factory) *cobra.Command {
-	opts := &ImageListOptions{}
+func NewCmdImageList(f *Factory, runF func(*ImageListOptions) error) *cobra.Command {
+	opts := &ImageListOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "list [PATH] [NAME...]",
 		Short: "List the registered versions of a profile's images",
@@ -34,14 +36,17 @@ metadata volumes). What an interrupted build left is removed first.`,
 			if len(args) > 1 {
 				opts.Names = args[1:]
 			}
-			return imageListRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return imageListRun(cmd.Context(), opts)
 		},
 	}
 	return cmd
 }
 
-func imageListRun(cmd *cobra.Command, f *Factory, opts *ImageListOptions) error {
-	ctx := cmd.Context()
+func imageListRun(ctx context.Context, opts *ImageListOptions) error {
+	f := opts.Factory
 	_, images, err := f.loadImages(opts.Path, opts.Names)
 	if err != nil {
 		return err

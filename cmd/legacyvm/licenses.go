@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,12 +19,13 @@ import (
 
 // LicensesOptions are the inputs of `legacyvm licenses`.
 type LicensesOptions struct {
+	Factory *Factory
 	// Path is the profile; "" lists every VM on the host.
 	Path string
 }
 
-func newCmdLicenses(f *Factory) *cobra.Command {
-	opts := &LicensesOptions{}
+func NewCmdLicenses(f *Factory, runF func(*LicensesOptions) error) *cobra.Command {
+	opts := &LicensesOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:     "licenses [PATH]",
 		Aliases: []string{"licences"},
@@ -58,24 +60,26 @@ emulation).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Path = args[0]
+			} else if err := noProfileFlags(cmd, "a PATH is given"); err != nil {
+				return err
 			}
-			return licensesRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return licensesRun(cmd.Context(), opts)
 		},
 	}
 	return cmd
 }
 
-func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
-	ctx := cmd.Context()
+func licensesRun(ctx context.Context, opts *LicensesOptions) error {
+	f := opts.Factory
 	var (
 		p    *profiles.Profile
 		uris []string
 	)
 	hostName := map[string]string{}
 	if opts.Path == "" {
-		if err := f.noProfileFlags(cmd, "a PATH is given"); err != nil {
-			return err
-		}
 		uris = []string{f.URI()}
 	} else {
 		var err error

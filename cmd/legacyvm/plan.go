@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +14,8 @@ import (
 
 // PlanOptions are the inputs of `legacyvm plan`.
 type PlanOptions struct {
-	Path string
+	Factory *Factory
+	Path    string
 	// CheckKeys reads the product keys apply would read, to check seats
 	// by key across profiles now.
 	CheckKeys bool
@@ -22,8 +23,8 @@ type PlanOptions struct {
 	ImageUpdates []string
 }
 
-func newCmdPlan(f *Factory) *cobra.Command {
-	opts := &PlanOptions{}
+func NewCmdPlan(f *Factory, runF func(*PlanOptions) error) *cobra.Command {
+	opts := &PlanOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "plan [PATH]",
 		Short: "Show what apply would change on the host",
@@ -49,7 +50,10 @@ the profile did not answer: it is named and skipped).`,
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
-			return planRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return planRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.CheckKeys, "check-keys", false, "read the product keys of VMs to be created and check their seats across profiles")
@@ -57,8 +61,8 @@ the profile did not answer: it is named and skipped).`,
 	return cmd
 }
 
-func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
-	ctx := cmd.Context()
+func planRun(ctx context.Context, opts *PlanOptions) error {
+	f := opts.Factory
 	p, err := f.loadProfile(opts.Path)
 	if err != nil {
 		return err
@@ -82,7 +86,7 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
 	for _, hp := range hps {
-		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, time.Now())...)
+		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, f.Now())...)
 	}
 	if f.JSON() {
 		if err := writePlanJSON(f.IO.Out, hps, sk); err != nil {

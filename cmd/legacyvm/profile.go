@@ -76,11 +76,14 @@ func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
 		Parallelism:  f.Parallelism,
 		Getenv:       f.Getenv,
 		Fingerprint:  f.fingerprint,
-		Progress:     lineProgress(f.IO.ErrOut),
 		PollInterval: f.PollInterval,
 	}
-	if f.Progress == "none" {
-		e.Progress = nil
+	switch f.progressMode() {
+	case "none":
+	case "json":
+		e.Hook = jsonProgress(f.IO.ErrOut)
+	default:
+		e.Hook = lineProgress(f.IO.ErrOut)
 	}
 	return e
 }
@@ -95,7 +98,7 @@ func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done f
 		return e, func() {}
 	}
 	b := newBoard(f.IO.ErrOut, f.IO.TerminalWidth())
-	e.Progress = b.Update
+	e.Hook = b
 	return e, b.Close
 }
 

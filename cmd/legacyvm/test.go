@@ -42,7 +42,7 @@ type TestOptions struct {
 	LockWait time.Duration
 }
 
-func newCmdTest(f *Factory) *cobra.Command {
+func NewCmdTest(f *Factory, runF func(*TestOptions) error) *cobra.Command {
 	o := &TestOptions{}
 	cmd := &cobra.Command{
 		Use:   "test [PATH] [NAME...]",
@@ -65,6 +65,9 @@ prints the results on stdout. The exit status is 1 when any step failed.`,
 			o.Path = pathArg(args)
 			if len(args) > 1 {
 				o.Names = args[1:]
+			}
+			if runF != nil {
+				return runF(o)
 			}
 			return testRun(cmd.Context(), o)
 		},
@@ -164,7 +167,7 @@ func testRun(ctx context.Context, o *TestOptions) error {
 	}
 	defer hv.Close()
 	eng := f.engine(hv)
-	eng.Progress = nil
+	eng.Hook = nil
 	results := make([]*TestVMResult, len(jobs))
 	var outMu sync.Mutex
 	g := errgroup.Group{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -21,7 +22,7 @@ type ValidateOptions struct {
 	Getenv   func(string) (string, bool)
 }
 
-func newCmdValidate(f *Factory) *cobra.Command {
+func NewCmdValidate(f *Factory, runF func(*ValidateOptions) error) *cobra.Command {
 	opts := &ValidateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate [PATH]",
@@ -55,13 +56,16 @@ With -o json the result is printed as one JSON document on stdout:
 			if len(args) == 1 {
 				opts.Path = args[0]
 			}
-			return validateRun(opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return validateRun(cmd.Context(), opts)
 		},
 	}
 	return cmd
 }
 
-func validateRun(opts *ValidateOptions) error {
+func validateRun(ctx context.Context, opts *ValidateOptions) error {
 	p, diags := profiles.Load(opts.Path, profiles.LoadOptions{Vars: opts.Vars, VarFiles: opts.VarFiles, Getenv: opts.Getenv})
 	errs, warns := countDiags(diags)
 	if opts.JSON {

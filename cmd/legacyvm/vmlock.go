@@ -43,12 +43,12 @@ func (f *Factory) lockVMs(ctx context.Context, uri string, names []string, purpo
 // command must work on, so that a VM created meanwhile is left alone).
 // The locks are taken on the command's scope host (--profile's, else
 // --connect's).
-func (f *Factory) lockNamedOrAll(cmd *cobra.Command, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
-	sc, err := f.resolveScope(cmd)
+func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+	sc, err := f.resolveScope(profilePath)
 	if err != nil {
 		return nil, nil, err
 	}
-	return f.lockNamedOrAllOn(cmd.Context(), sc.URI, e, names, purpose, wait)
+	return f.lockNamedOrAllOn(ctx, sc.URI, e, names, purpose, wait)
 }
 
 // lockNamedOrAllOn is lockNamedOrAll for the host at uri (e's host).

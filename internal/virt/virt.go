@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -198,6 +199,35 @@ type Hypervisor interface {
 	// connected), ErrAgentCommand (the agent answered with an error; the
 	// message is the agent's, sanitised).
 	AgentCommand(ctx context.Context, domain string, command []byte, timeout time.Duration) ([]byte, error)
+
+	// Screenshot takes a picture of the running domain's first display
+	// through libvirt's screenshot stream (PNG from QEMU >= 7.1, PPM
+	// from older ones; MIME says which). The bytes
+	// come from the guest's framebuffer and are untrusted: at most
+	// MaxScreenshotBytes are read (more is an error wrapping ErrInvalid);
+	// callers decode them with bounds. ErrNotFound (no such domain),
+	// ErrInvalidState (not running).
+	Screenshot(ctx context.Context, domain string) (Screenshot, error)
+	// OpenGraphics connects to the running domain's VNC display without
+	// the network: libvirt hands over a socket already connected to QEMU
+	// (virDomainOpenGraphicsFD). It only works on a local connection
+	// (ErrUnsupported otherwise: callers then dial Domain.VNC, which is
+	// always a loopback address). What comes back speaks RFB and is
+	// untrusted. ErrNotFound, ErrInvalidState (not running),
+	// ErrUnsupported (remote connection or no VNC display).
+	OpenGraphics(ctx context.Context, domain string) (net.Conn, error)
+}
+
+// MaxScreenshotBytes bounds a screenshot stream: a 4096x4096 PPM (RGB)
+// and its header (a PNG of that size is smaller).
+const MaxScreenshotBytes = 3*4096*4096 + 64
+
+// Screenshot is a display picture as the hypervisor produced it.
+type Screenshot struct {
+	// MIME is the type libvirt reports: "image/png" or
+	// "image/x-portable-pixmap".
+	MIME string
+	Data []byte
 }
 
 // Guest agent errors (see Hypervisor.AgentCommand).

@@ -70,6 +70,7 @@ func Run(t *testing.T, newHV func(t *testing.T) Harness) {
 		{"ChangeMedia", testChangeMedia},
 		{"Events", testEvents},
 		{"Agent", testAgent},
+		{"Display", testDisplay},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
