@@ -111,7 +111,7 @@ func TestConsoleRelay(t *testing.T) {
 		t.Fatalf("security types %v", b)
 	}
 	write([]byte{1})
-	read(4)        // security result
+	read(4)          // security result
 	write([]byte{1}) // shared
 	init := read(24)
 	width, height := int(init[0])<<8|int(init[1]), int(init[2])<<8|int(init[3])
