@@ -250,7 +250,7 @@ func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string,
 		return err
 	}
 	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
-	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (disks; memory in %s)", baseline, ref.Name)
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
 		if rerr := restore(); rerr != nil {
 			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -54,9 +53,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		failed = failed || x.Severity == hostcheck.SeverityFail
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": uri, "ok": !failed, "findings": fs}); err != nil {
+		if err := writeJSON(f, doctorDoc{docHeader: v1, URI: uri, OK: !failed, Checks: checksFromFindings(fs)}); err != nil {
 			return err
 		}
 	} else {

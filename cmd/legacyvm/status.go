@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -138,12 +137,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		vms[i].AddRelayState(ds)
 	}
 	if f.JSON() {
-		if vms == nil {
-			vms = []orchestrator.VMStatus{}
-		}
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": targets[0].uri, "hosts": hosts, "vms": vms}); err != nil {
+		if err := writeJSON(f, statusToJSON(hosts, vms)); err != nil {
 			return err
 		}
 	} else {

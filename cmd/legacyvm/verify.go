@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -124,9 +123,7 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 		warn = warn || v.Warnings()
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"ok": ok, "hosts": vs}); err != nil {
+		if err := writeJSON(f, verifyToJSON(ok, vs)); err != nil {
 			return err
 		}
 	} else {
