@@ -145,7 +145,7 @@ func TestDoorListenPortTaken(t *testing.T) {
 		return syscall.EADDRNOTAVAIL
 	}
 	opts := Options{DefaultURI: "test:///fake", ProbeListen: busy}
-	_, diags, err := PlanProfile(context.Background(), p, connector(h), opts)
+	_, diags, err := planProfile(context.Background(), p, connector(h), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestDoorListenPortTaken(t *testing.T) {
 		t.Fatalf("diagnostics %v", diags)
 	}
 	opts.OwnListeners = map[string]bool{"0.0.0.0:13389": true}
-	if _, diags, err := PlanProfile(context.Background(), p, connector(h), opts); err != nil || len(diags) != 0 {
+	if _, diags, err := planProfile(context.Background(), p, connector(h), opts); err != nil || len(diags) != 0 {
 		t.Fatalf("with the relay holding the port: %v, %v", diags, err)
 	}
 }

@@ -84,7 +84,7 @@ func (c *countingKeys) keys() KeyIdentifier {
 
 func planWith(t *testing.T, p *profiles.Profile, h virt.Hypervisor, keys KeyIdentifier) ([]*HostPlan, hcl.Diagnostics, error) {
 	t.Helper()
-	return PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	return planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
 }
 
 // applyWithKeys plans with keys and applies, recording fingerprints.
@@ -442,7 +442,7 @@ func TestInstallISOCheck(t *testing.T) {
 			}
 			src := installProfile(tt.iso)
 			p := loadProfile(t, "inst", src)
-			_, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: tt.uri})
+			_, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: tt.uri})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -99,7 +99,7 @@ func (nopClose) Close() error { return nil }
 
 func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
+	hps, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -299,7 +299,7 @@ vm "x" {
 }`)
 	apply(t, plan(t, other, h))
 
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestPlanRefusesObjectsItDoesNotOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := loadProfile(t, "lab", labProfile)
-	_, diags, err := PlanProfile(ctx, p, connector(h), Options{})
+	_, diags, err := planProfile(ctx, p, connector(h), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,23 +102,23 @@ func (s *Session) SetProfile(profile string) { s.engine.Profile = profile }
 var errNoProfile = errors.New("the session has no profile")
 
 // Plan connects to every host of the profile, observes them and plans
-// (see PlanProfile). The connections stay open for Apply until Close.
+// (see planProfile). The connections stay open for Apply until Close.
 func (s *Session) Plan(ctx context.Context) ([]*HostPlan, hcl.Diagnostics, error) {
 	if s.profile == nil {
 		return nil, nil, errNoProfile
 	}
-	hps, diags, err := PlanProfile(ctx, s.profile, s.o.Connect, s.o.Plan)
+	hps, diags, err := planProfile(ctx, s.profile, s.o.Connect, s.o.Plan)
 	s.keep(hps)
 	return hps, diags, err
 }
 
 // PlanDestroy plans the removal of what the profile owns on its hosts
-// (only: just these instances; see PlanDestroy). Apply carries it out.
+// (only: just these instances; see planDestroy). Apply carries it out.
 func (s *Session) PlanDestroy(ctx context.Context, only []string) ([]*HostPlan, error) {
 	if s.profile == nil {
 		return nil, errNoProfile
 	}
-	hps, err := PlanDestroy(ctx, s.profile, s.o.Connect, s.o.Plan, only)
+	hps, err := planDestroy(ctx, s.profile, s.o.Connect, s.o.Plan, only)
 	s.keep(hps)
 	return hps, err
 }
@@ -176,5 +176,5 @@ func (s *Session) Close() {
 	hps := s.plans
 	s.plans = nil
 	s.mu.Unlock()
-	CloseAll(hps)
+	closeAll(hps)
 }

@@ -125,7 +125,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	}
 
 	// destroy leaves no image behind.
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

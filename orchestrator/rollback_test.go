@@ -81,7 +81,7 @@ func TestFailedRollbackKeepsTheDomainAndReportsTheAnswerMedia(t *testing.T) {
 	if c := changesByName(next.Plan)["vm/acct"]; c.Action != ActionReplace {
 		t.Errorf("next plan for acct: %s %v, want replace", c.Action, c.Reasons)
 	}
-	dps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	dps, err := planDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: AnswerVolumeName("acct"), Format: "raw", CapacityBytes: 4, Mode: 0o600}, strings.NewReader("ISO!"), 4); err != nil {
 		t.Fatal(err)
 	}
-	dps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	dps, err := planDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	keys := SourceKeys(nil, fp)
 
 	// legacyvm plan --check-keys.
-	hps, diags, err := PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	hps, diags, err := planProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan --check-keys: %v %s", err, diagText(diags))
 	}
@@ -124,7 +124,7 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	}
 
 	// legacyvm apply: plan with keys, then apply that plan.
-	hps, diags, err = PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	hps, diags, err = planProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("apply's plan: %v %s", err, diagText(diags))
 	}
@@ -151,7 +151,7 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	}
 
 	// An apply that plans nothing reads nothing.
-	hps, _, err = PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	hps, _, err = planProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

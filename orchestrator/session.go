@@ -81,8 +81,8 @@ func Failed(hps []*HostPlan) []*HostPlan {
 	return out
 }
 
-// CloseAll closes every connection of the plans.
-func CloseAll(hps []*HostPlan) {
+// closeAll closes every connection of the plans.
+func closeAll(hps []*HostPlan) {
 	for _, hp := range hps {
 		if hp.HV != nil {
 			_ = hp.HV.Close()
@@ -165,7 +165,7 @@ func split(p *profiles.Profile) []*profiles.Profile {
 	return out
 }
 
-// PlanProfile connects to every host of p, places the instances (see
+// planProfile connects to every host of p, places the instances (see
 // place), observes each host and plans. A host that cannot be reached or
 // observed does not stop the others when the profile has several: its
 // HostPlan carries Err and the instances skipped because of it (partial
@@ -178,7 +178,7 @@ func split(p *profiles.Profile) []*profiles.Profile {
 // the product keys of the VMs the plans create or replace are read once,
 // after planning, and the plans carry them to Engine.Apply (see
 // secretBundle).
-func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
+func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
 	var (
 		hps   []*HostPlan
 		diags hcl.Diagnostics
@@ -239,7 +239,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		sec := opts.Keys.bundle()
 		var err error
 		if ids, err = sec.identify(ctx, keysToRead(p, planned), seatHolders(planned)); err != nil {
-			CloseAll(hps)
+			closeAll(hps)
 			return nil, diags, err
 		}
 		for _, hp := range planned {
