@@ -813,7 +813,7 @@ func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
 }
 
 // imagePoolName names the pool legacyvm defines for an image directory.
-func imagePoolName(dir string) string { return Prefix + "images-" + hashOf(dir)[:8] }
+func imagePoolName(dir string) string { return namePrefix + "images-" + hashOf(dir)[:8] }
 
 // humanBytes prints sizes the way profiles write them.
 func humanBytes(n uint64) string {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -129,17 +128,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 }
 
 func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result, sk []skippedHost) error {
-	doc := struct {
-		Profile string                `json:"profile"`
-		Results []orchestrator.Result `json:"results"`
-		Skipped []skippedHost         `json:"skipped,omitempty"`
-	}{profile, rs, sk}
-	if doc.Results == nil {
-		doc.Results = []orchestrator.Result{}
-	}
-	enc := json.NewEncoder(f.IO.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(f, applyToJSON(profile, rs, sk))
 }
 
 // confirmDestructive asks before changes that lose data. Without a terminal

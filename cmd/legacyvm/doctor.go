@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -48,15 +47,13 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	if connErr == nil {
 		defer hv.Close()
 	}
-	fs := orchestrator.Doctor(ctx, uri, hv, connErr, f.HostSystem, opts.Pool)
+	fs := orchestrator.OnHost(hv, uri, orchestrator.SessionOptions{}).Doctor(ctx, connErr, f.HostSystem, opts.Pool)
 	failed := false
 	for _, x := range fs {
 		failed = failed || x.Severity == hostcheck.SeverityFail
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": uri, "ok": !failed, "findings": fs}); err != nil {
+		if err := writeJSON(f, doctorDoc{docHeader: v1, URI: uri, OK: !failed, Checks: checksFromFindings(fs)}); err != nil {
 			return err
 		}
 	} else {

@@ -42,7 +42,7 @@ removes what it left. Without NAME, every image block of the profile is
 built, one after the other.`,
 		Example: `  legacyvm image build examples/golden-image w7pro
   legacyvm image build --timeout 4h examples/golden-image
-  legacyvm image build -o json examples/golden-image w7pro | jq .version`,
+  legacyvm image build -o json examples/golden-image w7pro | jq '.versions[].version'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
@@ -101,10 +101,11 @@ func imageBuildRun(ctx context.Context, opts *ImageBuildOptions) error {
 		}
 	}
 	if f.JSON() {
-		if len(built) == 1 {
-			return writeJSON(f, built[0])
+		doc := imageVersionsDoc{docHeader: v1, Versions: []imageVersionJSON{}}
+		for _, v := range built {
+			doc.Versions = append(doc.Versions, imageVersionToJSON(*v))
 		}
-		return writeJSON(f, built)
+		return writeJSON(f, doc)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func imageDeleteRun(ctx context.Context, opts *ImageDeleteOptions) error {
 		return err
 	}
 	if f.JSON() {
-		return writeJSON(f, del)
+		return writeJSON(f, imageDeleteDoc{docHeader: v1, Deleted: imageVersionsToJSON(del)})
 	}
 	for _, v := range del {
 		fmt.Fprintf(f.IO.Out, "Deleted image %s version %d (%s).\n", v.Name, v.Version, v.Volume)

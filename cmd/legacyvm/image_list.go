@@ -29,7 +29,7 @@ checksum, the content checksum, the file mode (0444: read-only) and the VMs
 cloned from it. Versions are read from libvirt (the image volumes and their
 metadata volumes). What an interrupted build left is removed first.`,
 		Example: `  legacyvm image list examples/golden-image
-  legacyvm image list -o json examples/golden-image w7pro | jq '.[] | {version, used_by}'`,
+  legacyvm image list -o json examples/golden-image w7pro | jq '.versions[] | {version, used_by}'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
@@ -79,7 +79,7 @@ func imageListRun(ctx context.Context, opts *ImageListOptions) error {
 		f.IO.Status("image %s: a build is running", b)
 	}
 	if f.JSON() {
-		return writeJSON(f, all)
+		return writeJSON(f, imageVersionsDoc{docHeader: v1, Versions: imageVersionsToJSON(all)})
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(f.IO.Out, "No image versions registered (legacyvm image build builds one).")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"time"
@@ -110,9 +109,7 @@ func lifecycleRun(ctx context.Context, f *Factory, profilePath string, names []s
 	e.Profile = sc.Profile
 	res := run(e)
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(f, lifecycleToJSON(purpose, res)); err != nil {
 			return err
 		}
 	}
@@ -181,7 +178,7 @@ func consoleRun(ctx context.Context, opts *ConsoleOptions) error {
 		return fmt.Errorf("%s has no active display (state %s); start it first: legacyvm start %s", d.Name, d.State, d.Name)
 	}
 	if f.JSON() {
-		return json.NewEncoder(f.IO.Out).Encode(map[string]string{"vm": d.Name, "vnc": d.VNC})
+		return writeJSON(f, consoleDoc{docHeader: v1, VM: d.Name, VNC: d.VNC})
 	}
 	if !opts.PrintOnly {
 		for _, viewer := range []string{"virt-viewer", "remote-viewer"} {

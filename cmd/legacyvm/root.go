@@ -174,7 +174,7 @@ them; the others were done). See docs/hosts.md.`,
 		NewCmdVersion(f, nil),
 		NewCmdImage(f),
 		NewCmdGenMan(f, nil),
-		NewCmdServe(f, nil), newCmdToken(f),
+		NewCmdServe(f, nil), NewCmdToken(f),
 	)
 	annotateCommands(root)
 	return root

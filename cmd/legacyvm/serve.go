@@ -43,7 +43,7 @@ type ServeOptions struct {
 }
 
 // NewCmdServe makes `legacyvm serve`; runF replaces serveRun in tests.
-func NewCmdServe(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
+func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
 	o := &ServeOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -80,7 +80,7 @@ connections); run serve on the libvirt host.`,
 				o.WebDir = webDir(f)
 			}
 			if runF != nil {
-				return runF(cmd.Context(), o)
+				return runF(o)
 			}
 			return serveRun(cmd.Context(), o)
 		},

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,12 +83,6 @@ func connectEngine(ctx context.Context, f *Factory, profilePath string, live boo
 	return fn(e)
 }
 
-func writeJSON(f *Factory, v any) error {
-	enc := json.NewEncoder(f.IO.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // SnapshotCreateOptions are the inputs of `legacyvm snapshot create`.
 type SnapshotCreateOptions struct {
 	Factory *Factory
@@ -141,7 +134,7 @@ func snapshotCreateRun(ctx context.Context, opts *SnapshotCreateOptions) error {
 			return err
 		}
 		if f.JSON() {
-			return writeJSON(f, s)
+			return writeJSON(f, snapshotCreateDoc{docHeader: v1, VM: opts.VM, Snapshot: snapshotToJSON(s)})
 		}
 		fmt.Fprintf(f.IO.Out, "Created snapshot %s of %s (%s).\n", s.Name, opts.VM, snapshotContent(s.Snapshot))
 		return nil
@@ -228,7 +221,7 @@ func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
 			return err
 		}
 	}
-	if err := writeSnapshotList(f, list); err != nil {
+	if err := writeSnapshotList(f, list, sk); err != nil {
 		return err
 	}
 	if f.reportSkipped(sk) {
@@ -237,12 +230,9 @@ func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
 	return nil
 }
 
-func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots) error {
+func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots, sk []skippedHost) error {
 	if f.JSON() {
-		if list == nil {
-			list = []orchestrator.VMSnapshots{}
-		}
-		return writeJSON(f, list)
+		return writeJSON(f, snapshotListToJSON(list, sk))
 	}
 	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
@@ -321,7 +311,7 @@ func snapshotRevertRun(ctx context.Context, opts *SnapshotRevertOptions) error {
 			return err
 		}
 		if f.JSON() {
-			return writeJSON(f, map[string]any{"vm": opts.VM, "snapshot": opts.Snapshot, "state": st, "took_ns": time.Since(start)})
+			return writeJSON(f, snapshotRevertDoc{docHeader: v1, VM: opts.VM, Snapshot: opts.Snapshot, State: string(st), Took: time.Since(start)})
 		}
 		fmt.Fprintf(f.IO.Out, "Reverted %s to %s in %s; it is %s.\n", opts.VM, opts.Snapshot, time.Since(start).Round(time.Millisecond), st)
 		return nil
@@ -369,7 +359,7 @@ func snapshotDeleteRun(ctx context.Context, opts *SnapshotDeleteOptions) error {
 			return err
 		}
 		if f.JSON() {
-			return writeJSON(f, map[string]string{"vm": opts.VM, "deleted": opts.Snapshot})
+			return writeJSON(f, snapshotDeleteDoc{docHeader: v1, VM: opts.VM, Snapshot: opts.Snapshot})
 		}
 		fmt.Fprintf(f.IO.Out, "Deleted snapshot %s of %s.\n", opts.Snapshot, opts.VM)
 		return nil
@@ -494,10 +484,7 @@ func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchest
 		return err
 	}
 	if f.JSON() {
-		if res == nil {
-			res = []orchestrator.TickResult{}
-		}
-		if err := writeJSON(f, map[string]any{"now": now, "dry_run": dryRun, "vms": res}); err != nil {
+		if err := writeJSON(f, tickToJSON(now, dryRun, res)); err != nil {
 			return err
 		}
 	}
@@ -698,10 +685,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 	}
 	// The progress board is closed: results may be printed.
 	if f.JSON() {
-		if res == nil {
-			res = []orchestrator.ResetResult{}
-		}
-		if err := writeJSON(f, map[string]any{"took_ns": time.Since(start), "vms": res}); err != nil {
+		if err := writeJSON(f, resetToJSON(time.Since(start), res, sk)); err != nil {
 			return err
 		}
 	}

@@ -203,7 +203,7 @@ func testRun(ctx context.Context, o *TestOptions) error {
 		}
 	}
 	if f.JSON() {
-		if err := writeJSON(f, map[string]any{"profile": p.Name, "results": results, "failed": failed}); err != nil {
+		if err := writeJSON(f, testDoc{docHeader: v1, Profile: p.Name, Failed: failed, Results: nonNil(results)}); err != nil {
 			return err
 		}
 	} else {

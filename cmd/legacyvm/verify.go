@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -123,9 +123,7 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 		warn = warn || v.Warnings()
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"ok": ok, "hosts": vs}); err != nil {
+		if err := writeJSON(f, verifyToJSON(ok, vs)); err != nil {
 			return err
 		}
 	} else {
@@ -154,8 +152,8 @@ func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path s
 }
 
 // daemonState reads legacyvm daemon's state file (doors checks).
-func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
-	return orchestrator.ReadDaemonState(f.DaemonStatePath())
+func (f *Factory) daemonState() (*daemonstate.State, error) {
+	return daemonstate.Read(f.DaemonStatePath())
 }
 
 // verifyHintText words a check's hint; path is the profile's path.
