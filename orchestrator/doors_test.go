@@ -68,7 +68,7 @@ func TestDoorsArePlannedRecordedAndRelayed(t *testing.T) {
 		t.Errorf("publish details %q", d)
 	}
 	var guard *virt.FilterSpec
-	for _, dn := range hp.Desired.Networks {
+	for _, dn := range hp.desired.Networks {
 		guard = &dn.Filter
 	}
 	if len(guard.Doors) != 2 || guard.Doors[0].Kind != virt.DoorEgress || guard.Doors[0].GuestIP.IsValid() ||

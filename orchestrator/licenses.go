@@ -171,8 +171,8 @@ func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 			continue
 		}
 		keep := map[string]string{} // own instance on this host -> licence label
-		if hp.Desired != nil {
-			for _, dv := range hp.Desired.VMs {
+		if hp.desired != nil {
+			for _, dv := range hp.desired.VMs {
 				if dv.License != nil {
 					keep[dv.Spec.Name] = dv.License.Name
 				}
@@ -243,10 +243,10 @@ func provisionedBy(hps []*HostPlan) map[string]bool {
 }
 
 func hostUsesLicence(hp *HostPlan, l *profiles.License) bool {
-	if hp.Desired == nil || hp.Plan == nil {
+	if hp.desired == nil || hp.Plan == nil {
 		return false
 	}
-	for _, dv := range hp.Desired.VMs {
+	for _, dv := range hp.desired.VMs {
 		if dv.License == l {
 			return true
 		}

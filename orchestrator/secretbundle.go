@@ -151,7 +151,7 @@ type secrets struct {
 // forVM returns the secrets provisioning dv needs (reading those not read
 // yet): its licence's key, and the administrator password when it gets
 // answer media.
-func (b *secretBundle) forVM(ctx context.Context, dv *DesiredVM) (secrets, error) {
+func (b *secretBundle) forVM(ctx context.Context, dv *desiredVM) (secrets, error) {
 	var s secrets
 	if l := dv.License; l != nil && l.ProductKey.Kind != license.SourceNone {
 		r, err := b.key(ctx, l)

@@ -45,7 +45,7 @@ type Options struct {
 
 // HostPlan is the plan for the part of a profile that lives on one host,
 // with the connection it was made on. When Err is set the host could not
-// be reached or planned (HV, Observed, Desired and Plan are nil): nothing
+// be reached or planned (HV, Observed and Plan are nil): nothing
 // is done there, and Skipped names the instances that were left out
 // because of it.
 type HostPlan struct {
@@ -53,10 +53,12 @@ type HostPlan struct {
 	URI      string
 	HV       virt.Hypervisor
 	Observed *Observed
-	Desired  *DesiredState
 	Plan     *Plan
 	Err      error
 	Skipped  []string
+
+	// desired is what the profile wants on the host (nil with Err).
+	desired *desiredState
 }
 
 // Planned returns the host plans that have a plan (Err not set).
@@ -204,7 +206,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			hp.Observed = o
 			ds, plan, d, err := makePlan(part, h, c.URI, o, opts.settings())
 			diags = append(diags, d...)
-			hp.Desired, hp.Plan = ds, plan
+			hp.desired, hp.Plan = ds, plan
 			if err != nil {
 				hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 			}
@@ -213,7 +215,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			for _, in := range part.Instances {
 				hp.Skipped = append(hp.Skipped, in.Name)
 			}
-			hp.Observed, hp.Desired, hp.Plan = nil, nil, nil
+			hp.Observed, hp.desired, hp.Plan = nil, nil, nil
 		}
 	}
 	for _, u := range unplaced {
