@@ -5,16 +5,16 @@ package orchestrator
 // Where the keys come from. DESIGN says validate and plan read no secrets,
 // yet a key is only recognised across licence names and profiles by its
 // keyed fingerprint, which needs the key. So seat accounting has two
-// strengths, chosen by Options.Keys:
+// strengths, chosen by Options.ReadKeys:
 //
-//   - Options.Keys zero (legacyvm plan): no secret is read. A licence is
+//   - ReadKeys false (legacyvm plan): no secret is read. A licence is
 //     matched with the seats held on the host by the fingerprint recorded
 //     in the metadata of its own VMs when it has some, and otherwise by
 //     (profile, licence name). Over-subscription inside the profile, and a
 //     licence of this profile held by more VMs than it allows, are found;
 //     reuse of the same key under another name or by another profile is
 //     not (the key is unknown), and the plan says so in a note.
-//   - Options.Keys set (legacyvm apply, always; legacyvm plan
+//   - ReadKeys true (legacyvm apply, always; legacyvm plan
 //     --check-keys): the keys of licences whose VMs the plan creates or
 //     replaces (exactly the keys apply reads anyway) are read and
 //     fingerprinted during planning, before anything changes, and matched

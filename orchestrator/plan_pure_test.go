@@ -281,7 +281,7 @@ func TestPlanningTalksToHostsOnlyThroughTheObserver(t *testing.T) {
 	}
 	fp := testFingerprinter(t)
 	h := newFakeHost(t)
-	opts := Options{DefaultURI: "test:///fake", ProbeListen: probe, Keys: SourceKeys(seatGetenv, fp)}
+	opts := Options{DefaultURI: "test:///fake", ProbeListen: probe, ReadKeys: true, keys: sourceKeys(seatGetenv, fp)}
 	src := strings.Replace(tableImageProfile, "%AGENT%", "", 1) + `
 license "office" {
   product_key = env("KEY_B")

@@ -107,7 +107,11 @@ func (s *Session) Plan(ctx context.Context) ([]*HostPlan, hcl.Diagnostics, error
 	if s.profile == nil {
 		return nil, nil, errNoProfile
 	}
-	hps, diags, err := planProfile(ctx, s.profile, s.o.Connect, s.o.Plan)
+	po := s.o.Plan
+	if po.ReadKeys && !po.keys.on {
+		po.keys = sourceKeys(s.o.Getenv, s.o.Fingerprint)
+	}
+	hps, diags, err := planProfile(ctx, s.profile, s.o.Connect, po)
 	s.keep(hps)
 	return hps, diags, err
 }

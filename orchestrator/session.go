@@ -30,13 +30,16 @@ type Options struct {
 	// legacyvm daemon's relay already holds, which are not probed.
 	ProbeListen  func(addr string) error
 	OwnListeners map[string]bool
-	// Keys, when set (SourceKeys), lets planning read the product keys of
-	// the licences whose VMs the plan creates or replaces, once per
-	// command, and match them with the seats on the host by fingerprint
-	// (see licenses.go); the plans carry what was read to Engine.Apply,
-	// which reads nothing again. The zero value: planning reads no secrets
-	// and matches seats by licence name.
-	Keys KeyIdentifier
+	// ReadKeys lets planning read the product keys of the licences whose
+	// VMs the plan creates or replaces (apply; plan --check-keys), once
+	// per command, with the session's Getenv and Fingerprint, and match
+	// them with the seats on the hosts by fingerprint (see licenses.go);
+	// the plans carry what was read to Apply, which reads nothing again.
+	// false: planning reads no secrets and matches seats by licence name.
+	ReadKeys bool
+	// keys reads and fingerprints the keys when ReadKeys (set by
+	// Session.Plan; tests set it themselves).
+	keys keyIdentifier
 	// ImageUpdates names image blocks whose newest version every VM should
 	// use (apply --image-update NAME): VMs on an older version are
 	// replaced, as with image_version = "latest".
@@ -176,7 +179,7 @@ func split(p *profiles.Profile) []*profiles.Profile {
 // closed. Diagnostics are problems the profile author can fix (name
 // clashes, missing pools, hosts at max_vms).
 //
-// Only the observer (observe.go) talks to the hosts; with opts.Keys set,
+// Only the observer (observe.go) talks to the hosts; with opts.ReadKeys,
 // the product keys of the VMs the plans create or replace are read once,
 // after planning, and the plans carry them to Engine.Apply (see
 // secretBundle).
@@ -237,8 +240,8 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 	}
 	planned := Planned(hps)
 	var ids map[*profiles.License]keyID
-	if opts.Keys.enabled() {
-		sec := opts.Keys.bundle()
+	if opts.ReadKeys {
+		sec := opts.keys.bundle()
 		var err error
 		if ids, err = sec.identify(ctx, keysToRead(p, planned), seatHolders(planned)); err != nil {
 			closeAll(hps)
@@ -248,7 +251,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			hp.Plan.secrets = sec
 		}
 	}
-	diags = append(diags, checkSeats(p, planned, ids, opts.Keys.enabled())...)
+	diags = append(diags, checkSeats(p, planned, ids, opts.ReadKeys)...)
 	diags = append(diags, incompleteSeatWarnings(hps)...)
 	return hps, diags, nil
 }

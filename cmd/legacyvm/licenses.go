@@ -202,11 +202,3 @@ func allowed(n int) string {
 	}
 	return fmt.Sprint(n)
 }
-
-// keyIdentifier reads licence keys where the profile says and fingerprints
-// them with the host secret, for seat checks during planning (apply, plan
-// --check-keys). Each key is read once per command; the plans carry it to
-// apply (orchestrator.Options.Keys).
-func (f *Factory) keyIdentifier() orchestrator.KeyIdentifier {
-	return orchestrator.SourceKeys(f.Getenv, f.fingerprint)
-}
