@@ -301,7 +301,7 @@ func verb(a Action) string {
 // the baseline snapshot, and finally the VM running and marked provisioned.
 // Any failure undoes what this call created. sec are the secrets Apply
 // read for it.
-func (e *engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err error) {
+func (e *engine) createVM(ctx context.Context, dv *desiredVM, sec secrets) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
 	if e.undoPause > 0 {
@@ -417,7 +417,7 @@ func (e *engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err 
 	return nil
 }
 
-func (e *engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) createSystemVolume(ctx context.Context, dv *desiredVM) error {
 	name := dv.Spec.Name
 	vs := dv.System
 	src := dv.HostImage
@@ -503,7 +503,7 @@ func (e *engine) poolPath(ctx context.Context, pool string) string {
 // waits until setup powers it off, then removes the media: the answer ISO
 // holds the product key, so it is deleted as soon as setup is done, and on
 // any failure.
-func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *DesiredVM, sec secrets) error {
+func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *desiredVM, sec secrets) error {
 	name := dv.Spec.Name
 	data, err := buildAnswerMedia(dv, sec)
 	if err != nil {
@@ -569,7 +569,7 @@ func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 // running. A memory baseline is taken from the running VM (a reset resumes
 // it); a disk baseline from the VM shut off, before it starts. before runs
 // right before the snapshot is taken.
-func (e *engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() error) error {
+func (e *engine) takeBaseline(ctx context.Context, dv *desiredVM, before func() error) error {
 	name, p := dv.Spec.Name, dv.Policy
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	if p.Memory {
@@ -621,7 +621,7 @@ func (e *engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 // image stops it for the save and restores it); a stopped one stays off,
 // unless an apply was interrupted after saving its memory for the
 // baseline: the baseline is then finished and the VM runs.
-func (e *engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) takeMissingBaseline(ctx context.Context, dv *desiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {

@@ -146,7 +146,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if hp.Plan.HasChanges() || len(hp.Plan.Notes) != 2 || !strings.Contains(hp.Plan.Notes[0], "c-1 stays on image w7t v1 (pinned); v2 exists") {
 		t.Errorf("pinned plan: changes %v notes %q", hp.Plan.HasChanges(), hp.Plan.Notes)
 	}
-	hps, diags, err := PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"w7t"}})
+	hps, diags, err := planProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"w7t"}})
 	if err != nil || diags.HasErrors() {
 		t.Fatal(err, diags)
 	}
@@ -237,7 +237,7 @@ func TestPlanImageDiagnostics(t *testing.T) {
 	h := newFakeHost(t)
 	p := loadProfile(t, "img", strings.Replace(imageProfile, "prepare = \"none\"", "prepare = \"none\"\n    image_version = \"3\"", 1),
 		"%ISO%", "/nonexistent/win7.iso", "%SUM%", strings.Repeat("a", 64))
-	_, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
+	_, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -413,7 +413,7 @@ func (o *Observed) file(path string) localFile {
 // existing bridges) are already taken on this machine, leaving out the
 // addresses the relay itself holds (ours): planning reports a door on a
 // taken port as a diagnostic before anything changes.
-func (o *Observed) probeDoors(ds *DesiredState, probe func(addr string) error, ours map[string]bool) {
+func (o *Observed) probeDoors(ds *desiredState, probe func(addr string) error, ours map[string]bool) {
 	if probe == nil {
 		return
 	}

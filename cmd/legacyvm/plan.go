@@ -69,7 +69,7 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	po := f.planOptions()
 	po.ImageUpdates = opts.ImageUpdates
 	if opts.CheckKeys {
-		po.Keys = f.keyIdentifier()
+		po.ReadKeys = true
 	}
 	s := f.session(p, po)
 	defer s.Close()
