@@ -16,9 +16,9 @@ const agentPingTimeout = 5 * time.Second
 
 // Agent states reported by status.
 const (
-	AgentAnswers = "answers"
-	AgentSilent  = "silent"
-	AgentOff     = "off" // the domain is not running
+	agentAnswers = "answers"
+	agentSilent  = "silent"
+	agentOff     = "off" // the domain is not running
 )
 
 // agentState pings the guest agent of d: "" when d has no agent channel.
@@ -27,15 +27,15 @@ func agentState(ctx context.Context, hv virt.Hypervisor, d virt.Domain) (string,
 		return "", nil
 	}
 	if d.State != virt.StateRunning {
-		return AgentOff, nil
+		return agentOff, nil
 	}
 	_, err := hv.AgentCommand(ctx, d.Name, []byte(`{"execute":"guest-ping"}`), agentPingTimeout)
 	switch {
 	case err == nil:
-		return AgentAnswers, nil
+		return agentAnswers, nil
 	case errors.Is(err, virt.ErrAgentUnavailable), errors.Is(err, virt.ErrAgentCommand), errors.Is(err, virt.ErrBusy),
 		errors.Is(err, virt.ErrInvalidState):
-		return AgentSilent, nil
+		return agentSilent, nil
 	}
 	return "", err
 }
@@ -45,20 +45,20 @@ func (vr *verifier) checkAgent(ctx context.Context, d virt.Domain, add func(chec
 	dv := vr.desiredVMs[d.Name]
 	if !d.GuestAgent {
 		if dv != nil && dv.Spec.GuestAgent {
-			add(CheckGuestAgent, CheckWarn, "applying the profile adds it", "the profile declares guest_agent = true but the domain has no guest agent channel")
+			add(checkGuestAgent, CheckWarn, "applying the profile adds it", "the profile declares guest_agent = true but the domain has no guest agent channel")
 		}
 		return
 	}
 	st, err := agentState(ctx, vr.hv, d)
 	switch {
 	case err != nil:
-		add(CheckGuestAgent, CheckSkip, "", "cannot ask the guest agent: %v", err)
-	case st == AgentOff:
-		add(CheckGuestAgent, CheckSkip, "", "the VM is not running")
-	case st == AgentAnswers:
-		add(CheckGuestAgent, CheckPass, "", "the guest agent answers")
+		add(checkGuestAgent, CheckSkip, "", "cannot ask the guest agent: %v", err)
+	case st == agentOff:
+		add(checkGuestAgent, CheckSkip, "", "the VM is not running")
+	case st == agentAnswers:
+		add(checkGuestAgent, CheckPass, "", "the guest agent answers")
 	default:
-		add(CheckGuestAgent, CheckWarn, "install and start the QEMU guest agent (and the virtio-serial driver) in the guest: docs/guest-agent.md",
+		add(checkGuestAgent, CheckWarn, "install and start the QEMU guest agent (and the virtio-serial driver) in the guest: docs/guest-agent.md",
 			"the guest agent channel is declared but the agent does not answer")
 	}
 }
@@ -77,7 +77,7 @@ func agentFinding(ctx context.Context, hv virt.Hypervisor) (hostcheck.Finding, b
 			continue
 		}
 		st, err := agentState(ctx, hv, d)
-		if err != nil || st == AgentSilent {
+		if err != nil || st == agentSilent {
 			silent = append(silent, d.Name)
 		} else {
 			answer = append(answer, d.Name)

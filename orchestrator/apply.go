@@ -509,7 +509,7 @@ func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 	if err != nil {
 		return fmt.Errorf("answer media for %s: %w", name, err)
 	}
-	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: AnswerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
+	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: answerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
 	e.begin(event.KindVM, name, event.StepUpload, "uploading answer media (%s)", humanBytes(uint64(len(data))))
 	vol, err := e.HV.UploadVolume(ctx, av, bytes.NewReader(data), int64(len(data)))
 	clear(data)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
@@ -40,7 +41,7 @@ type Daemon struct {
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
 	// VerifyEvery is how often isolation is verified and repaired live
-	// (EnforceIsolation); <= 0 means DefaultVerifyEvery.
+	// (enforceIsolation); <= 0 means DefaultVerifyEvery.
 	VerifyEvery time.Duration
 	// URI and System are what verify reports on and reads host conditions
 	// from.
@@ -67,7 +68,7 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	doorProbs  []string
-	lastVerify *VerifySummary
+	lastVerify *daemonstate.VerifySummary
 	repairs    uint64
 	vmStats    map[string]vmStat
 	resets     map[string]time.Time
@@ -250,8 +251,8 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 // enforce verifies isolation and repairs what it can live, logging each
 // repair and each failure it cannot repair.
 func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
-	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
-		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
+	res, err := enforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
+		DaemonState: func() (*daemonstate.State, error) { return d.State(), nil }})
 	if err != nil {
 		d.Log.Error("verify isolation", "err", err)
 		return
@@ -264,7 +265,7 @@ func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
 		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
 	}
 	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
-	sum := &VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
+	sum := &daemonstate.VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
 		Repaired: res.Repaired, Unrepaired: res.Unrepaired, Isolated: map[string]bool{}}
 	for _, vm := range res.Verification.VMs {
 		sum.Isolated[vm.Name] = vm.OK
@@ -293,7 +294,7 @@ func (d *Daemon) noteReset(vm string, at time.Time) {
 // daemon's state.
 func (d *Daemon) syncDoors(ctx context.Context, hv virt.Hypervisor) {
 	if d.Relay != nil {
-		doors, probs, err := HostDoors(ctx, hv)
+		doors, probs, err := hostDoors(ctx, hv)
 		if err != nil {
 			d.Log.Error("read doors", "err", err)
 		} else {
@@ -334,9 +335,9 @@ func (d *Daemon) collectVMStats(ctx context.Context, hv virt.Hypervisor, doms []
 	d.mu.Unlock()
 }
 
-// State returns what the daemon publishes (see DaemonState).
-func (d *Daemon) State() *DaemonState {
-	st := &DaemonState{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
+// State returns what the daemon publishes (see daemonstate.State).
+func (d *Daemon) State() *daemonstate.State {
+	st := &daemonstate.State{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
 	if d.Relay != nil {
 		st.Doors = d.Relay.Status()
 	}
@@ -351,7 +352,7 @@ func (d *Daemon) writeState() {
 	if d.StatePath == "" {
 		return
 	}
-	if err := WriteDaemonState(d.StatePath, d.State()); err != nil {
+	if err := daemonstate.Write(d.StatePath, d.State()); err != nil {
 		d.Log.Warn("publish daemon state", "err", err)
 	}
 }

@@ -140,9 +140,9 @@ func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*Desired
 func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 	id, mac := networkIdentity(p.Name, n.Name)
 	spec := virt.NetworkSpec{
-		Name:         NetworkName(n.Name),
+		Name:         networkName(n.Name),
 		UUID:         id,
-		Bridge:       NetworkName(n.Name),
+		Bridge:       networkName(n.Name),
 		MAC:          mac,
 		Subnet:       n.Subnet,
 		HostAddress:  n.HostAddress,
@@ -154,7 +154,7 @@ func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 		spec.DHCPStart, spec.DHCPEnd, _ = dhcpPool(n.Subnet)
 	}
 	f := virt.FilterSpec{
-		Name:        FilterName(n.Name),
+		Name:        filterName(n.Name),
 		UUID:        filterUUID(p.Name, n.Name),
 		BridgeMAC:   mac,
 		Subnet:      n.Subnet,
@@ -268,7 +268,7 @@ func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets ma
 	}
 
 	d := vm.Disk
-	sys := virt.VolumeSpec{Pool: t.Pool.Name, Name: SystemVolumeName(in.Name), Format: "qcow2", CapacityBytes: d.SizeBytes, Mode: 0o600}
+	sys := virt.VolumeSpec{Pool: t.Pool.Name, Name: systemVolumeName(in.Name), Format: "qcow2", CapacityBytes: d.SizeBytes, Mode: 0o600}
 	dv.Clone = d.Clone
 	switch {
 	case d.Install != nil:
@@ -355,10 +355,10 @@ func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets ma
 		Policy:       policyRef(dv.Policy),
 	}
 	if dv.Answer {
-		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: AnswerVolumeName(in.Name), Role: "answer"})
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: answerVolumeName(in.Name), Role: "answer"})
 	}
 	if dv.Policy != nil && dv.Policy.Memory {
-		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: MemoryImageVolumeName(in.Name), Role: VolumeRoleMemory})
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: memoryImageVolumeName(in.Name), Role: volumeRoleMemory})
 	}
 	if vm.Network != nil {
 		spec.Metadata.Filters = nets[vm.Network.Name].Filter.Names()

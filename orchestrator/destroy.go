@@ -13,7 +13,7 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// PlanDestroy plans the removal of everything profile p owns on each of its
+// planProfileDestroy plans the removal of everything profile p owns on each of its
 // hosts: its domains (with their disks, answer media and snapshots), its
 // networks and their filters. Objects are recognised by legacyvm's metadata
 // naming the profile; nothing else is touched. A host that cannot be
@@ -21,7 +21,7 @@ import (
 // when no host can be reached the first error is returned. only, when not empty, limits
 // the plan to those instances (networks are then kept). Only the observer
 // talks to the hosts (observeForDestroy); planDestroy is pure.
-func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
+func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
 	var hps []*HostPlan
 	want := map[string]bool{}
 	for _, n := range only {
@@ -111,8 +111,8 @@ func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want,
 		// referenced by that root. A filter made by hand with such a
 		// name is left alone.
 		for _, pn := range part.Networks {
-			fn := FilterName(pn.Name)
-			if _, ok := o.Networks[NetworkName(pn.Name)]; ok {
+			fn := filterName(pn.Name)
+			if _, ok := o.Networks[networkName(pn.Name)]; ok {
 				continue
 			}
 			root, ok := o.Filters[fn]

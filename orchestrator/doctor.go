@@ -11,10 +11,15 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// Doctor checks a host for what legacyvm needs and for conditions that
-// weaken isolation. hv may be nil when the connection failed (connErr says
-// why); local system checks run only for local URIs.
-func Doctor(ctx context.Context, uri string, hv virt.Hypervisor, connErr error, sys hostcheck.System, poolName string) []hostcheck.Finding {
+// Doctor checks the session's host for what legacyvm needs and for
+// conditions that weaken isolation. The session's connection may be nil
+// when connecting failed (connErr says why); local system checks run only
+// for local URIs.
+func (s *Session) Doctor(ctx context.Context, connErr error, sys hostcheck.System, poolName string) []hostcheck.Finding {
+	return doctor(ctx, s.Host, s.HV, connErr, sys, poolName)
+}
+
+func doctor(ctx context.Context, uri string, hv virt.Hypervisor, connErr error, sys hostcheck.System, poolName string) []hostcheck.Finding {
 	var fs []hostcheck.Finding
 	add := func(check string, sev hostcheck.Severity, msg, fix string) {
 		fs = append(fs, hostcheck.Finding{Check: check, Severity: sev, Message: msg, Fix: fix})

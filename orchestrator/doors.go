@@ -157,17 +157,6 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 	return out
 }
 
-// ProbeListen is Options.ProbeListen for the local host: it tries to
-// listen on addr ("0.0.0.0:13389") the way the relay will, and closes; nil
-// when the address is free.
-func ProbeListen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return ln.Close()
-}
-
 // doorDiagnostics reports doors whose listen address is taken.
 func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 	var diags hcl.Diagnostics
@@ -256,13 +245,13 @@ func (e *engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 	}
 }
 
-// HostDoors reads every door recorded on the host (libvirt is the source
+// hostDoors reads every door recorded on the host (libvirt is the source
 // of truth) and resolves it for the relay: a publish door dials its
 // guest's reserved address from the network's host address; an egress
 // door listens on the network's host address and accepts only its guest
 // (vm scope) or the network's subnet (network scope). Doors that cannot be
 // resolved (no reservation, no host address) are returned in problems.
-func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
+func hostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -286,7 +275,7 @@ func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, pro
 		}
 		nic := d.Interfaces[0]
 		n, ok := byName[nic.Network]
-		if !ok || n.Metadata == nil || !IsOwnedName(n.Name) || !n.HostAddress.IsValid() {
+		if !ok || n.Metadata == nil || !isOwnedName(n.Name) || !n.HostAddress.IsValid() {
 			problems = append(problems, fmt.Sprintf("%s: network %s is missing, not legacyvm's or has no host address", d.Name, nic.Network))
 			continue
 		}

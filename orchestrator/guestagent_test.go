@@ -50,7 +50,7 @@ func TestStatusAndVerifyReportTheAgent(t *testing.T) {
 	p := loadProfile(t, "lab", on)
 	apply(t, plan(t, p, h))
 	agentOf := func() map[string]string {
-		st, err := Status(ctx, h, "lab")
+		st, err := hostStatus(ctx, h, "lab")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,17 +60,17 @@ func TestStatusAndVerifyReportTheAgent(t *testing.T) {
 		}
 		return m
 	}
-	if got := agentOf(); got["solo"] != AgentAnswers || got["web-1"] != "" {
+	if got := agentOf(); got["solo"] != agentAnswers || got["web-1"] != "" {
 		t.Fatalf("status agents = %v, want solo answers and web-1 without a channel", got)
 	}
 	check := func() CheckResult {
-		v, err := Verify(ctx, h, VerifyOptions{URI: remoteURI, Profile: p, Agent: true})
+		v, err := verifyHost(ctx, h, VerifyOptions{URI: remoteURI, Profile: p, Agent: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, vm := range v.VMs {
 			for _, c := range vm.Checks {
-				if vm.Name == "solo" && c.Check == CheckGuestAgent {
+				if vm.Name == "solo" && c.Check == checkGuestAgent {
 					return c
 				}
 			}
@@ -84,7 +84,7 @@ func TestStatusAndVerifyReportTheAgent(t *testing.T) {
 	if err := h.SetAgentSilent("solo", true); err != nil {
 		t.Fatal(err)
 	}
-	if got := agentOf(); got["solo"] != AgentSilent {
+	if got := agentOf(); got["solo"] != agentSilent {
 		t.Errorf("status of a silent agent = %q", got["solo"])
 	}
 	if c := check(); c.Status != CheckWarn || !strings.Contains(c.Reason, "does not answer") {
@@ -98,7 +98,7 @@ func TestDoctorReportsSilentAgents(t *testing.T) {
 	on := strings.Replace(labProfile, `memory = "2GiB"`, "memory = \"2GiB\"\n  guest_agent = true", 1)
 	apply(t, plan(t, loadProfile(t, "lab", on), h))
 	find := func() *hostcheck.Finding {
-		for _, f := range Doctor(ctx, remoteURI, h, nil, hostcheck.System{}, "") {
+		for _, f := range doctor(ctx, remoteURI, h, nil, hostcheck.System{}, "") {
 			if f.Check == "guest agents" {
 				return &f
 			}

@@ -42,7 +42,7 @@ type imageUpload struct {
 // was uploaded to: the file name, after a short hash of the full path (two
 // images with the same file name in different directories stay apart).
 func UploadedImageName(path string) string {
-	return Prefix + "golden-" + hashOf(path)[:8] + "-" + filepath.Base(path)
+	return namePrefix + "golden-" + hashOf(path)[:8] + "-" + filepath.Base(path)
 }
 
 // planImages decides, for a remote host, where each golden image the part

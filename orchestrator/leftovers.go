@@ -13,13 +13,13 @@ import (
 )
 
 // answerSuffix ends the name of every answer-media volume
-// (AnswerVolumeName).
+// (answerVolumeName).
 const answerSuffix = "-answer.iso"
 
 // answerInstance returns the instance an answer-media volume was made for
 // (lvm-<instance>-answer.iso).
 func answerInstance(volume string) (string, bool) {
-	s, ok := strings.CutPrefix(volume, Prefix)
+	s, ok := strings.CutPrefix(volume, namePrefix)
 	if !ok {
 		return "", false
 	}

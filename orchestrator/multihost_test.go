@@ -312,7 +312,7 @@ func TestMultiHostDestroyWithAHostDown(t *testing.T) {
 	}
 	f.down["qemu+tls://b.test/system"] = true
 	p = loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
-	hps, err := PlanDestroy(context.Background(), p, f.connect, Options{}, nil)
+	hps, err := planProfileDestroy(context.Background(), p, f.connect, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

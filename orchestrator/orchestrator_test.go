@@ -168,7 +168,7 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 			s := snaps[0]
 			desc, ok := ParseSnapshotDescription(s.Description)
 			// A memory baseline: a disk snapshot plus the memory image.
-			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != MemoryImageVolumeName(name) || !Classify(s, "clean").Memory {
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}
@@ -299,7 +299,7 @@ vm "x" {
 }`)
 	apply(t, plan(t, other, h))
 
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -684,7 +684,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	}
 }
 
-// EnforceIsolation (the daemon's verify_every pass) binds a filter removed
+// enforceIsolation (the daemon's verify_every pass) binds a filter removed
 // from a running VM's interface again, without a profile and without a
 // restart, and says what it repaired.
 func TestEnforceIsolationRebindsLive(t *testing.T) {
@@ -695,7 +695,7 @@ func TestEnforceIsolationRebindsLive(t *testing.T) {
 	if err := h.RemoveLiveFilter("web-1", d.Interfaces[0].MAC); err != nil {
 		t.Fatal(err)
 	}
-	res, err := EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	res, err := enforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +707,7 @@ func TestEnforceIsolationRebindsLive(t *testing.T) {
 		t.Fatalf("web-1 is %s", after.State)
 	}
 	// Nothing to repair: nothing is touched.
-	res, err = EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	res, err = enforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil || len(res.Repaired) != 0 || !res.Verification.OK {
 		t.Fatalf("second pass: %+v, %v", res, err)
 	}

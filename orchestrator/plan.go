@@ -616,7 +616,7 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		if obs.State != virt.StateShutoff {
 			state = "running"
 		} else if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory && obs.StopReason == virt.StopOther && o.Volumes[ref.Name].Name == ref.Name {
-			state = "memory saved"
+			state = "saved"
 		}
 		upd = append(upd, Reason{Code: ReasonBaselineMissing, Subject: p.Baseline, From: state})
 		c.takeBaseline = true
@@ -813,7 +813,7 @@ func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
 }
 
 // imagePoolName names the pool legacyvm defines for an image directory.
-func imagePoolName(dir string) string { return Prefix + "images-" + hashOf(dir)[:8] }
+func imagePoolName(dir string) string { return namePrefix + "images-" + hashOf(dir)[:8] }
 
 // humanBytes prints sizes the way profiles write them.
 func humanBytes(n uint64) string {

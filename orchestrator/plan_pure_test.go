@@ -345,7 +345,7 @@ vm "clone" {
 	}
 	CloseAll(hps)
 
-	dps, err := PlanDestroy(ctx, base, g.connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	dps, err := planProfileDestroy(ctx, base, g.connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -265,8 +265,8 @@ func TestMakePlanTable(t *testing.T) {
 			"vm/other": {ActionCreate, nil}, web: {ActionDelete, []ReasonCode{ReasonNotInProfile}},
 			net: {ActionDelete, []ReasonCode{ReasonNotInProfile}}}},
 		{name: "left-over answer media", edit: func(o *Observed) {
-			o.Volumes[AnswerVolumeName("web")] = virt.Volume{Pool: "default", Name: AnswerVolumeName("web"), Path: "/var/lib/libvirt/images/" + AnswerVolumeName("web")}
-		}, want: map[string]want{"volume/" + AnswerVolumeName("web"): {ActionDelete, []ReasonCode{ReasonOrphanAnswers}}}},
+			o.Volumes[answerVolumeName("web")] = virt.Volume{Pool: "default", Name: answerVolumeName("web"), Path: "/var/lib/libvirt/images/" + answerVolumeName("web")}
+		}, want: map[string]want{"volume/" + answerVolumeName("web"): {ActionDelete, []ReasonCode{ReasonOrphanAnswers}}}},
 		{name: "unprovisioned", edit: func(o *Observed) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { m.Provisioned = false })
 		}, want: map[string]want{web: rep(ReasonUnprovisioned), rdp: {ActionCreate, nil}, db: {ActionCreate, nil}}},

@@ -113,12 +113,12 @@ func (s *Session) Plan(ctx context.Context) ([]*HostPlan, hcl.Diagnostics, error
 }
 
 // PlanDestroy plans the removal of what the profile owns on its hosts
-// (only: just these instances; see PlanDestroy). Apply carries it out.
+// (only: just these instances; see planProfileDestroy). Apply carries it out.
 func (s *Session) PlanDestroy(ctx context.Context, only []string) ([]*HostPlan, error) {
 	if s.profile == nil {
 		return nil, errNoProfile
 	}
-	hps, err := PlanDestroy(ctx, s.profile, s.o.Connect, s.o.Plan, only)
+	hps, err := planProfileDestroy(ctx, s.profile, s.o.Connect, s.o.Plan, only)
 	s.keep(hps)
 	return hps, err
 }
@@ -147,12 +147,12 @@ func (s *Session) Apply(ctx context.Context, hp *HostPlan) ([]Result, error) {
 // the session's host.
 func (s *Session) Verify(ctx context.Context, vo VerifyOptions) ([]*Verification, error) {
 	if s.profile != nil && s.HV == nil {
-		return VerifyProfile(ctx, s.profile, s.o.Connect, s.o.Plan, vo)
+		return verifyProfile(ctx, s.profile, s.o.Connect, s.o.Plan, vo)
 	}
 	if vo.URI == "" {
 		vo.URI = s.Host
 	}
-	v, err := Verify(ctx, s.HV, vo)
+	v, err := verifyHost(ctx, s.HV, vo)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (s *Session) Status(ctx context.Context) ([]VMStatus, error) {
 	if s.engine.Now != nil {
 		now = s.engine.Now()
 	}
-	return StatusAt(ctx, s.HV, s.engine.Profile, now)
+	return hostStatusAt(ctx, s.HV, s.engine.Profile, now)
 }
 
 // Close closes the connections the session made. The session must not be

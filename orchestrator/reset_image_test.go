@@ -51,7 +51,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 		}
 		return m
 	}
-	before := vols()[SystemVolumeName("web-1")]
+	before := vols()[systemVolumeName("web-1")]
 
 	res, err := e.Reset(ctx, []string{"web-1", "web-2"}, "")
 	if err != nil {
@@ -65,13 +65,13 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if g, _ := h.DiskGeneration(disk); g != base {
 		t.Errorf("disk generation after reset %d, want the baseline's %d", g, base)
 	}
-	if after := vols()[SystemVolumeName("web-1")]; after.AllocationBytes != before.AllocationBytes {
+	if after := vols()[systemVolumeName("web-1")]; after.AllocationBytes != before.AllocationBytes {
 		t.Errorf("reset changed the disk's allocation %d -> %d", before.AllocationBytes, after.AllocationBytes)
 	}
 	mu.Lock()
 	all := strings.Join(lines, "\n")
 	mu.Unlock()
-	for _, want := range []string{"web-1: returning the disks to clean", "web-1: restoring memory from " + MemoryImageVolumeName("web-1")} {
+	for _, want := range []string{"web-1: returning the disks to clean", "web-1: restoring memory from " + memoryImageVolumeName("web-1")} {
 		if !strings.Contains(all, want) {
 			t.Errorf("progress lacks %q:\n%s", want, all)
 		}
@@ -105,19 +105,19 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != SnapshotBaseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
 		t.Errorf("snapshot list %+v, want the baseline clean with memory", ls)
 	}
-	// Retention never deletes it; a delete without force is refused.
-	if err := e.DeleteSnapshot(ctx, "web-1", "clean", false); !errors.Is(err, ErrBaselineProtected) {
+	// retention never deletes it; a delete without force is refused.
+	if err := e.DeleteSnapshot(ctx, "web-1", "clean", false); !errors.Is(err, errBaselineProtected) {
 		t.Errorf("delete the baseline without force: %v", err)
 	}
 	// A forced delete takes the image with it; apply takes both again.
 	if err := e.DeleteSnapshot(ctx, "web-1", "clean", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := vols()[MemoryImageVolumeName("web-1")]; ok {
+	if _, ok := vols()[memoryImageVolumeName("web-1")]; ok {
 		t.Errorf("memory image of web-1 left after its baseline was deleted")
 	}
 	apply(t, plan(t, p, h))
-	if _, ok := vols()[MemoryImageVolumeName("web-1")]; !ok {
+	if _, ok := vols()[memoryImageVolumeName("web-1")]; !ok {
 		t.Errorf("apply did not take web-1's memory baseline again")
 	}
 	if st, err := e.RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
@@ -125,7 +125,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	}
 
 	// destroy leaves no image behind.
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.DeleteVolume(ctx, "default", MemoryImageVolumeName("web-1")); err != nil {
+	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: "p"}
@@ -191,10 +191,10 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.DeleteVolume(ctx, "default", MemoryImageVolumeName("web-1")); err != nil {
+	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.SaveDomain(ctx, "web-1", "default", MemoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
+	if _, err := h.SaveDomain(ctx, "web-1", "default", memoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hp := plan(t, p, h)

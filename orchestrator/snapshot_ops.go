@@ -12,9 +12,9 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// ErrBaselineProtected is returned when deleting a VM's baseline without
+// errBaselineProtected is returned when deleting a VM's baseline without
 // force.
-var ErrBaselineProtected = errors.New("the baseline snapshot is protected")
+var errBaselineProtected = errors.New("the baseline snapshot is protected")
 
 // VMSnapshots is a managed VM with its classified snapshots, parents
 // before children (then oldest first).
@@ -117,8 +117,8 @@ func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 	if name == "" {
 		name = "manual-" + e.now().Format(autoTimeFormat)
 	}
-	if strings.HasPrefix(name, AutoSnapshotPrefix) {
-		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", AutoSnapshotPrefix)
+	if strings.HasPrefix(name, autoSnapshotPrefix) {
+		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", autoSnapshotPrefix)
 	}
 	if name == baselineOf(d) {
 		return SnapshotInfo{}, fmt.Errorf("%q is %s's baseline name; choose another name", name, vm)
@@ -175,7 +175,7 @@ func (e *engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool
 		return err
 	}
 	if name == baselineOf(d) && !force {
-		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, ErrBaselineProtected)
+		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, errBaselineProtected)
 	}
 	snaps, err := e.HV.ListSnapshots(ctx, vm)
 	if err != nil {
@@ -250,7 +250,7 @@ func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string,
 		return err
 	}
 	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
-	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (disks; memory in %s)", baseline, ref.Name)
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
 		if rerr := restore(); rerr != nil {
 			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)
@@ -361,8 +361,8 @@ type TickResult struct {
 	Err     string   `json:"error,omitempty"`
 }
 
-// TickPlan is what a tick would do for one VM (for plan and --dry-run).
-type TickPlan struct {
+// tickPlan is what a tick would do for one VM (for plan and --dry-run).
+type tickPlan struct {
 	VM       string
 	Policy   *virt.PolicyRef
 	Create   string // "" when nothing is due
@@ -370,29 +370,29 @@ type TickPlan struct {
 	Schedule Schedule
 }
 
-// PlanTick computes what the scheduler does for d at now, from the
+// planTick computes what the scheduler does for d at now, from the
 // domain's recorded policy and its snapshots alone.
-func PlanTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (TickPlan, error) {
-	tp := TickPlan{VM: d.Name}
+func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, error) {
+	tp := tickPlan{VM: d.Name}
 	if d.Metadata == nil || d.Metadata.Policy == nil {
 		return tp, nil
 	}
 	p := d.Metadata.Policy
 	tp.Policy = p
 	infos := classifyAll(snaps, p.Baseline)
-	s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
+	s, ok, err := resolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 	if err != nil {
 		return tp, err
 	}
 	room := 0
 	if ok {
 		tp.Schedule = s
-		if DueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
-			tp.Create = AutoSnapshotName(p.Name, now)
+		if dueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
+			tp.Create = autoSnapshotName(p.Name, now)
 			room = 1
 		}
 	}
-	tp.Prune = Retention(p, infos, now, room)
+	tp.Prune = retention(p, infos, now, room)
 	return tp, nil
 }
 
@@ -413,7 +413,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		snaps := o.Snapshots[name]
 		infos := classifyAll(snaps, p.Baseline)
 		soon := map[string]bool{}
-		if pr := Retention(p, infos, now, 0); len(pr) > 0 {
+		if pr := retention(p, infos, now, 0); len(pr) > 0 {
 			var n []string
 			for _, s := range pr {
 				soon[s.Name] = true
@@ -421,7 +421,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 			}
 			notes = append(notes, fmt.Sprintf("%s: the next tick deletes %s (retention of policy %s)", name, strings.Join(n, ", "), p.Name))
 		}
-		s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
+		s, ok, err := resolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
 			continue
@@ -431,7 +431,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		}
 		ref := d.Metadata.Created
 		for _, sn := range infos {
-			if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
+			if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
 				ref = at
 			}
 		}
@@ -442,7 +442,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		if !when.After(now) {
 			when, due = now, " (due now)"
 		}
-		tp, err := PlanTick(d, snaps, when)
+		tp, err := planTick(d, snaps, when)
 		if err != nil || tp.Create == "" {
 			continue
 		}
@@ -511,14 +511,14 @@ func (e *engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 		r.Err = err.Error()
 		return r
 	}
-	tp, err := PlanTick(d, snaps, now)
+	tp, err := planTick(d, snaps, now)
 	if err != nil {
 		r.Err = err.Error()
 		return r
 	}
 	if !create && tp.Create != "" {
 		tp.Create = ""
-		tp.Prune = Retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
+		tp.Prune = retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
 	}
 	// Create first, prune after: a create that fails (disk full, libvirt
 	// refused) must not cost a restore point, so nothing is pruned then.
@@ -526,7 +526,7 @@ func (e *engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 	// newest and not expired: it is what retention removes once it exists.
 	if tp.Create != "" && !dryRun {
 		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: tp.Policy.Name}
-		if exp, ok := PolicyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
+		if exp, ok := policyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
 			desc.Expires = &exp // informational: retention follows the current policy
 		}
 		cur, err := e.HV.GetDomain(ctx, d.Name)

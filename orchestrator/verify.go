@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
@@ -32,17 +33,17 @@ const (
 
 // Names of the per-VM checks verify runs, in the order it reports them.
 const (
-	CheckNetwork       = "network"          // the NIC is on an active legacyvm network
-	CheckNoForward     = "no-forward"       // the network has no <forward>, defined or running
-	CheckNoIPv6        = "no-ipv6"          // the network has no IPv6
-	CheckDNS           = "dns"              // DNS is on exactly when the profile says
-	CheckPortIsolation = "port-isolation"   // guests are isolated exactly when the profile says
-	CheckFilterRef     = "filter-reference" // the definition references the network's filter with the VM's IP
-	CheckFilterBinding = "filter-binding"   // the running NIC has that filter bound
-	CheckFilterRules   = "filter-rules"     // the filters' rules are the ones the profile renders to
-	CheckNoUplink      = "no-uplink"        // nothing but VM NICs is enslaved to the bridge
-	CheckExists        = "exists"           // a VM the profile declares exists
-	CheckGuestAgent    = "guest-agent"      // a VM with the agent channel has an agent that answers (VerifyOptions.Agent)
+	checkNetwork       = "network"          // the NIC is on an active legacyvm network
+	checkNoForward     = "no-forward"       // the network has no <forward>, defined or running
+	checkNoIPv6        = "no-ipv6"          // the network has no IPv6
+	checkDNS           = "dns"              // DNS is on exactly when the profile says
+	checkPortIsolation = "port-isolation"   // guests are isolated exactly when the profile says
+	checkFilterRef     = "filter-reference" // the definition references the network's filter with the VM's IP
+	checkFilterBinding = "filter-binding"   // the running NIC has that filter bound
+	checkFilterRules   = "filter-rules"     // the filters' rules are the ones the profile renders to
+	checkNoUplink      = "no-uplink"        // nothing but VM NICs is enslaved to the bridge
+	checkExists        = "exists"           // a VM the profile declares exists
+	checkGuestAgent    = "guest-agent"      // a VM with the agent channel has an agent that answers (VerifyOptions.Agent)
 )
 
 // CheckResult is one check of one VM: what was checked, the outcome, why,
@@ -126,16 +127,16 @@ type VerifyOptions struct {
 	Agent bool
 	// DaemonState returns legacyvm daemon's state (its relay's doors) for
 	// the door checks; nil: no daemon.
-	DaemonState func() (*DaemonState, error)
+	DaemonState func() (*daemonstate.State, error)
 }
 
-// VerifyProfile verifies every host a profile uses: it connects to each,
+// verifyProfile verifies every host a profile uses: it connects to each,
 // runs Verify with the part of the profile placed there and closes the
 // connection. Reports are in host order (see Split). Placed instances are
 // looked up where they run (see place). With several hosts, a host that
 // cannot be reached gets a Verification with Error (partial) instead of
 // stopping the others.
-func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
+func verifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
 	var out []*Verification
 	conns := connectHosts(ctx, p, connect, opts)
 	defer closeConns(conns)
@@ -157,7 +158,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 		}
 		o := vo
 		o.URI, o.Profile, o.SerialLogDir = c.URI, part, opts.SerialLogDir
-		v, err := Verify(ctx, c.HV, o)
+		v, err := verifyHost(ctx, c.HV, o)
 		if err != nil {
 			if len(parts) == 1 {
 				return out, err
@@ -171,7 +172,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 	return out, nil
 }
 
-// Verify proves from the outside that the managed VMs on hv are isolated:
+// verifyHost proves from the outside that the managed VMs on hv are isolated:
 // for each VM and each of its NICs, that the network has no forwarding and
 // no IPv6 and the DNS and port isolation declared, that the definition
 // references the network's traffic filter with the VM's address, that the
@@ -181,7 +182,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 // undo isolation (SystemFindings). It boots nothing and makes a few
 // libvirt calls per network. The error is for failures to read the host;
 // what verify finds is in the report.
-func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verification, error) {
+func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verification, error) {
 	v := &Verification{Host: opts.URI, VMs: []VMVerification{}}
 	var profile string
 	if opts.Profile != nil {
@@ -253,7 +254,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 			continue
 		}
 		v.VMs = append(v.VMs, VMVerification{Name: name, Profile: profile, OK: true, Checks: []CheckResult{{
-			Check: CheckExists, Status: CheckWarn,
+			Check: checkExists, Status: CheckWarn,
 			Reason: "the profile declares this VM but it does not exist on the host",
 			Fix:    "applying the profile creates it",
 			Hint:   event.HintApply,
@@ -324,7 +325,7 @@ type verifier struct {
 	desiredVMs  map[string]*DesiredVM
 	// The daemon's state, read on first use (door checks).
 	stateRead bool
-	state     *DaemonState
+	state     *daemonstate.State
 	stateErr  error
 }
 
@@ -340,10 +341,10 @@ func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification
 	}
 	if len(d.Interfaces) == 0 {
 		if len(want) > 0 {
-			add(CheckNetwork, CheckWarn, "applying the profile puts it back",
+			add(checkNetwork, CheckWarn, "applying the profile puts it back",
 				"the VM has no network interface although the profile puts it on %s", want[0].Network)
 		} else {
-			add(CheckNetwork, CheckPass, "", "the VM has no network interface: nothing to isolate")
+			add(checkNetwork, CheckPass, "", "the VM has no network interface: nothing to isolate")
 		}
 	}
 	for i, nic := range d.Interfaces {
@@ -385,24 +386,24 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	n, ok := vr.nets[nic.Network]
 	switch {
 	case !ok:
-		add(CheckNetwork, CheckFail, apply, label("network %s does not exist"), nic.Network)
+		add(checkNetwork, CheckFail, apply, label("network %s does not exist"), nic.Network)
 		return nil
-	case n.Metadata == nil || !IsOwnedName(n.Name):
-		add(CheckNetwork, CheckFail, "move the interface back to its legacyvm network (apply the profile) or remove it (virsh edit "+d.Name+")",
+	case n.Metadata == nil || !isOwnedName(n.Name):
+		add(checkNetwork, CheckFail, "move the interface back to its legacyvm network (apply the profile) or remove it (virsh edit "+d.Name+")",
 			label("network %s is not managed by legacyvm: nothing isolates this interface"), nic.Network)
 		return nil
 	case want != nil && want.Network != nic.Network:
-		add(CheckNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
+		add(checkNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
 	case !n.Active:
-		add(CheckNetwork, CheckWarn, "virsh net-start "+n.Name+" (or apply the profile)", label("network %s is not running"), n.Name)
+		add(checkNetwork, CheckWarn, "virsh net-start "+n.Name+" (or apply the profile)", label("network %s is not running"), n.Name)
 	case n.Running != nil && reservedIP(n, nic.MAC).IsValid() && !reservedIP(*n.Running, nic.MAC).IsValid():
-		add(CheckNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
+		add(checkNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
 			label("network %s runs with an older definition that lacks this VM's address reservation: the VM gets another address, which its filter drops (no network until the network restarts)"), n.Name)
 	case n.Running != nil:
-		add(CheckNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
+		add(checkNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
 			label("network %s runs with an older definition (a change waits for the network to restart); the checks below read both"), n.Name)
 	default:
-		add(CheckNetwork, CheckPass, "", label("on %s, legacyvm's network of profile %s"), n.Name, n.Metadata.Profile)
+		add(checkNetwork, CheckPass, "", label("on %s, legacyvm's network of profile %s"), n.Name, n.Metadata.Profile)
 	}
 	dn := vr.desiredNets[n.Name]
 
@@ -419,40 +420,40 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		if n.Running != nil && n.Running.ForwardMode != "" {
 			fix += "; the running network keeps forwarding until it restarts: stop its VMs and apply again"
 		}
-		add(CheckNoForward, CheckFail, fix, label("%s: libvirt routes the guests' traffic off the bridge (added outside legacyvm?)"), strings.Join(fwd, "; "))
+		add(checkNoForward, CheckFail, fix, label("%s: libvirt routes the guests' traffic off the bridge (added outside legacyvm?)"), strings.Join(fwd, "; "))
 	} else {
-		add(CheckNoForward, CheckPass, "", label("%s has no <forward>: libvirt routes nothing off the bridge"), n.Name)
+		add(checkNoForward, CheckPass, "", label("%s has no <forward>: libvirt routes nothing off the bridge"), n.Name)
 	}
 	if n.IPv6 || n.Running != nil && n.Running.IPv6 {
-		add(CheckNoIPv6, CheckFail, apply, label("%s has IPv6 (added outside legacyvm): IPv6 bypasses the IPv4 host guard"), n.Name)
+		add(checkNoIPv6, CheckFail, apply, label("%s has IPv6 (added outside legacyvm): IPv6 bypasses the IPv4 host guard"), n.Name)
 	} else {
-		add(CheckNoIPv6, CheckPass, "", label("no IPv6 on %s"), n.Name)
+		add(checkNoIPv6, CheckPass, "", label("no IPv6 on %s"), n.Name)
 	}
 
 	// DNS and port isolation, as declared.
 	onOff := map[bool]string{true: "on", false: "off"}
 	switch {
 	case dn == nil:
-		add(CheckDNS, CheckSkip, "", label("DNS is %s; not compared (no profile: run legacyvm verify PATH)"), onOff[n.DNS])
+		add(checkDNS, CheckSkip, "", label("DNS is %s; not compared (no profile: run legacyvm verify PATH)"), onOff[n.DNS])
 	case n.DNS != dn.Spec.DNS || n.Running != nil && n.Running.DNS != dn.Spec.DNS:
-		add(CheckDNS, CheckFail, apply, label("DNS is %s on %s, the profile says %s"), onOff[!dn.Spec.DNS], n.Name, onOff[dn.Spec.DNS])
+		add(checkDNS, CheckFail, apply, label("DNS is %s on %s, the profile says %s"), onOff[!dn.Spec.DNS], n.Name, onOff[dn.Spec.DNS])
 	default:
-		add(CheckDNS, CheckPass, "", label("DNS is %s, as declared"), onOff[dn.Spec.DNS])
+		add(checkDNS, CheckPass, "", label("DNS is %s, as declared"), onOff[dn.Spec.DNS])
 	}
 	override := interfacePortOverride(d.XML, nic.MAC)
 	switch {
 	case n.PortIsolated && override == "no":
-		add(CheckPortIsolation, CheckFail, "remove <port isolated='no'/> from the interface (virsh edit "+d.Name+") and restart the VM",
+		add(checkPortIsolation, CheckFail, "remove <port isolated='no'/> from the interface (virsh edit "+d.Name+") and restart the VM",
 			label("the interface overrides the network's port isolation (<port isolated='no'/>): the VM reaches the other guests"))
 	case dn == nil:
-		add(CheckPortIsolation, CheckSkip, "", label("guests are %s; not compared (no profile)"), map[bool]string{true: "isolated from each other", false: "allowed to talk to each other"}[n.PortIsolated])
+		add(checkPortIsolation, CheckSkip, "", label("guests are %s; not compared (no profile)"), map[bool]string{true: "isolated from each other", false: "allowed to talk to each other"}[n.PortIsolated])
 	case n.PortIsolated != dn.Spec.PortIsolated || n.Running != nil && n.Running.PortIsolated != dn.Spec.PortIsolated:
-		add(CheckPortIsolation, CheckFail, apply, label("port isolation is %s on %s, the profile says %s (guest_to_guest = %v)"),
+		add(checkPortIsolation, CheckFail, apply, label("port isolation is %s on %s, the profile says %s (guest_to_guest = %v)"),
 			onOff[!dn.Spec.PortIsolated], n.Name, onOff[dn.Spec.PortIsolated], !dn.Spec.PortIsolated)
 	case dn.Spec.PortIsolated:
-		add(CheckPortIsolation, CheckPass, "", label("guests are isolated from each other (guest_to_guest = false)"))
+		add(checkPortIsolation, CheckPass, "", label("guests are isolated from each other (guest_to_guest = false)"))
 	default:
-		add(CheckPortIsolation, CheckPass, "", label("guests may talk to each other (guest_to_guest = true), as declared"))
+		add(checkPortIsolation, CheckPass, "", label("guests may talk to each other (guest_to_guest = true), as declared"))
 	}
 
 	// The filter reference in the definition.
@@ -465,19 +466,19 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	}
 	switch got := paramIP(nic.FilterParams); {
 	case nic.Filter == "":
-		add(CheckFilterRef, CheckFail, "applying the profile repairs the definition (until then, the VM starts unfiltered)",
+		add(checkFilterRef, CheckFail, "applying the profile repairs the definition (until then, the VM starts unfiltered)",
 			label("the definition has no traffic filter (removed outside legacyvm?): started like this, the VM reaches the host and spoofs addresses"))
 	case nic.Filter != wantFilter:
-		add(CheckFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
+		add(checkFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
 	case wantIP.IsValid() && got != wantIP:
-		add(CheckFilterRef, CheckFail, apply, label("the filter's IP parameter is %s, the VM's address is %s"), addrStr(got), wantIP)
+		add(checkFilterRef, CheckFail, apply, label("the filter's IP parameter is %s, the VM's address is %s"), addrStr(got), wantIP)
 	default:
-		add(CheckFilterRef, CheckPass, "", label("references %s%s"), nic.Filter, ipSuffix(got))
+		add(checkFilterRef, CheckPass, "", label("references %s%s"), nic.Filter, ipSuffix(got))
 	}
 
 	// The binding of the running NIC.
 	if d.State == virt.StateShutoff {
-		add(CheckFilterBinding, CheckSkip, "", label("not running: nothing is bound (the definition is checked above)"))
+		add(checkFilterBinding, CheckSkip, "", label("not running: nothing is bound (the definition is checked above)"))
 	} else {
 		var b *virt.FilterBinding
 		for i := range vr.bindings {
@@ -488,13 +489,13 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		restart := "applying the profile binds it again on the running interface, without a restart (the daemon does it at its next verify)"
 		switch {
 		case b == nil:
-			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
+			add(checkFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
 		case b.Filter != wantFilter:
-			add(CheckFilterBinding, CheckFail, restart, label("%s is bound to filter %s, not %s"), b.PortDev, b.Filter, wantFilter)
+			add(checkFilterBinding, CheckFail, restart, label("%s is bound to filter %s, not %s"), b.PortDev, b.Filter, wantFilter)
 		case wantIP.IsValid() && paramIP(b.Params) != wantIP:
-			add(CheckFilterBinding, CheckFail, restart, label("%s is bound to %s with IP %s, the VM's address is %s"), b.PortDev, b.Filter, addrStr(paramIP(b.Params)), wantIP)
+			add(checkFilterBinding, CheckFail, restart, label("%s is bound to %s with IP %s, the VM's address is %s"), b.PortDev, b.Filter, addrStr(paramIP(b.Params)), wantIP)
 		default:
-			add(CheckFilterBinding, CheckPass, "", label("%s is bound to %s%s"), b.PortDev, b.Filter, ipSuffix(paramIP(b.Params)))
+			add(checkFilterBinding, CheckPass, "", label("%s is bound to %s%s"), b.PortDev, b.Filter, ipSuffix(paramIP(b.Params)))
 		}
 	}
 
@@ -505,14 +506,14 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 			return err
 		}
 		if len(diffs) > 0 {
-			add(CheckFilterRules, CheckFail, apply, label("filter %s differs from the profile (changed outside legacyvm?): %s"), dn.Filter.Name, strings.Join(diffs, "; "))
+			add(checkFilterRules, CheckFail, apply, label("filter %s differs from the profile (changed outside legacyvm?): %s"), dn.Filter.Name, strings.Join(diffs, "; "))
 		} else {
-			add(CheckFilterRules, CheckPass, "", label("%s and %s hold the rules the profile renders to"), dn.Filter.Name, dn.Filter.Name+"-guard")
+			add(checkFilterRules, CheckPass, "", label("%s and %s hold the rules the profile renders to"), dn.Filter.Name, dn.Filter.Name+"-guard")
 		}
 	} else if problem := vr.filterShape(wantFilter); problem != "" {
-		add(CheckFilterRules, CheckFail, apply, label("%s"), problem)
+		add(checkFilterRules, CheckFail, apply, label("%s"), problem)
 	} else {
-		add(CheckFilterRules, CheckSkip, "", label("%s chains clean-traffic and %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
+		add(checkFilterRules, CheckSkip, "", label("%s chains clean-traffic and %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
 	}
 
 	// The bridge's other ports.
@@ -570,7 +571,7 @@ func (vr *verifier) filterShape(root string) string {
 // through libvirt, or from /sys on a local host whose libvirt cannot tell.
 func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
 	if n.Bridge == "" || !n.Active {
-		add(CheckNoUplink, CheckSkip, "", label("network %s is not running: no bridge to check"), n.Name)
+		add(checkNoUplink, CheckSkip, "", label("network %s is not running: no bridge to check"), n.Name)
 		return
 	}
 	r, ok := vr.ports[n.Bridge]
@@ -583,7 +584,7 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 	}
 	switch {
 	case r.err != nil:
-		add(CheckNoUplink, CheckSkip, "", label("cannot list the ports of bridge %s: %v"), n.Bridge, r.err)
+		add(checkNoUplink, CheckSkip, "", label("cannot list the ports of bridge %s: %v"), n.Bridge, r.err)
 	case len(r.ports) > 0:
 		var names []string
 		for _, p := range r.ports {
@@ -593,10 +594,10 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 			}
 			names = append(names, s)
 		}
-		add(CheckNoUplink, CheckFail, fmt.Sprintf("on the libvirt host: ip link set %s nomaster", r.ports[0].Name),
+		add(checkNoUplink, CheckFail, fmt.Sprintf("on the libvirt host: ip link set %s nomaster", r.ports[0].Name),
 			label("bridge %s has an uplink: %s is enslaved to it, so traffic can leave the isolated network"), n.Bridge, strings.Join(names, ", "))
 	default:
-		add(CheckNoUplink, CheckPass, "", label("bridge %s holds only VM interfaces"), n.Bridge)
+		add(checkNoUplink, CheckPass, "", label("bridge %s holds only VM interfaces"), n.Bridge)
 	}
 }
 

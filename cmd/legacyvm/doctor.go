@@ -47,7 +47,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	if connErr == nil {
 		defer hv.Close()
 	}
-	fs := orchestrator.Doctor(ctx, uri, hv, connErr, f.HostSystem, opts.Pool)
+	fs := orchestrator.OnHost(hv, uri, orchestrator.SessionOptions{}).Doctor(ctx, connErr, f.HostSystem, opts.Pool)
 	failed := false
 	for _, x := range fs {
 		failed = failed || x.Severity == hostcheck.SeverityFail

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	lvlibvirt "github.com/legacyvm/legacyvm/internal/virt/libvirt"
@@ -51,8 +53,8 @@ func (f *Factory) planOptions() orchestrator.Options {
 	}
 	// Doors: their listen ports must be free here, except those the
 	// daemon's relay already holds.
-	o.ProbeListen = orchestrator.ProbeListen
-	if st, err := orchestrator.ReadDaemonState(f.DaemonStatePath()); err == nil {
+	o.ProbeListen = hostcheck.ProbeListen
+	if st, err := daemonstate.Read(f.DaemonStatePath()); err == nil {
 		o.OwnListeners = st.Listeners()
 	}
 	return o
@@ -61,11 +63,11 @@ func (f *Factory) planOptions() orchestrator.Options {
 // DaemonStatePath is legacyvm daemon's state file: in LEGACYVM_RUN_DIR,
 // else /run/legacyvm.
 func (f *Factory) DaemonStatePath() string {
-	dir := orchestrator.DefaultRunDir
+	dir := daemonstate.DefaultRunDir
 	if v, ok := f.Getenv("LEGACYVM_RUN_DIR"); ok && v != "" {
 		dir = v
 	}
-	return filepath.Join(dir, orchestrator.DaemonStateFile)
+	return filepath.Join(dir, daemonstate.File)
 }
 
 // sessionOptions are the engine settings of a command: its parallelism,

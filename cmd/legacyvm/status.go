@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -131,7 +132,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		hosts = append(hosts, sh)
 		vms = append(vms, st...)
 	}
-	ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
+	ds, _ := daemonstate.Read(f.DaemonStatePath())
 	orchestrator.AddRelayState(vms, ds)
 	if f.JSON() {
 		if err := writeJSON(f, statusToJSON(hosts, vms)); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -151,8 +152,8 @@ func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path s
 }
 
 // daemonState reads legacyvm daemon's state file (doors checks).
-func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
-	return orchestrator.ReadDaemonState(f.DaemonStatePath())
+func (f *Factory) daemonState() (*daemonstate.State, error) {
+	return daemonstate.Read(f.DaemonStatePath())
 }
 
 // verifyHintText words a check's hint; path is the profile's path.

@@ -38,14 +38,23 @@ func (h *Hypervisor) spareConn(ctx context.Context, op, name string) (*libvirt.C
 	if err := alive(ctx, op, name); err != nil {
 		return nil, err
 	}
-	h.spareMu.Lock()
-	if n := len(h.spare); n > 0 {
+	for {
+		h.spareMu.Lock()
+		n := len(h.spare)
+		if n == 0 {
+			h.spareMu.Unlock()
+			break
+		}
 		c := h.spare[n-1]
 		h.spare = h.spare[:n-1]
 		h.spareMu.Unlock()
-		return c, nil
+		// A spare the daemon dropped (a restart, missed keepalives) is
+		// closed rather than failing the call (IsAlive asks no daemon).
+		if alive, err := c.IsAlive(); err == nil && alive {
+			return c, nil
+		}
+		_, _ = c.Close()
 	}
-	h.spareMu.Unlock()
 	c, err := libvirt.NewConnect(h.uri)
 	if err != nil {
 		return nil, wrap(op, name, err)
