@@ -105,10 +105,11 @@ func (h *Hypervisor) closeSpare() error {
 func (h *Hypervisor) longCall(ctx context.Context, op, name string, f func(*libvirt.Connect) error) (err error) {
 	conn := h.conn
 	if h.ownConnections() {
-		c, err := h.spareConn(ctx, op, name)
-		if err != nil {
-			return err
+		c, cerr := h.spareConn(ctx, op, name)
+		if cerr != nil {
+			return cerr
 		}
+		// err is the call's result: a connection failure closes c.
 		defer func() { h.releaseConn(c, err) }()
 		conn = c
 	}
