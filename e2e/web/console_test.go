@@ -225,15 +225,6 @@ func TestWebConsoleInChromium(t *testing.T) {
 		};
 		return ok('wcalpha') && ok('wcbeta');
 	})()`, 90*time.Second)
-	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "..", "docs", "web-console.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// Reset wcalpha: record every state the row shows while it runs.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
@@ -281,6 +272,21 @@ func TestWebConsoleInChromium(t *testing.T) {
 		for (let i = 0; i < d.length; i += 4) if (d[i] > 16 || d[i+1] > 16 || d[i+2] > 16) lit++;
 		return lit > 100;
 	})()`, 60*time.Second)
+
+	// UPDATE_SCREENSHOT=1 writes the README's picture of the page: the
+	// table, the events of the reset and the console.
+	if os.Getenv("UPDATE_SCREENSHOT") == "1" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(png), "\x89PNG") {
+			t.Fatalf("the screenshot is not a PNG")
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "web-console.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The audit log has the reset and the console, by the token's id; the
 	// token itself is nowhere: not in serve's log, Chromium's output or the
