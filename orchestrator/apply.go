@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 )
@@ -27,6 +27,9 @@ type Result struct {
 	// Notes tell the user what to do next (e.g. a restart for a memory
 	// change to take effect).
 	Notes []string `json:"notes,omitempty"`
+	// Hint names what the user should do next (event.HintRestart: stop and
+	// start the VM for the change to take effect); front ends word it.
+	Hint event.Hint `json:"hint,omitempty"`
 }
 
 // ApplyError lists the objects that failed.
@@ -45,22 +48,21 @@ func (e *ApplyError) Error() string {
 // to where it was; other VMs go on. The error is an *ApplyError when some
 // objects failed. Cancelling ctx lets in-flight VMs finish their current
 // step, undo, and stop.
-func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
+func (e *engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 	var (
 		mu      sync.Mutex
 		results []Result
 	)
 	record := func(c Change, start time.Time, err error, notes ...string) {
 		r := Result{Object: c.Name, Kind: c.Kind, Action: c.Action, Took: time.Since(start), Notes: notes}
+		if c.Kind == KindVM && c.Action == ActionUpdate && c.RestartNeeded && err == nil {
+			r.Hint = event.HintRestart
+		}
 		if err != nil {
 			r.Err = err.Error()
 		}
 		if c.Kind != KindVM { // VMs report their own end
-			if err != nil {
-				e.progress(c.Name, "failed: %v", err)
-			} else {
-				e.progress(c.Name, "done")
-			}
+			e.finish(event.Kind(c.Kind), c.Name, start, err)
 		}
 		mu.Lock()
 		results = append(results, r)
@@ -80,20 +82,29 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 	// Answer-media staging a killed apply left on this machine holds
 	// product keys: remove it now (AnswerISO does too, for each build).
 	if n, err := winguest.CleanStaleStaging(time.Now()); err != nil {
-		e.progress("answer media", "%v", err)
+		e.note(event.KindMedia, "answer media", event.StepCleanup, "%v", err)
 	} else if n > 0 {
-		e.progress("answer media", "removed %d staging directories a killed run left behind", n)
+		e.note(event.KindMedia, "answer media", event.StepCleanup, "removed %d staging directories a killed run left behind", n)
 	}
 
-	// 0. Every secret the new VMs need is readable: a missing key or
-	// password stops the apply before anything changes, not half-way.
+	// 0. Every secret the new VMs need is read now, once per command
+	// (planning read the keys already when it checked seats): a missing
+	// key or password stops the apply before anything changes, not
+	// half-way, and the VMs are given what was read.
+	bundle := plan.secrets
+	if bundle == nil {
+		bundle = newSecretBundle(e.Getenv, e.Fingerprint)
+	}
+	vmSecrets := map[string]secrets{}
 	for _, c := range plan.Changes {
 		if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) {
 			continue
 		}
-		if _, err := e.readSecrets(ctx, c.vm); err != nil {
+		sec, err := bundle.forVM(ctx, c.vm)
+		if err != nil {
 			record(c, time.Now(), fmt.Errorf("nothing was changed: %w", err))
 		}
+		vmSecrets[c.Name] = sec
 	}
 	if failed() {
 		return results, &ApplyError{Failed: failures(results)}
@@ -105,7 +116,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			continue
 		}
 		start := time.Now()
-		e.progress(c.Name, "creating storage pool at %s", c.pool.Path)
+		e.begin(event.KindPool, c.Name, event.StepPool, "creating storage pool at %s", c.pool.Path)
 		_, err := e.HV.EnsurePool(ctx, c.pool.Name, c.pool.Path)
 		record(c, start, err)
 	}
@@ -135,7 +146,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			return results, err
 		}
 		start := time.Now()
-		e.progress(c.Name, "%s network", verb(c.Action))
+		e.begin(event.KindNetwork, c.Name, event.StepNetwork, "%s network", verb(c.Action))
 		spec := c.network.Spec
 		spec.Metadata = &virt.Metadata{Profile: plan.Profile, Network: c.network.Decl.Name, SpecHash: c.network.Hash,
 			Filters: c.network.Filter.Names(), Created: e.now()}
@@ -154,7 +165,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			continue
 		}
 		start := time.Now()
-		e.progress(c.Name, "%s traffic filter", verb(c.Action))
+		e.begin(event.KindFilter, c.Name, event.StepFilter, "%s traffic filter", verb(c.Action))
 		record(c, start, e.HV.DefineFilter(ctx, c.network.Filter))
 	}
 	if failed() {
@@ -195,21 +206,17 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			var notes []string
 			switch c.Action {
 			case ActionCreate:
-				err = e.createVM(vmCtx, c.vm)
+				err = e.createVM(vmCtx, c.vm, vmSecrets[c.Name])
 			case ActionReplace:
 				if err = e.teardownVM(vmCtx, *c.observedDomain); err == nil {
-					err = e.createVM(vmCtx, c.vm)
+					err = e.createVM(vmCtx, c.vm, vmSecrets[c.Name])
 				}
 			case ActionUpdate:
 				notes, err = e.updateVM(vmCtx, c)
 			case ActionDelete:
 				err = e.teardownVM(vmCtx, *c.observedDomain)
 			}
-			if err != nil {
-				e.progress(c.Name, "failed: %v", err)
-			} else {
-				e.progress(c.Name, "done in %s", time.Since(start).Round(100*time.Millisecond))
-			}
+			e.finish(event.KindVM, c.Name, start, err)
 			record(c, start, err, notes...)
 			return nil
 		})
@@ -225,7 +232,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			continue
 		}
 		start := time.Now()
-		e.progress(c.Name, "deleting network and its filters")
+		e.begin(event.KindNetwork, c.Name, event.StepDelete, "deleting network and its filters")
 		record(c, start, e.deleteNetwork(ctx, c.Name, c.filterNames))
 	}
 	for _, c := range plan.Changes {
@@ -233,7 +240,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 			continue
 		}
 		start := time.Now()
-		e.progress(c.Name, "deleting left-over filter")
+		e.begin(event.KindFilter, c.Name, event.StepDelete, "deleting left-over filter")
 		err := e.HV.DeleteFilter(ctx, c.Name)
 		if errors.Is(err, virt.ErrNotFound) {
 			err = nil
@@ -249,7 +256,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 				continue
 			}
 			start := time.Now()
-			e.progress(c.Name, "removing storage pool (its directory stays)")
+			e.begin(event.KindPool, c.Name, event.StepDelete, "removing storage pool (its directory stays)")
 			err := e.HV.RemovePool(ctx, c.Name)
 			if errors.Is(err, virt.ErrNotFound) {
 				err = nil
@@ -288,43 +295,13 @@ func verb(a Action) string {
 	return string(a)
 }
 
-// secrets are what provisioning one VM needs from the user's vaults.
-type secrets struct {
-	key           license.Key
-	adminPassword string
-}
-
-func (e *Engine) readSecrets(ctx context.Context, dv *DesiredVM) (secrets, error) {
-	var s secrets
-	if l := dv.License; l != nil && l.ProductKey.Kind != license.SourceNone {
-		raw, err := l.ProductKey.Read(ctx, e.Getenv)
-		if err != nil {
-			return s, fmt.Errorf("read product key of licence %s from %s: %w", l.Name, l.ProductKey, err)
-		}
-		k, err := license.ParseKey(raw)
-		if err != nil {
-			return s, fmt.Errorf("product key of licence %s (from %s): %w", l.Name, l.ProductKey, err)
-		}
-		s.key = k
-	}
-	if dv.Answer {
-		if w := dv.Instance.VM.Windows; w != nil && w.AdminPassword.Kind != license.SourceNone {
-			pw, err := w.AdminPassword.Read(ctx, e.Getenv)
-			if err != nil {
-				return s, fmt.Errorf("read administrator password from %s: %w", w.AdminPassword, err)
-			}
-			s.adminPassword = pw
-		}
-	}
-	return s, nil
-}
-
 // createVM provisions one instance: domain definition first (marked not yet
 // provisioned, listing the volumes it will own, so an interrupted apply
 // leaves nothing untracked), then the system disk, answer media and setup,
 // the baseline snapshot, and finally the VM running and marked provisioned.
-// Any failure undoes what this call created.
-func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
+// Any failure undoes what this call created. sec are the secrets Apply
+// read for it.
+func (e *engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
 	if e.undoPause > 0 {
@@ -334,10 +311,6 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	// Undo runs even when ctx is cancelled: it must not leave half a VM.
 	undoCtx := context.WithoutCancel(ctx)
 
-	sec, err := e.readSecrets(ctx, dv)
-	if err != nil {
-		return err
-	}
 	spec := dv.Spec
 	md := *spec.Metadata
 	md.Created = e.now()
@@ -346,7 +319,10 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		lr := *md.License
 		if !sec.key.IsZero() {
 			lr.LastGroup = sec.key.LastGroup()
-			if e.Fingerprint != nil {
+			if sec.id.Fingerprint != "" {
+				// Identified by planning, with the same secret.
+				lr.Fingerprint, lr.SecretID = sec.id.Fingerprint, sec.id.SecretID
+			} else if e.Fingerprint != nil {
 				doms, err := e.HV.ListDomains(ctx)
 				if err != nil {
 					return fmt.Errorf("fingerprint the key of licence %s: %w", lr.Label, err)
@@ -362,7 +338,7 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	}
 	spec.Metadata = &md
 
-	e.progress(name, "defining domain")
+	e.begin(event.KindVM, name, event.StepDefine, "defining domain")
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return err
 	}
@@ -374,7 +350,7 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		// domain's metadata: the domain stays (not provisioned) so that
 		// plan shows it and apply or destroy deletes what it lists.
 		if r.hasFailed() {
-			return fmt.Errorf("%w: domain %s stays defined, not provisioned, listing its volumes; legacyvm apply (replace) or destroy deletes them", errKept, name)
+			return fmt.Errorf("%w: domain %s stays defined, not provisioned, listing its volumes; apply (replace) or destroy deletes them", errKept, name)
 		}
 		if err := e.deleteAllSnapshots(undoCtx, name); err != nil {
 			return err
@@ -416,6 +392,11 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 		return nil
 	}
 	if p := dv.Policy; p != nil {
+		if ref, ok := memoryImageRef(&md); ok && p.Memory {
+			r.add("delete memory image "+ref.Name, func() error {
+				return ignoreNotFound(e.HV.DeleteVolume(undoCtx, ref.Pool, ref.Name))
+			})
+		}
 		if err := e.takeBaseline(ctx, dv, markProvisioned); err != nil {
 			return err
 		}
@@ -436,7 +417,7 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM) (err error) {
 	return nil
 }
 
-func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 	name := dv.Spec.Name
 	vs := dv.System
 	src := dv.HostImage
@@ -464,13 +445,13 @@ func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 	var err error
 	switch {
 	case dv.Install != nil:
-		e.progress(name, "creating empty %s system disk", humanBytes(vs.CapacityBytes))
+		e.begin(event.KindVM, name, event.StepDisk, "creating empty %s system disk", humanBytes(vs.CapacityBytes))
 		_, err = e.HV.CreateVolume(ctx, vs)
 	case vs.BackingPath != "":
-		e.progress(name, "creating linked clone of %s", filepath.Base(dv.Image))
+		e.begin(event.KindVM, name, event.StepDisk, "creating linked clone of %s", filepath.Base(dv.Image))
 		_, err = e.HV.CreateVolume(ctx, vs)
 	default:
-		e.progress(name, "copying %s (full clone, %s)", filepath.Base(dv.Image), humanBytes(vs.CapacityBytes))
+		e.begin(event.KindVM, name, event.StepDisk, "copying %s (full clone, %s)", filepath.Base(dv.Image), humanBytes(vs.CapacityBytes))
 		stop := e.reportCopy(ctx, name, filepath.Join(e.poolPath(ctx, vs.Pool), vs.Name))
 		_, err = e.HV.CloneVolume(ctx, vs, src)
 		stop()
@@ -481,7 +462,7 @@ func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 // reportCopy reports, every ReportInterval until stop is called, how much
 // of a volume being copied exists so far (as libvirt reports the new
 // volume's allocation; nothing is reported while libvirt cannot tell).
-func (e *Engine) reportCopy(ctx context.Context, object, path string) (stop func()) {
+func (e *engine) reportCopy(ctx context.Context, object, path string) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	every := e.ReportInterval
@@ -500,7 +481,8 @@ func (e *Engine) reportCopy(ctx context.Context, object, path string) (stop func
 				return
 			case <-t.C:
 				if v, err := e.HV.VolumeByPath(ctx, path); err == nil && v.AllocationBytes > 0 {
-					e.progress(object, "copied %s so far", humanBytes(v.AllocationBytes))
+					e.emit(event.Event{Kind: event.KindVM, Object: object, Step: event.StepDisk, Phase: event.Progress,
+						Message: fmt.Sprintf("copied %s so far", humanBytes(v.AllocationBytes)), Current: int64(v.AllocationBytes)})
 				}
 			}
 		}
@@ -509,7 +491,7 @@ func (e *Engine) reportCopy(ctx context.Context, object, path string) (stop func
 }
 
 // poolPath is the directory of a pool ("" when it cannot be read).
-func (e *Engine) poolPath(ctx context.Context, pool string) string {
+func (e *engine) poolPath(ctx context.Context, pool string) string {
 	p, err := e.HV.GetPool(ctx, pool)
 	if err != nil {
 		return ""
@@ -521,14 +503,14 @@ func (e *Engine) poolPath(ctx context.Context, pool string) string {
 // waits until setup powers it off, then removes the media: the answer ISO
 // holds the product key, so it is deleted as soon as setup is done, and on
 // any failure.
-func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *DesiredVM, sec secrets) error {
+func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *DesiredVM, sec secrets) error {
 	name := dv.Spec.Name
 	data, err := buildAnswerMedia(dv, sec)
 	if err != nil {
 		return fmt.Errorf("answer media for %s: %w", name, err)
 	}
-	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: AnswerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
-	e.progress(name, "uploading answer media (%s)", humanBytes(uint64(len(data))))
+	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: answerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
+	e.begin(event.KindVM, name, event.StepUpload, "uploading answer media (%s)", humanBytes(uint64(len(data))))
 	vol, err := e.HV.UploadVolume(ctx, av, bytes.NewReader(data), int64(len(data)))
 	clear(data)
 	if err != nil {
@@ -569,17 +551,17 @@ func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 			timeout = 2 * time.Hour
 		}
 	}
-	e.progress(name, "starting %s (waiting up to %s for the guest to power off)", what, timeout)
+	e.begin(event.KindVM, name, event.StepSetup, "starting %s (waiting up to %s for the guest to power off)", what, timeout)
 	if err := e.HV.StartDomain(ctx, name); err != nil {
 		return err
 	}
 	_, err = e.waitState(ctx, name, timeout, func(d time.Duration) {
-		e.progress(name, "%s running for %s", what, d.Round(time.Second))
+		e.going(event.KindVM, name, event.StepSetup, d, "%s running for %s", what, d.Round(time.Second))
 	}, virt.StateShutoff)
 	if err != nil {
 		return fmt.Errorf("%s did not finish: %w", what, err)
 	}
-	e.progress(name, "%s finished; removing answer media", what)
+	e.stepDone(event.KindVM, name, event.StepSetup, 0, "%s finished; removing answer media", what)
 	return removeMedia(ctx)
 }
 
@@ -587,7 +569,7 @@ func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 // running. A memory baseline is taken from the running VM (a reset resumes
 // it); a disk baseline from the VM shut off, before it starts. before runs
 // right before the snapshot is taken.
-func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() error) error {
+func (e *engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() error) error {
 	name, p := dv.Spec.Name, dv.Policy
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	if p.Memory {
@@ -595,7 +577,7 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 			return err
 		}
 		if p.Settle > 0 {
-			e.progress(name, "letting the guest settle for %s before its memory baseline", p.Settle)
+			e.begin(event.KindVM, name, event.StepSettle, "letting the guest settle for %s before its memory baseline", p.Settle)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -605,7 +587,10 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 		if err := before(); err != nil {
 			return err
 		}
-		e.progress(name, "taking baseline snapshot %s (with memory)", p.Baseline)
+		if ref, ok := memoryImageRef(dv.Spec.Metadata); ok {
+			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
+		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", p.Baseline)
 		if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: true}); err != nil {
 			return err
 		}
@@ -621,7 +606,7 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 	if err := before(); err != nil {
 		return err
 	}
-	e.progress(name, "taking baseline snapshot %s", p.Baseline)
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s", p.Baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String()}); err != nil {
 		return err
 	}
@@ -629,10 +614,14 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 }
 
 // takeMissingBaseline takes a provisioned VM's baseline from the VM as it
-// is: with memory when it runs (the only internal snapshot libvirt 9.0
-// takes of a running VM), disk only when it is shut off. It neither starts
-// nor stops the VM.
-func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
+// is: with memory when it runs (a memory image and a disk snapshot when
+// the policy keeps memory and the VM lists a memory image volume, else an
+// internal snapshot, the only one libvirt 9.0 takes of a running VM), disk
+// only when it is shut off. A running VM runs on afterwards (a memory
+// image stops it for the save and restores it); a stopped one stays off,
+// unless an apply was interrupted after saving its memory for the
+// baseline: the baseline is then finished and the VM runs.
+func (e *engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
@@ -640,12 +629,21 @@ func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
-	e.progress(name, "taking the missing baseline snapshot %s", p.Baseline)
+	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory {
+		if running {
+			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
+		if e.savedImage(ctx, d, ref) {
+			e.begin(event.KindVM, name, event.StepBaseline, "finishing the baseline whose memory was saved before the interruption")
+			return e.finishImageBaseline(ctx, name, p.Baseline, desc, ref)
+		}
+	}
+	e.begin(event.KindVM, name, event.StepBaseline, "taking the missing baseline snapshot %s", p.Baseline)
 	_, err = e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: p.Baseline, Description: desc.String(), Memory: running})
 	return err
 }
 
-func (e *Engine) ensureRunning(ctx context.Context, name string) error {
+func (e *engine) ensureRunning(ctx context.Context, name string) error {
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
 		return err
@@ -661,7 +659,7 @@ func (e *Engine) ensureRunning(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	e.progress(name, "starting")
+	e.begin(event.KindVM, name, event.StepStart, "starting")
 	if err := e.HV.StartDomain(ctx, name); err != nil {
 		return err
 	}
@@ -670,7 +668,7 @@ func (e *Engine) ensureRunning(ctx context.Context, name string) error {
 }
 
 // updateVM redefines the domain in place, keeping its provisioning record.
-func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
+func (e *engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 	obs := c.observedDomain
 	spec := c.vm.Spec
 	md := *spec.Metadata
@@ -683,7 +681,7 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		}
 	}
 	spec.Metadata = &md
-	e.progress(c.Name, "updating definition in place")
+	e.begin(event.KindVM, c.Name, event.StepDefine, "updating definition in place")
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return nil, err
 	}
@@ -706,7 +704,7 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		}
 	}
 	if c.RestartNeeded {
-		return []string{fmt.Sprintf("the change takes effect at the next boot: legacyvm stop %s && legacyvm start %s", c.Name, c.Name)}, nil
+		return []string{"the change takes effect at the next boot"}, nil
 	}
 	return nil, nil
 }
@@ -715,12 +713,12 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 // definition and, when the domain runs, on the live interface: a running
 // VM whose filter was removed is isolated again at once, without a
 // restart.
-func (e *Engine) rebindFilters(ctx context.Context, name string, nics []virt.InterfaceSpec) error {
+func (e *engine) rebindFilters(ctx context.Context, name string, nics []virt.InterfaceSpec) error {
 	for _, n := range nics {
 		if n.Filter == "" {
 			continue
 		}
-		e.progress(name, "binding traffic filter %s to interface %s", n.Filter, n.MAC)
+		e.begin(event.KindVM, name, event.StepFilter, "binding traffic filter %s to interface %s", n.Filter, n.MAC)
 		if err := e.HV.SetInterfaceFilter(ctx, name, n.MAC, n.Filter, n.FilterParams); err != nil {
 			return err
 		}
@@ -731,10 +729,10 @@ func (e *Engine) rebindFilters(ctx context.Context, name string, nics []virt.Int
 // teardownVM removes a domain and everything it owns: it is powered off,
 // its snapshots deleted (disk contents included), its volumes deleted, and
 // the definition removed last, so an interrupted teardown can be resumed.
-func (e *Engine) teardownVM(ctx context.Context, d virt.Domain) error {
+func (e *engine) teardownVM(ctx context.Context, d virt.Domain) error {
 	name := d.Name
 	if d.State != virt.StateShutoff {
-		e.progress(name, "powering off")
+		e.begin(event.KindVM, name, event.StepStop, "powering off")
 		if err := e.HV.DestroyDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
 			return err
 		}
@@ -743,19 +741,19 @@ func (e *Engine) teardownVM(ctx context.Context, d virt.Domain) error {
 		return err
 	}
 	for _, v := range ownedVolumes(d) {
-		e.progress(name, "deleting volume %s", v.Name)
+		e.begin(event.KindVM, name, event.StepDelete, "deleting volume %s", v.Name)
 		if err := e.HV.DeleteVolume(ctx, v.Pool, v.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 			return err
 		}
 	}
-	e.progress(name, "undefining")
+	e.begin(event.KindVM, name, event.StepDelete, "undefining")
 	if err := e.HV.UndefineDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 		return err
 	}
 	return nil
 }
 
-func (e *Engine) deleteAllSnapshots(ctx context.Context, name string) error {
+func (e *engine) deleteAllSnapshots(ctx context.Context, name string) error {
 	snaps, err := e.HV.ListSnapshots(ctx, name)
 	if err != nil {
 		if errors.Is(err, virt.ErrNotFound) {
@@ -766,7 +764,7 @@ func (e *Engine) deleteAllSnapshots(ctx context.Context, name string) error {
 	// Children before parents keeps libvirt from re-parenting work.
 	sort.SliceStable(snaps, func(i, j int) bool { return snaps[i].Created.After(snaps[j].Created) })
 	for _, s := range snaps {
-		e.progress(name, "deleting snapshot %s", s.Name)
+		e.begin(event.KindVM, name, event.StepSnapshot, "deleting snapshot %s", s.Name)
 		if err := e.HV.DeleteSnapshot(ctx, name, s.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 			return err
 		}
@@ -785,7 +783,7 @@ func ownedVolumes(d virt.Domain) []virt.VolumeRef {
 // deleteNetwork deletes a network's filters, then the network: its
 // metadata lists the filters, so a delete interrupted half-way leaves
 // nothing legacyvm cannot recognise as its own.
-func (e *Engine) deleteNetwork(ctx context.Context, name string, filters []string) error {
+func (e *engine) deleteNetwork(ctx context.Context, name string, filters []string) error {
 	// The root filter references the guard: delete the root first.
 	sort.Slice(filters, func(i, j int) bool { return len(filters[i]) < len(filters[j]) })
 	for _, f := range filters {

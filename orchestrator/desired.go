@@ -16,9 +16,9 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// Target is what planning needs to know about the host a profile is
+// hostTarget is what planning needs to know about the host a profile is
 // applied to, beyond what the profile says. It is observed, never guessed.
-type Target struct {
+type hostTarget struct {
 	URI   string
 	Accel virt.Accel
 	// Pool is the storage pool that holds system disks and answer media.
@@ -31,15 +31,15 @@ type Target struct {
 	// Images maps a golden image path of the profile to where it is on
 	// this host when that differs (uploaded to a remote host); absent:
 	// the path itself.
-	Images map[string]HostImage
+	Images map[string]imageOnHost
 	// Uploads are the golden images apply uploads to this host first.
-	Uploads []ImageUpload
+	Uploads []imageUpload
 }
 
 // DesiredState is everything one profile wants on one host.
 type DesiredState struct {
 	Profile  string
-	Target   Target
+	Target   hostTarget
 	Networks []*DesiredNetwork
 	VMs      []*DesiredVM
 }
@@ -85,10 +85,10 @@ type DesiredVM struct {
 	Hash string
 }
 
-// Desired builds the desired state of p on one target. observed supplies
+// desiredFor builds the desired state of p on one target. observed supplies
 // the existing DHCP reservations so that addresses stay put when VMs are
 // added or removed; it may be nil.
-func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, error) {
+func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*DesiredState, error) {
 	ds := &DesiredState{Profile: p.Name, Target: t}
 	netByName := map[string]*DesiredNetwork{}
 	for _, n := range p.Networks {
@@ -140,9 +140,9 @@ func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, 
 func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 	id, mac := networkIdentity(p.Name, n.Name)
 	spec := virt.NetworkSpec{
-		Name:         NetworkName(n.Name),
+		Name:         networkName(n.Name),
 		UUID:         id,
-		Bridge:       NetworkName(n.Name),
+		Bridge:       networkName(n.Name),
 		MAC:          mac,
 		Subnet:       n.Subnet,
 		HostAddress:  n.HostAddress,
@@ -154,7 +154,7 @@ func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 		spec.DHCPStart, spec.DHCPEnd, _ = dhcpPool(n.Subnet)
 	}
 	f := virt.FilterSpec{
-		Name:        FilterName(n.Name),
+		Name:        filterName(n.Name),
 		UUID:        filterUUID(p.Name, n.Name),
 		BridgeMAC:   mac,
 		Subnet:      n.Subnet,
@@ -226,7 +226,7 @@ func reserveAddresses(profile string, subnet netip.Prefix, members []*profiles.I
 	return out, nil
 }
 
-func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[string]*DesiredNetwork, ip netip.Addr, observed *Observed) (*DesiredVM, error) {
+func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*DesiredNetwork, ip netip.Addr, observed *Observed) (*DesiredVM, error) {
 	vm := in.VM
 	preset, ok := winguest.PresetFor(string(vm.OS))
 	if !ok {
@@ -268,7 +268,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	}
 
 	d := vm.Disk
-	sys := virt.VolumeSpec{Pool: t.Pool.Name, Name: SystemVolumeName(in.Name), Format: "qcow2", CapacityBytes: d.SizeBytes, Mode: 0o600}
+	sys := virt.VolumeSpec{Pool: t.Pool.Name, Name: systemVolumeName(in.Name), Format: "qcow2", CapacityBytes: d.SizeBytes, Mode: 0o600}
 	dv.Clone = d.Clone
 	switch {
 	case d.Install != nil:
@@ -285,7 +285,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		}
 		dv.Answer = d.Prepare == profiles.PrepareSpecialize
 		// A registered image version (image = image.NAME) resolved dv.Image.
-		hostImage := HostImage{Path: dv.Image}
+		hostImage := imageOnHost{Path: dv.Image}
 		if hi, ok := t.Images[dv.Image]; ok {
 			hostImage = hi
 		}
@@ -300,7 +300,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 				sys.BackingFormat = hostImage.Format
 			}
 			if observed != nil {
-				if img, ok := observed.Images[dv.Image]; ok && img.Format != "" {
+				if img, ok := observed.image(t, dv.Image); ok && img.Format != "" {
 					sys.BackingFormat = img.Format
 				}
 			}
@@ -335,7 +335,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	}
 	if sys.CapacityBytes == 0 && observed != nil {
 		// Overlays and copies default to the golden image's size.
-		if img, ok := observed.Images[dv.Image]; ok {
+		if img, ok := observed.image(t, dv.Image); ok {
 			sys.CapacityBytes = img.CapacityBytes
 			dv.System.CapacityBytes = img.CapacityBytes
 		}
@@ -355,7 +355,10 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		Policy:       policyRef(dv.Policy),
 	}
 	if dv.Answer {
-		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: AnswerVolumeName(in.Name), Role: "answer"})
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: answerVolumeName(in.Name), Role: "answer"})
+	}
+	if dv.Policy != nil && dv.Policy.Memory {
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: memoryImageVolumeName(in.Name), Role: volumeRoleMemory})
 	}
 	if vm.Network != nil {
 		spec.Metadata.Filters = nets[vm.Network.Name].Filter.Names()
@@ -366,6 +369,20 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	}
 	dv.Spec = spec
 	return dv, nil
+}
+
+// image is the volume libvirt knows for a golden image or ISO of the
+// profile: at its path, or (on a remote host) as the copy uploaded there
+// earlier.
+func (o *Observed) image(t hostTarget, path string) (virt.Volume, bool) {
+	if v, ok := o.Images[path]; ok {
+		return v, true
+	}
+	if _, uploaded := t.Images[path]; uploaded {
+		v, ok := o.Volumes[UploadedImageName(path)]
+		return v, ok
+	}
+	return virt.Volume{}, false
 }
 
 func policyRef(p *profiles.SnapshotPolicy) *virt.PolicyRef {

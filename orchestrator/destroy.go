@@ -13,14 +13,15 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// PlanDestroy plans the removal of everything profile p owns on each of its
+// planProfileDestroy plans the removal of everything profile p owns on each of its
 // hosts: its domains (with their disks, answer media and snapshots), its
 // networks and their filters. Objects are recognised by legacyvm's metadata
 // naming the profile; nothing else is touched. A host that cannot be
 // reached gets a HostPlan with Err (partial: the others are destroyed);
 // when no host can be reached the first error is returned. only, when not empty, limits
-// the plan to those instances (networks are then kept).
-func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
+// the plan to those instances (networks are then kept). Only the observer
+// talks to the hosts (observeForDestroy); planDestroy is pure.
+func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
 	var hps []*HostPlan
 	want := map[string]bool{}
 	for _, n := range only {
@@ -33,7 +34,7 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 	for _, in := range p.Instances {
 		known[in.Name] = true
 	}
-	for _, part := range Split(p) {
+	for _, part := range split(p) {
 		h := part.Hosts[0]
 		uri := HostURI(h, opts)
 		hv, err := connect(ctx, uri)
@@ -43,87 +44,19 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		hp := &HostPlan{Host: h, URI: uri, HV: hv}
 		hps = append(hps, hp)
-		pool := h.StoragePool
-		if pool == "" {
-			pool = "default"
-		}
-		o, err := ObserveHost(ctx, hv, p.Name, pool, nil)
+		pool := poolOf(h)
+		o, err := observeForDestroy(ctx, hv, p.Name, pool)
 		if err != nil {
 			_ = hv.Close()
 			hp.HV, hp.Err, hp.Skipped = nil, fmt.Errorf("observe %s: %w", uri, err), instanceNames(p, h, want)
 			continue
 		}
 		hp.Observed = o
-		plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
-		for _, name := range sortedKeys(o.Domains) {
-			d := o.Domains[name]
-			if ownedBy(d.Metadata, p.Name) {
-				known[name] = true
-			}
-			if !ownedBy(d.Metadata, p.Name) || (len(want) > 0 && !want[name]) {
-				continue
-			}
-			dc := d
-			plan.Changes = append(plan.Changes, Change{Kind: KindVM, Name: name, Action: ActionDelete,
-				Destructive: true, Details: deleteDetails(&d, o), observedDomain: &dc})
-		}
-		if len(want) == 0 {
-			for _, name := range sortedKeys(o.Networks) {
-				n := o.Networks[name]
-				if !ownedBy(n.Metadata, p.Name) {
-					continue
-				}
-				nc := n
-				filters := n.Metadata.Filters
-				if len(filters) == 0 {
-					filters = []string{name, name + "-guard"}
-				}
-				plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: name, Action: ActionDelete,
-					Details: []string{fmt.Sprintf("and its filters %v", filters)}, observedNet: &nc, filterNames: filters})
-			}
-			// Filters of declared networks whose network is already gone
-			// (an interrupted destroy), when they are provably ours: the
-			// root filter carries the UUID legacyvm gives it, the guard is
-			// referenced by that root. A filter made by hand with such a
-			// name is left alone.
-			for _, pn := range part.Networks {
-				fn := FilterName(pn.Name)
-				if _, ok := o.Networks[NetworkName(pn.Name)]; ok {
-					continue
-				}
-				root, ok := o.Filters[fn]
-				if !ok || !strings.EqualFold(root.UUID, filterUUID(p.Name, pn.Name)) {
-					continue
-				}
-				for _, name := range []string{fn, fn + "-guard"} {
-					if _, ok := o.Filters[name]; ok && (name == fn || containsString(root.Refs, name)) {
-						plan.Changes = append(plan.Changes, Change{Kind: KindFilter, Name: name, Action: ActionDelete,
-							Reasons: []string{"left over: its network is gone"}})
-					}
-				}
-			}
-		}
-		// Answer media no VM owns: the profile's instances' are deleted,
-		// others reported.
-		instances := map[string]bool{}
-		for _, in := range part.Instances {
-			if len(want) == 0 || want[in.Name] {
-				instances[in.Name] = true
-			}
-		}
-		planOrphanAnswers(plan, o, pool, instances)
-		deleting := map[string]bool{}
-		for _, c := range plan.Changes {
-			if c.Kind == KindVM {
-				deleting[c.Name] = true
-			}
-		}
-		pools, err := unusedImagePools(ctx, hv, o, deleting)
+		plan, err := planDestroy(p, part, uri, pool, o, want, known)
 		if err != nil {
 			CloseAll(hps)
 			return nil, err
 		}
-		plan.Changes = append(plan.Changes, pools...)
 		hp.Plan = plan
 	}
 	if err := checkNames(only, known, p.Name); err != nil {
@@ -138,6 +71,83 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 	}
 	return hps, nil
+}
+
+// planDestroy plans the removal of what profile p owns on one host from
+// what was observed there (pure): part is p's part on that host, want the
+// instances to destroy (all when empty). The names of the domains p owns
+// there are added to known.
+func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
+	plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
+	for _, name := range sortedKeys(o.Domains) {
+		d := o.Domains[name]
+		if ownedBy(d.Metadata, p.Name) {
+			known[name] = true
+		}
+		if !ownedBy(d.Metadata, p.Name) || (len(want) > 0 && !want[name]) {
+			continue
+		}
+		dc := d
+		plan.Changes = append(plan.Changes, Change{Kind: KindVM, Name: name, Action: ActionDelete,
+			Destructive: true, Details: deleteDetails(&d, o), observedDomain: &dc})
+	}
+	if len(want) == 0 {
+		for _, name := range sortedKeys(o.Networks) {
+			n := o.Networks[name]
+			if !ownedBy(n.Metadata, p.Name) {
+				continue
+			}
+			nc := n
+			filters := n.Metadata.Filters
+			if len(filters) == 0 {
+				filters = []string{name, name + "-guard"}
+			}
+			plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: name, Action: ActionDelete,
+				Details: []string{fmt.Sprintf("and its filters %v", filters)}, observedNet: &nc, filterNames: filters})
+		}
+		// Filters of declared networks whose network is already gone
+		// (an interrupted destroy), when they are provably ours: the
+		// root filter carries the UUID legacyvm gives it, the guard is
+		// referenced by that root. A filter made by hand with such a
+		// name is left alone.
+		for _, pn := range part.Networks {
+			fn := filterName(pn.Name)
+			if _, ok := o.Networks[networkName(pn.Name)]; ok {
+				continue
+			}
+			root, ok := o.Filters[fn]
+			if !ok || !strings.EqualFold(root.UUID, filterUUID(p.Name, pn.Name)) {
+				continue
+			}
+			for _, name := range []string{fn, fn + "-guard"} {
+				if _, ok := o.Filters[name]; ok && (name == fn || containsString(root.Refs, name)) {
+					plan.Changes = append(plan.Changes, Change{Kind: KindFilter, Name: name, Action: ActionDelete,
+						Reasons: []Reason{{Code: ReasonFilterLeftOver}}})
+				}
+			}
+		}
+	}
+	// Answer media no VM owns: the profile's instances' are deleted,
+	// others reported.
+	instances := map[string]bool{}
+	for _, in := range part.Instances {
+		if len(want) == 0 || want[in.Name] {
+			instances[in.Name] = true
+		}
+	}
+	planOrphanAnswers(plan, o, pool, instances)
+	deleting := map[string]bool{}
+	for _, c := range plan.Changes {
+		if c.Kind == KindVM {
+			deleting[c.Name] = true
+		}
+	}
+	pools, err := unusedImagePools(o, deleting)
+	if err != nil {
+		return nil, err
+	}
+	plan.Changes = append(plan.Changes, pools...)
+	return plan, nil
 }
 
 // checkNames returns an error naming every name that is not in known (the
@@ -204,8 +214,9 @@ func containsHost(hs []*profiles.Host, h *profiles.Host) bool {
 // the image directories of the domains being deleted (named by
 // imagePoolName, with that directory) that no other managed domain's image
 // or ISO lives in. Only the pool definitions go: the directories and their
-// files stay. Pools legacyvm did not make are never listed.
-func unusedImagePools(ctx context.Context, hv virt.Hypervisor, o *Observed, deleting map[string]bool) ([]Change, error) {
+// files stay. Pools legacyvm did not make are never listed. It reads the
+// pool lookups observeForDestroy made (pure).
+func unusedImagePools(o *Observed, deleting map[string]bool) ([]Change, error) {
 	used := map[string]bool{}
 	var candidates []string
 	for _, name := range sortedKeys(o.Domains) {
@@ -227,8 +238,8 @@ func unusedImagePools(ctx context.Context, hv virt.Hypervisor, o *Observed, dele
 			continue
 		}
 		seen[dir] = true
-		name := imagePoolName(dir)
-		p, err := hv.GetPool(ctx, name)
+		name, look := o.imagePool(dir)
+		p, err := look.pool, look.err
 		if errors.Is(err, virt.ErrNotFound) {
 			continue
 		}
@@ -239,7 +250,7 @@ func unusedImagePools(ctx context.Context, hv virt.Hypervisor, o *Observed, dele
 			continue // not the pool legacyvm makes for dir
 		}
 		out = append(out, Change{Kind: KindPool, Name: name, Action: ActionDelete,
-			Reasons: []string{"no managed VM uses images in " + dir + " any more"},
+			Reasons: []Reason{{Code: ReasonImagesUnused, Subject: dir}},
 			Details: []string{"removes the pool definition only: " + dir + " and its files stay"},
 			pool:    &poolChange{Name: name, Path: dir}})
 	}

@@ -2,25 +2,20 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
 )
-
-// KindDoor is a publish or egress door: recorded in its VM's metadata,
-// opened in its network's guard and relayed by legacyvm daemon.
-const KindDoor Kind = "door"
 
 // doorRefs lists the doors that concern one instance: its publish doors,
 // its egress doors, then its network's egress doors.
@@ -95,25 +90,25 @@ func doorDetails(d virt.DoorRef, dv *DesiredVM) string {
 }
 
 // doorDrift says how an observed door differs from the desired one.
-func doorDrift(have, want virt.DoorRef) []string {
-	var r []string
+func doorDrift(have, want virt.DoorRef) []Reason {
+	var r []Reason
 	if have.Listen != want.Listen {
-		r = append(r, fmt.Sprintf("listen %s -> %s", have.Listen, want.Listen))
+		r = append(r, changed(ReasonDoorListen, have.Listen, want.Listen))
 	}
 	if have.Port != want.Port {
-		r = append(r, fmt.Sprintf("port %d -> %d", have.Port, want.Port))
+		r = append(r, changed(ReasonDoorPort, have.Port, want.Port))
 	}
 	if !slices.Equal(have.From, want.From) {
-		r = append(r, fmt.Sprintf("from [%s] -> [%s]", strings.Join(have.From, ", "), strings.Join(want.From, ", ")))
+		r = append(r, changed(ReasonDoorFrom, strings.Join(have.From, ", "), strings.Join(want.From, ", ")))
 	}
 	if have.MaxConnections != want.MaxConnections {
-		r = append(r, fmt.Sprintf("max_connections %d -> %d", have.MaxConnections, want.MaxConnections))
+		r = append(r, changed(ReasonDoorMaxConnections, have.MaxConnections, want.MaxConnections))
 	}
 	if have.To != want.To {
-		r = append(r, fmt.Sprintf("to %s -> %s", have.To, want.To))
+		r = append(r, changed(ReasonDoorTo, have.To, want.To))
 	}
 	if have.Scope != want.Scope || have.Protocol != want.Protocol {
-		r = append(r, "declared elsewhere")
+		r = append(r, Reason{Code: ReasonDoorMoved})
 	}
 	return r
 }
@@ -155,68 +150,11 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 		for _, h := range have {
 			if _, ok := find(dv.Spec.Metadata.Doors, h); !ok {
 				out = append(out, Change{Kind: KindDoor, Name: doorKey(name, h), Action: ActionDelete, vm: dv,
-					Reasons: []string{"no longer in the profile: the relay stops listening and the guard closes"}})
+					Reasons: []Reason{{Code: ReasonDoorRemoved}}})
 			}
 		}
 	}
 	return out
-}
-
-// ListenProbe tries to listen on addr ("0.0.0.0:13389") the way the relay
-// will; nil when the address is free.
-type ListenProbe func(addr string) error
-
-// ProbeListen is the ListenProbe of the local host: it binds and closes.
-func ProbeListen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return ln.Close()
-}
-
-// ProbeDoors records which publish listen addresses (and egress ports on
-// existing bridges) are already taken on this machine, leaving out the
-// addresses the relay itself holds (ours): planning reports a door on a
-// taken port as a diagnostic before anything changes.
-func (o *Observed) ProbeDoors(ds *DesiredState, probe ListenProbe, ours map[string]bool) {
-	if probe == nil {
-		return
-	}
-	o.ListenProblems = map[string]string{}
-	check := func(addr string) {
-		if ours[addr] {
-			return
-		}
-		if _, done := o.ListenProblems[addr]; done {
-			return
-		}
-		err := probe(addr)
-		switch {
-		case err == nil:
-			o.ListenProblems[addr] = ""
-		case errors.Is(err, syscall.EADDRNOTAVAIL):
-			// The bridge (or interface) does not exist yet: nothing holds it.
-			o.ListenProblems[addr] = ""
-		default:
-			o.ListenProblems[addr] = err.Error()
-		}
-	}
-	for _, dv := range ds.VMs {
-		for _, p := range dv.Instance.VM.Publishes {
-			check(p.Listen.String())
-		}
-	}
-	for _, dn := range ds.Networks {
-		if !dn.Spec.HostAddress.IsValid() {
-			continue
-		}
-		for _, d := range dn.Filter.Doors {
-			if d.Kind == virt.DoorEgress {
-				check(netip.AddrPortFrom(dn.Spec.HostAddress, d.Port).String())
-			}
-		}
-	}
 }
 
 // doorDiagnostics reports doors whose listen address is taken.
@@ -263,7 +201,7 @@ func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 // applyDoors records the doors of VMs that are not created, replaced or
 // updated (those record them with the rest of their metadata): the VM's
 // metadata gets the desired doors, in the definition and live.
-func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
+func (e *engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
 	vmAction := map[string]Action{}
 	for _, c := range plan.Changes {
 		if c.Kind == KindVM {
@@ -296,7 +234,7 @@ func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 				} else {
 					md := *d.Metadata
 					md.Doors = cs[0].vm.Spec.Metadata.Doors
-					e.progress(name, "recording %d door(s) for the relay", len(md.Doors))
+					e.begin(event.KindVM, name, event.StepDoors, "recording %d door(s) for the relay", len(md.Doors))
 					err = e.HV.SetMetadata(ctx, name, &md)
 				}
 			}
@@ -307,13 +245,13 @@ func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 	}
 }
 
-// HostDoors reads every door recorded on the host (libvirt is the source
+// hostDoors reads every door recorded on the host (libvirt is the source
 // of truth) and resolves it for the relay: a publish door dials its
 // guest's reserved address from the network's host address; an egress
 // door listens on the network's host address and accepts only its guest
 // (vm scope) or the network's subnet (network scope). Doors that cannot be
 // resolved (no reservation, no host address) are returned in problems.
-func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
+func hostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -337,7 +275,7 @@ func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, pro
 		}
 		nic := d.Interfaces[0]
 		n, ok := byName[nic.Network]
-		if !ok || n.Metadata == nil || !IsOwnedName(n.Name) || !n.HostAddress.IsValid() {
+		if !ok || n.Metadata == nil || !isOwnedName(n.Name) || !n.HostAddress.IsValid() {
 			problems = append(problems, fmt.Sprintf("%s: network %s is missing, not legacyvm's or has no host address", d.Name, nic.Network))
 			continue
 		}

@@ -37,7 +37,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan: %v %s", err, diags.Error())
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
 	if _, err := e.Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 
 	// Apply of a new VM refuses too (the engine asks with the host's
 	// holders), and leaves nothing behind.
-	hpsNoKeys, _, err := planWith(t, b, h, nil)
+	hpsNoKeys, _, err := planWith(t, b, h, KeyIdentifier{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -32,26 +33,26 @@ import (
 // metadata volume is written last, so a build that dies earlier never
 // leaves a registered image.
 
-// ImageMetaFormat is the version of the ImageMeta JSON layout.
-const ImageMetaFormat = 1
+// imageMetaFormat is the version of the ImageMeta JSON layout.
+const imageMetaFormat = 1
 
 // maxImageMetaBytes bounds what is read of a metadata volume.
 const maxImageMetaBytes = 64 << 10
 
-// ImageVolumeName is the disk volume of an image version.
-func ImageVolumeName(image string, version int) string {
-	return fmt.Sprintf("%simage-%s-v%d.qcow2", Prefix, image, version)
+// imageVolumeName is the disk volume of an image version.
+func imageVolumeName(image string, version int) string {
+	return fmt.Sprintf("%simage-%s-v%d.qcow2", namePrefix, image, version)
 }
 
-// ImageMetaName is the metadata volume of an image version.
-func ImageMetaName(image string, version int) string {
-	return fmt.Sprintf("%simage-%s-v%d.meta.json", Prefix, image, version)
+// imageMetaName is the metadata volume of an image version.
+func imageMetaName(image string, version int) string {
+	return fmt.Sprintf("%simage-%s-v%d.meta.json", namePrefix, image, version)
 }
 
-// BuildDomainName is the temporary domain an image build runs in.
-func BuildDomainName(image string) string { return Prefix + "build-" + image }
+// buildDomainName is the temporary domain an image build runs in.
+func buildDomainName(image string) string { return namePrefix + "build-" + image }
 
-func buildVolumeName(image, role string) string { return Prefix + "build-" + image + "-" + role }
+func buildVolumeName(image, role string) string { return namePrefix + "build-" + image + "-" + role }
 
 var imageVolRE = regexp.MustCompile(`^lvm-image-([a-z][a-z0-9-]*)-v([1-9][0-9]*)\.(qcow2|meta\.json)$`)
 
@@ -112,8 +113,8 @@ type ImageVersion struct {
 	UsedBy []string `json:"used_by,omitempty"`
 }
 
-// ImageLeftover is a volume or domain an interrupted image build left.
-type ImageLeftover struct {
+// imageLeftover is a volume or domain an interrupted image build left.
+type imageLeftover struct {
 	Image string
 	Kind  string // "volume" or "domain"
 	Pool  string
@@ -124,7 +125,7 @@ type ImageLeftover struct {
 // ImageInventory is what a pool holds of legacyvm's images.
 type ImageInventory struct {
 	Versions  []ImageVersion
-	Leftovers []ImageLeftover
+	Leftovers []imageLeftover
 	// Building names the images whose build domain exists.
 	Building []string
 }
@@ -170,7 +171,7 @@ func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*I
 		for v, p := range found[name] {
 			leftover := func(vol *virt.Volume, why string) {
 				if vol != nil {
-					inv.Leftovers = append(inv.Leftovers, ImageLeftover{Image: name, Kind: "volume", Pool: pool, Name: vol.Name, Why: why})
+					inv.Leftovers = append(inv.Leftovers, imageLeftover{Image: name, Kind: "volume", Pool: pool, Name: vol.Name, Why: why})
 				}
 			}
 			if p.disk == nil {
@@ -191,7 +192,7 @@ func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*I
 				return nil, fmt.Errorf("read image metadata %s: %w", p.meta.Name, err)
 			}
 			var meta ImageMeta
-			if err := json.Unmarshal(buf.Bytes(), &meta); err != nil || meta.Image != name || meta.Version != v || meta.Format != ImageMetaFormat {
+			if err := json.Unmarshal(buf.Bytes(), &meta); err != nil || meta.Image != name || meta.Version != v || meta.Format != imageMetaFormat {
 				leftover(p.meta, "metadata incomplete or not legacyvm's")
 				leftover(p.disk, "its metadata is unreadable")
 				continue
@@ -253,11 +254,11 @@ func (inv *ImageInventory) Find(image string, n int) (ImageVersion, bool) {
 // CleanImageLeftovers removes what interrupted builds of image left in
 // pool: the build domain (powered off, undefined) and the volumes it lists,
 // and image volumes that are not registered. The caller must hold the
-// image's build lock (LockImage): a build in progress is not a leftover.
+// image's build lock (lock.Image): a build in progress is not a leftover.
 // It returns what it removed, one phrase each.
-func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
+func (e *engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
 	var done []string
-	dom := BuildDomainName(image)
+	dom := buildDomainName(image)
 	d, err := e.HV.GetDomain(ctx, dom)
 	switch {
 	case err == nil:
@@ -298,13 +299,6 @@ func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 		done = append(done, fmt.Sprintf("volume %s (%s)", l.Name, l.Why))
 	}
 	return done, nil
-}
-
-// LockImage takes the build lock of image on uri without waiting: image
-// build and image delete hold it, and the other image commands take it
-// only to clean up after a build that is gone.
-func LockImage(ctx context.Context, uri, image, purpose string) (*Lock, error) {
-	return AcquireLock(ctx, "image-"+image, uri, purpose, 0, nil)
 }
 
 // BuildOptions are the settings of one image build beyond the image block.
@@ -350,12 +344,12 @@ func (e *BuildError) Unwrap() error { return e.Err }
 
 // Build phases, in order.
 const (
-	PhasePrepare    = "prepare"
-	PhaseSetup      = "setup"
-	PhaseMedia      = "media"
-	PhaseSteps      = "steps"
-	PhaseGeneralize = "generalize"
-	PhaseRegister   = "register"
+	phasePrepare    = "prepare"
+	phaseSetup      = "setup"
+	phaseMedia      = "media"
+	phaseSteps      = "steps"
+	phaseGeneralize = "generalize"
+	phaseRegister   = "register"
 )
 
 var phaseRE = regexp.MustCompile(`(?:RIG|LEGACYVM) phase ([a-z]+)(?: ([ -~]{0,80}))?`)
@@ -470,12 +464,13 @@ func (w *serialWatch) saw(phase string) bool {
 // disk to the read-only image volume, hashes it and writes the metadata
 // volume (registration). Every failure, and a cancelled ctx, removes the
 // build domain and every volume the build made; the error is a *BuildError
-// naming the phase. The caller holds LockImage and has run
+// naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
-func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
+func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
 	start := time.Now()
 	name := im.Name
-	phase := PhasePrepare
+	phase := phasePrepare
+	defer func() { e.finish(event.KindImage, name, start, err) }()
 	var watch *serialWatch
 	fail := func(err error) (*ImageVersion, error) {
 		be := &BuildError{Image: name, Phase: phase, Err: err}
@@ -514,7 +509,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	}
 
 	// Source and media.
-	e.progress(name, "checking %s (SHA-256)", filepath.Base(im.Source.ISO))
+	e.begin(event.KindImage, name, event.StepChecksum, "checking %s (SHA-256)", filepath.Base(im.Source.ISO))
 	sum, err := e.isoSHA256(ctx, o.URI, im.Source.ISO)
 	if err != nil {
 		return fail(err)
@@ -548,7 +543,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		if !IsLocalURI(o.URI) {
 			return fail(fmt.Errorf("media directory %s: directories are made into ISOs on this machine and uploaded; that works for remote hosts too, but the host %s must have the pool %s", m.Path, o.URI, im.Pool))
 		}
-		e.progress(name, "making an ISO of %s", m.Path)
+		e.begin(event.KindImage, name, event.StepBuild, "making an ISO of %s", m.Path)
 		isoPath := filepath.Join(tmp, fmt.Sprintf("legacyvm-media-%s-%d-%d.iso", name, os.Getpid(), i+1))
 		if err := winguest.DirISO(isoPath, m.Path, fmt.Sprintf("LVM_MEDIA%d", i+1)); err != nil {
 			return fail(err)
@@ -608,7 +603,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 
 	// The build domain first, listing every volume it will own, so that an
 	// interrupted build leaves nothing unaccounted for.
-	dom := BuildDomainName(name)
+	dom := buildDomainName(name)
 	sysVol := virt.VolumeSpec{Pool: im.Pool, Name: buildVolumeName(name, "system.qcow2"), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o600}
 	ansVol := virt.VolumeSpec{Pool: im.Pool, Name: buildVolumeName(name, "answer.iso"), Format: "raw", Mode: 0o600}
 	md := &virt.Metadata{Profile: o.Profile, Instance: dom, ImageBuild: name, Image: im.Source.ISO, SpecHash: "image-build", Created: e.now(),
@@ -649,7 +644,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if len(spec.Disks) > 26 {
 		return fail(fmt.Errorf("image %s has %d media; at most 23 fit on the build VM's SATA bus", name, len(media)))
 	}
-	e.progress(name, "defining build domain %s (no network interface) for version %d", dom, version)
+	e.begin(event.KindImage, name, event.StepDefine, "defining build domain %s (no network interface) for version %d", dom, version)
 	if _, err := e.HV.DefineDomain(ctx, spec); err != nil {
 		return fail(err)
 	}
@@ -671,7 +666,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if _, err := e.HV.CreateVolume(ctx, sysVol); err != nil {
 		return fail(err)
 	}
-	e.progress(name, "uploading answer media (%s, no product key)", humanBytes(uint64(len(answer))))
+	e.begin(event.KindImage, name, event.StepUpload, "uploading answer media (%s, no product key)", humanBytes(uint64(len(answer))))
 	if _, err := e.HV.UploadVolume(ctx, ansVol, bytes.NewReader(answer), int64(len(answer))); err != nil {
 		return fail(err)
 	}
@@ -694,8 +689,8 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	} else {
 		watch = &serialWatch{}
 	}
-	phase = PhaseSetup
-	e.progress(name, "phase %s: starting Windows setup from %s (timeout %s)", phase, filepath.Base(im.Source.ISO), timeout)
+	phase = phaseSetup
+	e.begin(event.KindImage, name, event.StepSetup, "phase %s: starting Windows setup from %s (timeout %s)", phase, filepath.Base(im.Source.ISO), timeout)
 	if err := e.HV.StartDomain(ctx, dom); err != nil {
 		return fail(err)
 	}
@@ -712,7 +707,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			if p[1] != "" {
 				msg += " (" + p[1] + ")"
 			}
-			e.progress(name, "%s after %s", msg, time.Since(start).Round(time.Second))
+			e.going(event.KindImage, name, event.StepBuild, time.Since(start), "%s after %s", msg, time.Since(start).Round(time.Second))
 		}
 		d, err := e.HV.GetDomain(ctx, dom)
 		if err != nil {
@@ -723,7 +718,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			if d.State == virt.StateCrashed {
 				return fail(errors.New("the build VM crashed"))
 			}
-			if watch.path != "" && !watch.saw(PhaseGeneralize) {
+			if watch.path != "" && !watch.saw(phaseGeneralize) {
 				return fail(errors.New("the guest powered off before it reported the generalize phase (sysprep did not run)"))
 			}
 			break
@@ -732,7 +727,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			return fail(fmt.Errorf("the guest did not power off within %s (raise the image block's timeout, or --timeout, if setup and the steps need longer)", timeout.Round(time.Second)))
 		}
 		if time.Since(lastReport) >= every {
-			e.progress(name, "phase %s, %s elapsed", phase, time.Since(start).Round(time.Second))
+			e.going(event.KindImage, name, event.StepBuild, time.Since(start), "phase %s, %s elapsed", phase, time.Since(start).Round(time.Second))
 			lastReport = time.Now()
 		}
 		select {
@@ -745,8 +740,8 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	// Registration: answer media and media volumes go first (the answer
 	// file is deleted as soon as setup is done), then the read-only copy,
 	// its hash, and the metadata last.
-	phase = PhaseRegister
-	e.progress(name, "phase %s: removing answer media", phase)
+	phase = phaseRegister
+	e.begin(event.KindImage, name, event.StepBuild, "phase %s: removing answer media", phase)
 	for _, v := range md.Volumes {
 		if v.Role == "system" {
 			continue
@@ -755,8 +750,8 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			return fail(err)
 		}
 	}
-	imgVol := virt.VolumeSpec{Pool: im.Pool, Name: ImageVolumeName(name, version), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o444}
-	e.progress(name, "copying the generalized disk to %s (read-only)", imgVol.Name)
+	imgVol := virt.VolumeSpec{Pool: im.Pool, Name: imageVolumeName(name, version), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o444}
+	e.begin(event.KindImage, name, event.StepDisk, "copying the generalized disk to %s (read-only)", imgVol.Name)
 	vol, err := e.HV.CloneVolume(ctx, imgVol, filepath.Join(pool.Path, sysVol.Name))
 	if err != nil {
 		return fail(err)
@@ -767,7 +762,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		return fail(err)
 	}
 	meta := ImageMeta{
-		Format: ImageMetaFormat, Image: name, Version: version, Profile: o.Profile, OS: string(im.OS()),
+		Format: imageMetaFormat, Image: name, Version: version, Profile: o.Profile, OS: string(im.OS()),
 		Edition: string(im.Source.Edition), Arch: im.Source.Arch,
 		SourceISO: im.Source.ISO, SourceSHA256: sum,
 		BuiltAt: e.now(), BuildSeconds: int64(time.Since(start).Seconds()),
@@ -785,7 +780,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		panic(err)
 	}
 	doc = append(doc, '\n')
-	metaName := ImageMetaName(name, version)
+	metaName := imageMetaName(name, version)
 	if _, err := e.HV.UploadVolume(ctx, virt.VolumeSpec{Pool: im.Pool, Name: metaName, Format: "raw", Mode: 0o444}, bytes.NewReader(doc), int64(len(doc))); err != nil {
 		return fail(err)
 	}
@@ -801,14 +796,14 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	r.success()
 	out := &ImageVersion{Name: name, Version: version, Pool: im.Pool, Volume: vol.Name, Path: vol.Path,
 		Mode: fmt.Sprintf("%04o", vol.Mode), MetaVolume: metaName, Meta: meta}
-	e.progress(name, "registered version %d (%s) in %s", version, vol.Name, time.Since(start).Round(time.Second))
+	e.stepDone(event.KindImage, name, event.StepBuild, time.Since(start), "registered version %d (%s) in %s", version, vol.Name, time.Since(start).Round(time.Second))
 	return out, nil
 }
 
 // DeleteImage deletes version n of image (all versions when n is 0) from
 // pool. A version some domain uses is refused with the list of domains;
-// nothing is deleted then. The caller holds LockImage.
-func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
+// nothing is deleted then. The caller holds lock.Image.
+func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
 	inv, err := ListImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return nil, err
@@ -837,7 +832,7 @@ func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]
 		// Metadata first: a delete interrupted half-way leaves an
 		// unregistered disk, which the next image command removes.
 		for _, vol := range []string{v.MetaVolume, v.Volume} {
-			e.progress(image, "deleting volume %s", vol)
+			e.begin(event.KindImage, image, event.StepDelete, "deleting volume %s", vol)
 			if err := e.HV.DeleteVolume(ctx, pool, vol); err != nil && !errors.Is(err, virt.ErrNotFound) {
 				return nil, err
 			}
@@ -862,9 +857,9 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
-func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
+func (e *engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
 	if IsLocalURI(uri) {
-		if summary, detail := checkLocalISO(path, uri); summary != "" {
+		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}
 		return localSHA256(ctx, path)

@@ -1,37 +1,13 @@
 package orchestrator
 
 import (
-	"context"
 	"fmt"
 	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
 )
-
-// observeImageVersions reads the registered versions of every image block
-// the profile's VMs clone.
-func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.Profile, o *Observed) error {
-	seen := map[*profiles.Image]bool{}
-	for _, in := range p.Instances {
-		im := in.VM.Disk.ImageRef
-		if im == nil || seen[im] {
-			continue
-		}
-		seen[im] = true
-		if _, err := hv.GetPool(ctx, im.Pool); err != nil {
-			continue // checkImageRefs says so
-		}
-		inv, err := ListImages(ctx, hv, im.Pool, im.Name)
-		if err != nil {
-			return err
-		}
-		o.ImageVersions[im.Name] = inv.Versions
-	}
-	return nil
-}
 
 // checkImageRefs reports VMs whose image has no registered version to
 // clone, or not the version they ask for.
@@ -94,7 +70,7 @@ func versionList(vers []ImageVersion) string {
 // image_version names; the newest for "latest" or --image-update; else the
 // one the existing VM was cloned from (pinned; NewerImage says when a newer
 // one exists), or the newest for a new VM.
-func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t Target, o *Observed) {
+func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t hostTarget, o *Observed) {
 	d := in.VM.Disk
 	im := d.ImageRef
 	dv.ImageName = im.Name
@@ -145,7 +121,7 @@ func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t Target, o *Obse
 // blocks whose source ISO is missing or unreadable: VMs can still clone
 // versions already built, but the next image build would fail. (The
 // checksum is compared by image build, which reads the whole ISO.)
-func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string) hcl.Diagnostics {
+func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string, o *Observed) hcl.Diagnostics {
 	if !IsLocalURI(uri) {
 		return nil
 	}
@@ -154,7 +130,7 @@ func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string) hcl.Di
 		if im.Host != h || im.Source.ISO == "" {
 			continue
 		}
-		if summary, detail := checkLocalISO(im.Source.ISO, uri); summary != "" {
+		if summary, detail := checkLocalISO(o.file(im.Source.ISO), im.Source.ISO, uri); summary != "" {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning,
 				Summary: "Image source: " + summary,
 				Detail:  detail + fmt.Sprintf(" VMs can still clone the versions of image %q already built; legacyvm image build would fail.", im.Name),

@@ -50,7 +50,7 @@ func fakeGuest(t *testing.T, h *fake.Hypervisor, logDir string, lines ...string)
 		ctx := context.Background()
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			d, err := h.GetDomain(ctx, BuildDomainName("w7t"))
+			d, err := h.GetDomain(ctx, buildDomainName("w7t"))
 			if err == nil && d.State == virt.StateRunning {
 				if len(d.Interfaces) != 0 {
 					done <- errors.New("the build domain has a network interface")
@@ -60,7 +60,7 @@ func fakeGuest(t *testing.T, h *fake.Hypervisor, logDir string, lines ...string)
 					done <- errors.New("the build domain is not marked as an image build")
 					return
 				}
-				log := filepath.Join(logDir, BuildDomainName("w7t")+".serial.log")
+				log := filepath.Join(logDir, buildDomainName("w7t")+".serial.log")
 				if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 					done <- err
 					return
@@ -88,7 +88,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	p := loadProfile(t, "img", imageProfile, "%ISO%", iso, "%SUM%", hex.EncodeToString(sum[:]))
 	im := p.Images[0]
 	logDir := t.TempDir()
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	opts := BuildOptions{Profile: p.Name, URI: "", Accel: virt.AccelTCG, SerialLogDir: logDir, LegacyvmVersion: "test"}
 	good := []string{"RIG boot", "LEGACYVM phase media count=0", "LEGACYVM phase steps count=1", "LEGACYVM phase generalize"}
 
@@ -103,7 +103,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	}
 	v1, err := build(good...)
 	if err != nil {
-		b, _ := os.ReadFile(filepath.Join(logDir, BuildDomainName("w7t")+".serial.log"))
+		b, _ := os.ReadFile(filepath.Join(logDir, buildDomainName("w7t")+".serial.log"))
 		t.Fatalf("%v\nserial log: %q", err, b)
 	}
 	if v1.Version != 1 || v1.Mode != "0444" || v1.Meta.SourceSHA256 != hex.EncodeToString(sum[:]) || !v1.Meta.Generalized || v1.Meta.LegacyvmVersion != "test" {
@@ -114,7 +114,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 		t.Fatalf("inventory %+v %v", inv, err)
 	}
 	var meta bytes.Buffer
-	if _, err := h.DownloadVolume(ctx, "default", ImageMetaName("w7t", 1), &meta, 0); err != nil || !strings.Contains(meta.String(), `"content_sha256"`) {
+	if _, err := h.DownloadVolume(ctx, "default", imageMetaName("w7t", 1), &meta, 0); err != nil || !strings.Contains(meta.String(), `"content_sha256"`) {
 		t.Errorf("metadata volume: %v %s", err, meta.String())
 	}
 	vols, _ := h.ListVolumes(ctx, "default")
@@ -126,7 +126,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 			t.Errorf("%s mode %o", v.Name, v.Mode)
 		}
 	}
-	if _, err := h.GetDomain(ctx, BuildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
+	if _, err := h.GetDomain(ctx, buildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
 		t.Errorf("build domain left: %v", err)
 	}
 
@@ -151,7 +151,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 		t.Fatal(err, diags)
 	}
 	for _, c := range hps[0].Plan.Changes {
-		if c.Kind == KindVM && (c.Action != ActionReplace || strings.Join(c.Reasons, ";") != "image version changed: w7t v1 -> v2") {
+		if c.Kind == KindVM && (c.Action != ActionReplace || strings.Join(reasonStrings(c.Reasons), ";") != "image version changed: w7t v1 -> v2") {
 			t.Errorf("%s: %s %q", c.Name, c.Action, c.Reasons)
 		}
 	}
@@ -182,7 +182,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	}
 
 	// What a killed build leaves is cleaned up; registered versions stay.
-	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: ImageVolumeName("w7t", 3), Format: "raw"}, strings.NewReader("half"), 4); err != nil {
+	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: imageVolumeName("w7t", 3), Format: "raw"}, strings.NewReader("half"), 4); err != nil {
 		t.Fatal(err)
 	}
 	done, err := e.CleanImageLeftovers(ctx, "default", "w7t")
@@ -209,20 +209,20 @@ func TestBuildImageInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		for {
-			if d, err := h.GetDomain(context.Background(), BuildDomainName("w7t")); err == nil && d.State == virt.StateRunning {
+			if d, err := h.GetDomain(context.Background(), buildDomainName("w7t")); err == nil && d.State == virt.StateRunning {
 				cancel()
 				return
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	_, err := e.BuildImage(ctx, p.Images[0], BuildOptions{Profile: p.Name, Accel: virt.AccelTCG, SerialLogDir: t.TempDir()})
 	var be *BuildError
-	if !errors.As(err, &be) || be.Phase != PhaseSetup || !errors.Is(err, context.Canceled) {
+	if !errors.As(err, &be) || be.Phase != phaseSetup || !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted build: %v", err)
 	}
-	if _, err := h.GetDomain(context.Background(), BuildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
+	if _, err := h.GetDomain(context.Background(), buildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
 		t.Errorf("build domain left: %v", err)
 	}
 	vols, _ := h.ListVolumes(context.Background(), "default")

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -21,8 +18,9 @@ import (
 // starts like a disk image (a qcow2 header, or a raw disk's boot sector
 // signature). A missing file is left to the checks that report it.
 // Only the vms placed on host (all when nil) are checked. Problems are
-// diagnostics at the image attribute.
-func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string) hcl.Diagnostics {
+// diagnostics at the image attribute. It reads the files observeHost
+// observed.
+func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string, o *Observed) hcl.Diagnostics {
 	if !IsLocalURI(uri) {
 		return nil
 	}
@@ -37,7 +35,7 @@ func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string) hcl
 		if rng.Filename == "" {
 			rng = vm.Disk.DeclRange
 		}
-		if summary, detail := checkLocalImage(vm.Disk.Image); summary != "" {
+		if summary, detail := checkLocalImage(o.file(vm.Disk.Image), vm.Disk.Image); summary != "" {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 		}
 	}
@@ -46,38 +44,33 @@ func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string) hcl
 
 var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
 
-// checkLocalImage returns a diagnostic summary and detail when path is not
-// usable as a golden image; "" when it is or does not exist.
-func checkLocalImage(path string) (summary, detail string) {
-	real, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// checkLocalImage returns a diagnostic summary and detail when path (whose
+// observed state is f) is not usable as a golden image; "" when it is or
+// does not exist.
+func checkLocalImage(f localFile, path string) (summary, detail string) {
+	if errors.Is(f.realErr, fs.ErrNotExist) {
 		return "", ""
 	}
-	if err != nil {
-		return "Golden image not readable", fmt.Sprintf("The file %s cannot be reached: %s. Make it and its directories readable.", path, pathErr(err))
+	if f.realErr != nil {
+		return "Golden image not readable", fmt.Sprintf("The file %s cannot be reached: %s. Make it and its directories readable.", path, pathErr(f.realErr))
 	}
-	if dir, bad := profiles.SystemPath(real); bad {
-		return "Golden image in a system directory", fmt.Sprintf("%s leads to %s, under %s, which holds devices, kernel interfaces, configuration or boot files, not disk images. Keep golden images in a directory of their own, like /var/lib/libvirt/images.", path, real, dir)
+	if dir, bad := profiles.SystemPath(f.real); bad {
+		return "Golden image in a system directory", fmt.Sprintf("%s leads to %s, under %s, which holds devices, kernel interfaces, configuration or boot files, not disk images. Keep golden images in a directory of their own, like /var/lib/libvirt/images.", path, f.real, dir)
 	}
-	st, err := os.Stat(real)
 	switch {
-	case err != nil:
-		return "Golden image not readable", fmt.Sprintf("The file %s cannot be reached: %s.", path, pathErr(err))
-	case !st.Mode().IsRegular():
-		return "Golden image is not a file", fmt.Sprintf("%s is not a regular file (%s). image must name a qcow2 or raw disk image file; legacyvm never gives a device or special file to a VM.", path, st.Mode().Type())
+	case f.statErr != nil:
+		return "Golden image not readable", fmt.Sprintf("The file %s cannot be reached: %s.", path, pathErr(f.statErr))
+	case !f.mode.IsRegular():
+		return "Golden image is not a file", fmt.Sprintf("%s is not a regular file (%s). image must name a qcow2 or raw disk image file; legacyvm never gives a device or special file to a VM.", path, f.mode.Type())
 	}
-	f, err := os.Open(real)
-	if err != nil {
-		return "Golden image not readable", fmt.Sprintf("The file %s exists but cannot be opened for reading: %s.", path, pathErr(err))
+	if f.openErr != nil {
+		return "Golden image not readable", fmt.Sprintf("The file %s exists but cannot be opened for reading: %s.", path, pathErr(f.openErr))
 	}
-	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
+	head, n := f.head, len(f.head)
 	switch {
 	case bytes.HasPrefix(head, qcow2Magic):
 		return "", ""
-	case n == 512 && head[510] == 0x55 && head[511] == 0xaa && st.Size()%512 == 0:
+	case n == 512 && head[510] == 0x55 && head[511] == 0xaa && f.size%512 == 0:
 		return "", "" // a raw disk with a boot sector (MBR, or GPT's protective MBR)
 	}
 	return "Golden image is not a disk image", fmt.Sprintf("%s is neither a qcow2 image nor a raw disk with a boot sector. image must name a sysprepped Windows 7 disk image (qemu-img info %s shows what it is).", path, path)

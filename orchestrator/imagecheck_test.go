@@ -50,7 +50,7 @@ func TestCheckLocalImage(t *testing.T) {
 		{dir, "Golden image is not a file"},
 	}
 	for _, tt := range tests {
-		got, detail := checkLocalImage(tt.path)
+		got, detail := checkLocalImage(statLocalFile(tt.path), tt.path)
 		if got != tt.want {
 			t.Errorf("checkLocalImage(%s) = %q (%s), want %q", tt.path, got, detail, tt.want)
 		}
@@ -87,7 +87,7 @@ func TestCheckLocalISOThroughLink(t *testing.T) {
 	if err := os.Symlink("/etc/hostname", link); err != nil {
 		t.Fatal(err)
 	}
-	if got, detail := checkLocalISO(link, "qemu:///system"); got != "Installation ISO in a system directory" {
+	if got, detail := checkLocalISO(statLocalFile(link), link, "qemu:///system"); got != "Installation ISO in a system directory" {
 		t.Errorf("checkLocalISO(link to /etc/hostname) = %q (%s)", got, detail)
 	}
 }

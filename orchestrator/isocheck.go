@@ -1,11 +1,9 @@
 package orchestrator
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
@@ -19,9 +17,10 @@ import (
 // non-empty regular file and open for reading; for a remote URI libvirt
 // must know it as a volume (a pool lookup; the storage pool legacyvm
 // creates for the ISO's directory must, when it exists, contain the file).
-// Problems are diagnostics at the iso attribute. o.Images holds the
-// lookups ObserveHost already made.
-func checkInstallISOs(ctx context.Context, p *profiles.Profile, uri string, hv virt.Hypervisor, o *Observed) (hcl.Diagnostics, error) {
+// Problems are diagnostics at the iso attribute. It reads what observeHost
+// observed (o.Images, the image pools, the local files); the error is a
+// pool lookup that failed.
+func checkInstallISOs(p *profiles.Profile, uri string, o *Observed) (hcl.Diagnostics, error) {
 	local := IsLocalURI(uri)
 	var diags hcl.Diagnostics
 	for _, vm := range p.VMs {
@@ -34,7 +33,7 @@ func checkInstallISOs(ctx context.Context, p *profiles.Profile, uri string, hv v
 			rng = in.DeclRange
 		}
 		if local {
-			if summary, detail := checkLocalISO(in.ISO, uri); summary != "" {
+			if summary, detail := checkLocalISO(o.file(in.ISO), in.ISO, uri); summary != "" {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: rng.Ptr()})
 			}
 			continue
@@ -43,9 +42,8 @@ func checkInstallISOs(ctx context.Context, p *profiles.Profile, uri string, hv v
 			continue
 		}
 		dir := filepath.Dir(in.ISO)
-		pool := imagePoolName(dir)
-		_, err := hv.GetPool(ctx, pool)
-		switch {
+		pool, look := o.imagePool(dir)
+		switch err := look.err; {
 		case err == nil:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
 				Summary: "Installation ISO not found on the host",
@@ -65,33 +63,32 @@ func checkInstallISOs(ctx context.Context, p *profiles.Profile, uri string, hv v
 	return diags, nil
 }
 
-// checkLocalISO returns a diagnostic summary and detail when path is not a
-// readable, non-empty regular file; "" when it is.
-func checkLocalISO(path, uri string) (summary, detail string) {
+// checkLocalISO returns a diagnostic summary and detail when path (whose
+// observed state is f) is not a readable, non-empty regular file; "" when
+// it is.
+func checkLocalISO(f localFile, path, uri string) (summary, detail string) {
 	where := fmt.Sprintf("%s is a libvirt daemon on this machine, so QEMU reads the ISO from this machine's file system", uri)
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		if dir, bad := profiles.SystemPath(real); bad {
-			return "Installation ISO in a system directory", fmt.Sprintf("%s leads to %s, under %s, which holds devices, kernel interfaces, configuration or boot files: legacyvm never gives such a file to a VM. Give the path of the .iso file of your Windows 7 installation media.", path, real, dir)
+	if f.realErr == nil {
+		if dir, bad := profiles.SystemPath(f.real); bad {
+			return "Installation ISO in a system directory", fmt.Sprintf("%s leads to %s, under %s, which holds devices, kernel interfaces, configuration or boot files: legacyvm never gives such a file to a VM. Give the path of the .iso file of your Windows 7 installation media.", path, f.real, dir)
 		}
 	}
-	st, err := os.Stat(path)
+	err := f.statErr
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return "Installation ISO not found", fmt.Sprintf("The file %s does not exist (%s). Correct iso, or copy your Windows 7 installation ISO there.", path, where)
 	case err != nil:
 		return "Installation ISO not readable", fmt.Sprintf("The file %s cannot be reached: %s. Make it and its directories readable.", path, pathErr(err))
-	case st.IsDir():
+	case f.mode.IsDir():
 		return "Installation ISO is a directory", fmt.Sprintf("%s is a directory. iso must name the .iso file of your Windows 7 installation media, not its unpacked contents.", path)
-	case !st.Mode().IsRegular():
+	case !f.mode.IsRegular():
 		return "Installation ISO is not a file", fmt.Sprintf("%s is not a regular file. Give the path of the .iso file of your Windows 7 installation media.", path)
-	case st.Size() == 0:
+	case f.size == 0:
 		return "Installation ISO is empty", fmt.Sprintf("%s is an empty file (an interrupted copy or download?). Copy your Windows 7 installation ISO again.", path)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "Installation ISO not readable", fmt.Sprintf("The file %s exists but cannot be opened for reading: %s. Make it readable (chmod a+r %s).", path, pathErr(err), path)
+	if f.openErr != nil {
+		return "Installation ISO not readable", fmt.Sprintf("The file %s exists but cannot be opened for reading: %s. Make it readable (chmod a+r %s).", path, pathErr(f.openErr), path)
 	}
-	f.Close()
 	return "", ""
 }
 

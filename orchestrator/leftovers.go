@@ -7,17 +7,19 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
 // answerSuffix ends the name of every answer-media volume
-// (AnswerVolumeName).
+// (answerVolumeName).
 const answerSuffix = "-answer.iso"
 
 // answerInstance returns the instance an answer-media volume was made for
 // (lvm-<instance>-answer.iso).
 func answerInstance(volume string) (string, bool) {
-	s, ok := strings.CutPrefix(volume, Prefix)
+	s, ok := strings.CutPrefix(volume, namePrefix)
 	if !ok {
 		return "", false
 	}
@@ -84,15 +86,15 @@ func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[strin
 			continue
 		}
 		plan.Changes = append(plan.Changes, Change{Kind: KindVolume, Name: v.Name, Action: ActionDelete,
-			Reasons: []string{fmt.Sprintf("answer media of %s that no VM owns (left by a failed or interrupted setup); it holds a product key", inst)},
+			Reasons: []Reason{{Code: ReasonOrphanAnswers, Subject: inst}},
 			Details: []string{"pool " + pool},
 			volume:  &virt.VolumeRef{Pool: pool, Name: v.Name, Role: "answer"}})
 	}
 }
 
 // deleteVolumeChange runs a KindVolume delete.
-func (e *Engine) deleteVolumeChange(ctx context.Context, c Change) error {
-	e.progress(c.Name, "deleting left-over answer media")
+func (e *engine) deleteVolumeChange(ctx context.Context, c Change) error {
+	e.begin(event.KindVolume, c.Name, event.StepDelete, "deleting left-over answer media")
 	if err := e.HV.DeleteVolume(ctx, c.volume.Pool, c.volume.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 		return err
 	}
@@ -102,7 +104,7 @@ func (e *Engine) deleteVolumeChange(ctx context.Context, c Change) error {
 // verifyAnswerMedia reports answer media no VM owns in the pools the
 // host's managed VMs use (and "default", and extraPools), as warnings with
 // the command that deletes them.
-func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Domain, extraPools ...string) ([]Finding, error) {
+func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Domain, extraPools ...string) ([]hostcheck.Finding, error) {
 	pools := map[string]bool{"default": true}
 	for _, p := range extraPools {
 		if p != "" {
@@ -116,7 +118,7 @@ func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Doma
 			}
 		}
 	}
-	var out []Finding
+	var out []hostcheck.Finding
 	for _, pool := range sortedKeys(pools) {
 		vols, err := hv.ListVolumes(ctx, pool)
 		if errors.Is(err, virt.ErrNotFound) {
@@ -127,9 +129,9 @@ func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Doma
 		}
 		for _, v := range orphanAnswerMedia(doms, pool, vols) {
 			inst, _ := answerInstance(v.Name)
-			out = append(out, Finding{Check: "answer-media", Severity: SeverityWarn,
+			out = append(out, hostcheck.Finding{Check: "answer-media", Severity: hostcheck.SeverityWarn,
 				Message: fmt.Sprintf("volume %s in pool %s is answer media (it holds a product key) that no VM owns: a failed or interrupted setup of %s left it", v.Name, pool, inst),
-				Fix:     fmt.Sprintf("legacyvm apply or destroy of the profile that declares %s deletes it; or: virsh vol-delete --pool %s %s", inst, pool, v.Name)})
+				Fix:     fmt.Sprintf("applying or destroying the profile that declares %s deletes it; or: virsh vol-delete --pool %s %s", inst, pool, v.Name)})
 		}
 	}
 	return out, nil

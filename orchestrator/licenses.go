@@ -7,7 +7,7 @@ package orchestrator
 // keyed fingerprint, which needs the key. So seat accounting has two
 // strengths, chosen by Options.Keys:
 //
-//   - Options.Keys nil (legacyvm plan): no secret is read. A licence is
+//   - Options.Keys zero (legacyvm plan): no secret is read. A licence is
 //     matched with the seats held on the host by the fingerprint recorded
 //     in the metadata of its own VMs when it has some, and otherwise by
 //     (profile, licence name). Over-subscription inside the profile, and a
@@ -20,9 +20,11 @@ package orchestrator
 //     fingerprinted during planning, before anything changes, and matched
 //     against every seat on the host by fingerprint. A second profile that
 //     reuses a retail key already in use is refused with a located
-//     diagnostic, and apply stops before it has created anything. The key
-//     itself is dropped at once: planning keeps only its fingerprint and
-//     last group.
+//     diagnostic, and apply stops before it has created anything. The keys
+//     are read once per command into a secret bundle (secretbundle.go)
+//     that the plans hand to apply, which uses them for the answer media
+//     without reading them again; the plan itself only sees each key's
+//     identity (fingerprint and last group).
 //
 // Seats are counted across every host the profile uses: a retail key used
 // on two hosts is used twice. Seats held on hosts the profile does not use
@@ -32,7 +34,6 @@ package orchestrator
 // over-subscription.
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -65,8 +66,8 @@ func fingerprintHolders(doms []virt.Domain) []license.FingerprintHolder {
 	return out
 }
 
-// KeyID identifies a product key without holding it.
-type KeyID struct {
+// keyID identifies a product key without holding it.
+type keyID struct {
 	// Fingerprint is the keyed fingerprint ("hmac1:..."); "" when the
 	// identifier computes none.
 	Fingerprint string
@@ -76,44 +77,26 @@ type KeyID struct {
 	LastGroup string
 }
 
-// KeyIdentifier reads the product key of a licence and returns its
-// identity. held are the VMs of the hosts being planned that record a
-// fingerprint (see FingerprintFunc). It must not keep the key, and its
-// errors must not contain it.
-type KeyIdentifier func(ctx context.Context, l *profiles.License, held []license.FingerprintHolder) (KeyID, error)
-
-// SourceKeys is the KeyIdentifier apply uses: it reads the key from where
-// the licence says (getenv nil: the process environment), parses it and
-// fingerprints it (fingerprint nil: no fingerprint, only the last group).
-func SourceKeys(getenv func(string) (string, bool), fingerprint FingerprintFunc) KeyIdentifier {
-	return func(ctx context.Context, l *profiles.License, held []license.FingerprintHolder) (KeyID, error) {
-		raw, err := l.ProductKey.Read(ctx, getenv)
-		if err != nil {
-			return KeyID{}, fmt.Errorf("read product key of licence %s from %s: %w", l.Name, l.ProductKey, err)
-		}
-		k, err := license.ParseKey(raw)
-		if err != nil {
-			return KeyID{}, fmt.Errorf("product key of licence %s (from %s): %w", l.Name, l.ProductKey, err)
-		}
-		id := KeyID{LastGroup: k.LastGroup()}
-		if fingerprint != nil {
-			if id.Fingerprint, id.SecretID, err = fingerprint(k, held); err != nil {
-				return KeyID{}, fmt.Errorf("fingerprint the key of licence %s: %w", l.Name, err)
+// keysToRead lists the licences whose keys apply reads for the plans:
+// those of the instances the plans create or replace (their setup reads
+// the key), in the profile's order.
+func keysToRead(p *profiles.Profile, hps []*HostPlan) []*profiles.License {
+	provisions := provisionedBy(hps)
+	var out []*profiles.License
+	for _, l := range p.Licenses {
+		for _, in := range p.Instances {
+			if in.License == l && provisions[in.Name] {
+				out = append(out, l)
+				break
 			}
 		}
-		return id, nil
 	}
+	return out
 }
 
-// checkSeats applies the seat rules to the whole profile once every host
-// has been planned: the profile's licences (claims) against the seats held
-// on those hosts. Violations are diagnostics located at the vm block's
-// licenses attribute (over-subscription) or at the licence block (a key
-// declared with two channels). When keys is nil and a licence's key could
-// not be identified, the plans of its hosts get a note saying what was not
-// checked.
-func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys KeyIdentifier) (hcl.Diagnostics, error) {
-	held := heldSeats(p, hps)
+// seatHolders lists the VMs on the planned hosts that record a licence
+// fingerprint.
+func seatHolders(hps []*HostPlan) []license.FingerprintHolder {
 	var doms []virt.Domain
 	for _, hp := range hps {
 		if hp.Observed != nil {
@@ -122,7 +105,21 @@ func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys 
 			}
 		}
 	}
-	holders := fingerprintHolders(doms)
+	return fingerprintHolders(doms)
+}
+
+// checkSeats applies the seat rules to the whole profile once every host
+// has been planned: the profile's licences (claims) against the seats held
+// on those hosts. keysRead says the command read the keys of keysToRead
+// and ids holds their identities; otherwise a licence is known by what its
+// own VMs recorded. Violations are diagnostics located at the vm block's
+// licenses attribute (over-subscription) or at the licence block (a key
+// declared with two channels). When no keys were read and a licence's key
+// could not be identified, the plans of its hosts get a note saying what
+// was not checked. It is pure: the observation and the identities are all
+// it reads.
+func checkSeats(p *profiles.Profile, hps []*HostPlan, ids map[*profiles.License]keyID, keysRead bool) hcl.Diagnostics {
+	held := heldSeats(p, hps)
 	provisions := provisionedBy(hps)
 	var claims []license.Claim
 	var unidentified []*profiles.License
@@ -140,14 +137,9 @@ func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys 
 		}
 		c := license.Claim{Profile: p.Name, Label: l.Name, Edition: l.Edition, Channel: l.Channel,
 			Seats: l.Seats, KMSHost: l.KMSHost, VMs: vms}
-		switch {
-		case keys != nil && needsKey:
-			id, err := keys(ctx, l, holders)
-			if err != nil {
-				return nil, err
-			}
+		if id, ok := ids[l]; ok && keysRead && needsKey {
 			c.Fingerprint, c.LastGroup = id.Fingerprint, id.LastGroup
-		default:
+		} else {
 			c.Fingerprint, c.LastGroup = recordedKey(p.Name, l.Name, held)
 		}
 		if c.Fingerprint == "" && needsKey {
@@ -155,7 +147,7 @@ func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys 
 		}
 		claims = append(claims, c)
 	}
-	if keys == nil {
+	if !keysRead {
 		for _, l := range unidentified {
 			note := fmt.Sprintf("licence %s: seats counted by licence name only (plan reads no product keys); apply reads the key and also refuses it if another profile's VM already uses it (legacyvm plan --check-keys does the same check now)", l.Name)
 			for _, hp := range hps {
@@ -165,7 +157,7 @@ func checkSeats(ctx context.Context, p *profiles.Profile, hps []*HostPlan, keys 
 			}
 		}
 	}
-	return seatDiagnostics(p, license.CheckSeats(claims, held)), nil
+	return seatDiagnostics(p, license.CheckSeats(claims, held))
 }
 
 // heldSeats lists the seats recorded in the metadata of the domains on the

@@ -68,15 +68,18 @@ vm %q {
 `, label, envVar, edition, channel, seatLine, vm, countLine, golden, label)
 }
 
-// countingKeys wraps SourceKeys and records which licences were read.
+// countingKeys is SourceKeys on the tests' environment that records which
+// variables were read.
 type countingKeys struct {
 	read []string
-	fn   KeyIdentifier
+	fp   FingerprintFunc
 }
 
-func (c *countingKeys) identify(ctx context.Context, l *profiles.License, held []license.FingerprintHolder) (KeyID, error) {
-	c.read = append(c.read, l.Name)
-	return c.fn(ctx, l, held)
+func (c *countingKeys) keys() KeyIdentifier {
+	return SourceKeys(func(k string) (string, bool) {
+		c.read = append(c.read, k)
+		return seatGetenv(k)
+	}, c.fp)
 }
 
 func planWith(t *testing.T, p *profiles.Profile, h virt.Hypervisor, keys KeyIdentifier) ([]*HostPlan, hcl.Diagnostics, error) {
@@ -92,7 +95,7 @@ func applyWithKeys(t *testing.T, p *profiles.Profile, h virt.Hypervisor) {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan %s: %v %s", p.Name, err, diags.Error())
 	}
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
 	if res, err := e.Apply(context.Background(), hps[0].Plan); err != nil {
 		t.Fatalf("apply %s: %v %+v", p.Name, err, res)
 	}
@@ -137,7 +140,7 @@ func TestSeatsSecondProfileReusingRetailKeyIsRefused(t *testing.T) {
 
 	// plan without keys: the key is unknown, so nothing can be matched
 	// across profiles; the plan says what it did not check.
-	hps, diags, err := planWith(t, b, h, nil)
+	hps, diags, err := planWith(t, b, h, KeyIdentifier{})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan without keys: %v %s", err, diagText(diags))
 	}
@@ -148,8 +151,8 @@ func TestSeatsSecondProfileReusingRetailKeyIsRefused(t *testing.T) {
 
 	// With keys (apply's planning, plan --check-keys): refused, at the vm
 	// block's licenses attribute, naming the VM and profile holding it.
-	keys := &countingKeys{fn: SourceKeys(seatGetenv, testFingerprinter(t))}
-	_, diags, err = planWith(t, b, h, keys.identify)
+	keys := &countingKeys{fp: testFingerprinter(t)}
+	_, diags, err = planWith(t, b, h, keys.keys())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +172,8 @@ func TestSeatsSecondProfileReusingRetailKeyIsRefused(t *testing.T) {
 	if d.Subject == nil || d.Subject.Start.Line != lineOf(t, srcB, "licenses = [license.spare]") || filepath.Base(d.Subject.Filename) != "main.hcl" {
 		t.Errorf("subject %v, want the licenses attribute at line %d", d.Subject, lineOf(t, srcB, "licenses ="))
 	}
-	if got := strings.Join(keys.read, ","); got != "spare" {
-		t.Errorf("keys read: %q, want spare", got)
+	if got := strings.Join(keys.read, ","); got != "KEY_A_AGAIN" {
+		t.Errorf("keys read: %q, want KEY_A_AGAIN (licence spare)", got)
 	}
 	assertNoKeyIn(t, "diagnostic", diagText(diags), seatKeyA)
 	// Planning created nothing.
@@ -189,8 +192,8 @@ func TestSeatsOwnProfile(t *testing.T) {
 	applyWithKeys(t, a, h)
 
 	t.Run("re-plan needs no key and finds the recorded one", func(t *testing.T) {
-		keys := &countingKeys{fn: SourceKeys(seatGetenv, testFingerprinter(t))}
-		hps, diags, err := planWith(t, a, h, keys.identify)
+		keys := &countingKeys{fp: testFingerprinter(t)}
+		hps, diags, err := planWith(t, a, h, keys.keys())
 		if err != nil || len(diags) != 0 {
 			t.Fatalf("re-plan: %v %s", err, diagText(diags))
 		}
@@ -204,16 +207,16 @@ func TestSeatsOwnProfile(t *testing.T) {
 		// the over-subscription, without reading any key.
 		b := loadProfile(t, "beta", seatProfile("spare", "KEY_A_AGAIN", "retail", 0, "tester", 1))
 		fp := testFingerprinter(t)
-		hpsB, _, err := planWith(t, b, h, nil)
+		hpsB, _, err := planWith(t, b, h, KeyIdentifier{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
+		e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: fp}
 		if _, err := e.Apply(context.Background(), hpsB[0].Plan); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []*profiles.Profile{a, b} {
-			_, diags, err := planWith(t, p, h, nil)
+			_, diags, err := planWith(t, p, h, KeyIdentifier{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +224,7 @@ func TestSeatsOwnProfile(t *testing.T) {
 				t.Errorf("plan %s: want the reuse reported, got:\n%s", p.Name, diagText(diags))
 			}
 		}
-		if err := (&Engine{HV: h, PollInterval: 1}).teardownVM(context.Background(), mustDomain(t, h, "tester")); err != nil {
+		if err := (&engine{HV: h, PollInterval: 1}).teardownVM(context.Background(), mustDomain(t, h, "tester")); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -229,8 +232,8 @@ func TestSeatsOwnProfile(t *testing.T) {
 		// acct is replaced by other (same licence): acct's seat goes
 		// with acct's deletion.
 		b := loadProfile(t, "alpha", strings.ReplaceAll(src, `vm "acct"`, `vm "other"`))
-		keys := &countingKeys{fn: SourceKeys(seatGetenv, testFingerprinter(t))}
-		hps, diags, err := planWith(t, b, h, keys.identify)
+		keys := &countingKeys{fp: testFingerprinter(t)}
+		hps, diags, err := planWith(t, b, h, keys.keys())
 		if err != nil || diags.HasErrors() {
 			t.Fatalf("plan: %v %s", err, diagText(diags))
 		}
@@ -330,11 +333,11 @@ func TestLicenceInventory(t *testing.T) {
 	applyWithKeys(t, loadProfile(t, "gamma", seatProfile("vol", "KEY_B", "mak", 5, "w", 2)), h)
 	// beta reuses alpha's key (as if applied before seat checks existed).
 	b := loadProfile(t, "beta", seatProfile("spare", "KEY_A_AGAIN", "retail", 0, "tester", 1))
-	hps, _, err := planWith(t, b, h, nil)
+	hps, _, err := planWith(t, b, h, KeyIdentifier{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: testFingerprinter(t)}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, Fingerprint: testFingerprinter(t)}
 	if _, err := e.Apply(context.Background(), hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}

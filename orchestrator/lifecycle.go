@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -20,7 +21,7 @@ var ErrNotManaged = errors.New("not managed by legacyvm")
 var ErrOtherProfile = errors.New("outside the profile")
 
 // managedDomain looks a domain up and checks that legacyvm owns it.
-func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {
+func (e *engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
 		return d, err
@@ -37,13 +38,13 @@ func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, e
 // Managed lists the managed domains names refers to, sorted by name; no
 // names means every managed domain (of Profile, when set). An unknown or
 // unmanaged name is an error.
-func (e *Engine) Managed(ctx context.Context, names []string) ([]virt.Domain, error) {
+func (e *engine) Managed(ctx context.Context, names []string) ([]virt.Domain, error) {
 	return e.selectManaged(ctx, names)
 }
 
 // forEach runs fn for each name with bounded parallelism and collects a
 // result per name, in input order.
-func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn func(ctx context.Context, name string) error) []Result {
+func (e *engine) forEach(ctx context.Context, names []string, action Action, fn func(ctx context.Context, name string) error) []Result {
 	res := make([]Result, len(names))
 	var g errgroup.Group
 	g.SetLimit(e.parallelism())
@@ -58,6 +59,11 @@ func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn 
 				r.Err = err.Error()
 			}
 			r.Took = time.Since(start)
+			var err error
+			if r.Err != "" {
+				err = errors.New(r.Err)
+			}
+			e.finish(event.KindVM, name, start, err)
 			res[i] = r
 			return nil
 		})
@@ -67,14 +73,14 @@ func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn 
 }
 
 // Start starts managed VMs and waits until they run.
-func (e *Engine) Start(ctx context.Context, names []string) []Result {
+func (e *engine) Start(ctx context.Context, names []string) []Result {
 	return e.forEach(ctx, names, "start", func(ctx context.Context, name string) error {
 		d, err := e.managedDomain(ctx, name)
 		if err != nil {
 			return err
 		}
 		if d.State == virt.StateRunning {
-			e.progress(name, "already running")
+			e.note(event.KindVM, name, event.StepStart, "already running")
 			return nil
 		}
 		if d.State == virt.StatePaused {
@@ -87,14 +93,14 @@ func (e *Engine) Start(ctx context.Context, names []string) []Result {
 // Stop asks each guest to shut down (ACPI power button) and waits up to
 // timeout; guests still running then are powered off, unless noForce.
 // force skips the polite request.
-func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration, force, noForce bool) []Result {
+func (e *engine) Stop(ctx context.Context, names []string, timeout time.Duration, force, noForce bool) []Result {
 	return e.forEach(ctx, names, "stop", func(ctx context.Context, name string) error {
 		d, err := e.managedDomain(ctx, name)
 		if err != nil {
 			return err
 		}
 		if d.State == virt.StateShutoff {
-			e.progress(name, "already shut off")
+			e.note(event.KindVM, name, event.StepStop, "already shut off")
 			return nil
 		}
 		if !force {
@@ -106,14 +112,14 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 			if err := e.HV.SetMetadata(ctx, name, &md); err != nil {
 				return err
 			}
-			e.progress(name, "asking the guest to shut down (up to %s)", timeout)
+			e.begin(event.KindVM, name, event.StepStop, "asking the guest to shut down (up to %s)", timeout)
 			if err := e.HV.ShutdownDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
 				return err
 			}
 			_, err := e.waitState(ctx, name, timeout, func(w time.Duration) {
 				// A guest that was still booting (or busy) may have missed
 				// the power button: press it again, as a person would.
-				e.progress(name, "still running after %s; asking again", w.Round(time.Second))
+				e.going(event.KindVM, name, event.StepStop, w, "still running after %s; asking again", w.Round(time.Second))
 				_ = e.HV.ShutdownDomain(ctx, name)
 			}, virt.StateShutoff)
 			if err == nil {
@@ -122,7 +128,7 @@ func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration
 			if noForce || ctx.Err() != nil {
 				return err
 			}
-			e.progress(name, "guest did not shut down in %s; powering off", timeout)
+			e.begin(event.KindVM, name, event.StepStop, "guest did not shut down in %s; powering off", timeout)
 		}
 		if err := e.HV.DestroyDomain(ctx, name); err != nil && !errors.Is(err, virt.ErrInvalidState) {
 			return err

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -128,7 +129,7 @@ func TestMultiHostSpreadUploadsOnceVerifiedAndPlacementIsStable(t *testing.T) {
 	}
 	for _, hp := range Planned(hps) {
 		var lines []string
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Progress: func(o, m string) { lines = append(lines, o+": "+m) }}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatalf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}
@@ -193,7 +194,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +231,7 @@ func TestMultiHostDamagedUploadIsRejected(t *testing.T) {
 	f.hosts["qemu+tls://b.test/system"].CorruptNextUploads(1)
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		_, err := e.Apply(context.Background(), hp.Plan)
 		if hp.Host.Name != "b" {
 			if err != nil {
@@ -304,14 +305,14 @@ func TestMultiHostDestroyWithAHostDown(t *testing.T) {
 	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatal(err)
 		}
 	}
 	f.down["qemu+tls://b.test/system"] = true
 	p = loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
-	hps, err := PlanDestroy(context.Background(), p, f.connect, Options{}, nil)
+	hps, err := planProfileDestroy(context.Background(), p, f.connect, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestMultiHostUploadRaceKeepsIdenticalImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, hp := range Planned(hps) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Errorf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}

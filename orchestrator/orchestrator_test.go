@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -113,7 +114,7 @@ func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 
 func apply(t *testing.T, hp *HostPlan) []Result {
 	t.Helper()
-	e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+	e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 	res, err := e.Apply(context.Background(), hp.Plan)
 	if err != nil {
 		t.Fatalf("apply: %v (results %+v)", err, res)
@@ -166,7 +167,8 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 		if want == 1 {
 			s := snaps[0]
 			desc, ok := ParseSnapshotDescription(s.Description)
-			if s.Name != "clean" || !s.Memory || !ok || desc.Kind != SnapshotBaseline {
+			// A memory baseline: a disk snapshot plus the memory image.
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}
@@ -176,10 +178,16 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vols) != 3 {
-		t.Fatalf("volumes %+v, want 3", vols)
+	if len(vols) != 5 {
+		t.Fatalf("volumes %+v, want 5 (three disks, two memory images)", vols)
 	}
 	for _, v := range vols {
+		if strings.HasSuffix(v.Name, "-baseline.mem") {
+			if v.Format != "raw" || v.AllocationBytes < 2<<30 {
+				t.Errorf("memory image %s: %+v, want raw, at least the 2 GiB of memory", v.Name, v)
+			}
+			continue
+		}
 		if v.BackingPath != golden || v.CapacityBytes != 10<<30 {
 			t.Errorf("volume %s: backing %q capacity %d", v.Name, v.BackingPath, v.CapacityBytes)
 		}
@@ -214,7 +222,7 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	// Memory: update in place, restart needed because the VMs run.
 	hp := plan(t, loadProfile(t, "lab", labProfile, "%MEM%", "4GiB"), h)
 	c := changesByName(hp.Plan)["vm/web-1"]
-	if c.Action != ActionUpdate || !c.RestartNeeded || c.Destructive || !strings.Contains(strings.Join(c.Reasons, ";"), "memory 2 GiB -> 4 GiB") {
+	if c.Action != ActionUpdate || !c.RestartNeeded || c.Destructive || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "memory 2 GiB -> 4 GiB") {
 		t.Fatalf("memory change planned as %+v", c)
 	}
 	res := apply(t, hp)
@@ -242,13 +250,13 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	h.PutFile("/images/golden2.qcow2", "qcow2", 10<<30)
 	hp = plan(t, loadProfile(t, "lab", labProfile, "%MEM%", "4GiB", "%IMAGE%", "/images/golden2.qcow2"), h)
 	c = changesByName(hp.Plan)["vm/web-2"]
-	if c.Action != ActionReplace || !c.Destructive || !strings.Contains(strings.Join(c.Reasons, ";"), "disk image changed: /images/golden.qcow2 -> /images/golden2.qcow2") {
+	if c.Action != ActionReplace || !c.Destructive || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "disk image changed: /images/golden.qcow2 -> /images/golden2.qcow2") {
 		t.Fatalf("image change planned as %+v", c)
 	}
 	apply(t, hp)
 	vols, _ := h.ListVolumes(ctx, "default")
 	for _, v := range vols {
-		if strings.HasPrefix(v.Name, "lvm-web") && v.BackingPath != "/images/golden2.qcow2" {
+		if strings.HasPrefix(v.Name, "lvm-web") && strings.HasSuffix(v.Name, ".qcow2") && v.BackingPath != "/images/golden2.qcow2" {
 			t.Errorf("%s still backed by %s", v.Name, v.BackingPath)
 		}
 	}
@@ -291,11 +299,11 @@ vm "x" {
 }`)
 	apply(t, plan(t, other, h))
 
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1}
 	if _, err := e.Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +361,7 @@ func TestFailedVMIsRolledBackOthersSucceed(t *testing.T) {
 	h.FailOn("CreateSnapshot", "web-2", boom)
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Parallelism: 3, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 3, PollInterval: 1}
 	_, err := e.Apply(ctx, hp.Plan)
 	var ae *ApplyError
 	if !errors.As(err, &ae) || len(ae.Failed) != 1 || ae.Failed[0].Object != "web-2" {
@@ -394,7 +402,7 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 			dv = v
 		}
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1}
 	apply(t, &HostPlan{HV: h, Plan: &Plan{Profile: "lab", Changes: filterKinds(hp.Plan.Changes, KindPool, KindNetwork, KindFilter)}})
 	spec := dv.Spec
 	md := *spec.Metadata
@@ -407,7 +415,7 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 	}
 	hp = plan(t, p, h)
 	c := changesByName(hp.Plan)["vm/web-1"]
-	if c.Action != ActionReplace || c.Destructive || !strings.Contains(c.Reasons[0], "interrupted") {
+	if c.Action != ActionReplace || c.Destructive || !strings.Contains(c.Reasons[0].String(), "interrupted") {
 		t.Fatalf("interrupted VM planned as %+v", c)
 	}
 	apply(t, hp)
@@ -448,7 +456,7 @@ func TestTamperingIsPlannedAsRepair(t *testing.T) {
 	}
 	hp2 := plan(t, p, h)
 	c := changesByName(hp2.Plan)["vm/web-1"]
-	if c.Action != ActionUpdate || !strings.Contains(strings.Join(c.Reasons, ";"), "no traffic filter") {
+	if c.Action != ActionUpdate || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "no traffic filter") {
 		t.Fatalf("tampered VM planned as %+v", c)
 	}
 	apply(t, hp2)
@@ -482,7 +490,7 @@ func TestRemovedFilterIsReboundLive(t *testing.T) {
 			}
 			hp := plan(t, p, h)
 			c := changesByName(hp.Plan)["vm/web-1"]
-			if c.Action != ActionUpdate || c.RestartNeeded || !strings.Contains(strings.Join(c.Reasons, ";"), "no traffic filter bound (removed outside legacyvm): apply binds lvm-lab again, live") {
+			if c.Action != ActionUpdate || c.RestartNeeded || !strings.Contains(strings.Join(reasonStrings(c.Reasons), ";"), "no traffic filter bound (removed outside legacyvm): apply binds lvm-lab again, live") {
 				t.Fatalf("planned as %+v", c)
 			}
 			apply(t, hp)
@@ -543,22 +551,22 @@ func TestParallelApplyIsBounded(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	active, peak := map[string]bool{}, 0
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Progress: func(obj, msg string) {
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
-		if !strings.HasPrefix(obj, "web-") && obj != "solo" {
+		if ev.Kind != event.KindVM {
 			return
 		}
 		switch {
-		case msg == "defining domain":
-			active[obj] = true
-		case strings.HasPrefix(msg, "done in"), strings.HasPrefix(msg, "failed"):
-			delete(active, obj)
+		case ev.Step == event.StepDefine && ev.Phase == event.Begin:
+			active[ev.Object] = true
+		case ev.Finished():
+			delete(active, ev.Object)
 		}
 		if len(active) > peak {
 			peak = len(active)
 		}
-	}}
+	})}
 	if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 		t.Fatal(err)
 	}
@@ -593,7 +601,7 @@ vm "s" {
   network  = network.sec
 }`)
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Getenv: func(k string) (string, bool) {
+	e := &engine{HV: h, Getenv: func(k string) (string, bool) {
 		if k == "LVM_TEST_MISSING_KEY" {
 			return "BCDFG-HJKMP-QRTVW-XY234-6789B", true
 		}
@@ -622,7 +630,7 @@ func TestStopAsksAgainThenForces(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
-	e := &Engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
 	res := e.Stop(ctx, []string{"solo"}, 200*time.Millisecond, false, false)
 	if res[0].Err != "" {
 		t.Fatalf("stop: %s", res[0].Err)
@@ -658,7 +666,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
 	d.Disks[0].Format = "raw"
 	hp.Observed.Domains["web-1"] = d
-	_, diags := MakePlan(p, hp.Desired, hp.Observed)
+	_, diags := planChanges(p, hp.Desired, hp.Observed)
 	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
 		t.Fatalf("diags = %v", diags)
 	}
@@ -670,13 +678,13 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
 	s.Disks[0].Format = "raw"
 	hp.Observed.Domains["solo"] = s
-	_, diags = MakePlan(p, hp.Desired, hp.Observed)
+	_, diags = planChanges(p, hp.Desired, hp.Observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
 	}
 }
 
-// EnforceIsolation (the daemon's verify_every pass) binds a filter removed
+// enforceIsolation (the daemon's verify_every pass) binds a filter removed
 // from a running VM's interface again, without a profile and without a
 // restart, and says what it repaired.
 func TestEnforceIsolationRebindsLive(t *testing.T) {
@@ -687,7 +695,7 @@ func TestEnforceIsolationRebindsLive(t *testing.T) {
 	if err := h.RemoveLiveFilter("web-1", d.Interfaces[0].MAC); err != nil {
 		t.Fatal(err)
 	}
-	res, err := EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	res, err := enforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,7 +707,7 @@ func TestEnforceIsolationRebindsLive(t *testing.T) {
 		t.Fatalf("web-1 is %s", after.State)
 	}
 	// Nothing to repair: nothing is touched.
-	res, err = EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	res, err = enforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil || len(res.Repaired) != 0 || !res.Verification.OK {
 		t.Fatalf("second pass: %+v, %v", res, err)
 	}

@@ -12,25 +12,26 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// HostConn is a connection to one host of a profile, or why there is none.
-type HostConn struct {
+// hostConn is a connection to one host of a profile, or why there is none.
+type hostConn struct {
 	Host *profiles.Host
 	URI  string
 	// HV is nil when Err is set.
 	HV  virt.Hypervisor
 	Err error
-	// Domains are the host's domains, listed by Place (nil before).
+	// Domains are the host's domains, listed by observeDomains (nil
+	// before).
 	Domains []virt.Domain
 }
 
-// ConnectHosts connects to every host of p, in p.Hosts order. A host that
+// connectHosts connects to every host of p, in p.Hosts order. A host that
 // cannot be reached gets Err and no HV: the caller decides whether that is
 // fatal (a single host) or partial (see HostPlan.Err).
-func ConnectHosts(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) []*HostConn {
-	out := make([]*HostConn, 0, len(p.Hosts))
+func connectHosts(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) []*hostConn {
+	out := make([]*hostConn, 0, len(p.Hosts))
 	for _, h := range p.Hosts {
 		uri := HostURI(h, opts)
-		hc := &HostConn{Host: h, URI: uri}
+		hc := &hostConn{Host: h, URI: uri}
 		hv, err := connect(ctx, uri)
 		if err != nil {
 			hc.Err = fmt.Errorf("connect to %s: %w", uri, err)
@@ -42,8 +43,8 @@ func ConnectHosts(ctx context.Context, p *profiles.Profile, connect Connector, o
 	return out
 }
 
-// CloseConns closes every open connection.
-func CloseConns(conns []*HostConn) {
+// closeConns closes every open connection.
+func closeConns(conns []*hostConn) {
 	for _, c := range conns {
 		if c.HV != nil {
 			_ = c.HV.Close()
@@ -52,15 +53,15 @@ func CloseConns(conns []*HostConn) {
 	}
 }
 
-// Unplaced is an instance that placement could not put on a host because
+// unplacedInstance is an instance that placement could not put on a host because
 // a host it may already live on (or could go to) did not answer.
-type Unplaced struct {
+type unplacedInstance struct {
 	Instance string
 	// Hosts are the unreachable candidate hosts.
 	Hosts []string
 }
 
-// Place puts every instance of p on a host (Instance.Host) and returns what
+// place puts every instance of p on a host (Instance.Host) and returns what
 // could not be placed. Placement is stable: an instance that exists on a
 // reachable host stays there, whatever the policy would choose now (even
 // when the host no longer matches host_labels). A new instance of a vm
@@ -71,26 +72,17 @@ type Unplaced struct {
 // no reachable host: it may exist on the host that did not answer, and
 // creating it elsewhere would make a second one. Fixed-host instances that
 // do not exist yet count against their host's max_vms too; exceeding it
-// is a diagnostic at the vm block. Hosts without a connection are skipped.
-func Place(ctx context.Context, p *profiles.Profile, conns []*HostConn) ([]Unplaced, hcl.Diagnostics, error) {
+// is a diagnostic at the vm block. Hosts without a connection, or whose
+// domains were not listed (observeDomains), are skipped. place is pure:
+// it reads the domains the observer listed.
+func place(p *profiles.Profile, conns []*hostConn) ([]unplacedInstance, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	count := map[*profiles.Host]int{}
 	where := map[string]*profiles.Host{}
 	reachable := map[*profiles.Host]bool{}
 	for _, c := range conns {
-		if c.HV == nil {
+		if c.HV == nil || c.Err != nil || c.Domains == nil {
 			continue
-		}
-		if c.Domains == nil {
-			doms, err := c.HV.ListDomains(ctx)
-			if err != nil {
-				c.Err = fmt.Errorf("list domains on %s: %w", c.URI, err)
-				continue
-			}
-			if doms == nil {
-				doms = []virt.Domain{}
-			}
-			c.Domains = doms
 		}
 		reachable[c.Host] = true
 		for _, d := range c.Domains {
@@ -123,7 +115,7 @@ func Place(ctx context.Context, p *profiles.Profile, conns []*HostConn) ([]Unpla
 		}
 		count[h]++
 	}
-	var unplaced []Unplaced
+	var unplaced []unplacedInstance
 	for _, in := range p.Instances {
 		vm := in.VM
 		if vm.Placement == profiles.PlacementFixed {
@@ -146,7 +138,7 @@ func Place(ctx context.Context, p *profiles.Profile, conns []*HostConn) ([]Unpla
 			}
 		}
 		if len(down) > 0 {
-			unplaced = append(unplaced, Unplaced{Instance: in.Name, Hosts: down})
+			unplaced = append(unplaced, unplacedInstance{Instance: in.Name, Hosts: down})
 			continue
 		}
 		if len(room) == 0 {
@@ -172,7 +164,7 @@ func Place(ctx context.Context, p *profiles.Profile, conns []*HostConn) ([]Unpla
 		in.Host = best
 		count[best]++
 	}
-	return unplaced, diags, nil
+	return unplaced, diags
 }
 
 func rangeAt(r hcl.Range) string { return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line) }

@@ -35,17 +35,23 @@ const (
 	// KindVolume is a volume on its own: only answer media no VM owns,
 	// which plan deletes (see planOrphanAnswers).
 	KindVolume Kind = "volume"
+	// KindImage is a golden image uploaded to a host that lacks it.
+	KindImage Kind = "image"
+	// KindDoor is a publish or egress door: recorded in its VM's
+	// metadata, opened in its network's guard and relayed by legacyvm
+	// daemon.
+	KindDoor Kind = "door"
 )
 
-// Change is one planned action. Reasons say why, in words a user
-// understands ("memory 2 GiB -> 4 GiB", "disk image changed"). A change is
+// Change is one planned action. Reasons say why (typed; String words each
+// one: "memory 2 GiB -> 4 GiB", "disk image changed: A -> B"). A change is
 // Destructive when it loses disk content or snapshots; apply asks before
 // running destructive changes unless told not to.
 type Change struct {
 	Kind    Kind     `json:"kind"`
 	Name    string   `json:"name"` // libvirt name
 	Action  Action   `json:"action"`
-	Reasons []string `json:"reasons,omitempty"`
+	Reasons []Reason `json:"reasons,omitempty"`
 	// Details describe the object as it will be (create) or is (delete).
 	Details       []string `json:"details,omitempty"`
 	Destructive   bool     `json:"destructive,omitempty"`
@@ -55,7 +61,7 @@ type Change struct {
 	vm      *DesiredVM
 	network *DesiredNetwork
 	pool    *poolChange
-	upload  *ImageUpload
+	upload  *imageUpload
 	// observed is the object as it is (update, replace, delete).
 	observedDomain *virt.Domain
 	observedNet    *virt.Network
@@ -81,6 +87,9 @@ type Plan struct {
 	Notes []string `json:"notes,omitempty"`
 
 	desired *DesiredState
+	// secrets are the secrets the command read while planning (nil: none;
+	// apply reads them). Never printed.
+	secrets *secretBundle
 }
 
 // HasChanges reports whether applying the plan would do anything.
@@ -113,12 +122,79 @@ func (p *Plan) Counts() map[Action]int {
 	return m
 }
 
-// MakePlan computes the plan for one profile on one host. It is a pure
-// function of the profile, the desired state and what was observed.
+// planSettings are the choices of the command that planning takes besides
+// the profile and the observation.
+type planSettings struct {
+	// SerialLogDir: see Options.SerialLogDir.
+	SerialLogDir string
+	// ImageUpdates: see Options.ImageUpdates.
+	ImageUpdates []string
+}
+
+func (o Options) settings() planSettings {
+	return planSettings{SerialLogDir: o.SerialLogDir, ImageUpdates: o.ImageUpdates}
+}
+
+// poolOf is the storage pool of a host's system disks and answer media.
+func poolOf(h *profiles.Host) string {
+	if h.StoragePool == "" {
+		return "default"
+	}
+	return h.StoragePool
+}
+
+// makePlan plans part (the part of a profile placed on host, see Split)
+// on the host at uri from what was observed there. It is a pure function
+// of its arguments: it talks to no host and reads no file (observeHost
+// gathered all of it), so the same observation always gives the same
+// plan. Diagnostics are problems the profile author can fix; the error is
+// for a profile that cannot be rendered on the host (addresses that do not
+// fit, a pool lookup that failed). Seats are checked across hosts
+// afterwards (checkSeats).
+func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (*DesiredState, *Plan, hcl.Diagnostics, error) {
+	_, diags := resolveAccel(host, o.Host)
+	isoDiags, err := checkInstallISOs(part, uri, o)
+	diags = append(diags, isoDiags...)
+	diags = append(diags, checkGoldenImages(part, host, uri, o)...)
+	if err != nil {
+		return nil, nil, diags, err
+	}
+	diags = append(diags, checkImageRefs(part, o, s.ImageUpdates)...)
+	diags = append(diags, checkImageSources(part, host, uri, o)...)
+	t, imgDiags := planTarget(part, host, uri, o, s)
+	diags = append(diags, imgDiags...)
+	ds, err := desiredFor(part, t, o)
+	if err != nil {
+		return nil, nil, diags, err
+	}
+	plan, d := planChanges(part, ds, o)
+	plan.Notes = append(placementNotes(part, host), plan.Notes...)
+	return ds, plan, append(diags, d...), nil
+}
+
+// planTarget resolves what planning needs to know about the host beyond
+// the profile, from the observation: the accelerator, the pool and where
+// each golden image comes from. Diagnostics are about images that cannot
+// be uploaded.
+func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (hostTarget, hcl.Diagnostics) {
+	poolName := poolOf(host)
+	accel, _ := resolveAccel(host, o.Host)
+	pool := o.Pool
+	if !o.PoolFound {
+		pool = virt.Pool{Name: poolName, Path: "/var/lib/libvirt/images"}
+	}
+	t := hostTarget{URI: uri, Accel: accel, Pool: pool, SerialLogDir: s.SerialLogDir, ImageUpdates: s.ImageUpdates}
+	var diags hcl.Diagnostics
+	t.Images, t.Uploads, diags = planImages(part, uri, o, poolName, pool.Path)
+	return t, diags
+}
+
+// planChanges computes the changes for one profile on one host from the
+// desired state and what was observed (pure).
 // Objects with clashing names that legacyvm does not own (or that another
 // profile owns) are reported as diagnostics located at the declaration, and
 // never touched.
-func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Diagnostics) {
+func planChanges(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	plan := &Plan{Profile: p.Name, Host: ds.Target.URI, Accel: accelName(ds.Target.Accel), desired: ds}
 
@@ -179,7 +255,10 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			fc.Details = filterDetails(dn)
 		} else if diffs := o.FilterDiffs[dn.Filter.Name]; len(diffs) > 0 {
 			fc.Action = ActionUpdate
-			fc.Reasons = append([]string{"rules differ from the profile (a door or allow rule changed, or the filter was changed outside legacyvm)"}, diffs...)
+			fc.Reasons = []Reason{{Code: ReasonFilterRules}}
+			for _, d := range diffs {
+				fc.Reasons = append(fc.Reasons, Reason{Code: ReasonFilterRule, Subject: d})
+			}
 		} else {
 			fc.Action = ActionNoop
 		}
@@ -210,7 +289,7 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			continue // image-build domains are no VMs (image build cleans them up)
 		}
 		dc := d
-		c := Change{Kind: KindVM, Name: name, Action: ActionDelete, Reasons: []string{"no longer in the profile"},
+		c := Change{Kind: KindVM, Name: name, Action: ActionDelete, Reasons: []Reason{{Code: ReasonNotInProfile}},
 			Destructive: true, observedDomain: &dc}
 		c.Details = deleteDetails(&d, o)
 		plan.Changes = append(plan.Changes, c)
@@ -230,7 +309,7 @@ func MakePlan(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Di
 			filters = n.Metadata.Filters
 		}
 		plan.Changes = append(plan.Changes, Change{Kind: KindNetwork, Name: name, Action: ActionDelete,
-			Reasons: []string{"no longer in the profile"}, observedNet: &nc, filterNames: filters})
+			Reasons: []Reason{{Code: ReasonNotInProfile}}, observedNet: &nc, filterNames: filters})
 	}
 	return plan, diags
 }
@@ -354,13 +433,13 @@ func filterDetails(dn *DesiredNetwork) []string {
 }
 
 // networkDrift lists how an owned network differs from its desired spec.
-func networkDrift(dn *DesiredNetwork, obs virt.Network) []string {
-	var r []string
+func networkDrift(dn *DesiredNetwork, obs virt.Network) []Reason {
+	var r []Reason
 	if obs.ForwardMode != "" {
-		r = append(r, fmt.Sprintf("has <forward mode=%q> (added outside legacyvm): guests could reach other networks", obs.ForwardMode))
+		r = append(r, Reason{Code: ReasonForwardAdded, To: obs.ForwardMode})
 	}
 	if obs.PortIsolated != dn.Spec.PortIsolated {
-		r = append(r, fmt.Sprintf("port isolation %v -> %v", obs.PortIsolated, dn.Spec.PortIsolated))
+		r = append(r, changed(ReasonPortIsolation, obs.PortIsolated, dn.Spec.PortIsolated))
 	}
 	// libvirt holds a subnet only as the host's <ip>: a network without a
 	// host address (no DHCP, DNS or allow rule from the host) has none
@@ -371,28 +450,28 @@ func networkDrift(dn *DesiredNetwork, obs virt.Network) []string {
 		wantSubnet = netip.Prefix{}
 	}
 	if obs.Subnet != wantSubnet {
-		r = append(r, fmt.Sprintf("subnet %s -> %s", prefixStr(obs.Subnet), prefixStr(wantSubnet)))
+		r = append(r, changed(ReasonSubnet, prefixStr(obs.Subnet), prefixStr(wantSubnet)))
 	}
 	if obs.DHCP != dn.Spec.DHCP {
-		r = append(r, fmt.Sprintf("dhcp %v -> %v", obs.DHCP, dn.Spec.DHCP))
+		r = append(r, changed(ReasonDHCP, obs.DHCP, dn.Spec.DHCP))
 	}
 	if obs.DNS != dn.Spec.DNS {
-		r = append(r, fmt.Sprintf("dns %v -> %v", obs.DNS, dn.Spec.DNS))
+		r = append(r, changed(ReasonDNS, obs.DNS, dn.Spec.DNS))
 	}
 	if obs.IPv6 {
-		r = append(r, "IPv6 enabled outside legacyvm")
+		r = append(r, Reason{Code: ReasonIPv6Enabled})
 	}
 	if !sameHosts(obs.DHCPHosts, dn.Spec.DHCPHosts) {
-		r = append(r, "address reservations changed")
+		r = append(r, Reason{Code: ReasonReservations})
 	}
 	if obs.Metadata != nil && obs.Metadata.SpecHash != dn.Hash && len(r) == 0 {
-		r = append(r, "definition changed")
+		r = append(r, Reason{Code: ReasonDefinitionChanged})
 	}
 	if !obs.Active {
-		r = append(r, "not running")
+		r = append(r, Reason{Code: ReasonNetworkInactive})
 	}
 	if !obs.Autostart {
-		r = append(r, "not marked autostart")
+		r = append(r, Reason{Code: ReasonNoAutostart})
 	}
 	return r
 }
@@ -459,18 +538,20 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 	oc := obs
 	c := &Change{Kind: KindVM, Name: name, vm: dv, observedDomain: &oc}
 	m := obs.Metadata
-	var replace []string
+	var replace []Reason
 	if !m.Provisioned {
-		replace = append(replace, "provisioning did not finish (an earlier apply was interrupted)")
+		replace = append(replace, Reason{Code: ReasonUnprovisioned})
 	}
 	switch {
 	case m.ImageName != "" && m.ImageName == dv.ImageName && m.ImageVersion != dv.ImageVersion:
-		replace = append(replace, fmt.Sprintf("image version changed: %s v%d -> v%d", dv.ImageName, m.ImageVersion, dv.ImageVersion))
+		r := changed(ReasonImageVersion, m.ImageVersion, dv.ImageVersion)
+		r.Subject = dv.ImageName
+		replace = append(replace, r)
 	case m.Image != dv.Image:
-		replace = append(replace, fmt.Sprintf("disk image changed: %s -> %s", m.Image, dv.Image))
+		replace = append(replace, changed(ReasonImage, m.Image, dv.Image))
 	}
 	if sys, ok := systemDisk(obs); ok && sys.Path != systemDiskPath(dv) {
-		replace = append(replace, fmt.Sprintf("system disk moved: %s -> %s", sys.Path, systemDiskPath(dv)))
+		replace = append(replace, changed(ReasonSystemDiskMoved, sys.Path, systemDiskPath(dv)))
 	}
 	if len(replace) > 0 {
 		c.Action = ActionReplace
@@ -480,21 +561,21 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		c.Details = append(deleteDetails(&obs, o), createDetails(dv)...)
 		return c, nil
 	}
-	var upd []string
+	var upd []Reason
 	restart := false
 	if obs.MemoryBytes != dv.Spec.MemoryBytes {
-		upd = append(upd, fmt.Sprintf("memory %s -> %s", humanBytes(obs.MemoryBytes), humanBytes(dv.Spec.MemoryBytes)))
+		upd = append(upd, changed(ReasonMemory, humanBytes(obs.MemoryBytes), humanBytes(dv.Spec.MemoryBytes)))
 		restart = true
 	}
 	if obs.VCPUs != dv.Spec.VCPUs {
-		upd = append(upd, fmt.Sprintf("cpus %d -> %d", obs.VCPUs, dv.Spec.VCPUs))
+		upd = append(upd, changed(ReasonCPUs, obs.VCPUs, dv.Spec.VCPUs))
 		restart = true
 	}
 	if obs.GuestAgent != dv.Spec.GuestAgent {
 		if dv.Spec.GuestAgent {
-			upd = append(upd, "guest agent channel added")
+			upd = append(upd, Reason{Code: ReasonGuestAgentAdded})
 		} else {
-			upd = append(upd, "guest agent channel removed")
+			upd = append(upd, Reason{Code: ReasonGuestAgentRemoved})
 		}
 		restart = true
 	}
@@ -517,12 +598,12 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		// legacyvm never writes isolated='no'; it overrides the network's
 		// port isolation (see verify.go).
 		if interfacePortOverride(obs.XML, w.MAC) == "no" {
-			upd = append(upd, fmt.Sprintf("interface %s overrides the network's port isolation (<port isolated='no'/> added outside legacyvm)", w.MAC))
+			upd = append(upd, Reason{Code: ReasonNICIsolationOff, Subject: w.MAC})
 			restart = true
 		}
 	}
 	if m.SpecHash != dv.Hash && len(upd) == 0 {
-		upd = append(upd, "definition changed")
+		upd = append(upd, Reason{Code: ReasonDefinitionChanged})
 		restart = true
 	}
 	if p := dv.Policy; p != nil && !hasSnapshot(o.Snapshots[name], p.Baseline) {
@@ -531,11 +612,13 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 		// kill in between leaves a provisioned VM without it; so does a
 		// policy added to an existing VM, or a baseline deleted by hand.
 		// The VM is kept: the baseline is taken from it as it is.
-		how := "disk only, the VM is shut off"
+		state := "shut off"
 		if obs.State != virt.StateShutoff {
-			how = "with memory, the VM runs"
+			state = "running"
+		} else if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory && obs.StopReason == virt.StopOther && o.Volumes[ref.Name].Name == ref.Name {
+			state = "saved"
 		}
-		upd = append(upd, fmt.Sprintf("baseline snapshot %s is missing: apply takes it now from the VM as it is (%s)", p.Baseline, how))
+		upd = append(upd, Reason{Code: ReasonBaselineMissing, Subject: p.Baseline, From: state})
 		c.takeBaseline = true
 	}
 	if len(upd) == 0 {
@@ -570,8 +653,8 @@ func systemDisk(d virt.Domain) (virt.DiskSpec, bool) {
 // the desired references: a NIC whose filter was removed live (virsh
 // update-device --live) runs unfiltered although its definition may be
 // right.
-func bindingDrift(domain string, bindings []virt.FilterBinding, want []virt.InterfaceSpec) []string {
-	var r []string
+func bindingDrift(domain string, bindings []virt.FilterBinding, want []virt.InterfaceSpec) []Reason {
+	var r []Reason
 	for _, w := range want {
 		if w.Filter == "" {
 			continue
@@ -585,11 +668,11 @@ func bindingDrift(domain string, bindings []virt.FilterBinding, want []virt.Inte
 		wantIP := paramIP(w.FilterParams)
 		switch {
 		case b == nil:
-			r = append(r, fmt.Sprintf("interface %s of the running VM has no traffic filter bound (removed outside legacyvm): apply binds %s again, live", w.MAC, w.Filter))
+			r = append(r, Reason{Code: ReasonBindingMissing, Subject: w.MAC, To: w.Filter})
 		case b.Filter != w.Filter:
-			r = append(r, fmt.Sprintf("interface %s of the running VM is bound to filter %s: apply binds %s, live", w.MAC, b.Filter, w.Filter))
+			r = append(r, Reason{Code: ReasonBindingFilter, Subject: w.MAC, From: b.Filter, To: w.Filter})
 		case wantIP.IsValid() && paramIP(b.Params) != wantIP:
-			r = append(r, fmt.Sprintf("interface %s of the running VM is filtered for IP %s, not %s: apply binds it again, live", w.MAC, addrStr(paramIP(b.Params)), wantIP))
+			r = append(r, Reason{Code: ReasonBindingIP, Subject: w.MAC, From: addrStr(paramIP(b.Params)), To: wantIP.String()})
 		}
 	}
 	return r
@@ -598,7 +681,7 @@ func bindingDrift(domain string, bindings []virt.FilterBinding, want []virt.Inte
 // interfaceDrift compares NICs; a missing filter reference is called out
 // because it removes the VM's isolation. filterOnly reports that every
 // difference is in the filter references (which apply sets live).
-func interfaceDrift(have, want []virt.InterfaceSpec) (r []string, filterOnly bool) {
+func interfaceDrift(have, want []virt.InterfaceSpec) (r []Reason, filterOnly bool) {
 	other := 0
 	byMAC := map[string]virt.InterfaceSpec{}
 	for _, i := range have {
@@ -607,35 +690,35 @@ func interfaceDrift(have, want []virt.InterfaceSpec) (r []string, filterOnly boo
 	for _, w := range want {
 		h, ok := byMAC[strings.ToLower(w.MAC)]
 		if !ok {
-			r = append(r, fmt.Sprintf("network interface %s on %s added", w.MAC, w.Network))
+			r = append(r, Reason{Code: ReasonNICAdded, Subject: w.MAC, To: w.Network})
 			other++
 			continue
 		}
 		delete(byMAC, strings.ToLower(w.MAC))
 		if h.Network != w.Network {
-			r = append(r, fmt.Sprintf("interface %s network %s -> %s", w.MAC, h.Network, w.Network))
+			r = append(r, Reason{Code: ReasonNICNetwork, Subject: w.MAC, From: h.Network, To: w.Network})
 			other++
 		}
 		if h.Filter != w.Filter {
 			if h.Filter == "" {
-				r = append(r, fmt.Sprintf("interface %s has no traffic filter (removed outside legacyvm): the VM is not isolated", w.MAC))
+				r = append(r, Reason{Code: ReasonNICFilterRemoved, Subject: w.MAC})
 			} else {
-				r = append(r, fmt.Sprintf("interface %s filter %s -> %s", w.MAC, h.Filter, w.Filter))
+				r = append(r, Reason{Code: ReasonNICFilter, Subject: w.MAC, From: h.Filter, To: w.Filter})
 			}
 		} else if !sameParams(h.FilterParams, w.FilterParams) {
-			r = append(r, fmt.Sprintf("interface %s filter parameters changed", w.MAC))
+			r = append(r, Reason{Code: ReasonNICFilterParams, Subject: w.MAC})
 		}
 		if h.Model != "" && w.Model != "" && h.Model != w.Model {
-			r = append(r, fmt.Sprintf("interface %s model %s -> %s", w.MAC, h.Model, w.Model))
+			r = append(r, Reason{Code: ReasonNICModel, Subject: w.MAC, From: h.Model, To: w.Model})
 			other++
 		}
 		if h.PortIsolated != w.PortIsolated {
-			r = append(r, fmt.Sprintf("interface %s port isolation %v -> %v", w.MAC, h.PortIsolated, w.PortIsolated))
+			r = append(r, Reason{Code: ReasonNICPortIsolation, Subject: w.MAC, From: fmt.Sprint(h.PortIsolated), To: fmt.Sprint(w.PortIsolated)})
 			other++
 		}
 	}
 	for _, mac := range sortedKeys(byMAC) {
-		r = append(r, fmt.Sprintf("network interface %s on %s removed", mac, byMAC[mac].Network))
+		r = append(r, Reason{Code: ReasonNICRemoved, Subject: mac, From: byMAC[mac].Network})
 		other++
 	}
 	return r, len(r) > 0 && other == 0
@@ -730,7 +813,7 @@ func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
 }
 
 // imagePoolName names the pool legacyvm defines for an image directory.
-func imagePoolName(dir string) string { return Prefix + "images-" + hashOf(dir)[:8] }
+func imagePoolName(dir string) string { return namePrefix + "images-" + hashOf(dir)[:8] }
 
 // humanBytes prints sizes the way profiles write them.
 func humanBytes(n uint64) string {

@@ -28,12 +28,14 @@ type Options struct {
 	// profile's doors are free on this machine (set it only when the
 	// libvirt host is this machine); OwnListeners are the addresses
 	// legacyvm daemon's relay already holds, which are not probed.
-	ProbeListen  ListenProbe
+	ProbeListen  func(addr string) error
 	OwnListeners map[string]bool
-	// Keys, when set, lets planning read the product keys of the licences
-	// whose VMs the plan creates or replaces and match them with the seats
-	// on the host by fingerprint (see licenses.go). nil: planning reads no
-	// secrets and matches seats by licence name.
+	// Keys, when set (SourceKeys), lets planning read the product keys of
+	// the licences whose VMs the plan creates or replaces, once per
+	// command, and match them with the seats on the host by fingerprint
+	// (see licenses.go); the plans carry what was read to Engine.Apply,
+	// which reads nothing again. The zero value: planning reads no secrets
+	// and matches seats by licence name.
 	Keys KeyIdentifier
 	// ImageUpdates names image blocks whose newest version every VM should
 	// use (apply --image-update NAME): VMs on an older version are
@@ -79,7 +81,7 @@ func Failed(hps []*HostPlan) []*HostPlan {
 	return out
 }
 
-// Close closes every connection of the plans.
+// CloseAll closes every connection of the plans.
 func CloseAll(hps []*HostPlan) {
 	for _, hp := range hps {
 		if hp.HV != nil {
@@ -99,12 +101,12 @@ func HostURI(h *profiles.Host, opts Options) string {
 	return profiles.DefaultURI
 }
 
-// Split divides a profile by host: each part holds the instances placed on
-// that host (Instance.Host, see Place; a placed instance not placed yet is
+// split divides a profile by host: each part holds the instances placed on
+// that host (Instance.Host, see place; a placed instance not placed yet is
 // in no part), their vm blocks and the networks they use (a network nobody
 // uses goes with the first host). Every host of the profile has a part.
 // Parts are ordered by host name.
-func Split(p *profiles.Profile) []*profiles.Profile {
+func split(p *profiles.Profile) []*profiles.Profile {
 	hosts := map[*profiles.Host]*profiles.Profile{}
 	var order []*profiles.Host
 	part := func(h *profiles.Host) *profiles.Profile {
@@ -164,39 +166,45 @@ func Split(p *profiles.Profile) []*profiles.Profile {
 }
 
 // PlanProfile connects to every host of p, places the instances (see
-// Place), observes each host and plans. A host that cannot be reached or
+// place), observes each host and plans. A host that cannot be reached or
 // observed does not stop the others when the profile has several: its
 // HostPlan carries Err and the instances skipped because of it (partial
 // failure; see Planned and Failed). When no host can be planned the error
 // of the first is returned. On error the connections already opened are
 // closed. Diagnostics are problems the profile author can fix (name
 // clashes, missing pools, hosts at max_vms).
+//
+// Only the observer (observe.go) talks to the hosts; with opts.Keys set,
+// the product keys of the VMs the plans create or replace are read once,
+// after planning, and the plans carry them to Engine.Apply (see
+// secretBundle).
 func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
 	var (
 		hps   []*HostPlan
 		diags hcl.Diagnostics
 	)
-	conns := ConnectHosts(ctx, p, connect, opts)
-	unplaced, d, err := Place(ctx, p, conns)
+	conns := connectHosts(ctx, p, connect, opts)
+	observeDomains(ctx, conns)
+	unplaced, d := place(p, conns)
 	diags = append(diags, d...)
-	if err != nil {
-		CloseConns(conns)
-		return nil, diags, err
-	}
-	byHost := map[*profiles.Host]*HostConn{}
+	byHost := map[*profiles.Host]*hostConn{}
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
-	for _, part := range Split(p) {
+	for _, part := range split(p) {
 		h := part.Hosts[0]
 		c := byHost[h]
 		hp := &HostPlan{Host: h, URI: c.URI, HV: c.HV}
 		hps = append(hps, hp)
 		if c.Err != nil {
 			hp.HV, hp.Err = nil, c.Err
+		} else if o, err := observeHost(ctx, c.HV, part, h, c.URI, opts, c.Domains); err != nil {
+			hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 		} else {
-			d, err := planHost(ctx, part, hp, opts)
+			hp.Observed = o
+			ds, plan, d, err := makePlan(part, h, c.URI, o, opts.settings())
 			diags = append(diags, d...)
+			hp.Desired, hp.Plan = ds, plan
 			if err != nil {
 				hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 			}
@@ -217,7 +225,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 	}
 	if len(Planned(hps)) == 0 {
-		CloseConns(conns)
+		closeConns(conns)
 		for _, hp := range hps {
 			if hp.Err != nil {
 				return nil, diags, unwrapPlanErr(hp.Err, len(hps))
@@ -225,13 +233,21 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		return nil, diags, fmt.Errorf("profile %s has no host", p.Name)
 	}
-	d, err = checkSeats(ctx, p, Planned(hps), opts.Keys)
-	diags = append(diags, d...)
-	diags = append(diags, incompleteSeatWarnings(hps)...)
-	if err != nil {
-		CloseAll(hps)
-		return nil, diags, err
+	planned := Planned(hps)
+	var ids map[*profiles.License]keyID
+	if opts.Keys.enabled() {
+		sec := opts.Keys.bundle()
+		var err error
+		if ids, err = sec.identify(ctx, keysToRead(p, planned), seatHolders(planned)); err != nil {
+			CloseAll(hps)
+			return nil, diags, err
+		}
+		for _, hp := range planned {
+			hp.Plan.secrets = sec
+		}
 	}
+	diags = append(diags, checkSeats(p, planned, ids, opts.Keys.enabled())...)
+	diags = append(diags, incompleteSeatWarnings(hps)...)
 	return hps, diags, nil
 }
 
@@ -245,66 +261,6 @@ func unwrapPlanErr(err error, hosts int) error {
 		}
 	}
 	return err
-}
-
-func planHost(ctx context.Context, p *profiles.Profile, hp *HostPlan, opts Options) (hcl.Diagnostics, error) {
-	poolName := hp.Host.StoragePool
-	if poolName == "" {
-		poolName = "default"
-	}
-	var images []string
-	seen := map[string]bool{}
-	for _, in := range p.Instances {
-		d := in.VM.Disk
-		img := d.Image
-		if d.Install != nil {
-			img = d.Install.ISO
-		}
-		if img != "" && !seen[img] {
-			seen[img] = true
-			images = append(images, img)
-		}
-	}
-	o, err := ObserveHost(ctx, hp.HV, p.Name, poolName, images)
-	if err != nil {
-		return nil, err
-	}
-	hp.Observed = o
-	if err := observeImageVersions(ctx, hp.HV, p, o); err != nil {
-		return nil, err
-	}
-	accel, diags := resolveAccel(hp.Host, o.Host)
-	isoDiags, err := checkInstallISOs(ctx, p, hp.URI, hp.HV, o)
-	diags = append(diags, isoDiags...)
-	diags = append(diags, checkGoldenImages(p, hp.Host, hp.URI)...)
-	if err != nil {
-		return diags, err
-	}
-	pool := o.Pool
-	if !o.PoolFound {
-		pool = virt.Pool{Name: poolName, Path: "/var/lib/libvirt/images"}
-	}
-	diags = append(diags, checkImageRefs(p, o, opts.ImageUpdates)...)
-	diags = append(diags, checkImageSources(p, hp.Host, hp.URI)...)
-	t := Target{URI: hp.URI, Accel: accel, Pool: pool, SerialLogDir: opts.SerialLogDir, ImageUpdates: opts.ImageUpdates}
-	var imgDiags hcl.Diagnostics
-	t.Images, t.Uploads, imgDiags = planImages(p, hp.URI, o, poolName, pool.Path)
-	diags = append(diags, imgDiags...)
-	ds, err := Desired(p, t, o)
-	if err != nil {
-		return diags, err
-	}
-	hp.Desired = ds
-	if err := o.CompareFilters(ctx, hp.HV, ds); err != nil {
-		return diags, err
-	}
-	if IsLocalURI(hp.URI) {
-		o.ProbeDoors(ds, opts.ProbeListen, opts.OwnListeners)
-	}
-	plan, d := MakePlan(p, ds, o)
-	plan.Notes = append(placementNotes(p, hp.Host), plan.Notes...)
-	hp.Plan = plan
-	return append(diags, d...), nil
 }
 
 // resolveAccel picks KVM when the host block allows it and the host really

@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/event"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// ErrBaselineProtected is returned when deleting a VM's baseline without
+// errBaselineProtected is returned when deleting a VM's baseline without
 // force.
-var ErrBaselineProtected = errors.New("the baseline snapshot is protected")
+var errBaselineProtected = errors.New("the baseline snapshot is protected")
 
 // VMSnapshots is a managed VM with its classified snapshots, parents
 // before children (then oldest first).
@@ -61,7 +62,7 @@ func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
 
 // ListSnapshots returns the snapshots of the named managed VMs (all managed
 // VMs when names is empty), sorted by VM name.
-func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
+func (e *engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapsho
 
 // selectManaged returns the named managed domains (all when names is
 // empty), sorted by name; an unknown or unmanaged name is an error.
-func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
+func (e *engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
 	if len(names) == 0 {
 		doms, err := e.HV.ListDomains(ctx)
 		if err != nil {
@@ -108,7 +109,7 @@ func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Doma
 // CreateSnapshot takes a manual snapshot (kept until deleted by hand). A
 // running VM's internal snapshot always includes its memory on libvirt 9.0;
 // memory says so explicitly and is required for running VMs.
-func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
+func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return SnapshotInfo{}, err
@@ -116,8 +117,8 @@ func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 	if name == "" {
 		name = "manual-" + e.now().Format(autoTimeFormat)
 	}
-	if strings.HasPrefix(name, AutoSnapshotPrefix) {
-		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", AutoSnapshotPrefix)
+	if strings.HasPrefix(name, autoSnapshotPrefix) {
+		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", autoSnapshotPrefix)
 	}
 	if name == baselineOf(d) {
 		return SnapshotInfo{}, fmt.Errorf("%q is %s's baseline name; choose another name", name, vm)
@@ -133,8 +134,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
 // reached the state the snapshot recorded.
-func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
-	if _, err := e.managedDomain(ctx, vm); err != nil {
+func (e *engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
+	d, err := e.managedDomain(ctx, vm)
+	if err != nil {
 		return "", err
 	}
 	snaps, err := e.HV.ListSnapshots(ctx, vm)
@@ -150,6 +152,11 @@ func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.Doma
 	if target == nil {
 		return "", fmt.Errorf("domain %q has no snapshot %q: %w", vm, name, virt.ErrNotFound)
 	}
+	if ref, ok, err := imageOf(d, *target); err != nil {
+		return "", err
+	} else if ok {
+		return e.revertImage(ctx, vm, name, ref)
+	}
 	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
 		return "", err
 	}
@@ -162,15 +169,135 @@ func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.Doma
 
 // DeleteSnapshot deletes a snapshot (its disk contents too). The baseline
 // is refused unless force.
-func (e *Engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
+func (e *engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return err
 	}
 	if name == baselineOf(d) && !force {
-		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, ErrBaselineProtected)
+		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, errBaselineProtected)
 	}
-	return retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, vm, name) })
+	snaps, err := e.HV.ListSnapshots(ctx, vm)
+	if err != nil {
+		return err
+	}
+	var image *virt.VolumeRef
+	for _, s := range snaps {
+		if s.Name != name {
+			continue
+		}
+		if ref, ok, err := imageOf(d, s); err == nil && ok {
+			image = &ref
+		}
+	}
+	if err := retryBusy(ctx, func() error { return e.HV.DeleteSnapshot(ctx, vm, name) }); err != nil {
+		return err
+	}
+	if image != nil {
+		// The memory half of the snapshot goes with it.
+		if err := e.HV.DeleteVolume(ctx, image.Pool, image.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
+			return fmt.Errorf("snapshot %s of %s deleted, its memory image %s not: %w", name, vm, image.Name, err)
+		}
+	}
+	return nil
+}
+
+// imageOf returns the memory image a snapshot is paired with (ok false for
+// an internal snapshot). The description is read back from libvirt: the
+// image must be the memory volume the domain's metadata lists, or the
+// snapshot is refused.
+func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
+	desc, ok := ParseSnapshotDescription(s.Description)
+	if !ok || desc.MemoryImage == "" {
+		return virt.VolumeRef{}, false, nil
+	}
+	ref, ok := memoryImageRef(d.Metadata)
+	if !ok || ref.Pool != desc.MemoryPool || ref.Name != desc.MemoryImage {
+		return virt.VolumeRef{}, false, fmt.Errorf("snapshot %q of %s names a memory image (%s) that the VM does not own; delete the snapshot and take it again", s.Name, d.Name, desc.MemoryImage)
+	}
+	return ref, true, nil
+}
+
+// takeImageBaseline takes a memory baseline of the running VM as a memory
+// image plus a disk snapshot (see snapshots.go) and leaves the VM running.
+// A leftover image of an interrupted attempt is replaced: no snapshot
+// refers to it while the baseline is missing.
+func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+	e.begin(event.KindVM, name, event.StepBaseline, "saving memory for baseline %s into volume %s", baseline, ref.Name)
+	_, err := e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
+	if errors.Is(err, virt.ErrExists) {
+		if err := e.HV.DeleteVolume(ctx, ref.Pool, ref.Name); err != nil {
+			return fmt.Errorf("replace the leftover memory image %s of %s: %w", ref.Name, name, err)
+		}
+		_, err = e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
+	}
+	if err != nil {
+		return err
+	}
+	return e.finishImageBaseline(ctx, name, baseline, desc, ref)
+}
+
+// finishImageBaseline takes the disk snapshot of a VM whose memory was just
+// saved into ref (the VM is shut off, its disks as they were at the save)
+// and restores the image: the VM runs on.
+func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+	restore := func() error {
+		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
+		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
+			return err
+		}
+		_, err := e.waitState(ctx, name, time.Minute, nil, virt.StateRunning)
+		return err
+	}
+	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
+	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
+		if rerr := restore(); rerr != nil {
+			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)
+		}
+		return err
+	}
+	return restore()
+}
+
+// savedImage reports whether a shut off VM was stopped by a memory save
+// into ref that no snapshot refers to yet: a baseline interrupted between
+// the save and the disk snapshot (the disks have not changed since, the VM
+// has not run). libvirt reports the save as stop reason "other".
+func (e *engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeRef) bool {
+	if d.State != virt.StateShutoff || d.StopReason != virt.StopOther {
+		return false
+	}
+	vols, err := e.HV.ListVolumes(ctx, ref.Pool)
+	if err != nil {
+		return false
+	}
+	for _, v := range vols {
+		if v.Name == ref.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// revertImage resets a VM to a snapshot paired with a memory image: the
+// disk snapshot is reverted (libvirt stops the VM first), then the image
+// restored. Both steps work from any state a killed reset leaves (see
+// snapshots.go), so running the reset again converges.
+func (e *engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
+	e.begin(event.KindVM, vm, event.StepRevert, "returning the disks to %s", name)
+	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
+		return "", err
+	}
+	e.begin(event.KindVM, vm, event.StepRevert, "restoring memory from %s", ref.Name)
+	err := retryBusy(ctx, func() error { return e.HV.RestoreDomain(ctx, vm, ref.Pool, ref.Name, memoryImageOptions) })
+	if errors.Is(err, virt.ErrNotFound) {
+		return "", fmt.Errorf("%w: the memory image of %s is gone; %s is shut off with the disks of %s (legacyvm start %s boots it; legacyvm snapshot delete %s %s --force and apply take the baseline again)", err, name, vm, name, vm, vm, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	return e.waitState(ctx, vm, 30*time.Second, nil, virt.StateRunning)
 }
 
 // ResetResult reports one VM's reset.
@@ -184,7 +311,7 @@ type ResetResult struct {
 
 // Reset reverts VMs to their baseline (or to the snapshot named to) in
 // parallel and reports how long each took.
-func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
+func (e *engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -210,12 +337,12 @@ func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetR
 			return fmt.Errorf("%s has no snapshot policy, so no baseline: name a snapshot with --to", name)
 		}
 		start := time.Now()
-		e.progress(name, "reverting to %s", r.Snapshot)
+		e.begin(event.KindVM, name, event.StepRevert, "reverting to %s", r.Snapshot)
 		st, err := e.RevertSnapshot(ctx, name, r.Snapshot)
 		r.State = st
 		r.Took = time.Since(start)
 		if err == nil {
-			e.progress(name, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
+			e.stepDone(event.KindVM, name, event.StepRevert, r.Took, "reverted to %s in %s (%s)", r.Snapshot, r.Took.Round(time.Millisecond), st)
 		}
 		return err
 	})
@@ -234,8 +361,8 @@ type TickResult struct {
 	Err     string   `json:"error,omitempty"`
 }
 
-// TickPlan is what a tick would do for one VM (for plan and --dry-run).
-type TickPlan struct {
+// tickPlan is what a tick would do for one VM (for plan and --dry-run).
+type tickPlan struct {
 	VM       string
 	Policy   *virt.PolicyRef
 	Create   string // "" when nothing is due
@@ -243,29 +370,29 @@ type TickPlan struct {
 	Schedule Schedule
 }
 
-// PlanTick computes what the scheduler does for d at now, from the
+// planTick computes what the scheduler does for d at now, from the
 // domain's recorded policy and its snapshots alone.
-func PlanTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (TickPlan, error) {
-	tp := TickPlan{VM: d.Name}
+func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, error) {
+	tp := tickPlan{VM: d.Name}
 	if d.Metadata == nil || d.Metadata.Policy == nil {
 		return tp, nil
 	}
 	p := d.Metadata.Policy
 	tp.Policy = p
 	infos := classifyAll(snaps, p.Baseline)
-	s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
+	s, ok, err := resolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 	if err != nil {
 		return tp, err
 	}
 	room := 0
 	if ok {
 		tp.Schedule = s
-		if DueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
-			tp.Create = AutoSnapshotName(p.Name, now)
+		if dueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
+			tp.Create = autoSnapshotName(p.Name, now)
 			room = 1
 		}
 	}
-	tp.Prune = Retention(p, infos, now, room)
+	tp.Prune = retention(p, infos, now, room)
 	return tp, nil
 }
 
@@ -286,7 +413,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		snaps := o.Snapshots[name]
 		infos := classifyAll(snaps, p.Baseline)
 		soon := map[string]bool{}
-		if pr := Retention(p, infos, now, 0); len(pr) > 0 {
+		if pr := retention(p, infos, now, 0); len(pr) > 0 {
 			var n []string
 			for _, s := range pr {
 				soon[s.Name] = true
@@ -294,7 +421,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 			}
 			notes = append(notes, fmt.Sprintf("%s: the next tick deletes %s (retention of policy %s)", name, strings.Join(n, ", "), p.Name))
 		}
-		s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
+		s, ok, err := resolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
 			continue
@@ -304,7 +431,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		}
 		ref := d.Metadata.Created
 		for _, sn := range infos {
-			if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
+			if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
 				ref = at
 			}
 		}
@@ -315,7 +442,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		if !when.After(now) {
 			when, due = now, " (due now)"
 		}
-		tp, err := PlanTick(d, snaps, when)
+		tp, err := planTick(d, snaps, when)
 		if err != nil || tp.Create == "" {
 			continue
 		}
@@ -339,7 +466,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 // prune (only after the snapshot was taken: a failed create prunes
 // nothing). Every VM is served even when others fail;
 // failures are reported per VM. dryRun only reports.
-func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+func (e *engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -359,7 +486,7 @@ func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryR
 
 // Prune applies retention only (no snapshot is created) to the named
 // managed VMs (all when names is empty).
-func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+func (e *engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -377,21 +504,21 @@ func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRu
 	return out, nil
 }
 
-func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
+func (e *engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
 	r := TickResult{VM: d.Name, Policy: d.Metadata.Policy.Name}
 	snaps, err := e.HV.ListSnapshots(ctx, d.Name)
 	if err != nil {
 		r.Err = err.Error()
 		return r
 	}
-	tp, err := PlanTick(d, snaps, now)
+	tp, err := planTick(d, snaps, now)
 	if err != nil {
 		r.Err = err.Error()
 		return r
 	}
 	if !create && tp.Create != "" {
 		tp.Create = ""
-		tp.Prune = Retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
+		tp.Prune = retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
 	}
 	// Create first, prune after: a create that fails (disk full, libvirt
 	// refused) must not cost a restore point, so nothing is pruned then.
@@ -399,7 +526,7 @@ func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 	// newest and not expired: it is what retention removes once it exists.
 	if tp.Create != "" && !dryRun {
 		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: tp.Policy.Name}
-		if exp, ok := PolicyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
+		if exp, ok := policyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
 			desc.Expires = &exp // informational: retention follows the current policy
 		}
 		cur, err := e.HV.GetDomain(ctx, d.Name)

@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,6 +15,7 @@ import (
 
 // ApplyOptions are the inputs of `legacyvm apply`.
 type ApplyOptions struct {
+	Factory     *Factory
 	Path        string
 	AutoApprove bool
 	LockWait    time.Duration
@@ -22,8 +23,8 @@ type ApplyOptions struct {
 	ImageUpdates []string
 }
 
-func newCmdApply(f *Factory) *cobra.Command {
-	opts := &ApplyOptions{}
+func NewCmdApply(f *Factory, runF func(*ApplyOptions) error) *cobra.Command {
+	opts := &ApplyOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "apply [PATH]",
 		Short: "Create or update the VMs, networks and filters a profile declares",
@@ -50,7 +51,10 @@ second waits for the first (--lock-wait) or fails.`,
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
-			return applyRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return applyRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.AutoApprove, "auto-approve", false, "do not ask before destructive changes")
@@ -59,8 +63,8 @@ second waits for the first (--lock-wait) or fails.`,
 	return cmd
 }
 
-func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
-	ctx := cmd.Context()
+func applyRun(ctx context.Context, opts *ApplyOptions) error {
+	f := opts.Factory
 	p, err := f.loadProfile(opts.Path)
 	if err != nil {
 		return err
@@ -82,14 +86,15 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	po := f.planOptions()
 	po.Keys = f.keyIdentifier()
 	po.ImageUpdates = opts.ImageUpdates
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
+	s := f.session(p, po)
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
@@ -117,23 +122,13 @@ func applyRun(cmd *cobra.Command, f *Factory, opts *ApplyOptions) error {
 	if err := confirmDestructive(f, planned, opts.AutoApprove); err != nil {
 		return err
 	}
-	err = f.executePlans(ctx, p, planned, "Applied", sk)
+	err = f.executePlans(ctx, s, p, planned, "Applied", sk)
 	f.verifyAfterApply(ctx, p, opts.Path)
 	return err
 }
 
 func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result, sk []skippedHost) error {
-	doc := struct {
-		Profile string                `json:"profile"`
-		Results []orchestrator.Result `json:"results"`
-		Skipped []skippedHost         `json:"skipped,omitempty"`
-	}{profile, rs, sk}
-	if doc.Results == nil {
-		doc.Results = []orchestrator.Result{}
-	}
-	enc := json.NewEncoder(f.IO.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(f, applyToJSON(profile, rs, sk))
 }
 
 // confirmDestructive asks before changes that lose data. Without a terminal

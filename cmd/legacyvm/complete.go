@@ -48,14 +48,18 @@ func completeFirstVM(f *Factory) cobra.CompletionFunc {
 
 // completionEngine connects for completion; nil when that fails (a
 // completion prints nothing rather than an error).
-func completionEngine(f *Factory, cmd *cobra.Command) (*orchestrator.Engine, func()) {
-	hv, sc, err := f.connectScope(cmd)
+func completionEngine(f *Factory, cmd *cobra.Command) (*orchestrator.Session, func()) {
+	path := ""
+	if fl := cmd.Flags().Lookup("profile"); fl != nil {
+		path = fl.Value.String()
+	}
+	hv, sc, err := f.connectScope(cmd.Context(), path)
 	if err != nil {
 		cobra.CompDebugln("legacyvm completion: "+err.Error(), true)
 		return nil, func() {}
 	}
 	e := f.engine(hv)
-	e.Progress = nil
+	e.Hook = nil
 	e.Profile = sc.Profile
 	return e, func() { _ = hv.Close() }
 }

@@ -29,7 +29,7 @@ type CpOptions struct {
 	AgentTimeout time.Duration
 }
 
-func newCmdCp(f *Factory) *cobra.Command {
+func NewCmdCp(f *Factory, runF func(*CpOptions) error) *cobra.Command {
 	o := &CpOptions{}
 	cmd := &cobra.Command{
 		Use:   "cp SRC VM:DST | cp VM:SRC DST",
@@ -53,6 +53,9 @@ destination (no .., no absolute paths, no host symlinks followed), and
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.IO, o.Connect, o.URI, o.JSON = f.IO, f.Connect, f.URI(), f.JSON()
 			o.Src, o.Dst = args[0], args[1]
+			if runF != nil {
+				return runF(o)
+			}
 			return cpRun(cmd.Context(), o)
 		},
 	}
@@ -119,8 +122,8 @@ func cpRun(ctx context.Context, o *CpOptions) error {
 	if o.JSON {
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"vm": vm, "src": o.Src, "dst": o.Dst, "files": st.Files, "dirs": st.Dirs, "bytes": st.Bytes,
-			"verified": !o.NoVerify, "seconds": time.Since(start).Seconds()})
+		return enc.Encode(cpDoc{docHeader: v1, VM: vm, Src: o.Src, Dst: o.Dst, Files: st.Files, Dirs: st.Dirs, Bytes: st.Bytes,
+			Verified: !o.NoVerify, Took: time.Since(start)})
 	}
 	verified := "verified"
 	if o.NoVerify {

@@ -14,18 +14,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
-func newCmdDaemon(f *Factory) *cobra.Command {
-	var (
-		tick          time.Duration
-		verifyEvery   time.Duration
-		logJSON       bool
-		metricsListen string
-	)
+// DaemonOptions are the inputs of `legacyvm daemon`.
+type DaemonOptions struct {
+	Factory       *Factory
+	Paths         []string
+	Tick          time.Duration
+	VerifyEvery   time.Duration
+	LogJSON       bool
+	MetricsListen string
+}
+
+func NewCmdDaemon(f *Factory, runF func(*DaemonOptions) error) *cobra.Command {
+	opts := &DaemonOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "daemon [PATH...]",
 		Short: "Run snapshot schedules and revert-on-shutdown",
@@ -71,72 +78,82 @@ Under systemd (make install puts this unit in /usr/local/lib/systemd/system/lega
   legacyvm daemon examples/lab examples/ops-daily --log-json`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM)
-			defer stop()
-			var h slog.Handler = slog.NewTextHandler(f.IO.ErrOut, nil)
-			if logJSON {
-				h = slog.NewJSONHandler(f.IO.ErrOut, nil)
+			opts.Paths = args
+			if runF != nil {
+				return runF(opts)
 			}
-			if err := orchestrator.CheckLockDir(); err != nil {
-				return err
-			}
-			uris, err := daemonURIs(f, args)
-			if err != nil {
-				return err
-			}
-			// The door relay, the state file and the metrics belong to one
-			// daemon: the first local host's (doors listen on its bridges,
-			// which only a local host has), else the first host's.
-			primary := 0
-			for i, uri := range uris {
-				if orchestrator.IsLocalURI(uri) {
-					primary = i
-					break
-				}
-			}
-			var ds []*orchestrator.Daemon
-			for i, uri := range uris {
-				log := slog.New(h).With("uri", uri)
-				d := &orchestrator.Daemon{
-					Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
-					Tick:        tick,
-					Log:         log,
-					Parallelism: f.Parallelism,
-					LockVM: func(ctx context.Context, vm string) (func(), error) {
-						l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
-						if err != nil {
-							return nil, err
-						}
-						return l.Release, nil
-					},
-					VerifyEvery: verifyEvery,
-					URI:         uri,
-					System:      f.HostSystem,
-				}
-				if i == primary && orchestrator.IsLocalURI(uri) {
-					d.Relay = relay.New(log)
-				}
-				if i == primary {
-					d.StatePath = f.DaemonStatePath()
-				}
-				ds = append(ds, d)
-				log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath, "relay", d.Relay != nil)
-			}
-			if metricsListen != "" {
-				stopMetrics, err := serveMetrics(ctx, metricsListen, ds[primary], slog.New(h).With("uri", uris[primary]))
-				if err != nil {
-					return err
-				}
-				defer stopMetrics()
-			}
-			return orchestrator.RunDaemons(ctx, ds)
+			return daemonRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().DurationVar(&tick, "tick", time.Minute, "scheduler period")
-	cmd.Flags().DurationVar(&verifyEvery, "verify-every", orchestrator.DefaultVerifyEvery, "how often isolation is verified and a removed traffic filter bound again, live")
-	cmd.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; off when empty)")
-	cmd.Flags().BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	cmd.Flags().DurationVar(&opts.Tick, "tick", time.Minute, "scheduler period")
+	cmd.Flags().DurationVar(&opts.VerifyEvery, "verify-every", orchestrator.DefaultVerifyEvery, "how often isolation is verified and a removed traffic filter bound again, live")
+	cmd.Flags().StringVar(&opts.MetricsListen, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464; off when empty)")
+	cmd.Flags().BoolVar(&opts.LogJSON, "log-json", false, "log JSON lines instead of text")
 	return cmd
+}
+
+func daemonRun(ctx context.Context, opts *DaemonOptions) error {
+	f := opts.Factory
+	tick, verifyEvery, logJSON, metricsListen, args := opts.Tick, opts.VerifyEvery, opts.LogJSON, opts.MetricsListen, opts.Paths
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
+	var h slog.Handler = slog.NewTextHandler(f.IO.ErrOut, nil)
+	if logJSON {
+		h = slog.NewJSONHandler(f.IO.ErrOut, nil)
+	}
+	if err := lock.CheckDir(); err != nil {
+		return err
+	}
+	uris, err := daemonURIs(f, args)
+	if err != nil {
+		return err
+	}
+	// The door relay, the state file and the metrics belong to one
+	// daemon: the first local host's (doors listen on its bridges,
+	// which only a local host has), else the first host's.
+	primary := 0
+	for i, uri := range uris {
+		if hostcheck.IsLocal(uri) {
+			primary = i
+			break
+		}
+	}
+	var ds []*orchestrator.Daemon
+	for i, uri := range uris {
+		log := slog.New(h).With("uri", uri)
+		d := &orchestrator.Daemon{
+			Connect:     func(ctx context.Context) (virt.Hypervisor, error) { return f.Connect(ctx, uri) },
+			Tick:        tick,
+			Log:         log,
+			Parallelism: f.Parallelism,
+			LockVM: func(ctx context.Context, vm string) (func(), error) {
+				l, err := lock.AcquireVM(ctx, uri, vm, "daemon", 0, nil)
+				if err != nil {
+					return nil, err
+				}
+				return l.Release, nil
+			},
+			VerifyEvery: verifyEvery,
+			URI:         uri,
+			System:      f.HostSystem,
+		}
+		if i == primary && hostcheck.IsLocal(uri) {
+			d.Relay = relay.New(log)
+		}
+		if i == primary {
+			d.StatePath = f.DaemonStatePath()
+		}
+		ds = append(ds, d)
+		log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath, "relay", d.Relay != nil)
+	}
+	if metricsListen != "" {
+		stopMetrics, err := serveMetrics(ctx, metricsListen, ds[primary], slog.New(h).With("uri", uris[primary]))
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	return orchestrator.RunDaemons(ctx, ds)
 }
 
 // daemonURIs are the hosts the daemon serves: every host of the profiles

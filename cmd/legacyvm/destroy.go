@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,14 +15,15 @@ import (
 
 // DestroyOptions are the inputs of `legacyvm destroy`.
 type DestroyOptions struct {
+	Factory     *Factory
 	Path        string
 	Only        []string
 	AutoApprove bool
 	LockWait    time.Duration
 }
 
-func newCmdDestroy(f *Factory) *cobra.Command {
-	opts := &DestroyOptions{}
+func NewCmdDestroy(f *Factory, runF func(*DestroyOptions) error) *cobra.Command {
+	opts := &DestroyOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "destroy [PATH]",
 		Short: "Delete everything a profile created on the host",
@@ -40,7 +42,10 @@ those VMs and keeps the networks.`,
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
-			return destroyRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return destroyRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().StringSliceVar(&opts.Only, "only", nil, "destroy only these VM instances (comma-separated or repeated)")
@@ -49,8 +54,8 @@ those VMs and keeps the networks.`,
 	return cmd
 }
 
-func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
-	ctx := cmd.Context()
+func destroyRun(ctx context.Context, opts *DestroyOptions) error {
+	f := opts.Factory
 	p, err := f.loadProfile(opts.Path)
 	if err != nil {
 		return err
@@ -65,11 +70,12 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 		return err
 	}
 	defer vmLocks.Release()
-	hps, err := orchestrator.PlanDestroy(ctx, p, f.Connect, f.planOptions(), opts.Only)
+	s := f.session(p, f.planOptions())
+	defer s.Close()
+	hps, err := s.PlanDestroy(ctx, opts.Only)
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
 	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
@@ -100,5 +106,5 @@ func destroyRun(cmd *cobra.Command, f *Factory, opts *DestroyOptions) error {
 			return errors.New("cancelled: nothing was deleted")
 		}
 	}
-	return f.executePlans(ctx, p, hps, "Destroyed", sk)
+	return f.executePlans(ctx, s, p, hps, "Destroyed", sk)
 }

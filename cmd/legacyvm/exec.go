@@ -35,7 +35,7 @@ type ExecOptions struct {
 	AgentTimeout time.Duration
 }
 
-func newCmdExec(f *Factory) *cobra.Command {
+func NewCmdExec(f *Factory, runF func(*ExecOptions) error) *cobra.Command {
 	o := &ExecOptions{}
 	cmd := &cobra.Command{
 		Use:   "exec VM -- COMMAND [ARGS...]",
@@ -64,6 +64,9 @@ Windows).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.IO, o.Connect, o.URI, o.JSON = f.IO, f.Connect, f.URI(), f.JSON()
 			o.VM, o.Argv = args[0], args[1:]
+			if runF != nil {
+				return runF(o)
+			}
 			return execRun(cmd.Context(), o)
 		},
 	}
@@ -129,9 +132,9 @@ func execRun(ctx context.Context, o *ExecOptions) error {
 	}
 	code, err := c.Run(ctx, fl, ro)
 	if o.JSON {
-		r := map[string]any{"vm": o.VM, "command": o.Argv, "exit_code": code, "stdout": out.String(), "stderr": errb.String()}
+		r := execDoc{docHeader: v1, VM: o.VM, Command: o.Argv, ExitCode: code, Stdout: out.String(), Stderr: errb.String()}
 		if err != nil {
-			r["error"] = err.Error()
+			r.Error = err.Error()
 		}
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetIndent("", "  ")

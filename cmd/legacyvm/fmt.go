@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,7 +30,7 @@ type FmtOptions struct {
 	Recursive bool
 }
 
-func newCmdFmt(f *Factory) *cobra.Command {
+func NewCmdFmt(f *Factory, runF func(*FmtOptions) error) *cobra.Command {
 	opts := &FmtOptions{}
 	cmd := &cobra.Command{
 		Use:   "fmt [PATH...]",
@@ -68,7 +69,10 @@ Files with syntax errors are reported and left alone (exit status 1).`,
 			if len(opts.Paths) == 0 {
 				opts.Paths = []string{"."}
 			}
-			return fmtRun(opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return fmtRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Check, "check", false, "change nothing; list files that are not formatted and exit 1 if any")
@@ -77,7 +81,7 @@ Files with syntax errors are reported and left alone (exit status 1).`,
 	return cmd
 }
 
-func fmtRun(opts *FmtOptions) error {
+func fmtRun(ctx context.Context, opts *FmtOptions) error {
 	files, err := fmtFiles(opts.Paths, opts.Recursive)
 	if err != nil {
 		return err

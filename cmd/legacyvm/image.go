@@ -6,12 +6,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-func newCmdImage(f *Factory) *cobra.Command {
+func NewCmdImage(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
 		Short: "Build, list and delete golden images made from your own Windows 7 media",
@@ -27,7 +28,7 @@ VMs clone an image by reference (disk { image = image.NAME }). A VM stays on
 the version it was cloned from until you ask for a newer one (image_version =
 "latest", or apply --image-update NAME). See docs/images.md.`,
 	}
-	cmd.AddCommand(newCmdImageBuild(f), newCmdImageList(f), newCmdImageDelete(f))
+	cmd.AddCommand(NewCmdImageBuild(f, nil), NewCmdImageList(f, nil), NewCmdImageDelete(f, nil))
 	return cmd
 }
 
@@ -62,18 +63,18 @@ func selectImages(p *profiles.Profile, names []string) ([]*profiles.Image, error
 // cleanLeftovers removes what an interrupted build of im left, when no
 // build of it runs (its lock is free), and says so on stderr. It returns
 // whether a build is running.
-func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, uri string, im *profiles.Image) (building bool, err error) {
-	lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image clean-up")
+func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Session, uri string, im *profiles.Image) (building bool, err error) {
+	held, err := lock.Image(ctx, uri, im.Name, "image clean-up")
 	if err != nil {
 		return true, nil // a build holds it
 	}
-	defer lock.Release()
+	defer held.Release()
 	return false, removeLeftovers(ctx, f, e, im)
 }
 
 // removeLeftovers removes what an interrupted build of im left, saying
 // what on stderr; the caller holds the image's lock.
-func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, im *profiles.Image) error {
+func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Session, im *profiles.Image) error {
 	done, err := e.CleanImageLeftovers(ctx, im.Pool, im.Name)
 	for _, d := range done {
 		f.IO.Status("image %s: removed what an interrupted build left: %s", im.Name, d)

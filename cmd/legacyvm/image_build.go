@@ -1,23 +1,26 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 // ImageBuildOptions are the inputs of `legacyvm image build`.
 type ImageBuildOptions struct {
+	Factory *Factory
 	Path    string
 	Names   []string
 	Timeout time.Duration
 }
 
-func newCmdImageBuild(f *Factory) *cobra.Command {
-	opts := &ImageBuildOptions{}
+func NewCmdImageBuild(f *Factory, runF func(*ImageBuildOptions) error) *cobra.Command {
+	opts := &ImageBuildOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "build [PATH] [NAME...]",
 		Short: "Build the next version of an image block",
@@ -39,22 +42,25 @@ removes what it left. Without NAME, every image block of the profile is
 built, one after the other.`,
 		Example: `  legacyvm image build examples/golden-image w7pro
   legacyvm image build --timeout 4h examples/golden-image
-  legacyvm image build -o json examples/golden-image w7pro | jq .version`,
+  legacyvm image build -o json examples/golden-image w7pro | jq '.versions[].version'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
 			if len(args) > 1 {
 				opts.Names = args[1:]
 			}
-			return imageBuildRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return imageBuildRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 0, "give up after this long (default: the image block's timeout, 3h)")
 	return cmd
 }
 
-func imageBuildRun(cmd *cobra.Command, f *Factory, opts *ImageBuildOptions) error {
-	ctx := cmd.Context()
+func imageBuildRun(ctx context.Context, opts *ImageBuildOptions) error {
+	f := opts.Factory
 	p, images, err := f.loadImages(opts.Path, opts.Names)
 	if err != nil {
 		return err
@@ -67,11 +73,11 @@ func imageBuildRun(cmd *cobra.Command, f *Factory, opts *ImageBuildOptions) erro
 		}
 		err = func() error {
 			defer hv.Close()
-			lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image build")
+			held, err := lock.Image(ctx, uri, im.Name, "image build")
 			if err != nil {
 				return fmt.Errorf("image %s: another build of it runs: %w", im.Name, err)
 			}
-			defer lock.Release()
+			defer held.Release()
 			e := f.engine(hv)
 			if err := removeLeftovers(ctx, f, e, im); err != nil {
 				return err
@@ -95,10 +101,11 @@ func imageBuildRun(cmd *cobra.Command, f *Factory, opts *ImageBuildOptions) erro
 		}
 	}
 	if f.JSON() {
-		if len(built) == 1 {
-			return writeJSON(f, built[0])
+		doc := imageVersionsDoc{docHeader: v1, Versions: []imageVersionJSON{}}
+		for _, v := range built {
+			doc.Versions = append(doc.Versions, imageVersionToJSON(*v))
 		}
-		return writeJSON(f, built)
+		return writeJSON(f, doc)
 	}
 	return nil
 }

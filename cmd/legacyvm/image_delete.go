@@ -1,22 +1,24 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/legacyvm/legacyvm/orchestrator"
+	"github.com/legacyvm/legacyvm/internal/lock"
 )
 
 // ImageDeleteOptions are the inputs of `legacyvm image delete`.
 type ImageDeleteOptions struct {
+	Factory *Factory
 	Path    string
 	Name    string
 	Version int
 }
 
-func newCmdImageDelete(f *Factory) *cobra.Command {
-	opts := &ImageDeleteOptions{}
+func NewCmdImageDelete(f *Factory, runF func(*ImageDeleteOptions) error) *cobra.Command {
+	opts := &ImageDeleteOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "delete PATH NAME",
 		Short: "Delete registered versions of an image",
@@ -30,15 +32,18 @@ deleted then. Destroy the VMs, or move them to another version first (apply
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path, opts.Name = args[0], args[1]
-			return imageDeleteRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return imageDeleteRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().IntVar(&opts.Version, "version", 0, "the version to delete (default: all)")
 	return cmd
 }
 
-func imageDeleteRun(cmd *cobra.Command, f *Factory, opts *ImageDeleteOptions) error {
-	ctx := cmd.Context()
+func imageDeleteRun(ctx context.Context, opts *ImageDeleteOptions) error {
+	f := opts.Factory
 	_, images, err := f.loadImages(opts.Path, []string{opts.Name})
 	if err != nil {
 		return err
@@ -49,11 +54,11 @@ func imageDeleteRun(cmd *cobra.Command, f *Factory, opts *ImageDeleteOptions) er
 		return err
 	}
 	defer hv.Close()
-	lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image delete")
+	held, err := lock.Image(ctx, uri, im.Name, "image delete")
 	if err != nil {
 		return fmt.Errorf("image %s: a build of it runs: %w", im.Name, err)
 	}
-	defer lock.Release()
+	defer held.Release()
 	e := f.engine(hv)
 	if err := removeLeftovers(ctx, f, e, im); err != nil {
 		return err
@@ -63,7 +68,7 @@ func imageDeleteRun(cmd *cobra.Command, f *Factory, opts *ImageDeleteOptions) er
 		return err
 	}
 	if f.JSON() {
-		return writeJSON(f, del)
+		return writeJSON(f, imageDeleteDoc{docHeader: v1, Deleted: imageVersionsToJSON(del)})
 	}
 	for _, v := range del {
 		fmt.Fprintf(f.IO.Out, "Deleted image %s version %d (%s).\n", v.Name, v.Version, v.Volume)

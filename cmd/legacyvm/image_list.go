@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -12,12 +13,13 @@ import (
 
 // ImageListOptions are the inputs of `legacyvm image list`.
 type ImageListOptions struct {
-	Path  string
-	Names []string
+	Factory *Factory
+	Path    string
+	Names   []string
 }
 
-func newCmdImageList(f *Factory) *cobra.Command {
-	opts := &ImageListOptions{}
+func NewCmdImageList(f *Factory, runF func(*ImageListOptions) error) *cobra.Command {
+	opts := &ImageListOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "list [PATH] [NAME...]",
 		Short: "List the registered versions of a profile's images",
@@ -27,21 +29,24 @@ checksum, the content checksum, the file mode (0444: read-only) and the VMs
 cloned from it. Versions are read from libvirt (the image volumes and their
 metadata volumes). What an interrupted build left is removed first.`,
 		Example: `  legacyvm image list examples/golden-image
-  legacyvm image list -o json examples/golden-image w7pro | jq '.[] | {version, used_by}'`,
+  legacyvm image list -o json examples/golden-image w7pro | jq '.versions[] | {version, used_by}'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
 			if len(args) > 1 {
 				opts.Names = args[1:]
 			}
-			return imageListRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return imageListRun(cmd.Context(), opts)
 		},
 	}
 	return cmd
 }
 
-func imageListRun(cmd *cobra.Command, f *Factory, opts *ImageListOptions) error {
-	ctx := cmd.Context()
+func imageListRun(ctx context.Context, opts *ImageListOptions) error {
+	f := opts.Factory
 	_, images, err := f.loadImages(opts.Path, opts.Names)
 	if err != nil {
 		return err
@@ -74,7 +79,7 @@ func imageListRun(cmd *cobra.Command, f *Factory, opts *ImageListOptions) error 
 		f.IO.Status("image %s: a build is running", b)
 	}
 	if f.JSON() {
-		return writeJSON(f, all)
+		return writeJSON(f, imageVersionsDoc{docHeader: v1, Versions: imageVersionsToJSON(all)})
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(f.IO.Out, "No image versions registered (legacyvm image build builds one).")

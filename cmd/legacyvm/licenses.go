@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -18,12 +18,13 @@ import (
 
 // LicensesOptions are the inputs of `legacyvm licenses`.
 type LicensesOptions struct {
+	Factory *Factory
 	// Path is the profile; "" lists every VM on the host.
 	Path string
 }
 
-func newCmdLicenses(f *Factory) *cobra.Command {
-	opts := &LicensesOptions{}
+func NewCmdLicenses(f *Factory, runF func(*LicensesOptions) error) *cobra.Command {
+	opts := &LicensesOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:     "licenses [PATH]",
 		Aliases: []string{"licences"},
@@ -58,24 +59,26 @@ emulation).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Path = args[0]
+			} else if err := noProfileFlags(cmd, "a PATH is given"); err != nil {
+				return err
 			}
-			return licensesRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return licensesRun(cmd.Context(), opts)
 		},
 	}
 	return cmd
 }
 
-func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
-	ctx := cmd.Context()
+func licensesRun(ctx context.Context, opts *LicensesOptions) error {
+	f := opts.Factory
 	var (
 		p    *profiles.Profile
 		uris []string
 	)
 	hostName := map[string]string{}
 	if opts.Path == "" {
-		if err := f.noProfileFlags(cmd, "a PATH is given"); err != nil {
-			return err
-		}
 		uris = []string{f.URI()}
 	} else {
 		var err error
@@ -119,19 +122,11 @@ func licensesRun(cmd *cobra.Command, f *Factory, opts *LicensesOptions) error {
 	inv := orchestrator.LicenceInventory(hosts, p)
 	secrets := orchestrator.FingerprintSecrets(hosts)
 	if f.JSON() {
-		if inv == nil {
-			inv = []orchestrator.LicenceUse{}
+		hj := []hostJSON{}
+		for _, h := range hosts {
+			hj = append(hj, hostJSON{Host: hostName[h.URI], URI: h.URI})
 		}
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		doc := map[string]any{"hosts": uris, "licenses": inv}
-		if len(sk) > 0 {
-			doc["skipped"] = sk
-		}
-		if len(secrets) > 1 {
-			doc["fingerprint_secrets"] = secrets
-		}
-		if err := enc.Encode(doc); err != nil {
+		if err := writeJSON(f, licencesToJSON(hj, inv, sk, secrets)); err != nil {
 			return err
 		}
 	} else {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -10,16 +11,33 @@ import (
 
 // newCmdGenMan writes the man pages of the whole command tree (hidden:
 // make man and make install use it).
-func newCmdGenMan(f *Factory) *cobra.Command {
+// GenManOptions are the inputs of `legacyvm gen-man`.
+type GenManOptions struct {
+	Factory *Factory
+	// Root is the command tree to document.
+	Root *cobra.Command
+	Dir  string
+}
+
+func NewCmdGenMan(f *Factory, runF func(*GenManOptions) error) *cobra.Command {
+	opts := &GenManOptions{Factory: f}
 	return &cobra.Command{
 		Use:    "gen-man DIR",
 		Short:  "Write man pages (section 1) for every command into DIR",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return genMan(cmd.Root(), args[0])
+			opts.Root, opts.Dir = cmd.Root(), args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return genManRun(cmd.Context(), opts)
 		},
 	}
+}
+
+func genManRun(ctx context.Context, opts *GenManOptions) error {
+	return genMan(opts.Root, opts.Dir)
 }
 
 // genMan renders one page per command (legacyvm.1, legacyvm-apply.1, ...)

@@ -125,7 +125,7 @@ func TestFlagsThatDoNotApplyAreErrors(t *testing.T) {
 		{[]string{"licenses", "--var-file", "/nonexistent"}, `--var-file does not apply here`},
 		{[]string{"doctor", "--var", "x=1"}, `--var does not apply to "legacyvm doctor"`},
 		{[]string{"version", "--progress", "plain"}, `--progress does not apply to "legacyvm version"`},
-		{[]string{"apply", "--progress", "fancy", "examples/lab"}, `--progress must be one of auto, plain, none`},
+		{[]string{"apply", "--progress", "fancy", "examples/lab"}, `--progress must be one of auto, plain, json, none`},
 	} {
 		r := w.run(cliOpts{}, c.args...)
 		if r.code != 1 || !strings.Contains(r.err, c.want) {

@@ -1,11 +1,10 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +13,8 @@ import (
 
 // PlanOptions are the inputs of `legacyvm plan`.
 type PlanOptions struct {
-	Path string
+	Factory *Factory
+	Path    string
 	// CheckKeys reads the product keys apply would read, to check seats
 	// by key across profiles now.
 	CheckKeys bool
@@ -22,8 +22,8 @@ type PlanOptions struct {
 	ImageUpdates []string
 }
 
-func newCmdPlan(f *Factory) *cobra.Command {
-	opts := &PlanOptions{}
+func NewCmdPlan(f *Factory, runF func(*PlanOptions) error) *cobra.Command {
+	opts := &PlanOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "plan [PATH]",
 		Short: "Show what apply would change on the host",
@@ -49,7 +49,10 @@ the profile did not answer: it is named and skipped).`,
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
-			return planRun(cmd, f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return planRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.CheckKeys, "check-keys", false, "read the product keys of VMs to be created and check their seats across profiles")
@@ -57,8 +60,8 @@ the profile did not answer: it is named and skipped).`,
 	return cmd
 }
 
-func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
-	ctx := cmd.Context()
+func planRun(ctx context.Context, opts *PlanOptions) error {
+	f := opts.Factory
 	p, err := f.loadProfile(opts.Path)
 	if err != nil {
 		return err
@@ -68,24 +71,25 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 	if opts.CheckKeys {
 		po.Keys = f.keyIdentifier()
 	}
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
+	s := f.session(p, po)
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
 	for _, hp := range hps {
-		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, time.Now())...)
+		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, f.Now())...)
 	}
 	if f.JSON() {
-		if err := writePlanJSON(f.IO.Out, hps, sk); err != nil {
+		if err := writeJSON(f, planToJSON(p.Name, hps, sk)); err != nil {
 			return err
 		}
 	} else {
@@ -102,26 +106,6 @@ func planRun(cmd *cobra.Command, f *Factory, opts *PlanOptions) error {
 		}
 	}
 	return nil
-}
-
-type planJSON struct {
-	Profile    string               `json:"profile"`
-	Hosts      []*orchestrator.Plan `json:"hosts"`
-	HasChanges bool                 `json:"has_changes"`
-	// Skipped are hosts that could not be planned (unreachable).
-	Skipped []skippedHost `json:"skipped,omitempty"`
-}
-
-func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan, sk []skippedHost) error {
-	doc := planJSON{Skipped: sk}
-	for _, hp := range hps {
-		doc.Profile = hp.Plan.Profile
-		doc.Hosts = append(doc.Hosts, hp.Plan)
-		doc.HasChanges = doc.HasChanges || hp.Plan.HasChanges()
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
 }
 
 var actionSymbols = map[orchestrator.Action]string{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -62,7 +63,7 @@ type Factory struct {
 	ConnectURI  string
 	Output      string // "text" or "json"
 	Parallelism int
-	// Progress is --progress: auto, plain or none.
+	// Progress is --progress: auto, plain, json or none.
 	Progress string
 	// PollInterval overrides how often the engine polls the host (tests
 	// on the fake host); 0 is the engine's default.
@@ -74,13 +75,15 @@ type Factory struct {
 	// Connect opens a hypervisor connection (libvirt; tests may swap it).
 	Connect orchestrator.Connector
 	// HostSystem is the local system doctor inspects.
-	HostSystem orchestrator.HostSystem
+	HostSystem hostcheck.System
+	// Now is the clock (tests fix it).
+	Now func() time.Time
 	// shared is the profile's fingerprint_key, when it names one.
 	shared *sharedKey
 }
 
 func newFactory(io *IOStreams) *Factory {
-	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect}
+	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect, Now: time.Now}
 	// LEGACYVM_HOST_ROOT points doctor at a copy of /proc and /run (tests).
 	if root, ok := os.LookupEnv("LEGACYVM_HOST_ROOT"); ok {
 		f.HostSystem.Root = root
@@ -145,31 +148,33 @@ them; the others were done). See docs/hosts.md.`,
 	pf.IntVar(&f.Parallelism, "parallelism", defaultParallelism(), "how many VMs to work on at once")
 	pf.StringArrayVar(&f.Vars, "var", nil, "set a profile variable: -var name=value (repeatable)")
 	pf.StringArrayVar(&f.VarFiles, "var-file", nil, "read profile variables from an HCL file (repeatable)")
-	pf.StringVar(&f.Progress, "progress", "auto", "progress on stderr: auto (a board redrawn in place on a terminal unless TERM=dumb or NO_COLOR is set, else lines), plain (timestamped lines) or none")
+	pf.StringVar(&f.Progress, "progress", "auto", "progress on stderr: auto (JSON lines with -o json; a board redrawn in place on a terminal unless TERM=dumb or NO_COLOR is set; else lines), plain (timestamped lines), json (one event object per line) or none")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions(progressModes, cobra.ShellCompDirectiveNoFileComp))
 
+	// Every command is NewCmdX(f, runF): runF, when not nil, replaces
+	// the command's run function (tests check the options it parsed).
 	root.AddCommand(
-		newCmdValidate(f),
-		newCmdFmt(f),
-		newCmdPlan(f),
-		newCmdApply(f),
-		newCmdDestroy(f),
-		newCmdStatus(f),
-		newCmdStart(f),
-		newCmdStop(f),
-		newCmdConsole(f),
-		newCmdDoctor(f),
-		newCmdVerify(f),
-		newCmdLicenses(f),
-		newCmdSnapshot(f),
-		newCmdReset(f),
-		newCmdDaemon(f),
-		newCmdExec(f), newCmdCp(f), newCmdTest(f),
-		newCmdVersion(f),
-		newCmdImage(f),
-		newCmdGenMan(f),
-		NewCmdServe(f, nil), newCmdToken(f),
+		NewCmdValidate(f, nil),
+		NewCmdFmt(f, nil),
+		NewCmdPlan(f, nil),
+		NewCmdApply(f, nil),
+		NewCmdDestroy(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdStart(f, nil),
+		NewCmdStop(f, nil),
+		NewCmdConsole(f, nil),
+		NewCmdDoctor(f, nil),
+		NewCmdVerify(f, nil),
+		NewCmdLicenses(f, nil),
+		NewCmdSnapshot(f),
+		NewCmdReset(f, nil),
+		NewCmdDaemon(f, nil),
+		NewCmdExec(f, nil), NewCmdCp(f, nil), NewCmdTest(f, nil),
+		NewCmdVersion(f, nil),
+		NewCmdImage(f),
+		NewCmdGenMan(f, nil),
+		NewCmdServe(f, nil), NewCmdToken(f),
 	)
 	annotateCommands(root)
 	return root

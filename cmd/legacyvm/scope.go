@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -20,6 +21,9 @@ const (
 	annotNoProfile = "legacyvm/no-profile"
 	// annotProgress marks a command that reports progress (--progress).
 	annotProgress = "legacyvm/progress"
+	// annotNoJSON marks a command that prints no JSON document: -o json
+	// is an error there (docs/json.md documents every other command's).
+	annotNoJSON = "legacyvm/no-json"
 )
 
 // profileFlagNames are the global flags that feed profile loading.
@@ -32,7 +36,10 @@ var (
 	noProfileCommands = []string{"fmt", "doctor", "daemon", "version", "gen-man"}
 	progressCommands  = []string{"apply", "destroy", "start", "stop", "reset",
 		"snapshot create", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
-	// scopedCommands take VM names and get --profile PATH.
+	// noJSONCommands print no -o json document (daemon logs JSON lines
+	// with --log-json).
+	noJSONCommands = []string{"fmt", "daemon", "gen-man", "serve", "token create", "token revoke"}
+	// scopedCommands take VM names and have --profile PATH.
 	scopedCommands = []string{"start", "stop", "console", "reset",
 		"snapshot create", "snapshot list", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
 )
@@ -58,8 +65,13 @@ func annotateCommands(root *cobra.Command) {
 	for _, p := range progressCommands {
 		set(find(p), annotProgress)
 	}
+	for _, p := range noJSONCommands {
+		set(find(p), annotNoJSON)
+	}
 	for _, p := range scopedCommands {
-		addProfileScope(find(p))
+		if find(p).Flags().Lookup("profile") == nil {
+			panic("annotateCommands: scoped command " + p + " has no --profile (addProfileScope)")
+		}
 	}
 }
 
@@ -73,6 +85,21 @@ func checkFlagsApply(cmd *cobra.Command) error {
 			}
 		}
 	}
+	// A scoped command loads a profile only with --profile.
+	if fl := cmd.Flags().Lookup("profile"); fl != nil && fl.Value.String() == "" {
+		if err := noProfileFlags(cmd, "--profile PATH is given"); err != nil {
+			return err
+		}
+	}
+	if cmd.Annotations[annotNoJSON] != "" {
+		if fl := cmd.Flags().Lookup("output"); fl != nil && fl.Value.String() == "json" {
+			hint := ""
+			if cmd.Name() == "daemon" || cmd.Name() == "serve" {
+				hint = " (--log-json logs JSON lines)"
+			}
+			return fmt.Errorf("-o json does not apply to %q: it prints no JSON document%s", cmd.CommandPath(), hint)
+		}
+	}
 	if cmd.Annotations[annotProgress] == "" {
 		if fl := cmd.Flags().Lookup("progress"); fl != nil && fl.Changed {
 			return fmt.Errorf("--progress does not apply to %q: it reports no progress", cmd.CommandPath())
@@ -83,7 +110,7 @@ func checkFlagsApply(cmd *cobra.Command) error {
 
 // noProfileFlags is for the branch of a "scoped" command that loads no
 // profile: profile flags are an error there, naming how to give one.
-func (f *Factory) noProfileFlags(cmd *cobra.Command, how string) error {
+func noProfileFlags(cmd *cobra.Command, how string) error {
 	for _, n := range profileFlagNames {
 		if fl := cmd.Flags().Lookup(n); fl != nil && fl.Changed {
 			return fmt.Errorf("--%s does not apply here: %q loads no profile unless %s", n, cmd.CommandPath(), how)
@@ -93,10 +120,10 @@ func (f *Factory) noProfileFlags(cmd *cobra.Command, how string) error {
 }
 
 // addProfileScope gives a command that takes VM names a --profile PATH
-// flag: its VMs are then looked up on the profile's host and must belong to
-// that profile.
-func addProfileScope(cmd *cobra.Command) {
-	cmd.Flags().String("profile", "", "only VMs of the profile at this path (directory or .hcl file), on its host")
+// flag, stored in path: its VMs are then looked up on the profile's host
+// and must belong to that profile.
+func addProfileScope(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVar(path, "profile", "", "only VMs of the profile at this path (directory or .hcl file), on its host")
 	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfilePath)
 }
 
@@ -107,15 +134,11 @@ type scope struct {
 	Profile string
 }
 
-// resolveScope reads --profile (when the command has it) and returns the
-// URI and profile name to work on.
-func (f *Factory) resolveScope(cmd *cobra.Command) (scope, error) {
-	path := ""
-	if fl := cmd.Flags().Lookup("profile"); fl != nil {
-		path = fl.Value.String()
-	}
+// resolveScope returns the URI and profile name to work on: the profile at
+// path (--profile), else --connect's host and every profile.
+func (f *Factory) resolveScope(path string) (scope, error) {
 	if path == "" {
-		return scope{URI: f.URI()}, f.noProfileFlags(cmd, "--profile PATH is given")
+		return scope{URI: f.URI()}, nil
 	}
 	p, err := f.loadProfile(path)
 	if err != nil {
@@ -124,13 +147,14 @@ func (f *Factory) resolveScope(cmd *cobra.Command) (scope, error) {
 	return scope{URI: orchestrator.HostURI(p.Hosts[0], f.planOptions()), Profile: p.Name}, nil
 }
 
-// connectScope connects to the scope's host.
-func (f *Factory) connectScope(cmd *cobra.Command) (virt.Hypervisor, scope, error) {
-	sc, err := f.resolveScope(cmd)
+// connectScope connects to the host of the scope at path (see
+// resolveScope).
+func (f *Factory) connectScope(ctx context.Context, path string) (virt.Hypervisor, scope, error) {
+	sc, err := f.resolveScope(path)
 	if err != nil {
 		return nil, sc, err
 	}
-	hv, err := f.Connect(cmd.Context(), sc.URI)
+	hv, err := f.Connect(ctx, sc.URI)
 	if err != nil {
 		return nil, sc, connectError(sc.URI, err)
 	}
@@ -138,17 +162,21 @@ func (f *Factory) connectScope(cmd *cobra.Command) (virt.Hypervisor, scope, erro
 }
 
 // progressModes are the values of --progress.
-var progressModes = []string{"auto", "plain", "none"}
+var progressModes = []string{"auto", "plain", "json", "none"}
 
-// progressMode is what --progress=auto resolves to: "board" only when
-// stderr is a terminal that can redraw (TERM is set and not "dumb"),
-// NO_COLOR is not set and the output is not JSON; else "plain".
+// progressMode is what --progress=auto resolves to: "json" (one event
+// object per line on stderr) when the output is JSON; "board" only when
+// stderr is a terminal that can redraw (TERM is set and not "dumb") and
+// NO_COLOR is not set; else "plain".
 func (f *Factory) progressMode() string {
 	switch f.Progress {
-	case "plain", "none":
+	case "plain", "json", "none":
 		return f.Progress
 	}
-	if !f.IO.ErrTTY || f.JSON() || noColor(f.Getenv) {
+	if f.JSON() {
+		return "json"
+	}
+	if !f.IO.ErrTTY || noColor(f.Getenv) {
 		return "plain"
 	}
 	return "board"

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,7 +17,7 @@ import (
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
-func newCmdSnapshot(f *Factory) *cobra.Command {
+func NewCmdSnapshot(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Create, list, revert, delete and prune snapshots",
@@ -28,37 +27,47 @@ ones (auto-<policy>-<UTC time>, removed by retention) and manual ones (kept
 until you delete them). Everything legacyvm needs to know about them is
 stored in libvirt, so any machine pointed at the host sees the same.`,
 	}
-	lockWait := new(time.Duration)
-	cmd.PersistentFlags().DurationVar(lockWait, "lock-wait", defaultVMLockWait, "how long to wait for another command working on the same VM")
-	cmd.AddCommand(newCmdSnapshotCreate(f, lockWait), newCmdSnapshotList(f), newCmdSnapshotRevert(f, lockWait),
-		newCmdSnapshotDelete(f, lockWait), newCmdSnapshotPrune(f, lockWait), newCmdSnapshotRunDue(f, lockWait))
+	cmd.PersistentFlags().Duration("lock-wait", defaultVMLockWait, "how long to wait for another command working on the same VM")
+	cmd.AddCommand(NewCmdSnapshotCreate(f, nil), NewCmdSnapshotList(f, nil), NewCmdSnapshotRevert(f, nil),
+		NewCmdSnapshotDelete(f, nil), NewCmdSnapshotPrune(f, nil), NewCmdSnapshotRunDue(f, nil))
 	return cmd
 }
 
-// withEngine connects to the host and runs fn with an engine on it.
-func withEngine(cmd *cobra.Command, f *Factory, fn func(e *orchestrator.Engine) error) error {
-	return connectEngine(cmd, f, false, fn)
+// snapshotLockWait is the snapshot command's --lock-wait (a persistent
+// flag of "snapshot", set before or after the subcommand).
+func snapshotLockWait(cmd *cobra.Command) time.Duration {
+	d, err := cmd.Flags().GetDuration("lock-wait")
+	if err != nil {
+		panic("snapshot subcommand without --lock-wait: " + err.Error())
+	}
+	return d
+}
+
+// withEngine connects to the host of the scope (--profile's path, else
+// --connect's) and runs fn with an engine on it.
+func withEngine(ctx context.Context, f *Factory, profilePath string, fn func(e *orchestrator.Session) error) error {
+	return connectEngine(ctx, f, profilePath, false, fn)
 }
 
 // withVMEngine is withEngine holding the lock of one VM.
-func withVMEngine(cmd *cobra.Command, f *Factory, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Engine) error) error {
-	sc, err := f.resolveScope(cmd)
+func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Session) error) error {
+	sc, err := f.resolveScope(profilePath)
 	if err != nil {
 		return err
 	}
-	locks, err := f.lockVMs(cmd.Context(), sc.URI, []string{vm}, purpose, lockWait)
+	locks, err := f.lockVMs(ctx, sc.URI, []string{vm}, purpose, lockWait)
 	if err != nil {
 		return err
 	}
 	defer locks.Release()
-	return withEngine(cmd, f, fn)
+	return withEngine(ctx, f, profilePath, fn)
 }
 
 // connectEngine connects and runs fn; live selects the redrawn progress
 // board on a terminal (work on many VMs at once).
 // With --profile, the engine works on that profile's VMs only.
-func connectEngine(cmd *cobra.Command, f *Factory, live bool, fn func(e *orchestrator.Engine) error) error {
-	hv, sc, err := f.connectScope(cmd)
+func connectEngine(ctx context.Context, f *Factory, profilePath string, live bool, fn func(e *orchestrator.Session) error) error {
+	hv, sc, err := f.connectScope(ctx, profilePath)
 	if err != nil {
 		return err
 	}
@@ -74,17 +83,20 @@ func connectEngine(cmd *cobra.Command, f *Factory, live bool, fn func(e *orchest
 	return fn(e)
 }
 
-func writeJSON(f *Factory, v any) error {
-	enc := json.NewEncoder(f.IO.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// SnapshotCreateOptions are the inputs of `legacyvm snapshot create`.
+type SnapshotCreateOptions struct {
+	Factory *Factory
+	VM      string
+	// Name is the snapshot's name ("" = manual-<UTC time>).
+	Name        string
+	Memory      bool
+	Description string
+	Profile     string
+	LockWait    time.Duration
 }
 
-func newCmdSnapshotCreate(f *Factory, lockWait *time.Duration) *cobra.Command {
-	var (
-		memory bool
-		desc   string
-	)
+func NewCmdSnapshotCreate(f *Factory, runF func(*SnapshotCreateOptions) error) *cobra.Command {
+	opts := &SnapshotCreateOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:               "create VM [NAME]",
 		ValidArgsFunction: completeFirstVM(f),
@@ -97,26 +109,36 @@ VM), so reverting resumes it exactly where it was.`,
   legacyvm snapshot create --profile examples/lab acct-1`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := ""
+			opts.VM, opts.Name = args[0], ""
 			if len(args) == 2 {
-				name = args[1]
+				opts.Name = args[1]
 			}
-			return withVMEngine(cmd, f, args[0], "snapshot create", *lockWait, func(e *orchestrator.Engine) error {
-				s, err := e.CreateSnapshot(cmd.Context(), args[0], name, memory, desc)
-				if err != nil {
-					return err
-				}
-				if f.JSON() {
-					return writeJSON(f, s)
-				}
-				fmt.Fprintf(f.IO.Out, "Created snapshot %s of %s (%s).\n", s.Name, args[0], snapshotContent(s.Snapshot))
-				return nil
-			})
+			opts.LockWait = snapshotLockWait(cmd)
+			if runF != nil {
+				return runF(opts)
+			}
+			return snapshotCreateRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVar(&memory, "memory", false, "include memory (always the case for a running VM)")
-	cmd.Flags().StringVar(&desc, "description", "", "a note stored with the snapshot")
+	cmd.Flags().BoolVar(&opts.Memory, "memory", false, "include memory (always the case for a running VM)")
+	cmd.Flags().StringVar(&opts.Description, "description", "", "a note stored with the snapshot")
+	addProfileScope(cmd, &opts.Profile)
 	return cmd
+}
+
+func snapshotCreateRun(ctx context.Context, opts *SnapshotCreateOptions) error {
+	f := opts.Factory
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot create", opts.LockWait, func(e *orchestrator.Session) error {
+		s, err := e.CreateSnapshot(ctx, opts.VM, opts.Name, opts.Memory, opts.Description)
+		if err != nil {
+			return err
+		}
+		if f.JSON() {
+			return writeJSON(f, snapshotCreateDoc{docHeader: v1, VM: opts.VM, Snapshot: snapshotToJSON(s)})
+		}
+		fmt.Fprintf(f.IO.Out, "Created snapshot %s of %s (%s).\n", s.Name, opts.VM, snapshotContent(s.Snapshot))
+		return nil
+	})
 }
 
 func snapshotContent(s virt.Snapshot) string {
@@ -126,8 +148,17 @@ func snapshotContent(s virt.Snapshot) string {
 	return "disk, VM " + string(s.State)
 }
 
-func newCmdSnapshotList(f *Factory) *cobra.Command {
-	return &cobra.Command{
+// SnapshotListOptions are the inputs of `legacyvm snapshot list`.
+type SnapshotListOptions struct {
+	Factory *Factory
+	// VMs are the VMs to list (none: every managed VM in scope).
+	VMs     []string
+	Profile string
+}
+
+func NewCmdSnapshotList(f *Factory, runF func(*SnapshotListOptions) error) *cobra.Command {
+	opts := &SnapshotListOptions{Factory: f}
+	cmd := &cobra.Command{
 		Use:               "list [VM...]",
 		ValidArgsFunction: completeVMNames(f),
 		Short:             "List snapshots as a tree, with their kind",
@@ -139,62 +170,69 @@ host the profile uses; a host that does not answer is reported and skipped
   legacyvm snapshot list acct-1 -o json
   legacyvm snapshot list --profile examples/lab`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			profilePath := cmd.Flags().Lookup("profile").Value.String()
-			var (
-				list  []orchestrator.VMSnapshots
-				sk    []skippedHost
-				hosts int
-			)
-			if profilePath == "" {
-				err := withEngine(cmd, f, func(e *orchestrator.Engine) error {
-					var err error
-					list, err = e.ListSnapshots(cmd.Context(), args)
-					return err
-				})
-				if err != nil {
-					return err
-				}
-			} else {
-				targets, profile, err := f.profileTargets(profilePath)
-				if err != nil {
-					return err
-				}
-				hosts = len(targets)
-				sk, err = f.onEachHost(cmd.Context(), targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
-					var here []string
-					for _, vm := range vms {
-						if len(args) == 0 || slices.Contains(args, vm) {
-							here = append(here, vm)
-						}
-					}
-					if len(here) == 0 {
-						return nil
-					}
-					l, err := f.engine(hv).ListSnapshots(cmd.Context(), here)
-					list = append(list, l...)
-					return err
-				})
-				if err != nil {
-					return err
-				}
+			opts.VMs = args
+			if runF != nil {
+				return runF(opts)
 			}
-			if err := writeSnapshotList(f, list); err != nil {
-				return err
-			}
-			if f.reportSkipped(sk) {
-				return f.partialSummary("snapshots listed", hosts-len(sk), sk)
-			}
-			return nil
+			return snapshotListRun(cmd.Context(), opts)
 		},
 	}
+	addProfileScope(cmd, &opts.Profile)
+	return cmd
 }
 
-func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots) error {
-	if f.JSON() {
-		if list == nil {
-			list = []orchestrator.VMSnapshots{}
+func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
+	f, args, profilePath := opts.Factory, opts.VMs, opts.Profile
+	var (
+		list  []orchestrator.VMSnapshots
+		sk    []skippedHost
+		hosts int
+	)
+	if profilePath == "" {
+		err := withEngine(ctx, f, profilePath, func(e *orchestrator.Session) error {
+			var err error
+			list, err = e.ListSnapshots(ctx, args)
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		return writeJSON(f, list)
+	} else {
+		targets, profile, err := f.profileTargets(profilePath)
+		if err != nil {
+			return err
+		}
+		hosts = len(targets)
+		sk, err = f.onEachHost(ctx, targets, profile, func(t profileTarget, hv virt.Hypervisor, vms []string) error {
+			var here []string
+			for _, vm := range vms {
+				if len(args) == 0 || slices.Contains(args, vm) {
+					here = append(here, vm)
+				}
+			}
+			if len(here) == 0 {
+				return nil
+			}
+			l, err := f.engine(hv).ListSnapshots(ctx, here)
+			list = append(list, l...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if err := writeSnapshotList(f, list, sk); err != nil {
+		return err
+	}
+	if f.reportSkipped(sk) {
+		return f.partialSummary("snapshots listed", hosts-len(sk), sk)
+	}
+	return nil
+}
+
+func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots, sk []skippedHost) error {
+	if f.JSON() {
+		return writeJSON(f, snapshotListToJSON(list, sk))
 	}
 	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
@@ -231,8 +269,18 @@ func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots) error {
 	return nil
 }
 
-func newCmdSnapshotRevert(f *Factory, lockWait *time.Duration) *cobra.Command {
-	return &cobra.Command{
+// SnapshotRevertOptions are the inputs of `legacyvm snapshot revert`.
+type SnapshotRevertOptions struct {
+	Factory  *Factory
+	VM       string
+	Snapshot string
+	Profile  string
+	LockWait time.Duration
+}
+
+func NewCmdSnapshotRevert(f *Factory, runF func(*SnapshotRevertOptions) error) *cobra.Command {
+	opts := &SnapshotRevertOptions{Factory: f}
+	cmd := &cobra.Command{
 		Use:               "revert VM NAME",
 		ValidArgsFunction: completeVMThenSnapshot(f),
 		Short:             "Revert a VM to a snapshot",
@@ -242,24 +290,47 @@ legacyvm checks that the VM reached the state the snapshot recorded.`,
 		Example: `  legacyvm snapshot revert acct-1 before-update`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withVMEngine(cmd, f, args[0], "snapshot revert", *lockWait, func(e *orchestrator.Engine) error {
-				start := time.Now()
-				st, err := e.RevertSnapshot(cmd.Context(), args[0], args[1])
-				if err != nil {
-					return err
-				}
-				if f.JSON() {
-					return writeJSON(f, map[string]any{"vm": args[0], "snapshot": args[1], "state": st, "took_ns": time.Since(start)})
-				}
-				fmt.Fprintf(f.IO.Out, "Reverted %s to %s in %s; it is %s.\n", args[0], args[1], time.Since(start).Round(time.Millisecond), st)
-				return nil
-			})
+			opts.VM, opts.Snapshot = args[0], args[1]
+			opts.LockWait = snapshotLockWait(cmd)
+			if runF != nil {
+				return runF(opts)
+			}
+			return snapshotRevertRun(cmd.Context(), opts)
 		},
 	}
+	addProfileScope(cmd, &opts.Profile)
+	return cmd
 }
 
-func newCmdSnapshotDelete(f *Factory, lockWait *time.Duration) *cobra.Command {
-	var force bool
+func snapshotRevertRun(ctx context.Context, opts *SnapshotRevertOptions) error {
+	f := opts.Factory
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot revert", opts.LockWait, func(e *orchestrator.Session) error {
+		start := time.Now()
+		st, err := e.RevertSnapshot(ctx, opts.VM, opts.Snapshot)
+		if err != nil {
+			return err
+		}
+		if f.JSON() {
+			return writeJSON(f, snapshotRevertDoc{docHeader: v1, VM: opts.VM, Snapshot: opts.Snapshot, State: string(st), Took: time.Since(start)})
+		}
+		fmt.Fprintf(f.IO.Out, "Reverted %s to %s in %s; it is %s.\n", opts.VM, opts.Snapshot, time.Since(start).Round(time.Millisecond), st)
+		return nil
+	})
+}
+
+// SnapshotDeleteOptions are the inputs of `legacyvm snapshot delete`.
+type SnapshotDeleteOptions struct {
+	Factory  *Factory
+	VM       string
+	Snapshot string
+	// Force allows deleting the baseline.
+	Force    bool
+	Profile  string
+	LockWait time.Duration
+}
+
+func NewCmdSnapshotDelete(f *Factory, runF func(*SnapshotDeleteOptions) error) *cobra.Command {
+	opts := &SnapshotDeleteOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:               "delete VM NAME",
 		ValidArgsFunction: completeVMThenSnapshot(f),
@@ -268,24 +339,48 @@ func newCmdSnapshotDelete(f *Factory, lockWait *time.Duration) *cobra.Command {
   legacyvm snapshot delete --force acct-1 clean`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withVMEngine(cmd, f, args[0], "snapshot delete", *lockWait, func(e *orchestrator.Engine) error {
-				if err := e.DeleteSnapshot(cmd.Context(), args[0], args[1], force); err != nil {
-					return err
-				}
-				if f.JSON() {
-					return writeJSON(f, map[string]string{"vm": args[0], "deleted": args[1]})
-				}
-				fmt.Fprintf(f.IO.Out, "Deleted snapshot %s of %s.\n", args[1], args[0])
-				return nil
-			})
+			opts.VM, opts.Snapshot = args[0], args[1]
+			opts.LockWait = snapshotLockWait(cmd)
+			if runF != nil {
+				return runF(opts)
+			}
+			return snapshotDeleteRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "allow deleting the baseline")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "allow deleting the baseline")
+	addProfileScope(cmd, &opts.Profile)
 	return cmd
 }
 
-func newCmdSnapshotPrune(f *Factory, lockWait *time.Duration) *cobra.Command {
-	var dryRun bool
+func snapshotDeleteRun(ctx context.Context, opts *SnapshotDeleteOptions) error {
+	f := opts.Factory
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot delete", opts.LockWait, func(e *orchestrator.Session) error {
+		if err := e.DeleteSnapshot(ctx, opts.VM, opts.Snapshot, opts.Force); err != nil {
+			return err
+		}
+		if f.JSON() {
+			return writeJSON(f, snapshotDeleteDoc{docHeader: v1, VM: opts.VM, Snapshot: opts.Snapshot})
+		}
+		fmt.Fprintf(f.IO.Out, "Deleted snapshot %s of %s.\n", opts.Snapshot, opts.VM)
+		return nil
+	})
+}
+
+// SnapshotTickOptions are the inputs of `legacyvm snapshot prune` and
+// `legacyvm snapshot run-due`.
+type SnapshotTickOptions struct {
+	Factory *Factory
+	// VMs are the VMs to serve (none: every managed VM in scope).
+	VMs    []string
+	DryRun bool
+	// Now is run-due's --now ("" = the clock).
+	Now      string
+	Profile  string
+	LockWait time.Duration
+}
+
+func NewCmdSnapshotPrune(f *Factory, runF func(*SnapshotTickOptions) error) *cobra.Command {
+	opts := &SnapshotTickOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:               "prune [VM...]",
 		ValidArgsFunction: completeVMNames(f),
@@ -296,20 +391,28 @@ are never touched. --dry-run only lists what would go.`,
 		Example: `  legacyvm snapshot prune --dry-run
   legacyvm snapshot prune ops`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				return tickCommand(cmd, f, e, args, time.Now().UTC(), dryRun, true, *lockWait)
-			})
+			opts.VMs = args
+			opts.LockWait = snapshotLockWait(cmd)
+			if runF != nil {
+				return runF(opts)
+			}
+			return snapshotPruneRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be deleted")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "only show what would be deleted")
+	addProfileScope(cmd, &opts.Profile)
 	return cmd
 }
 
-func newCmdSnapshotRunDue(f *Factory, lockWait *time.Duration) *cobra.Command {
-	var (
-		nowFlag string
-		dryRun  bool
-	)
+func snapshotPruneRun(ctx context.Context, opts *SnapshotTickOptions) error {
+	f := opts.Factory
+	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Session) error {
+		return tickCommand(ctx, f, opts.Profile, e, opts.VMs, f.Now().UTC(), opts.DryRun, true, opts.LockWait)
+	})
+}
+
+func NewCmdSnapshotRunDue(f *Factory, runF func(*SnapshotTickOptions) error) *cobra.Command {
+	opts := &SnapshotTickOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:               "run-due [VM...]",
 		ValidArgsFunction: completeVMNames(f),
@@ -323,27 +426,38 @@ minute from cron. It exits 1 and names every VM it could not serve.`,
   legacyvm snapshot run-due --dry-run
   legacyvm snapshot run-due --now 2026-12-01T03:00:00Z`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			now := time.Now().UTC()
-			if nowFlag != "" {
-				t, err := time.Parse(time.RFC3339, nowFlag)
-				if err != nil {
-					return fmt.Errorf("--now: %w (use RFC 3339, e.g. 2026-12-01T03:00:00Z)", err)
-				}
-				now = t.UTC()
+			opts.VMs = args
+			opts.LockWait = snapshotLockWait(cmd)
+			if runF != nil {
+				return runF(opts)
 			}
-			return withEngine(cmd, f, func(e *orchestrator.Engine) error {
-				return tickCommand(cmd, f, e, args, now.Truncate(time.Minute), dryRun, false, *lockWait)
-			})
+			return snapshotRunDueRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&nowFlag, "now", "", "pretend the time is this (RFC 3339)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show what would be done")
+	cmd.Flags().StringVar(&opts.Now, "now", "", "pretend the time is this (RFC 3339)")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "only show what would be done")
+	addProfileScope(cmd, &opts.Profile)
 	return cmd
+}
+
+func snapshotRunDueRun(ctx context.Context, opts *SnapshotTickOptions) error {
+	f := opts.Factory
+	now := f.Now().UTC()
+	if opts.Now != "" {
+		t, err := time.Parse(time.RFC3339, opts.Now)
+		if err != nil {
+			return fmt.Errorf("--now: %w (use RFC 3339, e.g. 2026-12-01T03:00:00Z)", err)
+		}
+		now = t.UTC()
+	}
+	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Session) error {
+		return tickCommand(ctx, f, opts.Profile, e, opts.VMs, now.Truncate(time.Minute), opts.DryRun, false, opts.LockWait)
+	})
 }
 
 // tickCommand runs (or simulates) a scheduler tick; pruneOnly skips
 // creation.
-func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
+func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchestrator.Session, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
 	var res []orchestrator.TickResult
 	var err error
 	if !dryRun {
@@ -352,7 +466,7 @@ func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []s
 			purpose = "snapshot prune"
 		}
 		var locks profileLocks
-		vms, locks, err = f.lockNamedOrAll(cmd, e, vms, purpose, lockWait)
+		vms, locks, err = f.lockNamedOrAll(ctx, profilePath, e, vms, purpose, lockWait)
 		if err != nil {
 			return err
 		}
@@ -362,18 +476,15 @@ func tickCommand(cmd *cobra.Command, f *Factory, e *orchestrator.Engine, vms []s
 	case !dryRun && len(vms) == 0:
 		// No managed VM (none locked): nothing to do.
 	case pruneOnly:
-		res, err = e.Prune(cmd.Context(), vms, now, dryRun)
+		res, err = e.Prune(ctx, vms, now, dryRun)
 	default:
-		res, err = e.RunDue(cmd.Context(), vms, now, dryRun)
+		res, err = e.RunDue(ctx, vms, now, dryRun)
 	}
 	if err != nil {
 		return err
 	}
 	if f.JSON() {
-		if res == nil {
-			res = []orchestrator.TickResult{}
-		}
-		if err := writeJSON(f, map[string]any{"now": now, "dry_run": dryRun, "vms": res}); err != nil {
+		if err := writeJSON(f, tickToJSON(now, dryRun, res)); err != nil {
 			return err
 		}
 	}
@@ -435,14 +546,22 @@ func confirmResetAll(f *Factory, doms []virt.Domain, yes bool) error {
 	return nil
 }
 
-func newCmdReset(f *Factory) *cobra.Command {
-	var (
-		all      bool
-		yes      bool
-		to       string
-		startVMs bool
-		lockWait time.Duration
-	)
+// ResetOptions are the inputs of `legacyvm reset`.
+type ResetOptions struct {
+	Factory *Factory
+	VMs     []string
+	// All is every managed VM on the host, of every profile.
+	All bool
+	Yes bool
+	// To is the snapshot to revert to ("" = the baseline).
+	To       string
+	Start    bool
+	Profile  string
+	LockWait time.Duration
+}
+
+func NewCmdReset(f *Factory, runF func(*ResetOptions) error) *cobra.Command {
+	opts := &ResetOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "reset [VM...|--all]",
 		Short: "Revert VMs to their clean baseline, in parallel",
@@ -466,7 +585,7 @@ takes --yes (without a terminal it refuses unless --yes is given).`,
   legacyvm reset acct-1 acct-2 --to clean -o json`,
 		ValidArgsFunction: completeVMNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			scoped := cmd.Flags().Lookup("profile").Value.String() != ""
+			all, yes, scoped := opts.All, opts.Yes, opts.Profile != ""
 			switch {
 			case all && len(args) > 0:
 				return fmt.Errorf("name the VMs to reset, or use --all (not both)")
@@ -477,121 +596,125 @@ takes --yes (without a terminal it refuses unless --yes is given).`,
 			case yes && !all:
 				return fmt.Errorf("--yes only confirms --all")
 			}
-			var res []orchestrator.ResetResult
-			start := time.Now()
-			resetOn := func(e *orchestrator.Engine, uri string, names []string) error {
-				names, locks, err := f.lockNamedOrAllOn(cmd.Context(), uri, e, names, "reset", lockWait)
-				if err != nil {
-					return err
-				}
-				defer locks.Release()
-				if len(names) == 0 {
-					return nil // no managed VM
-				}
-				r, err := e.Reset(cmd.Context(), names, to)
-				if err != nil {
-					return err
-				}
-				if startVMs {
-					var off []string
-					for _, x := range r {
-						if x.Err == "" && x.State == virt.StateShutoff {
-							off = append(off, x.VM)
-						}
-					}
-					for _, sr := range e.Start(cmd.Context(), off) {
-						for i := range r {
-							if r[i].VM == sr.Object {
-								if sr.Err != "" {
-									r[i].Err = "reverted, but start failed: " + sr.Err
-								} else {
-									r[i].State = virt.StateRunning
-								}
-							}
-						}
-					}
-				}
-				res = append(res, r...)
-				return nil
+			opts.VMs = args
+			if runF != nil {
+				return runF(opts)
 			}
-			var (
-				sk    []skippedHost
-				hosts int
-				err   error
-			)
-			if profilePath := cmd.Flags().Lookup("profile").Value.String(); profilePath == "" {
-				if err := f.noProfileFlags(cmd, "--profile PATH is given"); err != nil {
-					return err
-				}
-				err = connectEngine(cmd, f, true, func(e *orchestrator.Engine) error {
-					names := args
-					if all {
-						doms, err := e.Managed(cmd.Context(), nil)
-						if err != nil {
-							return err
-						}
-						if len(doms) == 0 {
-							return fmt.Errorf("no VM to reset: legacyvm manages none here")
-						}
-						if err := confirmResetAll(f, doms, yes); err != nil {
-							return err
-						}
-						for _, d := range doms {
-							names = append(names, d.Name)
-						}
-					}
-					return resetOn(e, f.URI(), names)
-				})
-			} else {
-				// No names: every VM of the profile, on each of its hosts.
-				sk, hosts, err = resetAcrossHosts(cmd.Context(), f, profilePath, len(args) == 0, args, resetOn)
-			}
-			if err != nil {
-				return err
-			}
-			// The progress board is closed: results may be printed.
-			if f.JSON() {
-				if res == nil {
-					res = []orchestrator.ResetResult{}
-				}
-				if err := writeJSON(f, map[string]any{"took_ns": time.Since(start), "vms": res}); err != nil {
-					return err
-				}
-			}
-			failed := 0
-			for _, r := range res {
-				if r.Err != "" {
-					failed++
-					fmt.Fprintf(f.IO.ErrOut, "Error: %s: %s\n", r.VM, r.Err)
-				} else if !f.JSON() {
-					fmt.Fprintf(f.IO.Out, "%s: reverted to %s in %s (%s)\n", r.VM, r.Snapshot, r.Took.Round(time.Millisecond), r.State)
-				}
-			}
-			if !f.JSON() {
-				fmt.Fprintf(f.IO.Out, "Reset %d VM(s) in %s.\n", len(res)-failed, time.Since(start).Round(time.Millisecond))
-			}
-			f.reportSkipped(sk)
-			if failed > 0 {
-				return silent(exitError)
-			}
-			if len(sk) > 0 {
-				return f.partialSummary("reset", hosts, sk)
-			}
-			return nil
+			return resetRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "reset every managed VM on the host, of every profile (asks first)")
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "with --all: do not ask for confirmation")
-	cmd.Flags().StringVar(&to, "to", "", "revert to this snapshot instead of the baseline")
-	cmd.Flags().BoolVar(&startVMs, "start", false, "start VMs that the snapshot left shut off")
-	addLockWaitFlag(cmd, &lockWait)
+	cmd.Flags().BoolVar(&opts.All, "all", false, "reset every managed VM on the host, of every profile (asks first)")
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "with --all: do not ask for confirmation")
+	cmd.Flags().StringVar(&opts.To, "to", "", "revert to this snapshot instead of the baseline")
+	cmd.Flags().BoolVar(&opts.Start, "start", false, "start VMs that the snapshot left shut off")
+	addProfileScope(cmd, &opts.Profile)
+	addLockWaitFlag(cmd, &opts.LockWait)
 	return cmd
+}
+
+func resetRun(ctx context.Context, opts *ResetOptions) error {
+	f, args, all, yes, to, startVMs, lockWait := opts.Factory, opts.VMs, opts.All, opts.Yes, opts.To, opts.Start, opts.LockWait
+	var res []orchestrator.ResetResult
+	start := time.Now()
+	resetOn := func(e *orchestrator.Session, uri string, names []string) error {
+		names, locks, err := f.lockNamedOrAllOn(ctx, uri, e, names, "reset", lockWait)
+		if err != nil {
+			return err
+		}
+		defer locks.Release()
+		if len(names) == 0 {
+			return nil // no managed VM
+		}
+		r, err := e.Reset(ctx, names, to)
+		if err != nil {
+			return err
+		}
+		if startVMs {
+			var off []string
+			for _, x := range r {
+				if x.Err == "" && x.State == virt.StateShutoff {
+					off = append(off, x.VM)
+				}
+			}
+			for _, sr := range e.Start(ctx, off) {
+				for i := range r {
+					if r[i].VM == sr.Object {
+						if sr.Err != "" {
+							r[i].Err = "reverted, but start failed: " + sr.Err
+						} else {
+							r[i].State = virt.StateRunning
+						}
+					}
+				}
+			}
+		}
+		res = append(res, r...)
+		return nil
+	}
+	var (
+		sk    []skippedHost
+		hosts int
+		err   error
+	)
+	if profilePath := opts.Profile; profilePath == "" {
+		err = connectEngine(ctx, f, profilePath, true, func(e *orchestrator.Session) error {
+			names := args
+			if all {
+				doms, err := e.Managed(ctx, nil)
+				if err != nil {
+					return err
+				}
+				if len(doms) == 0 {
+					return fmt.Errorf("no VM to reset: legacyvm manages none here")
+				}
+				if err := confirmResetAll(f, doms, yes); err != nil {
+					return err
+				}
+				for _, d := range doms {
+					names = append(names, d.Name)
+				}
+			}
+			return resetOn(e, f.URI(), names)
+		})
+	} else {
+		// No names: every VM of the profile, on each of its hosts.
+		sk, hosts, err = resetAcrossHosts(ctx, f, profilePath, len(args) == 0, args, resetOn)
+	}
+	if err != nil {
+		return err
+	}
+	// The progress board is closed: results may be printed.
+	if f.JSON() {
+		if err := writeJSON(f, resetToJSON(time.Since(start), res, sk)); err != nil {
+			return err
+		}
+	}
+	failed := 0
+	for _, r := range res {
+		if r.Err != "" {
+			failed++
+			fmt.Fprintf(f.IO.ErrOut, "Error: %s: %s\n", r.VM, r.Err)
+		} else if !f.JSON() {
+			fmt.Fprintf(f.IO.Out, "%s: reverted to %s in %s (%s)\n", r.VM, r.Snapshot, r.Took.Round(time.Millisecond), r.State)
+		}
+	}
+	if !f.JSON() {
+		fmt.Fprintf(f.IO.Out, "Reset %d VM(s) in %s.\n", len(res)-failed, time.Since(start).Round(time.Millisecond))
+	}
+	f.reportSkipped(sk)
+	if failed > 0 {
+		return silent(exitError)
+	}
+	if len(sk) > 0 {
+		return f.partialSummary("reset", hosts, sk)
+	}
+	return nil
 }
 
 // resetAcrossHosts runs reset on every host of the profile at path: the
 // named VMs (or, with all, every VM of the profile) that each host holds.
 // A name found on no answering host is an error.
-func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Engine, uri string, names []string) error) ([]skippedHost, int, error) {
+func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Session, uri string, names []string) error) ([]skippedHost, int, error) {
 	targets, profile, err := f.profileTargets(path)
 	if err != nil {
 		return nil, 0, err

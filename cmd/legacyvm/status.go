@@ -1,20 +1,28 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
-func newCmdStatus(f *Factory) *cobra.Command {
-	var all bool
+// StatusOptions are the inputs of `legacyvm status`.
+type StatusOptions struct {
+	Factory *Factory
+	// Path is the profile ("" with All).
+	Path string
+	All  bool
+}
+
+func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
+	opts := &StatusOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "status [PATH]",
 		Short: "List managed VMs: state, network, address, snapshots, licence",
@@ -38,10 +46,23 @@ command then ends with exit status 3 (partial).`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return statusRun(cmd, f, all, args)
+			if opts.All && len(args) > 0 {
+				return fmt.Errorf("give a profile PATH or --all, not both")
+			}
+			if opts.All {
+				if err := noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+					return err
+				}
+			} else {
+				opts.Path = pathArg(args)
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return statusRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "show the VMs of every profile on the host")
+	cmd.Flags().BoolVar(&opts.All, "all", false, "show the VMs of every profile on the host")
 	return cmd
 }
 
@@ -59,20 +80,13 @@ type statusHost struct {
 	VMs   int    `json:"vms"`
 }
 
-func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
-	ctx := cmd.Context()
+func statusRun(ctx context.Context, opts *StatusOptions) error {
+	f := opts.Factory
 	profile := ""
 	type target struct{ name, uri string }
 	targets := []target{{"", f.URI()}}
-	if all && len(args) > 0 {
-		return fmt.Errorf("give a profile PATH or --all, not both")
-	}
-	if all {
-		if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
-			return err
-		}
-	} else {
-		p, err := f.loadProfile(pathArg(args))
+	if !opts.All {
+		p, err := f.loadProfile(opts.Path)
 		if err != nil {
 			return err
 		}
@@ -100,7 +114,9 @@ func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
 				return nil, connectError(t.uri, err)
 			}
 			defer hv.Close()
-			return orchestrator.Status(ctx, hv, profile)
+			o := f.sessionOptions()
+			o.Hook, o.Profile = nil, profile
+			return orchestrator.OnHost(hv, t.uri, o).Status(ctx)
 		}()
 		if err != nil {
 			if len(targets) == 1 {
@@ -116,15 +132,10 @@ func statusRun(cmd *cobra.Command, f *Factory, all bool, args []string) error {
 		hosts = append(hosts, sh)
 		vms = append(vms, st...)
 	}
-	ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
+	ds, _ := daemonstate.Read(f.DaemonStatePath())
 	orchestrator.AddRelayState(vms, ds)
 	if f.JSON() {
-		if vms == nil {
-			vms = []orchestrator.VMStatus{}
-		}
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": targets[0].uri, "hosts": hosts, "vms": vms}); err != nil {
+		if err := writeJSON(f, statusToJSON(hosts, vms)); err != nil {
 			return err
 		}
 	} else {
@@ -152,7 +163,7 @@ func writeStatusText(f *Factory, uri string, multi bool, st []orchestrator.VMSta
 	}
 	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
 	head := "VM\tPROFILE\tSTATE\tNETWORK\tADDRESS\tSNAPSHOTS\tBASELINE\tNEXT SNAPSHOT\tLICENCE\tAGENT"
-	now := time.Now()
+	now := f.Now()
 	if multi {
 		head += "\tHOST"
 	}

@@ -42,7 +42,7 @@ type TestOptions struct {
 	LockWait time.Duration
 }
 
-func newCmdTest(f *Factory) *cobra.Command {
+func NewCmdTest(f *Factory, runF func(*TestOptions) error) *cobra.Command {
 	o := &TestOptions{}
 	cmd := &cobra.Command{
 		Use:   "test [PATH] [NAME...]",
@@ -65,6 +65,9 @@ prints the results on stdout. The exit status is 1 when any step failed.`,
 			o.Path = pathArg(args)
 			if len(args) > 1 {
 				o.Names = args[1:]
+			}
+			if runF != nil {
+				return runF(o)
 			}
 			return testRun(cmd.Context(), o)
 		},
@@ -164,7 +167,7 @@ func testRun(ctx context.Context, o *TestOptions) error {
 	}
 	defer hv.Close()
 	eng := f.engine(hv)
-	eng.Progress = nil
+	eng.Hook = nil
 	results := make([]*TestVMResult, len(jobs))
 	var outMu sync.Mutex
 	g := errgroup.Group{}
@@ -200,7 +203,7 @@ func testRun(ctx context.Context, o *TestOptions) error {
 		}
 	}
 	if f.JSON() {
-		if err := writeJSON(f, map[string]any{"profile": p.Name, "results": results, "failed": failed}); err != nil {
+		if err := writeJSON(f, testDoc{docHeader: v1, Profile: p.Name, Failed: failed, Results: nonNil(results)}); err != nil {
 			return err
 		}
 	} else {
@@ -245,7 +248,7 @@ func lockFailed(t *profiles.Test, vm string, err error) *TestVMResult {
 }
 
 // runTestOnVM runs one test on one VM instance.
-func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *orchestrator.Engine, t *profiles.Test, vm string, maxOutput int64, out *prefixWriter) *TestVMResult {
+func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *orchestrator.Session, t *profiles.Test, vm string, maxOutput int64, out *prefixWriter) *TestVMResult {
 	start := time.Now()
 	r := &TestVMResult{Test: t.Name, VM: vm}
 	dir := filepath.Join(o.Results, t.Name, vm)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -21,7 +22,7 @@ type ValidateOptions struct {
 	Getenv   func(string) (string, bool)
 }
 
-func newCmdValidate(f *Factory) *cobra.Command {
+func NewCmdValidate(f *Factory, runF func(*ValidateOptions) error) *cobra.Command {
 	opts := &ValidateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate [PATH]",
@@ -33,8 +34,10 @@ no secret is read: env(), file() and command() in product_key and
 admin_password are only checked for their form.
 
 Exit status is 0 when the profile is valid (warnings allowed) and 1 otherwise.
-With -o json the result is printed as one JSON document on stdout:
-  {"valid": bool, "error_count": N, "warning_count": N, "diagnostics": [
+With -o json the result is printed as one JSON document on stdout
+(docs/json.md has its schema):
+  {"format_version": 1, "profile": "...", "name_declared": bool,
+   "valid": bool, "error_count": N, "warning_count": N, "diagnostics": [
     {"severity": "error"|"warning", "summary": "...", "detail": "...",
      "range": {"filename": "...", "start": {"line": L, "column": C, "byte": B},
                "end": {...}}}]}`,
@@ -55,13 +58,16 @@ With -o json the result is printed as one JSON document on stdout:
 			if len(args) == 1 {
 				opts.Path = args[0]
 			}
-			return validateRun(opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return validateRun(cmd.Context(), opts)
 		},
 	}
 	return cmd
 }
 
-func validateRun(opts *ValidateOptions) error {
+func validateRun(ctx context.Context, opts *ValidateOptions) error {
 	p, diags := profiles.Load(opts.Path, profiles.LoadOptions{Vars: opts.Vars, VarFiles: opts.VarFiles, Getenv: opts.Getenv})
 	errs, warns := countDiags(diags)
 	if opts.JSON {
@@ -169,6 +175,7 @@ type jsonDiagnostic struct {
 }
 
 type jsonValidate struct {
+	docHeader
 	// Profile is the profile's name (what its VMs are labelled with);
 	// NameDeclared says whether a profile block declares it.
 	Profile      string           `json:"profile"`
@@ -181,7 +188,7 @@ type jsonValidate struct {
 
 // diagnosticsJSON is the Terraform-style validate document.
 func diagnosticsJSON(diags hcl.Diagnostics) jsonValidate {
-	out := jsonValidate{Diagnostics: []jsonDiagnostic{}}
+	out := jsonValidate{docHeader: v1, Diagnostics: []jsonDiagnostic{}}
 	out.ErrorCount, out.WarningCount = countDiags(diags)
 	out.Valid = out.ErrorCount == 0
 	for _, d := range diags {

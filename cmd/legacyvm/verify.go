@@ -2,26 +2,29 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
 // VerifyOptions are the inputs of `legacyvm verify`.
 type VerifyOptions struct {
-	Path   string
-	All    bool
-	Strict bool
+	Factory *Factory
+	Path    string
+	All     bool
+	Strict  bool
 }
 
-func newCmdVerify(f *Factory) *cobra.Command {
-	opts := &VerifyOptions{}
+func NewCmdVerify(f *Factory, runF func(*VerifyOptions) error) *cobra.Command {
+	opts := &VerifyOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "verify [PATH]",
 		Short: "Prove that the VMs are isolated: networks, traffic filters, bridges, host settings",
@@ -69,12 +72,15 @@ Exit status 1 when a check fails (with --strict, also on warnings).`,
 				return fmt.Errorf("give a profile PATH or --all, not both")
 			}
 			if opts.All {
-				if err := f.noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
+				if err := noProfileFlags(cmd, "a PATH is given instead of --all"); err != nil {
 					return err
 				}
 			}
 			opts.Path = pathArg(args)
-			return verifyRun(cmd.Context(), f, opts)
+			if runF != nil {
+				return runF(opts)
+			}
+			return verifyRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.All, "all", false, "verify every VM legacyvm manages on the host (--connect), of every profile")
@@ -82,7 +88,8 @@ Exit status 1 when a check fails (with --strict, also on warnings).`,
 	return cmd
 }
 
-func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
+func verifyRun(ctx context.Context, opts *VerifyOptions) error {
+	f := opts.Factory
 	var vs []*orchestrator.Verification
 	if opts.All {
 		uri := f.URI()
@@ -91,11 +98,10 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
+		vs, err = orchestrator.OnHost(hv, uri, f.sessionOptions()).Verify(ctx, orchestrator.VerifyOptions{System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
 		if err != nil {
 			return err
 		}
-		vs = append(vs, v)
 	} else {
 		p, err := f.loadProfile(opts.Path)
 		if err != nil {
@@ -117,13 +123,11 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 		warn = warn || v.Warnings()
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"ok": ok, "hosts": vs}); err != nil {
+		if err := writeJSON(f, verifyToJSON(ok, vs)); err != nil {
 			return err
 		}
 	} else {
-		writeVerifyText(f.IO.Out, vs, false)
+		writeVerifyText(f.IO.Out, vs, false, opts.Path)
 	}
 	if !ok || opts.Strict && warn {
 		f.reportSkipped(sk)
@@ -138,32 +142,53 @@ func verifyRun(ctx context.Context, f *Factory, opts *VerifyOptions) error {
 // verifyProfile runs verify on every host of p; path is how the user named
 // the profile (for the fixes it suggests).
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
-	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
+	s := f.session(p, f.planOptions())
+	defer s.Close()
+	return s.Verify(ctx, orchestrator.VerifyOptions{
 		System:      f.HostSystem,
-		ApplyHint:   "legacyvm apply " + path,
 		DaemonState: f.daemonState,
 		Agent:       agent,
 	})
 }
 
 // daemonState reads legacyvm daemon's state file (doors checks).
-func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
-	return orchestrator.ReadDaemonState(f.DaemonStatePath())
+func (f *Factory) daemonState() (*daemonstate.State, error) {
+	return daemonstate.Read(f.DaemonStatePath())
+}
+
+// verifyHintText words a check's hint; path is the profile's path.
+func verifyHintText(h event.Hint, path string) string {
+	switch h {
+	case event.HintApply:
+		if path == "" {
+			path = "PROFILE"
+		}
+		return "legacyvm apply " + path
+	case event.HintVerifyOnHost:
+		return "run legacyvm verify (or doctor) on the libvirt host"
+	}
+	return hintText(h, "")
 }
 
 var checkMarks = map[orchestrator.CheckStatus]string{
 	orchestrator.CheckPass: "pass", orchestrator.CheckFail: "FAIL", orchestrator.CheckWarn: "WARN", orchestrator.CheckSkip: "skip",
 }
 
-var findingMarks = map[orchestrator.Severity]string{
-	orchestrator.SeverityOK: "pass", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL",
+var findingMarks = map[hostcheck.Severity]string{
+	hostcheck.SeverityOK: "pass", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL",
 }
 
 // writeVerifyText prints verifications; problemsOnly leaves out what
-// passed (apply's summary).
-func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly bool) {
-	line := func(mark, check, msg, fix string) {
+// passed (apply's summary). path is how the user named the profile ("":
+// none), for the command a fix's hint names.
+func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly bool, path string) {
+	line := func(mark, check, msg, fix string, hint event.Hint) {
 		fmt.Fprintf(w, "  %s  %-17s %s\n", mark, check, msg)
+		if h := verifyHintText(hint, path); h != "" && fix == "" {
+			fix = h
+		} else if h != "" {
+			fix += " (" + h + ")"
+		}
 		if fix != "" {
 			fmt.Fprintf(w, "        %-17s fix: %s\n", "", fix)
 		}
@@ -217,25 +242,25 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 			}
 			fmt.Fprintln(w, head)
 			for _, c := range shown {
-				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix)
+				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix, c.Hint)
 			}
 		}
-		var shown []orchestrator.Finding
+		var shown []hostcheck.Finding
 		for _, hc := range v.HostChecks {
 			switch hc.Severity {
-			case orchestrator.SeverityWarn:
+			case hostcheck.SeverityWarn:
 				nWarn++
-			case orchestrator.SeverityFail:
+			case hostcheck.SeverityFail:
 				nHostFail++
 			}
-			if !problemsOnly || hc.Severity == orchestrator.SeverityWarn || hc.Severity == orchestrator.SeverityFail {
+			if !problemsOnly || hc.Severity == hostcheck.SeverityWarn || hc.Severity == hostcheck.SeverityFail {
 				shown = append(shown, hc)
 			}
 		}
 		if len(shown) > 0 {
 			fmt.Fprintf(w, "host conditions (%s)\n", hostWhere(v.Host))
 			for _, hc := range shown {
-				line(findingMarks[hc.Severity], hc.Check, hc.Message, hc.Fix)
+				line(findingMarks[hc.Severity], hc.Check, hc.Message, hc.Fix, hc.Hint)
 			}
 		}
 	}
@@ -252,7 +277,7 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 }
 
 func hostWhere(uri string) string {
-	if orchestrator.IsLocalURI(uri) {
+	if hostcheck.IsLocal(uri) {
 		return "this machine"
 	}
 	return uri
@@ -268,7 +293,7 @@ func (f *Factory) verifyAfterApply(ctx context.Context, p *profiles.Profile, pat
 		return
 	}
 	var b strings.Builder
-	writeVerifyText(&b, vs, true)
+	writeVerifyText(&b, vs, true, path)
 	out := b.String()
 	if i := strings.LastIndex(strings.TrimSuffix(out, "\n"), "\n"); i < 0 {
 		f.IO.Status("Verified isolation: %s", strings.TrimSpace(out))

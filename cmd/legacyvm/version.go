@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -12,7 +12,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func newCmdVersion(f *Factory) *cobra.Command {
+// VersionOptions are the inputs of `legacyvm version`.
+type VersionOptions struct {
+	Factory *Factory
+}
+
+func NewCmdVersion(f *Factory, runF func(*VersionOptions) error) *cobra.Command {
+	opts := &VersionOptions{Factory: f}
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print legacyvm's version",
@@ -20,21 +26,27 @@ func newCmdVersion(f *Factory) *cobra.Command {
   legacyvm version -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info := map[string]string{"version": version, "go": runtime.Version()}
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" {
-						info["commit"] = s.Value
-					}
-				}
+			if runF != nil {
+				return runF(opts)
 			}
-			if f.JSON() {
-				enc := json.NewEncoder(f.IO.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
-			}
-			fmt.Fprintf(f.IO.Out, "legacyvm %s (%s)\n", info["version"], info["go"])
-			return nil
+			return versionRun(cmd.Context(), opts)
 		},
 	}
+}
+
+func versionRun(ctx context.Context, opts *VersionOptions) error {
+	f := opts.Factory
+	info := map[string]string{"version": version, "go": runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				info["commit"] = s.Value
+			}
+		}
+	}
+	if f.JSON() {
+		return writeJSON(f, versionDoc{docHeader: v1, Version: info["version"], Go: info["go"], Commit: info["commit"]})
+	}
+	fmt.Fprintf(f.IO.Out, "legacyvm %s (%s)\n", info["version"], info["go"])
+	return nil
 }

@@ -27,6 +27,8 @@ const (
 	KindDoor    Kind = "door"
 	KindHost    Kind = "host"
 	KindMedia   Kind = "media" // answer media, ISOs
+	KindFilter  Kind = "filter"
+	KindVolume  Kind = "volume"
 )
 
 // Step is what the engine is doing to the object.

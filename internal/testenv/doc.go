@@ -63,7 +63,9 @@
 // (<sysinfo type='smbios'><oemStrings>) or fw_cfg, and reports "RIG ..."
 // lines on its serial console (see guest/init.sh for the keys and lines):
 // network address, connectivity checks, heartbeats (rig.hb), disk markers
-// (rig.diskcheck, rig.disktouch, control port 7778) and the answer-CD mode
+// (rig.diskcheck, rig.disktouch, control port 7778), memory ballast
+// (rig.ballast=MiB: that much RAM filled with random data and kept, so
+// saves, snapshots and reverts move as much memory as a Windows desktop's) and the answer-CD mode
 // (rig.answercd) that prints the ComputerName of an Autounattend.xml and
 // powers off. It never prints the answer file, which holds a product key.
 // An answer file that runs sysprep /generalize (legacyvm image build) puts

@@ -164,6 +164,26 @@ type Hypervisor interface {
 	RevertSnapshot(ctx context.Context, domain, name string) error
 	DeleteSnapshot(ctx context.Context, domain, name string) error
 
+	// Memory images.
+	//
+	// SaveDomain writes the running (or paused) domain's memory and device
+	// state to a new volume in pool (a directory pool: the file is
+	// <pool path>/<volume>, mode 0600) and stops the domain (shut off,
+	// StopOther). The image embeds the live definition; its disks keep
+	// the state they had at that instant only as long as nothing writes to
+	// them (pair the image with a disk snapshot taken while the domain is
+	// off). ErrInvalidState when the domain is not running, ErrExists when
+	// the volume exists. Where the host supports it (libvirt 11.2+) the
+	// image is written in the sparse format with parallel channels
+	// (HostInfo.SaveFeatures says which).
+	SaveDomain(ctx context.Context, domain, pool, volume string, opts SaveOptions) (Volume, error)
+	// RestoreDomain starts the shut off domain from a memory image made by
+	// SaveDomain (the image is kept: it can be restored again) and returns
+	// once the domain runs again in the state it was saved in. The disks
+	// are used as they are now. ErrInvalidState when the domain is not
+	// shut off, ErrNotFound when the volume does not exist.
+	RestoreDomain(ctx context.Context, domain, pool, volume string, opts SaveOptions) error
+
 	// Events delivers domain lifecycle events until ctx ends or the
 	// connection is lost (the channel is then closed).
 	Events(ctx context.Context) (<-chan Event, error)
@@ -222,6 +242,15 @@ var (
 // AgentOrgName is the name of the guest agent's virtio-serial port.
 const AgentOrgName = "org.qemu.guest_agent.0"
 
+// SaveOptions tune SaveDomain and RestoreDomain.
+type SaveOptions struct {
+	// BypassCache reads or writes the image around the host's page cache
+	// (VIR_DOMAIN_SAVE_BYPASS_CACHE, O_DIRECT): the image does not evict
+	// other data from the cache, but a restore cannot profit from a
+	// cached image either.
+	BypassCache bool
+}
+
 // Accel is the libvirt domain type.
 type Accel string
 
@@ -246,6 +275,11 @@ type HostInfo struct {
 	// they expand to.
 	Machines map[string]string
 	Emulator string
+	// SaveFeatures are the memory-image features newer than libvirt 9.0
+	// that SaveDomain uses on this host: "sparse" (the sparse image
+	// format, libvirt 11.2+) and "parallel" (several channels write and
+	// read the image at once). Empty on older hosts.
+	SaveFeatures []string
 }
 
 // DomainState is a domain's run state.

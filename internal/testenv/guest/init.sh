@@ -30,6 +30,10 @@
 #   rig.install=1          with answercd: if no disk holds the stand-in system, copy it from the CD
 #                          (STANDIN.GZ) to the first empty disk, like Setup installing Windows
 #   rig.debug=1            timing lines
+#   rig.ballast=MIB        at boot, before the network: fill MIB MiB of RAM (a tmpfs, kept for the life of
+#                          the guest) with random, incompressible data, so the guest has as much dirty
+#                          memory as a booted Windows desktop (a save, snapshot or revert moves all of it);
+#                          capped at MemTotal - 96 MiB [0 = off]
 #
 # Image-build mode: when the answer file (Autounattend.xml) runs "sysprep.exe /generalize", the
 # stand-in imitates legacyvm image build's Windows sequence in one boot: setup (rig.install copies
@@ -56,6 +60,7 @@
 #
 # Output on the serial console (ttyS0), one result per line, always prefixed "RIG ":
 #   RIG boot name=.. uptime=S
+#   RIG ballast mib=N result=done|failed uptime=S
 #   RIG disk marker=present|absent|written|nodisk [dev=..]
 #   RIG install target=DEV result=written|skipped|failed
 #   RIG answer file=NAME|none computername=..    (the file itself is never printed: it holds a key)
@@ -270,7 +275,7 @@ f=/sys/firmware/qemu_fw_cfg/by_name/opt/rig/config/raw
 RIG_name=""; RIG_ip=dhcp; RIG_gw=""; RIG_dhcpwait=15; RIG_listen=7777; RIG_control=7778
 RIG_ping=""; RIG_tcp=""; RIG_dns=""; RIG_rounds=1; RIG_interval=2; RIG_hb=0; RIG_halt=0
 RIG_route=""; RIG_wait=""; RIG_waitmax=60
-RIG_diskcheck=0; RIG_disktouch=0; RIG_answercd=1; RIG_answermark=0; RIG_install=0
+RIG_diskcheck=0; RIG_disktouch=0; RIG_answercd=1; RIG_answermark=0; RIG_install=0; RIG_ballast=0
 for w in $CFG; do
 	case "$w" in
 	rig.*=*)
@@ -282,6 +287,18 @@ done
 [ -n "$RIG_name" ] || RIG_name=guest
 hostname "$RIG_name"
 say "boot name=$RIG_name uptime=$(up)"
+
+# ---- ballast: dirty memory kept resident (rig.ballast) ----------------------------------------------
+if [ "$RIG_ballast" -gt 0 ] 2>/dev/null; then
+	n=$RIG_ballast
+	total=$(( $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024 ))
+	[ "$n" -gt $((total - 96)) ] && n=$((total - 96))
+	r=failed
+	# tmpfs pages stay in RAM (no swap); /dev/urandom makes them incompressible.
+	[ "$n" -gt 0 ] && mkdir -p /ballast && mount -t tmpfs -o "size=$((n + 1))m,mode=0700" ballast /ballast &&
+		dd if=/dev/urandom of=/ballast/fill bs=1M count="$n" 2>/dev/null && r=done
+	say "ballast mib=$n result=$r uptime=$(up)"
+fi
 
 # ---- ACPI power button -> clean poweroff (virsh shutdown) ---------------------------------------
 mkdir -p /etc/acpi/PWRF

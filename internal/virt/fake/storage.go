@@ -32,6 +32,8 @@ type file struct {
 	internal []string
 	// uploaded: sum holds the content's SHA-256.
 	uploaded bool
+	// image is the content of a memory image made by SaveDomain.
+	image *savedImage
 }
 
 // pool is a directory pool.

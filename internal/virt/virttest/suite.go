@@ -66,6 +66,7 @@ func Run(t *testing.T, newHV func(t *testing.T) Harness) {
 		{"Filters", testFilters},
 		{"Storage", testStorage},
 		{"Snapshots", testSnapshots},
+		{"MemoryImages", testMemoryImages},
 		{"ChangeMedia", testChangeMedia},
 		{"Events", testEvents},
 		{"Agent", testAgent},
