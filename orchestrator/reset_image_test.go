@@ -224,7 +224,7 @@ func TestMemoryImageKeptWhenPolicyDropsMemory(t *testing.T) {
 	noMem := loadProfile(t, "lab", strings.Replace(labProfile, "memory = true", "memory = false", 1))
 	apply(t, plan(t, noMem, h))
 	d, _ := h.GetDomain(ctx, "web-1")
-	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != MemoryImageVolumeName("web-1") {
+	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != memoryImageVolumeName("web-1") {
 		t.Fatalf("web-1's metadata no longer lists its memory image: %+v", d.Metadata.Volumes)
 	}
 	if st, err := (&Engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
