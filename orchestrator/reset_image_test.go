@@ -227,14 +227,14 @@ func TestMemoryImageKeptWhenPolicyDropsMemory(t *testing.T) {
 	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != memoryImageVolumeName("web-1") {
 		t.Fatalf("web-1's metadata no longer lists its memory image: %+v", d.Metadata.Volumes)
 	}
-	if st, err := (&Engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
+	if st, err := (&engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
 		t.Errorf("reset after the policy change: %s %v", st, err)
 	}
-	hps, err := PlanDestroy(ctx, noMem, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, noMem, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
 	vs, _ := h.ListVolumes(ctx, "default")
