@@ -71,7 +71,7 @@ func TestScheduleNotes(t *testing.T) {
 	}
 	hourly := &virt.PolicyRef{Name: "h", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
 	aged := &virt.PolicyRef{Name: "a", Baseline: "clean", Keep: 5, MaxAge: "1h30m0s"}
-	o := &Observed{
+	o := &observation{
 		Domains: map[string]virt.Domain{
 			"a-1":   {Name: "a-1", Metadata: md(hourly, true)},
 			"b-1":   {Name: "b-1", Metadata: md(hourly, true)},
@@ -86,7 +86,7 @@ func TestScheduleNotes(t *testing.T) {
 			"c-1": {auto("a", at(0, 0), &exp)},
 		},
 	}
-	got := ScheduleNotes(o, "lab", at(2, 10))
+	got := scheduleNotes(o, "lab", at(2, 10))
 	want := []string{
 		"a-1: next scheduled snapshot auto-h-20261126T030000Z at 2026-11-26T03:00:00Z; retention then deletes auto-h-20261126T010000Z",
 		"b-1: next scheduled snapshot auto-h-20261126T021000Z at 2026-11-26T02:10:00Z (due now)",

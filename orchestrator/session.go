@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -48,20 +49,32 @@ type Options struct {
 
 // HostPlan is the plan for the part of a profile that lives on one host,
 // with the connection it was made on. When Err is set the host could not
-// be reached or planned (HV, Observed and Plan are nil): nothing
-// is done there, and Skipped names the instances that were left out
-// because of it.
+// be reached or planned (HV and Plan are nil): nothing is done there, and
+// Skipped names the instances that were left out because of it.
 type HostPlan struct {
-	Host     *profiles.Host
-	URI      string
-	HV       virt.Hypervisor
-	Observed *Observed
-	Plan     *Plan
-	Err      error
-	Skipped  []string
+	Host    *profiles.Host
+	URI     string
+	HV      virt.Hypervisor
+	Plan    *Plan
+	Err     error
+	Skipped []string
 
-	// desired is what the profile wants on the host (nil with Err).
-	desired *desiredState
+	// observed is what the host held at planning; desired what the
+	// profile wants there (both nil with Err).
+	observed *observation
+	desired  *desiredState
+}
+
+// ScheduleNotes says, for each provisioned VM of the plan's profile with a
+// snapshot policy on the host as observed at planning, what the snapshot
+// scheduler does next at now: what retention deletes at the next tick, and
+// the next scheduled snapshot. plan prints them as notes; they are no
+// changes (apply takes no snapshots). nil when the host was not planned.
+func (hp *HostPlan) ScheduleNotes(now time.Time) []string {
+	if hp.observed == nil || hp.Plan == nil {
+		return nil
+	}
+	return scheduleNotes(hp.observed, hp.Plan.Profile, now)
 }
 
 // Planned returns the host plans that have a plan (Err not set).
@@ -206,7 +219,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		} else if o, err := observeHost(ctx, c.HV, part, h, c.URI, opts, c.Domains); err != nil {
 			hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 		} else {
-			hp.Observed = o
+			hp.observed = o
 			ds, plan, d, err := makePlan(part, h, c.URI, o, opts.settings())
 			diags = append(diags, d...)
 			hp.desired, hp.Plan = ds, plan
@@ -218,7 +231,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			for _, in := range part.Instances {
 				hp.Skipped = append(hp.Skipped, in.Name)
 			}
-			hp.Observed, hp.desired, hp.Plan = nil, nil, nil
+			hp.observed, hp.desired, hp.Plan = nil, nil, nil
 		}
 	}
 	for _, u := range unplaced {

@@ -396,12 +396,12 @@ func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, er
 	return tp, nil
 }
 
-// ScheduleNotes says, for each provisioned VM of profile with a snapshot
+// scheduleNotes says, for each provisioned VM of profile with a snapshot
 // policy on the observed host (by name), what the scheduler does next:
 // scheduled snapshots retention deletes at the next tick, and the next
 // scheduled snapshot with what retention deletes then. plan prints them as
 // notes; they are not changes (apply does not take snapshots).
-func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
+func scheduleNotes(o *observation, profile string, now time.Time) []string {
 	now = now.UTC().Truncate(time.Minute)
 	var notes []string
 	for _, name := range sortedKeys(o.Domains) {
