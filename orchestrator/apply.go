@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -674,6 +675,14 @@ func (e *engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 	md := *spec.Metadata
 	if om := obs.Metadata; om != nil {
 		md.Created, md.Provisioned = om.Created, om.Provisioned
+		// A memory image stays owned (destroy deletes it, reset finds
+		// it) while the baseline that refers to it exists, even when the
+		// policy no longer asks for memory.
+		if ref, ok := memoryImageRef(om); ok {
+			if _, has := memoryImageRef(&md); !has {
+				md.Volumes = append(slices.Clone(md.Volumes), ref)
+			}
+		}
 		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {
 			lr := *md.License
 			lr.Fingerprint, lr.SecretID, lr.LastGroup = om.License.Fingerprint, om.License.SecretID, om.License.LastGroup

@@ -122,7 +122,7 @@ func resolveImageVersion(dv *desiredVM, in *profiles.Instance, t hostTarget, o *
 // versions already built, but the next image build would fail. (The
 // checksum is compared by image build, which reads the whole ISO.)
 func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string, o *observation) hcl.Diagnostics {
-	if !IsLocalURI(uri) {
+	if !isLocalURI(uri) {
 		return nil
 	}
 	var diags hcl.Diagnostics

@@ -109,7 +109,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if v1.Version != 1 || v1.Mode != "0444" || v1.Meta.SourceSHA256 != hex.EncodeToString(sum[:]) || !v1.Meta.Generalized || v1.Meta.LegacyvmVersion != "test" {
 		t.Errorf("v1 = %+v", v1)
 	}
-	inv, err := ListImages(ctx, h, "default", "w7t")
+	inv, err := listImages(ctx, h, "default", "w7t")
 	if err != nil || len(inv.Versions) != 1 || len(inv.Leftovers) != 0 || len(inv.Building) != 0 {
 		t.Fatalf("inventory %+v %v", inv, err)
 	}
@@ -169,7 +169,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if !errors.As(err, &be) || be.Phase != "steps" || !strings.Contains(err.Error(), "RIG step result=failed") || !strings.Contains(err.Error(), "before it reported the generalize phase") {
 		t.Errorf("failed build: %v", err)
 	}
-	inv, _ = ListImages(ctx, h, "default", "w7t")
+	inv, _ = listImages(ctx, h, "default", "w7t")
 	if len(inv.Versions) != 2 || len(inv.Leftovers) != 0 {
 		t.Errorf("after a failed build: %+v", inv)
 	}
@@ -189,7 +189,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if err != nil || len(done) != 1 || !strings.Contains(done[0], "lvm-image-w7t-v3.qcow2") {
 		t.Errorf("clean-up: %q %v", done, err)
 	}
-	inv, _ = ListImages(ctx, h, "default", "w7t")
+	inv, _ = listImages(ctx, h, "default", "w7t")
 	if len(inv.Versions) != 2 || len(inv.Leftovers) != 0 {
 		t.Errorf("after clean-up: %+v", inv)
 	}

@@ -156,7 +156,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 	if err := observeImageVersions(ctx, hv, part, o); err != nil {
 		return nil, err
 	}
-	local := IsLocalURI(uri)
+	local := isLocalURI(uri)
 	// Install ISOs: on this machine for a local host; else the pool
 	// legacyvm made for the ISO's directory, when libvirt does not show
 	// the ISO itself.
@@ -330,7 +330,7 @@ func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.P
 		if _, err := hv.GetPool(ctx, im.Pool); err != nil {
 			continue // checkImageRefs says so
 		}
-		inv, err := ListImages(ctx, hv, im.Pool, im.Name)
+		inv, err := listImages(ctx, hv, im.Pool, im.Name)
 		if err != nil {
 			return err
 		}

@@ -616,7 +616,7 @@ func planVM(p *profiles.Profile, dv *desiredVM, o *observation) (*Change, hcl.Di
 		if obs.State != virt.StateShutoff {
 			state = "running"
 		} else if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory && obs.StopReason == virt.StopOther && o.Volumes[ref.Name].Name == ref.Name {
-			state = "memory saved"
+			state = "saved"
 		}
 		upd = append(upd, Reason{Code: ReasonBaselineMissing, Subject: p.Baseline, From: state})
 		c.takeBaseline = true

@@ -173,6 +173,12 @@ func (s *Session) Status(ctx context.Context) ([]VMStatus, error) {
 	return hostStatusAt(ctx, s.HV, s.engine.Profile, now)
 }
 
+// ListImages lists the registered versions of image ("": every image) in
+// pool on the session's host, with the domains that use each.
+func (s *Session) ListImages(ctx context.Context, pool, image string) (*ImageInventory, error) {
+	return listImages(ctx, s.HV, pool, image)
+}
+
 // Close closes the connections the session made. The session must not be
 // used after.
 func (s *Session) Close() {

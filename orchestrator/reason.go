@@ -51,7 +51,7 @@ const (
 	ReasonBindingMissing    // [Subject: MAC, To: filter]
 	ReasonBindingFilter     // [Subject: MAC, From, To: filters]
 	ReasonBindingIP         // [Subject: MAC, From, To: addresses]
-	ReasonBaselineMissing   // [Subject: snapshot, From: "running", "shut off" or "memory saved"]
+	ReasonBaselineMissing   // [Subject: snapshot, From: "running", "shut off" or "saved" (memory image saved, VM off)]
 	// Doors.
 	ReasonDoorListen         // [From, To]
 	ReasonDoorPort           // [From, To]
@@ -157,7 +157,7 @@ func (r Reason) String() string {
 		switch r.From {
 		case "running":
 			how = "with memory, the VM runs"
-		case "memory saved":
+		case "saved":
 			how = "with the memory saved before an interruption"
 		}
 		return fmt.Sprintf("baseline snapshot %s is missing: apply takes it now from the VM as it is (%s)", r.Subject, how)

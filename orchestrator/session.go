@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -63,18 +62,6 @@ type HostPlan struct {
 	// profile wants there (both nil with Err).
 	observed *observation
 	desired  *desiredState
-}
-
-// ScheduleNotes says, for each provisioned VM of the plan's profile with a
-// snapshot policy on the host as observed at planning, what the snapshot
-// scheduler does next at now: what retention deletes at the next tick, and
-// the next scheduled snapshot. plan prints them as notes; they are no
-// changes (apply takes no snapshots). nil when the host was not planned.
-func (hp *HostPlan) ScheduleNotes(now time.Time) []string {
-	if hp.observed == nil || hp.Plan == nil {
-		return nil
-	}
-	return scheduleNotes(hp.observed, hp.Plan.Profile, now)
 }
 
 // Planned returns the host plans that have a plan (Err not set).

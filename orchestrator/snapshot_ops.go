@@ -250,7 +250,7 @@ func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string,
 		return err
 	}
 	desc.MemoryPool, desc.MemoryImage = ref.Pool, ref.Name
-	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (disks; memory in %s)", baseline, ref.Name)
+	e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
 	if _, err := e.HV.CreateSnapshot(ctx, name, virt.SnapshotSpec{Name: baseline, Description: desc.String()}); err != nil {
 		if rerr := restore(); rerr != nil {
 			return fmt.Errorf("%w; bringing the VM back from its memory image failed too (it is shut off): %w", err, rerr)
@@ -396,11 +396,15 @@ func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, er
 	return tp, nil
 }
 
-// scheduleNotes says, for each provisioned VM of profile with a snapshot
-// policy on the observed host (by name), what the scheduler does next:
-// scheduled snapshots retention deletes at the next tick, and the next
-// scheduled snapshot with what retention deletes then. plan prints them as
-// notes; they are not changes (apply does not take snapshots).
+// ScheduleNotes says, for each provisioned VM of profile with a snapshot
+// policy on the plan's host, what the scheduler does next: scheduled
+// snapshots retention deletes at the next tick, and the next scheduled
+// snapshot with what retention deletes then. plan prints them as notes;
+// they are not changes (apply does not take snapshots).
+func (hp *HostPlan) ScheduleNotes(profile string, now time.Time) []string {
+	return scheduleNotes(hp.observed, profile, now)
+}
+
 func scheduleNotes(o *observation, profile string, now time.Time) []string {
 	now = now.UTC().Truncate(time.Minute)
 	var notes []string

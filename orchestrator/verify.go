@@ -267,7 +267,7 @@ func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*V
 		return v.VMs[i].Name < v.VMs[j].Name
 	})
 
-	if IsLocalURI(opts.URI) {
+	if isLocalURI(opts.URI) {
 		v.HostChecks = hostcheck.Findings(ctx, opts.System)
 	} else {
 		v.HostChecks = []hostcheck.Finding{{Check: "host system", Severity: hostcheck.SeverityInfo,
@@ -577,7 +577,7 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 	r, ok := vr.ports[n.Bridge]
 	if !ok {
 		r.ports, r.err = vr.hv.BridgePorts(ctx, n.Bridge)
-		if errors.Is(r.err, virt.ErrUnsupported) && IsLocalURI(vr.opts.URI) {
+		if errors.Is(r.err, virt.ErrUnsupported) && isLocalURI(vr.opts.URI) {
 			r.ports, r.err = vr.opts.System.BridgePorts(ctx, n.Bridge)
 		}
 		vr.ports[n.Bridge] = r

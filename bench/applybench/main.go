@@ -54,12 +54,13 @@ func main() {
 		only   = flag.String("only", "", "run only this variant (legacyvm or script), for profiling")
 		keep   = flag.String("logs", "", "directory to keep apply's stderr of each round in (and the libvirtd debug log when -libvirt-log is set)")
 		vlog   = flag.Bool("libvirt-log", false, "turn on libvirtd's debug log (timings of every API call; slows libvirtd down)")
+		cmp    = flag.String("compare", "", "another legacyvm binary (e.g. built from an earlier commit) measured as variant legacyvm-compare")
 		clog   = flag.Bool("client-log", false, "turn on the libvirt client library's debug log in legacyvm (rpc and remote driver) into the -logs directory")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := opts{clientLog: *clog, bin: *bin, rounds: *rounds, n: *n, mem: *mem, par: *par, only: *only, logs: *keep, libvirtLog: *vlog}
+	o := opts{compare: *cmp, clientLog: *clog, bin: *bin, rounds: *rounds, n: *n, mem: *mem, par: *par, only: *only, logs: *keep, libvirtLog: *vlog}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "applybench:", err)
 		os.Exit(1)
@@ -68,7 +69,7 @@ func main() {
 
 type opts struct {
 	bin, mem, only, logs  string
-	par                   string
+	par, compare          string
 	rounds, n             int
 	libvirtLog, clientLog bool
 }
@@ -247,6 +248,19 @@ vm "ab" {
 			return err
 		}, b.destroy})
 	}
+	if o.compare != "" {
+		cbin, err := filepath.Abs(o.compare)
+		if err != nil {
+			return err
+		}
+		variants = append(variants, variant{"legacyvm-compare", fmt.Sprintf("`%s apply --auto-approve` (the -compare binary)", filepath.Base(cbin)), func(ctx context.Context, r int) error {
+			stderr, err := b.run(ctx, cbin, "apply", "--auto-approve", b.profile)
+			if o.logs != "" {
+				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("legacyvm-compare-%d.log", r)), []byte(stderr), 0o644)
+			}
+			return err
+		}, b.destroy})
+	}
 	variants = append(variants, variant{"script", "`sh apply.sh up`: net-define + net-start, 2 nwfilter-define, then per VM qemu-img create, virsh define, start, snapshot-create-as", func(ctx context.Context, r int) error {
 		out, err := b.sh(ctx, script, "up")
 		if o.logs != "" {
@@ -367,7 +381,11 @@ func (b *bench) destroy(ctx context.Context) error {
 // legacyvm runs the binary and returns its stderr (the progress log); a
 // failure carries stdout and stderr.
 func (b *bench) legacyvm(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, b.bin, args...)
+	return b.run(ctx, b.bin, args...)
+}
+
+func (b *bench) run(ctx context.Context, bin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = b.environ
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -86,7 +86,7 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
 	for _, hp := range hps {
-		hp.Plan.Notes = append(hp.Plan.Notes, hp.ScheduleNotes(f.Now())...)
+		hp.Plan.Notes = append(hp.Plan.Notes, hp.ScheduleNotes(p.Name, f.Now())...)
 	}
 	if f.JSON() {
 		if err := writeJSON(f, planToJSON(p.Name, hps, sk)); err != nil {
