@@ -11,7 +11,7 @@ package orchestrator
 // whether the doors' listen addresses are free (through the injected
 // Options.ProbeListen). The planner (plan.go, makePlan; seats in licenses.go,
 // checkSeats) is then a pure function of the profile, the observation and
-// the key identities read once per command (secrets_read.go): it takes no
+// the key identities read once per command (secretbundle.go): it takes no
 // context and no hypervisor, and reads no file.
 
 import (
