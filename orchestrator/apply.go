@@ -49,7 +49,7 @@ func (e *ApplyError) Error() string {
 // to where it was; other VMs go on. The error is an *ApplyError when some
 // objects failed. Cancelling ctx lets in-flight VMs finish their current
 // step, undo, and stop.
-func (e *Engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
+func (e *engine) Apply(ctx context.Context, plan *Plan) ([]Result, error) {
 	var (
 		mu      sync.Mutex
 		results []Result
@@ -302,7 +302,7 @@ func verb(a Action) string {
 // the baseline snapshot, and finally the VM running and marked provisioned.
 // Any failure undoes what this call created. sec are the secrets Apply
 // read for it.
-func (e *Engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err error) {
+func (e *engine) createVM(ctx context.Context, dv *desiredVM, sec secrets) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
 	if e.undoPause > 0 {
@@ -418,7 +418,7 @@ func (e *Engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err 
 	return nil
 }
 
-func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) createSystemVolume(ctx context.Context, dv *desiredVM) error {
 	name := dv.Spec.Name
 	vs := dv.System
 	src := dv.HostImage
@@ -463,7 +463,7 @@ func (e *Engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
 // reportCopy reports, every ReportInterval until stop is called, how much
 // of a volume being copied exists so far (as libvirt reports the new
 // volume's allocation; nothing is reported while libvirt cannot tell).
-func (e *Engine) reportCopy(ctx context.Context, object, path string) (stop func()) {
+func (e *engine) reportCopy(ctx context.Context, object, path string) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	every := e.ReportInterval
@@ -492,7 +492,7 @@ func (e *Engine) reportCopy(ctx context.Context, object, path string) (stop func
 }
 
 // poolPath is the directory of a pool ("" when it cannot be read).
-func (e *Engine) poolPath(ctx context.Context, pool string) string {
+func (e *engine) poolPath(ctx context.Context, pool string) string {
 	p, err := e.HV.GetPool(ctx, pool)
 	if err != nil {
 		return ""
@@ -504,13 +504,13 @@ func (e *Engine) poolPath(ctx context.Context, pool string) string {
 // waits until setup powers it off, then removes the media: the answer ISO
 // holds the product key, so it is deleted as soon as setup is done, and on
 // any failure.
-func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *DesiredVM, sec secrets) error {
+func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *desiredVM, sec secrets) error {
 	name := dv.Spec.Name
 	data, err := buildAnswerMedia(dv, sec)
 	if err != nil {
 		return fmt.Errorf("answer media for %s: %w", name, err)
 	}
-	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: AnswerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
+	av := virt.VolumeSpec{Pool: dv.System.Pool, Name: answerVolumeName(name), Format: "raw", CapacityBytes: uint64(len(data)), Mode: 0o600}
 	e.begin(event.KindVM, name, event.StepUpload, "uploading answer media (%s)", humanBytes(uint64(len(data))))
 	vol, err := e.HV.UploadVolume(ctx, av, bytes.NewReader(data), int64(len(data)))
 	clear(data)
@@ -570,7 +570,7 @@ func (e *Engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 // running. A memory baseline is taken from the running VM (a reset resumes
 // it); a disk baseline from the VM shut off, before it starts. before runs
 // right before the snapshot is taken.
-func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() error) error {
+func (e *engine) takeBaseline(ctx context.Context, dv *desiredVM, before func() error) error {
 	name, p := dv.Spec.Name, dv.Policy
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
 	if p.Memory {
@@ -622,7 +622,7 @@ func (e *Engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 // image stops it for the save and restores it); a stopped one stays off,
 // unless an apply was interrupted after saving its memory for the
 // baseline: the baseline is then finished and the VM runs.
-func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) takeMissingBaseline(ctx context.Context, dv *desiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
@@ -644,7 +644,7 @@ func (e *Engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
 	return err
 }
 
-func (e *Engine) ensureRunning(ctx context.Context, name string) error {
+func (e *engine) ensureRunning(ctx context.Context, name string) error {
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
 		return err
@@ -669,7 +669,7 @@ func (e *Engine) ensureRunning(ctx context.Context, name string) error {
 }
 
 // updateVM redefines the domain in place, keeping its provisioning record.
-func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
+func (e *engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 	obs := c.observedDomain
 	spec := c.vm.Spec
 	md := *spec.Metadata
@@ -722,7 +722,7 @@ func (e *Engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 // definition and, when the domain runs, on the live interface: a running
 // VM whose filter was removed is isolated again at once, without a
 // restart.
-func (e *Engine) rebindFilters(ctx context.Context, name string, nics []virt.InterfaceSpec) error {
+func (e *engine) rebindFilters(ctx context.Context, name string, nics []virt.InterfaceSpec) error {
 	for _, n := range nics {
 		if n.Filter == "" {
 			continue
@@ -738,7 +738,7 @@ func (e *Engine) rebindFilters(ctx context.Context, name string, nics []virt.Int
 // teardownVM removes a domain and everything it owns: it is powered off,
 // its snapshots deleted (disk contents included), its volumes deleted, and
 // the definition removed last, so an interrupted teardown can be resumed.
-func (e *Engine) teardownVM(ctx context.Context, d virt.Domain) error {
+func (e *engine) teardownVM(ctx context.Context, d virt.Domain) error {
 	name := d.Name
 	if d.State != virt.StateShutoff {
 		e.begin(event.KindVM, name, event.StepStop, "powering off")
@@ -762,7 +762,7 @@ func (e *Engine) teardownVM(ctx context.Context, d virt.Domain) error {
 	return nil
 }
 
-func (e *Engine) deleteAllSnapshots(ctx context.Context, name string) error {
+func (e *engine) deleteAllSnapshots(ctx context.Context, name string) error {
 	snaps, err := e.HV.ListSnapshots(ctx, name)
 	if err != nil {
 		if errors.Is(err, virt.ErrNotFound) {
@@ -792,7 +792,7 @@ func ownedVolumes(d virt.Domain) []virt.VolumeRef {
 // deleteNetwork deletes a network's filters, then the network: its
 // metadata lists the filters, so a delete interrupted half-way leaves
 // nothing legacyvm cannot recognise as its own.
-func (e *Engine) deleteNetwork(ctx context.Context, name string, filters []string) error {
+func (e *engine) deleteNetwork(ctx context.Context, name string, filters []string) error {
 	// The root filter references the guard: delete the root first.
 	sort.Slice(filters, func(i, j int) bool { return len(filters[i]) < len(filters[j]) })
 	for _, f := range filters {

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -25,22 +28,25 @@ type Daemon struct {
 	Tick time.Duration
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
-	Log *slog.Logger
+	// Hook receives the events of the work the daemon does (scheduled
+	// snapshots, reverts); nil discards.
+	Hook event.Hook
+	Log  *slog.Logger
 	// Parallelism bounds concurrent VM work per tick.
 	Parallelism int
 	// ReconnectMax caps the reconnect backoff (default 30s).
 	ReconnectMax time.Duration
 	// LockVM, when set, takes the VM lock other legacyvm commands take
-	// (AcquireVMLock) without waiting; the daemon leaves a VM that another
+	// (lock.AcquireVM) without waiting; the daemon leaves a VM that another
 	// command works on to a later tick.
 	LockVM func(ctx context.Context, vm string) (release func(), err error)
 	// VerifyEvery is how often isolation is verified and repaired live
-	// (EnforceIsolation); <= 0 means DefaultVerifyEvery.
+	// (enforceIsolation); <= 0 means DefaultVerifyEvery.
 	VerifyEvery time.Duration
 	// URI and System are what verify reports on and reads host conditions
 	// from.
 	URI    string
-	System HostSystem
+	System hostcheck.System
 	// Relay, when set, carries the doors recorded in libvirt: they are
 	// read again at every tick and isolation check.
 	Relay *relay.Relay
@@ -62,7 +68,7 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	doorProbs  []string
-	lastVerify *VerifySummary
+	lastVerify *daemonstate.VerifySummary
 	repairs    uint64
 	vmStats    map[string]vmStat
 	resets     map[string]time.Time
@@ -197,7 +203,7 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 	if err != nil {
 		return err
 	}
-	e := &Engine{HV: hv, Parallelism: max(d.Parallelism, 1), Now: d.Now}
+	e := OnHost(hv, d.URI, SessionOptions{Parallelism: max(d.Parallelism, 1), Now: d.Now, Hook: d.Hook})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	d.tick(sctx, e)
@@ -245,8 +251,8 @@ func (d *Daemon) serve(ctx context.Context, hv virt.Hypervisor, tick time.Durati
 // enforce verifies isolation and repairs what it can live, logging each
 // repair and each failure it cannot repair.
 func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
-	res, err := EnforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
-		DaemonState: func() (*DaemonState, error) { return d.State(), nil }})
+	res, err := enforceIsolation(ctx, hv, VerifyOptions{URI: d.URI, System: d.System,
+		DaemonState: func() (*daemonstate.State, error) { return d.State(), nil }})
 	if err != nil {
 		d.Log.Error("verify isolation", "err", err)
 		return
@@ -259,7 +265,7 @@ func (d *Daemon) enforce(ctx context.Context, hv virt.Hypervisor) {
 		d.Log.Error("isolation check failed; cannot repair it live", "finding", u)
 	}
 	d.Log.Info("isolation verified", "ok", res.Verification.OK, "vms", len(res.Verification.VMs), "repaired", len(res.Repaired), "unrepaired", len(res.Unrepaired))
-	sum := &VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
+	sum := &daemonstate.VerifySummary{At: res.At, OK: res.Verification.OK, VMs: len(res.Verification.VMs),
 		Repaired: res.Repaired, Unrepaired: res.Unrepaired, Isolated: map[string]bool{}}
 	for _, vm := range res.Verification.VMs {
 		sum.Isolated[vm.Name] = vm.OK
@@ -288,7 +294,7 @@ func (d *Daemon) noteReset(vm string, at time.Time) {
 // daemon's state.
 func (d *Daemon) syncDoors(ctx context.Context, hv virt.Hypervisor) {
 	if d.Relay != nil {
-		doors, probs, err := HostDoors(ctx, hv)
+		doors, probs, err := hostDoors(ctx, hv)
 		if err != nil {
 			d.Log.Error("read doors", "err", err)
 		} else {
@@ -329,9 +335,9 @@ func (d *Daemon) collectVMStats(ctx context.Context, hv virt.Hypervisor, doms []
 	d.mu.Unlock()
 }
 
-// State returns what the daemon publishes (see DaemonState).
-func (d *Daemon) State() *DaemonState {
-	st := &DaemonState{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
+// State returns what the daemon publishes (see daemonstate.State).
+func (d *Daemon) State() *daemonstate.State {
+	st := &daemonstate.State{PID: os.Getpid(), URI: d.URI, Updated: d.now(), Doors: []relay.DoorStatus{}}
 	if d.Relay != nil {
 		st.Doors = d.Relay.Status()
 	}
@@ -346,7 +352,7 @@ func (d *Daemon) writeState() {
 	if d.StatePath == "" {
 		return
 	}
-	if err := WriteDaemonState(d.StatePath, d.State()); err != nil {
+	if err := daemonstate.Write(d.StatePath, d.State()); err != nil {
 		d.Log.Warn("publish daemon state", "err", err)
 	}
 }
@@ -355,7 +361,7 @@ func (d *Daemon) writeState() {
 // its VM lock. A VM whose guest shut down while no event reached the daemon
 // (it was not running, or disconnected from libvirtd) is reverted first
 // (missedGuestShutdown); the first tick runs right after every connect.
-func (d *Daemon) tick(ctx context.Context, e *Engine) {
+func (d *Daemon) tick(ctx context.Context, e *Session) {
 	now := d.now().Truncate(time.Minute)
 	doms, err := e.selectManaged(ctx, nil)
 	if err != nil {
@@ -448,7 +454,7 @@ func (d *Daemon) confirmMissedShutdown(dom virt.Domain) bool {
 // onGuestShutdown reverts a VM whose policy says on_shutdown = "revert"
 // to its baseline after the guest powered itself off, and starts it again
 // when the baseline was taken with the VM off.
-func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
+func (d *Daemon) onGuestShutdown(ctx context.Context, e *Session, name string) {
 	unlock, ok := d.lock(ctx, name)
 	if !ok {
 		return
@@ -482,7 +488,7 @@ func (d *Daemon) onGuestShutdown(ctx context.Context, e *Engine, name string) {
 // that a tick found the shutdown, not its event: the daemon was not
 // listening then (or the tick came first; the event then finds the VM
 // running and does nothing).
-func (d *Daemon) revertToBaseline(ctx context.Context, e *Engine, dom virt.Domain, caughtUp bool) {
+func (d *Daemon) revertToBaseline(ctx context.Context, e *Session, dom virt.Domain, caughtUp bool) {
 	name, p := dom.Name, dom.Metadata.Policy
 	start := time.Now()
 	state, err := e.RevertSnapshot(ctx, name, p.Baseline)

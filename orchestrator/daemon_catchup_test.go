@@ -58,20 +58,20 @@ func TestTickCatchUpOnlyRevertsGuestShutdowns(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name   string
-		stop   func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *Engine)
+		stop   func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *engine)
 		revert bool
 	}{
-		{"guest shutdown", func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *Engine) {
+		{"guest shutdown", func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *engine) {
 			if err := h.GuestPowerOff("t"); err != nil {
 				t.Fatal(err)
 			}
 		}, true},
-		{"legacyvm stop", func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *Engine) {
+		{"legacyvm stop", func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *engine) {
 			if r := e.Stop(ctx, []string{"t"}, 5*time.Second, false, true); r[0].Err != "" {
 				t.Fatal(r[0].Err)
 			}
 		}, false},
-		{"forced stop", func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *Engine) {
+		{"forced stop", func(t *testing.T, h interface{ GuestPowerOff(string) error }, e *engine) {
 			if err := e.HV.DestroyDomain(ctx, "t"); err != nil {
 				t.Fatal(err)
 			}
@@ -80,8 +80,8 @@ func TestTickCatchUpOnlyRevertsGuestShutdowns(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			h := newFakeHost(t)
 			apply(t, plan(t, loadProfile(t, "catchup", revertProfile, "%MEMORY%", "false"), h))
-			e := &Engine{HV: h, Parallelism: 1, PollInterval: time.Millisecond}
-			c.stop(t, h, e)
+			e := &Session{engine: &engine{HV: h, Parallelism: 1, PollInterval: time.Millisecond}}
+			c.stop(t, h, e.engine)
 			var logs syncBuffer
 			dm := &Daemon{Log: slog.New(slog.NewTextHandler(&logs, nil)), CatchUpAfter: time.Millisecond}
 			// Long after a stop request: still not taken for the guest's.
@@ -112,7 +112,7 @@ func TestTickCatchUpWaitsForASecondSighting(t *testing.T) {
 	ctx := context.Background()
 	h := newFakeHost(t)
 	apply(t, plan(t, loadProfile(t, "catchup", revertProfile, "%MEMORY%", "false"), h))
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: time.Millisecond}
+	e := &Session{engine: &engine{HV: h, Parallelism: 1, PollInterval: time.Millisecond}}
 	if err := h.GuestPowerOff("t"); err != nil { // as the setup pass does
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -26,7 +27,7 @@ func TestDaemonTakesVMLock(t *testing.T) {
 
 	lockDir := filepath.Join(t.TempDir(), "locks")
 	const uri = "test:///fake"
-	held, err := AcquireVMLockIn(ctx, lockDir, uri, "t", "reset", 0, nil)
+	held, err := lock.AcquireVMIn(ctx, lockDir, uri, "t", "reset", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +37,7 @@ func TestDaemonTakesVMLock(t *testing.T) {
 		Tick:    time.Hour,
 		Log:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		LockVM: func(ctx context.Context, vm string) (func(), error) {
-			l, err := AcquireVMLockIn(ctx, lockDir, uri, vm, "daemon", 0, nil)
+			l, err := lock.AcquireVMIn(ctx, lockDir, uri, vm, "daemon", 0, nil)
 			if err != nil {
 				return nil, err
 			}

@@ -161,7 +161,7 @@ func TestRunDueRetriesBusyDomain(t *testing.T) {
 	src := strings.Replace(revertProfile, "on_shutdown", "schedule = \"*/5 * * * *\"\n  on_shutdown", 1)
 	apply(t, plan(t, loadProfile(t, "busy", src, "%MEMORY%", "true"), h))
 	h.FailTimes("CreateSnapshot", "t", 2, virt.ErrBusy)
-	e := &Engine{HV: h}
+	e := &engine{HV: h}
 	now := time.Now().UTC().Add(time.Hour).Truncate(5 * time.Minute)
 	res, err := e.RunDue(ctx, nil, now, false)
 	if err != nil {
@@ -185,7 +185,7 @@ func TestDaemonLeavesRequestedStopsAlone(t *testing.T) {
 	go func() { _ = dm.Run(ctx) }()
 	waitFor(t, "daemon connected", func() bool { return strings.Contains(logs.String(), "connected to libvirt") })
 
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	if r := e.Stop(ctx, []string{"t"}, 5*time.Second, false, true); r[0].Err != "" {
 		t.Fatalf("stop: %s", r[0].Err)
 	}
@@ -213,7 +213,7 @@ func TestMemoryBaselineSettles(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	var lines []string
-	e := &Engine{HV: h, PollInterval: time.Millisecond, Hook: event.Func(func(ev event.Event) {
+	e := &engine{HV: h, PollInterval: time.Millisecond, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, ev.Message)

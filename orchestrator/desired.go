@@ -16,9 +16,9 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// Target is what planning needs to know about the host a profile is
+// hostTarget is what planning needs to know about the host a profile is
 // applied to, beyond what the profile says. It is observed, never guessed.
-type Target struct {
+type hostTarget struct {
 	URI   string
 	Accel virt.Accel
 	// Pool is the storage pool that holds system disks and answer media.
@@ -31,29 +31,29 @@ type Target struct {
 	// Images maps a golden image path of the profile to where it is on
 	// this host when that differs (uploaded to a remote host); absent:
 	// the path itself.
-	Images map[string]HostImage
+	Images map[string]imageOnHost
 	// Uploads are the golden images apply uploads to this host first.
-	Uploads []ImageUpload
+	Uploads []imageUpload
 }
 
-// DesiredState is everything one profile wants on one host.
-type DesiredState struct {
+// desiredState is everything one profile wants on one host.
+type desiredState struct {
 	Profile  string
-	Target   Target
-	Networks []*DesiredNetwork
-	VMs      []*DesiredVM
+	Target   hostTarget
+	Networks []*desiredNetwork
+	VMs      []*desiredVM
 }
 
-// DesiredNetwork is a network and the traffic filter of its interfaces.
-type DesiredNetwork struct {
+// desiredNetwork is a network and the traffic filter of its interfaces.
+type desiredNetwork struct {
 	Decl   *profiles.Network
 	Spec   virt.NetworkSpec
 	Filter virt.FilterSpec
 	Hash   string
 }
 
-// DesiredVM is an instance: its domain and the volumes it owns.
-type DesiredVM struct {
+// desiredVM is an instance: its domain and the volumes it owns.
+type desiredVM struct {
 	Instance *profiles.Instance
 	Spec     virt.DomainSpec
 	// System is the system disk volume. For a linked clone it is an overlay
@@ -85,14 +85,14 @@ type DesiredVM struct {
 	Hash string
 }
 
-// Desired builds the desired state of p on one target. observed supplies
+// desiredFor builds the desired state of p on one target. observed supplies
 // the existing DHCP reservations so that addresses stay put when VMs are
 // added or removed; it may be nil.
-func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, error) {
-	ds := &DesiredState{Profile: p.Name, Target: t}
-	netByName := map[string]*DesiredNetwork{}
+func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*desiredState, error) {
+	ds := &desiredState{Profile: p.Name, Target: t}
+	netByName := map[string]*desiredNetwork{}
 	for _, n := range p.Networks {
-		dn := desiredNetwork(p, n)
+		dn := newDesiredNetwork(p, n)
 		ds.Networks = append(ds.Networks, dn)
 		netByName[n.Name] = dn
 	}
@@ -127,7 +127,7 @@ func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, 
 		dn.Hash = hashOf(dn.Spec, dn.Filter)
 	}
 	for _, in := range p.Instances {
-		dv, err := desiredVM(p, t, in, netByName, ips[in.Name], observed)
+		dv, err := newDesiredVM(p, t, in, netByName, ips[in.Name], observed)
 		if err != nil {
 			return nil, err
 		}
@@ -137,12 +137,12 @@ func Desired(p *profiles.Profile, t Target, observed *Observed) (*DesiredState, 
 	return ds, nil
 }
 
-func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
+func newDesiredNetwork(p *profiles.Profile, n *profiles.Network) *desiredNetwork {
 	id, mac := networkIdentity(p.Name, n.Name)
 	spec := virt.NetworkSpec{
-		Name:         NetworkName(n.Name),
+		Name:         networkName(n.Name),
 		UUID:         id,
-		Bridge:       NetworkName(n.Name),
+		Bridge:       networkName(n.Name),
 		MAC:          mac,
 		Subnet:       n.Subnet,
 		HostAddress:  n.HostAddress,
@@ -154,7 +154,7 @@ func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 		spec.DHCPStart, spec.DHCPEnd, _ = dhcpPool(n.Subnet)
 	}
 	f := virt.FilterSpec{
-		Name:        FilterName(n.Name),
+		Name:        filterName(n.Name),
 		UUID:        filterUUID(p.Name, n.Name),
 		BridgeMAC:   mac,
 		Subnet:      n.Subnet,
@@ -172,7 +172,7 @@ func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 			PortEnd:   a.Ports.End,
 		})
 	}
-	dn := &DesiredNetwork{Decl: n, Spec: spec, Filter: f}
+	dn := &desiredNetwork{Decl: n, Spec: spec, Filter: f}
 	dn.Hash = hashOf(dn.Spec, dn.Filter)
 	return dn
 }
@@ -226,14 +226,14 @@ func reserveAddresses(profile string, subnet netip.Prefix, members []*profiles.I
 	return out, nil
 }
 
-func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[string]*DesiredNetwork, ip netip.Addr, observed *Observed) (*DesiredVM, error) {
+func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*desiredNetwork, ip netip.Addr, observed *Observed) (*desiredVM, error) {
 	vm := in.VM
 	preset, ok := winguest.PresetFor(string(vm.OS))
 	if !ok {
 		panic(fmt.Sprintf("profiles accepted unknown os %q", vm.OS))
 	}
 	id := instanceIdentity(p.Name, in.Name)
-	dv := &DesiredVM{Instance: in, Policy: vm.SnapshotPolicy, License: in.License, IP: ip}
+	dv := &desiredVM{Instance: in, Policy: vm.SnapshotPolicy, License: in.License, IP: ip}
 
 	cpus := vm.CPUs
 	if cpus == 0 {
@@ -268,7 +268,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 	}
 
 	d := vm.Disk
-	sys := virt.VolumeSpec{Pool: t.Pool.Name, Name: SystemVolumeName(in.Name), Format: "qcow2", CapacityBytes: d.SizeBytes, Mode: 0o600}
+	sys := virt.VolumeSpec{Pool: t.Pool.Name, Name: systemVolumeName(in.Name), Format: "qcow2", CapacityBytes: d.SizeBytes, Mode: 0o600}
 	dv.Clone = d.Clone
 	switch {
 	case d.Install != nil:
@@ -285,7 +285,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		}
 		dv.Answer = d.Prepare == profiles.PrepareSpecialize
 		// A registered image version (image = image.NAME) resolved dv.Image.
-		hostImage := HostImage{Path: dv.Image}
+		hostImage := imageOnHost{Path: dv.Image}
 		if hi, ok := t.Images[dv.Image]; ok {
 			hostImage = hi
 		}
@@ -355,10 +355,10 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 		Policy:       policyRef(dv.Policy),
 	}
 	if dv.Answer {
-		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: AnswerVolumeName(in.Name), Role: "answer"})
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: answerVolumeName(in.Name), Role: "answer"})
 	}
 	if dv.Policy != nil && dv.Policy.Memory {
-		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: MemoryImageVolumeName(in.Name), Role: VolumeRoleMemory})
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: memoryImageVolumeName(in.Name), Role: volumeRoleMemory})
 	}
 	if vm.Network != nil {
 		spec.Metadata.Filters = nets[vm.Network.Name].Filter.Names()
@@ -374,7 +374,7 @@ func desiredVM(p *profiles.Profile, t Target, in *profiles.Instance, nets map[st
 // image is the volume libvirt knows for a golden image or ISO of the
 // profile: at its path, or (on a remote host) as the copy uploaded there
 // earlier.
-func (o *Observed) image(t Target, path string) (virt.Volume, bool) {
+func (o *Observed) image(t hostTarget, path string) (virt.Volume, bool) {
 	if v, ok := o.Images[path]; ok {
 		return v, true
 	}

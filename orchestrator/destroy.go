@@ -13,15 +13,15 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// PlanDestroy plans the removal of everything profile p owns on each of its
+// planProfileDestroy plans the removal of everything profile p owns on each of its
 // hosts: its domains (with their disks, answer media and snapshots), its
 // networks and their filters. Objects are recognised by legacyvm's metadata
 // naming the profile; nothing else is touched. A host that cannot be
 // reached gets a HostPlan with Err (partial: the others are destroyed);
 // when no host can be reached the first error is returned. only, when not empty, limits
 // the plan to those instances (networks are then kept). Only the observer
-// talks to the hosts (observeForDestroy); planDestroy is pure.
-func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
+// talks to the hosts (observeForDestroy); planHostDestroy is pure.
+func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
 	var hps []*HostPlan
 	want := map[string]bool{}
 	for _, n := range only {
@@ -34,7 +34,7 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 	for _, in := range p.Instances {
 		known[in.Name] = true
 	}
-	for _, part := range Split(p) {
+	for _, part := range split(p) {
 		h := part.Hosts[0]
 		uri := HostURI(h, opts)
 		hv, err := connect(ctx, uri)
@@ -52,15 +52,15 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 			continue
 		}
 		hp.Observed = o
-		plan, err := planDestroy(p, part, uri, pool, o, want, known)
+		plan, err := planHostDestroy(p, part, uri, pool, o, want, known)
 		if err != nil {
-			CloseAll(hps)
+			closeAll(hps)
 			return nil, err
 		}
 		hp.Plan = plan
 	}
 	if err := checkNames(only, known, p.Name); err != nil {
-		CloseAll(hps)
+		closeAll(hps)
 		return nil, err
 	}
 	if len(Planned(hps)) == 0 {
@@ -73,11 +73,11 @@ func PlanDestroy(ctx context.Context, p *profiles.Profile, connect Connector, op
 	return hps, nil
 }
 
-// planDestroy plans the removal of what profile p owns on one host from
+// planHostDestroy plans the removal of what profile p owns on one host from
 // what was observed there (pure): part is p's part on that host, want the
 // instances to destroy (all when empty). The names of the domains p owns
 // there are added to known.
-func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
+func planHostDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
 	plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
 	for _, name := range sortedKeys(o.Domains) {
 		d := o.Domains[name]
@@ -111,8 +111,8 @@ func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want,
 		// referenced by that root. A filter made by hand with such a
 		// name is left alone.
 		for _, pn := range part.Networks {
-			fn := FilterName(pn.Name)
-			if _, ok := o.Networks[NetworkName(pn.Name)]; ok {
+			fn := filterName(pn.Name)
+			if _, ok := o.Networks[networkName(pn.Name)]; ok {
 				continue
 			}
 			root, ok := o.Filters[fn]

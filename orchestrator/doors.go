@@ -17,10 +17,6 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// KindDoor is a publish or egress door: recorded in its VM's metadata,
-// opened in its network's guard and relayed by legacyvm daemon.
-const KindDoor Kind = "door"
-
 // doorRefs lists the doors that concern one instance: its publish doors,
 // its egress doors, then its network's egress doors.
 func doorRefs(vm *profiles.VM) []virt.DoorRef {
@@ -47,8 +43,8 @@ func doorRefs(vm *profiles.VM) []virt.DoorRef {
 // addFilterDoors opens each network's guard for the doors of its VMs
 // (after the networks' hashes are computed: a door change updates the
 // filter live, never the network).
-func addFilterDoors(ds *DesiredState) {
-	byName := map[string]*DesiredNetwork{}
+func addFilterDoors(ds *desiredState) {
+	byName := map[string]*desiredNetwork{}
 	for _, dn := range ds.Networks {
 		byName[dn.Spec.Name] = dn
 		for _, e := range dn.Decl.Egresses {
@@ -76,7 +72,7 @@ func addFilterDoors(ds *DesiredState) {
 func doorKey(vm string, d virt.DoorRef) string { return vm + "/" + d.Kind + "/" + d.Name }
 
 // doorDetails describes a door in words.
-func doorDetails(d virt.DoorRef, dv *DesiredVM) string {
+func doorDetails(d virt.DoorRef, dv *desiredVM) string {
 	switch d.Kind {
 	case virt.DoorPublish:
 		to := "the guest"
@@ -120,7 +116,7 @@ func doorDrift(have, want virt.DoorRef) []Reason {
 // planDoors lists every door of the profile's VMs as a change of its own:
 // create, update (with what changed) or delete (no longer declared), next
 // to the VM that records it.
-func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Change {
+func planDoors(ds *desiredState, o *Observed, vmChanges map[string]Action) []Change {
 	var out []Change
 	for _, dv := range ds.VMs {
 		name := dv.Spec.Name
@@ -161,21 +157,8 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 	return out
 }
 
-// ListenProbe tries to listen on addr ("0.0.0.0:13389") the way the relay
-// will; nil when the address is free.
-type ListenProbe func(addr string) error
-
-// ProbeListen is the ListenProbe of the local host: it binds and closes.
-func ProbeListen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return ln.Close()
-}
-
 // doorDiagnostics reports doors whose listen address is taken.
-func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
+func doorDiagnostics(ds *desiredState, o *Observed) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if o.ListenProblems == nil {
 		return nil
@@ -218,7 +201,7 @@ func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
 // applyDoors records the doors of VMs that are not created, replaced or
 // updated (those record them with the rest of their metadata): the VM's
 // metadata gets the desired doors, in the definition and live.
-func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
+func (e *engine) applyDoors(ctx context.Context, plan *Plan, record func(Change, error)) {
 	vmAction := map[string]Action{}
 	for _, c := range plan.Changes {
 		if c.Kind == KindVM {
@@ -262,13 +245,13 @@ func (e *Engine) applyDoors(ctx context.Context, plan *Plan, record func(Change,
 	}
 }
 
-// HostDoors reads every door recorded on the host (libvirt is the source
+// hostDoors reads every door recorded on the host (libvirt is the source
 // of truth) and resolves it for the relay: a publish door dials its
 // guest's reserved address from the network's host address; an egress
 // door listens on the network's host address and accepts only its guest
 // (vm scope) or the network's subnet (network scope). Doors that cannot be
 // resolved (no reservation, no host address) are returned in problems.
-func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
+func hostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, problems []string, err error) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -292,7 +275,7 @@ func HostDoors(ctx context.Context, hv virt.Hypervisor) (doors []relay.Door, pro
 		}
 		nic := d.Interfaces[0]
 		n, ok := byName[nic.Network]
-		if !ok || n.Metadata == nil || !IsOwnedName(n.Name) || !n.HostAddress.IsValid() {
+		if !ok || n.Metadata == nil || !isOwnedName(n.Name) || !n.HostAddress.IsValid() {
 			problems = append(problems, fmt.Sprintf("%s: network %s is missing, not legacyvm's or has no host address", d.Name, nic.Network))
 			continue
 		}

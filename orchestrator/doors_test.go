@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -52,7 +54,7 @@ func doorChanges(p *Plan) map[string]Change {
 
 // Doors are planned as objects of their own, recorded in the VM's
 // metadata, opened in the network's guard, and changed without touching
-// the VM; the relay's view (HostDoors) is read back from libvirt alone.
+// the VM; the relay's view (hostDoors) is read back from libvirt alone.
 func TestDoorsArePlannedRecordedAndRelayed(t *testing.T) {
 	h := newFakeHost(t)
 	ctx := context.Background()
@@ -66,7 +68,7 @@ func TestDoorsArePlannedRecordedAndRelayed(t *testing.T) {
 		t.Errorf("publish details %q", d)
 	}
 	var guard *virt.FilterSpec
-	for _, dn := range hp.Desired.Networks {
+	for _, dn := range hp.desired.Networks {
 		guard = &dn.Filter
 	}
 	if len(guard.Doors) != 2 || guard.Doors[0].Kind != virt.DoorEgress || guard.Doors[0].GuestIP.IsValid() ||
@@ -82,7 +84,7 @@ func TestDoorsArePlannedRecordedAndRelayed(t *testing.T) {
 		t.Fatalf("second plan has changes: %+v", hp2.Plan.Changes)
 	}
 
-	doors, probs, err := HostDoors(ctx, h)
+	doors, probs, err := hostDoors(ctx, h)
 	if err != nil || len(probs) != 0 || len(doors) != 2 {
 		t.Fatalf("HostDoors = %+v, %v, %v", doors, probs, err)
 	}
@@ -144,7 +146,7 @@ func TestDoorListenPortTaken(t *testing.T) {
 		return syscall.EADDRNOTAVAIL
 	}
 	opts := Options{DefaultURI: "test:///fake", ProbeListen: busy}
-	_, diags, err := PlanProfile(context.Background(), p, connector(h), opts)
+	_, diags, err := planProfile(context.Background(), p, connector(h), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestDoorListenPortTaken(t *testing.T) {
 		t.Fatalf("diagnostics %v", diags)
 	}
 	opts.OwnListeners = map[string]bool{"0.0.0.0:13389": true}
-	if _, diags, err := PlanProfile(context.Background(), p, connector(h), opts); err != nil || len(diags) != 0 {
+	if _, diags, err := planProfile(context.Background(), p, connector(h), opts); err != nil || len(diags) != 0 {
 		t.Fatalf("with the relay holding the port: %v, %v", diags, err)
 	}
 }
@@ -172,7 +174,7 @@ func TestVerifyDoors(t *testing.T) {
 	ctx := context.Background()
 	p := loadProfile(t, "doors", doorsProfile, "%FROM%", `"192.0.2.0/24"`)
 	apply(t, plan(t, p, h))
-	doors, _, err := HostDoors(ctx, h)
+	doors, _, err := hostDoors(ctx, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,38 +200,38 @@ func TestVerifyDoors(t *testing.T) {
 		line(0, n.HostAddress, 11433, "0A")+ // the relay's egress port
 		line(1, netip.MustParseAddr("0.0.0.0"), 13389, "0A")+ // the relay's publish listener
 		line(2, n.HostAddress, 8080, "01")) // an established connection, not a listener
-	state := &DaemonState{PID: os.Getpid()}
+	state := &daemonstate.State{PID: os.Getpid()}
 	for _, d := range doors {
 		state.Doors = append(state.Doors, relay.DoorStatus{Door: d, Listening: true})
 	}
-	opts := VerifyOptions{URI: "test:///fake", Profile: p, System: HostSystem{Root: root},
-		DaemonState: func() (*DaemonState, error) { return state, nil }}
+	opts := VerifyOptions{URI: "test:///fake", Profile: p, System: hostcheck.System{Root: root},
+		DaemonState: func() (*daemonstate.State, error) { return state, nil }}
 	run := func() *Verification {
 		t.Helper()
-		v, err := Verify(ctx, h, opts)
+		v, err := verifyHost(ctx, h, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
 	v := run()
-	for _, c := range []string{CheckDoors, CheckBridgeListeners, CheckForwarding} {
+	for _, c := range []string{checkDoorsCheck, checkBridgeListeners, checkForwarding} {
 		if st, why := status(v, "app", c); st != CheckPass {
 			t.Errorf("%s = %s (%s), want pass", c, st, why)
 		}
 	}
-	if _, why := status(v, "app", CheckDoors); !strings.Contains(why, "publish/app/rdp on 0.0.0.0:13389 from 192.0.2.0/24") {
+	if _, why := status(v, "app", checkDoorsCheck); !strings.Contains(why, "publish/app/rdp on 0.0.0.0:13389 from 192.0.2.0/24") {
 		t.Errorf("doors check says %q", why)
 	}
 
 	// Something else listening on the bridge address fails.
 	write("proc/net/tcp", header+line(0, n.HostAddress, 11433, "0A")+line(1, n.HostAddress, 22, "0A"))
-	if st, why := status(run(), "app", CheckBridgeListeners); st != CheckFail || !strings.Contains(why, n.HostAddress.String()+":22/tcp") {
+	if st, why := status(run(), "app", checkBridgeListeners); st != CheckFail || !strings.Contains(why, n.HostAddress.String()+":22/tcp") {
 		t.Errorf("bridge-listeners = %s (%s), want fail naming :22", st, why)
 	}
 	// Forwarding turned on for the bridge fails.
 	write("proc/sys/net/ipv4/conf/lvm-lab/forwarding", "1\n")
-	if st, why := status(run(), "app", CheckForwarding); st != CheckFail || !strings.Contains(why, "forwards packets arriving on lvm-lab") {
+	if st, why := status(run(), "app", checkForwarding); st != CheckFail || !strings.Contains(why, "forwards packets arriving on lvm-lab") {
 		t.Errorf("no-forwarding = %s (%s), want fail", st, why)
 	}
 	// A relay that accepts more than the profile says fails.
@@ -238,26 +240,12 @@ func TestVerifyDoors(t *testing.T) {
 			state.Doors[i].From = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
 		}
 	}
-	if st, why := status(run(), "app", CheckDoors); st != CheckFail || !strings.Contains(why, "accepts [0.0.0.0/0], the profile says [192.0.2.0/24]") {
+	if st, why := status(run(), "app", checkDoorsCheck); st != CheckFail || !strings.Contains(why, "accepts [0.0.0.0/0], the profile says [192.0.2.0/24]") {
 		t.Errorf("doors = %s (%s), want fail", st, why)
 	}
 	// No daemon: the doors are closed, a warning.
 	opts.DaemonState = nil
-	if st, why := status(run(), "app", CheckDoors); st != CheckWarn || !strings.Contains(why, "closed") {
+	if st, why := status(run(), "app", checkDoorsCheck); st != CheckWarn || !strings.Contains(why, "closed") {
 		t.Errorf("doors without daemon = %s (%s), want warn", st, why)
-	}
-}
-
-func TestParseProcAddr(t *testing.T) {
-	for in, want := range map[string]string{
-		"0100007F:0016":                         "127.0.0.1:22",
-		"0101500A:2CA9":                         "10.80.1.1:11433",
-		"00000000000000000000000000000000:0035": "[::]:53",
-		"0000000000000000FFFF00000101500A:0050": "10.80.1.1:80",
-	} {
-		a, p, ok := parseProcAddr(in)
-		if got := netip.AddrPortFrom(a, p).String(); !ok || got != want {
-			t.Errorf("parseProcAddr(%s) = %s, %v; want %s", in, got, ok, want)
-		}
 	}
 }

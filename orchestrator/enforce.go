@@ -6,11 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// Enforcement is the outcome of one EnforceIsolation pass.
-type Enforcement struct {
+// enforcement is the outcome of one enforceIsolation pass.
+type enforcement struct {
 	// Verification is what verify found after the repairs (before them
 	// when nothing was repaired).
 	Verification *Verification
@@ -22,24 +23,24 @@ type Enforcement struct {
 	At         time.Time
 }
 
-// EnforceIsolation verifies every managed VM on hv (the checks that need
+// enforceIsolation verifies every managed VM on hv (the checks that need
 // no profile) and repairs, live, what can be repaired without a restart or
 // a profile: a NIC on a legacyvm network whose traffic filter reference
 // was removed or changed, in the definition or on the running interface,
 // gets the network's filter (with its reserved address) again in both.
 // Everything else that fails is listed in Unrepaired for a human (or
 // apply) to fix. The error is for failures to read the host.
-func EnforceIsolation(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Enforcement, error) {
-	v, err := Verify(ctx, hv, opts)
+func enforceIsolation(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*enforcement, error) {
+	v, err := verifyHost(ctx, hv, opts)
 	if err != nil {
 		return nil, err
 	}
-	out := &Enforcement{Verification: v, At: time.Now().UTC()}
+	out := &enforcement{Verification: v, At: time.Now().UTC()}
 	var nets map[string]virt.Network
 	for _, vm := range v.VMs {
 		broken := false
 		for _, c := range vm.Checks {
-			if c.Status == CheckFail && (c.Check == CheckFilterRef || c.Check == CheckFilterBinding) {
+			if c.Status == CheckFail && (c.Check == checkFilterRef || c.Check == checkFilterBinding) {
 				broken = true
 			}
 		}
@@ -62,7 +63,7 @@ func EnforceIsolation(ctx context.Context, hv virt.Hypervisor, opts VerifyOption
 		}
 		for _, nic := range d.Interfaces {
 			n, ok := nets[nic.Network]
-			if !ok || n.Metadata == nil || !IsOwnedName(n.Name) {
+			if !ok || n.Metadata == nil || !isOwnedName(n.Name) {
 				continue // not ours: reported, never touched
 			}
 			params := nic.FilterParams
@@ -78,7 +79,7 @@ func EnforceIsolation(ctx context.Context, hv virt.Hypervisor, opts VerifyOption
 		}
 	}
 	if len(out.Repaired) > 0 {
-		if out.Verification, err = Verify(ctx, hv, opts); err != nil {
+		if out.Verification, err = verifyHost(ctx, hv, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -90,7 +91,7 @@ func EnforceIsolation(ctx context.Context, hv virt.Hypervisor, opts VerifyOption
 		}
 	}
 	for _, f := range out.Verification.HostChecks {
-		if f.Severity == SeverityFail {
+		if f.Severity == hostcheck.SeverityFail {
 			out.Unrepaired = append(out.Unrepaired, fmt.Sprintf("host/%s: %s", f.Check, strings.TrimSpace(f.Message)))
 		}
 	}

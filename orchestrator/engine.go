@@ -9,8 +9,8 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// Engine executes plans and lifecycle operations on one host.
-type Engine struct {
+// engine executes plans and lifecycle operations on one host.
+type engine struct {
 	HV virt.Hypervisor
 	// Parallelism bounds how many VMs are worked on at once (>= 1).
 	Parallelism int
@@ -46,7 +46,7 @@ type Engine struct {
 	Profile string
 }
 
-func (e *Engine) now() time.Time {
+func (e *engine) now() time.Time {
 	if e.Now != nil {
 		return e.Now().UTC()
 	}
@@ -54,7 +54,7 @@ func (e *Engine) now() time.Time {
 }
 
 // emit sends ev to the hook, stamped with the time and host.
-func (e *Engine) emit(ev event.Event) {
+func (e *engine) emit(ev event.Event) {
 	if e.Hook == nil {
 		return
 	}
@@ -69,28 +69,28 @@ func (e *Engine) emit(ev event.Event) {
 
 // begin reports that step starts on an object, with a sentence saying
 // what it does.
-func (e *Engine) begin(k event.Kind, object string, step event.Step, format string, a ...any) {
+func (e *engine) begin(k event.Kind, object string, step event.Step, format string, a ...any) {
 	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Begin, Message: fmt.Sprintf(format, a...)})
 }
 
 // going reports how far a running step is.
-func (e *Engine) going(k event.Kind, object string, step event.Step, elapsed time.Duration, format string, a ...any) {
+func (e *engine) going(k event.Kind, object string, step event.Step, elapsed time.Duration, format string, a ...any) {
 	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Progress, Elapsed: elapsed, Message: fmt.Sprintf(format, a...)})
 }
 
 // stepDone reports that a step finished (with what came of it).
-func (e *Engine) stepDone(k event.Kind, object string, step event.Step, elapsed time.Duration, format string, a ...any) {
+func (e *engine) stepDone(k event.Kind, object string, step event.Step, elapsed time.Duration, format string, a ...any) {
 	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Done, Elapsed: elapsed, Message: fmt.Sprintf(format, a...)})
 }
 
 // note reports something worth knowing that is not a step.
-func (e *Engine) note(k event.Kind, object string, step event.Step, format string, a ...any) {
+func (e *engine) note(k event.Kind, object string, step event.Step, format string, a ...any) {
 	e.emit(event.Event{Kind: k, Object: object, Step: step, Phase: event.Note, Message: fmt.Sprintf(format, a...)})
 }
 
 // finish reports the end of the whole operation on an object: Done, or
 // Failed with err. Front ends stop the object's clock on it.
-func (e *Engine) finish(k event.Kind, object string, start time.Time, err error) {
+func (e *engine) finish(k event.Kind, object string, start time.Time, err error) {
 	ev := event.Event{Kind: k, Object: object, Step: event.StepOperation, Phase: event.Done, Elapsed: time.Since(start)}
 	if err != nil {
 		ev.Phase, ev.Err = event.Failed, err
@@ -98,14 +98,14 @@ func (e *Engine) finish(k event.Kind, object string, start time.Time, err error)
 	e.emit(ev)
 }
 
-func (e *Engine) parallelism() int {
+func (e *engine) parallelism() int {
 	if e.Parallelism < 1 {
 		return 1
 	}
 	return e.Parallelism
 }
 
-func (e *Engine) poll() time.Duration {
+func (e *engine) poll() time.Duration {
 	if e.PollInterval <= 0 {
 		return 500 * time.Millisecond
 	}
@@ -114,7 +114,7 @@ func (e *Engine) poll() time.Duration {
 
 // waitState polls until the domain reaches one of the states or timeout.
 // report, when set, is called every ~10s with the time waited so far.
-func (e *Engine) waitState(ctx context.Context, name string, timeout time.Duration, report func(time.Duration), want ...virt.DomainState) (virt.DomainState, error) {
+func (e *engine) waitState(ctx context.Context, name string, timeout time.Duration, report func(time.Duration), want ...virt.DomainState) (virt.DomainState, error) {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	lastReport := start

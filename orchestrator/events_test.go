@@ -14,7 +14,7 @@ import (
 func applyRecorded(t *testing.T, hp *HostPlan) ([]Result, []event.Event, error) {
 	t.Helper()
 	var rec event.Recorder
-	e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: &rec, Host: "test:///fake"}
+	e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: &rec, Host: "test:///fake"}
 	res, err := e.Apply(context.Background(), hp.Plan)
 	return res, rec.Events(), err
 }
@@ -109,7 +109,7 @@ func TestLifecycleReportsOperationEnd(t *testing.T) {
 	h := newFakeHost(t)
 	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
 	var rec event.Recorder
-	e := &Engine{HV: h, PollInterval: 1, Hook: &rec}
+	e := &engine{HV: h, PollInterval: 1, Hook: &rec}
 	for _, r := range e.Stop(context.Background(), []string{"web-1"}, time.Second, true, false) {
 		if r.Err != "" {
 			t.Fatal(r.Err)

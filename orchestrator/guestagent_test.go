@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 )
 
 // guest_agent = true adds the channel; turning it on or off later is an
@@ -48,7 +50,7 @@ func TestStatusAndVerifyReportTheAgent(t *testing.T) {
 	p := loadProfile(t, "lab", on)
 	apply(t, plan(t, p, h))
 	agentOf := func() map[string]string {
-		st, err := Status(ctx, h, "lab")
+		st, err := hostStatus(ctx, h, "lab")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,17 +60,17 @@ func TestStatusAndVerifyReportTheAgent(t *testing.T) {
 		}
 		return m
 	}
-	if got := agentOf(); got["solo"] != AgentAnswers || got["web-1"] != "" {
+	if got := agentOf(); got["solo"] != agentAnswers || got["web-1"] != "" {
 		t.Fatalf("status agents = %v, want solo answers and web-1 without a channel", got)
 	}
 	check := func() CheckResult {
-		v, err := Verify(ctx, h, VerifyOptions{URI: remoteURI, Profile: p, Agent: true})
+		v, err := verifyHost(ctx, h, VerifyOptions{URI: remoteURI, Profile: p, Agent: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, vm := range v.VMs {
 			for _, c := range vm.Checks {
-				if vm.Name == "solo" && c.Check == CheckGuestAgent {
+				if vm.Name == "solo" && c.Check == checkGuestAgent {
 					return c
 				}
 			}
@@ -82,7 +84,7 @@ func TestStatusAndVerifyReportTheAgent(t *testing.T) {
 	if err := h.SetAgentSilent("solo", true); err != nil {
 		t.Fatal(err)
 	}
-	if got := agentOf(); got["solo"] != AgentSilent {
+	if got := agentOf(); got["solo"] != agentSilent {
 		t.Errorf("status of a silent agent = %q", got["solo"])
 	}
 	if c := check(); c.Status != CheckWarn || !strings.Contains(c.Reason, "does not answer") {
@@ -95,21 +97,21 @@ func TestDoctorReportsSilentAgents(t *testing.T) {
 	ctx := context.Background()
 	on := strings.Replace(labProfile, `memory = "2GiB"`, "memory = \"2GiB\"\n  guest_agent = true", 1)
 	apply(t, plan(t, loadProfile(t, "lab", on), h))
-	find := func() *Finding {
-		for _, f := range Doctor(ctx, remoteURI, h, nil, HostSystem{}, "") {
+	find := func() *hostcheck.Finding {
+		for _, f := range doctor(ctx, remoteURI, h, nil, hostcheck.System{}, "") {
 			if f.Check == "guest agents" {
 				return &f
 			}
 		}
 		return nil
 	}
-	if f := find(); f == nil || f.Severity != SeverityOK {
+	if f := find(); f == nil || f.Severity != hostcheck.SeverityOK {
 		t.Fatalf("doctor with an answering agent: %+v", f)
 	}
 	if err := h.SetAgentSilent("solo", true); err != nil {
 		t.Fatal(err)
 	}
-	if f := find(); f == nil || f.Severity != SeverityWarn || !strings.Contains(f.Message, "solo") {
+	if f := find(); f == nil || f.Severity != hostcheck.SeverityWarn || !strings.Contains(f.Message, "solo") {
 		t.Errorf("doctor with a silent agent: %+v", f)
 	}
 }

@@ -33,26 +33,26 @@ import (
 // metadata volume is written last, so a build that dies earlier never
 // leaves a registered image.
 
-// ImageMetaFormat is the version of the ImageMeta JSON layout.
-const ImageMetaFormat = 1
+// imageMetaFormat is the version of the ImageMeta JSON layout.
+const imageMetaFormat = 1
 
 // maxImageMetaBytes bounds what is read of a metadata volume.
 const maxImageMetaBytes = 64 << 10
 
-// ImageVolumeName is the disk volume of an image version.
-func ImageVolumeName(image string, version int) string {
-	return fmt.Sprintf("%simage-%s-v%d.qcow2", Prefix, image, version)
+// imageVolumeName is the disk volume of an image version.
+func imageVolumeName(image string, version int) string {
+	return fmt.Sprintf("%simage-%s-v%d.qcow2", namePrefix, image, version)
 }
 
-// ImageMetaName is the metadata volume of an image version.
-func ImageMetaName(image string, version int) string {
-	return fmt.Sprintf("%simage-%s-v%d.meta.json", Prefix, image, version)
+// imageMetaName is the metadata volume of an image version.
+func imageMetaName(image string, version int) string {
+	return fmt.Sprintf("%simage-%s-v%d.meta.json", namePrefix, image, version)
 }
 
-// BuildDomainName is the temporary domain an image build runs in.
-func BuildDomainName(image string) string { return Prefix + "build-" + image }
+// buildDomainName is the temporary domain an image build runs in.
+func buildDomainName(image string) string { return namePrefix + "build-" + image }
 
-func buildVolumeName(image, role string) string { return Prefix + "build-" + image + "-" + role }
+func buildVolumeName(image, role string) string { return namePrefix + "build-" + image + "-" + role }
 
 var imageVolRE = regexp.MustCompile(`^lvm-image-([a-z][a-z0-9-]*)-v([1-9][0-9]*)\.(qcow2|meta\.json)$`)
 
@@ -113,8 +113,8 @@ type ImageVersion struct {
 	UsedBy []string `json:"used_by,omitempty"`
 }
 
-// ImageLeftover is a volume or domain an interrupted image build left.
-type ImageLeftover struct {
+// imageLeftover is a volume or domain an interrupted image build left.
+type imageLeftover struct {
 	Image string
 	Kind  string // "volume" or "domain"
 	Pool  string
@@ -125,15 +125,15 @@ type ImageLeftover struct {
 // ImageInventory is what a pool holds of legacyvm's images.
 type ImageInventory struct {
 	Versions  []ImageVersion
-	Leftovers []ImageLeftover
+	Leftovers []imageLeftover
 	// Building names the images whose build domain exists.
 	Building []string
 }
 
-// ListImages reads the image versions registered in pool (of one image, or
+// listImages reads the image versions registered in pool (of one image, or
 // of all when image is ""), sorted by name and version, with the domains
 // that use each, and what interrupted builds left.
-func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*ImageInventory, error) {
+func listImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*ImageInventory, error) {
 	vols, err := hv.ListVolumes(ctx, pool)
 	if err != nil {
 		return nil, fmt.Errorf("list image volumes of pool %s: %w", pool, err)
@@ -171,7 +171,7 @@ func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*I
 		for v, p := range found[name] {
 			leftover := func(vol *virt.Volume, why string) {
 				if vol != nil {
-					inv.Leftovers = append(inv.Leftovers, ImageLeftover{Image: name, Kind: "volume", Pool: pool, Name: vol.Name, Why: why})
+					inv.Leftovers = append(inv.Leftovers, imageLeftover{Image: name, Kind: "volume", Pool: pool, Name: vol.Name, Why: why})
 				}
 			}
 			if p.disk == nil {
@@ -192,7 +192,7 @@ func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*I
 				return nil, fmt.Errorf("read image metadata %s: %w", p.meta.Name, err)
 			}
 			var meta ImageMeta
-			if err := json.Unmarshal(buf.Bytes(), &meta); err != nil || meta.Image != name || meta.Version != v || meta.Format != ImageMetaFormat {
+			if err := json.Unmarshal(buf.Bytes(), &meta); err != nil || meta.Image != name || meta.Version != v || meta.Format != imageMetaFormat {
 				leftover(p.meta, "metadata incomplete or not legacyvm's")
 				leftover(p.disk, "its metadata is unreadable")
 				continue
@@ -254,11 +254,11 @@ func (inv *ImageInventory) Find(image string, n int) (ImageVersion, bool) {
 // CleanImageLeftovers removes what interrupted builds of image left in
 // pool: the build domain (powered off, undefined) and the volumes it lists,
 // and image volumes that are not registered. The caller must hold the
-// image's build lock (LockImage): a build in progress is not a leftover.
+// image's build lock (lock.Image): a build in progress is not a leftover.
 // It returns what it removed, one phrase each.
-func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
+func (e *engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([]string, error) {
 	var done []string
-	dom := BuildDomainName(image)
+	dom := buildDomainName(image)
 	d, err := e.HV.GetDomain(ctx, dom)
 	switch {
 	case err == nil:
@@ -288,7 +288,7 @@ func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 	for _, f := range cleanStaleMediaISOs(os.TempDir(), image) {
 		done = append(done, "temporary media ISO "+f)
 	}
-	inv, err := ListImages(ctx, e.HV, pool, image)
+	inv, err := listImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return done, err
 	}
@@ -299,13 +299,6 @@ func (e *Engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 		done = append(done, fmt.Sprintf("volume %s (%s)", l.Name, l.Why))
 	}
 	return done, nil
-}
-
-// LockImage takes the build lock of image on uri without waiting: image
-// build and image delete hold it, and the other image commands take it
-// only to clean up after a build that is gone.
-func LockImage(ctx context.Context, uri, image, purpose string) (*Lock, error) {
-	return AcquireLock(ctx, "image-"+image, uri, purpose, 0, nil)
 }
 
 // BuildOptions are the settings of one image build beyond the image block.
@@ -351,12 +344,12 @@ func (e *BuildError) Unwrap() error { return e.Err }
 
 // Build phases, in order.
 const (
-	PhasePrepare    = "prepare"
-	PhaseSetup      = "setup"
-	PhaseMedia      = "media"
-	PhaseSteps      = "steps"
-	PhaseGeneralize = "generalize"
-	PhaseRegister   = "register"
+	phasePrepare    = "prepare"
+	phaseSetup      = "setup"
+	phaseMedia      = "media"
+	phaseSteps      = "steps"
+	phaseGeneralize = "generalize"
+	phaseRegister   = "register"
 )
 
 var phaseRE = regexp.MustCompile(`(?:RIG|LEGACYVM) phase ([a-z]+)(?: ([ -~]{0,80}))?`)
@@ -471,12 +464,12 @@ func (w *serialWatch) saw(phase string) bool {
 // disk to the read-only image volume, hashes it and writes the metadata
 // volume (registration). Every failure, and a cancelled ctx, removes the
 // build domain and every volume the build made; the error is a *BuildError
-// naming the phase. The caller holds LockImage and has run
+// naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
-func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
+func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
 	start := time.Now()
 	name := im.Name
-	phase := PhasePrepare
+	phase := phasePrepare
 	defer func() { e.finish(event.KindImage, name, start, err) }()
 	var watch *serialWatch
 	fail := func(err error) (*ImageVersion, error) {
@@ -547,7 +540,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			media = append(media, medium{path: m.Path, info: ImageMedia{Name: filepath.Base(m.Path), SHA256: s}})
 			continue
 		}
-		if !IsLocalURI(o.URI) {
+		if !isLocalURI(o.URI) {
 			return fail(fmt.Errorf("media directory %s: directories are made into ISOs on this machine and uploaded; that works for remote hosts too, but the host %s must have the pool %s", m.Path, o.URI, im.Pool))
 		}
 		e.begin(event.KindImage, name, event.StepBuild, "making an ISO of %s", m.Path)
@@ -565,7 +558,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		defer os.Remove(isoPath)
 	}
 
-	inv, err := ListImages(ctx, e.HV, im.Pool, name)
+	inv, err := listImages(ctx, e.HV, im.Pool, name)
 	if err != nil {
 		return fail(err)
 	}
@@ -610,7 +603,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 
 	// The build domain first, listing every volume it will own, so that an
 	// interrupted build leaves nothing unaccounted for.
-	dom := BuildDomainName(name)
+	dom := buildDomainName(name)
 	sysVol := virt.VolumeSpec{Pool: im.Pool, Name: buildVolumeName(name, "system.qcow2"), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o600}
 	ansVol := virt.VolumeSpec{Pool: im.Pool, Name: buildVolumeName(name, "answer.iso"), Format: "raw", Mode: 0o600}
 	md := &virt.Metadata{Profile: o.Profile, Instance: dom, ImageBuild: name, Image: im.Source.ISO, SpecHash: "image-build", Created: e.now(),
@@ -691,12 +684,12 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if o.Timeout > 0 {
 		timeout = o.Timeout
 	}
-	if IsLocalURI(o.URI) {
+	if isLocalURI(o.URI) {
 		watch = newSerialWatch(spec.SerialLog)
 	} else {
 		watch = &serialWatch{}
 	}
-	phase = PhaseSetup
+	phase = phaseSetup
 	e.begin(event.KindImage, name, event.StepSetup, "phase %s: starting Windows setup from %s (timeout %s)", phase, filepath.Base(im.Source.ISO), timeout)
 	if err := e.HV.StartDomain(ctx, dom); err != nil {
 		return fail(err)
@@ -725,7 +718,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			if d.State == virt.StateCrashed {
 				return fail(errors.New("the build VM crashed"))
 			}
-			if watch.path != "" && !watch.saw(PhaseGeneralize) {
+			if watch.path != "" && !watch.saw(phaseGeneralize) {
 				return fail(errors.New("the guest powered off before it reported the generalize phase (sysprep did not run)"))
 			}
 			break
@@ -747,7 +740,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	// Registration: answer media and media volumes go first (the answer
 	// file is deleted as soon as setup is done), then the read-only copy,
 	// its hash, and the metadata last.
-	phase = PhaseRegister
+	phase = phaseRegister
 	e.begin(event.KindImage, name, event.StepBuild, "phase %s: removing answer media", phase)
 	for _, v := range md.Volumes {
 		if v.Role == "system" {
@@ -757,7 +750,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			return fail(err)
 		}
 	}
-	imgVol := virt.VolumeSpec{Pool: im.Pool, Name: ImageVolumeName(name, version), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o444}
+	imgVol := virt.VolumeSpec{Pool: im.Pool, Name: imageVolumeName(name, version), Format: "qcow2", CapacityBytes: im.SizeBytes, Mode: 0o444}
 	e.begin(event.KindImage, name, event.StepDisk, "copying the generalized disk to %s (read-only)", imgVol.Name)
 	vol, err := e.HV.CloneVolume(ctx, imgVol, filepath.Join(pool.Path, sysVol.Name))
 	if err != nil {
@@ -769,7 +762,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		return fail(err)
 	}
 	meta := ImageMeta{
-		Format: ImageMetaFormat, Image: name, Version: version, Profile: o.Profile, OS: string(im.OS()),
+		Format: imageMetaFormat, Image: name, Version: version, Profile: o.Profile, OS: string(im.OS()),
 		Edition: string(im.Source.Edition), Arch: im.Source.Arch,
 		SourceISO: im.Source.ISO, SourceSHA256: sum,
 		BuiltAt: e.now(), BuildSeconds: int64(time.Since(start).Seconds()),
@@ -787,7 +780,7 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		panic(err)
 	}
 	doc = append(doc, '\n')
-	metaName := ImageMetaName(name, version)
+	metaName := imageMetaName(name, version)
 	if _, err := e.HV.UploadVolume(ctx, virt.VolumeSpec{Pool: im.Pool, Name: metaName, Format: "raw", Mode: 0o444}, bytes.NewReader(doc), int64(len(doc))); err != nil {
 		return fail(err)
 	}
@@ -809,9 +802,9 @@ func (e *Engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 
 // DeleteImage deletes version n of image (all versions when n is 0) from
 // pool. A version some domain uses is refused with the list of domains;
-// nothing is deleted then. The caller holds LockImage.
-func (e *Engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
-	inv, err := ListImages(ctx, e.HV, pool, image)
+// nothing is deleted then. The caller holds lock.Image.
+func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
+	inv, err := listImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return nil, err
 	}
@@ -864,8 +857,8 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
-func (e *Engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
-	if IsLocalURI(uri) {
+func (e *engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
+	if isLocalURI(uri) {
 		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}

@@ -50,7 +50,7 @@ func fakeGuest(t *testing.T, h *fake.Hypervisor, logDir string, lines ...string)
 		ctx := context.Background()
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			d, err := h.GetDomain(ctx, BuildDomainName("w7t"))
+			d, err := h.GetDomain(ctx, buildDomainName("w7t"))
 			if err == nil && d.State == virt.StateRunning {
 				if len(d.Interfaces) != 0 {
 					done <- errors.New("the build domain has a network interface")
@@ -60,7 +60,7 @@ func fakeGuest(t *testing.T, h *fake.Hypervisor, logDir string, lines ...string)
 					done <- errors.New("the build domain is not marked as an image build")
 					return
 				}
-				log := filepath.Join(logDir, BuildDomainName("w7t")+".serial.log")
+				log := filepath.Join(logDir, buildDomainName("w7t")+".serial.log")
 				if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 					done <- err
 					return
@@ -88,7 +88,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	p := loadProfile(t, "img", imageProfile, "%ISO%", iso, "%SUM%", hex.EncodeToString(sum[:]))
 	im := p.Images[0]
 	logDir := t.TempDir()
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	opts := BuildOptions{Profile: p.Name, URI: "", Accel: virt.AccelTCG, SerialLogDir: logDir, LegacyvmVersion: "test"}
 	good := []string{"RIG boot", "LEGACYVM phase media count=0", "LEGACYVM phase steps count=1", "LEGACYVM phase generalize"}
 
@@ -103,18 +103,18 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	}
 	v1, err := build(good...)
 	if err != nil {
-		b, _ := os.ReadFile(filepath.Join(logDir, BuildDomainName("w7t")+".serial.log"))
+		b, _ := os.ReadFile(filepath.Join(logDir, buildDomainName("w7t")+".serial.log"))
 		t.Fatalf("%v\nserial log: %q", err, b)
 	}
 	if v1.Version != 1 || v1.Mode != "0444" || v1.Meta.SourceSHA256 != hex.EncodeToString(sum[:]) || !v1.Meta.Generalized || v1.Meta.LegacyvmVersion != "test" {
 		t.Errorf("v1 = %+v", v1)
 	}
-	inv, err := ListImages(ctx, h, "default", "w7t")
+	inv, err := listImages(ctx, h, "default", "w7t")
 	if err != nil || len(inv.Versions) != 1 || len(inv.Leftovers) != 0 || len(inv.Building) != 0 {
 		t.Fatalf("inventory %+v %v", inv, err)
 	}
 	var meta bytes.Buffer
-	if _, err := h.DownloadVolume(ctx, "default", ImageMetaName("w7t", 1), &meta, 0); err != nil || !strings.Contains(meta.String(), `"content_sha256"`) {
+	if _, err := h.DownloadVolume(ctx, "default", imageMetaName("w7t", 1), &meta, 0); err != nil || !strings.Contains(meta.String(), `"content_sha256"`) {
 		t.Errorf("metadata volume: %v %s", err, meta.String())
 	}
 	vols, _ := h.ListVolumes(ctx, "default")
@@ -126,7 +126,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 			t.Errorf("%s mode %o", v.Name, v.Mode)
 		}
 	}
-	if _, err := h.GetDomain(ctx, BuildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
+	if _, err := h.GetDomain(ctx, buildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
 		t.Errorf("build domain left: %v", err)
 	}
 
@@ -146,7 +146,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if hp.Plan.HasChanges() || len(hp.Plan.Notes) != 2 || !strings.Contains(hp.Plan.Notes[0], "c-1 stays on image w7t v1 (pinned); v2 exists") {
 		t.Errorf("pinned plan: changes %v notes %q", hp.Plan.HasChanges(), hp.Plan.Notes)
 	}
-	hps, diags, err := PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"w7t"}})
+	hps, diags, err := planProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"w7t"}})
 	if err != nil || diags.HasErrors() {
 		t.Fatal(err, diags)
 	}
@@ -169,7 +169,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if !errors.As(err, &be) || be.Phase != "steps" || !strings.Contains(err.Error(), "RIG step result=failed") || !strings.Contains(err.Error(), "before it reported the generalize phase") {
 		t.Errorf("failed build: %v", err)
 	}
-	inv, _ = ListImages(ctx, h, "default", "w7t")
+	inv, _ = listImages(ctx, h, "default", "w7t")
 	if len(inv.Versions) != 2 || len(inv.Leftovers) != 0 {
 		t.Errorf("after a failed build: %+v", inv)
 	}
@@ -182,14 +182,14 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	}
 
 	// What a killed build leaves is cleaned up; registered versions stay.
-	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: ImageVolumeName("w7t", 3), Format: "raw"}, strings.NewReader("half"), 4); err != nil {
+	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: imageVolumeName("w7t", 3), Format: "raw"}, strings.NewReader("half"), 4); err != nil {
 		t.Fatal(err)
 	}
 	done, err := e.CleanImageLeftovers(ctx, "default", "w7t")
 	if err != nil || len(done) != 1 || !strings.Contains(done[0], "lvm-image-w7t-v3.qcow2") {
 		t.Errorf("clean-up: %q %v", done, err)
 	}
-	inv, _ = ListImages(ctx, h, "default", "w7t")
+	inv, _ = listImages(ctx, h, "default", "w7t")
 	if len(inv.Versions) != 2 || len(inv.Leftovers) != 0 {
 		t.Errorf("after clean-up: %+v", inv)
 	}
@@ -209,20 +209,20 @@ func TestBuildImageInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		for {
-			if d, err := h.GetDomain(context.Background(), BuildDomainName("w7t")); err == nil && d.State == virt.StateRunning {
+			if d, err := h.GetDomain(context.Background(), buildDomainName("w7t")); err == nil && d.State == virt.StateRunning {
 				cancel()
 				return
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	e := &Engine{HV: h, PollInterval: time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond}
 	_, err := e.BuildImage(ctx, p.Images[0], BuildOptions{Profile: p.Name, Accel: virt.AccelTCG, SerialLogDir: t.TempDir()})
 	var be *BuildError
-	if !errors.As(err, &be) || be.Phase != PhaseSetup || !errors.Is(err, context.Canceled) {
+	if !errors.As(err, &be) || be.Phase != phaseSetup || !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted build: %v", err)
 	}
-	if _, err := h.GetDomain(context.Background(), BuildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
+	if _, err := h.GetDomain(context.Background(), buildDomainName("w7t")); !errors.Is(err, virt.ErrNotFound) {
 		t.Errorf("build domain left: %v", err)
 	}
 	vols, _ := h.ListVolumes(context.Background(), "default")
@@ -237,7 +237,7 @@ func TestPlanImageDiagnostics(t *testing.T) {
 	h := newFakeHost(t)
 	p := loadProfile(t, "img", strings.Replace(imageProfile, "prepare = \"none\"", "prepare = \"none\"\n    image_version = \"3\"", 1),
 		"%ISO%", "/nonexistent/win7.iso", "%SUM%", strings.Repeat("a", 64))
-	_, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
+	_, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
 	if err != nil {
 		t.Fatal(err)
 	}

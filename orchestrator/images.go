@@ -19,19 +19,16 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// KindImage is a golden image uploaded to a host that lacks it.
-const KindImage Kind = "image"
-
-// HostImage is where a golden image lives on a host, when that is not the
+// imageOnHost is where a golden image lives on a host, when that is not the
 // path the profile gives (it was, or will be, uploaded there).
-type HostImage struct {
+type imageOnHost struct {
 	Path   string
 	Format string
 }
 
-// ImageUpload is a golden image that apply uploads from this machine into
+// imageUpload is a golden image that apply uploads from this machine into
 // the host's storage pool before cloning it there.
-type ImageUpload struct {
+type imageUpload struct {
 	// Source is the image path in the profile, read on this machine.
 	Source string
 	Pool   string
@@ -45,7 +42,7 @@ type ImageUpload struct {
 // was uploaded to: the file name, after a short hash of the full path (two
 // images with the same file name in different directories stay apart).
 func UploadedImageName(path string) string {
-	return Prefix + "golden-" + hashOf(path)[:8] + "-" + filepath.Base(path)
+	return namePrefix + "golden-" + hashOf(path)[:8] + "-" + filepath.Base(path)
 }
 
 // planImages decides, for a remote host, where each golden image the part
@@ -56,15 +53,15 @@ func UploadedImageName(path string) string {
 // directory). An image that is neither on the host nor readable here is a
 // diagnostic at the vm's disk block. It reads the files observeHost
 // observed (pure).
-func planImages(p *profiles.Profile, uri string, o *Observed, poolName, poolPath string) (map[string]HostImage, []ImageUpload, hcl.Diagnostics) {
-	if IsLocalURI(uri) {
+func planImages(p *profiles.Profile, uri string, o *Observed, poolName, poolPath string) (map[string]imageOnHost, []imageUpload, hcl.Diagnostics) {
+	if isLocalURI(uri) {
 		return nil, nil, nil
 	}
 	var (
 		diags   hcl.Diagnostics
-		uploads []ImageUpload
+		uploads []imageUpload
 	)
-	images := map[string]HostImage{}
+	images := map[string]imageOnHost{}
 	for _, in := range p.Instances {
 		d := in.VM.Disk
 		if d == nil || d.Install != nil || d.Image == "" {
@@ -78,7 +75,7 @@ func planImages(p *profiles.Profile, uri string, o *Observed, poolName, poolPath
 		}
 		name := UploadedImageName(d.Image)
 		if v, ok := o.Volumes[name]; ok {
-			images[d.Image] = HostImage{Path: v.Path, Format: v.Format}
+			images[d.Image] = imageOnHost{Path: v.Path, Format: v.Format}
 			continue
 		}
 		f := o.file(d.Image)
@@ -95,22 +92,22 @@ func planImages(p *profiles.Profile, uri string, o *Observed, poolName, poolPath
 				Detail: fmt.Sprintf("The host %s has no %s, and legacyvm cannot upload it from this machine (%v). Put the image at that path on this machine (apply uploads it, once per host), or copy it into storage pool %q on the host as %s.",
 					uri, d.Image, err, poolName, name),
 				Subject: d.DeclRange.Ptr()})
-			images[d.Image] = HostImage{Path: d.Image}
+			images[d.Image] = imageOnHost{Path: d.Image}
 			continue
 		}
 		format := "raw"
 		if bytes.HasPrefix(f.head, qcow2Magic) {
 			format = "qcow2"
 		}
-		images[d.Image] = HostImage{Path: filepath.Join(poolPath, name), Format: format}
-		uploads = append(uploads, ImageUpload{Source: d.Image, Pool: poolName, Name: name, Size: f.size, Format: format})
+		images[d.Image] = imageOnHost{Path: filepath.Join(poolPath, name), Format: format}
+		uploads = append(uploads, imageUpload{Source: d.Image, Pool: poolName, Name: name, Size: f.size, Format: format})
 	}
 	sort.Slice(uploads, func(i, j int) bool { return uploads[i].Name < uploads[j].Name })
 	return images, uploads, diags
 }
 
 // uploadChanges are the plan's image uploads.
-func uploadChanges(t Target) []Change {
+func uploadChanges(t hostTarget) []Change {
 	var out []Change
 	for i := range t.Uploads {
 		u := t.Uploads[i]
@@ -149,7 +146,7 @@ func fileSHA256(ctx context.Context, path string) (string, error) {
 // uploadImage uploads a golden image and checks that it arrived intact:
 // the volume is read back through a download stream and its SHA-256
 // compared with the local file's. A mismatch deletes the volume.
-func (e *Engine) uploadImage(ctx context.Context, u *ImageUpload) error {
+func (e *engine) uploadImage(ctx context.Context, u *imageUpload) error {
 	want, err := fileSHA256(ctx, u.Source)
 	if err != nil {
 		return fmt.Errorf("hash %s: %w", u.Source, err)

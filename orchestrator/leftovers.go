@@ -8,17 +8,18 @@ import (
 	"strings"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
 // answerSuffix ends the name of every answer-media volume
-// (AnswerVolumeName).
+// (answerVolumeName).
 const answerSuffix = "-answer.iso"
 
 // answerInstance returns the instance an answer-media volume was made for
 // (lvm-<instance>-answer.iso).
 func answerInstance(volume string) (string, bool) {
-	s, ok := strings.CutPrefix(volume, Prefix)
+	s, ok := strings.CutPrefix(volume, namePrefix)
 	if !ok {
 		return "", false
 	}
@@ -92,7 +93,7 @@ func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[strin
 }
 
 // deleteVolumeChange runs a KindVolume delete.
-func (e *Engine) deleteVolumeChange(ctx context.Context, c Change) error {
+func (e *engine) deleteVolumeChange(ctx context.Context, c Change) error {
 	e.begin(event.KindVolume, c.Name, event.StepDelete, "deleting left-over answer media")
 	if err := e.HV.DeleteVolume(ctx, c.volume.Pool, c.volume.Name); err != nil && !errors.Is(err, virt.ErrNotFound) {
 		return err
@@ -103,7 +104,7 @@ func (e *Engine) deleteVolumeChange(ctx context.Context, c Change) error {
 // verifyAnswerMedia reports answer media no VM owns in the pools the
 // host's managed VMs use (and "default", and extraPools), as warnings with
 // the command that deletes them.
-func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Domain, extraPools ...string) ([]Finding, error) {
+func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Domain, extraPools ...string) ([]hostcheck.Finding, error) {
 	pools := map[string]bool{"default": true}
 	for _, p := range extraPools {
 		if p != "" {
@@ -117,7 +118,7 @@ func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Doma
 			}
 		}
 	}
-	var out []Finding
+	var out []hostcheck.Finding
 	for _, pool := range sortedKeys(pools) {
 		vols, err := hv.ListVolumes(ctx, pool)
 		if errors.Is(err, virt.ErrNotFound) {
@@ -128,7 +129,7 @@ func verifyAnswerMedia(ctx context.Context, hv virt.Hypervisor, doms []virt.Doma
 		}
 		for _, v := range orphanAnswerMedia(doms, pool, vols) {
 			inst, _ := answerInstance(v.Name)
-			out = append(out, Finding{Check: "answer-media", Severity: SeverityWarn,
+			out = append(out, hostcheck.Finding{Check: "answer-media", Severity: hostcheck.SeverityWarn,
 				Message: fmt.Sprintf("volume %s in pool %s is answer media (it holds a product key) that no VM owns: a failed or interrupted setup of %s left it", v.Name, pool, inst),
 				Fix:     fmt.Sprintf("applying or destroying the profile that declares %s deletes it; or: virsh vol-delete --pool %s %s", inst, pool, v.Name)})
 		}

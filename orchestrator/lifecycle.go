@@ -21,7 +21,7 @@ var ErrNotManaged = errors.New("not managed by legacyvm")
 var ErrOtherProfile = errors.New("outside the profile")
 
 // managedDomain looks a domain up and checks that legacyvm owns it.
-func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {
+func (e *engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
 		return d, err
@@ -38,13 +38,13 @@ func (e *Engine) managedDomain(ctx context.Context, name string) (virt.Domain, e
 // Managed lists the managed domains names refers to, sorted by name; no
 // names means every managed domain (of Profile, when set). An unknown or
 // unmanaged name is an error.
-func (e *Engine) Managed(ctx context.Context, names []string) ([]virt.Domain, error) {
+func (e *engine) Managed(ctx context.Context, names []string) ([]virt.Domain, error) {
 	return e.selectManaged(ctx, names)
 }
 
 // forEach runs fn for each name with bounded parallelism and collects a
 // result per name, in input order.
-func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn func(ctx context.Context, name string) error) []Result {
+func (e *engine) forEach(ctx context.Context, names []string, action Action, fn func(ctx context.Context, name string) error) []Result {
 	res := make([]Result, len(names))
 	var g errgroup.Group
 	g.SetLimit(e.parallelism())
@@ -73,7 +73,7 @@ func (e *Engine) forEach(ctx context.Context, names []string, action Action, fn 
 }
 
 // Start starts managed VMs and waits until they run.
-func (e *Engine) Start(ctx context.Context, names []string) []Result {
+func (e *engine) Start(ctx context.Context, names []string) []Result {
 	return e.forEach(ctx, names, "start", func(ctx context.Context, name string) error {
 		d, err := e.managedDomain(ctx, name)
 		if err != nil {
@@ -93,7 +93,7 @@ func (e *Engine) Start(ctx context.Context, names []string) []Result {
 // Stop asks each guest to shut down (ACPI power button) and waits up to
 // timeout; guests still running then are powered off, unless noForce.
 // force skips the polite request.
-func (e *Engine) Stop(ctx context.Context, names []string, timeout time.Duration, force, noForce bool) []Result {
+func (e *engine) Stop(ctx context.Context, names []string, timeout time.Duration, force, noForce bool) []Result {
 	return e.forEach(ctx, names, "stop", func(ctx context.Context, name string) error {
 		d, err := e.managedDomain(ctx, name)
 		if err != nil {

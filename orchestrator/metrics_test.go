@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/relay"
 )
 
@@ -21,7 +22,7 @@ func TestDaemonMetrics(t *testing.T) {
 		From: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Target: "127.0.0.1:9"}})
 	d.vmStats = map[string]vmStat{"app": {profile: "lab", snapshots: 3, newest: now.Add(-90 * time.Second)}}
 	d.noteReset("app", now.Add(-30*time.Second))
-	d.lastVerify = &VerifySummary{At: now, OK: true, Isolated: map[string]bool{"app": true}}
+	d.lastVerify = &daemonstate.VerifySummary{At: now, OK: true, Isolated: map[string]bool{"app": true}}
 	d.repairs = 2
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d.Metrics())

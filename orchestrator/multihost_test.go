@@ -83,7 +83,7 @@ func localGolden(t *testing.T) string {
 
 func planFleet(t *testing.T, p *profiles.Profile, f *fleet) []*HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	hps, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -129,7 +129,7 @@ func TestMultiHostSpreadUploadsOnceVerifiedAndPlacementIsStable(t *testing.T) {
 	}
 	for _, hp := range Planned(hps) {
 		var lines []string
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatalf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}
@@ -180,7 +180,7 @@ host "b"`, `labels = { zone = "lab" }
   max_vms = 1
 }
 host "b"`, 1), "%POLICY%", "pack", "%LOCAL%", local, "%MAXB%", "1")
-	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	_, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	for u := range f.hosts {
 		f.down[u] = true
 	}
-	if _, _, err := PlanProfile(context.Background(), p, f.connect, Options{}); err == nil || !errors.Is(err, virt.ErrConnection) {
+	if _, _, err := planProfile(context.Background(), p, f.connect, Options{}); err == nil || !errors.Is(err, virt.ErrConnection) {
 		t.Errorf("all hosts down: err %v, want a connection error", err)
 	}
 }
@@ -231,7 +231,7 @@ func TestMultiHostDamagedUploadIsRejected(t *testing.T) {
 	f.hosts["qemu+tls://b.test/system"].CorruptNextUploads(1)
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		_, err := e.Apply(context.Background(), hp.Plan)
 		if hp.Host.Name != "b" {
 			if err != nil {
@@ -272,7 +272,7 @@ vm "lic" {
 }
 vm "web" {`, 1)
 	p := loadProfile(t, "multi", src, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
-	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	hps, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestMultiHostFixedHostBeyondMaxVMs(t *testing.T) {
   host_labels = { zone = "lab" }
 `, "  host = host.b\n", 1)
 	p := loadProfile(t, "multi", src, "%LOCAL%", local, "%MAXB%", "2")
-	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	_, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,14 +305,14 @@ func TestMultiHostDestroyWithAHostDown(t *testing.T) {
 	f := newFleet(t, "qemu+tls://a.test/system", "qemu+tls://b.test/system", "qemu+tls://c.test/system")
 	p := loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	for _, hp := range planFleet(t, p, f) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if _, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Fatal(err)
 		}
 	}
 	f.down["qemu+tls://b.test/system"] = true
 	p = loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
-	hps, err := PlanDestroy(context.Background(), p, f.connect, Options{}, nil)
+	hps, err := planProfileDestroy(context.Background(), p, f.connect, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestMultiHostUploadRaceKeepsIdenticalImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, hp := range Planned(hps) {
-		e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Errorf("apply on %s: %v (%+v)", hp.Host.Name, err, res)
 		}

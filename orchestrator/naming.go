@@ -12,32 +12,32 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// Prefix starts the name of every network, bridge, nwfilter and volume
+// namePrefix starts the name of every network, bridge, nwfilter and volume
 // legacyvm creates. Domains keep the instance name the user chose; they are
 // recognised by their metadata.
-const Prefix = "lvm-"
+const namePrefix = "lvm-"
 
 // identityNamespace seeds name-based UUIDs (RFC 4122 v5) for legacyvm objects.
 var identityNamespace = uuid.MustParse("6f1c2a4e-8d0b-5e7a-9c3f-4b2d1e0a7c55")
 
-// NetworkName is the libvirt network (and bridge) name of a profile network.
+// networkName is the libvirt network (and bridge) name of a profile network.
 // profiles validates network names so that this stays within Linux's
 // 15-character interface name limit.
-func NetworkName(network string) string { return Prefix + network }
+func networkName(network string) string { return namePrefix + network }
 
-// FilterName is the root nwfilter of a profile network; its guard is
-// FilterName + "-guard" (see virt.FilterSpec.Names).
-func FilterName(network string) string { return Prefix + network }
+// filterName is the root nwfilter of a profile network; its guard is
+// filterName + "-guard" (see virt.FilterSpec.Names).
+func filterName(network string) string { return namePrefix + network }
 
-// SystemVolumeName is the system disk volume of an instance.
-func SystemVolumeName(instance string) string { return Prefix + instance + "-system.qcow2" }
+// systemVolumeName is the system disk volume of an instance.
+func systemVolumeName(instance string) string { return namePrefix + instance + "-system.qcow2" }
 
-// AnswerVolumeName is the answer-media volume of an instance.
-func AnswerVolumeName(instance string) string { return Prefix + instance + "-answer.iso" }
+// answerVolumeName is the answer-media volume of an instance.
+func answerVolumeName(instance string) string { return namePrefix + instance + "-answer.iso" }
 
-// IsOwnedName reports whether a network, filter or volume name carries
+// isOwnedName reports whether a network, filter or volume name carries
 // legacyvm's prefix.
-func IsOwnedName(name string) bool { return strings.HasPrefix(name, Prefix) }
+func isOwnedName(name string) bool { return strings.HasPrefix(name, namePrefix) }
 
 // identity is the stable hardware identity of an instance: the same inputs
 // give the same UUID, MAC and SMBIOS serial on every run and every machine,

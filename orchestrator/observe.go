@@ -9,7 +9,7 @@ package orchestrator
 // made for image directories, the state of the local files the profile
 // names (install ISOs, golden images, image sources, images to upload) and
 // whether the doors' listen addresses are free (through the injected
-// ListenProbe). The planner (plan.go, makePlan; seats in licenses.go,
+// Options.ProbeListen). The planner (plan.go, makePlan; seats in licenses.go,
 // checkSeats) is then a pure function of the profile, the observation and
 // the key identities read once per command (secrets_read.go): it takes no
 // context and no hypervisor, and reads no file.
@@ -156,7 +156,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 	if err := observeImageVersions(ctx, hv, part, o); err != nil {
 		return nil, err
 	}
-	local := IsLocalURI(uri)
+	local := isLocalURI(uri)
 	// Install ISOs: on this machine for a local host; else the pool
 	// legacyvm made for the ISO's directory, when libvirt does not show
 	// the ISO itself.
@@ -204,7 +204,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 	// far (pure), for the filter diffs and the listen probes. A profile
 	// that cannot be rendered is reported by the planner.
 	t, _ := planTarget(part, host, uri, o, opts.settings())
-	ds, err := Desired(part, t, o)
+	ds, err := desiredFor(part, t, o)
 	if err != nil {
 		return o, nil
 	}
@@ -330,7 +330,7 @@ func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.P
 		if _, err := hv.GetPool(ctx, im.Pool); err != nil {
 			continue // checkImageRefs says so
 		}
-		inv, err := ListImages(ctx, hv, im.Pool, im.Name)
+		inv, err := listImages(ctx, hv, im.Pool, im.Name)
 		if err != nil {
 			return err
 		}
@@ -413,7 +413,7 @@ func (o *Observed) file(path string) localFile {
 // existing bridges) are already taken on this machine, leaving out the
 // addresses the relay itself holds (ours): planning reports a door on a
 // taken port as a diagnostic before anything changes.
-func (o *Observed) probeDoors(ds *DesiredState, probe ListenProbe, ours map[string]bool) {
+func (o *Observed) probeDoors(ds *desiredState, probe func(addr string) error, ours map[string]bool) {
 	if probe == nil {
 		return
 	}

@@ -99,7 +99,7 @@ func (nopClose) Close() error { return nil }
 
 func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
+	hps, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -114,7 +114,7 @@ func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 
 func apply(t *testing.T, hp *HostPlan) []Result {
 	t.Helper()
-	e := &Engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
+	e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 	res, err := e.Apply(context.Background(), hp.Plan)
 	if err != nil {
 		t.Fatalf("apply: %v (results %+v)", err, res)
@@ -168,7 +168,7 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 			s := snaps[0]
 			desc, ok := ParseSnapshotDescription(s.Description)
 			// A memory baseline: a disk snapshot plus the memory image.
-			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != MemoryImageVolumeName(name) || !Classify(s, "clean").Memory {
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}
@@ -299,11 +299,11 @@ vm "x" {
 }`)
 	apply(t, plan(t, other, h))
 
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1}
 	if _, err := e.Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestPlanRefusesObjectsItDoesNotOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := loadProfile(t, "lab", labProfile)
-	_, diags, err := PlanProfile(ctx, p, connector(h), Options{})
+	_, diags, err := planProfile(ctx, p, connector(h), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestFailedVMIsRolledBackOthersSucceed(t *testing.T) {
 	h.FailOn("CreateSnapshot", "web-2", boom)
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Parallelism: 3, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 3, PollInterval: 1}
 	_, err := e.Apply(ctx, hp.Plan)
 	var ae *ApplyError
 	if !errors.As(err, &ae) || len(ae.Failed) != 1 || ae.Failed[0].Object != "web-2" {
@@ -396,13 +396,13 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
 	// Simulate the kill: run only the first steps of web-1 by hand.
-	var dv *DesiredVM
-	for _, v := range hp.Desired.VMs {
+	var dv *desiredVM
+	for _, v := range hp.desired.VMs {
 		if v.Spec.Name == "web-1" {
 			dv = v
 		}
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1}
 	apply(t, &HostPlan{HV: h, Plan: &Plan{Profile: "lab", Changes: filterKinds(hp.Plan.Changes, KindPool, KindNetwork, KindFilter)}})
 	spec := dv.Spec
 	md := *spec.Metadata
@@ -511,7 +511,7 @@ func TestRemovedFilterIsReboundLive(t *testing.T) {
 }
 
 func desiredSpec(hp *HostPlan, name string) virt.DomainSpec {
-	for _, v := range hp.Desired.VMs {
+	for _, v := range hp.desired.VMs {
 		if v.Spec.Name == name {
 			return v.Spec
 		}
@@ -551,7 +551,7 @@ func TestParallelApplyIsBounded(t *testing.T) {
 	hp := plan(t, p, h)
 	var mu sync.Mutex
 	active, peak := map[string]bool{}, 0
-	e := &Engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
+	e := &engine{HV: h, Parallelism: 2, PollInterval: 1, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		if ev.Kind != event.KindVM {
@@ -601,7 +601,7 @@ vm "s" {
   network  = network.sec
 }`)
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Getenv: func(k string) (string, bool) {
+	e := &engine{HV: h, Getenv: func(k string) (string, bool) {
 		if k == "LVM_TEST_MISSING_KEY" {
 			return "BCDFG-HJKMP-QRTVW-XY234-6789B", true
 		}
@@ -630,7 +630,7 @@ func TestStopAsksAgainThenForces(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
-	e := &Engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
+	e := &engine{HV: h, PollInterval: time.Millisecond, ReportInterval: 20 * time.Millisecond}
 	res := e.Stop(ctx, []string{"solo"}, 200*time.Millisecond, false, false)
 	if res[0].Err != "" {
 		t.Fatalf("stop: %s", res[0].Err)
@@ -666,7 +666,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
 	d.Disks[0].Format = "raw"
 	hp.Observed.Domains["web-1"] = d
-	_, diags := planChanges(p, hp.Desired, hp.Observed)
+	_, diags := planChanges(p, hp.desired, hp.Observed)
 	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
 		t.Fatalf("diags = %v", diags)
 	}
@@ -678,13 +678,13 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
 	s.Disks[0].Format = "raw"
 	hp.Observed.Domains["solo"] = s
-	_, diags = planChanges(p, hp.Desired, hp.Observed)
+	_, diags = planChanges(p, hp.desired, hp.Observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
 	}
 }
 
-// EnforceIsolation (the daemon's verify_every pass) binds a filter removed
+// enforceIsolation (the daemon's verify_every pass) binds a filter removed
 // from a running VM's interface again, without a profile and without a
 // restart, and says what it repaired.
 func TestEnforceIsolationRebindsLive(t *testing.T) {
@@ -695,7 +695,7 @@ func TestEnforceIsolationRebindsLive(t *testing.T) {
 	if err := h.RemoveLiveFilter("web-1", d.Interfaces[0].MAC); err != nil {
 		t.Fatal(err)
 	}
-	res, err := EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	res, err := enforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -707,7 +707,7 @@ func TestEnforceIsolationRebindsLive(t *testing.T) {
 		t.Fatalf("web-1 is %s", after.State)
 	}
 	// Nothing to repair: nothing is touched.
-	res, err = EnforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
+	res, err = enforceIsolation(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil || len(res.Repaired) != 0 || !res.Verification.OK {
 		t.Fatalf("second pass: %+v, %v", res, err)
 	}

@@ -13,17 +13,17 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// AutoSnapshotPrefix starts the name of every scheduled snapshot:
+// autoSnapshotPrefix starts the name of every scheduled snapshot:
 // auto-<policy>-<UTC timestamp>.
-const AutoSnapshotPrefix = "auto-"
+const autoSnapshotPrefix = "auto-"
 
 // autoTimeFormat is the UTC timestamp in scheduled snapshot names; it sorts
 // like time.
 const autoTimeFormat = "20060102T150405Z"
 
-// AutoSnapshotName names a scheduled snapshot of policy taken at t.
-func AutoSnapshotName(policy string, t time.Time) string {
-	return AutoSnapshotPrefix + policy + "-" + t.UTC().Format(autoTimeFormat)
+// autoSnapshotName names a scheduled snapshot of policy taken at t.
+func autoSnapshotName(policy string, t time.Time) string {
+	return autoSnapshotPrefix + policy + "-" + t.UTC().Format(autoTimeFormat)
 }
 
 // Schedule is a policy schedule resolved for one VM: the @ aliases are
@@ -42,18 +42,18 @@ type Schedule struct {
 // zero time means never.
 func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
 
-// ResolveSchedule applies the per-VM jitter to expr (within the default
+// resolveSchedule applies the per-VM jitter to expr (within the default
 // window) and parses it with the profile language's parser. An empty expr
 // has no schedule (ok false).
-func ResolveSchedule(expr, vmKey string) (Schedule, bool, error) {
-	return ResolveScheduleWindow(expr, "", vmKey)
+func resolveSchedule(expr, vmKey string) (Schedule, bool, error) {
+	return resolveScheduleWindow(expr, "", vmKey)
 }
 
-// ResolveScheduleWindow is ResolveSchedule with the policy's window: the
+// resolveScheduleWindow is resolveSchedule with the policy's window: the
 // time of day that @daily, @weekly and @monthly pick for a VM falls in
 // window ("01:00-05:00", host local time; empty: profiles.DefaultWindow).
 // @hourly jitters the minute only; cron expressions are used as written.
-func ResolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
+func resolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
 		return Schedule{}, false, nil
@@ -98,18 +98,18 @@ type SnapshotInfo struct {
 	Policy string       `json:"policy,omitempty"`
 	// Expires is when max_age retention removes it (auto snapshots). From
 	// Classify it is the expiry recorded when the snapshot was taken;
-	// listings replace it with the VM's current policy (PolicyExpiry),
+	// listings replace it with the VM's current policy (policyExpiry),
 	// which is what retention follows.
 	Expires *time.Time `json:"expires,omitempty"`
 }
 
-// PolicyExpiry is when retention of p removes the scheduled snapshot s:
+// policyExpiry is when retention of p removes the scheduled snapshot s:
 // its scheduled instant plus p's current max_age. ok is false when s is
 // not one of p's scheduled snapshots or p has no max_age. The expiry
 // recorded in the snapshot's description at creation is deliberately not
 // used: a max_age removed, shortened or lengthened later applies to the
 // snapshots that exist.
-func PolicyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
+func policyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
 	if p == nil || s.Kind != SnapshotAuto || s.Policy != p.Name {
 		return time.Time{}, false
 	}
@@ -117,10 +117,10 @@ func PolicyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
 	if age <= 0 {
 		return time.Time{}, false
 	}
-	return ScheduledAt(s).Add(age).UTC(), true
+	return scheduledAt(s).Add(age).UTC(), true
 }
 
-// withPolicyExpiry sets each snapshot's Expires from p (PolicyExpiry):
+// withPolicyExpiry sets each snapshot's Expires from p (policyExpiry):
 // nil for snapshots the current policy does not expire.
 func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
 	for i := range infos {
@@ -128,7 +128,7 @@ func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
 			continue
 		}
 		infos[i].Expires = nil
-		if exp, ok := PolicyExpiry(p, infos[i]); ok {
+		if exp, ok := policyExpiry(p, infos[i]); ok {
 			infos[i].Expires = &exp
 		}
 	}
@@ -154,15 +154,15 @@ func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
 	return info
 }
 
-// ScheduledAt is the instant the scheduler took a snapshot for: the UTC
+// scheduledAt is the instant the scheduler took a snapshot for: the UTC
 // time in the name of a scheduled snapshot (auto-<policy>-<UTC>, from the
 // scheduler's clock), else libvirt's creation time. Schedules and
 // retention order snapshots by it, so they follow the clock that made them
 // (run-due --now, a client whose clock differs from the host's) and are not
 // confused by snapshots created within the same second.
-func ScheduledAt(s SnapshotInfo) time.Time {
+func scheduledAt(s SnapshotInfo) time.Time {
 	if s.Kind == SnapshotAuto && s.Policy != "" {
-		if ts, ok := strings.CutPrefix(s.Name, AutoSnapshotPrefix+s.Policy+"-"); ok {
+		if ts, ok := strings.CutPrefix(s.Name, autoSnapshotPrefix+s.Policy+"-"); ok {
 			if t, err := time.Parse(autoTimeFormat, ts); err == nil {
 				return t
 			}
@@ -171,14 +171,14 @@ func ScheduledAt(s SnapshotInfo) time.Time {
 	return s.Created
 }
 
-// DueSnapshot says whether a VM's policy wants a scheduled snapshot at
+// dueSnapshot says whether a VM's policy wants a scheduled snapshot at
 // now: the first scheduled instant after the newest scheduled snapshot of
 // the policy (or after the VM was provisioned, if none) has passed. Missed
 // instants (a daemon that was down) are caught up once, not repeatedly.
-func DueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) bool {
+func dueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) bool {
 	ref := created
 	for _, sn := range snaps {
-		if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+		if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
 			ref = at
 		}
 	}
@@ -188,14 +188,14 @@ func DueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotI
 	return !next.IsZero() && !next.After(now)
 }
 
-// Retention lists the scheduled snapshots of policy that retention
+// retention lists the scheduled snapshots of policy that retention
 // removes at now: those past their expiry under p's current max_age
-// (PolicyExpiry, not the expiry recorded at creation) and those beyond the
+// (policyExpiry, not the expiry recorded at creation) and those beyond the
 // newest keep. room reserves places for snapshots about to be taken
 // (room = 1 lists what retention removes once the due snapshot exists).
 // The baseline and manual snapshots are never listed. The result is
 // oldest first.
-func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int) []SnapshotInfo {
+func retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int) []SnapshotInfo {
 	var autos []SnapshotInfo
 	for _, s := range snaps {
 		if s.Kind == SnapshotAuto && s.Policy == p.Name && s.Name != p.Baseline {
@@ -203,7 +203,7 @@ func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 		}
 	}
 	// Newest first.
-	sort.SliceStable(autos, func(i, j int) bool { return ScheduledAt(autos[i]).After(ScheduledAt(autos[j])) })
+	sort.SliceStable(autos, func(i, j int) bool { return scheduledAt(autos[i]).After(scheduledAt(autos[j])) })
 	keep := p.Keep - room
 	if keep < 0 {
 		keep = 0
@@ -211,7 +211,7 @@ func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 	var out []SnapshotInfo
 	kept := 0
 	for _, s := range autos {
-		exp, ok := PolicyExpiry(p, s)
+		exp, ok := policyExpiry(p, s)
 		expired := ok && !exp.After(now)
 		if expired || kept >= keep {
 			out = append(out, s)
@@ -219,7 +219,7 @@ func Retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 		}
 		kept++
 	}
-	sort.SliceStable(out, func(i, j int) bool { return ScheduledAt(out[i]).Before(ScheduledAt(out[j])) })
+	sort.SliceStable(out, func(i, j int) bool { return scheduledAt(out[i]).Before(scheduledAt(out[j])) })
 	return out
 }
 

@@ -17,29 +17,29 @@ import (
 )
 
 func TestResolveScheduleJitterIsStableAndSpread(t *testing.T) {
-	a1, _, err := ResolveSchedule("@daily", "uuid-a/acct-1")
+	a1, _, err := resolveSchedule("@daily", "uuid-a/acct-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2, _, _ := ResolveSchedule("@daily", "uuid-a/acct-1")
+	a2, _, _ := resolveSchedule("@daily", "uuid-a/acct-1")
 	if a1.Spec != a2.Spec {
 		t.Fatalf("jitter not stable: %q vs %q", a1.Spec, a2.Spec)
 	}
 	seen := map[string]bool{}
 	for i := 0; i < 50; i++ {
-		s, _, _ := ResolveSchedule("@daily", fmt.Sprintf("uuid-%d/vm-%d", i, i))
+		s, _, _ := resolveSchedule("@daily", fmt.Sprintf("uuid-%d/vm-%d", i, i))
 		seen[s.Spec] = true
 	}
 	if len(seen) < 40 {
 		t.Errorf("50 VMs share only %d distinct @daily times", len(seen))
 	}
-	if s, _, _ := ResolveSchedule("*/15 * * * *", "x"); s.Spec != "*/15 * * * *" {
+	if s, _, _ := resolveSchedule("*/15 * * * *", "x"); s.Spec != "*/15 * * * *" {
 		t.Errorf("cron expression changed: %q", s.Spec)
 	}
-	if _, ok, _ := ResolveSchedule("", "x"); ok {
+	if _, ok, _ := resolveSchedule("", "x"); ok {
 		t.Error("empty schedule resolved")
 	}
-	if _, _, err := ResolveSchedule("61 * * * *", "x"); err == nil {
+	if _, _, err := resolveSchedule("61 * * * *", "x"); err == nil {
 		t.Error("bad cron accepted")
 	}
 }
@@ -110,13 +110,13 @@ func TestRetentionOverThousandTicks(t *testing.T) {
 		if _, err := h.CreateSnapshot(ctx, vm, virt.SnapshotSpec{Name: "before-upgrade", Description: man.String()}); err != nil {
 			t.Fatal(err)
 		}
-		s, _, err := ResolveSchedule(p.Schedule, uuid+"/"+vm)
+		s, _, err := resolveSchedule(p.Schedule, uuid+"/"+vm)
 		if err != nil {
 			t.Fatal(err)
 		}
 		specs[name] = s.Spec
 	}
-	e := &Engine{HV: h, Parallelism: 2}
+	e := &engine{HV: h, Parallelism: 2}
 	createdN, prunedN := map[string]int{}, map[string]int{}
 	for i := 0; i < 1000; i++ {
 		mu.Lock()
@@ -187,7 +187,7 @@ func expectedAutos(policy, spec string, p *virt.PolicyRef, created, now time.Tim
 	}
 	var out []string
 	for _, t := range ts {
-		out = append(out, AutoSnapshotName(policy, t))
+		out = append(out, autoSnapshotName(policy, t))
 	}
 	sort.Strings(out)
 	return out
@@ -204,7 +204,7 @@ func TestRetentionNeverListsBaselineOrManual(t *testing.T) {
 		{Snapshot: virt.Snapshot{Name: "auto-p-1", Created: old}, Kind: SnapshotAuto, Policy: "p", Expires: &exp},
 		{Snapshot: virt.Snapshot{Name: "auto-q-1", Created: old}, Kind: SnapshotAuto, Policy: "q", Expires: &exp},
 	}
-	got := Retention(p, snaps, now, 1)
+	got := retention(p, snaps, now, 1)
 	if len(got) != 1 || got[0].Name != "auto-p-1" {
 		t.Fatalf("retention = %+v, want only auto-p-1", got)
 	}
@@ -234,7 +234,7 @@ func TestResolveScheduleWindowBoundsJitter(t *testing.T) {
 	} {
 		seen := map[string]bool{}
 		for i := 0; i < 200; i++ {
-			s, ok, err := ResolveScheduleWindow(c.expr, c.window, fmt.Sprintf("uuid-%d/vm-%d", i, i))
+			s, ok, err := resolveScheduleWindow(c.expr, c.window, fmt.Sprintf("uuid-%d/vm-%d", i, i))
 			if err != nil || !ok {
 				t.Fatalf("%s %q: ok=%v err=%v", c.expr, c.window, ok, err)
 			}
@@ -254,13 +254,13 @@ func TestResolveScheduleWindowBoundsJitter(t *testing.T) {
 			t.Errorf("%s %q: 200 VMs share only %d times", c.expr, c.window, len(seen))
 		}
 	}
-	if _, _, err := ResolveScheduleWindow("@daily", "25:00-03:00", "x"); err == nil {
+	if _, _, err := resolveScheduleWindow("@daily", "25:00-03:00", "x"); err == nil {
 		t.Error("bad window accepted")
 	}
 }
 
 // Issue 10: a schedule that never matches made the cron library return the
-// zero time, which DueSnapshot treated as due on every tick.
+// zero time, which dueSnapshot treated as due on every tick.
 func TestDueSnapshotNeverForZeroTime(t *testing.T) {
 	never, err := cron.ParseStandard("0 0 31 2 *")
 	if err != nil {
@@ -268,7 +268,7 @@ func TestDueSnapshotNeverForZeroTime(t *testing.T) {
 	}
 	s := Schedule{Spec: "0 0 31 2 *", sched: never}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	if DueSnapshot(s, "p", now.Add(-48*time.Hour), nil, now) {
+	if dueSnapshot(s, "p", now.Add(-48*time.Hour), nil, now) {
 		t.Fatal("a schedule that never matches is due")
 	}
 }
@@ -280,7 +280,7 @@ func TestScheduleIsHostLocalTime(t *testing.T) {
 	old := time.Local
 	time.Local = loc
 	defer func() { time.Local = old }()
-	s, _, err := ResolveSchedule("30 2 * * *", "x")
+	s, _, err := resolveSchedule("30 2 * * *", "x")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,11 +41,11 @@ vm "%NAME%" {
 		if pName == "pb" {
 			p = b
 		}
-		hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+		hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := &Engine{HV: h, Parallelism: 2, PollInterval: 1}
+		e := &engine{HV: h, Parallelism: 2, PollInterval: 1}
 		if _, err := e.Apply(ctx, hps[0].Plan); err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ vm "vc" {
 	if _, err := h.EnsurePool(ctx, imagePoolName(dir), "/elsewhere"); err != nil {
 		t.Fatal(err)
 	}
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	apply(t, plan(t, p, h))
 	var mu sync.Mutex
 	var lines []string
-	e := &Engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
+	e := &engine{HV: h, Parallelism: 2, Hook: event.Func(func(ev event.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, ev.Object+": "+ev.Message)
@@ -51,7 +51,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 		}
 		return m
 	}
-	before := vols()[SystemVolumeName("web-1")]
+	before := vols()[systemVolumeName("web-1")]
 
 	res, err := e.Reset(ctx, []string{"web-1", "web-2"}, "")
 	if err != nil {
@@ -65,13 +65,13 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if g, _ := h.DiskGeneration(disk); g != base {
 		t.Errorf("disk generation after reset %d, want the baseline's %d", g, base)
 	}
-	if after := vols()[SystemVolumeName("web-1")]; after.AllocationBytes != before.AllocationBytes {
+	if after := vols()[systemVolumeName("web-1")]; after.AllocationBytes != before.AllocationBytes {
 		t.Errorf("reset changed the disk's allocation %d -> %d", before.AllocationBytes, after.AllocationBytes)
 	}
 	mu.Lock()
 	all := strings.Join(lines, "\n")
 	mu.Unlock()
-	for _, want := range []string{"web-1: returning the disks to clean", "web-1: restoring memory from " + MemoryImageVolumeName("web-1")} {
+	for _, want := range []string{"web-1: returning the disks to clean", "web-1: restoring memory from " + memoryImageVolumeName("web-1")} {
 		if !strings.Contains(all, want) {
 			t.Errorf("progress lacks %q:\n%s", want, all)
 		}
@@ -105,19 +105,19 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != SnapshotBaseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
 		t.Errorf("snapshot list %+v, want the baseline clean with memory", ls)
 	}
-	// Retention never deletes it; a delete without force is refused.
-	if err := e.DeleteSnapshot(ctx, "web-1", "clean", false); !errors.Is(err, ErrBaselineProtected) {
+	// retention never deletes it; a delete without force is refused.
+	if err := e.DeleteSnapshot(ctx, "web-1", "clean", false); !errors.Is(err, errBaselineProtected) {
 		t.Errorf("delete the baseline without force: %v", err)
 	}
 	// A forced delete takes the image with it; apply takes both again.
 	if err := e.DeleteSnapshot(ctx, "web-1", "clean", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := vols()[MemoryImageVolumeName("web-1")]; ok {
+	if _, ok := vols()[memoryImageVolumeName("web-1")]; ok {
 		t.Errorf("memory image of web-1 left after its baseline was deleted")
 	}
 	apply(t, plan(t, p, h))
-	if _, ok := vols()[MemoryImageVolumeName("web-1")]; !ok {
+	if _, ok := vols()[memoryImageVolumeName("web-1")]; !ok {
 		t.Errorf("apply did not take web-1's memory baseline again")
 	}
 	if st, err := e.RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
@@ -125,11 +125,11 @@ func TestResetWithMemoryImage(t *testing.T) {
 	}
 
 	// destroy leaves no image behind.
-	hps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
 	left := vols()
@@ -153,7 +153,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.DeleteVolume(ctx, "default", MemoryImageVolumeName("web-1")); err != nil {
+	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
 	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: "p"}
@@ -166,7 +166,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.FailOn("RestoreDomain", "web-1", errors.New("the old path must not restore an image"))
-	e := &Engine{HV: h}
+	e := &engine{HV: h}
 	if st, err := e.RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
 		t.Fatalf("reset of an old-style baseline: %s %v", st, err)
 	}
@@ -191,10 +191,10 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 	if err := h.DeleteSnapshot(ctx, "web-1", "clean"); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.DeleteVolume(ctx, "default", MemoryImageVolumeName("web-1")); err != nil {
+	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.SaveDomain(ctx, "web-1", "default", MemoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
+	if _, err := h.SaveDomain(ctx, "web-1", "default", memoryImageVolumeName("web-1"), virt.SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hp := plan(t, p, h)
@@ -224,17 +224,17 @@ func TestMemoryImageKeptWhenPolicyDropsMemory(t *testing.T) {
 	noMem := loadProfile(t, "lab", strings.Replace(labProfile, "memory = true", "memory = false", 1))
 	apply(t, plan(t, noMem, h))
 	d, _ := h.GetDomain(ctx, "web-1")
-	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != MemoryImageVolumeName("web-1") {
+	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != memoryImageVolumeName("web-1") {
 		t.Fatalf("web-1's metadata no longer lists its memory image: %+v", d.Metadata.Volumes)
 	}
-	if st, err := (&Engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
+	if st, err := (&engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
 		t.Errorf("reset after the policy change: %s %v", st, err)
 	}
-	hps, err := PlanDestroy(ctx, noMem, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	hps, err := planProfileDestroy(ctx, noMem, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&Engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
 	vs, _ := h.ListVolumes(ctx, "default")

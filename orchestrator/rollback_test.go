@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -41,12 +42,12 @@ func TestFailedRollbackKeepsTheDomainAndReportsTheAnswerMedia(t *testing.T) {
 	ctx := context.Background()
 	h := newFakeHost(t)
 	p := loadProfile(t, "lab", answerProfile("acct"))
-	answer := AnswerVolumeName("acct")
+	answer := answerVolumeName("acct")
 	h.FailOn("StartDomain", "acct", errors.New("qemu refused to start"))
 	h.FailOn("DeleteVolume", answer, errors.New("input/output error"))
 
 	hp := plan(t, p, h)
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
 	res, err := e.Apply(ctx, hp.Plan)
 	if err == nil {
 		t.Fatal("apply succeeded with a failing start")
@@ -80,7 +81,7 @@ func TestFailedRollbackKeepsTheDomainAndReportsTheAnswerMedia(t *testing.T) {
 	if c := changesByName(next.Plan)["vm/acct"]; c.Action != ActionReplace {
 		t.Errorf("next plan for acct: %s %v, want replace", c.Action, c.Reasons)
 	}
-	dps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	dps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +100,8 @@ func TestRollbackRetriesUndo(t *testing.T) {
 	h := newFakeHost(t)
 	p := loadProfile(t, "lab", answerProfile("acct"))
 	h.FailOn("StartDomain", "acct", errors.New("qemu refused to start"))
-	h.FailTimes("DeleteVolume", AnswerVolumeName("acct"), 2, virt.ErrBusy)
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
+	h.FailTimes("DeleteVolume", answerVolumeName("acct"), 2, virt.ErrBusy)
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv, undoPause: time.Millisecond}
 	res, err := e.Apply(ctx, plan(t, p, h).Plan)
 	i := slices.IndexFunc(res, func(r Result) bool { return r.Object == "acct" })
 	if err == nil || i < 0 || !strings.Contains(res[i].Err, "qemu refused to start") || strings.Contains(res[i].Err, "left work behind") {
@@ -121,7 +122,7 @@ func TestRollbackRetriesUndo(t *testing.T) {
 func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 	ctx := context.Background()
 	h := newFakeHost(t)
-	for _, name := range []string{AnswerVolumeName("acct"), AnswerVolumeName("stranger")} {
+	for _, name := range []string{answerVolumeName("acct"), answerVolumeName("stranger")} {
 		if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: name, Format: "raw", CapacityBytes: 4, Mode: 0o600}, strings.NewReader("ISO!"), 4); err != nil {
 			t.Fatal(err)
 		}
@@ -129,26 +130,26 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 	p := loadProfile(t, "lab", seatProfile("office", "KEY_A", "retail", 0, "acct", 1))
 
 	hp := plan(t, p, h)
-	c, ok := changesByName(hp.Plan)["volume/"+AnswerVolumeName("acct")]
+	c, ok := changesByName(hp.Plan)["volume/"+answerVolumeName("acct")]
 	if !ok || c.Kind != KindVolume || c.Action != ActionDelete {
 		t.Fatalf("plan has no delete of acct's orphan answer media: %+v", hp.Plan.Changes)
 	}
-	if _, ok := changesByName(hp.Plan)["volume/"+AnswerVolumeName("stranger")]; ok {
+	if _, ok := changesByName(hp.Plan)["volume/"+answerVolumeName("stranger")]; ok {
 		t.Error("plan deletes answer media of a VM the profile does not declare")
 	}
 	if !slices.ContainsFunc(hp.Plan.Notes, func(n string) bool {
-		return strings.Contains(n, AnswerVolumeName("stranger")) && strings.Contains(n, "virsh vol-delete --pool default "+AnswerVolumeName("stranger"))
+		return strings.Contains(n, answerVolumeName("stranger")) && strings.Contains(n, "virsh vol-delete --pool default "+answerVolumeName("stranger"))
 	}) {
 		t.Errorf("plan notes do not report stranger's answer media: %q", hp.Plan.Notes)
 	}
 
-	ver, err := Verify(ctx, h, VerifyOptions{URI: "test:///fake"})
+	ver, err := verifyHost(ctx, h, VerifyOptions{URI: "test:///fake"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var found []string
 	for _, f := range ver.HostChecks {
-		if f.Check == "answer-media" && f.Severity == SeverityWarn {
+		if f.Check == "answer-media" && f.Severity == hostcheck.SeverityWarn {
 			found = append(found, f.Message)
 		}
 	}
@@ -156,27 +157,27 @@ func TestOrphanAnswerMediaArePlannedAndVerified(t *testing.T) {
 		t.Errorf("verify reports %q, want both orphans as warnings", found)
 	}
 
-	ea := &Engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv}
+	ea := &engine{HV: h, Parallelism: 1, PollInterval: 1, Getenv: seatGetenv}
 	if res, err := ea.Apply(ctx, hp.Plan); err != nil {
 		t.Fatalf("apply: %v %+v", err, res)
 	}
-	if got := poolVolumes(t, h); !slices.Equal(got, []string{SystemVolumeName("acct"), AnswerVolumeName("stranger")}) {
+	if got := poolVolumes(t, h); !slices.Equal(got, []string{systemVolumeName("acct"), answerVolumeName("stranger")}) {
 		t.Errorf("after apply the pool holds %v", got)
 	}
 
 	// destroy deletes the profile's orphans too.
-	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: AnswerVolumeName("acct"), Format: "raw", CapacityBytes: 4, Mode: 0o600}, strings.NewReader("ISO!"), 4); err != nil {
+	if _, err := h.UploadVolume(ctx, virt.VolumeSpec{Pool: "default", Name: answerVolumeName("acct"), Format: "raw", CapacityBytes: 4, Mode: 0o600}, strings.NewReader("ISO!"), 4); err != nil {
 		t.Fatal(err)
 	}
-	dps, err := PlanDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	dps, err := planProfileDestroy(ctx, p, connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &Engine{HV: h, Parallelism: 1, PollInterval: 1}
+	e := &engine{HV: h, Parallelism: 1, PollInterval: 1}
 	if _, err := e.Apply(ctx, dps[0].Plan); err != nil {
 		t.Fatal(err)
 	}
-	if got := poolVolumes(t, h); !slices.Equal(got, []string{AnswerVolumeName("stranger")}) {
+	if got := poolVolumes(t, h); !slices.Equal(got, []string{answerVolumeName("stranger")}) {
 		t.Errorf("after destroy the pool holds %v, want only stranger's media", got)
 	}
 }

@@ -18,7 +18,7 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 	p := &virt.PolicyRef{Name: "hourly", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
 	auto := func(t time.Time) SnapshotInfo {
 		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}
-		return Classify(virt.Snapshot{Name: AutoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
+		return Classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
 	}
 	snaps := []SnapshotInfo{
 		Classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
@@ -32,12 +32,12 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 		{snaps[0], host}, // not scheduled: libvirt's time
 		{Classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}.String(), Created: host}, ""), host},
 	} {
-		if got := ScheduledAt(c.s); !got.Equal(c.want) {
+		if got := scheduledAt(c.s); !got.Equal(c.want) {
 			t.Errorf("ScheduledAt(%s) = %s, want %s", c.s.Name, got, c.want)
 		}
 	}
 
-	s, _, err := ResolveSchedule(p.Schedule, "x")
+	s, _, err := resolveSchedule(p.Schedule, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,16 +45,16 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 		now  time.Time
 		want bool
 	}{{at(2, 30), false}, {at(2, 59), false}, {at(3, 0), true}} {
-		if got := DueSnapshot(s, "hourly", host.Add(-time.Hour), snaps, c.now); got != c.want {
+		if got := dueSnapshot(s, "hourly", host.Add(-time.Hour), snaps, c.now); got != c.want {
 			t.Errorf("due at %s = %v, want %v", c.now.Format("15:04"), got, c.want)
 		}
 	}
 
 	var pruned []string
-	for _, x := range Retention(p, snaps, at(3, 0), 1) {
+	for _, x := range retention(p, snaps, at(3, 0), 1) {
 		pruned = append(pruned, x.Name)
 	}
-	if want := []string{AutoSnapshotName("hourly", at(0, 0)), AutoSnapshotName("hourly", at(1, 0))}; !slices.Equal(pruned, want) {
+	if want := []string{autoSnapshotName("hourly", at(0, 0)), autoSnapshotName("hourly", at(1, 0))}; !slices.Equal(pruned, want) {
 		t.Errorf("retention (keep 2, room 1) prunes %v, want the two oldest by schedule %v", pruned, want)
 	}
 }
@@ -63,7 +63,7 @@ func TestScheduleNotes(t *testing.T) {
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
 	auto := func(policy string, tt time.Time, expires *time.Time) virt.Snapshot {
 		d := SnapshotDescription{Kind: SnapshotAuto, Policy: policy, Expires: expires}
-		return virt.Snapshot{Name: AutoSnapshotName(policy, tt), Description: d.String(), Created: tt}
+		return virt.Snapshot{Name: autoSnapshotName(policy, tt), Description: d.String(), Created: tt}
 	}
 	exp := at(1, 30)
 	md := func(p *virt.PolicyRef, provisioned bool) *virt.Metadata {
@@ -86,7 +86,7 @@ func TestScheduleNotes(t *testing.T) {
 			"c-1": {auto("a", at(0, 0), &exp)},
 		},
 	}
-	got := ScheduleNotes(o, "lab", at(2, 10))
+	got := scheduleNotes(o, "lab", at(2, 10))
 	want := []string{
 		"a-1: next scheduled snapshot auto-h-20261126T030000Z at 2026-11-26T03:00:00Z; retention then deletes auto-h-20261126T010000Z",
 		"b-1: next scheduled snapshot auto-h-20261126T021000Z at 2026-11-26T02:10:00Z (due now)",

@@ -12,9 +12,9 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// ErrBaselineProtected is returned when deleting a VM's baseline without
+// errBaselineProtected is returned when deleting a VM's baseline without
 // force.
-var ErrBaselineProtected = errors.New("the baseline snapshot is protected")
+var errBaselineProtected = errors.New("the baseline snapshot is protected")
 
 // VMSnapshots is a managed VM with its classified snapshots, parents
 // before children (then oldest first).
@@ -62,7 +62,7 @@ func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
 
 // ListSnapshots returns the snapshots of the named managed VMs (all managed
 // VMs when names is empty), sorted by VM name.
-func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
+func (e *engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapshots, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,7 @@ func (e *Engine) ListSnapshots(ctx context.Context, names []string) ([]VMSnapsho
 
 // selectManaged returns the named managed domains (all when names is
 // empty), sorted by name; an unknown or unmanaged name is an error.
-func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
+func (e *engine) selectManaged(ctx context.Context, names []string) ([]virt.Domain, error) {
 	if len(names) == 0 {
 		doms, err := e.HV.ListDomains(ctx)
 		if err != nil {
@@ -109,7 +109,7 @@ func (e *Engine) selectManaged(ctx context.Context, names []string) ([]virt.Doma
 // CreateSnapshot takes a manual snapshot (kept until deleted by hand). A
 // running VM's internal snapshot always includes its memory on libvirt 9.0;
 // memory says so explicitly and is required for running VMs.
-func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
+func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return SnapshotInfo{}, err
@@ -117,8 +117,8 @@ func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 	if name == "" {
 		name = "manual-" + e.now().Format(autoTimeFormat)
 	}
-	if strings.HasPrefix(name, AutoSnapshotPrefix) {
-		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", AutoSnapshotPrefix)
+	if strings.HasPrefix(name, autoSnapshotPrefix) {
+		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", autoSnapshotPrefix)
 	}
 	if name == baselineOf(d) {
 		return SnapshotInfo{}, fmt.Errorf("%q is %s's baseline name; choose another name", name, vm)
@@ -134,7 +134,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, vm, name string, memory boo
 
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
 // reached the state the snapshot recorded.
-func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
+func (e *engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.DomainState, error) {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return "", err
@@ -169,13 +169,13 @@ func (e *Engine) RevertSnapshot(ctx context.Context, vm, name string) (virt.Doma
 
 // DeleteSnapshot deletes a snapshot (its disk contents too). The baseline
 // is refused unless force.
-func (e *Engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
+func (e *engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool) error {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
 		return err
 	}
 	if name == baselineOf(d) && !force {
-		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, ErrBaselineProtected)
+		return fmt.Errorf("%s %q of %s: %w; use --force to delete it anyway (reset then has nothing to return to)", "baseline", name, vm, errBaselineProtected)
 	}
 	snaps, err := e.HV.ListSnapshots(ctx, vm)
 	if err != nil {
@@ -222,7 +222,7 @@ func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
 // image plus a disk snapshot (see snapshots.go) and leaves the VM running.
 // A leftover image of an interrupted attempt is replaced: no snapshot
 // refers to it while the baseline is missing.
-func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	e.begin(event.KindVM, name, event.StepBaseline, "saving memory for baseline %s into volume %s", baseline, ref.Name)
 	_, err := e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
 	if errors.Is(err, virt.ErrExists) {
@@ -240,7 +240,7 @@ func (e *Engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 // finishImageBaseline takes the disk snapshot of a VM whose memory was just
 // saved into ref (the VM is shut off, its disks as they were at the save)
 // and restores the image: the VM runs on.
-func (e *Engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
 	restore := func() error {
 		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
 		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
@@ -264,7 +264,7 @@ func (e *Engine) finishImageBaseline(ctx context.Context, name, baseline string,
 // into ref that no snapshot refers to yet: a baseline interrupted between
 // the save and the disk snapshot (the disks have not changed since, the VM
 // has not run). libvirt reports the save as stop reason "other".
-func (e *Engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeRef) bool {
+func (e *engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeRef) bool {
 	if d.State != virt.StateShutoff || d.StopReason != virt.StopOther {
 		return false
 	}
@@ -284,7 +284,7 @@ func (e *Engine) savedImage(ctx context.Context, d virt.Domain, ref virt.VolumeR
 // disk snapshot is reverted (libvirt stops the VM first), then the image
 // restored. Both steps work from any state a killed reset leaves (see
 // snapshots.go), so running the reset again converges.
-func (e *Engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
+func (e *engine) revertImage(ctx context.Context, vm, name string, ref virt.VolumeRef) (virt.DomainState, error) {
 	e.begin(event.KindVM, vm, event.StepRevert, "returning the disks to %s", name)
 	if err := retryBusy(ctx, func() error { return e.HV.RevertSnapshot(ctx, vm, name) }); err != nil {
 		return "", err
@@ -311,7 +311,7 @@ type ResetResult struct {
 
 // Reset reverts VMs to their baseline (or to the snapshot named to) in
 // parallel and reports how long each took.
-func (e *Engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
+func (e *engine) Reset(ctx context.Context, names []string, to string) ([]ResetResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -361,8 +361,8 @@ type TickResult struct {
 	Err     string   `json:"error,omitempty"`
 }
 
-// TickPlan is what a tick would do for one VM (for plan and --dry-run).
-type TickPlan struct {
+// tickPlan is what a tick would do for one VM (for plan and --dry-run).
+type tickPlan struct {
 	VM       string
 	Policy   *virt.PolicyRef
 	Create   string // "" when nothing is due
@@ -370,38 +370,42 @@ type TickPlan struct {
 	Schedule Schedule
 }
 
-// PlanTick computes what the scheduler does for d at now, from the
+// planTick computes what the scheduler does for d at now, from the
 // domain's recorded policy and its snapshots alone.
-func PlanTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (TickPlan, error) {
-	tp := TickPlan{VM: d.Name}
+func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, error) {
+	tp := tickPlan{VM: d.Name}
 	if d.Metadata == nil || d.Metadata.Policy == nil {
 		return tp, nil
 	}
 	p := d.Metadata.Policy
 	tp.Policy = p
 	infos := classifyAll(snaps, p.Baseline)
-	s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
+	s, ok, err := resolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 	if err != nil {
 		return tp, err
 	}
 	room := 0
 	if ok {
 		tp.Schedule = s
-		if DueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
-			tp.Create = AutoSnapshotName(p.Name, now)
+		if dueSnapshot(s, p.Name, d.Metadata.Created, infos, now) {
+			tp.Create = autoSnapshotName(p.Name, now)
 			room = 1
 		}
 	}
-	tp.Prune = Retention(p, infos, now, room)
+	tp.Prune = retention(p, infos, now, room)
 	return tp, nil
 }
 
 // ScheduleNotes says, for each provisioned VM of profile with a snapshot
-// policy on the observed host (by name), what the scheduler does next:
-// scheduled snapshots retention deletes at the next tick, and the next
-// scheduled snapshot with what retention deletes then. plan prints them as
-// notes; they are not changes (apply does not take snapshots).
-func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
+// policy on the plan's host, what the scheduler does next: scheduled
+// snapshots retention deletes at the next tick, and the next scheduled
+// snapshot with what retention deletes then. plan prints them as notes;
+// they are not changes (apply does not take snapshots).
+func (hp *HostPlan) ScheduleNotes(profile string, now time.Time) []string {
+	return scheduleNotes(hp.Observed, profile, now)
+}
+
+func scheduleNotes(o *Observed, profile string, now time.Time) []string {
 	now = now.UTC().Truncate(time.Minute)
 	var notes []string
 	for _, name := range sortedKeys(o.Domains) {
@@ -413,7 +417,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		snaps := o.Snapshots[name]
 		infos := classifyAll(snaps, p.Baseline)
 		soon := map[string]bool{}
-		if pr := Retention(p, infos, now, 0); len(pr) > 0 {
+		if pr := retention(p, infos, now, 0); len(pr) > 0 {
 			var n []string
 			for _, s := range pr {
 				soon[s.Name] = true
@@ -421,7 +425,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 			}
 			notes = append(notes, fmt.Sprintf("%s: the next tick deletes %s (retention of policy %s)", name, strings.Join(n, ", "), p.Name))
 		}
-		s, ok, err := ResolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
+		s, ok, err := resolveScheduleWindow(p.Schedule, p.Window, d.UUID+"/"+d.Name)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: %v", name, err))
 			continue
@@ -431,7 +435,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		}
 		ref := d.Metadata.Created
 		for _, sn := range infos {
-			if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
+			if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
 				ref = at
 			}
 		}
@@ -442,7 +446,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		if !when.After(now) {
 			when, due = now, " (due now)"
 		}
-		tp, err := PlanTick(d, snaps, when)
+		tp, err := planTick(d, snaps, when)
 		if err != nil || tp.Create == "" {
 			continue
 		}
@@ -466,7 +470,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 // prune (only after the snapshot was taken: a failed create prunes
 // nothing). Every VM is served even when others fail;
 // failures are reported per VM. dryRun only reports.
-func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+func (e *engine) RunDue(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -486,7 +490,7 @@ func (e *Engine) RunDue(ctx context.Context, names []string, now time.Time, dryR
 
 // Prune applies retention only (no snapshot is created) to the named
 // managed VMs (all when names is empty).
-func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
+func (e *engine) Prune(ctx context.Context, names []string, now time.Time, dryRun bool) ([]TickResult, error) {
 	doms, err := e.selectManaged(ctx, names)
 	if err != nil {
 		return nil, err
@@ -504,21 +508,21 @@ func (e *Engine) Prune(ctx context.Context, names []string, now time.Time, dryRu
 	return out, nil
 }
 
-func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
+func (e *engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRun, create bool) TickResult {
 	r := TickResult{VM: d.Name, Policy: d.Metadata.Policy.Name}
 	snaps, err := e.HV.ListSnapshots(ctx, d.Name)
 	if err != nil {
 		r.Err = err.Error()
 		return r
 	}
-	tp, err := PlanTick(d, snaps, now)
+	tp, err := planTick(d, snaps, now)
 	if err != nil {
 		r.Err = err.Error()
 		return r
 	}
 	if !create && tp.Create != "" {
 		tp.Create = ""
-		tp.Prune = Retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
+		tp.Prune = retention(tp.Policy, classifyAll(snaps, tp.Policy.Baseline), now, 0)
 	}
 	// Create first, prune after: a create that fails (disk full, libvirt
 	// refused) must not cost a restore point, so nothing is pruned then.
@@ -526,7 +530,7 @@ func (e *Engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 	// newest and not expired: it is what retention removes once it exists.
 	if tp.Create != "" && !dryRun {
 		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: tp.Policy.Name}
-		if exp, ok := PolicyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
+		if exp, ok := policyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
 			desc.Expires = &exp // informational: retention follows the current policy
 		}
 		cur, err := e.HV.GetDomain(ctx, d.Name)

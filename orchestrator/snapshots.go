@@ -65,13 +65,13 @@ type SnapshotDescription struct {
 // baseline of a VM that is reset often) is served from memory.
 var memoryImageOptions = virt.SaveOptions{}
 
-// VolumeRoleMemory is the role of a memory image volume in a domain's
+// volumeRoleMemory is the role of a memory image volume in a domain's
 // metadata.
-const VolumeRoleMemory = "memory"
+const volumeRoleMemory = "memory"
 
-// MemoryImageVolumeName is the volume holding the memory image of an
+// memoryImageVolumeName is the volume holding the memory image of an
 // instance's baseline.
-func MemoryImageVolumeName(instance string) string { return Prefix + instance + "-baseline.mem" }
+func memoryImageVolumeName(instance string) string { return namePrefix + instance + "-baseline.mem" }
 
 // memoryImageRef is the memory image volume the domain's metadata lists
 // (role "memory").
@@ -80,7 +80,7 @@ func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) {
 		return virt.VolumeRef{}, false
 	}
 	for _, v := range m.Volumes {
-		if v.Role == VolumeRoleMemory {
+		if v.Role == volumeRoleMemory {
 			return v, true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -42,12 +43,12 @@ type VMStatus struct {
 	Host string `json:"host,omitempty"`
 	URI  string `json:"uri,omitempty"`
 	// Doors are the VM's doors (and its network's egress doors).
-	Doors []DoorView `json:"doors,omitempty"`
+	Doors []doorView `json:"doors,omitempty"`
 }
 
-// DoorView is one door in status: what it opens and, when legacyvm
+// doorView is one door in status: what it opens and, when legacyvm
 // daemon runs, what its relay does.
-type DoorView struct {
+type doorView struct {
 	// Key is the relay's name for the door ("publish/app/rdp",
 	// "egress/lvm-lab/db").
 	Key  string `json:"key"`
@@ -65,46 +66,44 @@ type DoorView struct {
 	Active   int64  `json:"active"`
 }
 
-// AddRelayState fills the relay columns of each door from the daemon's
-// state (nil: the daemon is not running).
-func AddRelayState(vms []VMStatus, st *DaemonState) {
+// AddRelayState fills the relay columns of the VM's doors from the
+// daemon's state (nil: the daemon is not running).
+func (s *VMStatus) AddRelayState(st *daemonstate.State) {
 	by := map[string]int{}
 	if st != nil {
 		for i, d := range st.Doors {
 			by[d.Key] = i
 		}
 	}
-	for i := range vms {
-		for j := range vms[i].Doors {
-			v := &vms[i].Doors[j]
-			k, ok := by[v.Key]
-			switch {
-			case st == nil:
-				v.Relay = "daemon not running"
-			case !ok:
-				v.Relay = "not relayed"
-			case !st.Doors[k].Listening:
-				v.Relay = "not listening: " + st.Doors[k].Error
-			default:
-				v.Relay = "listening"
-			}
-			if ok {
-				d := st.Doors[k]
-				v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
-			}
+	for j := range s.Doors {
+		v := &s.Doors[j]
+		k, ok := by[v.Key]
+		switch {
+		case st == nil:
+			v.Relay = "daemon not running"
+		case !ok:
+			v.Relay = "not relayed"
+		case !st.Doors[k].Listening:
+			v.Relay = "not listening: " + st.Doors[k].Error
+		default:
+			v.Relay = "listening"
+		}
+		if ok {
+			d := st.Doors[k]
+			v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
 		}
 	}
 }
 
 // doorViews describes the doors recorded with d.
-func doorViews(d virt.Domain, n virt.Network) []DoorView {
-	var out []DoorView
+func doorViews(d virt.Domain, n virt.Network) []doorView {
+	var out []doorView
 	ip := netip.Addr{}
 	if len(d.Interfaces) > 0 {
 		ip = reservedIP(n, d.Interfaces[0].MAC)
 	}
 	for _, r := range d.Metadata.Doors {
-		v := DoorView{Kind: r.Kind, Name: r.Name, From: r.From}
+		v := doorView{Kind: r.Kind, Name: r.Name, From: r.From}
 		switch r.Kind {
 		case virt.DoorPublish:
 			v.Key = "publish/" + d.Name + "/" + r.Name
@@ -123,15 +122,15 @@ func doorViews(d virt.Domain, n virt.Network) []DoorView {
 	return out
 }
 
-// Status lists the VMs legacyvm manages on hv; profile "" means all
+// hostStatus lists the VMs legacyvm manages on hv; profile "" means all
 // profiles. Sorted by profile, then name.
-func Status(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus, error) {
-	return StatusAt(ctx, hv, profile, time.Now())
+func hostStatus(ctx context.Context, hv virt.Hypervisor, profile string) ([]VMStatus, error) {
+	return hostStatusAt(ctx, hv, profile, time.Now())
 }
 
-// StatusAt is Status with the clock that decides the next scheduled
+// hostStatusAt is Status with the clock that decides the next scheduled
 // snapshots.
-func StatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now time.Time) ([]VMStatus, error) {
+func hostStatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now time.Time) ([]VMStatus, error) {
 	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return nil, err
@@ -172,7 +171,7 @@ func StatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now time.
 					s.Baseline = sn.Name
 				}
 			}
-			if sched, ok, err := ResolveScheduleWindow(m.Policy.Schedule, m.Policy.Window, d.UUID+"/"+d.Name); err == nil && ok && m.Provisioned {
+			if sched, ok, err := resolveScheduleWindow(m.Policy.Schedule, m.Policy.Window, d.UUID+"/"+d.Name); err == nil && ok && m.Provisioned {
 				s.Schedule = sched.Spec
 				if next, ok := nextScheduled(sched, m.Policy.Name, m.Created, classifyAll(snaps, m.Policy.Baseline), now); ok {
 					s.NextSnapshot = &next
@@ -224,7 +223,7 @@ func StatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now time.
 func nextScheduled(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) (time.Time, bool) {
 	ref := created
 	for _, sn := range snaps {
-		if at := ScheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+		if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
 			ref = at
 		}
 	}

@@ -30,7 +30,7 @@ func TestStatusShowsNextScheduledSnapshot(t *testing.T) {
 	define("none", "6a0b8e4e-1f6a-4c1e-9f55-0d6a3c2b1a03", &virt.PolicyRef{Name: "n", Baseline: "clean"})
 
 	now := created.Add(time.Hour)
-	st, err := StatusAt(ctx, h, "ops", now)
+	st, err := hostStatusAt(ctx, h, "ops", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestStatusShowsNextScheduledSnapshot(t *testing.T) {
 	}
 	// Overdue (the daemon was down): due now.
 	later := created.Add(72 * time.Hour)
-	st, err = StatusAt(ctx, h, "ops", later)
+	st, err = hostStatusAt(ctx, h, "ops", later)
 	if err != nil {
 		t.Fatal(err)
 	}

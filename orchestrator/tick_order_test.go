@@ -36,7 +36,7 @@ func tickHost(t *testing.T, p *virt.PolicyRef, created time.Time, autos ...time.
 	}
 	for _, at := range autos {
 		d := SnapshotDescription{Kind: SnapshotAuto, Policy: p.Name}
-		if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: AutoSnapshotName(p.Name, at), Description: d.String()}); err != nil {
+		if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: autoSnapshotName(p.Name, at), Description: d.String()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func TestTickFailedCreateKeepsTheOnlyScheduledSnapshot(t *testing.T) {
 	before := snapNames(t, h, "vm-1")
 
 	h.FailOn("CreateSnapshot", "vm-1", errors.New("no space left on device"))
-	e := &Engine{HV: h, Parallelism: 1}
+	e := &engine{HV: h, Parallelism: 1}
 	res, err := e.RunDue(ctx, nil, at(2), false)
 	if err != nil {
 		t.Fatal(err)
@@ -91,11 +91,11 @@ func TestTickFailedCreateKeepsTheOnlyScheduledSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TickResult{VM: "vm-1", Policy: "hourly", Created: AutoSnapshotName("hourly", at(2)), Pruned: []string{AutoSnapshotName("hourly", at(1))}}
+	want := TickResult{VM: "vm-1", Policy: "hourly", Created: autoSnapshotName("hourly", at(2)), Pruned: []string{autoSnapshotName("hourly", at(1))}}
 	if len(res) != 1 || res[0].Err != "" || res[0].Created != want.Created || !slices.Equal(res[0].Pruned, want.Pruned) {
 		t.Fatalf("tick = %+v, want %+v", res, want)
 	}
-	if got, w := snapNames(t, h, "vm-1"), []string{AutoSnapshotName("hourly", at(2)), "clean"}; !slices.Equal(got, w) {
+	if got, w := snapNames(t, h, "vm-1"), []string{autoSnapshotName("hourly", at(2)), "clean"}; !slices.Equal(got, w) {
 		t.Fatalf("snapshots = %v, want %v", got, w)
 	}
 }
@@ -129,13 +129,13 @@ func TestExpiryFollowsTheCurrentPolicy(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := &virt.PolicyRef{Name: "daily", Baseline: "clean", Keep: 10, MaxAge: c.now}
 			desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "daily", Expires: recorded(c.takenUnder)}
-			name := AutoSnapshotName("daily", taken)
+			name := autoSnapshotName("daily", taken)
 			snaps := []virt.Snapshot{
 				{Name: "clean", Created: taken.Add(-day)},
 				{Name: name, Parent: "clean", Description: desc.String(), Created: taken},
 			}
 			d := virt.Domain{Name: "vm-1", Metadata: &virt.Metadata{Profile: "sim", Policy: p, Provisioned: true, Created: taken.Add(-2 * day)}}
-			tp, err := PlanTick(d, snaps, now)
+			tp, err := planTick(d, snaps, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,10 +172,10 @@ func TestRunDueAfterMaxAgeRemoved(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	under := &virt.PolicyRef{Name: "daily", Baseline: "clean", Keep: 5, MaxAge: (30 * day).String()}
 	h := tickHost(t, under, t0.Add(-day))
-	e := &Engine{HV: h, Parallelism: 1}
+	e := &engine{HV: h, Parallelism: 1}
 	exp := t0.Add(30 * day)
 	desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "daily", Expires: &exp}
-	if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: AutoSnapshotName("daily", t0), Description: desc.String()}); err != nil {
+	if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: autoSnapshotName("daily", t0), Description: desc.String()}); err != nil {
 		t.Fatal(err)
 	}
 	// apply records the changed policy in the domain's metadata.

@@ -2,20 +2,17 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
-	"time"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -36,17 +33,17 @@ const (
 
 // Names of the per-VM checks verify runs, in the order it reports them.
 const (
-	CheckNetwork       = "network"          // the NIC is on an active legacyvm network
-	CheckNoForward     = "no-forward"       // the network has no <forward>, defined or running
-	CheckNoIPv6        = "no-ipv6"          // the network has no IPv6
-	CheckDNS           = "dns"              // DNS is on exactly when the profile says
-	CheckPortIsolation = "port-isolation"   // guests are isolated exactly when the profile says
-	CheckFilterRef     = "filter-reference" // the definition references the network's filter with the VM's IP
-	CheckFilterBinding = "filter-binding"   // the running NIC has that filter bound
-	CheckFilterRules   = "filter-rules"     // the filters' rules are the ones the profile renders to
-	CheckNoUplink      = "no-uplink"        // nothing but VM NICs is enslaved to the bridge
-	CheckExists        = "exists"           // a VM the profile declares exists
-	CheckGuestAgent    = "guest-agent"      // a VM with the agent channel has an agent that answers (VerifyOptions.Agent)
+	checkNetwork       = "network"          // the NIC is on an active legacyvm network
+	checkNoForward     = "no-forward"       // the network has no <forward>, defined or running
+	checkNoIPv6        = "no-ipv6"          // the network has no IPv6
+	checkDNS           = "dns"              // DNS is on exactly when the profile says
+	checkPortIsolation = "port-isolation"   // guests are isolated exactly when the profile says
+	checkFilterRef     = "filter-reference" // the definition references the network's filter with the VM's IP
+	checkFilterBinding = "filter-binding"   // the running NIC has that filter bound
+	checkFilterRules   = "filter-rules"     // the filters' rules are the ones the profile renders to
+	checkNoUplink      = "no-uplink"        // nothing but VM NICs is enslaved to the bridge
+	checkExists        = "exists"           // a VM the profile declares exists
+	checkGuestAgent    = "guest-agent"      // a VM with the agent channel has an agent that answers (VerifyOptions.Agent)
 )
 
 // CheckResult is one check of one VM: what was checked, the outcome, why,
@@ -81,7 +78,7 @@ type Verification struct {
 	VMs     []VMVerification `json:"vms"`
 	// HostChecks are the local system's findings (see SystemFindings);
 	// for a remote host, one note saying where to run them.
-	HostChecks []Finding `json:"host_checks"`
+	HostChecks []hostcheck.Finding `json:"host_checks"`
 	// OK is false when a VM check failed or a host finding is an error.
 	OK bool `json:"ok"`
 	// Error is set when the host could not be verified at all (it did not
@@ -101,7 +98,7 @@ func (v *Verification) Warnings() bool {
 		}
 	}
 	for _, f := range v.HostChecks {
-		if f.Severity == SeverityWarn {
+		if f.Severity == hostcheck.SeverityWarn {
 			return true
 		}
 	}
@@ -120,7 +117,7 @@ type VerifyOptions struct {
 	Profile *profiles.Profile
 	// System is the local system, read for host conditions when URI is
 	// local.
-	System HostSystem
+	System hostcheck.System
 	// SerialLogDir is passed to Desired (it does not change any check).
 	SerialLogDir string
 	// Agent adds the guest-agent check: a running VM whose definition has
@@ -130,16 +127,16 @@ type VerifyOptions struct {
 	Agent bool
 	// DaemonState returns legacyvm daemon's state (its relay's doors) for
 	// the door checks; nil: no daemon.
-	DaemonState func() (*DaemonState, error)
+	DaemonState func() (*daemonstate.State, error)
 }
 
-// VerifyProfile verifies every host a profile uses: it connects to each,
+// verifyProfile verifies every host a profile uses: it connects to each,
 // runs Verify with the part of the profile placed there and closes the
 // connection. Reports are in host order (see Split). Placed instances are
 // looked up where they run (see place). With several hosts, a host that
 // cannot be reached gets a Verification with Error (partial) instead of
 // stopping the others.
-func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
+func verifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, vo VerifyOptions) ([]*Verification, error) {
 	var out []*Verification
 	conns := connectHosts(ctx, p, connect, opts)
 	defer closeConns(conns)
@@ -149,7 +146,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 	for _, c := range conns {
 		byHost[c.Host] = c
 	}
-	parts := Split(p)
+	parts := split(p)
 	for _, part := range parts {
 		c := byHost[part.Hosts[0]]
 		if c.Err != nil {
@@ -161,7 +158,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 		}
 		o := vo
 		o.URI, o.Profile, o.SerialLogDir = c.URI, part, opts.SerialLogDir
-		v, err := Verify(ctx, c.HV, o)
+		v, err := verifyHost(ctx, c.HV, o)
 		if err != nil {
 			if len(parts) == 1 {
 				return out, err
@@ -175,7 +172,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 	return out, nil
 }
 
-// Verify proves from the outside that the managed VMs on hv are isolated:
+// verifyHost proves from the outside that the managed VMs on hv are isolated:
 // for each VM and each of its NICs, that the network has no forwarding and
 // no IPv6 and the DNS and port isolation declared, that the definition
 // references the network's traffic filter with the VM's address, that the
@@ -185,7 +182,7 @@ func VerifyProfile(ctx context.Context, p *profiles.Profile, connect Connector, 
 // undo isolation (SystemFindings). It boots nothing and makes a few
 // libvirt calls per network. The error is for failures to read the host;
 // what verify finds is in the report.
-func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verification, error) {
+func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verification, error) {
 	v := &Verification{Host: opts.URI, VMs: []VMVerification{}}
 	var profile string
 	if opts.Profile != nil {
@@ -201,13 +198,13 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		return nil, err
 	}
 	vr := &verifier{hv: hv, opts: opts, nets: map[string]virt.Network{}, ports: map[string]portsResult{},
-		diffs: map[string][]string{}, desiredNets: map[string]*DesiredNetwork{}, desiredVMs: map[string]*DesiredVM{}}
+		diffs: map[string][]string{}, desiredNets: map[string]*desiredNetwork{}, desiredVMs: map[string]*desiredVM{}}
 	for _, n := range nets {
 		vr.nets[n.Name] = n
 	}
 	if opts.Profile != nil {
 		o := &Observed{Networks: vr.nets}
-		ds, err := Desired(opts.Profile, Target{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
+		ds, err := desiredFor(opts.Profile, hostTarget{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +254,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 			continue
 		}
 		v.VMs = append(v.VMs, VMVerification{Name: name, Profile: profile, OK: true, Checks: []CheckResult{{
-			Check: CheckExists, Status: CheckWarn,
+			Check: checkExists, Status: CheckWarn,
 			Reason: "the profile declares this VM but it does not exist on the host",
 			Fix:    "applying the profile creates it",
 			Hint:   event.HintApply,
@@ -270,10 +267,10 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		return v.VMs[i].Name < v.VMs[j].Name
 	})
 
-	if IsLocalURI(opts.URI) {
-		v.HostChecks = SystemFindings(opts.System)
+	if isLocalURI(opts.URI) {
+		v.HostChecks = hostcheck.Findings(ctx, opts.System)
 	} else {
-		v.HostChecks = []Finding{{Check: "host system", Severity: SeverityInfo,
+		v.HostChecks = []hostcheck.Finding{{Check: "host system", Severity: hostcheck.SeverityInfo,
 			Message: "the libvirt host is remote: its firewall and sysctl settings are checked only on the host itself", Hint: event.HintVerifyOnHost}}
 	}
 	var pools []string
@@ -290,7 +287,7 @@ func Verify(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*Verif
 		v.OK = v.OK && vm.OK
 	}
 	for _, f := range v.HostChecks {
-		v.OK = v.OK && f.Severity != SeverityFail
+		v.OK = v.OK && f.Severity != hostcheck.SeverityFail
 	}
 	return v, nil
 }
@@ -324,11 +321,11 @@ type verifier struct {
 	filters     map[string]virt.Filter // without a profile only
 	diffs       map[string][]string    // FilterDiff per desired filter, on first use
 	ports       map[string]portsResult // BridgePorts per bridge, on first use
-	desiredNets map[string]*DesiredNetwork
-	desiredVMs  map[string]*DesiredVM
+	desiredNets map[string]*desiredNetwork
+	desiredVMs  map[string]*desiredVM
 	// The daemon's state, read on first use (door checks).
 	stateRead bool
-	state     *DaemonState
+	state     *daemonstate.State
 	stateErr  error
 }
 
@@ -344,10 +341,10 @@ func (vr *verifier) verifyVM(ctx context.Context, d virt.Domain) (VMVerification
 	}
 	if len(d.Interfaces) == 0 {
 		if len(want) > 0 {
-			add(CheckNetwork, CheckWarn, "applying the profile puts it back",
+			add(checkNetwork, CheckWarn, "applying the profile puts it back",
 				"the VM has no network interface although the profile puts it on %s", want[0].Network)
 		} else {
-			add(CheckNetwork, CheckPass, "", "the VM has no network interface: nothing to isolate")
+			add(checkNetwork, CheckPass, "", "the VM has no network interface: nothing to isolate")
 		}
 	}
 	for i, nic := range d.Interfaces {
@@ -389,24 +386,24 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	n, ok := vr.nets[nic.Network]
 	switch {
 	case !ok:
-		add(CheckNetwork, CheckFail, apply, label("network %s does not exist"), nic.Network)
+		add(checkNetwork, CheckFail, apply, label("network %s does not exist"), nic.Network)
 		return nil
-	case n.Metadata == nil || !IsOwnedName(n.Name):
-		add(CheckNetwork, CheckFail, "move the interface back to its legacyvm network (apply the profile) or remove it (virsh edit "+d.Name+")",
+	case n.Metadata == nil || !isOwnedName(n.Name):
+		add(checkNetwork, CheckFail, "move the interface back to its legacyvm network (apply the profile) or remove it (virsh edit "+d.Name+")",
 			label("network %s is not managed by legacyvm: nothing isolates this interface"), nic.Network)
 		return nil
 	case want != nil && want.Network != nic.Network:
-		add(CheckNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
+		add(checkNetwork, CheckFail, apply, label("the interface is on %s, the profile puts it on %s"), nic.Network, want.Network)
 	case !n.Active:
-		add(CheckNetwork, CheckWarn, "virsh net-start "+n.Name+" (or apply the profile)", label("network %s is not running"), n.Name)
+		add(checkNetwork, CheckWarn, "virsh net-start "+n.Name+" (or apply the profile)", label("network %s is not running"), n.Name)
 	case n.Running != nil && reservedIP(n, nic.MAC).IsValid() && !reservedIP(*n.Running, nic.MAC).IsValid():
-		add(CheckNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
+		add(checkNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
 			label("network %s runs with an older definition that lacks this VM's address reservation: the VM gets another address, which its filter drops (no network until the network restarts)"), n.Name)
 	case n.Running != nil:
-		add(CheckNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
+		add(checkNetwork, CheckWarn, "stop the network's VMs and apply the profile to restart it",
 			label("network %s runs with an older definition (a change waits for the network to restart); the checks below read both"), n.Name)
 	default:
-		add(CheckNetwork, CheckPass, "", label("on %s, legacyvm's network of profile %s"), n.Name, n.Metadata.Profile)
+		add(checkNetwork, CheckPass, "", label("on %s, legacyvm's network of profile %s"), n.Name, n.Metadata.Profile)
 	}
 	dn := vr.desiredNets[n.Name]
 
@@ -423,40 +420,40 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		if n.Running != nil && n.Running.ForwardMode != "" {
 			fix += "; the running network keeps forwarding until it restarts: stop its VMs and apply again"
 		}
-		add(CheckNoForward, CheckFail, fix, label("%s: libvirt routes the guests' traffic off the bridge (added outside legacyvm?)"), strings.Join(fwd, "; "))
+		add(checkNoForward, CheckFail, fix, label("%s: libvirt routes the guests' traffic off the bridge (added outside legacyvm?)"), strings.Join(fwd, "; "))
 	} else {
-		add(CheckNoForward, CheckPass, "", label("%s has no <forward>: libvirt routes nothing off the bridge"), n.Name)
+		add(checkNoForward, CheckPass, "", label("%s has no <forward>: libvirt routes nothing off the bridge"), n.Name)
 	}
 	if n.IPv6 || n.Running != nil && n.Running.IPv6 {
-		add(CheckNoIPv6, CheckFail, apply, label("%s has IPv6 (added outside legacyvm): IPv6 bypasses the IPv4 host guard"), n.Name)
+		add(checkNoIPv6, CheckFail, apply, label("%s has IPv6 (added outside legacyvm): IPv6 bypasses the IPv4 host guard"), n.Name)
 	} else {
-		add(CheckNoIPv6, CheckPass, "", label("no IPv6 on %s"), n.Name)
+		add(checkNoIPv6, CheckPass, "", label("no IPv6 on %s"), n.Name)
 	}
 
 	// DNS and port isolation, as declared.
 	onOff := map[bool]string{true: "on", false: "off"}
 	switch {
 	case dn == nil:
-		add(CheckDNS, CheckSkip, "", label("DNS is %s; not compared (no profile: run legacyvm verify PATH)"), onOff[n.DNS])
+		add(checkDNS, CheckSkip, "", label("DNS is %s; not compared (no profile: run legacyvm verify PATH)"), onOff[n.DNS])
 	case n.DNS != dn.Spec.DNS || n.Running != nil && n.Running.DNS != dn.Spec.DNS:
-		add(CheckDNS, CheckFail, apply, label("DNS is %s on %s, the profile says %s"), onOff[!dn.Spec.DNS], n.Name, onOff[dn.Spec.DNS])
+		add(checkDNS, CheckFail, apply, label("DNS is %s on %s, the profile says %s"), onOff[!dn.Spec.DNS], n.Name, onOff[dn.Spec.DNS])
 	default:
-		add(CheckDNS, CheckPass, "", label("DNS is %s, as declared"), onOff[dn.Spec.DNS])
+		add(checkDNS, CheckPass, "", label("DNS is %s, as declared"), onOff[dn.Spec.DNS])
 	}
 	override := interfacePortOverride(d.XML, nic.MAC)
 	switch {
 	case n.PortIsolated && override == "no":
-		add(CheckPortIsolation, CheckFail, "remove <port isolated='no'/> from the interface (virsh edit "+d.Name+") and restart the VM",
+		add(checkPortIsolation, CheckFail, "remove <port isolated='no'/> from the interface (virsh edit "+d.Name+") and restart the VM",
 			label("the interface overrides the network's port isolation (<port isolated='no'/>): the VM reaches the other guests"))
 	case dn == nil:
-		add(CheckPortIsolation, CheckSkip, "", label("guests are %s; not compared (no profile)"), map[bool]string{true: "isolated from each other", false: "allowed to talk to each other"}[n.PortIsolated])
+		add(checkPortIsolation, CheckSkip, "", label("guests are %s; not compared (no profile)"), map[bool]string{true: "isolated from each other", false: "allowed to talk to each other"}[n.PortIsolated])
 	case n.PortIsolated != dn.Spec.PortIsolated || n.Running != nil && n.Running.PortIsolated != dn.Spec.PortIsolated:
-		add(CheckPortIsolation, CheckFail, apply, label("port isolation is %s on %s, the profile says %s (guest_to_guest = %v)"),
+		add(checkPortIsolation, CheckFail, apply, label("port isolation is %s on %s, the profile says %s (guest_to_guest = %v)"),
 			onOff[!dn.Spec.PortIsolated], n.Name, onOff[dn.Spec.PortIsolated], !dn.Spec.PortIsolated)
 	case dn.Spec.PortIsolated:
-		add(CheckPortIsolation, CheckPass, "", label("guests are isolated from each other (guest_to_guest = false)"))
+		add(checkPortIsolation, CheckPass, "", label("guests are isolated from each other (guest_to_guest = false)"))
 	default:
-		add(CheckPortIsolation, CheckPass, "", label("guests may talk to each other (guest_to_guest = true), as declared"))
+		add(checkPortIsolation, CheckPass, "", label("guests may talk to each other (guest_to_guest = true), as declared"))
 	}
 
 	// The filter reference in the definition.
@@ -469,19 +466,19 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	}
 	switch got := paramIP(nic.FilterParams); {
 	case nic.Filter == "":
-		add(CheckFilterRef, CheckFail, "applying the profile repairs the definition (until then, the VM starts unfiltered)",
+		add(checkFilterRef, CheckFail, "applying the profile repairs the definition (until then, the VM starts unfiltered)",
 			label("the definition has no traffic filter (removed outside legacyvm?): started like this, the VM reaches the host and spoofs addresses"))
 	case nic.Filter != wantFilter:
-		add(CheckFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
+		add(checkFilterRef, CheckFail, apply, label("the definition references filter %s, not %s"), nic.Filter, wantFilter)
 	case wantIP.IsValid() && got != wantIP:
-		add(CheckFilterRef, CheckFail, apply, label("the filter's IP parameter is %s, the VM's address is %s"), addrStr(got), wantIP)
+		add(checkFilterRef, CheckFail, apply, label("the filter's IP parameter is %s, the VM's address is %s"), addrStr(got), wantIP)
 	default:
-		add(CheckFilterRef, CheckPass, "", label("references %s%s"), nic.Filter, ipSuffix(got))
+		add(checkFilterRef, CheckPass, "", label("references %s%s"), nic.Filter, ipSuffix(got))
 	}
 
 	// The binding of the running NIC.
 	if d.State == virt.StateShutoff {
-		add(CheckFilterBinding, CheckSkip, "", label("not running: nothing is bound (the definition is checked above)"))
+		add(checkFilterBinding, CheckSkip, "", label("not running: nothing is bound (the definition is checked above)"))
 	} else {
 		var b *virt.FilterBinding
 		for i := range vr.bindings {
@@ -492,13 +489,13 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 		restart := "applying the profile binds it again on the running interface, without a restart (the daemon does it at its next verify)"
 		switch {
 		case b == nil:
-			add(CheckFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
+			add(checkFilterBinding, CheckFail, restart, label("the running interface has no traffic filter bound: its traffic is not filtered now"))
 		case b.Filter != wantFilter:
-			add(CheckFilterBinding, CheckFail, restart, label("%s is bound to filter %s, not %s"), b.PortDev, b.Filter, wantFilter)
+			add(checkFilterBinding, CheckFail, restart, label("%s is bound to filter %s, not %s"), b.PortDev, b.Filter, wantFilter)
 		case wantIP.IsValid() && paramIP(b.Params) != wantIP:
-			add(CheckFilterBinding, CheckFail, restart, label("%s is bound to %s with IP %s, the VM's address is %s"), b.PortDev, b.Filter, addrStr(paramIP(b.Params)), wantIP)
+			add(checkFilterBinding, CheckFail, restart, label("%s is bound to %s with IP %s, the VM's address is %s"), b.PortDev, b.Filter, addrStr(paramIP(b.Params)), wantIP)
 		default:
-			add(CheckFilterBinding, CheckPass, "", label("%s is bound to %s%s"), b.PortDev, b.Filter, ipSuffix(paramIP(b.Params)))
+			add(checkFilterBinding, CheckPass, "", label("%s is bound to %s%s"), b.PortDev, b.Filter, ipSuffix(paramIP(b.Params)))
 		}
 	}
 
@@ -509,25 +506,25 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 			return err
 		}
 		if len(diffs) > 0 {
-			add(CheckFilterRules, CheckFail, apply, label("filter %s differs from the profile (changed outside legacyvm?): %s"), dn.Filter.Name, strings.Join(diffs, "; "))
+			add(checkFilterRules, CheckFail, apply, label("filter %s differs from the profile (changed outside legacyvm?): %s"), dn.Filter.Name, strings.Join(diffs, "; "))
 		} else {
-			add(CheckFilterRules, CheckPass, "", label("%s and %s hold the rules the profile renders to"), dn.Filter.Name, dn.Filter.Name+"-guard")
+			add(checkFilterRules, CheckPass, "", label("%s and %s hold the rules the profile renders to"), dn.Filter.Name, dn.Filter.Name+"-guard")
 		}
 	} else if problem := vr.filterShape(wantFilter); problem != "" {
-		add(CheckFilterRules, CheckFail, apply, label("%s"), problem)
+		add(checkFilterRules, CheckFail, apply, label("%s"), problem)
 	} else {
-		add(CheckFilterRules, CheckSkip, "", label("%s chains clean-traffic and %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
+		add(checkFilterRules, CheckSkip, "", label("%s chains clean-traffic and %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
 	}
 
 	// The bridge's other ports.
 	vr.checkUplink(ctx, n, label, add)
 	if d.Metadata != nil && len(d.Metadata.Doors) > 0 {
-		vr.checkDoors(d, n, label, add)
+		vr.checkDoors(ctx, d, n, label, add)
 	}
 	return nil
 }
 
-func (vr *verifier) filterDiff(ctx context.Context, dn *DesiredNetwork) ([]string, error) {
+func (vr *verifier) filterDiff(ctx context.Context, dn *desiredNetwork) ([]string, error) {
 	if d, ok := vr.diffs[dn.Filter.Name]; ok {
 		return d, nil
 	}
@@ -574,20 +571,20 @@ func (vr *verifier) filterShape(root string) string {
 // through libvirt, or from /sys on a local host whose libvirt cannot tell.
 func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
 	if n.Bridge == "" || !n.Active {
-		add(CheckNoUplink, CheckSkip, "", label("network %s is not running: no bridge to check"), n.Name)
+		add(checkNoUplink, CheckSkip, "", label("network %s is not running: no bridge to check"), n.Name)
 		return
 	}
 	r, ok := vr.ports[n.Bridge]
 	if !ok {
 		r.ports, r.err = vr.hv.BridgePorts(ctx, n.Bridge)
-		if errors.Is(r.err, virt.ErrUnsupported) && IsLocalURI(vr.opts.URI) {
-			r.ports, r.err = vr.opts.System.bridgePorts(n.Bridge)
+		if errors.Is(r.err, virt.ErrUnsupported) && isLocalURI(vr.opts.URI) {
+			r.ports, r.err = vr.opts.System.BridgePorts(ctx, n.Bridge)
 		}
 		vr.ports[n.Bridge] = r
 	}
 	switch {
 	case r.err != nil:
-		add(CheckNoUplink, CheckSkip, "", label("cannot list the ports of bridge %s: %v"), n.Bridge, r.err)
+		add(checkNoUplink, CheckSkip, "", label("cannot list the ports of bridge %s: %v"), n.Bridge, r.err)
 	case len(r.ports) > 0:
 		var names []string
 		for _, p := range r.ports {
@@ -597,63 +594,18 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 			}
 			names = append(names, s)
 		}
-		add(CheckNoUplink, CheckFail, fmt.Sprintf("on the libvirt host: ip link set %s nomaster", r.ports[0].Name),
+		add(checkNoUplink, CheckFail, fmt.Sprintf("on the libvirt host: ip link set %s nomaster", r.ports[0].Name),
 			label("bridge %s has an uplink: %s is enslaved to it, so traffic can leave the isolated network"), n.Bridge, strings.Join(names, ", "))
 	default:
-		add(CheckNoUplink, CheckPass, "", label("bridge %s holds only VM interfaces"), n.Bridge)
+		add(checkNoUplink, CheckPass, "", label("bridge %s holds only VM interfaces"), n.Bridge)
 	}
-}
-
-// vnetTap matches the tap devices libvirt names for domain NICs.
-var vnetTap = regexp.MustCompile(`^vnet[0-9]+$`)
-
-// bridgePorts lists the members of a local bridge from
-// /sys/class/net/BRIDGE/brif, leaving out libvirt's vnetN taps as its
-// interface driver does.
-func (h HostSystem) bridgePorts(bridge string) ([]virt.BridgePort, error) {
-	dir := h.path(filepath.Join("sys/class/net", bridge, "brif"))
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("bridge %s is not on this machine: %w", bridge, virt.ErrNotFound)
-		}
-		return nil, err
-	}
-	out := []virt.BridgePort{}
-	for _, e := range ents {
-		if vnetTap.MatchString(e.Name()) {
-			continue
-		}
-		mac, _ := h.read(filepath.Join("sys/class/net", e.Name(), "address"))
-		out = append(out, virt.BridgePort{Name: e.Name(), MAC: mac})
-	}
-	return out, nil
 }
 
 // interfacePortOverride returns the isolated attribute of the <port>
-// element of the NIC with mac in a domain definition ("" when absent).
-// virt.InterfaceSpec only says whether a NIC is isolated; an explicit
-// isolated='no' overrides the network's port isolation.
+// element of the NIC with mac ("" when absent; see
+// domainxml.InterfacePortIsolated).
 func interfacePortOverride(domainXML, mac string) string {
-	var doc struct {
-		Interfaces []struct {
-			MAC struct {
-				Address string `xml:"address,attr"`
-			} `xml:"mac"`
-			Port *struct {
-				Isolated string `xml:"isolated,attr"`
-			} `xml:"port"`
-		} `xml:"devices>interface"`
-	}
-	if domainXML == "" || xml.Unmarshal([]byte(domainXML), &doc) != nil {
-		return ""
-	}
-	for _, i := range doc.Interfaces {
-		if strings.EqualFold(i.MAC.Address, mac) && i.Port != nil {
-			return i.Port.Isolated
-		}
-	}
-	return ""
+	return domainxml.InterfacePortIsolated(domainXML, mac)
 }
 
 func paramIP(ps []virt.FilterParam) netip.Addr {
@@ -678,64 +630,4 @@ func ipSuffix(a netip.Addr) string {
 		return ""
 	}
 	return " with IP " + a.String()
-}
-
-// forwardPolicyFindings reads the filter table with `iptables -S` and
-// reports a FORWARD policy of ACCEPT on a host where Docker's chains exist:
-// Docker turns IP forwarding on and normally sets the policy to DROP; put
-// back to ACCEPT (a common "fix" for Docker breaking VM networking), the
-// host routes between all its interfaces, and only libvirt's reject rules
-// (which a firewall reload removes) stand between a guest and other
-// networks.
-func forwardPolicyFindings(sys HostSystem) []Finding {
-	lp := sys.LookPath
-	if lp == nil {
-		lp = exec.LookPath
-	}
-	path, err := lp("iptables")
-	if err != nil {
-		return nil // reported by the iptables check
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "-S").Output()
-	if err != nil {
-		msg := err.Error()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-			msg = strings.TrimSpace(string(ee.Stderr))
-		}
-		return []Finding{{Check: "forward-policy", Severity: SeverityInfo,
-			Message: "cannot read the iptables rules (iptables -S: " + msg + "); run as root to check the FORWARD policy"}}
-	}
-	return []Finding{forwardPolicyFinding(string(out))}
-}
-
-// forwardPolicyFinding judges the output of `iptables -S`.
-func forwardPolicyFinding(rules string) Finding {
-	policy, docker := "", ""
-	for _, line := range strings.Split(rules, "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 3 && f[0] == "-P" && f[1] == "FORWARD":
-			policy = f[2]
-		case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "DOCKER") && docker == "":
-			docker = f[1]
-		}
-	}
-	f := Finding{Check: "forward-policy", Severity: SeverityOK}
-	switch {
-	case policy == "ACCEPT" && docker != "":
-		f.Severity = SeverityWarn
-		f.Message = fmt.Sprintf("the FORWARD policy is ACCEPT on a host with Docker (chain %s): Docker turns IP forwarding on, so the host routes between all its interfaces and only libvirt's reject rules, which a firewall reload removes, keep guests off other networks; legacyvm's guard drops routed guest traffic, but a second layer is gone", docker)
-		f.Fix = "iptables -P FORWARD DROP (Docker's own default; allow what containers need in the DOCKER-USER chain) and persist it"
-	case policy == "":
-		f.Severity = SeverityInfo
-		f.Message = "no FORWARD policy in `iptables -S` output"
-	case docker != "":
-		f.Message = fmt.Sprintf("FORWARD policy %s (Docker chains present)", policy)
-	default:
-		f.Message = fmt.Sprintf("FORWARD policy %s, no Docker chains", policy)
-	}
-	return f
 }

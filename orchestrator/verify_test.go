@@ -9,6 +9,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -41,7 +42,7 @@ vm "box" {
 
 func verifyOK(t *testing.T, hv virt.Hypervisor, p *profiles.Profile) *Verification {
 	t.Helper()
-	v, err := Verify(context.Background(), hv, VerifyOptions{URI: remoteURI, Profile: p})
+	v, err := verifyHost(context.Background(), hv, VerifyOptions{URI: remoteURI, Profile: p})
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -75,19 +76,19 @@ func TestVerifyAppliedProfilePasses(t *testing.T) {
 		t.Fatalf("verified %d VMs, want web-1, web-2, solo", len(v.VMs))
 	}
 	for _, vm := range []string{"web-1", "web-2"} {
-		for _, c := range []string{CheckNetwork, CheckNoForward, CheckNoIPv6, CheckDNS, CheckPortIsolation, CheckFilterRef, CheckFilterBinding, CheckFilterRules, CheckNoUplink} {
+		for _, c := range []string{checkNetwork, checkNoForward, checkNoIPv6, checkDNS, checkPortIsolation, checkFilterRef, checkFilterBinding, checkFilterRules, checkNoUplink} {
 			if st, why := status(v, vm, c); st != CheckPass {
 				t.Errorf("%s %s = %s (%s), want pass", vm, c, st, why)
 			}
 		}
 	}
-	if st, why := status(v, "solo", CheckNetwork); st != CheckPass || !strings.Contains(why, "no network interface") {
+	if st, why := status(v, "solo", checkNetwork); st != CheckPass || !strings.Contains(why, "no network interface") {
 		t.Errorf("solo network = %s (%s)", st, why)
 	}
-	if st, why := status(v, "web-1", CheckFilterBinding); !strings.Contains(why, "bound to lvm-lab with IP 10.80.0.") {
+	if st, why := status(v, "web-1", checkFilterBinding); !strings.Contains(why, "bound to lvm-lab with IP 10.80.0.") {
 		t.Errorf("binding reason %s %q", st, why)
 	}
-	if len(v.HostChecks) != 1 || v.HostChecks[0].Severity != SeverityInfo {
+	if len(v.HostChecks) != 1 || v.HostChecks[0].Severity != hostcheck.SeverityInfo {
 		t.Errorf("remote host checks = %+v, want one note", v.HostChecks)
 	}
 }
@@ -109,7 +110,7 @@ func TestVerifyFailsOnTampering(t *testing.T) {
 			if _, err := h.DefineDomain(ctx, spec); err != nil {
 				t.Fatal(err)
 			}
-		}, CheckFilterRef, "no traffic filter"},
+		}, checkFilterRef, "no traffic filter"},
 		{"wrong IP parameter", func(t *testing.T, h *tamperHost, hp *HostPlan) {
 			d, _ := h.GetDomain(ctx, "web-1")
 			spec := desiredSpec(hp, "web-1")
@@ -119,34 +120,34 @@ func TestVerifyFailsOnTampering(t *testing.T) {
 			if _, err := h.DefineDomain(ctx, spec); err != nil {
 				t.Fatal(err)
 			}
-		}, CheckFilterRef, "IP parameter is 10.80.0.250"},
+		}, checkFilterRef, "IP parameter is 10.80.0.250"},
 		{"guard rule edited", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			err := h.TamperFilter("lvm-lab-guard", func(f *libvirtxml.NWFilter) { f.Entries = f.Entries[:len(f.Entries)-1] })
 			if err != nil {
 				t.Fatal(err)
 			}
-		}, CheckFilterRules, "differs from the profile"},
+		}, checkFilterRules, "differs from the profile"},
 		{"forward added", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.editNet = func(n *virt.Network) { n.ForwardMode = "nat" }
-		}, CheckNoForward, "<forward mode='nat'>"},
+		}, checkNoForward, "<forward mode='nat'>"},
 		{"running network forwards", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.editNet = func(n *virt.Network) { r := *n; r.ForwardMode = "route"; n.Running = &r }
-		}, CheckNoForward, "running network forwards (mode route)"},
+		}, checkNoForward, "running network forwards (mode route)"},
 		{"ipv6 added", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.editNet = func(n *virt.Network) { n.IPv6 = true }
-		}, CheckNoIPv6, "IPv6"},
+		}, checkNoIPv6, "IPv6"},
 		{"dns turned on", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.editNet = func(n *virt.Network) { n.DNS = true }
-		}, CheckDNS, "DNS is on on lvm-lab, the profile says off"},
+		}, checkDNS, "DNS is on on lvm-lab, the profile says off"},
 		{"uplink enslaved", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.AttachToBridge("lvm-lab", "eth1", "52:54:00:99:99:99")
-		}, CheckNoUplink, "eth1 (52:54:00:99:99:99) is enslaved"},
+		}, checkNoUplink, "eth1 (52:54:00:99:99:99) is enslaved"},
 		{"NIC moved to a foreign network", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.editNet = func(n *virt.Network) { n.Metadata = nil }
-		}, CheckNetwork, "not managed by legacyvm"},
+		}, checkNetwork, "not managed by legacyvm"},
 		{"binding gone", func(t *testing.T, h *tamperHost, _ *HostPlan) {
 			h.dropBindings = true
-		}, CheckFilterBinding, "no traffic filter bound"},
+		}, checkFilterBinding, "no traffic filter bound"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,10 +218,10 @@ func TestVerifyPortIsolation(t *testing.T) {
 	if !v.OK {
 		t.Fatalf("verify: %+v", v)
 	}
-	if st, why := status(v, "box", CheckPortIsolation); st != CheckPass || !strings.Contains(why, "isolated from each other") {
+	if st, why := status(v, "box", checkPortIsolation); st != CheckPass || !strings.Contains(why, "isolated from each other") {
 		t.Errorf("port isolation = %s (%s)", st, why)
 	}
-	if st, why := status(v, "box", CheckDNS); st != CheckPass || !strings.Contains(why, "DNS is on") {
+	if st, why := status(v, "box", checkDNS); st != CheckPass || !strings.Contains(why, "DNS is on") {
 		t.Errorf("dns = %s (%s)", st, why)
 	}
 
@@ -236,7 +237,7 @@ func TestVerifyPortIsolation(t *testing.T) {
 		t.Fatalf("domain XML has no interface: %s", d.XML)
 	}
 	v = verifyOK(t, over, p)
-	if st, why := status(v, "box", CheckPortIsolation); st != CheckFail || !strings.Contains(why, "isolated='no'") {
+	if st, why := status(v, "box", checkPortIsolation); st != CheckFail || !strings.Contains(why, "isolated='no'") {
 		t.Errorf("port isolation with an override = %s (%s)", st, why)
 	}
 	c := changesByName(plan(t, p, over).Plan)["vm/box"]
@@ -247,7 +248,7 @@ func TestVerifyPortIsolation(t *testing.T) {
 	// The profile turned guest_to_guest on, the host still isolates.
 	p2 := loadProfile(t, "iso", strings.Replace(isoProfile, "guest_to_guest = false", "guest_to_guest = true", 1))
 	v = verifyOK(t, h, p2)
-	if st, why := status(v, "box", CheckPortIsolation); st != CheckFail || !strings.Contains(why, "port isolation is on") {
+	if st, why := status(v, "box", checkPortIsolation); st != CheckFail || !strings.Contains(why, "port isolation is on") {
 		t.Errorf("port isolation against a changed profile = %s (%s)", st, why)
 	}
 }
@@ -273,7 +274,7 @@ func TestVerifyAllWithoutProfile(t *testing.T) {
 	h := newFakeHost(t)
 	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
 	apply(t, plan(t, loadProfile(t, "iso", isoProfile), h))
-	v, err := Verify(ctx, h, VerifyOptions{URI: remoteURI})
+	v, err := verifyHost(ctx, h, VerifyOptions{URI: remoteURI})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,12 +284,12 @@ func TestVerifyAllWithoutProfile(t *testing.T) {
 	if v.VMs[0].Profile != "iso" || v.VMs[1].Profile != "lab" {
 		t.Errorf("order: %s/%s, %s/%s", v.VMs[0].Profile, v.VMs[0].Name, v.VMs[1].Profile, v.VMs[1].Name)
 	}
-	for _, c := range []string{CheckDNS, CheckPortIsolation, CheckFilterRules} {
+	for _, c := range []string{checkDNS, checkPortIsolation, checkFilterRules} {
 		if st, why := status(v, "web-1", c); st != CheckSkip || !strings.Contains(why, "profile") {
 			t.Errorf("web-1 %s without profile = %s (%s), want skip", c, st, why)
 		}
 	}
-	for _, c := range []string{CheckFilterRef, CheckFilterBinding, CheckNoForward, CheckNoUplink} {
+	for _, c := range []string{checkFilterRef, checkFilterBinding, checkNoForward, checkNoUplink} {
 		if st, why := status(v, "box", c); st != CheckPass {
 			t.Errorf("box %s without profile = %s (%s), want pass", c, st, why)
 		}
@@ -297,14 +298,14 @@ func TestVerifyAllWithoutProfile(t *testing.T) {
 	if err := h.TamperFilter("lvm-lab", func(f *libvirtxml.NWFilter) { f.Entries = f.Entries[:1] }); err != nil {
 		t.Fatal(err)
 	}
-	v, err = Verify(ctx, h, VerifyOptions{URI: remoteURI})
+	v, err = verifyHost(ctx, h, VerifyOptions{URI: remoteURI})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, why := status(v, "web-2", CheckFilterRules); v.OK || st != CheckFail || !strings.Contains(why, "does not reference lvm-lab-guard") {
+	if st, why := status(v, "web-2", checkFilterRules); v.OK || st != CheckFail || !strings.Contains(why, "does not reference lvm-lab-guard") {
 		t.Errorf("tampered root filter without profile: ok=%v %s (%s)", v.OK, st, why)
 	}
-	if st, _ := status(v, "box", CheckFilterRules); st != CheckSkip {
+	if st, _ := status(v, "box", checkFilterRules); st != CheckSkip {
 		t.Errorf("box filter rules = %s, want skip (its filter is intact)", st)
 	}
 }
@@ -322,39 +323,14 @@ func TestVerifyReportsMissingAndStoppedVMs(t *testing.T) {
 	if !v.OK || !v.Warnings() {
 		t.Fatalf("ok=%v warnings=%v, want ok with a warning", v.OK, v.Warnings())
 	}
-	if st, why := status(v, "web-3", CheckExists); st != CheckWarn || !strings.Contains(why, "hint: apply") {
+	if st, why := status(v, "web-3", checkExists); st != CheckWarn || !strings.Contains(why, "hint: apply") {
 		t.Errorf("web-3 = %s (%s)", st, why)
 	}
-	if st, _ := status(v, "web-2", CheckFilterBinding); st != CheckSkip {
+	if st, _ := status(v, "web-2", checkFilterBinding); st != CheckSkip {
 		t.Errorf("binding of a shut-off VM = %s, want skip", st)
 	}
-	if st, _ := status(v, "web-2", CheckFilterRef); st != CheckPass {
+	if st, _ := status(v, "web-2", checkFilterRef); st != CheckPass {
 		t.Errorf("definition of a shut-off VM = %s, want pass", st)
-	}
-}
-
-func TestForwardPolicyFinding(t *testing.T) {
-	tests := []struct {
-		name  string
-		rules string
-		sev   Severity
-		want  string
-	}{
-		{"docker, policy accept", "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N DOCKER\n-N DOCKER-USER\n-A FORWARD -j DOCKER-USER\n", SeverityWarn, "chain DOCKER)"},
-		{"docker, policy drop", "-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-N DOCKER\n", SeverityOK, "FORWARD policy DROP (Docker chains present)"},
-		{"no docker", "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N LIBVIRT_FWX\n", SeverityOK, "no Docker chains"},
-		{"nothing", "", SeverityInfo, "no FORWARD policy"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := forwardPolicyFinding(tt.rules)
-			if f.Severity != tt.sev || !strings.Contains(f.Message, tt.want) {
-				t.Errorf("got %s %q, want %s containing %q", f.Severity, f.Message, tt.sev, tt.want)
-			}
-			if f.Severity == SeverityWarn && !strings.Contains(f.Fix, "iptables -P FORWARD DROP") {
-				t.Errorf("fix = %q", f.Fix)
-			}
-		})
 	}
 }
 
@@ -383,20 +359,20 @@ func TestHostConditionsWeakeningIsolation(t *testing.T) {
 	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sys := HostSystem{Root: root, LookPath: func(name string) (string, error) { return bin, nil }}
+	sys := hostcheck.System{Root: root, LookPath: func(name string) (string, error) { return bin, nil }}
 	want := map[string]string{
 		"rp_filter":               "rp_filter=2",
 		"bridge-nf-call-iptables": "bridge-nf-call-iptables=1",
 		"forward-policy":          "iptables -P FORWARD DROP",
 	}
-	check := func(where string, fs []Finding) {
+	check := func(where string, fs []hostcheck.Finding) {
 		t.Helper()
 		for name, fix := range want {
 			found := false
 			for _, f := range fs {
 				if f.Check == name {
 					found = true
-					if f.Severity != SeverityWarn || !strings.Contains(f.Fix, fix) {
+					if f.Severity != hostcheck.SeverityWarn || !strings.Contains(f.Fix, fix) {
 						t.Errorf("%s: %s = %s %q fix %q, want a warning with fix %q", where, name, f.Severity, f.Message, f.Fix, fix)
 					}
 				}
@@ -406,12 +382,12 @@ func TestHostConditionsWeakeningIsolation(t *testing.T) {
 			}
 		}
 	}
-	check("SystemFindings", SystemFindings(sys))
+	check("SystemFindings", hostcheck.Findings(context.Background(), sys))
 
 	h := newFakeHost(t)
 	p := loadProfile(t, "lab", labProfile)
 	apply(t, plan(t, p, h))
-	v, err := Verify(context.Background(), h, VerifyOptions{URI: "qemu:///system", Profile: p, System: sys})
+	v, err := verifyHost(context.Background(), h, VerifyOptions{URI: "qemu:///system", Profile: p, System: sys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,13 +413,13 @@ func TestVerifyWarnsAboutInactiveReservation(t *testing.T) {
 	}
 	v := verifyOK(t, h, p)
 	missing := map[string]string{"web-1": "web-2", "web-2": "web-1"}[kept]
-	st, why := status(v, missing, CheckNetwork)
+	st, why := status(v, missing, checkNetwork)
 	if st != CheckWarn || !strings.Contains(why, "lacks this VM's address reservation") {
 		t.Errorf("%s network = %s (%s)", missing, st, why)
 	}
 	warned := 0
 	for _, vm := range []string{"web-1", "web-2"} {
-		if st, why := status(v, vm, CheckNetwork); st == CheckWarn && strings.Contains(why, "older definition") {
+		if st, why := status(v, vm, checkNetwork); st == CheckWarn && strings.Contains(why, "older definition") {
 			warned++
 		}
 	}

@@ -1,16 +1,14 @@
 package orchestrator
 
 import (
-	"bufio"
-	"encoding/hex"
+	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
@@ -18,79 +16,10 @@ import (
 // Door checks verify runs for a VM with doors (local host only: the relay
 // and the bridges are on the libvirt host).
 const (
-	CheckDoors           = "doors"            // each door's relay listens with the declared from
-	CheckBridgeListeners = "bridge-listeners" // nothing but the relay and libvirt's DHCP/DNS listens on the bridge address
-	CheckForwarding      = "no-forwarding"    // the kernel does not forward packets from the bridge
+	checkDoorsCheck      = "doors"            // each door's relay listens with the declared from
+	checkBridgeListeners = "bridge-listeners" // nothing but the relay and libvirt's DHCP/DNS listens on the bridge address
+	checkForwarding      = "no-forwarding"    // the kernel does not forward packets from the bridge
 )
-
-// socket is a listening TCP socket or a bound UDP socket.
-type socket struct {
-	proto string // "tcp" or "udp"
-	addr  netip.Addr
-	port  uint16
-}
-
-func (s socket) String() string {
-	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(s.addr, s.port), s.proto)
-}
-
-// listeningSockets reads /proc/net/{tcp,tcp6,udp,udp6} of the namespace
-// the reader runs in: TCP sockets in LISTEN state and UDP sockets bound
-// and not connected.
-func (h HostSystem) listeningSockets() ([]socket, error) {
-	var out []socket
-	for _, f := range []struct{ file, proto, state string }{
-		{"tcp", "tcp", "0A"}, {"tcp6", "tcp", "0A"}, {"udp", "udp", "07"}, {"udp6", "udp", "07"},
-	} {
-		fh, err := os.Open(h.path(filepath.Join("proc/net", f.file)))
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue
-			}
-			return nil, err
-		}
-		sc := bufio.NewScanner(fh)
-		first := true
-		for sc.Scan() {
-			if first {
-				first = false
-				continue
-			}
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 4 || fields[3] != f.state {
-				continue
-			}
-			addr, port, ok := parseProcAddr(fields[1])
-			if ok {
-				out = append(out, socket{proto: f.proto, addr: addr, port: port})
-			}
-		}
-		fh.Close()
-	}
-	return out, nil
-}
-
-// parseProcAddr parses /proc/net's "0100007F:0016" (IPv4) or 32 hex
-// digits (IPv6), each 32-bit word in host (little-endian) order.
-func parseProcAddr(s string) (netip.Addr, uint16, bool) {
-	a, p, ok := strings.Cut(s, ":")
-	if !ok {
-		return netip.Addr{}, 0, false
-	}
-	port, err := strconv.ParseUint(p, 16, 16)
-	if err != nil {
-		return netip.Addr{}, 0, false
-	}
-	raw, err := hex.DecodeString(a)
-	if err != nil || (len(raw) != 4 && len(raw) != 16) {
-		return netip.Addr{}, 0, false
-	}
-	for i := 0; i < len(raw); i += 4 {
-		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
-	}
-	addr, _ := netip.AddrFromSlice(raw)
-	return addr.Unmap(), uint16(port), true
-}
 
 // doorKeys are the relay keys of the doors recorded with d.
 func expectedDoors(d virt.Domain, n virt.Network) map[string]virt.DoorRef {
@@ -106,16 +35,16 @@ func expectedDoors(d virt.Domain, n virt.Network) map[string]virt.DoorRef {
 }
 
 // checkDoors runs the door checks of a VM with doors on network n.
-func (vr *verifier) checkDoors(d virt.Domain, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
-	if !IsLocalURI(vr.opts.URI) {
-		add(CheckDoors, CheckSkip, onHostFix, label("the libvirt host is remote: its relay is checked only on the host itself"))
+func (vr *verifier) checkDoors(ctx context.Context, d virt.Domain, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
+	if !isLocalURI(vr.opts.URI) {
+		add(checkDoorsCheck, CheckSkip, onHostFix, label("the libvirt host is remote: its relay is checked only on the host itself"))
 		return
 	}
 	want := expectedDoors(d, n)
 	st, stErr := vr.daemonState()
 	switch {
 	case stErr != nil:
-		add(CheckDoors, CheckWarn, "run legacyvm daemon on the libvirt host (it relays the doors)",
+		add(checkDoorsCheck, CheckWarn, "run legacyvm daemon on the libvirt host (it relays the doors)",
 			label("%d door(s) declared, but %v: the doors are closed (nothing is exposed, nothing is relayed)"), len(want), stErr)
 	default:
 		var bad, closed, ok []string
@@ -151,23 +80,23 @@ func (vr *verifier) checkDoors(d virt.Domain, n virt.Network, label func(string)
 		}
 		switch {
 		case len(bad) > 0:
-			add(CheckDoors, CheckFail, "restart legacyvm daemon (it reads the doors from libvirt) and apply the profile", label("%s"), strings.Join(append(bad, closed...), "; "))
+			add(checkDoorsCheck, CheckFail, "restart legacyvm daemon (it reads the doors from libvirt) and apply the profile", label("%s"), strings.Join(append(bad, closed...), "; "))
 		case len(closed) > 0:
-			add(CheckDoors, CheckWarn, "see legacyvm daemon's log", label("%s"), strings.Join(closed, "; "))
+			add(checkDoorsCheck, CheckWarn, "see legacyvm daemon's log", label("%s"), strings.Join(closed, "; "))
 		default:
-			add(CheckDoors, CheckPass, "", label("relay listens: %s"), strings.Join(ok, "; "))
+			add(checkDoorsCheck, CheckPass, "", label("relay listens: %s"), strings.Join(ok, "; "))
 		}
 	}
 
 	// Only where the bridge is can its sockets and sysctls be read.
-	if n.Bridge == "" || !vr.opts.System.exists(filepath.Join("sys/class/net", n.Bridge)) {
-		add(CheckBridgeListeners, CheckSkip, "", label("bridge %s is not in this network namespace: run legacyvm verify where the bridges are"), n.Bridge)
-		add(CheckForwarding, CheckSkip, "", label("bridge %s is not in this network namespace"), n.Bridge)
+	if n.Bridge == "" || !vr.opts.System.Exists(filepath.Join("sys/class/net", n.Bridge)) {
+		add(checkBridgeListeners, CheckSkip, "", label("bridge %s is not in this network namespace: run legacyvm verify where the bridges are"), n.Bridge)
+		add(checkForwarding, CheckSkip, "", label("bridge %s is not in this network namespace"), n.Bridge)
 		return
 	}
-	socks, err := vr.opts.System.listeningSockets()
+	socks, err := vr.opts.System.ListeningSockets(ctx)
 	if err != nil {
-		add(CheckBridgeListeners, CheckSkip, "", label("cannot read the sockets: %v"), err)
+		add(checkBridgeListeners, CheckSkip, "", label("cannot read the sockets: %v"), err)
 	} else {
 		allowed := map[string]bool{}
 		if st != nil {
@@ -185,7 +114,7 @@ func (vr *verifier) checkDoors(d virt.Domain, n virt.Network, label func(string)
 		}
 		var others []string
 		for _, s := range socks {
-			if s.addr != n.HostAddress || allowed[fmt.Sprintf("%s/%d", s.proto, s.port)] {
+			if s.Addr != n.HostAddress || allowed[fmt.Sprintf("%s/%d", s.Proto, s.Port)] {
 				continue
 			}
 			others = append(others, s.String())
@@ -193,31 +122,31 @@ func (vr *verifier) checkDoors(d virt.Domain, n virt.Network, label func(string)
 		slices.Sort(others)
 		others = slices.Compact(others)
 		if len(others) > 0 {
-			add(CheckBridgeListeners, CheckFail, "stop those services or bind them to another address",
+			add(checkBridgeListeners, CheckFail, "stop those services or bind them to another address",
 				label("besides the relay, something listens on the bridge address: %s"), strings.Join(others, ", "))
 		} else {
-			add(CheckBridgeListeners, CheckPass, "", label("only the relay's egress ports (and libvirt's DHCP/DNS) listen on %s"), n.HostAddress)
+			add(checkBridgeListeners, CheckPass, "", label("only the relay's egress ports (and libvirt's DHCP/DNS) listen on %s"), n.HostAddress)
 		}
 	}
-	ipf, _ := vr.opts.System.read("proc/sys/net/ipv4/ip_forward")
-	brf, ok := vr.opts.System.read(filepath.Join("proc/sys/net/ipv4/conf", n.Bridge, "forwarding"))
+	ipf, _ := vr.opts.System.Read("proc/sys/net/ipv4/ip_forward")
+	brf, ok := vr.opts.System.Read(filepath.Join("proc/sys/net/ipv4/conf", n.Bridge, "forwarding"))
 	switch {
 	case !ok:
-		add(CheckForwarding, CheckSkip, "", label("cannot read the forwarding of %s"), n.Bridge)
+		add(checkForwarding, CheckSkip, "", label("cannot read the forwarding of %s"), n.Bridge)
 	case strings.TrimSpace(brf) != "0":
-		add(CheckForwarding, CheckFail, "sysctl -w net.ipv4.conf."+n.Bridge+".forwarding=0 (doors never need forwarding: the relay carries them)",
+		add(checkForwarding, CheckFail, "sysctl -w net.ipv4.conf."+n.Bridge+".forwarding=0 (doors never need forwarding: the relay carries them)",
 			label("the kernel forwards packets arriving on %s (net.ipv4.ip_forward=%s)"), n.Bridge, strings.TrimSpace(ipf))
 	default:
-		add(CheckForwarding, CheckPass, "", label("no forwarding from %s (net.ipv4.ip_forward=%s): doors go through the relay only"), n.Bridge, strings.TrimSpace(ipf))
+		add(checkForwarding, CheckPass, "", label("no forwarding from %s (net.ipv4.ip_forward=%s): doors go through the relay only"), n.Bridge, strings.TrimSpace(ipf))
 	}
 }
 
 // daemonState reads the daemon's state once per verify.
-func (vr *verifier) daemonState() (*DaemonState, error) {
+func (vr *verifier) daemonState() (*daemonstate.State, error) {
 	if !vr.stateRead {
 		vr.stateRead = true
 		if vr.opts.DaemonState == nil {
-			vr.state, vr.stateErr = nil, ErrNoDaemon
+			vr.state, vr.stateErr = nil, daemonstate.ErrNoDaemon
 		} else {
 			vr.state, vr.stateErr = vr.opts.DaemonState()
 		}

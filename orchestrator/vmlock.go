@@ -4,7 +4,7 @@ import "context"
 
 // ManagedVMs returns the names of every managed VM on the engine's host,
 // sorted: what commands that act on "all VMs" lock before they start.
-func (e *Engine) ManagedVMs(ctx context.Context) ([]string, error) {
+func (e *engine) ManagedVMs(ctx context.Context) ([]string, error) {
 	doms, err := e.selectManaged(ctx, nil)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -85,16 +84,17 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	// anyway) so that a key without a free seat is refused before anything
 	// changes.
 	po := f.planOptions()
-	po.Keys = f.keyIdentifier()
+	po.ReadKeys = true
 	po.ImageUpdates = opts.ImageUpdates
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
+	s := f.session(p, po)
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
@@ -122,23 +122,13 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err := confirmDestructive(f, planned, opts.AutoApprove); err != nil {
 		return err
 	}
-	err = f.executePlans(ctx, p, planned, "Applied", sk)
+	err = f.executePlans(ctx, s, p, planned, "Applied", sk)
 	f.verifyAfterApply(ctx, p, opts.Path)
 	return err
 }
 
 func writeApplyJSON(f *Factory, profile string, rs []orchestrator.Result, sk []skippedHost) error {
-	doc := struct {
-		Profile string                `json:"profile"`
-		Results []orchestrator.Result `json:"results"`
-		Skipped []skippedHost         `json:"skipped,omitempty"`
-	}{profile, rs, sk}
-	if doc.Results == nil {
-		doc.Results = []orchestrator.Result{}
-	}
-	enc := json.NewEncoder(f.IO.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(f, applyToJSON(profile, rs, sk))
 }
 
 // confirmDestructive asks before changes that lose data. Without a terminal

@@ -48,7 +48,7 @@ func completeFirstVM(f *Factory) cobra.CompletionFunc {
 
 // completionEngine connects for completion; nil when that fails (a
 // completion prints nothing rather than an error).
-func completionEngine(f *Factory, cmd *cobra.Command) (*orchestrator.Engine, func()) {
+func completionEngine(f *Factory, cmd *cobra.Command) (*orchestrator.Session, func()) {
 	path := ""
 	if fl := cmd.Flags().Lookup("profile"); fl != nil {
 		path = fl.Value.String()

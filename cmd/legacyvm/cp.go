@@ -122,8 +122,8 @@ func cpRun(ctx context.Context, o *CpOptions) error {
 	if o.JSON {
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"vm": vm, "src": o.Src, "dst": o.Dst, "files": st.Files, "dirs": st.Dirs, "bytes": st.Bytes,
-			"verified": !o.NoVerify, "seconds": time.Since(start).Seconds()})
+		return enc.Encode(cpDoc{docHeader: v1, VM: vm, Src: o.Src, Dst: o.Dst, Files: st.Files, Dirs: st.Dirs, Bytes: st.Bytes,
+			Verified: !o.NoVerify, Took: time.Since(start)})
 	}
 	verified := "verified"
 	if o.NoVerify {

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/relay"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -99,7 +101,7 @@ func daemonRun(ctx context.Context, opts *DaemonOptions) error {
 	if logJSON {
 		h = slog.NewJSONHandler(f.IO.ErrOut, nil)
 	}
-	if err := orchestrator.CheckLockDir(); err != nil {
+	if err := lock.CheckDir(); err != nil {
 		return err
 	}
 	uris, err := daemonURIs(f, args)
@@ -111,7 +113,7 @@ func daemonRun(ctx context.Context, opts *DaemonOptions) error {
 	// which only a local host has), else the first host's.
 	primary := 0
 	for i, uri := range uris {
-		if orchestrator.IsLocalURI(uri) {
+		if hostcheck.IsLocal(uri) {
 			primary = i
 			break
 		}
@@ -125,7 +127,7 @@ func daemonRun(ctx context.Context, opts *DaemonOptions) error {
 			Log:         log,
 			Parallelism: f.Parallelism,
 			LockVM: func(ctx context.Context, vm string) (func(), error) {
-				l, err := orchestrator.AcquireVMLock(ctx, uri, vm, "daemon", 0, nil)
+				l, err := lock.AcquireVM(ctx, uri, vm, "daemon", 0, nil)
 				if err != nil {
 					return nil, err
 				}
@@ -135,7 +137,7 @@ func daemonRun(ctx context.Context, opts *DaemonOptions) error {
 			URI:         uri,
 			System:      f.HostSystem,
 		}
-		if i == primary && orchestrator.IsLocalURI(uri) {
+		if i == primary && hostcheck.IsLocal(uri) {
 			d.Relay = relay.New(log)
 		}
 		if i == primary {

@@ -70,11 +70,12 @@ func destroyRun(ctx context.Context, opts *DestroyOptions) error {
 		return err
 	}
 	defer vmLocks.Release()
-	hps, err := orchestrator.PlanDestroy(ctx, p, f.Connect, f.planOptions(), opts.Only)
+	s := f.session(p, f.planOptions())
+	defer s.Close()
+	hps, err := s.PlanDestroy(ctx, opts.Only)
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
 	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
@@ -105,5 +106,5 @@ func destroyRun(ctx context.Context, opts *DestroyOptions) error {
 			return errors.New("cancelled: nothing was deleted")
 		}
 	}
-	return f.executePlans(ctx, p, hps, "Destroyed", sk)
+	return f.executePlans(ctx, s, p, hps, "Destroyed", sk)
 }

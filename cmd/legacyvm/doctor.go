@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -47,19 +47,17 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	if connErr == nil {
 		defer hv.Close()
 	}
-	fs := orchestrator.Doctor(ctx, uri, hv, connErr, f.HostSystem, opts.Pool)
+	fs := orchestrator.OnHost(hv, uri, orchestrator.SessionOptions{}).Doctor(ctx, connErr, f.HostSystem, opts.Pool)
 	failed := false
 	for _, x := range fs {
-		failed = failed || x.Severity == orchestrator.SeverityFail
+		failed = failed || x.Severity == hostcheck.SeverityFail
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": uri, "ok": !failed, "findings": fs}); err != nil {
+		if err := writeJSON(f, doctorDoc{docHeader: v1, URI: uri, OK: !failed, Checks: checksFromFindings(fs)}); err != nil {
 			return err
 		}
 	} else {
-		marks := map[orchestrator.Severity]string{orchestrator.SeverityOK: "ok  ", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL"}
+		marks := map[hostcheck.Severity]string{hostcheck.SeverityOK: "ok  ", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL"}
 		for _, x := range fs {
 			fmt.Fprintf(f.IO.Out, "%s  %-24s %s\n", marks[x.Severity], x.Check, x.Message)
 			fix := x.Fix

@@ -132,9 +132,9 @@ func execRun(ctx context.Context, o *ExecOptions) error {
 	}
 	code, err := c.Run(ctx, fl, ro)
 	if o.JSON {
-		r := map[string]any{"vm": o.VM, "command": o.Argv, "exit_code": code, "stdout": out.String(), "stderr": errb.String()}
+		r := execDoc{docHeader: v1, VM: o.VM, Command: o.Argv, ExitCode: code, Stdout: out.String(), Stderr: errb.String()}
 		if err != nil {
-			r["error"] = err.Error()
+			r.Error = err.Error()
 		}
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetIndent("", "  ")

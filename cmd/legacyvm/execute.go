@@ -8,12 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
 // profileLocks are the locks of a profile on each of its hosts.
-type profileLocks []*orchestrator.Lock
+type profileLocks []*lock.Lock
 
 // Release drops every lock.
 func (ls profileLocks) Release() {
@@ -38,7 +39,7 @@ func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose 
 	sort.Strings(uris)
 	var locks profileLocks
 	for _, uri := range uris {
-		l, err := orchestrator.AcquireLock(ctx, p.Name, uri, purpose, wait, func(holder string) {
+		l, err := lock.Acquire(ctx, p.Name, uri, purpose, wait, func(holder string) {
 			f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
 		})
 		if err != nil {
@@ -72,7 +73,7 @@ func (f *Factory) showPlans(hps []*orchestrator.HostPlan) bool {
 // (unreachable at plan time). When some hosts were done and others failed
 // or were skipped, the command ends with exitPartial and a summary that
 // names them.
-func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string, sk []skippedHost) error {
+func (f *Factory) executePlans(ctx context.Context, s *orchestrator.Session, p *profiles.Profile, hps []*orchestrator.HostPlan, verb string, sk []skippedHost) error {
 	var (
 		all    []orchestrator.Result
 		failed error
@@ -80,8 +81,8 @@ func (f *Factory) executePlans(ctx context.Context, p *profiles.Profile, hps []*
 	)
 	for _, hp := range hps {
 		start := time.Now()
-		eng, finish := f.liveEngine(hp.HV)
-		res, err := eng.Apply(ctx, hp.Plan)
+		eng, finish := f.live(s)
+		res, err := eng.Apply(ctx, hp)
 		finish()
 		all = append(all, res...)
 		for _, r := range res {

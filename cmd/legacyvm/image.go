@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -62,18 +63,18 @@ func selectImages(p *profiles.Profile, names []string) ([]*profiles.Image, error
 // cleanLeftovers removes what an interrupted build of im left, when no
 // build of it runs (its lock is free), and says so on stderr. It returns
 // whether a build is running.
-func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, uri string, im *profiles.Image) (building bool, err error) {
-	lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image clean-up")
+func cleanLeftovers(ctx context.Context, f *Factory, e *orchestrator.Session, uri string, im *profiles.Image) (building bool, err error) {
+	held, err := lock.Image(ctx, uri, im.Name, "image clean-up")
 	if err != nil {
 		return true, nil // a build holds it
 	}
-	defer lock.Release()
+	defer held.Release()
 	return false, removeLeftovers(ctx, f, e, im)
 }
 
 // removeLeftovers removes what an interrupted build of im left, saying
 // what on stderr; the caller holds the image's lock.
-func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Engine, im *profiles.Image) error {
+func removeLeftovers(ctx context.Context, f *Factory, e *orchestrator.Session, im *profiles.Image) error {
 	done, err := e.CleanImageLeftovers(ctx, im.Pool, im.Name)
 	for _, d := range done {
 		f.IO.Status("image %s: removed what an interrupted build left: %s", im.Name, d)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -41,7 +42,7 @@ removes what it left. Without NAME, every image block of the profile is
 built, one after the other.`,
 		Example: `  legacyvm image build examples/golden-image w7pro
   legacyvm image build --timeout 4h examples/golden-image
-  legacyvm image build -o json examples/golden-image w7pro | jq .version`,
+  legacyvm image build -o json examples/golden-image w7pro | jq '.versions[].version'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
@@ -72,11 +73,11 @@ func imageBuildRun(ctx context.Context, opts *ImageBuildOptions) error {
 		}
 		err = func() error {
 			defer hv.Close()
-			lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image build")
+			held, err := lock.Image(ctx, uri, im.Name, "image build")
 			if err != nil {
 				return fmt.Errorf("image %s: another build of it runs: %w", im.Name, err)
 			}
-			defer lock.Release()
+			defer held.Release()
 			e := f.engine(hv)
 			if err := removeLeftovers(ctx, f, e, im); err != nil {
 				return err
@@ -100,10 +101,11 @@ func imageBuildRun(ctx context.Context, opts *ImageBuildOptions) error {
 		}
 	}
 	if f.JSON() {
-		if len(built) == 1 {
-			return writeJSON(f, built[0])
+		doc := imageVersionsDoc{docHeader: v1, Versions: []imageVersionJSON{}}
+		for _, v := range built {
+			doc.Versions = append(doc.Versions, imageVersionToJSON(*v))
 		}
-		return writeJSON(f, built)
+		return writeJSON(f, doc)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/legacyvm/legacyvm/orchestrator"
+	"github.com/legacyvm/legacyvm/internal/lock"
 )
 
 // ImageDeleteOptions are the inputs of `legacyvm image delete`.
@@ -54,11 +54,11 @@ func imageDeleteRun(ctx context.Context, opts *ImageDeleteOptions) error {
 		return err
 	}
 	defer hv.Close()
-	lock, err := orchestrator.LockImage(ctx, uri, im.Name, "image delete")
+	held, err := lock.Image(ctx, uri, im.Name, "image delete")
 	if err != nil {
 		return fmt.Errorf("image %s: a build of it runs: %w", im.Name, err)
 	}
-	defer lock.Release()
+	defer held.Release()
 	e := f.engine(hv)
 	if err := removeLeftovers(ctx, f, e, im); err != nil {
 		return err
@@ -68,7 +68,7 @@ func imageDeleteRun(ctx context.Context, opts *ImageDeleteOptions) error {
 		return err
 	}
 	if f.JSON() {
-		return writeJSON(f, del)
+		return writeJSON(f, imageDeleteDoc{docHeader: v1, Deleted: imageVersionsToJSON(del)})
 	}
 	for _, v := range del {
 		fmt.Fprintf(f.IO.Out, "Deleted image %s version %d (%s).\n", v.Name, v.Version, v.Volume)

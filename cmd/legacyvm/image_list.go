@@ -29,7 +29,7 @@ checksum, the content checksum, the file mode (0444: read-only) and the VMs
 cloned from it. Versions are read from libvirt (the image volumes and their
 metadata volumes). What an interrupted build left is removed first.`,
 		Example: `  legacyvm image list examples/golden-image
-  legacyvm image list -o json examples/golden-image w7pro | jq '.[] | {version, used_by}'`,
+  legacyvm image list -o json examples/golden-image w7pro | jq '.versions[] | {version, used_by}'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = pathArg(args)
@@ -62,7 +62,7 @@ func imageListRun(ctx context.Context, opts *ImageListOptions) error {
 		b, err := cleanLeftovers(ctx, f, e, uri, im)
 		if err == nil {
 			var inv *orchestrator.ImageInventory
-			inv, err = orchestrator.ListImages(ctx, hv, im.Pool, im.Name)
+			inv, err = e.ListImages(ctx, im.Pool, im.Name)
 			if err == nil {
 				all = append(all, inv.Versions...)
 				if b && len(inv.Building) > 0 {
@@ -79,7 +79,7 @@ func imageListRun(ctx context.Context, opts *ImageListOptions) error {
 		f.IO.Status("image %s: a build is running", b)
 	}
 	if f.JSON() {
-		return writeJSON(f, all)
+		return writeJSON(f, imageVersionsDoc{docHeader: v1, Versions: imageVersionsToJSON(all)})
 	}
 	if len(all) == 0 {
 		fmt.Fprintln(f.IO.Out, "No image versions registered (legacyvm image build builds one).")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -123,19 +122,11 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 	inv := orchestrator.LicenceInventory(hosts, p)
 	secrets := orchestrator.FingerprintSecrets(hosts)
 	if f.JSON() {
-		if inv == nil {
-			inv = []orchestrator.LicenceUse{}
+		hj := []hostJSON{}
+		for _, h := range hosts {
+			hj = append(hj, hostJSON{Host: hostName[h.URI], URI: h.URI})
 		}
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		doc := map[string]any{"hosts": uris, "licenses": inv}
-		if len(sk) > 0 {
-			doc["skipped"] = sk
-		}
-		if len(secrets) > 1 {
-			doc["fingerprint_secrets"] = secrets
-		}
-		if err := enc.Encode(doc); err != nil {
+		if err := writeJSON(f, licencesToJSON(hj, inv, sk, secrets)); err != nil {
 			return err
 		}
 	} else {
@@ -210,11 +201,4 @@ func allowed(n int) string {
 		return "unlimited"
 	}
 	return fmt.Sprint(n)
-}
-
-// keyIdentifier reads licence keys where the profile says and fingerprints
-// them with the host secret, for seat checks during planning (apply, plan
-// --check-keys). Keys are dropped at once.
-func (f *Factory) keyIdentifier() orchestrator.KeyIdentifier {
-	return orchestrator.SourceKeys(f.Getenv, f.fingerprint)
 }

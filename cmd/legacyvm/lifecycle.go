@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"time"
@@ -44,7 +43,7 @@ func NewCmdStart(f *Factory, runF func(*StartOptions) error) *cobra.Command {
 }
 
 func startRun(ctx context.Context, opts *StartOptions) error {
-	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "start", opts.LockWait, func(e *orchestrator.Engine) []orchestrator.Result {
+	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "start", opts.LockWait, func(e *orchestrator.Session) []orchestrator.Result {
 		return e.Start(ctx, opts.Names)
 	})
 }
@@ -90,12 +89,12 @@ off at once, unless --no-force. --force skips the polite request.`,
 }
 
 func stopRun(ctx context.Context, opts *StopOptions) error {
-	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "stop", opts.LockWait, func(e *orchestrator.Engine) []orchestrator.Result {
+	return lifecycleRun(ctx, opts.Factory, opts.Profile, opts.Names, "stop", opts.LockWait, func(e *orchestrator.Session) []orchestrator.Result {
 		return e.Stop(ctx, opts.Names, opts.Timeout, opts.Force, opts.NoForce)
 	})
 }
 
-func lifecycleRun(ctx context.Context, f *Factory, profilePath string, names []string, purpose string, lockWait time.Duration, run func(*orchestrator.Engine) []orchestrator.Result) error {
+func lifecycleRun(ctx context.Context, f *Factory, profilePath string, names []string, purpose string, lockWait time.Duration, run func(*orchestrator.Session) []orchestrator.Result) error {
 	hv, sc, err := f.connectScope(ctx, profilePath)
 	if err != nil {
 		return err
@@ -110,9 +109,7 @@ func lifecycleRun(ctx context.Context, f *Factory, profilePath string, names []s
 	e.Profile = sc.Profile
 	res := run(e)
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(f, lifecycleToJSON(purpose, res)); err != nil {
 			return err
 		}
 	}
@@ -181,7 +178,7 @@ func consoleRun(ctx context.Context, opts *ConsoleOptions) error {
 		return fmt.Errorf("%s has no active display (state %s); start it first: legacyvm start %s", d.Name, d.State, d.Name)
 	}
 	if f.JSON() {
-		return json.NewEncoder(f.IO.Out).Encode(map[string]string{"vm": d.Name, "vnc": d.VNC})
+		return writeJSON(f, consoleDoc{docHeader: v1, VM: d.Name, VNC: d.VNC})
 	}
 	if !opts.PrintOnly {
 		for _, viewer := range []string{"virt-viewer", "remote-viewer"} {

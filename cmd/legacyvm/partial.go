@@ -13,12 +13,13 @@ import (
 const exitPartial = 3
 
 // skippedHost is a host a command could not work on, for summaries and
-// JSON output.
+// JSON output (skippedJSON).
 type skippedHost struct {
-	Host  string   `json:"host"`
-	URI   string   `json:"uri"`
-	Error string   `json:"error"`
-	VMs   []string `json:"skipped_vms,omitempty"`
+	Host  string
+	URI   string
+	Error string
+	// VMs are the profile's VMs left as they are.
+	VMs []string
 }
 
 // skippedHosts lists the host plans that failed.

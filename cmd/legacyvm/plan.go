@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -70,26 +69,27 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	po := f.planOptions()
 	po.ImageUpdates = opts.ImageUpdates
 	if opts.CheckKeys {
-		po.Keys = f.keyIdentifier()
+		po.ReadKeys = true
 	}
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, f.Connect, po)
+	s := f.session(p, po)
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if len(diags) > 0 {
 		f.printDiagnostics(p.Sources, diags)
 	}
 	if err != nil {
 		return err
 	}
-	defer orchestrator.CloseAll(hps)
 	if diags.HasErrors() {
 		return silent(exitError)
 	}
 	sk := skippedHosts(hps)
 	hps = orchestrator.Planned(hps)
 	for _, hp := range hps {
-		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, f.Now())...)
+		hp.Plan.Notes = append(hp.Plan.Notes, hp.ScheduleNotes(p.Name, f.Now())...)
 	}
 	if f.JSON() {
-		if err := writePlanJSON(f.IO.Out, hps, sk); err != nil {
+		if err := writeJSON(f, planToJSON(p.Name, hps, sk)); err != nil {
 			return err
 		}
 	} else {
@@ -106,26 +106,6 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 		}
 	}
 	return nil
-}
-
-type planJSON struct {
-	Profile    string               `json:"profile"`
-	Hosts      []*orchestrator.Plan `json:"hosts"`
-	HasChanges bool                 `json:"has_changes"`
-	// Skipped are hosts that could not be planned (unreachable).
-	Skipped []skippedHost `json:"skipped,omitempty"`
-}
-
-func writePlanJSON(w io.Writer, hps []*orchestrator.HostPlan, sk []skippedHost) error {
-	doc := planJSON{Skipped: sk}
-	for _, hp := range hps {
-		doc.Profile = hp.Plan.Profile
-		doc.Hosts = append(doc.Hosts, hp.Plan)
-		doc.HasChanges = doc.HasChanges || hp.Plan.HasChanges()
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
 }
 
 var actionSymbols = map[orchestrator.Action]string{

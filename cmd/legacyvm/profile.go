@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	lvlibvirt "github.com/legacyvm/legacyvm/internal/virt/libvirt"
@@ -51,8 +53,8 @@ func (f *Factory) planOptions() orchestrator.Options {
 	}
 	// Doors: their listen ports must be free here, except those the
 	// daemon's relay already holds.
-	o.ProbeListen = orchestrator.ProbeListen
-	if st, err := orchestrator.ReadDaemonState(f.DaemonStatePath()); err == nil {
+	o.ProbeListen = hostcheck.ProbeListen
+	if st, err := daemonstate.Read(f.DaemonStatePath()); err == nil {
 		o.OwnListeners = st.Listeners()
 	}
 	return o
@@ -61,18 +63,19 @@ func (f *Factory) planOptions() orchestrator.Options {
 // DaemonStatePath is legacyvm daemon's state file: in LEGACYVM_RUN_DIR,
 // else /run/legacyvm.
 func (f *Factory) DaemonStatePath() string {
-	dir := orchestrator.DefaultRunDir
+	dir := daemonstate.DefaultRunDir
 	if v, ok := f.Getenv("LEGACYVM_RUN_DIR"); ok && v != "" {
 		dir = v
 	}
-	return filepath.Join(dir, orchestrator.DaemonStateFile)
+	return filepath.Join(dir, daemonstate.File)
 }
 
-// engine builds an orchestrator engine on hv that reports progress on
-// stderr.
-func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
-	e := &orchestrator.Engine{
-		HV:           hv,
+// sessionOptions are the engine settings of a command: its parallelism,
+// environment, fingerprints, poll interval and a hook that reports
+// progress on stderr (--progress: plain lines, JSON lines or nothing).
+func (f *Factory) sessionOptions() orchestrator.SessionOptions {
+	o := orchestrator.SessionOptions{
+		Connect:      f.Connect,
 		Parallelism:  f.Parallelism,
 		Getenv:       f.Getenv,
 		Fingerprint:  f.fingerprint,
@@ -81,25 +84,42 @@ func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Engine {
 	switch f.progressMode() {
 	case "none":
 	case "json":
-		e.Hook = jsonProgress(f.IO.ErrOut)
+		o.Hook = jsonProgress(f.IO.ErrOut)
 	default:
-		e.Hook = lineProgress(f.IO.ErrOut)
+		o.Hook = lineProgress(f.IO.ErrOut)
 	}
-	return e
+	return o
 }
 
-// liveEngine is engine for long work on many VMs: on a terminal (and
-// without -o json) progress is a board redrawn in place, one line per
-// object; elsewhere the same timestamped lines as engine. done must be
-// called before anything else is printed to stderr.
-func (f *Factory) liveEngine(hv virt.Hypervisor) (e *orchestrator.Engine, done func()) {
-	e = f.engine(hv)
+// session opens an orchestrator session on profile p with the planning
+// options po; the caller closes it.
+func (f *Factory) session(p *profiles.Profile, po orchestrator.Options) *orchestrator.Session {
+	o := f.sessionOptions()
+	o.Plan = po
+	return orchestrator.Open(p, o)
+}
+
+// engine opens an orchestrator session on the connected host hv that
+// reports progress on stderr.
+func (f *Factory) engine(hv virt.Hypervisor) *orchestrator.Session {
+	return orchestrator.OnHost(hv, "", f.sessionOptions())
+}
+
+// live is s for long work on many VMs: on a terminal (and without -o
+// json) progress is a board redrawn in place, one line per object;
+// elsewhere the same timestamped lines as engine. done must be called
+// before anything else is printed to stderr.
+func (f *Factory) live(s *orchestrator.Session) (_ *orchestrator.Session, done func()) {
 	if f.progressMode() != "board" {
-		return e, func() {}
+		return s, func() {}
 	}
 	b := newBoard(f.IO.ErrOut, f.IO.TerminalWidth())
-	e.Hook = b
-	return e, b.Close
+	return s.WithHook(b), b.Close
+}
+
+// liveEngine is engine with live's progress.
+func (f *Factory) liveEngine(hv virt.Hypervisor) (*orchestrator.Session, func()) {
+	return f.live(f.engine(hv))
 }
 
 // fingerprint computes the keyed fingerprint of a product key with the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -74,7 +75,7 @@ type Factory struct {
 	// Connect opens a hypervisor connection (libvirt; tests may swap it).
 	Connect orchestrator.Connector
 	// HostSystem is the local system doctor inspects.
-	HostSystem orchestrator.HostSystem
+	HostSystem hostcheck.System
 	// Now is the clock (tests fix it).
 	Now func() time.Time
 	// shared is the profile's fingerprint_key, when it names one.
@@ -173,7 +174,7 @@ them; the others were done). See docs/hosts.md.`,
 		NewCmdVersion(f, nil),
 		NewCmdImage(f),
 		NewCmdGenMan(f, nil),
-		NewCmdServe(f, nil), newCmdToken(f),
+		NewCmdServe(f, nil), NewCmdToken(f),
 	)
 	annotateCommands(root)
 	return root

@@ -21,6 +21,9 @@ const (
 	annotNoProfile = "legacyvm/no-profile"
 	// annotProgress marks a command that reports progress (--progress).
 	annotProgress = "legacyvm/progress"
+	// annotNoJSON marks a command that prints no JSON document: -o json
+	// is an error there (docs/json.md documents every other command's).
+	annotNoJSON = "legacyvm/no-json"
 )
 
 // profileFlagNames are the global flags that feed profile loading.
@@ -33,7 +36,10 @@ var (
 	noProfileCommands = []string{"fmt", "doctor", "daemon", "version", "gen-man"}
 	progressCommands  = []string{"apply", "destroy", "start", "stop", "reset",
 		"snapshot create", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
-	// scopedCommands take VM names and get --profile PATH.
+	// noJSONCommands print no -o json document (daemon logs JSON lines
+	// with --log-json).
+	noJSONCommands = []string{"fmt", "daemon", "gen-man", "serve", "token create", "token revoke"}
+	// scopedCommands take VM names and have --profile PATH.
 	scopedCommands = []string{"start", "stop", "console", "reset",
 		"snapshot create", "snapshot list", "snapshot revert", "snapshot delete", "snapshot prune", "snapshot run-due"}
 )
@@ -59,6 +65,9 @@ func annotateCommands(root *cobra.Command) {
 	for _, p := range progressCommands {
 		set(find(p), annotProgress)
 	}
+	for _, p := range noJSONCommands {
+		set(find(p), annotNoJSON)
+	}
 	for _, p := range scopedCommands {
 		if find(p).Flags().Lookup("profile") == nil {
 			panic("annotateCommands: scoped command " + p + " has no --profile (addProfileScope)")
@@ -80,6 +89,15 @@ func checkFlagsApply(cmd *cobra.Command) error {
 	if fl := cmd.Flags().Lookup("profile"); fl != nil && fl.Value.String() == "" {
 		if err := noProfileFlags(cmd, "--profile PATH is given"); err != nil {
 			return err
+		}
+	}
+	if cmd.Annotations[annotNoJSON] != "" {
+		if fl := cmd.Flags().Lookup("output"); fl != nil && fl.Value.String() == "json" {
+			hint := ""
+			if cmd.Name() == "daemon" || cmd.Name() == "serve" {
+				hint = " (--log-json logs JSON lines)"
+			}
+			return fmt.Errorf("-o json does not apply to %q: it prints no JSON document%s", cmd.CommandPath(), hint)
 		}
 	}
 	if cmd.Annotations[annotProgress] == "" {

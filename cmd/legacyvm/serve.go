@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/web"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
@@ -42,7 +43,7 @@ type ServeOptions struct {
 }
 
 // NewCmdServe makes `legacyvm serve`; runF replaces serveRun in tests.
-func NewCmdServe(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
+func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
 	o := &ServeOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -79,7 +80,7 @@ connections); run serve on the libvirt host.`,
 				o.WebDir = webDir(f)
 			}
 			if runF != nil {
-				return runF(cmd.Context(), o)
+				return runF(o)
 			}
 			return serveRun(cmd.Context(), o)
 		},
@@ -154,7 +155,7 @@ func serveRun(ctx context.Context, o *ServeOptions) error {
 		log.Warn("this binary was built without the console assets (make web): the page works, the in-browser console does not")
 	}
 	srv := web.New(web.Options{
-		Backend: &web.EngineBackend{HV: hv, URI: o.URI, Local: orchestrator.IsLocalURI(o.URI), LockWait: time.Minute},
+		Backend: &web.EngineBackend{HV: hv, URI: o.URI, Local: hostcheck.IsLocal(o.URI), LockWait: time.Minute},
 		Tokens:  web.NewTokenStore(filepath.Join(o.WebDir, "tokens.json")),
 		Audit:   audit,
 		Log:     log,

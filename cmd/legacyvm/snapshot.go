@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -46,12 +45,12 @@ func snapshotLockWait(cmd *cobra.Command) time.Duration {
 
 // withEngine connects to the host of the scope (--profile's path, else
 // --connect's) and runs fn with an engine on it.
-func withEngine(ctx context.Context, f *Factory, profilePath string, fn func(e *orchestrator.Engine) error) error {
+func withEngine(ctx context.Context, f *Factory, profilePath string, fn func(e *orchestrator.Session) error) error {
 	return connectEngine(ctx, f, profilePath, false, fn)
 }
 
 // withVMEngine is withEngine holding the lock of one VM.
-func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Engine) error) error {
+func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose string, lockWait time.Duration, fn func(e *orchestrator.Session) error) error {
 	sc, err := f.resolveScope(profilePath)
 	if err != nil {
 		return err
@@ -67,7 +66,7 @@ func withVMEngine(ctx context.Context, f *Factory, profilePath, vm, purpose stri
 // connectEngine connects and runs fn; live selects the redrawn progress
 // board on a terminal (work on many VMs at once).
 // With --profile, the engine works on that profile's VMs only.
-func connectEngine(ctx context.Context, f *Factory, profilePath string, live bool, fn func(e *orchestrator.Engine) error) error {
+func connectEngine(ctx context.Context, f *Factory, profilePath string, live bool, fn func(e *orchestrator.Session) error) error {
 	hv, sc, err := f.connectScope(ctx, profilePath)
 	if err != nil {
 		return err
@@ -82,12 +81,6 @@ func connectEngine(ctx context.Context, f *Factory, profilePath string, live boo
 	e.Profile = sc.Profile
 	defer done()
 	return fn(e)
-}
-
-func writeJSON(f *Factory, v any) error {
-	enc := json.NewEncoder(f.IO.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // SnapshotCreateOptions are the inputs of `legacyvm snapshot create`.
@@ -135,13 +128,13 @@ VM), so reverting resumes it exactly where it was.`,
 
 func snapshotCreateRun(ctx context.Context, opts *SnapshotCreateOptions) error {
 	f := opts.Factory
-	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot create", opts.LockWait, func(e *orchestrator.Engine) error {
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot create", opts.LockWait, func(e *orchestrator.Session) error {
 		s, err := e.CreateSnapshot(ctx, opts.VM, opts.Name, opts.Memory, opts.Description)
 		if err != nil {
 			return err
 		}
 		if f.JSON() {
-			return writeJSON(f, s)
+			return writeJSON(f, snapshotCreateDoc{docHeader: v1, VM: opts.VM, Snapshot: snapshotToJSON(s)})
 		}
 		fmt.Fprintf(f.IO.Out, "Created snapshot %s of %s (%s).\n", s.Name, opts.VM, snapshotContent(s.Snapshot))
 		return nil
@@ -196,7 +189,7 @@ func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
 		hosts int
 	)
 	if profilePath == "" {
-		err := withEngine(ctx, f, profilePath, func(e *orchestrator.Engine) error {
+		err := withEngine(ctx, f, profilePath, func(e *orchestrator.Session) error {
 			var err error
 			list, err = e.ListSnapshots(ctx, args)
 			return err
@@ -228,7 +221,7 @@ func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
 			return err
 		}
 	}
-	if err := writeSnapshotList(f, list); err != nil {
+	if err := writeSnapshotList(f, list, sk); err != nil {
 		return err
 	}
 	if f.reportSkipped(sk) {
@@ -237,12 +230,9 @@ func snapshotListRun(ctx context.Context, opts *SnapshotListOptions) error {
 	return nil
 }
 
-func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots) error {
+func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots, sk []skippedHost) error {
 	if f.JSON() {
-		if list == nil {
-			list = []orchestrator.VMSnapshots{}
-		}
-		return writeJSON(f, list)
+		return writeJSON(f, snapshotListToJSON(list, sk))
 	}
 	tw := tabwriter.NewWriter(f.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VM\tSNAPSHOT\tKIND\tCREATED (UTC)\tCONTENT\tEXPIRES")
@@ -314,14 +304,14 @@ legacyvm checks that the VM reached the state the snapshot recorded.`,
 
 func snapshotRevertRun(ctx context.Context, opts *SnapshotRevertOptions) error {
 	f := opts.Factory
-	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot revert", opts.LockWait, func(e *orchestrator.Engine) error {
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot revert", opts.LockWait, func(e *orchestrator.Session) error {
 		start := time.Now()
 		st, err := e.RevertSnapshot(ctx, opts.VM, opts.Snapshot)
 		if err != nil {
 			return err
 		}
 		if f.JSON() {
-			return writeJSON(f, map[string]any{"vm": opts.VM, "snapshot": opts.Snapshot, "state": st, "took_ns": time.Since(start)})
+			return writeJSON(f, snapshotRevertDoc{docHeader: v1, VM: opts.VM, Snapshot: opts.Snapshot, State: string(st), Took: time.Since(start)})
 		}
 		fmt.Fprintf(f.IO.Out, "Reverted %s to %s in %s; it is %s.\n", opts.VM, opts.Snapshot, time.Since(start).Round(time.Millisecond), st)
 		return nil
@@ -364,12 +354,12 @@ func NewCmdSnapshotDelete(f *Factory, runF func(*SnapshotDeleteOptions) error) *
 
 func snapshotDeleteRun(ctx context.Context, opts *SnapshotDeleteOptions) error {
 	f := opts.Factory
-	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot delete", opts.LockWait, func(e *orchestrator.Engine) error {
+	return withVMEngine(ctx, f, opts.Profile, opts.VM, "snapshot delete", opts.LockWait, func(e *orchestrator.Session) error {
 		if err := e.DeleteSnapshot(ctx, opts.VM, opts.Snapshot, opts.Force); err != nil {
 			return err
 		}
 		if f.JSON() {
-			return writeJSON(f, map[string]string{"vm": opts.VM, "deleted": opts.Snapshot})
+			return writeJSON(f, snapshotDeleteDoc{docHeader: v1, VM: opts.VM, Snapshot: opts.Snapshot})
 		}
 		fmt.Fprintf(f.IO.Out, "Deleted snapshot %s of %s.\n", opts.Snapshot, opts.VM)
 		return nil
@@ -416,7 +406,7 @@ are never touched. --dry-run only lists what would go.`,
 
 func snapshotPruneRun(ctx context.Context, opts *SnapshotTickOptions) error {
 	f := opts.Factory
-	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Engine) error {
+	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Session) error {
 		return tickCommand(ctx, f, opts.Profile, e, opts.VMs, f.Now().UTC(), opts.DryRun, true, opts.LockWait)
 	})
 }
@@ -460,14 +450,14 @@ func snapshotRunDueRun(ctx context.Context, opts *SnapshotTickOptions) error {
 		}
 		now = t.UTC()
 	}
-	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Engine) error {
+	return withEngine(ctx, f, opts.Profile, func(e *orchestrator.Session) error {
 		return tickCommand(ctx, f, opts.Profile, e, opts.VMs, now.Truncate(time.Minute), opts.DryRun, false, opts.LockWait)
 	})
 }
 
 // tickCommand runs (or simulates) a scheduler tick; pruneOnly skips
 // creation.
-func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchestrator.Engine, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
+func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchestrator.Session, vms []string, now time.Time, dryRun, pruneOnly bool, lockWait time.Duration) error {
 	var res []orchestrator.TickResult
 	var err error
 	if !dryRun {
@@ -494,10 +484,7 @@ func tickCommand(ctx context.Context, f *Factory, profilePath string, e *orchest
 		return err
 	}
 	if f.JSON() {
-		if res == nil {
-			res = []orchestrator.TickResult{}
-		}
-		if err := writeJSON(f, map[string]any{"now": now, "dry_run": dryRun, "vms": res}); err != nil {
+		if err := writeJSON(f, tickToJSON(now, dryRun, res)); err != nil {
 			return err
 		}
 	}
@@ -629,7 +616,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 	f, args, all, yes, to, startVMs, lockWait := opts.Factory, opts.VMs, opts.All, opts.Yes, opts.To, opts.Start, opts.LockWait
 	var res []orchestrator.ResetResult
 	start := time.Now()
-	resetOn := func(e *orchestrator.Engine, uri string, names []string) error {
+	resetOn := func(e *orchestrator.Session, uri string, names []string) error {
 		names, locks, err := f.lockNamedOrAllOn(ctx, uri, e, names, "reset", lockWait)
 		if err != nil {
 			return err
@@ -670,7 +657,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 		err   error
 	)
 	if profilePath := opts.Profile; profilePath == "" {
-		err = connectEngine(ctx, f, profilePath, true, func(e *orchestrator.Engine) error {
+		err = connectEngine(ctx, f, profilePath, true, func(e *orchestrator.Session) error {
 			names := args
 			if all {
 				doms, err := e.Managed(ctx, nil)
@@ -698,10 +685,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 	}
 	// The progress board is closed: results may be printed.
 	if f.JSON() {
-		if res == nil {
-			res = []orchestrator.ResetResult{}
-		}
-		if err := writeJSON(f, map[string]any{"took_ns": time.Since(start), "vms": res}); err != nil {
+		if err := writeJSON(f, resetToJSON(time.Since(start), res, sk)); err != nil {
 			return err
 		}
 	}
@@ -730,7 +714,7 @@ func resetRun(ctx context.Context, opts *ResetOptions) error {
 // resetAcrossHosts runs reset on every host of the profile at path: the
 // named VMs (or, with all, every VM of the profile) that each host holds.
 // A name found on no answering host is an error.
-func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Engine, uri string, names []string) error) ([]skippedHost, int, error) {
+func resetAcrossHosts(ctx context.Context, f *Factory, path string, all bool, names []string, reset func(e *orchestrator.Session, uri string, names []string) error) ([]skippedHost, int, error) {
 	targets, profile, err := f.profileTargets(path)
 	if err != nil {
 		return nil, 0, err

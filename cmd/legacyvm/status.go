@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -114,7 +114,9 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 				return nil, connectError(t.uri, err)
 			}
 			defer hv.Close()
-			return orchestrator.Status(ctx, hv, profile)
+			o := f.sessionOptions()
+			o.Hook, o.Profile = nil, profile
+			return orchestrator.OnHost(hv, t.uri, o).Status(ctx)
 		}()
 		if err != nil {
 			if len(targets) == 1 {
@@ -130,15 +132,12 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		hosts = append(hosts, sh)
 		vms = append(vms, st...)
 	}
-	ds, _ := orchestrator.ReadDaemonState(f.DaemonStatePath())
-	orchestrator.AddRelayState(vms, ds)
+	ds, _ := daemonstate.Read(f.DaemonStatePath())
+	for i := range vms {
+		vms[i].AddRelayState(ds)
+	}
 	if f.JSON() {
-		if vms == nil {
-			vms = []orchestrator.VMStatus{}
-		}
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"host": targets[0].uri, "hosts": hosts, "vms": vms}); err != nil {
+		if err := writeJSON(f, statusToJSON(hosts, vms)); err != nil {
 			return err
 		}
 	} else {

@@ -203,7 +203,7 @@ func testRun(ctx context.Context, o *TestOptions) error {
 		}
 	}
 	if f.JSON() {
-		if err := writeJSON(f, map[string]any{"profile": p.Name, "results": results, "failed": failed}); err != nil {
+		if err := writeJSON(f, testDoc{docHeader: v1, Profile: p.Name, Failed: failed, Results: nonNil(results)}); err != nil {
 			return err
 		}
 	} else {
@@ -248,7 +248,7 @@ func lockFailed(t *profiles.Test, vm string, err error) *TestVMResult {
 }
 
 // runTestOnVM runs one test on one VM instance.
-func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *orchestrator.Engine, t *profiles.Test, vm string, maxOutput int64, out *prefixWriter) *TestVMResult {
+func runTestOnVM(ctx context.Context, o *TestOptions, hv virt.Hypervisor, eng *orchestrator.Session, t *profiles.Test, vm string, maxOutput int64, out *prefixWriter) *TestVMResult {
 	start := time.Now()
 	r := &TestVMResult{Test: t.Name, VM: vm}
 	dir := filepath.Join(o.Results, t.Name, vm)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -74,7 +75,7 @@ test "slow" {
 // agent and a memory baseline).
 func testHost(t *testing.T) (*fake.Hypervisor, string) {
 	t.Helper()
-	t.Setenv(orchestrator.LockDirEnv, filepath.Join(t.TempDir(), "locks"))
+	t.Setenv(lock.DirEnv, filepath.Join(t.TempDir(), "locks"))
 	dir := filepath.Join(t.TempDir(), "qa")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -94,12 +95,14 @@ func testHost(t *testing.T) (*fake.Hypervisor, string) {
 		t.Fatal(diags.Error())
 	}
 	connect := func(context.Context, string) (virt.Hypervisor, error) { return nopCloseHV{h}, nil }
-	hps, diags, err := orchestrator.PlanProfile(ctx, p, connect, orchestrator.Options{DefaultURI: "test:///fake"})
+	s := orchestrator.Open(p, orchestrator.SessionOptions{Connect: connect, Plan: orchestrator.Options{DefaultURI: "test:///fake"},
+		Parallelism: 2, PollInterval: time.Millisecond})
+	defer s.Close()
+	hps, diags, err := s.Plan(ctx)
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan: %v %s", err, diags.Error())
 	}
-	e := &orchestrator.Engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond}
-	if res, err := e.Apply(ctx, hps[0].Plan); err != nil {
+	if res, err := s.Apply(ctx, hps[0]); err != nil {
 		t.Fatalf("apply: %v %+v", err, res)
 	}
 	return h, dir
@@ -230,7 +233,7 @@ func TestTestCommandResetsAfterCancel(t *testing.T) {
 func TestTestCommandWaitsForVMLock(t *testing.T) {
 	h, dir := testHost(t)
 	ctx := context.Background()
-	l, err := orchestrator.AcquireVMLock(ctx, "qemu:///system", "qa-1", "a reset by someone else", time.Second, nil)
+	l, err := lock.AcquireVM(ctx, "qemu:///system", "qa-1", "a reset by someone else", time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

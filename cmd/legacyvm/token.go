@@ -14,7 +14,7 @@ import (
 	"github.com/legacyvm/legacyvm/internal/web"
 )
 
-func newCmdToken(f *Factory) *cobra.Command {
+func NewCmdToken(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Manage the web console's API tokens",
@@ -48,7 +48,7 @@ func (o *TokenOptions) store() *web.TokenStore {
 	return web.NewTokenStore(filepath.Join(o.WebDir, "tokens.json"))
 }
 
-func tokenCommand(f *Factory, cmd *cobra.Command, o *TokenOptions, run func(context.Context, *TokenOptions) error, runF func(context.Context, *TokenOptions) error) error {
+func tokenCommand(f *Factory, cmd *cobra.Command, o *TokenOptions, run func(context.Context, *TokenOptions) error, runF func(*TokenOptions) error) error {
 	o.IO, o.JSON = f.IO, f.JSON()
 	if o.WebDir == "" {
 		o.WebDir = webDir(f)
@@ -57,13 +57,13 @@ func tokenCommand(f *Factory, cmd *cobra.Command, o *TokenOptions, run func(cont
 		o.Now = time.Now
 	}
 	if runF != nil {
-		return runF(cmd.Context(), o)
+		return runF(o)
 	}
 	return run(cmd.Context(), o)
 }
 
 // NewCmdTokenCreate makes `legacyvm token create`.
-func NewCmdTokenCreate(f *Factory, runF func(context.Context, *TokenOptions) error) *cobra.Command {
+func NewCmdTokenCreate(f *Factory, runF func(*TokenOptions) error) *cobra.Command {
 	o := &TokenOptions{}
 	cmd := &cobra.Command{
 		Use:   "create --role viewer|tester|admin [--profile NAME...]",
@@ -109,7 +109,7 @@ func tokenCreateRun(ctx context.Context, o *TokenOptions) error {
 }
 
 // NewCmdTokenList makes `legacyvm token list`.
-func NewCmdTokenList(f *Factory, runF func(context.Context, *TokenOptions) error) *cobra.Command {
+func NewCmdTokenList(f *Factory, runF func(*TokenOptions) error) *cobra.Command {
 	o := &TokenOptions{}
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -123,6 +123,12 @@ func NewCmdTokenList(f *Factory, runF func(context.Context, *TokenOptions) error
 	}
 	addWebDirFlag(cmd, &o.WebDir)
 	return cmd
+}
+
+// tokenListDoc is `token list -o json` (docs/json.md).
+type tokenListDoc struct {
+	docHeader
+	Tokens []tokenView `json:"tokens"`
 }
 
 // tokenView is a token as list shows it: no hash either.
@@ -150,7 +156,7 @@ func tokenListRun(ctx context.Context, o *TokenOptions) error {
 	if o.JSON {
 		enc := json.NewEncoder(o.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"format_version": 1, "tokens": views})
+		return enc.Encode(tokenListDoc{docHeader: v1, Tokens: views})
 	}
 	if len(views) == 0 {
 		o.IO.Status("no tokens (legacyvm token create --role tester makes one)")
@@ -169,7 +175,7 @@ func tokenListRun(ctx context.Context, o *TokenOptions) error {
 }
 
 // NewCmdTokenRevoke makes `legacyvm token revoke`.
-func NewCmdTokenRevoke(f *Factory, runF func(context.Context, *TokenOptions) error) *cobra.Command {
+func NewCmdTokenRevoke(f *Factory, runF func(*TokenOptions) error) *cobra.Command {
 	o := &TokenOptions{}
 	cmd := &cobra.Command{
 		Use:   "revoke ID|NAME",

@@ -34,8 +34,10 @@ no secret is read: env(), file() and command() in product_key and
 admin_password are only checked for their form.
 
 Exit status is 0 when the profile is valid (warnings allowed) and 1 otherwise.
-With -o json the result is printed as one JSON document on stdout:
-  {"valid": bool, "error_count": N, "warning_count": N, "diagnostics": [
+With -o json the result is printed as one JSON document on stdout
+(docs/json.md has its schema):
+  {"format_version": 1, "profile": "...", "name_declared": bool,
+   "valid": bool, "error_count": N, "warning_count": N, "diagnostics": [
     {"severity": "error"|"warning", "summary": "...", "detail": "...",
      "range": {"filename": "...", "start": {"line": L, "column": C, "byte": B},
                "end": {...}}}]}`,
@@ -173,6 +175,7 @@ type jsonDiagnostic struct {
 }
 
 type jsonValidate struct {
+	docHeader
 	// Profile is the profile's name (what its VMs are labelled with);
 	// NameDeclared says whether a profile block declares it.
 	Profile      string           `json:"profile"`
@@ -185,7 +188,7 @@ type jsonValidate struct {
 
 // diagnosticsJSON is the Terraform-style validate document.
 func diagnosticsJSON(diags hcl.Diagnostics) jsonValidate {
-	out := jsonValidate{Diagnostics: []jsonDiagnostic{}}
+	out := jsonValidate{docHeader: v1, Diagnostics: []jsonDiagnostic{}}
 	out.ErrorCount, out.WarningCount = countDiags(diags)
 	out.Valid = out.ErrorCount == 0
 	for _, d := range diags {

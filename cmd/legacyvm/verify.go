@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/daemonstate"
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -97,11 +98,10 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 			return fmt.Errorf("connect to %s: %w", uri, err)
 		}
 		defer hv.Close()
-		v, err := orchestrator.Verify(ctx, hv, orchestrator.VerifyOptions{URI: uri, System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
+		vs, err = orchestrator.OnHost(hv, uri, f.sessionOptions()).Verify(ctx, orchestrator.VerifyOptions{System: f.HostSystem, DaemonState: f.daemonState, Agent: true})
 		if err != nil {
 			return err
 		}
-		vs = append(vs, v)
 	} else {
 		p, err := f.loadProfile(opts.Path)
 		if err != nil {
@@ -123,9 +123,7 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 		warn = warn || v.Warnings()
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]any{"ok": ok, "hosts": vs}); err != nil {
+		if err := writeJSON(f, verifyToJSON(ok, vs)); err != nil {
 			return err
 		}
 	} else {
@@ -144,7 +142,9 @@ func verifyRun(ctx context.Context, opts *VerifyOptions) error {
 // verifyProfile runs verify on every host of p; path is how the user named
 // the profile (for the fixes it suggests).
 func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path string, agent bool) ([]*orchestrator.Verification, error) {
-	return orchestrator.VerifyProfile(ctx, p, f.Connect, f.planOptions(), orchestrator.VerifyOptions{
+	s := f.session(p, f.planOptions())
+	defer s.Close()
+	return s.Verify(ctx, orchestrator.VerifyOptions{
 		System:      f.HostSystem,
 		DaemonState: f.daemonState,
 		Agent:       agent,
@@ -152,8 +152,8 @@ func (f *Factory) verifyProfile(ctx context.Context, p *profiles.Profile, path s
 }
 
 // daemonState reads legacyvm daemon's state file (doors checks).
-func (f *Factory) daemonState() (*orchestrator.DaemonState, error) {
-	return orchestrator.ReadDaemonState(f.DaemonStatePath())
+func (f *Factory) daemonState() (*daemonstate.State, error) {
+	return daemonstate.Read(f.DaemonStatePath())
 }
 
 // verifyHintText words a check's hint; path is the profile's path.
@@ -174,8 +174,8 @@ var checkMarks = map[orchestrator.CheckStatus]string{
 	orchestrator.CheckPass: "pass", orchestrator.CheckFail: "FAIL", orchestrator.CheckWarn: "WARN", orchestrator.CheckSkip: "skip",
 }
 
-var findingMarks = map[orchestrator.Severity]string{
-	orchestrator.SeverityOK: "pass", orchestrator.SeverityInfo: "info", orchestrator.SeverityWarn: "WARN", orchestrator.SeverityFail: "FAIL",
+var findingMarks = map[hostcheck.Severity]string{
+	hostcheck.SeverityOK: "pass", hostcheck.SeverityInfo: "info", hostcheck.SeverityWarn: "WARN", hostcheck.SeverityFail: "FAIL",
 }
 
 // writeVerifyText prints verifications; problemsOnly leaves out what
@@ -245,15 +245,15 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 				line(checkMarks[c.Status], c.Check, c.Reason, c.Fix, c.Hint)
 			}
 		}
-		var shown []orchestrator.Finding
+		var shown []hostcheck.Finding
 		for _, hc := range v.HostChecks {
 			switch hc.Severity {
-			case orchestrator.SeverityWarn:
+			case hostcheck.SeverityWarn:
 				nWarn++
-			case orchestrator.SeverityFail:
+			case hostcheck.SeverityFail:
 				nHostFail++
 			}
-			if !problemsOnly || hc.Severity == orchestrator.SeverityWarn || hc.Severity == orchestrator.SeverityFail {
+			if !problemsOnly || hc.Severity == hostcheck.SeverityWarn || hc.Severity == hostcheck.SeverityFail {
 				shown = append(shown, hc)
 			}
 		}
@@ -277,7 +277,7 @@ func writeVerifyText(w io.Writer, vs []*orchestrator.Verification, problemsOnly 
 }
 
 func hostWhere(uri string) string {
-	if orchestrator.IsLocalURI(uri) {
+	if hostcheck.IsLocal(uri) {
 		return "this machine"
 	}
 	return uri

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -46,9 +45,7 @@ func versionRun(ctx context.Context, opts *VersionOptions) error {
 		}
 	}
 	if f.JSON() {
-		enc := json.NewEncoder(f.IO.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return writeJSON(f, versionDoc{docHeader: v1, Version: info["version"], Go: info["go"], Commit: info["commit"]})
 	}
 	fmt.Fprintf(f.IO.Out, "legacyvm %s (%s)\n", info["version"], info["go"])
 	return nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -20,13 +21,13 @@ func addLockWaitFlag(cmd *cobra.Command, wait *time.Duration) {
 	cmd.Flags().DurationVar(wait, "lock-wait", defaultVMLockWait, "how long to wait for another command working on the same VM")
 }
 
-// lockVMs takes the VM locks of names on uri, in orchestrator.VMLockOrder,
+// lockVMs takes the VM locks of names on uri, in lock.VMOrder,
 // telling the user when another command holds one. A command holding a
 // profile lock takes it before these.
 func (f *Factory) lockVMs(ctx context.Context, uri string, names []string, purpose string, wait time.Duration) (profileLocks, error) {
 	var locks profileLocks
-	for _, n := range orchestrator.VMLockOrder(names) {
-		l, err := orchestrator.AcquireVMLock(ctx, uri, n, purpose, wait, func(holder string) {
+	for _, n := range lock.VMOrder(names) {
+		l, err := lock.AcquireVM(ctx, uri, n, purpose, wait, func(holder string) {
 			f.IO.Status("waiting for the lock on VM %s (%s)...", n, holder)
 		})
 		if err != nil {
@@ -43,7 +44,7 @@ func (f *Factory) lockVMs(ctx context.Context, uri string, names []string, purpo
 // command must work on, so that a VM created meanwhile is left alone).
 // The locks are taken on the command's scope host (--profile's, else
 // --connect's).
-func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orchestrator.Session, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
 	sc, err := f.resolveScope(profilePath)
 	if err != nil {
 		return nil, nil, err
@@ -52,7 +53,7 @@ func (f *Factory) lockNamedOrAll(ctx context.Context, profilePath string, e *orc
 }
 
 // lockNamedOrAllOn is lockNamedOrAll for the host at uri (e's host).
-func (f *Factory) lockNamedOrAllOn(ctx context.Context, uri string, e *orchestrator.Engine, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
+func (f *Factory) lockNamedOrAllOn(ctx context.Context, uri string, e *orchestrator.Session, names []string, purpose string, wait time.Duration) ([]string, profileLocks, error) {
 	if len(names) == 0 {
 		all, err := e.ManagedVMs(ctx)
 		if err != nil {
@@ -82,7 +83,7 @@ func (f *Factory) lockProfileVMs(ctx context.Context, p *profiles.Profile, purpo
 		}
 	}
 	var all profileLocks
-	for _, u := range orchestrator.VMLockOrder(uris) {
+	for _, u := range lock.VMOrder(uris) {
 		ls, err := f.lockVMs(ctx, u, byURI[u], purpose, wait)
 		if err != nil {
 			all.Release()

@@ -14,8 +14,9 @@ import (
 	"github.com/legacyvm/legacyvm/internal/e2eutil"
 )
 
+// imageVersion is one version of `image list -o json` (docs/json.md).
 type imageVersion struct {
-	Name       string
+	Name       string `json:"image"`
 	Version    int
 	Pool       string
 	Volume     string
@@ -23,9 +24,6 @@ type imageVersion struct {
 	Mode       string
 	MetaVolume string `json:"meta_volume"`
 	Meta       struct {
-		Format          int
-		Image           string
-		Version         int
 		Edition         string
 		Arch            string
 		SourceSHA256    string    `json:"source_sha256"`
@@ -42,11 +40,14 @@ type imageVersion struct {
 func listImages(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch, dir string) []imageVersion {
 	t.Helper()
 	r := h.RunWatched(t, w, nil, 0, "image", "list", "-o", "json", dir)
-	var out []imageVersion
-	if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
+	var doc struct {
+		FormatVersion int            `json:"format_version"`
+		Versions      []imageVersion `json:"versions"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil || doc.FormatVersion != 1 {
 		t.Fatalf("image list -o json: %v\n%s", err, r.Stdout)
 	}
-	return out
+	return doc.Versions
 }
 
 // imageProfile is a profile with image NAME built from the stand-in
@@ -154,7 +155,7 @@ vm "imgvm" {
 	}
 	v1 := vs[0]
 	m := v1.Meta
-	if v1.Version != 1 || v1.Mode != "0444" || m.Image != "w7img" || m.Version != 1 || m.Edition != "professional" || m.Arch != "x64" ||
+	if v1.Version != 1 || v1.Mode != "0444" || v1.Name != "w7img" || m.Edition != "professional" || m.Arch != "x64" ||
 		m.SourceSHA256 != fileSHA256(t, h.Guest.Installer) || m.LegacyvmVersion == "" || !m.Generalized || m.BuiltAt.IsZero() ||
 		len(m.Media) != 1 || m.Media[0].Name != "drivers/" || strings.Join(m.Steps, ",") != "drivers,agent" || len(v1.UsedBy) != 0 {
 		t.Errorf("registered version: %+v", v1)

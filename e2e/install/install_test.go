@@ -164,26 +164,28 @@ func checkInventory(t *testing.T, h *e2eutil.Host, w *e2eutil.SecretWatch, dir, 
 	}
 	r = h.RunWatched(t, w, nil, 0, "licenses", dir, "-o", "json")
 	var doc struct {
-		Licenses []struct {
+		FormatVersion int `json:"format_version"`
+		Licenses      []struct {
 			Label, Profile, Channel, Key string
 			SeatsUsed                    int  `json:"seats_used"`
-			SeatsAllowed                 int  `json:"seats_allowed"`
+			SeatsAllowed                 *int `json:"seats_allowed"` // null: unlimited
 			Over                         bool `json:"over_subscribed"`
 			VMs                          []struct {
-				Name, Profile string
-				Provisioned   bool
-				Since         time.Time
+				Name        string `json:"vm"`
+				Profile     string
+				Provisioned bool
+				Since       time.Time
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil || doc.FormatVersion != 1 {
 		t.Fatalf("licenses -o json: %v\n%s", err, r.Stdout)
 	}
 	if len(doc.Licenses) != 1 {
 		t.Fatalf("licenses -o json for profile %s: %s", profile, r.Stdout)
 	}
 	l := doc.Licenses[0]
-	if l.Label != label || l.Profile != profile || l.Channel != "retail" || l.SeatsUsed != 1 || l.SeatsAllowed != 1 || l.Over ||
+	if l.Label != label || l.Profile != profile || l.Channel != "retail" || l.SeatsUsed != 1 || l.SeatsAllowed == nil || *l.SeatsAllowed != 1 || l.Over ||
 		l.Key != "XXXXX-XXXXX-XXXXX-XXXXX-"+lastGroup(key) || len(l.VMs) != 1 || l.VMs[0].Name != vm || !l.VMs[0].Provisioned || time.Since(l.VMs[0].Since) > time.Hour {
 		t.Errorf("licenses -o json: %+v", l)
 	}

@@ -278,7 +278,7 @@ network "dnet" {
 	}
 	var sdoc struct {
 		VMs []struct {
-			Name  string `json:"name"`
+			Name  string `json:"vm"`
 			Doors []struct {
 				Key         string `json:"key"`
 				Relay       string `json:"relay"`

@@ -268,26 +268,27 @@ func (r *rig) waitUp(guests map[string]string) {
 	}
 }
 
-// verifyDoc is `legacyvm verify -o json`.
+// verifyDoc is `legacyvm verify -o json` (docs/json.md).
 type verifyDoc struct {
-	OK    bool `json:"ok"`
-	Hosts []struct {
+	FormatVersion int  `json:"format_version"`
+	OK            bool `json:"ok"`
+	Hosts         []struct {
 		OK  bool `json:"ok"`
 		VMs []struct {
-			Name   string `json:"name"`
+			Name   string `json:"vm"`
 			OK     bool   `json:"ok"`
 			Checks []struct {
 				Check  string `json:"check"`
 				Status string `json:"status"`
-				Reason string `json:"reason"`
+				Reason string `json:"message"`
 				Fix    string `json:"fix"`
 			} `json:"checks"`
 		} `json:"vms"`
 		HostChecks []struct {
-			Check    string `json:"check"`
-			Severity string `json:"severity"`
-			Message  string `json:"message"`
-			Fix      string `json:"fix"`
+			Check   string `json:"check"`
+			Status  string `json:"status"`
+			Message string `json:"message"`
+			Fix     string `json:"fix"`
 		} `json:"host_checks"`
 	} `json:"hosts"`
 }
@@ -300,8 +301,8 @@ func (r *rig) verify(dir string, want int, extraEnv ...string) verifyDoc {
 		r.t.Fatalf("verify: exit %d, want %d\n%s", res.Code, want, res)
 	}
 	var doc verifyDoc
-	if err := json.Unmarshal([]byte(res.Stdout), &doc); err != nil {
-		r.t.Fatalf("verify -o json: %v\n%s", err, res)
+	if err := json.Unmarshal([]byte(res.Stdout), &doc); err != nil || doc.FormatVersion != 1 {
+		r.t.Fatalf("verify -o json: %v (format_version %d)\n%s", err, doc.FormatVersion, res)
 	}
 	return doc
 }

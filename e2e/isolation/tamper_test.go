@@ -311,8 +311,8 @@ network "hc" {
 			for _, f := range h.HostChecks {
 				if f.Check == check {
 					found = true
-					if f.Severity != "warning" || !strings.Contains(f.Fix, fix) {
-						t.Errorf("verify %s: %s %q fix %q, want a warning with fix %q", check, f.Severity, f.Message, f.Fix, fix)
+					if f.Status != "warn" || !strings.Contains(f.Fix, fix) {
+						t.Errorf("verify %s: %s %q fix %q, want a warning with fix %q", check, f.Status, f.Message, f.Fix, fix)
 					}
 				}
 			}

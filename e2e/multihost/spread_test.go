@@ -90,7 +90,7 @@ func TestSpreadAcrossTwoHosts(t *testing.T) {
 	}
 	var pj struct {
 		Hosts []struct {
-			Host    string `json:"host"`
+			URI     string `json:"uri"`
 			Changes []struct {
 				Kind, Name, Action string
 			} `json:"changes"`
@@ -102,8 +102,8 @@ func TestSpreadAcrossTwoHosts(t *testing.T) {
 	}
 	for _, h := range pj.Hosts {
 		for _, c := range h.Changes {
-			if c.Kind == "image" && !strings.HasPrefix(h.Host, "qemu+tls://") {
-				t.Errorf("an upload is planned to %s (local: the image is there)", h.Host)
+			if c.Kind == "image" && !strings.HasPrefix(h.URI, "qemu+tls://") {
+				t.Errorf("an upload is planned to %s (local: the image is there)", h.URI)
 			}
 		}
 	}
@@ -145,7 +145,10 @@ func TestSpreadAcrossTwoHosts(t *testing.T) {
 	// status, licenses and verify show both hosts.
 	st := keep("status", p.mustRun(t, nil, []string{"status", "-o", "json", dir}, 0))
 	var sj struct {
-		VMs []struct{ Name, Host, URI string } `json:"vms"`
+		VMs []struct {
+			Name      string `json:"vm"`
+			Host, URI string
+		} `json:"vms"`
 	}
 	if err := json.Unmarshal([]byte(st.Stdout), &sj); err != nil {
 		t.Fatalf("status json: %v\n%s", err, st)
@@ -165,7 +168,10 @@ func TestSpreadAcrossTwoHosts(t *testing.T) {
 	var lj struct {
 		Licenses []struct {
 			SeatsUsed int `json:"seats_used"`
-			VMs       []struct{ Name, Host string }
+			VMs       []struct {
+				Name string `json:"vm"`
+				Host string `json:"uri"`
+			}
 		} `json:"licenses"`
 	}
 	if err := json.Unmarshal([]byte(li.Stdout), &lj); err != nil || len(lj.Licenses) != 1 || lj.Licenses[0].SeatsUsed != 2 {

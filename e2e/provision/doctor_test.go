@@ -15,17 +15,22 @@ import (
 	"github.com/legacyvm/legacyvm/internal/testenv"
 )
 
-// doctorJSON is `doctor -o json`.
+// doctorJSON is `doctor -o json` (docs/json.md).
 type doctorJSON struct {
-	Host     string `json:"host"`
-	OK       bool   `json:"ok"`
-	Findings []struct {
-		Check    string `json:"check"`
-		Severity string `json:"severity"`
-		Message  string `json:"message"`
-		Fix      string `json:"fix"`
-	} `json:"findings"`
+	FormatVersion int    `json:"format_version"`
+	Host          string `json:"uri"`
+	OK            bool   `json:"ok"`
+	Findings      []struct {
+		Check   string `json:"check"`
+		Status  string `json:"status"`
+		Message string `json:"message"`
+		Fix     string `json:"fix"`
+	} `json:"checks"`
 }
+
+// severityOfStatus maps a JSON check status to the severity words the
+// cases and the text form use.
+var severityOfStatus = map[string]string{"pass": "ok", "info": "info", "warn": "warning", "fail": "error"}
 
 // fakeHostRoot writes a directory that stands for the host's root: the
 // sysctl files doctor reads, with the given values.
@@ -155,14 +160,15 @@ func TestDoctor(t *testing.T) {
 			if err := dec.Decode(&doc); err != nil {
 				t.Fatalf("doctor -o json does not parse: %v\n%s", err, r)
 			}
-			if doc.OK != (tc.code == 0) || doc.Host != tc.uri {
+			if doc.OK != (tc.code == 0) || doc.Host != tc.uri || doc.FormatVersion != 1 {
 				t.Errorf("doctor -o json: ok=%v host=%q, want ok=%v host=%q", doc.OK, doc.Host, tc.code == 0, tc.uri)
 			}
 			got := map[string]string{}
 			for _, f := range doc.Findings {
-				got[f.Check] = f.Severity
-				if f.Severity != "ok" && f.Severity != "info" && f.Fix == "" {
-					t.Errorf("finding %s (%s) has no fix: %s", f.Check, f.Severity, f.Message)
+				sev := severityOfStatus[f.Status]
+				got[f.Check] = sev
+				if sev != "ok" && sev != "info" && f.Fix == "" {
+					t.Errorf("finding %s (%s) has no fix: %s", f.Check, f.Status, f.Message)
 				}
 				if re, ok := tc.fixes[f.Check]; ok && !regexp.MustCompile(re).MatchString(f.Fix) {
 					t.Errorf("fix for %s is %q, want it to match %q", f.Check, f.Fix, re)

@@ -46,12 +46,15 @@ const (
 	// share one host (and its fingerprint secret), where one MAK key in
 	// two profiles counts against the same seats.
 	keyKillLoop = "TWQ8V-4PKJD-72HCM-B9XGY-3FRMT"
+	// keyOnce is TestSecretCommandRunsOnce's, printed by a command()
+	// source.
+	keyOnce = "M3R8T-Q6W2J-D9F4K-B7H3V-Y2C8P"
 	// fakePassword is the administrator password of the install-media
 	// example: a secret too.
 	fakePassword = "Sw0rdf1sh-not-real"
 )
 
-var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc, keyKillLoop}
+var allKeys = []string{keySingle, keyLab, keyOps, keyInstall, keyKill, keyMisc, keyConc, keyKillLoop, keyOnce}
 
 // lastGroup is the part of a key legacyvm may show.
 func lastGroup(k string) string { return k[len(k)-5:] }
@@ -390,17 +393,19 @@ func checkInventory(t testing.TB, what string, got, want []string) {
 	t.Errorf("%s: inventory differs from what the profile declares:\n%sfull inventory:\n  %s", what, b.String(), strings.Join(got, "\n  "))
 }
 
-// planJSON is the part of `plan -o json` the tests read.
+// planJSON is `plan -o json` (docs/json.md).
 type planJSON struct {
-	Profile    string `json:"profile"`
-	HasChanges bool   `json:"has_changes"`
-	Hosts      []struct {
-		Profile string       `json:"profile"`
+	FormatVersion int    `json:"format_version"`
+	Profile       string `json:"profile"`
+	HasChanges    bool   `json:"has_changes"`
+	Hosts         []struct {
 		Host    string       `json:"host"`
+		URI     string       `json:"uri"`
 		Accel   string       `json:"accelerator"`
 		Notes   []string     `json:"notes"`
 		Changes []planChange `json:"changes"`
 	} `json:"hosts"`
+	Skipped []json.RawMessage `json:"skipped"`
 }
 
 // planChange is one change of a plan.
@@ -419,24 +424,24 @@ func parsePlan(t testing.TB, r e2eutil.Result) planJSON {
 	var p planJSON
 	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		t.Fatalf("plan -o json does not parse: %v\n%s", err, r)
+	if err := dec.Decode(&p); err != nil || p.FormatVersion != 1 {
+		t.Fatalf("plan -o json does not parse: %v (format_version %d)\n%s", err, p.FormatVersion, r)
 	}
 	return p
 }
 
-// statusJSON is `status -o json`.
+// statusJSON is `status -o json` (docs/json.md).
 type statusJSON struct {
-	Host string `json:"host"`
+	FormatVersion int `json:"format_version"`
 	// Hosts: every host of the profile, with how many VMs it holds.
 	Hosts []struct {
 		Host  string `json:"host"`
 		URI   string `json:"uri"`
-		VMs   int    `json:"vms"`
+		VMs   int    `json:"vm_count"`
 		Error string `json:"error"`
 	} `json:"hosts"`
 	VMs []struct {
-		Name        string `json:"name"`
+		Name        string `json:"vm"`
 		Profile     string `json:"profile"`
 		State       string `json:"state"`
 		Provisioned bool   `json:"provisioned"`
@@ -450,11 +455,12 @@ type statusJSON struct {
 		VNC         string `json:"vnc"`
 		Created     string `json:"created"`
 		// NextSnapshot and Schedule: only for VMs with a scheduled policy.
-		NextSnapshot string `json:"next_snapshot"`
-		Schedule     string `json:"schedule"`
-		Agent        string `json:"agent"`
-		Host         string `json:"host"`
-		URI          string `json:"uri"`
+		NextSnapshot string            `json:"next_snapshot"`
+		Schedule     string            `json:"schedule"`
+		Agent        string            `json:"agent"`
+		Host         string            `json:"host"`
+		URI          string            `json:"uri"`
+		Doors        []json.RawMessage `json:"doors"`
 	} `json:"vms"`
 }
 
@@ -463,8 +469,8 @@ func parseStatus(t testing.TB, r e2eutil.Result) statusJSON {
 	var s statusJSON
 	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		t.Fatalf("status -o json does not parse: %v\n%s", err, r)
+	if err := dec.Decode(&s); err != nil || s.FormatVersion != 1 {
+		t.Fatalf("status -o json does not parse: %v (format_version %d)\n%s", err, s.FormatVersion, r)
 	}
 	return s
 }

@@ -132,10 +132,12 @@ func apply(t *testing.T, h *e2eutil.Host, dir string) e2eutil.Result {
 	return r
 }
 
-// snapJSON is one snapshot as `legacyvm snapshot list -o json` prints it.
+// snapJSON is one snapshot as `legacyvm snapshot list -o json` prints it
+// (docs/json.md): the description legacyvm stores is shown parsed (note,
+// kind, policy, expires), never as its internal JSON.
 type snapJSON struct {
 	Name        string     `json:"name"`
-	Description string     `json:"description"`
+	Description string     `json:"note"`
 	Parent      string     `json:"parent"`
 	Created     time.Time  `json:"created"`
 	State       string     `json:"state"`
@@ -161,29 +163,39 @@ func listJSON(t *testing.T, h *e2eutil.Host, vms ...string) []vmSnapsJSON {
 	r := h.MustRun(t, append([]string{"snapshot", "list", "-o", "json"}, vms...))
 	dec := json.NewDecoder(strings.NewReader(r.Stdout))
 	dec.DisallowUnknownFields()
-	var out []vmSnapsJSON
-	if err := dec.Decode(&out); err != nil {
-		t.Fatalf("decode snapshot list: %v\n%s", err, r)
+	var doc struct {
+		FormatVersion int               `json:"format_version"`
+		VMs           []vmSnapsJSON     `json:"vms"`
+		Skipped       []json.RawMessage `json:"skipped"`
 	}
+	if err := dec.Decode(&doc); err != nil || doc.FormatVersion != 1 {
+		t.Fatalf("decode snapshot list: %v (format_version %d)\n%s", err, doc.FormatVersion, r)
+	}
+	out := doc.VMs
 	// encoding/json matches names case-insensitively: check the keys as
 	// printed, so scripts can rely on them.
-	var raw []struct {
-		Snapshots []map[string]any `json:"snapshots"`
+	var raw struct {
+		VMs []struct {
+			Snapshots []map[string]any `json:"snapshots"`
+		} `json:"vms"`
 	}
 	if err := json.Unmarshal([]byte(r.Stdout), &raw); err != nil {
 		t.Fatal(err)
 	}
-	allowed := map[string]bool{"name": true, "description": true, "parent": true, "created": true, "state": true,
+	allowed := map[string]bool{"name": true, "note": true, "parent": true, "created": true, "state": true,
 		"memory": true, "current": true, "kind": true, "policy": true, "expires": true}
 	bad := map[string]bool{}
-	for _, vm := range raw {
+	for _, vm := range raw.VMs {
 		for _, s := range vm.Snapshots {
 			for k := range s {
 				if !allowed[k] {
 					bad["unexpected key "+k] = true
 				}
 			}
-			for _, k := range []string{"name", "created", "state", "kind"} {
+			if d, ok := s["note"].(string); ok && strings.HasPrefix(d, "{") {
+				bad["note holds legacyvm's internal JSON: "+d] = true
+			}
+			for _, k := range []string{"name", "created", "state", "kind", "expires"} {
 				if _, ok := s[k]; !ok {
 					bad["missing key "+k] = true
 				}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/e2eutil"
-	"github.com/legacyvm/legacyvm/orchestrator"
+	"github.com/legacyvm/legacyvm/internal/lock"
 )
 
 // TestVMLockExcludesResetSnapshotApply: while something holds a VM's lock
@@ -29,7 +29,7 @@ snapshot_policy "clean" {
 	before := names(snapsOf(t, h, "lockx"))
 
 	ctx := context.Background()
-	l, err := orchestrator.AcquireVMLockIn(ctx, h.LockDir, h.URI, "lockx", "test holder", 0, nil)
+	l, err := lock.AcquireVMIn(ctx, h.LockDir, h.URI, "lockx", "test holder", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,10 +33,15 @@ snapshot_policy "tester" {
 	}
 	// Unnamed, as JSON.
 	r = h.MustRun(t, []string{"snapshot", "create", "man", "-o", "json"})
-	var created snapJSON
-	if err := json.Unmarshal([]byte(r.Stdout), &created); err != nil {
+	var createdDoc struct {
+		FormatVersion int      `json:"format_version"`
+		VM            string   `json:"vm"`
+		Snapshot      snapJSON `json:"snapshot"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &createdDoc); err != nil || createdDoc.FormatVersion != 1 || createdDoc.VM != "man" {
 		t.Fatalf("create -o json: %v\n%s", err, r)
 	}
+	created := createdDoc.Snapshot
 	if !regexp.MustCompile(`^manual-\d{8}T\d{6}Z$`).MatchString(created.Name) || created.Kind != "manual" ||
 		created.Parent != "before-update" || created.State != "running" || !created.Memory || !created.Current {
 		t.Errorf("create -o json: %+v", created)
@@ -167,8 +172,8 @@ snapshot_policy "tester" {
 
 	// With --force the baseline goes, and reset has nothing to go back to.
 	r = h.MustRun(t, []string{"snapshot", "delete", "--force", "man", "clean", "-o", "json"})
-	var del map[string]string
-	if err := json.Unmarshal([]byte(r.Stdout), &del); err != nil || del["vm"] != "man" || del["deleted"] != "clean" {
+	var del map[string]any
+	if err := json.Unmarshal([]byte(r.Stdout), &del); err != nil || del["vm"] != "man" || del["snapshot"] != "clean" {
 		t.Errorf("delete -o json: %v %v\n%s", del, err, r)
 	}
 	l := listJSON(t, h, "man")

@@ -92,8 +92,9 @@ snapshot_policy "live" {
 	resetStart := time.Now()
 	r := h.MustRun(t, []string{"reset", "rmem", "-o", "json"})
 	var res struct {
-		TookNS int64 `json:"took_ns"`
-		VMs    []struct {
+		FormatVersion int   `json:"format_version"`
+		TookNS        int64 `json:"took_ns"`
+		VMs           []struct {
 			VM       string `json:"vm"`
 			Snapshot string `json:"snapshot"`
 			State    string `json:"state"`
@@ -104,7 +105,7 @@ snapshot_policy "live" {
 	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
 		t.Fatalf("reset -o json: %v\n%s", err, r)
 	}
-	if len(res.VMs) != 1 || res.VMs[0].VM != "rmem" || res.VMs[0].Snapshot != "clean" || res.VMs[0].State != "running" || res.VMs[0].Error != "" || res.VMs[0].TookNS <= 0 {
+	if res.FormatVersion != 1 || len(res.VMs) != 1 || res.VMs[0].VM != "rmem" || res.VMs[0].Snapshot != "clean" || res.VMs[0].State != "running" || res.VMs[0].Error != "" || res.VMs[0].TookNS <= 0 {
 		t.Fatalf("reset -o json: %+v", res)
 	}
 	t.Logf("reset took %s", time.Duration(res.VMs[0].TookNS))

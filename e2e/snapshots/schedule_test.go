@@ -2,6 +2,7 @@ package snapshots
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"os"
 	"slices"
 	"strings"
@@ -114,14 +115,28 @@ snapshot_policy "byage" {
 	hold("at 03:00", "skeep", K(2), K(3))
 	hold("at 03:00", "sage", A(1), A(3))
 
-	// What libvirt stores: kind, policy, content and expiry, as JSON.
+	// What libvirt stores: kind, policy, content and expiry, as JSON in
+	// the snapshot's description (snapshot list shows them parsed).
 	for _, s := range snapsOf(t, h, "sage") {
 		if !strings.HasPrefix(s.Name, "auto-") {
 			continue
 		}
+		out, err := h.Env.Virsh(t.Context(), "snapshot-dumpxml", "sage", s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sx struct {
+			Description string `xml:"description"`
+		}
+		if err := xml.Unmarshal(out, &sx); err != nil {
+			t.Fatalf("%s: snapshot XML: %v", s.Name, err)
+		}
 		var d map[string]any
-		if err := json.Unmarshal([]byte(s.Description), &d); err != nil {
-			t.Fatalf("%s: description %q is not JSON: %v", s.Name, s.Description, err)
+		if err := json.Unmarshal([]byte(sx.Description), &d); err != nil {
+			t.Fatalf("%s: description %q is not JSON: %v", s.Name, sx.Description, err)
+		}
+		if s.Description != "" {
+			t.Errorf("%s: snapshot list shows a note %q for a scheduled snapshot", s.Name, s.Description)
 		}
 		taken, _ := time.Parse("20060102T150405Z", strings.TrimPrefix(s.Name, "auto-byage-"))
 		if d["legacyvm"] != "auto" || d["policy"] != "byage" || d["expires"] != taken.Add(150*time.Minute).Format(time.RFC3339) {

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 // Backend is everything the server asks of the engine. Today's
-// implementation (EngineBackend) drives orchestrator.Engine on one host;
+// implementation (EngineBackend) drives an orchestrator.Session on one host;
 // the orchestrator's profile session replaces it in this file only.
 // Every method is safe for concurrent use. VM names are libvirt domain
 // names of VMs legacyvm manages; an unknown or unmanaged name is an error
@@ -69,7 +70,7 @@ type Snapshot struct {
 	Current bool   `json:"current"`
 }
 
-// EngineBackend drives orchestrator.Engine on one host connection.
+// EngineBackend drives an orchestrator.Session on one host connection.
 type EngineBackend struct {
 	HV  virt.Hypervisor
 	URI string
@@ -87,7 +88,7 @@ type EngineBackend struct {
 
 // VMs implements Backend.
 func (b *EngineBackend) VMs(ctx context.Context) ([]VM, error) {
-	st, err := orchestrator.Status(ctx, b.HV, "")
+	st, err := b.engine(nil).Status(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -147,14 +148,15 @@ func (b *EngineBackend) Snapshots(ctx context.Context, vm string) ([]Snapshot, e
 	return out, nil
 }
 
-// engine makes an Engine that reports its typed events on hook.
-func (b *EngineBackend) engine(hook event.Hook) *orchestrator.Engine {
-	return &orchestrator.Engine{HV: b.HV, Parallelism: 1, Hook: hook}
+// engine opens an orchestrator session on the host that reports its typed
+// events on hook.
+func (b *EngineBackend) engine(hook event.Hook) *orchestrator.Session {
+	return orchestrator.OnHost(b.HV, b.URI, orchestrator.SessionOptions{Parallelism: 1, Hook: hook})
 }
 
 // locked runs fn holding the VM's lock (the one the CLI and the daemon
 // take), reporting the operation's begin and end on hook.
-func (b *EngineBackend) locked(ctx context.Context, vm, purpose string, step event.Step, hook event.Hook, fn func(*orchestrator.Engine) error) error {
+func (b *EngineBackend) locked(ctx context.Context, vm, purpose string, step event.Step, hook event.Hook, fn func(*orchestrator.Session) error) error {
 	if _, err := b.engine(nil).Managed(ctx, []string{vm}); err != nil {
 		return notFound(vm, err)
 	}
@@ -164,7 +166,7 @@ func (b *EngineBackend) locked(ctx context.Context, vm, purpose string, step eve
 	if wait <= 0 {
 		wait = time.Minute
 	}
-	l, err := orchestrator.AcquireVMLock(ctx, b.URI, vm, "legacyvm serve: "+purpose, wait, func(holder string) {
+	l, err := lock.AcquireVM(ctx, b.URI, vm, "legacyvm serve: "+purpose, wait, func(holder string) {
 		hook.Event(event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepWait, Phase: event.Progress,
 			Message: "waiting for the VM's lock (" + holder + ")"})
 	})
@@ -201,7 +203,7 @@ func resultErr(res []orchestrator.Result) error {
 
 // Reset implements Backend.
 func (b *EngineBackend) Reset(ctx context.Context, vm string, hook event.Hook) error {
-	return b.locked(ctx, vm, "reset", event.StepRevert, hook, func(e *orchestrator.Engine) error {
+	return b.locked(ctx, vm, "reset", event.StepRevert, hook, func(e *orchestrator.Session) error {
 		rs, err := e.Reset(ctx, []string{vm}, "")
 		if err != nil {
 			return err
@@ -217,7 +219,7 @@ func (b *EngineBackend) Reset(ctx context.Context, vm string, hook event.Hook) e
 
 // Revert implements Backend.
 func (b *EngineBackend) Revert(ctx context.Context, vm, snapshot string, hook event.Hook) error {
-	return b.locked(ctx, vm, "revert to "+snapshot, event.StepRevert, hook, func(e *orchestrator.Engine) error {
+	return b.locked(ctx, vm, "revert to "+snapshot, event.StepRevert, hook, func(e *orchestrator.Session) error {
 		_, err := e.RevertSnapshot(ctx, vm, snapshot)
 		return err
 	})
@@ -225,7 +227,7 @@ func (b *EngineBackend) Revert(ctx context.Context, vm, snapshot string, hook ev
 
 // CreateSnapshot implements Backend.
 func (b *EngineBackend) CreateSnapshot(ctx context.Context, vm, name string, hook event.Hook) error {
-	return b.locked(ctx, vm, "snapshot "+name, event.StepSnapshot, hook, func(e *orchestrator.Engine) error {
+	return b.locked(ctx, vm, "snapshot "+name, event.StepSnapshot, hook, func(e *orchestrator.Session) error {
 		_, err := e.CreateSnapshot(ctx, vm, name, true, "taken from the web console")
 		return err
 	})
@@ -233,7 +235,7 @@ func (b *EngineBackend) CreateSnapshot(ctx context.Context, vm, name string, hoo
 
 // Start implements Backend.
 func (b *EngineBackend) Start(ctx context.Context, vm string, hook event.Hook) error {
-	return b.locked(ctx, vm, "start", event.StepStart, hook, func(e *orchestrator.Engine) error {
+	return b.locked(ctx, vm, "start", event.StepStart, hook, func(e *orchestrator.Session) error {
 		return resultErr(e.Start(ctx, []string{vm}))
 	})
 }
@@ -244,7 +246,7 @@ func (b *EngineBackend) Stop(ctx context.Context, vm string, hook event.Hook) er
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
-	return b.locked(ctx, vm, "stop", event.StepStop, hook, func(e *orchestrator.Engine) error {
+	return b.locked(ctx, vm, "stop", event.StepStop, hook, func(e *orchestrator.Session) error {
 		return resultErr(e.Stop(ctx, []string{vm}, timeout, false, false))
 	})
 }

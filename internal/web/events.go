@@ -62,12 +62,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Subscribed before the opening comment: a client that has read it
+	// gets every later event.
+	ch := s.events.subscribe()
+	defer s.events.unsubscribe(ch)
 	if _, err := fmt.Fprint(w, ": legacyvm events\n\n"); err != nil {
 		return
 	}
 	_ = rc.Flush()
-	ch := s.events.subscribe()
-	defer s.events.unsubscribe(ch)
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	for {

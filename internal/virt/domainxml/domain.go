@@ -568,3 +568,21 @@ func ParseDomain(xml string) (virt.Domain, error) {
 	}
 	return out, nil
 }
+
+// InterfacePortIsolated returns the isolated attribute of the <port>
+// element of the NIC with mac (any case) in a domain definition: "yes",
+// "no", or "" when the NIC has none, is absent or the XML does not parse.
+// virt.InterfaceSpec only says whether a NIC is isolated; an explicit
+// isolated='no' overrides the network's port isolation.
+func InterfacePortIsolated(domainXML, mac string) string {
+	var d libvirtxml.Domain
+	if domainXML == "" || d.Unmarshal(domainXML) != nil || d.Devices == nil {
+		return ""
+	}
+	for _, i := range d.Devices.Interfaces {
+		if i.MAC != nil && strings.EqualFold(i.MAC.Address, mac) && i.PortOptions != nil {
+			return i.PortOptions.Isolated
+		}
+	}
+	return ""
+}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
-	"github.com/legacyvm/legacyvm/internal/virt/libvirt/filterdiff"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml/filterdiff"
 )
 
 // filter is one nwfilter: its definition as libvirt holds it.

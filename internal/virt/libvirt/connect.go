@@ -30,6 +30,11 @@ type Hypervisor struct {
 	probeMu   sync.Mutex
 	probeDone bool
 	probeErr  error // nil: a KVM domain with legacyvm's preset really runs
+
+	// Spare connections for long calls (longcall.go).
+	spareMu     sync.Mutex
+	spare       []*libvirt.Connect
+	spareClosed bool
 }
 
 var _ virt.Hypervisor = (*Hypervisor)(nil)
@@ -160,6 +165,9 @@ func (h *Hypervisor) Close() error {
 	h.regMu.Unlock()
 	if err := h.conn.UnregisterCloseCallback(); err != nil && firstErr == nil && !h.isDropped() {
 		firstErr = wrap("close connection to", h.uri, err)
+	}
+	if err := h.closeSpare(); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	refs, err := h.conn.Close()
 	if err != nil && firstErr == nil {

@@ -222,14 +222,14 @@ func (h *Hypervisor) UndefineDomain(ctx context.Context, name string) error {
 }
 
 // StartDomain implements virt.Hypervisor.
+// The start runs on a connection of its own (longcall.go): it takes
+// seconds (nwfilter instantiation, QEMU launch) and would hold up every
+// other call on the shared connection.
 func (h *Hypervisor) StartDomain(ctx context.Context, name string) error {
 	const op = "start domain"
-	d, err := h.lookupDomain(ctx, op, name)
-	if err != nil {
-		return err
-	}
-	defer d.Free()
-	return wrap(op, name, d.Create())
+	return h.longDomainCall(ctx, op, name, func(d *libvirt.Domain) error {
+		return wrap(op, name, d.Create())
+	})
 }
 
 // ShutdownDomain implements virt.Hypervisor: an ACPI power button press.

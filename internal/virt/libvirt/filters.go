@@ -11,7 +11,7 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/domainxml"
-	"github.com/legacyvm/legacyvm/internal/virt/libvirt/filterdiff"
+	"github.com/legacyvm/legacyvm/internal/virt/domainxml/filterdiff"
 )
 
 // ListFilters implements virt.Hypervisor; filters (libvirt's built-in ones

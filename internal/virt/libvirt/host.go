@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -106,18 +107,36 @@ const probeRun = 300 * time.Millisecond
 // (host-model CPU, Hyper-V enlightenments, no disks) and checks that it is
 // still running after probeRun: QEMU refuses to start, or dies at once,
 // where KVM cannot run what legacyvm defines. The result is cached for the
-// connection. The domain is created with AUTODESTROY, so it cannot outlive
-// the connection even if this process dies.
+// connection, and for the process by URI: apply plans on one connection
+// and verifies on another, and each probe is a QEMU launch plus probeRun
+// (bench/applybench saw two probe domains per apply). The domain is created
+// with AUTODESTROY, so it cannot outlive the connection even if this
+// process dies.
 func (h *Hypervisor) kvmProbe(ctx context.Context) error {
 	h.probeMu.Lock()
 	defer h.probeMu.Unlock()
 	if h.probeDone {
 		return h.probeErr
 	}
+	probeCache.Lock()
+	defer probeCache.Unlock()
+	if err, ok := probeCache.byURI[h.uri]; ok {
+		h.probeErr, h.probeDone = err, true
+		return err
+	}
 	h.probeErr = h.runKVMProbe(ctx)
 	h.probeDone = ctx.Err() == nil
+	if h.probeDone {
+		probeCache.byURI[h.uri] = h.probeErr
+	}
 	return h.probeErr
 }
+
+// probeCache holds the KVM probe's result of each URI this process probed.
+var probeCache = struct {
+	sync.Mutex
+	byURI map[string]error
+}{byURI: map[string]error{}}
 
 func (h *Hypervisor) runKVMProbe(ctx context.Context) error {
 	name := fmt.Sprintf("lvm-kvm-probe-%d-%s", os.Getpid(), uuid.NewString()[:8])

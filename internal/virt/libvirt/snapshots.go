@@ -99,39 +99,40 @@ func sortSnapshots(s []virt.Snapshot) {
 // CreateSnapshot implements virt.Hypervisor: an internal snapshot, with RAM
 // when the domain runs (a full system snapshot; spec.Memory is required
 // then), of the disks only when it is shut off. ATOMIC: all disks or none.
-func (h *Hypervisor) CreateSnapshot(ctx context.Context, dom string, spec virt.SnapshotSpec) (virt.Snapshot, error) {
+func (h *Hypervisor) CreateSnapshot(ctx context.Context, dom string, spec virt.SnapshotSpec) (snap virt.Snapshot, err error) {
 	const op = "create snapshot of domain"
-	d, err := h.lookupDomain(ctx, op, dom)
-	if err != nil {
-		return virt.Snapshot{}, err
-	}
-	defer d.Free()
-	active, err := d.IsActive()
-	if err != nil {
-		return virt.Snapshot{}, wrap(op, dom, err)
-	}
-	doc, err := domainxml.SnapshotXML(spec, active)
-	if err != nil {
-		return virt.Snapshot{}, invalid(op, dom, err)
-	}
-	if err := alive(ctx, op, dom); err != nil {
-		return virt.Snapshot{}, err
-	}
-	if old, err := d.SnapshotLookupByName(spec.Name, 0); err == nil {
-		old.Free()
-		return virt.Snapshot{}, failf(op, dom, virt.ErrExists, "snapshot %s already exists", spec.Name)
-	} else if !isNotFound(err) {
-		return virt.Snapshot{}, wrap(op, dom, err)
-	}
-	if err := alive(ctx, op, dom); err != nil {
-		return virt.Snapshot{}, err
-	}
-	s, err := d.CreateSnapshotXML(doc, libvirt.DOMAIN_SNAPSHOT_CREATE_ATOMIC)
-	if err != nil {
-		return virt.Snapshot{}, wrap(op, dom, err)
-	}
-	defer s.Free()
-	return observeSnapshot(op, dom, s)
+	// On a connection of its own (longcall.go): a memory snapshot takes
+	// as long as writing the guest's RAM.
+	err = h.longDomainCall(ctx, op, dom, func(d *libvirt.Domain) error {
+		active, err := d.IsActive()
+		if err != nil {
+			return wrap(op, dom, err)
+		}
+		doc, err := domainxml.SnapshotXML(spec, active)
+		if err != nil {
+			return invalid(op, dom, err)
+		}
+		if err := alive(ctx, op, dom); err != nil {
+			return err
+		}
+		if old, err := d.SnapshotLookupByName(spec.Name, 0); err == nil {
+			old.Free()
+			return failf(op, dom, virt.ErrExists, "snapshot %s already exists", spec.Name)
+		} else if !isNotFound(err) {
+			return wrap(op, dom, err)
+		}
+		if err := alive(ctx, op, dom); err != nil {
+			return err
+		}
+		s, err := d.CreateSnapshotXML(doc, libvirt.DOMAIN_SNAPSHOT_CREATE_ATOMIC)
+		if err != nil {
+			return wrap(op, dom, err)
+		}
+		defer s.Free()
+		snap, err = observeSnapshot(op, dom, s)
+		return err
+	})
+	return snap, err
 }
 
 // RevertSnapshot implements virt.Hypervisor. libvirt 9.0 reverts a running

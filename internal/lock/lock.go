@@ -1,4 +1,4 @@
-package orchestrator
+package lock
 
 import (
 	"context"
@@ -31,64 +31,71 @@ type Lock struct {
 	path string
 }
 
-// DefaultLockDir is where lock files live unless LockDirEnv says
+// DefaultDir is where lock files live unless DirEnv says
 // otherwise. It is under /run (root only, emptied at boot), so only root
 // can take locks there: every legacyvm command that changes a host runs
-// as root or sets LockDirEnv for a private hypervisor (qemu:///session).
-const DefaultLockDir = "/run/legacyvm/locks"
+// as root or sets DirEnv for a private hypervisor (qemu:///session).
+const DefaultDir = "/run/legacyvm/locks"
 
-// LockDirEnv names the environment variable that overrides
-// DefaultLockDir (tests, qemu:///session users). Its parent must exist.
-const LockDirEnv = "LEGACYVM_LOCK_DIR"
+// DirEnv names the environment variable that overrides
+// DefaultDir (tests, qemu:///session users). Its parent must exist.
+const DirEnv = "LEGACYVM_LOCK_DIR"
 
-// LockDir is where lock files live: DefaultLockDir, or $LEGACYVM_LOCK_DIR.
+// LockDir is where lock files live: DefaultDir, or $LEGACYVM_LOCK_DIR.
 // It does not depend on who runs the command, so `sudo legacyvm apply`
 // and root's daemon see the same locks.
-func LockDir() string {
-	if d := os.Getenv(LockDirEnv); d != "" {
+func Dir() string {
+	if d := os.Getenv(DirEnv); d != "" {
 		return filepath.Clean(d)
 	}
-	return DefaultLockDir
+	return DefaultDir
 }
 
-// CheckLockDir creates the lock directory if needed and checks it, so a
+// CheckDir creates the lock directory if needed and checks it, so a
 // long-running command (the daemon) can refuse to start without usable
 // locks instead of finding out at its first VM.
-func CheckLockDir() error {
-	_, err := ensureLockDir(LockDir())
+func CheckDir() error {
+	_, err := ensureLockDir(Dir())
 	return err
 }
 
-// ErrLocked is returned by AcquireLock when the wait ran out.
+// ErrLocked is returned by Acquire when the wait ran out.
 var ErrLocked = errors.New("is locked by another legacyvm command")
 
-// AcquireLock takes the lock for profile on uri, waiting up to wait (0: do
+// Acquire takes the lock for profile on uri, waiting up to wait (0: do
 // not wait). waiting, when set, is called once if the lock is busy, with
 // what the holder recorded ("pid 123: apply, since 12:03:04").
-func AcquireLock(ctx context.Context, profile, uri, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+func Acquire(ctx context.Context, profile, uri, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
 	name := lockFileName("", profile, uri)
-	return acquireIn(ctx, LockDir(), name, fmt.Sprintf("profile %s on %s", profile, uri), purpose, wait, waiting)
+	return acquireIn(ctx, Dir(), name, fmt.Sprintf("profile %s on %s", profile, uri), purpose, wait, waiting)
 }
 
-// AcquireVMLock takes the lock of the VM (domain) vm on uri, like
-// AcquireLock. Commands that hold a profile lock take it first and the VM
-// locks after, each set in VMLockOrder, so two commands never wait for
+// AcquireVM takes the lock of the VM (domain) vm on uri, like
+// Acquire. Commands that hold a profile lock take it first and the VM
+// locks after, each set in VMOrder, so two commands never wait for
 // each other crosswise.
-func AcquireVMLock(ctx context.Context, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
-	return AcquireVMLockIn(ctx, LockDir(), uri, vm, purpose, wait, waiting)
+func AcquireVM(ctx context.Context, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+	return AcquireVMIn(ctx, Dir(), uri, vm, purpose, wait, waiting)
 }
 
-// AcquireVMLockIn is AcquireVMLock with the lock directory given (tests
+// AcquireVMIn is AcquireVM with the lock directory given (tests
 // that hold a VM lock against legacyvm processes with their own
 // LEGACYVM_LOCK_DIR).
-func AcquireVMLockIn(ctx context.Context, dir, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
+func AcquireVMIn(ctx context.Context, dir, uri, vm, purpose string, wait time.Duration, waiting func(holder string)) (*Lock, error) {
 	name := lockFileName("vm-", vm, uri)
 	return acquireIn(ctx, dir, name, fmt.Sprintf("VM %s on %s", vm, uri), purpose, wait, waiting)
 }
 
-// VMLockOrder sorts and deduplicates VM names into the order their locks
+// Image takes the build lock of image on uri without waiting: image
+// build and image delete hold it, and the other image commands take it
+// only to clean up after a build that is gone.
+func Image(ctx context.Context, uri, image, purpose string) (*Lock, error) {
+	return Acquire(ctx, "image-"+image, uri, purpose, 0, nil)
+}
+
+// VMOrder sorts and deduplicates VM names into the order their locks
 // are taken.
-func VMLockOrder(names []string) []string {
+func VMOrder(names []string) []string {
 	out := append([]string(nil), names...)
 	sort.Strings(out)
 	n := 0
@@ -170,7 +177,7 @@ func acquireIn(ctx context.Context, lockDir, name, what, purpose string, wait ti
 // the caller that nobody else can write to.
 func ensureLockDir(dir string) (string, error) {
 	var chain []string
-	if dir == DefaultLockDir {
+	if dir == DefaultDir {
 		chain = append(chain, filepath.Dir(dir))
 	}
 	chain = append(chain, dir)
@@ -178,7 +185,7 @@ func ensureLockDir(dir string) (string, error) {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			hint := ""
 			if errors.Is(err, os.ErrPermission) {
-				hint = fmt.Sprintf("; legacyvm keeps its locks in %s, which only root can create: run it as root (sudo), or set %s to a directory of your own (mode 0700) when you use a private hypervisor such as qemu:///session", DefaultLockDir, LockDirEnv)
+				hint = fmt.Sprintf("; legacyvm keeps its locks in %s, which only root can create: run it as root (sudo), or set %s to a directory of your own (mode 0700) when you use a private hypervisor such as qemu:///session", DefaultDir, DirEnv)
 			}
 			return "", fmt.Errorf("lock directory %s: %w%s", d, err, hint)
 		}

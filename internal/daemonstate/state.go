@@ -1,4 +1,4 @@
-package orchestrator
+package daemonstate
 
 import (
 	"encoding/json"
@@ -15,15 +15,15 @@ import (
 // DefaultRunDir holds legacyvm daemon's state file.
 const DefaultRunDir = "/run/legacyvm"
 
-// DaemonStateFile is the name of the state file in the run directory.
-const DaemonStateFile = "daemon.json"
+// File is the name of the state file in the run directory.
+const File = "daemon.json"
 
-// DaemonState is what legacyvm daemon publishes in its state file after
+// State is what legacyvm daemon publishes in its state file after
 // every tick, door change and isolation check: the doors its relay
 // carries (with their counters) and its last check. verify, status and
 // plan read it; it is never an input of the daemon itself (libvirt is the
 // source of truth).
-type DaemonState struct {
+type State struct {
 	PID     int       `json:"pid"`
 	URI     string    `json:"uri"`
 	Updated time.Time `json:"updated"`
@@ -36,7 +36,7 @@ type DaemonState struct {
 	LastVerify *VerifySummary `json:"last_verify,omitempty"`
 }
 
-// VerifySummary is one EnforceIsolation pass in short.
+// VerifySummary is one isolation check of the daemon, in short.
 type VerifySummary struct {
 	At         time.Time `json:"at"`
 	OK         bool      `json:"ok"`
@@ -47,9 +47,9 @@ type VerifySummary struct {
 	Isolated map[string]bool `json:"isolated,omitempty"`
 }
 
-// WriteDaemonState writes st to path atomically (0644: it holds no
+// Write writes st to path atomically (0644: it holds no
 // secret), creating the directory.
-func WriteDaemonState(path string, st *DaemonState) error {
+func Write(path string, st *State) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("daemon state: %w", err)
 	}
@@ -67,12 +67,13 @@ func WriteDaemonState(path string, st *DaemonState) error {
 	return nil
 }
 
-// ErrNoDaemon: no running daemon published its state.
+// ErrNoDaemon is returned (wrapped) by Read when no running daemon
+// published its state.
 var ErrNoDaemon = errors.New("legacyvm daemon is not running (no state file from a live daemon)")
 
-// ReadDaemonState reads the state file at path. It returns ErrNoDaemon
+// Read reads the state file at path. It returns ErrNoDaemon
 // (wrapped) when the file is missing or its daemon is no longer alive.
-func ReadDaemonState(path string) (*DaemonState, error) {
+func Read(path string) (*State, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoDaemon)
@@ -80,7 +81,7 @@ func ReadDaemonState(path string) (*DaemonState, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st DaemonState
+	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("daemon state %s: %w", path, err)
 	}
@@ -91,7 +92,7 @@ func ReadDaemonState(path string) (*DaemonState, error) {
 }
 
 // Listeners returns the listen addresses of the doors the relay holds.
-func (st *DaemonState) Listeners() map[string]bool {
+func (st *State) Listeners() map[string]bool {
 	out := map[string]bool{}
 	if st == nil {
 		return out

@@ -1,4 +1,4 @@
-package orchestrator
+package lock
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func lockDirForTest(t *testing.T) string {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(LockDirEnv, dir)
+	t.Setenv(DirEnv, dir)
 	return dir
 }
 
@@ -63,18 +63,18 @@ func TestLockRefusesPlantedLinks(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			l, err := AcquireLock(ctx, "lab", "qemu:///system", "apply", 0, nil)
+			l, err := Acquire(ctx, "lab", "qemu:///system", "apply", 0, nil)
 			if err == nil {
 				l.Release()
-				t.Fatal("AcquireLock accepted a planted link")
+				t.Fatal("Acquire accepted a planted link")
 			}
 			if !strings.Contains(err.Error(), "remove it") {
 				t.Errorf("error does not say what to do: %v", err)
 			}
-			l, err = AcquireVMLock(ctx, "qemu:///system", "lab-1", "reset", 0, nil)
+			l, err = AcquireVM(ctx, "qemu:///system", "lab-1", "reset", 0, nil)
 			if err == nil {
 				l.Release()
-				t.Fatal("AcquireVMLock accepted a planted link")
+				t.Fatal("AcquireVM accepted a planted link")
 			}
 			assertVictim(t, victim)
 		})
@@ -88,8 +88,8 @@ func TestLockDirChecks(t *testing.T) {
 	ctx := context.Background()
 	base := t.TempDir()
 	try := func(dir string) error {
-		t.Setenv(LockDirEnv, dir)
-		l, err := AcquireLock(ctx, "lab", "qemu:///system", "apply", 0, nil)
+		t.Setenv(DirEnv, dir)
+		l, err := Acquire(ctx, "lab", "qemu:///system", "apply", 0, nil)
 		if err == nil {
 			l.Release()
 		}
@@ -163,10 +163,10 @@ func TestLockDirChecks(t *testing.T) {
 // TestLockDirDoesNotDependOnUser: without the override every user gets the
 // same directory.
 func TestLockDirDoesNotDependOnUser(t *testing.T) {
-	t.Setenv(LockDirEnv, "")
+	t.Setenv(DirEnv, "")
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
-	if d := LockDir(); d != DefaultLockDir {
-		t.Errorf("LockDir() = %q, want %q", d, DefaultLockDir)
+	if d := Dir(); d != DefaultDir {
+		t.Errorf("Dir() = %q, want %q", d, DefaultDir)
 	}
 }
 
@@ -176,7 +176,7 @@ func TestLockDirDoesNotDependOnUser(t *testing.T) {
 func TestLockExcludesAndNamesHolder(t *testing.T) {
 	ctx := context.Background()
 	lockDirForTest(t)
-	l1, err := AcquireVMLock(ctx, "qemu:///system", "lab-1", "reset", 0, nil)
+	l1, err := AcquireVM(ctx, "qemu:///system", "lab-1", "reset", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var told string
-	_, err = AcquireVMLock(ctx, "qemu:///system", "lab-1", "snapshot create", 300*time.Millisecond, func(h string) { told = h })
+	_, err = AcquireVM(ctx, "qemu:///system", "lab-1", "snapshot create", 300*time.Millisecond, func(h string) { told = h })
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second lock: err = %v, want ErrLocked", err)
 	}
@@ -196,7 +196,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	}
 	// Another VM and the same VM on another host are separate locks.
 	for _, args := range [][2]string{{"qemu:///system", "lab-2"}, {"qemu+ssh://other/system", "lab-1"}} {
-		l, err := AcquireVMLock(ctx, args[0], args[1], "reset", 0, nil)
+		l, err := AcquireVM(ctx, args[0], args[1], "reset", 0, nil)
 		if err != nil {
 			t.Errorf("lock %v: %v", args, err)
 			continue
@@ -215,7 +215,7 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 	if after := size(); after != before {
 		t.Errorf("Release changed the lock file size from %d to %d", before, after)
 	}
-	l2, err := AcquireVMLock(ctx, "qemu:///system", "lab-1", "snapshot create", 0, nil)
+	l2, err := AcquireVM(ctx, "qemu:///system", "lab-1", "snapshot create", 0, nil)
 	if err != nil {
 		t.Fatalf("after release: %v", err)
 	}
@@ -227,9 +227,9 @@ func TestLockExcludesAndNamesHolder(t *testing.T) {
 }
 
 func TestVMLockOrder(t *testing.T) {
-	got := VMLockOrder([]string{"b", "a", "b", "c", "a"})
+	got := VMOrder([]string{"b", "a", "b", "c", "a"})
 	if strings.Join(got, ",") != "a,b,c" {
-		t.Errorf("VMLockOrder = %v", got)
+		t.Errorf("VMOrder = %v", got)
 	}
 	if n := lockFileName("vm-", "../../etc/x", "u"); strings.Contains(n, "/") {
 		t.Errorf("lock file name %q has a slash", n)
