@@ -56,6 +56,10 @@ type VM struct {
 	Snapshots int    `json:"snapshots"`
 	// Display is true when the VM has an active VNC display.
 	Display bool `json:"display"`
+	// BytesWritten is what the guest wrote to its disks since its QEMU
+	// process started, which every reset does: after a reset, the bytes
+	// written since the baseline. nil when the VM is not running.
+	BytesWritten *int64 `json:"bytes_written"`
 }
 
 // Snapshot is one snapshot of a VM; Parent links make the tree.
@@ -94,10 +98,19 @@ func (b *EngineBackend) VMs(ctx context.Context) ([]VM, error) {
 	}
 	out := make([]VM, 0, len(st))
 	for _, s := range st {
-		out = append(out, VM{
+		v := VM{
 			Name: s.Name, Profile: s.Profile, State: string(s.State), Provisioned: s.Provisioned,
 			Address: s.IP, License: s.License, Baseline: s.Baseline, Snapshots: s.Snapshots, Display: s.VNC != "",
-		})
+		}
+		if s.State == virt.StateRunning || s.State == virt.StatePaused {
+			// A VM that stopped meanwhile has no count: nil.
+			if n, err := b.HV.DiskWrites(ctx, s.Name); err == nil {
+				v.BytesWritten = &n
+			} else if !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+				return nil, err
+			}
+		}
+		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b VM) int {
 		if a.Profile != b.Profile {
