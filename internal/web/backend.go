@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
@@ -183,9 +184,27 @@ func (b *EngineBackend) locked(ctx context.Context, vm, purpose string, step eve
 		hook.Event(event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepWait, Phase: event.Progress,
 			Message: "waiting for the VM's lock (" + holder + ")"})
 	})
+	// The session ends each VM of a batch operation (reset, start, stop)
+	// with its own StepOperation event; single-VM operations do not, and
+	// a lock that was not taken is ours to report.
+	var mu sync.Mutex
+	finished := false
+	watch := event.Func(func(e event.Event) {
+		if e.Kind == event.KindVM && e.Object == vm && e.Step == event.StepOperation && (e.Phase == event.Done || e.Phase == event.Failed) {
+			mu.Lock()
+			finished = true
+			mu.Unlock()
+		}
+		hook.Event(e)
+	})
 	if err == nil {
-		err = fn(b.engine(hook))
+		err = fn(b.engine(watch))
 		l.Release()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if finished {
+		return err
 	}
 	ev := event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepOperation, Phase: event.Done,
 		Message: purpose, Elapsed: time.Since(start)}
