@@ -20,7 +20,7 @@ import (
 // reached gets a HostPlan with Err (partial: the others are destroyed);
 // when no host can be reached the first error is returned. only, when not empty, limits
 // the plan to those instances (networks are then kept). Only the observer
-// talks to the hosts (observeForDestroy); planDestroy is pure.
+// talks to the hosts (observeForDestroy); planHostDestroy is pure.
 func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
 	var hps []*HostPlan
 	want := map[string]bool{}
@@ -52,15 +52,15 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 			continue
 		}
 		hp.Observed = o
-		plan, err := planDestroy(p, part, uri, pool, o, want, known)
+		plan, err := planHostDestroy(p, part, uri, pool, o, want, known)
 		if err != nil {
-			CloseAll(hps)
+			closeAll(hps)
 			return nil, err
 		}
 		hp.Plan = plan
 	}
 	if err := checkNames(only, known, p.Name); err != nil {
-		CloseAll(hps)
+		closeAll(hps)
 		return nil, err
 	}
 	if len(Planned(hps)) == 0 {
@@ -73,11 +73,11 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 	return hps, nil
 }
 
-// planDestroy plans the removal of what profile p owns on one host from
+// planHostDestroy plans the removal of what profile p owns on one host from
 // what was observed there (pure): part is p's part on that host, want the
 // instances to destroy (all when empty). The names of the domains p owns
 // there are added to known.
-func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
+func planHostDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
 	plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
 	for _, name := range sortedKeys(o.Domains) {
 		d := o.Domains[name]

@@ -10,7 +10,7 @@ import (
 // TestFilterConflicts: an existing nwfilter named like a network's filters
 // is redefined only when it is provably this profile's own.
 func TestFilterConflicts(t *testing.T) {
-	dn := desiredNetwork(&profiles.Profile{Name: "lab"}, &profiles.Network{Name: "x"})
+	dn := newDesiredNetwork(&profiles.Profile{Name: "lab"}, &profiles.Network{Name: "x"})
 	root, guard := dn.Filter.Name, dn.Filter.Name+"-guard"
 	ourNet := virt.Network{Name: dn.Spec.Name, Metadata: &virt.Metadata{Profile: "lab", Filters: []string{root, guard}}}
 	otherNet := virt.Network{Name: dn.Spec.Name, Metadata: &virt.Metadata{Profile: "other", Filters: []string{root, guard}}}

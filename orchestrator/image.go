@@ -130,10 +130,10 @@ type ImageInventory struct {
 	Building []string
 }
 
-// ListImages reads the image versions registered in pool (of one image, or
+// listImages reads the image versions registered in pool (of one image, or
 // of all when image is ""), sorted by name and version, with the domains
 // that use each, and what interrupted builds left.
-func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*ImageInventory, error) {
+func listImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*ImageInventory, error) {
 	vols, err := hv.ListVolumes(ctx, pool)
 	if err != nil {
 		return nil, fmt.Errorf("list image volumes of pool %s: %w", pool, err)
@@ -288,7 +288,7 @@ func (e *engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 	for _, f := range cleanStaleMediaISOs(os.TempDir(), image) {
 		done = append(done, "temporary media ISO "+f)
 	}
-	inv, err := ListImages(ctx, e.HV, pool, image)
+	inv, err := listImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return done, err
 	}
@@ -540,7 +540,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			media = append(media, medium{path: m.Path, info: ImageMedia{Name: filepath.Base(m.Path), SHA256: s}})
 			continue
 		}
-		if !IsLocalURI(o.URI) {
+		if !isLocalURI(o.URI) {
 			return fail(fmt.Errorf("media directory %s: directories are made into ISOs on this machine and uploaded; that works for remote hosts too, but the host %s must have the pool %s", m.Path, o.URI, im.Pool))
 		}
 		e.begin(event.KindImage, name, event.StepBuild, "making an ISO of %s", m.Path)
@@ -558,7 +558,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 		defer os.Remove(isoPath)
 	}
 
-	inv, err := ListImages(ctx, e.HV, im.Pool, name)
+	inv, err := listImages(ctx, e.HV, im.Pool, name)
 	if err != nil {
 		return fail(err)
 	}
@@ -684,7 +684,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if o.Timeout > 0 {
 		timeout = o.Timeout
 	}
-	if IsLocalURI(o.URI) {
+	if isLocalURI(o.URI) {
 		watch = newSerialWatch(spec.SerialLog)
 	} else {
 		watch = &serialWatch{}
@@ -804,7 +804,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 // pool. A version some domain uses is refused with the list of domains;
 // nothing is deleted then. The caller holds lock.Image.
 func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
-	inv, err := ListImages(ctx, e.HV, pool, image)
+	inv, err := listImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return nil, err
 	}
@@ -858,7 +858,7 @@ func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
 func (e *engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
-	if IsLocalURI(uri) {
+	if isLocalURI(uri) {
 		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}

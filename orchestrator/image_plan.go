@@ -70,7 +70,7 @@ func versionList(vers []ImageVersion) string {
 // image_version names; the newest for "latest" or --image-update; else the
 // one the existing VM was cloned from (pinned; NewerImage says when a newer
 // one exists), or the newest for a new VM.
-func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t hostTarget, o *Observed) {
+func resolveImageVersion(dv *desiredVM, in *profiles.Instance, t hostTarget, o *Observed) {
 	d := in.VM.Disk
 	im := d.ImageRef
 	dv.ImageName = im.Name
@@ -122,7 +122,7 @@ func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t hostTarget, o *
 // versions already built, but the next image build would fail. (The
 // checksum is compared by image build, which reads the whole ISO.)
 func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string, o *Observed) hcl.Diagnostics {
-	if !IsLocalURI(uri) {
+	if !isLocalURI(uri) {
 		return nil
 	}
 	var diags hcl.Diagnostics

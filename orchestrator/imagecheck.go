@@ -21,7 +21,7 @@ import (
 // diagnostics at the image attribute. It reads the files observeHost
 // observed.
 func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string, o *Observed) hcl.Diagnostics {
-	if !IsLocalURI(uri) {
+	if !isLocalURI(uri) {
 		return nil
 	}
 	var diags hcl.Diagnostics

@@ -54,7 +54,7 @@ func UploadedImageName(path string) string {
 // diagnostic at the vm's disk block. It reads the files observeHost
 // observed (pure).
 func planImages(p *profiles.Profile, uri string, o *Observed, poolName, poolPath string) (map[string]imageOnHost, []imageUpload, hcl.Diagnostics) {
-	if IsLocalURI(uri) {
+	if isLocalURI(uri) {
 		return nil, nil, nil
 	}
 	var (

@@ -5,16 +5,16 @@ package orchestrator
 // Where the keys come from. DESIGN says validate and plan read no secrets,
 // yet a key is only recognised across licence names and profiles by its
 // keyed fingerprint, which needs the key. So seat accounting has two
-// strengths, chosen by Options.Keys:
+// strengths, chosen by Options.ReadKeys:
 //
-//   - Options.Keys zero (legacyvm plan): no secret is read. A licence is
+//   - ReadKeys false (legacyvm plan): no secret is read. A licence is
 //     matched with the seats held on the host by the fingerprint recorded
 //     in the metadata of its own VMs when it has some, and otherwise by
 //     (profile, licence name). Over-subscription inside the profile, and a
 //     licence of this profile held by more VMs than it allows, are found;
 //     reuse of the same key under another name or by another profile is
 //     not (the key is unknown), and the plan says so in a note.
-//   - Options.Keys set (legacyvm apply, always; legacyvm plan
+//   - ReadKeys true (legacyvm apply, always; legacyvm plan
 //     --check-keys): the keys of licences whose VMs the plan creates or
 //     replaces (exactly the keys apply reads anyway) are read and
 //     fingerprinted during planning, before anything changes, and matched
@@ -171,8 +171,8 @@ func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 			continue
 		}
 		keep := map[string]string{} // own instance on this host -> licence label
-		if hp.Desired != nil {
-			for _, dv := range hp.Desired.VMs {
+		if hp.desired != nil {
+			for _, dv := range hp.desired.VMs {
 				if dv.License != nil {
 					keep[dv.Spec.Name] = dv.License.Name
 				}
@@ -243,10 +243,10 @@ func provisionedBy(hps []*HostPlan) map[string]bool {
 }
 
 func hostUsesLicence(hp *HostPlan, l *profiles.License) bool {
-	if hp.Desired == nil || hp.Plan == nil {
+	if hp.desired == nil || hp.Plan == nil {
 		return false
 	}
-	for _, dv := range hp.Desired.VMs {
+	for _, dv := range hp.desired.VMs {
 		if dv.License == l {
 			return true
 		}

@@ -83,7 +83,7 @@ func localGolden(t *testing.T) string {
 
 func planFleet(t *testing.T, p *profiles.Profile, f *fleet) []*HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	hps, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -180,7 +180,7 @@ host "b"`, `labels = { zone = "lab" }
   max_vms = 1
 }
 host "b"`, 1), "%POLICY%", "pack", "%LOCAL%", local, "%MAXB%", "1")
-	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	_, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	for u := range f.hosts {
 		f.down[u] = true
 	}
-	if _, _, err := PlanProfile(context.Background(), p, f.connect, Options{}); err == nil || !errors.Is(err, virt.ErrConnection) {
+	if _, _, err := planProfile(context.Background(), p, f.connect, Options{}); err == nil || !errors.Is(err, virt.ErrConnection) {
 		t.Errorf("all hosts down: err %v, want a connection error", err)
 	}
 }
@@ -272,7 +272,7 @@ vm "lic" {
 }
 vm "web" {`, 1)
 	p := loadProfile(t, "multi", src, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
-	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	hps, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestMultiHostFixedHostBeyondMaxVMs(t *testing.T) {
   host_labels = { zone = "lab" }
 `, "  host = host.b\n", 1)
 	p := loadProfile(t, "multi", src, "%LOCAL%", local, "%MAXB%", "2")
-	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	_, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

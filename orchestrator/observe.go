@@ -156,7 +156,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 	if err := observeImageVersions(ctx, hv, part, o); err != nil {
 		return nil, err
 	}
-	local := IsLocalURI(uri)
+	local := isLocalURI(uri)
 	// Install ISOs: on this machine for a local host; else the pool
 	// legacyvm made for the ISO's directory, when libvirt does not show
 	// the ISO itself.
@@ -330,7 +330,7 @@ func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.P
 		if _, err := hv.GetPool(ctx, im.Pool); err != nil {
 			continue // checkImageRefs says so
 		}
-		inv, err := ListImages(ctx, hv, im.Pool, im.Name)
+		inv, err := listImages(ctx, hv, im.Pool, im.Name)
 		if err != nil {
 			return err
 		}
@@ -413,7 +413,7 @@ func (o *Observed) file(path string) localFile {
 // existing bridges) are already taken on this machine, leaving out the
 // addresses the relay itself holds (ours): planning reports a door on a
 // taken port as a diagnostic before anything changes.
-func (o *Observed) probeDoors(ds *DesiredState, probe func(addr string) error, ours map[string]bool) {
+func (o *Observed) probeDoors(ds *desiredState, probe func(addr string) error, ours map[string]bool) {
 	if probe == nil {
 		return
 	}

@@ -99,7 +99,7 @@ func (nopClose) Close() error { return nil }
 
 func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
+	hps, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -342,7 +342,7 @@ func TestPlanRefusesObjectsItDoesNotOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := loadProfile(t, "lab", labProfile)
-	_, diags, err := PlanProfile(ctx, p, connector(h), Options{})
+	_, diags, err := planProfile(ctx, p, connector(h), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,8 +396,8 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
 	// Simulate the kill: run only the first steps of web-1 by hand.
-	var dv *DesiredVM
-	for _, v := range hp.Desired.VMs {
+	var dv *desiredVM
+	for _, v := range hp.desired.VMs {
 		if v.Spec.Name == "web-1" {
 			dv = v
 		}
@@ -511,7 +511,7 @@ func TestRemovedFilterIsReboundLive(t *testing.T) {
 }
 
 func desiredSpec(hp *HostPlan, name string) virt.DomainSpec {
-	for _, v := range hp.Desired.VMs {
+	for _, v := range hp.desired.VMs {
 		if v.Spec.Name == name {
 			return v.Spec
 		}
@@ -666,7 +666,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
 	d.Disks[0].Format = "raw"
 	hp.Observed.Domains["web-1"] = d
-	_, diags := planChanges(p, hp.Desired, hp.Observed)
+	_, diags := planChanges(p, hp.desired, hp.Observed)
 	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
 		t.Fatalf("diags = %v", diags)
 	}
@@ -678,7 +678,7 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
 	s.Disks[0].Format = "raw"
 	hp.Observed.Domains["solo"] = s
-	_, diags = planChanges(p, hp.Desired, hp.Observed)
+	_, diags = planChanges(p, hp.desired, hp.Observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
 	}

@@ -281,7 +281,7 @@ func TestPlanningTalksToHostsOnlyThroughTheObserver(t *testing.T) {
 	}
 	fp := testFingerprinter(t)
 	h := newFakeHost(t)
-	opts := Options{DefaultURI: "test:///fake", ProbeListen: probe, Keys: SourceKeys(seatGetenv, fp)}
+	opts := Options{DefaultURI: "test:///fake", ProbeListen: probe, ReadKeys: true, keys: sourceKeys(seatGetenv, fp)}
 	src := strings.Replace(tableImageProfile, "%AGENT%", "", 1) + `
 license "office" {
   product_key = env("KEY_B")
@@ -305,11 +305,11 @@ vm "lic" {
 
 	for _, p := range []string{strings.Replace(tableProfile, "%AGENT%", "", 1), src} {
 		prof := loadProfile(t, "guarded", p)
-		hps, _, err := PlanProfile(ctx, prof, g.connector(h), opts)
+		hps, _, err := planProfile(ctx, prof, g.connector(h), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		CloseAll(hps)
+		closeAll(hps)
 	}
 	if probes == 0 {
 		t.Error("the listen probe was never called: the test proves nothing about it")
@@ -339,17 +339,17 @@ vm "clone" {
   }
 }
 `)
-	hps, _, err := PlanProfile(ctx, remote, g.connector(newFakeHost(t)), Options{DefaultURI: remoteURI})
+	hps, _, err := planProfile(ctx, remote, g.connector(newFakeHost(t)), Options{DefaultURI: remoteURI})
 	if err != nil {
 		t.Fatal(err)
 	}
-	CloseAll(hps)
+	closeAll(hps)
 
 	dps, err := planProfileDestroy(ctx, base, g.connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	CloseAll(dps)
+	closeAll(dps)
 	if g.calls == 0 {
 		t.Fatal("no hypervisor call went through the guard: the test proves nothing")
 	}

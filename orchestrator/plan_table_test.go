@@ -87,7 +87,7 @@ vm "other" {
 }
 `
 
-// observeProfile runs the observer for p's only host, as PlanProfile does.
+// observeProfile runs the observer for p's only host, as planProfile does.
 func observeProfile(t *testing.T, p *profiles.Profile, h virt.Hypervisor, opts Options) (*profiles.Profile, *Observed) {
 	t.Helper()
 	ctx := context.Background()
@@ -408,7 +408,7 @@ func TestMakePlanTable(t *testing.T) {
 	}
 }
 
-// destroyTableRows plans destroys from edited observations (planDestroy)
+// destroyTableRows plans destroys from edited observations (planHostDestroy)
 // and returns the reason codes they gave.
 func destroyTableRows(t *testing.T) []ReasonCode {
 	t.Helper()
@@ -449,7 +449,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 			for _, n := range tt.only {
 				want[n] = true
 			}
-			pl, err := planDestroy(p, split(p)[0], "test:///fake", "default", o, want, map[string]bool{})
+			pl, err := planHostDestroy(p, split(p)[0], "test:///fake", "default", o, want, map[string]bool{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -213,3 +213,34 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 		t.Errorf("snapshots %+v, want the memory baseline clean", snaps)
 	}
 }
+
+// TestMemoryImageKeptWhenPolicyDropsMemory: a policy that stops asking for
+// memory does not orphan the image of the existing baseline: the VM's
+// metadata keeps listing it, reset still restores it, destroy deletes it.
+func TestMemoryImageKeptWhenPolicyDropsMemory(t *testing.T) {
+	h := newFakeHost(t)
+	ctx := context.Background()
+	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
+	noMem := loadProfile(t, "lab", strings.Replace(labProfile, "memory = true", "memory = false", 1))
+	apply(t, plan(t, noMem, h))
+	d, _ := h.GetDomain(ctx, "web-1")
+	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != memoryImageVolumeName("web-1") {
+		t.Fatalf("web-1's metadata no longer lists its memory image: %+v", d.Metadata.Volumes)
+	}
+	if st, err := (&engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
+		t.Errorf("reset after the policy change: %s %v", st, err)
+	}
+	hps, err := planProfileDestroy(ctx, noMem, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := h.ListVolumes(ctx, "default")
+	for _, v := range vs {
+		if strings.HasSuffix(v.Name, ".mem") {
+			t.Errorf("destroy left %s", v.Name)
+		}
+	}
+}

@@ -86,7 +86,7 @@ func TestScheduleNotes(t *testing.T) {
 			"c-1": {auto("a", at(0, 0), &exp)},
 		},
 	}
-	got := ScheduleNotes(o, "lab", at(2, 10))
+	got := scheduleNotes(o, "lab", at(2, 10))
 	want := []string{
 		"a-1: next scheduled snapshot auto-h-20261126T030000Z at 2026-11-26T03:00:00Z; retention then deletes auto-h-20261126T010000Z",
 		"b-1: next scheduled snapshot auto-h-20261126T021000Z at 2026-11-26T02:10:00Z (due now)",

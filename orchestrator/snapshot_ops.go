@@ -397,11 +397,15 @@ func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, er
 }
 
 // ScheduleNotes says, for each provisioned VM of profile with a snapshot
-// policy on the observed host (by name), what the scheduler does next:
-// scheduled snapshots retention deletes at the next tick, and the next
-// scheduled snapshot with what retention deletes then. plan prints them as
-// notes; they are not changes (apply does not take snapshots).
-func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
+// policy on the plan's host, what the scheduler does next: scheduled
+// snapshots retention deletes at the next tick, and the next scheduled
+// snapshot with what retention deletes then. plan prints them as notes;
+// they are not changes (apply does not take snapshots).
+func (hp *HostPlan) ScheduleNotes(profile string, now time.Time) []string {
+	return scheduleNotes(hp.Observed, profile, now)
+}
+
+func scheduleNotes(o *Observed, profile string, now time.Time) []string {
 	now = now.UTC().Truncate(time.Minute)
 	var notes []string
 	for _, name := range sortedKeys(o.Domains) {

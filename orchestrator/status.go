@@ -66,33 +66,31 @@ type doorView struct {
 	Active   int64  `json:"active"`
 }
 
-// AddRelayState fills the relay columns of each door from the daemon's
-// state (nil: the daemon is not running).
-func AddRelayState(vms []VMStatus, st *daemonstate.State) {
+// AddRelayState fills the relay columns of the VM's doors from the
+// daemon's state (nil: the daemon is not running).
+func (s *VMStatus) AddRelayState(st *daemonstate.State) {
 	by := map[string]int{}
 	if st != nil {
 		for i, d := range st.Doors {
 			by[d.Key] = i
 		}
 	}
-	for i := range vms {
-		for j := range vms[i].Doors {
-			v := &vms[i].Doors[j]
-			k, ok := by[v.Key]
-			switch {
-			case st == nil:
-				v.Relay = "daemon not running"
-			case !ok:
-				v.Relay = "not relayed"
-			case !st.Doors[k].Listening:
-				v.Relay = "not listening: " + st.Doors[k].Error
-			default:
-				v.Relay = "listening"
-			}
-			if ok {
-				d := st.Doors[k]
-				v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
-			}
+	for j := range s.Doors {
+		v := &s.Doors[j]
+		k, ok := by[v.Key]
+		switch {
+		case st == nil:
+			v.Relay = "daemon not running"
+		case !ok:
+			v.Relay = "not relayed"
+		case !st.Doors[k].Listening:
+			v.Relay = "not listening: " + st.Doors[k].Error
+		default:
+			v.Relay = "listening"
+		}
+		if ok {
+			d := st.Doors[k]
+			v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
 		}
 	}
 }

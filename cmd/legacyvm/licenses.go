@@ -202,10 +202,3 @@ func allowed(n int) string {
 	}
 	return fmt.Sprint(n)
 }
-
-// keyIdentifier reads licence keys where the profile says and fingerprints
-// them with the host secret, for seat checks during planning (apply, plan
-// --check-keys). Keys are dropped at once.
-func (f *Factory) keyIdentifier() orchestrator.KeyIdentifier {
-	return orchestrator.SourceKeys(f.Getenv, f.fingerprint)
-}

@@ -133,7 +133,9 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		vms = append(vms, st...)
 	}
 	ds, _ := daemonstate.Read(f.DaemonStatePath())
-	orchestrator.AddRelayState(vms, ds)
+	for i := range vms {
+		vms[i].AddRelayState(ds)
+	}
 	if f.JSON() {
 		if err := writeJSON(f, statusToJSON(hosts, vms)); err != nil {
 			return err

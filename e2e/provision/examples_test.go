@@ -228,14 +228,17 @@ func testExample(t *testing.T, c exampleCase) {
 	}
 
 	res := checkNetwork(t, h, c.network)
-	var domains []string
+	var domains, memory []string
 	for _, vm := range c.vms {
 		domains = append(domains, vm.name)
+		if vm.memoryBaseline {
+			memory = append(memory, vm.name)
+		}
 		checkExampleVM(t, h, c, vm, golden, res[vm.name], serial[vm.name], media[vm.name].Seen())
 	}
 
 	// The host holds exactly what the example declares.
-	inv := wantInv{profile: profile, domains: domains, snapshots: []string{"clean"}, networks: []string{c.network.name}}
+	inv := wantInv{profile: profile, domains: domains, snapshots: []string{"clean"}, networks: []string{c.network.name}, memory: memory}
 	switch {
 	case golden == "":
 		// No pool was made for the harness's golden-image directory.

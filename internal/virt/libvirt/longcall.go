@@ -99,25 +99,35 @@ func (h *Hypervisor) closeSpare() error {
 	return firstErr
 }
 
-// longDomainCall looks up domain name on a spare connection and runs f on
-// it; without spare connections (test:///) on the main one.
-func (h *Hypervisor) longDomainCall(ctx context.Context, op, name string, f func(*libvirt.Domain) error) (err error) {
+// longCall runs f on a spare connection; without spare connections
+// (test:///) on the main one. Any call that can take seconds belongs here
+// (a start, a snapshot, a save or restore of a domain's memory).
+func (h *Hypervisor) longCall(ctx context.Context, op, name string, f func(*libvirt.Connect) error) (err error) {
 	conn := h.conn
 	if h.ownConnections() {
-		c, err := h.spareConn(ctx, op, name)
-		if err != nil {
-			return err
+		c, cerr := h.spareConn(ctx, op, name)
+		if cerr != nil {
+			return cerr
 		}
+		// err is the call's result: a connection failure closes c.
 		defer func() { h.releaseConn(c, err) }()
 		conn = c
 	}
 	if err := alive(ctx, op, name); err != nil {
 		return err
 	}
-	d, err := conn.LookupDomainByName(name)
-	if err != nil {
-		return wrap(op, name, err)
-	}
-	defer d.Free()
-	return f(d)
+	return f(conn)
+}
+
+// longDomainCall looks up domain name on a spare connection and runs f on
+// it (longCall).
+func (h *Hypervisor) longDomainCall(ctx context.Context, op, name string, f func(*libvirt.Domain) error) error {
+	return h.longCall(ctx, op, name, func(conn *libvirt.Connect) error {
+		d, err := conn.LookupDomainByName(name)
+		if err != nil {
+			return wrap(op, name, err)
+		}
+		defer d.Free()
+		return f(d)
+	})
 }
