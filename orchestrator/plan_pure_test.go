@@ -429,3 +429,8 @@ func (g guardHV) OpenGraphics(ctx context.Context, domain string) (net.Conn, err
 	g.g.check("OpenGraphics")
 	return g.hv.OpenGraphics(ctx, domain)
 }
+
+func (g guardHV) DiskWrites(ctx context.Context, domain string) (int64, error) {
+	g.g.check("DiskWrites")
+	return g.hv.DiskWrites(ctx, domain)
+}

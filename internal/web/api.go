@@ -71,6 +71,9 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request, _ *caller
 	_, _ = w.Write(openAPIDocument)
 }
 
+// maxSessions bounds the page sessions held in memory.
+const maxSessions = 10000
+
 type loginRequest struct {
 	Token string `json:"token"`
 }
@@ -100,6 +103,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ *caller) 
 	}
 	sess := &session{id: randomString(32), tokenID: t.ID, csrf: randomString(32), expires: s.opts.Now().Add(s.opts.SessionTTL)}
 	s.mu.Lock()
+	now := s.opts.Now()
+	for id, old := range s.sessions {
+		if now.After(old.expires) {
+			delete(s.sessions, id)
+		}
+	}
+	if len(s.sessions) >= maxSessions {
+		s.mu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, "too many open sessions: log out elsewhere or wait for sessions to expire")
+		return
+	}
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.id, Path: "/", HttpOnly: true, Secure: s.opts.Secure,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
@@ -56,6 +57,10 @@ type VM struct {
 	Snapshots int    `json:"snapshots"`
 	// Display is true when the VM has an active VNC display.
 	Display bool `json:"display"`
+	// BytesWritten is what the guest wrote to its disks since its QEMU
+	// process started, which every reset does: after a reset, the bytes
+	// written since the baseline. nil when the VM is not running.
+	BytesWritten *int64 `json:"bytes_written"`
 }
 
 // Snapshot is one snapshot of a VM; Parent links make the tree.
@@ -94,10 +99,19 @@ func (b *EngineBackend) VMs(ctx context.Context) ([]VM, error) {
 	}
 	out := make([]VM, 0, len(st))
 	for _, s := range st {
-		out = append(out, VM{
+		v := VM{
 			Name: s.Name, Profile: s.Profile, State: string(s.State), Provisioned: s.Provisioned,
 			Address: s.IP, License: s.License, Baseline: s.Baseline, Snapshots: s.Snapshots, Display: s.VNC != "",
-		})
+		}
+		if s.State == virt.StateRunning || s.State == virt.StatePaused {
+			// A VM that stopped meanwhile has no count: nil.
+			if n, err := b.HV.DiskWrites(ctx, s.Name); err == nil {
+				v.BytesWritten = &n
+			} else if !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+				return nil, err
+			}
+		}
+		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b VM) int {
 		if a.Profile != b.Profile {
@@ -170,9 +184,27 @@ func (b *EngineBackend) locked(ctx context.Context, vm, purpose string, step eve
 		hook.Event(event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepWait, Phase: event.Progress,
 			Message: "waiting for the VM's lock (" + holder + ")"})
 	})
+	// The session ends each VM of a batch operation (reset, start, stop)
+	// with its own StepOperation event; single-VM operations do not, and
+	// a lock that was not taken is ours to report.
+	var mu sync.Mutex
+	finished := false
+	watch := event.Func(func(e event.Event) {
+		if e.Kind == event.KindVM && e.Object == vm && e.Step == event.StepOperation && (e.Phase == event.Done || e.Phase == event.Failed) {
+			mu.Lock()
+			finished = true
+			mu.Unlock()
+		}
+		hook.Event(e)
+	})
 	if err == nil {
-		err = fn(b.engine(hook))
+		err = fn(b.engine(watch))
 		l.Release()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if finished {
+		return err
 	}
 	ev := event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepOperation, Phase: event.Done,
 		Message: purpose, Elapsed: time.Since(start)}

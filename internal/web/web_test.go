@@ -280,6 +280,18 @@ func TestActionsAreAuditedAndShown(t *testing.T) {
 	if one.VM.LastReset == nil || one.VM.SinceReset == nil || one.VM.License != "lab-alpha" || one.VM.State != "running" {
 		t.Errorf("VM after actions: %+v", one.VM)
 	}
+	// Bytes written count from the last start or reset.
+	w.h.GuestDiskWrite("a-1", 4096)
+	w.do("GET", "/api/v1/vms/a-1", tester, nil).json(t, &one)
+	if one.VM.BytesWritten == nil || *one.VM.BytesWritten != 4096 {
+		t.Errorf("bytes written after the guest wrote 4096: %v", one.VM.BytesWritten)
+	}
+	w.do("POST", "/api/v1/vms/a-1/reset", tester, nil).json(t, &a)
+	w.waitAction(a.ID, tester)
+	w.do("GET", "/api/v1/vms/a-1", tester, nil).json(t, &one)
+	if one.VM.BytesWritten == nil || *one.VM.BytesWritten != 0 {
+		t.Errorf("bytes written after a reset: %v, want 0", one.VM.BytesWritten)
+	}
 	fi, err := os.Stat(filepath.Join(w.dir, "audit.log"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("audit log mode: %v %v, want 0600", fi.Mode(), err)

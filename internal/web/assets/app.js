@@ -69,6 +69,14 @@ function ago(secs) {
   return `${Math.round(secs / 3600)} h ago`;
 }
 
+function bytes(n) {
+  if (n === null || n === undefined) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
 function button(label, cls, onclick) {
   const b = document.createElement('button');
   b.type = 'button';
@@ -109,6 +117,7 @@ function render() {
     cell(vm.license || '');
     cell(String(vm.snapshots));
     cell(ago(vm.seconds_since_reset));
+    cell(bytes(vm.bytes_written));
     const actions = document.createElement('td');
     if (tester) {
       actions.appendChild(button('Reset', 'reset', () => confirmThen(`Reset ${vm.vm} to its baseline${vm.baseline ? ' (' + vm.baseline + ')' : ''}? Everything since is lost.`,
