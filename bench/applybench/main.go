@@ -54,13 +54,14 @@ func main() {
 		only   = flag.String("only", "", "run only this variant (legacyvm or script), for profiling")
 		keep   = flag.String("logs", "", "directory to keep apply's stderr of each round in (and the libvirtd debug log when -libvirt-log is set)")
 		vlog   = flag.Bool("libvirt-log", false, "turn on libvirtd's debug log (timings of every API call; slows libvirtd down)")
+		simg   = flag.Bool("script-image", false, "also measure the script variant whose baseline is a saved memory image + disk snapshot + restore (legacyvm's memory baseline since #13 item 3)")
 		cmp    = flag.String("compare", "", "another legacyvm binary (e.g. built from an earlier commit) measured as variant legacyvm-compare")
 		clog   = flag.Bool("client-log", false, "turn on the libvirt client library's debug log in legacyvm (rpc and remote driver) into the -logs directory")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := opts{compare: *cmp, clientLog: *clog, bin: *bin, rounds: *rounds, n: *n, mem: *mem, par: *par, only: *only, logs: *keep, libvirtLog: *vlog}
+	o := opts{scriptImage: *simg, compare: *cmp, clientLog: *clog, bin: *bin, rounds: *rounds, n: *n, mem: *mem, par: *par, only: *only, logs: *keep, libvirtLog: *vlog}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "applybench:", err)
 		os.Exit(1)
@@ -72,6 +73,7 @@ type opts struct {
 	par, compare          string
 	rounds, n             int
 	libvirtLog, clientLog bool
+	scriptImage           bool
 }
 
 func logf(format string, a ...any) {
@@ -268,6 +270,15 @@ vm "ab" {
 		}
 		return err
 	}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
+	if o.scriptImage {
+		variants = append(variants, variant{"script-image", "`sh apply.sh up-image`: the same, with the baseline as a memory image: per VM ... start, `virsh save`, snapshot-create-as (disks of the shut off domain), `virsh restore`", func(ctx context.Context, r int) error {
+			out, err := b.sh(ctx, script, "up-image")
+			if o.logs != "" {
+				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-image-%d.log", r)), []byte(out), 0o644)
+			}
+			return err
+		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
+	}
 	loadBefore := loadAvg()
 	results := map[string][]time.Duration{}
 	ratios := map[string][]float64{}
@@ -298,8 +309,11 @@ vm "ab" {
 			}
 		}
 		for _, v := range variants {
-			if a, s := took[v.name], took["script"]; v.name != "script" && a > 0 && s > 0 {
+			if a, s := took[v.name], took["script"]; strings.HasPrefix(v.name, "legacyvm") && a > 0 && s > 0 {
 				ratios[v.name] = append(ratios[v.name], float64(a)/float64(s))
+			}
+			if a, s := took[v.name], took["script-image"]; strings.HasPrefix(v.name, "legacyvm") && a > 0 && s > 0 {
+				ratios[v.name+"/image"] = append(ratios[v.name+"/image"], float64(a)/float64(s))
 			}
 		}
 	}
@@ -322,6 +336,10 @@ vm "ab" {
 		if rs := ratios[v.name]; len(rs) > 0 {
 			slices.Sort(rs)
 			ratio = fmt.Sprintf("%.2f (%.2f-%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
+		}
+		if rs := ratios[v.name+"/image"]; len(rs) > 0 {
+			slices.Sort(rs)
+			ratio += fmt.Sprintf("; to script-image %.2f (%.2f-%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
 		}
 		c, dc := cpu[v.name], dcpus[v.name]
 		slices.Sort(c)
@@ -499,13 +517,39 @@ up)
 		t "$vm done"
 	done
 	;;
+up-image)
+	# The same, with the baseline as legacyvm takes it since the memory
+	# image mechanism (#13 item 3): save the memory, snapshot the disks of
+	# the shut off domain, restore the memory.
+	virsh -q net-define "$X/net.xml" >/dev/null
+	virsh -q net-start lvm-iso >/dev/null
+	virsh -q nwfilter-define "$X/guard.xml" >/dev/null
+	virsh -q nwfilter-define "$X/filter.xml" >/dev/null
+	for vm in $VMS; do
+		disk=%q
+		mem="${disk%%-system.qcow2}-baseline.mem"
+		t "$vm overlay"
+		qemu-img create -q -f qcow2 -b "$G" -F qcow2 "$disk"
+		t "$vm define"
+		virsh -q define "$X/$vm.xml" >/dev/null
+		t "$vm start"
+		virsh -q start "$vm" >/dev/null
+		t "$vm save"
+		virsh -q save "$vm" "$mem" >/dev/null
+		t "$vm snapshot"
+		virsh -q snapshot-create-as "$vm" baseline >/dev/null
+		t "$vm restore"
+		virsh -q restore "$mem" >/dev/null
+		t "$vm done"
+	done
+	;;
 down)
 	for vm in $VMS; do
 		disk=%q
 		virsh -q destroy "$vm" >/dev/null 2>&1 || true
 		virsh -q snapshot-delete "$vm" baseline --metadata >/dev/null 2>&1 || true
 		virsh -q undefine "$vm" >/dev/null
-		rm -f "$disk"
+		rm -f "$disk" "${disk%%-system.qcow2}-baseline.mem"
 	done
 	virsh -q nwfilter-undefine lvm-iso >/dev/null
 	virsh -q nwfilter-undefine lvm-iso-guard >/dev/null
@@ -513,7 +557,7 @@ down)
 	virsh -q net-undefine lvm-iso >/dev/null
 	;;
 esac
-`, xdir, golden, strings.Join(vms, " "), diskTmpl, diskTmpl)
+`, xdir, golden, strings.Join(vms, " "), diskTmpl, diskTmpl, diskTmpl)
 	path := filepath.Join(dir, "apply.sh")
 	return path, os.WriteFile(path, []byte(s), 0o755)
 }

@@ -97,14 +97,16 @@ func (h *Hypervisor) SaveDomain(ctx context.Context, dom, pool, volume string, o
 	if err != nil {
 		return virt.Volume{}, wrap(op, dom, err)
 	}
-	if len(saveFeatures(ver)) > 0 {
-		err = d.SaveParams(libvirt.DomainSaveRestoreParams{
-			FileSet: true, File: path,
-			ImageFormatSet: true, ImageFormat: "sparse",
-		}, saveFlags(opts))
-	} else {
-		err = d.SaveFlags(path, "", saveFlags(opts))
-	}
+	// On a spare connection (longcall.go): writing the memory takes seconds.
+	err = h.longDomainCall(ctx, op, dom, func(d *libvirt.Domain) error {
+		if len(saveFeatures(ver)) > 0 {
+			return d.SaveParams(libvirt.DomainSaveRestoreParams{
+				FileSet: true, File: path,
+				ImageFormatSet: true, ImageFormat: "sparse",
+			}, saveFlags(opts))
+		}
+		return d.SaveFlags(path, "", saveFlags(opts))
+	})
 	// Refresh even after a failure: libvirt may have left a partial file,
 	// which must be a volume to be deleted through the API.
 	_ = p.Refresh(0)
@@ -170,7 +172,11 @@ func (h *Hypervisor) RestoreDomain(ctx context.Context, dom, pool, volume string
 	if def.Name != dom || !strings.EqualFold(def.UUID, uuid) {
 		return failf(op, dom, virt.ErrInvalid, "volume %s holds the memory of another domain", volume)
 	}
-	if err := h.conn.DomainRestoreFlags(path, "", saveFlags(opts)); err != nil {
+	// On a spare connection (longcall.go): a restore launches QEMU,
+	// instantiates the filters and reads the memory back.
+	if err := h.longCall(ctx, op, dom, func(c *libvirt.Connect) error {
+		return c.DomainRestoreFlags(path, "", saveFlags(opts))
+	}); err != nil {
 		return wrap(op, dom, err)
 	}
 	deadline := time.Now().Add(restoreTimeout)
