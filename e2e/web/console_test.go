@@ -16,6 +16,7 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/e2eutil"
 	"github.com/legacyvm/legacyvm/internal/testenv"
+	webconsole "github.com/legacyvm/legacyvm/internal/web"
 )
 
 // chromiumPath is Debian's Chromium (scripts/setup-host.sh installs it).
@@ -179,6 +180,10 @@ func poll(t *testing.T, ctx context.Context, what, expr string, timeout time.Dur
 // events, and opens the other's console: noVNC draws the guest's
 // framebuffer on its canvas.
 func TestWebConsoleInChromium(t *testing.T) {
+	if !webconsole.ConsoleAssetsBuilt() {
+		// The binary the test builds embeds what this package sees.
+		t.Fatal("noVNC is not in internal/web/assets/novnc: run make web (scripts/web-assets.sh) first")
+	}
 	h := e2eutil.NewHost(t)
 	for _, name := range []string{"wcalpha", "wcbeta"} {
 		dir := profile(t, h, name)
