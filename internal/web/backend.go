@@ -41,6 +41,10 @@ type Backend interface {
 	Screenshot(ctx context.Context, vm string) (virt.Screenshot, error)
 	// OpenDisplay connects to the VM's VNC display.
 	OpenDisplay(ctx context.Context, vm string) (net.Conn, error)
+	// Watch delivers the host's domain lifecycle events (a guest that
+	// powers itself off, a VM started elsewhere) as Note events until ctx
+	// ends or the connection is lost (the channel is then closed).
+	Watch(ctx context.Context) (<-chan event.Event, error)
 }
 
 // VM is a managed VM as the API shows it.
@@ -321,4 +325,38 @@ func (b *EngineBackend) OpenDisplay(ctx context.Context, vm string) (net.Conn, e
 		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 	}
 	return dial(ctx, "tcp", addr)
+}
+
+// Watch implements Backend with the hypervisor's lifecycle events.
+func (b *EngineBackend) Watch(ctx context.Context) (<-chan event.Event, error) {
+	in, err := b.HV.Events(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan event.Event, 64)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			step := event.StepWait
+			switch ev.Kind {
+			case virt.EventStarted, virt.EventResumed:
+				step = event.StepStart
+			case virt.EventStopped, virt.EventShutdown, virt.EventCrashed:
+				step = event.StepStop
+			case virt.EventDefined, virt.EventUndefined:
+				step = event.StepDefine
+			}
+			msg := string(ev.Kind)
+			if ev.Detail != "" {
+				msg += " (" + ev.Detail + ")"
+			}
+			e := event.Event{Time: ev.Time.UTC(), Kind: event.KindVM, Object: ev.Domain, Step: step, Phase: event.Note, Message: msg}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }

@@ -119,7 +119,37 @@ func New(opts Options) *Server {
 		}
 		page.ServeHTTP(w, r)
 	})
+	s.wg.Add(1)
+	go s.watch()
 	return s
+}
+
+// watch relays the host's lifecycle events to the event streams (the page
+// refreshes a VM's row on them), reconnecting every few seconds when the
+// stream ends, until Close. Events of VMs legacyvm does not manage are
+// dropped; each carries the VM's profile for the streams' scoping.
+func (s *Server) watch() {
+	defer s.wg.Done()
+	for s.ctx.Err() == nil {
+		ch, err := s.opts.Backend.Watch(s.ctx)
+		if err == nil {
+			for e := range ch {
+				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+				v, err := s.opts.Backend.VM(ctx, e.Object)
+				cancel()
+				if err != nil {
+					continue
+				}
+				s.events.publish(streamEvent{Profile: v.Profile, Event: e})
+			}
+		} else {
+			s.log.Warn("lifecycle events", "err", err)
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // Close cancels running actions and waits for them.

@@ -462,6 +462,25 @@ func TestEventsStream(t *testing.T) {
 	if len(got) < 3 || got[0] != "a-1/revert/begin" {
 		t.Errorf("events: %v, want a-1/revert/begin first", got)
 	}
+	// A guest that powers itself off is a lifecycle event on the stream.
+	if err := w.h.GuestPowerOff("a-1"); err != nil {
+		t.Fatal(err)
+	}
+	sawStop := false
+	for !sawStop && sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var se streamEvent
+		if err := json.Unmarshal([]byte(line), &se); err != nil {
+			t.Fatal(err)
+		}
+		sawStop = se.Action == "" && se.Profile == "alpha" && se.Event.Object == "a-1" && se.Event.Step == "stop" && se.Event.Phase == "note"
+	}
+	if !sawStop {
+		t.Error("no lifecycle event for the guest's power-off")
+	}
 	// The beta-scoped stream got nothing of alpha's VM.
 	cancel()
 	<-beta.done

@@ -215,6 +215,7 @@ function listen() {
     $('events').prepend(li);
     while ($('events').children.length > 200) $('events').lastChild.remove();
     if (e.kind !== 'vm') return;
+    if (!se.action && e.phase === 'note') { refresh(); return; } // the host's lifecycle event
     if (e.phase === 'begin' && e.step !== 'wait') activity[e.object] = e.message || e.step;
     if (e.step === 'operation' && (e.phase === 'done' || e.phase === 'failed' || e.phase === 'note')) {
       delete activity[e.object];
