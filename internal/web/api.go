@@ -275,6 +275,8 @@ type actionInfo struct {
 	// Status is "running", "done" or "failed".
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Result is what the action gave (exec: an ExecResult).
+	Result any `json:"result,omitempty"`
 }
 
 type actionView struct {
@@ -300,6 +302,13 @@ const maxActions = 200
 // startAction starts kind on the request's VM and answers 202 with the
 // action; the audit line is written when it ends.
 func (s *Server) startAction(w http.ResponseWriter, r *http.Request, c *caller, kind, target string, run func(context.Context, string, event.Hook) error) {
+	s.startActionResult(w, r, c, kind, target, func(ctx context.Context, vm string, hook event.Hook) (any, error) {
+		return nil, run(ctx, vm, hook)
+	})
+}
+
+// startActionResult is startAction for an action with a result (exec).
+func (s *Server) startActionResult(w http.ResponseWriter, r *http.Request, c *caller, kind, target string, run func(context.Context, string, event.Hook) (any, error)) {
 	v, ok := s.lookup(w, r, c)
 	if !ok {
 		return
@@ -322,10 +331,10 @@ func (s *Server) startAction(w http.ResponseWriter, r *http.Request, c *caller, 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := run(s.ctx, v.Name, s.hookFor(a))
+		result, err := run(s.ctx, v.Name, s.hookFor(a))
 		e := AuditEntry{Action: kind, Profile: v.Profile, VM: v.Name, Target: target, Result: "ok", Remote: remote}
 		s.mu.Lock()
-		a.Status = "done"
+		a.Status, a.Result = "done", result
 		if err != nil {
 			a.Status, a.Error = "failed", err.Error()
 			e.Result, e.Error = "failed", err.Error()
@@ -371,4 +380,36 @@ func (s *Server) handleScreenshot(w http.ResponseWriter, r *http.Request, c *cal
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Content-Length", strconv.Itoa(len(img)))
 	_, _ = w.Write(img)
+}
+
+type execRequest struct {
+	Argv []string `json:"argv"`
+	// TimeoutSeconds kills the program after this long (default 600, at
+	// most 3600).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+func (s *Server) handleExec(w http.ResponseWriter, r *http.Request, c *caller) {
+	var req execRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(req.Argv) == 0 || len(req.Argv) > 256 || req.Argv[0] == "" {
+		writeError(w, http.StatusBadRequest, "argv: the program and its arguments (1 to 256 strings)")
+		return
+	}
+	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > 3600 {
+		writeError(w, http.StatusBadRequest, "timeout_seconds: 1 to 3600 (default 600)")
+		return
+	}
+	timeout := 600 * time.Second
+	if req.TimeoutSeconds > 0 {
+		timeout = time.Duration(req.TimeoutSeconds) * time.Second
+	}
+	// The audit log names the program only: arguments may hold what the
+	// caller would not want logged.
+	s.startActionResult(w, r, c, "exec", req.Argv[0], func(ctx context.Context, vm string, hook event.Hook) (any, error) {
+		return s.opts.Backend.Exec(ctx, vm, req.Argv, timeout, hook)
+	})
 }

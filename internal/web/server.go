@@ -83,6 +83,7 @@ var routes = []route{
 	{"POST", "/api/v1/vms/{vm}/revert", RoleTester, (*Server).handleRevert},
 	{"POST", "/api/v1/vms/{vm}/start", RoleTester, (*Server).handleStart},
 	{"POST", "/api/v1/vms/{vm}/stop", RoleTester, (*Server).handleStop},
+	{"POST", "/api/v1/vms/{vm}/exec", RoleTester, (*Server).handleExec},
 	{"GET", "/api/v1/vms/{vm}/screenshot", RoleViewer, (*Server).handleScreenshot},
 	{"GET", "/api/v1/vms/{vm}/console", RoleTester, (*Server).handleConsole},
 	{"GET", "/api/v1/actions/{id}", RoleViewer, (*Server).handleAction},
