@@ -57,9 +57,9 @@ versioned JSON API under /api/v1 (described at /api/v1/openapi.json) and the
 engine's progress as server-sent events (/api/v1/events). See docs/web.md.
 
 Who may do what is decided by tokens (legacyvm token create): viewer sees,
-tester may also reset, revert, snapshot, start, stop, use the console and exec, admin
-may do everything. The page logs in with a token; API clients send
-Authorization: Bearer TOKEN. Every action goes to the audit log
+tester may also reset, revert, snapshot, start, stop, use the console and run
+commands in guests (exec), admin may do everything. The page logs in with a
+token; API clients send Authorization: Bearer TOKEN. Every action goes to the audit log
 (<web-dir>/audit.log, JSON lines).
 
 By default it listens on 127.0.0.1:8470 only. Give --tls-cert and --tls-key to
