@@ -88,7 +88,7 @@ type desiredVM struct {
 // desiredFor builds the desired state of p on one target. observed supplies
 // the existing DHCP reservations so that addresses stay put when VMs are
 // added or removed; it may be nil.
-func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*desiredState, error) {
+func desiredFor(p *profiles.Profile, t hostTarget, observed *observation) (*desiredState, error) {
 	ds := &desiredState{Profile: p.Name, Target: t}
 	netByName := map[string]*desiredNetwork{}
 	for _, n := range p.Networks {
@@ -226,7 +226,7 @@ func reserveAddresses(profile string, subnet netip.Prefix, members []*profiles.I
 	return out, nil
 }
 
-func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*desiredNetwork, ip netip.Addr, observed *Observed) (*desiredVM, error) {
+func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*desiredNetwork, ip netip.Addr, observed *observation) (*desiredVM, error) {
 	vm := in.VM
 	preset, ok := winguest.PresetFor(string(vm.OS))
 	if !ok {
@@ -374,7 +374,7 @@ func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets
 // image is the volume libvirt knows for a golden image or ISO of the
 // profile: at its path, or (on a remote host) as the copy uploaded there
 // earlier.
-func (o *Observed) image(t hostTarget, path string) (virt.Volume, bool) {
+func (o *observation) image(t hostTarget, path string) (virt.Volume, bool) {
 	if v, ok := o.Images[path]; ok {
 		return v, true
 	}

@@ -51,7 +51,7 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 			hp.HV, hp.Err, hp.Skipped = nil, fmt.Errorf("observe %s: %w", uri, err), instanceNames(p, h, want)
 			continue
 		}
-		hp.Observed = o
+		hp.observed = o
 		plan, err := planHostDestroy(p, part, uri, pool, o, want, known)
 		if err != nil {
 			closeAll(hps)
@@ -77,7 +77,7 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 // what was observed there (pure): part is p's part on that host, want the
 // instances to destroy (all when empty). The names of the domains p owns
 // there are added to known.
-func planHostDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
+func planHostDestroy(p, part *profiles.Profile, uri, pool string, o *observation, want, known map[string]bool) (*Plan, error) {
 	plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
 	for _, name := range sortedKeys(o.Domains) {
 		d := o.Domains[name]
@@ -216,7 +216,7 @@ func containsHost(hs []*profiles.Host, h *profiles.Host) bool {
 // or ISO lives in. Only the pool definitions go: the directories and their
 // files stay. Pools legacyvm did not make are never listed. It reads the
 // pool lookups observeForDestroy made (pure).
-func unusedImagePools(o *Observed, deleting map[string]bool) ([]Change, error) {
+func unusedImagePools(o *observation, deleting map[string]bool) ([]Change, error) {
 	used := map[string]bool{}
 	var candidates []string
 	for _, name := range sortedKeys(o.Domains) {

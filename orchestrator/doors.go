@@ -116,7 +116,7 @@ func doorDrift(have, want virt.DoorRef) []Reason {
 // planDoors lists every door of the profile's VMs as a change of its own:
 // create, update (with what changed) or delete (no longer declared), next
 // to the VM that records it.
-func planDoors(ds *desiredState, o *Observed, vmChanges map[string]Action) []Change {
+func planDoors(ds *desiredState, o *observation, vmChanges map[string]Action) []Change {
 	var out []Change
 	for _, dv := range ds.VMs {
 		name := dv.Spec.Name
@@ -158,7 +158,7 @@ func planDoors(ds *desiredState, o *Observed, vmChanges map[string]Action) []Cha
 }
 
 // doorDiagnostics reports doors whose listen address is taken.
-func doorDiagnostics(ds *desiredState, o *Observed) hcl.Diagnostics {
+func doorDiagnostics(ds *desiredState, o *observation) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if o.ListenProblems == nil {
 		return nil

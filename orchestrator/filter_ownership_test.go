@@ -32,7 +32,7 @@ func TestFilterConflicts(t *testing.T) {
 		{"another profile's network lists them", []virt.Network{otherNet}, []virt.Filter{handRoot, handGuard}, []string{root, guard}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := &Observed{Networks: map[string]virt.Network{}, Filters: map[string]virt.Filter{}}
+			o := &observation{Networks: map[string]virt.Network{}, Filters: map[string]virt.Filter{}}
 			for _, n := range tc.nets {
 				o.Networks[n.Name] = n
 			}

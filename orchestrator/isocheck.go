@@ -20,7 +20,7 @@ import (
 // Problems are diagnostics at the iso attribute. It reads what observeHost
 // observed (o.Images, the image pools, the local files); the error is a
 // pool lookup that failed.
-func checkInstallISOs(p *profiles.Profile, uri string, o *Observed) (hcl.Diagnostics, error) {
+func checkInstallISOs(p *profiles.Profile, uri string, o *observation) (hcl.Diagnostics, error) {
 	local := isLocalURI(uri)
 	var diags hcl.Diagnostics
 	for _, vm := range p.VMs {

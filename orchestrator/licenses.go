@@ -99,9 +99,9 @@ func keysToRead(p *profiles.Profile, hps []*HostPlan) []*profiles.License {
 func seatHolders(hps []*HostPlan) []license.FingerprintHolder {
 	var doms []virt.Domain
 	for _, hp := range hps {
-		if hp.Observed != nil {
-			for _, name := range sortedKeys(hp.Observed.Domains) {
-				doms = append(doms, hp.Observed.Domains[name])
+		if hp.observed != nil {
+			for _, name := range sortedKeys(hp.observed.Domains) {
+				doms = append(doms, hp.observed.Domains[name])
 			}
 		}
 	}
@@ -167,7 +167,7 @@ func checkSeats(p *profiles.Profile, hps []*HostPlan, ids map[*profiles.License]
 func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 	var out []license.Seat
 	for _, hp := range hps {
-		if hp.Observed == nil {
+		if hp.observed == nil {
 			continue
 		}
 		keep := map[string]string{} // own instance on this host -> licence label
@@ -178,8 +178,8 @@ func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 				}
 			}
 		}
-		for _, name := range sortedKeys(hp.Observed.Domains) {
-			d := hp.Observed.Domains[name]
+		for _, name := range sortedKeys(hp.observed.Domains) {
+			d := hp.observed.Domains[name]
 			m := d.Metadata
 			if m == nil || m.License == nil {
 				continue

@@ -662,11 +662,11 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	p := loadProfile(t, "lab", labProfile)
 	apply(t, plan(t, p, h))
 	hp := plan(t, p, h)
-	d := hp.Observed.Domains["web-1"]
+	d := hp.observed.Domains["web-1"]
 	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
 	d.Disks[0].Format = "raw"
-	hp.Observed.Domains["web-1"] = d
-	_, diags := planChanges(p, hp.desired, hp.Observed)
+	hp.observed.Domains["web-1"] = d
+	_, diags := planChanges(p, hp.desired, hp.observed)
 	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
 		t.Fatalf("diags = %v", diags)
 	}
@@ -674,11 +674,11 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 		t.Errorf("detail does not name the VM and format: %s", diags[0].Detail)
 	}
 	// solo has no policy: a raw disk is its owner's business.
-	s := hp.Observed.Domains["solo"]
+	s := hp.observed.Domains["solo"]
 	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
 	s.Disks[0].Format = "raw"
-	hp.Observed.Domains["solo"] = s
-	_, diags = planChanges(p, hp.desired, hp.Observed)
+	hp.observed.Domains["solo"] = s
+	_, diags = planChanges(p, hp.desired, hp.observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
 	}

@@ -151,7 +151,7 @@ func poolOf(h *profiles.Host) string {
 // for a profile that cannot be rendered on the host (addresses that do not
 // fit, a pool lookup that failed). Seats are checked across hosts
 // afterwards (checkSeats).
-func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (*desiredState, *Plan, hcl.Diagnostics, error) {
+func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *observation, s planSettings) (*desiredState, *Plan, hcl.Diagnostics, error) {
 	_, diags := resolveAccel(host, o.Host)
 	isoDiags, err := checkInstallISOs(part, uri, o)
 	diags = append(diags, isoDiags...)
@@ -176,7 +176,7 @@ func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observ
 // the profile, from the observation: the accelerator, the pool and where
 // each golden image comes from. Diagnostics are about images that cannot
 // be uploaded.
-func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (hostTarget, hcl.Diagnostics) {
+func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *observation, s planSettings) (hostTarget, hcl.Diagnostics) {
 	poolName := poolOf(host)
 	accel, _ := resolveAccel(host, o.Host)
 	pool := o.Pool
@@ -194,7 +194,7 @@ func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Obse
 // Objects with clashing names that legacyvm does not own (or that another
 // profile owns) are reported as diagnostics located at the declaration, and
 // never touched.
-func planChanges(p *profiles.Profile, ds *desiredState, o *Observed) (*Plan, hcl.Diagnostics) {
+func planChanges(p *profiles.Profile, ds *desiredState, o *observation) (*Plan, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	plan := &Plan{Profile: p.Name, Host: ds.Target.URI, Accel: accelName(ds.Target.Accel), desired: ds}
 
@@ -343,7 +343,7 @@ func conflict(kind, name string, m *virt.Metadata, rng hcl.Range) *hcl.Diagnosti
 // delete) when it is the root filter with the UUID legacyvm gives it, or the
 // guard that such a root references. Anything else was made outside
 // legacyvm (or by another profile) and is never redefined.
-func filterConflicts(profile string, dn *desiredNetwork, o *Observed) hcl.Diagnostics {
+func filterConflicts(profile string, dn *desiredNetwork, o *observation) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	root, rootExists := o.Filters[dn.Filter.Name]
 	ourRoot := rootExists && strings.EqualFold(root.UUID, dn.Filter.UUID)
@@ -502,7 +502,7 @@ func sameHosts(a, b []virt.DHCPHost) bool {
 	return true
 }
 
-func planVM(p *profiles.Profile, dv *desiredVM, o *Observed) (*Change, hcl.Diagnostics) {
+func planVM(p *profiles.Profile, dv *desiredVM, o *observation) (*Change, hcl.Diagnostics) {
 	name := dv.Spec.Name
 	decl := dv.Instance.VM.DeclRange
 	obs, exists := o.Domains[name]
@@ -777,7 +777,7 @@ func createDetails(dv *desiredVM) []string {
 	return d
 }
 
-func deleteDetails(d *virt.Domain, o *Observed) []string {
+func deleteDetails(d *virt.Domain, o *observation) []string {
 	var out []string
 	if n := len(o.Snapshots[d.Name]); n > 0 {
 		out = append(out, fmt.Sprintf("deletes the disk and %d snapshot(s)", n))
@@ -789,7 +789,7 @@ func deleteDetails(d *virt.Domain, o *Observed) []string {
 
 // imageDirsWithoutPool lists directories of images libvirt cannot see
 // through any pool.
-func imageDirsWithoutPool(ds *desiredState, o *Observed) []string {
+func imageDirsWithoutPool(ds *desiredState, o *observation) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, dv := range ds.VMs {

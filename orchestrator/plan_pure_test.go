@@ -380,7 +380,7 @@ vm "fresh" {
 	apply(t, plan(t, loadProfile(t, "pure", strings.Replace(tableProfile, "%AGENT%", "", 1)), h))
 	p := loadProfile(t, "pure", src)
 	part, o := observeProfile(t, p, h, Options{DefaultURI: "test:///fake"})
-	render := func(o *Observed) string {
+	render := func(o *observation) string {
 		_, pl, diags, err := makePlan(part, part.Hosts[0], "test:///fake", o, planSettings{})
 		if err != nil {
 			t.Fatal(err)

@@ -71,7 +71,7 @@ func TestScheduleNotes(t *testing.T) {
 	}
 	hourly := &virt.PolicyRef{Name: "h", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
 	aged := &virt.PolicyRef{Name: "a", Baseline: "clean", Keep: 5, MaxAge: "1h30m0s"}
-	o := &Observed{
+	o := &observation{
 		Domains: map[string]virt.Domain{
 			"a-1":   {Name: "a-1", Metadata: md(hourly, true)},
 			"b-1":   {Name: "b-1", Metadata: md(hourly, true)},

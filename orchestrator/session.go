@@ -48,20 +48,20 @@ type Options struct {
 
 // HostPlan is the plan for the part of a profile that lives on one host,
 // with the connection it was made on. When Err is set the host could not
-// be reached or planned (HV, Observed and Plan are nil): nothing
-// is done there, and Skipped names the instances that were left out
-// because of it.
+// be reached or planned (HV and Plan are nil): nothing is done there, and
+// Skipped names the instances that were left out because of it.
 type HostPlan struct {
-	Host     *profiles.Host
-	URI      string
-	HV       virt.Hypervisor
-	Observed *Observed
-	Plan     *Plan
-	Err      error
-	Skipped  []string
+	Host    *profiles.Host
+	URI     string
+	HV      virt.Hypervisor
+	Plan    *Plan
+	Err     error
+	Skipped []string
 
-	// desired is what the profile wants on the host (nil with Err).
-	desired *desiredState
+	// observed is what the host held at planning; desired what the
+	// profile wants there (both nil with Err).
+	observed *observation
+	desired  *desiredState
 }
 
 // Planned returns the host plans that have a plan (Err not set).
@@ -206,7 +206,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		} else if o, err := observeHost(ctx, c.HV, part, h, c.URI, opts, c.Domains); err != nil {
 			hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 		} else {
-			hp.Observed = o
+			hp.observed = o
 			ds, plan, d, err := makePlan(part, h, c.URI, o, opts.settings())
 			diags = append(diags, d...)
 			hp.desired, hp.Plan = ds, plan
@@ -218,7 +218,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			for _, in := range part.Instances {
 				hp.Skipped = append(hp.Skipped, in.Name)
 			}
-			hp.Observed, hp.desired, hp.Plan = nil, nil, nil
+			hp.observed, hp.desired, hp.Plan = nil, nil, nil
 		}
 	}
 	for _, u := range unplaced {

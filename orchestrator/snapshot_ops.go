@@ -402,10 +402,10 @@ func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, er
 // snapshot with what retention deletes then. plan prints them as notes;
 // they are not changes (apply does not take snapshots).
 func (hp *HostPlan) ScheduleNotes(profile string, now time.Time) []string {
-	return scheduleNotes(hp.Observed, profile, now)
+	return scheduleNotes(hp.observed, profile, now)
 }
 
-func scheduleNotes(o *Observed, profile string, now time.Time) []string {
+func scheduleNotes(o *observation, profile string, now time.Time) []string {
 	now = now.UTC().Truncate(time.Minute)
 	var notes []string
 	for _, name := range sortedKeys(o.Domains) {

@@ -203,7 +203,7 @@ func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*V
 		vr.nets[n.Name] = n
 	}
 	if opts.Profile != nil {
-		o := &Observed{Networks: vr.nets}
+		o := &observation{Networks: vr.nets}
 		ds, err := desiredFor(opts.Profile, hostTarget{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
 		if err != nil {
 			return nil, err
