@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -151,8 +152,11 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 type profileView struct {
-	Profile string   `json:"profile"`
-	VMs     []vmView `json:"vms"`
+	Profile string `json:"profile"`
+	// Served is true when the server holds the profile's files (legacyvm
+	// serve --profile): it may be planned, applied and destroyed.
+	Served bool     `json:"served"`
+	VMs    []vmView `json:"vms"`
 }
 
 func (s *Server) handleProfiles(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -168,6 +172,22 @@ func (s *Server) handleProfiles(w http.ResponseWriter, r *http.Request, c *calle
 		}
 		ps[len(ps)-1].VMs = append(ps[len(ps)-1].VMs, v)
 	}
+	var served []string
+	if s.opts.Profiles != nil {
+		served = s.opts.Profiles.Names()
+	}
+	for _, name := range served {
+		if !c.Sees(name) {
+			continue
+		}
+		i := slices.IndexFunc(ps, func(p profileView) bool { return p.Profile == name })
+		if i < 0 {
+			ps = append(ps, profileView{Profile: name, VMs: []vmView{}})
+			i = len(ps) - 1
+		}
+		ps[i].Served = true
+	}
+	slices.SortFunc(ps, func(a, b profileView) int { return compare(a.Profile, b.Profile) })
 	writeJSON(w, http.StatusOK, map[string]any{"format_version": FormatVersion, "profiles": ps})
 }
 
@@ -313,9 +333,17 @@ func (s *Server) startActionResult(w http.ResponseWriter, r *http.Request, c *ca
 	if !ok {
 		return
 	}
+	s.runAction(w, r, c, kind, v.Profile, v.Name, target, func(ctx context.Context, hook event.Hook) (any, error) {
+		return run(ctx, v.Name, hook)
+	})
+}
+
+// runAction starts an action on a VM (vm set) or on a whole profile and
+// answers 202 with it; the audit line is written when it ends.
+func (s *Server) runAction(w http.ResponseWriter, r *http.Request, c *caller, kind, profile, vm, target string, run func(context.Context, event.Hook) (any, error)) {
 	s.mu.Lock()
 	s.nextID++
-	a := &action{actionInfo: actionInfo{ID: strconv.Itoa(s.nextID), Kind: kind, VM: v.Name, Profile: v.Profile, Target: target,
+	a := &action{actionInfo: actionInfo{ID: strconv.Itoa(s.nextID), Kind: kind, VM: vm, Profile: profile, Target: target,
 		Who: c.Who(), Started: s.opts.Now().UTC(), Status: "running"}}
 	s.actions[a.ID] = a
 	if len(s.actions) > maxActions {
@@ -331,20 +359,24 @@ func (s *Server) startActionResult(w http.ResponseWriter, r *http.Request, c *ca
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		result, err := run(s.ctx, v.Name, s.hookFor(a))
-		e := AuditEntry{Action: kind, Profile: v.Profile, VM: v.Name, Target: target, Result: "ok", Remote: remote}
+		result, err := run(s.ctx, s.hookFor(a))
+		e := AuditEntry{Action: kind, Profile: profile, VM: vm, Target: target, Result: "ok", Remote: remote}
 		s.mu.Lock()
 		a.Status, a.Result = "done", result
 		if err != nil {
 			a.Status, a.Error = "failed", err.Error()
 			e.Result, e.Error = "failed", err.Error()
 		} else if kind == "reset" || kind == "revert" {
-			s.lastReset[v.Name] = s.opts.Now().UTC()
+			s.lastReset[vm] = s.opts.Now().UTC()
 		}
+		status := a.Status
 		s.mu.Unlock()
 		s.audit(nil, c, e)
-		s.events.publish(streamEvent{Action: a.ID, Profile: a.Profile, Event: event.Event{Time: s.opts.Now().UTC(),
-			Kind: event.KindVM, Object: v.Name, Step: event.StepOperation, Phase: event.Note, Message: "action " + a.Status}})
+		end := event.Event{Time: s.opts.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepOperation, Phase: event.Note, Message: "action " + status}
+		if vm == "" {
+			end.Kind, end.Object = event.KindHost, profile
+		}
+		s.events.publish(streamEvent{Action: a.ID, Profile: a.Profile, Event: end})
 	}()
 	writeJSON(w, http.StatusAccepted, s.actionView(a))
 }

@@ -24,6 +24,9 @@ const FormatVersion = 1
 // Options configure a Server.
 type Options struct {
 	Backend Backend
+	// Profiles plans, applies and destroys the served profiles (nil:
+	// none is served; the profile routes answer 404).
+	Profiles ProfileRunner
 	Tokens  *TokenStore
 	Audit   *AuditLog
 	// Log receives one line per request (never a token); nil discards.
@@ -75,6 +78,9 @@ var routes = []route{
 	{"POST", "/api/v1/logout", RoleViewer, (*Server).handleLogout},
 	{"GET", "/api/v1/whoami", RoleViewer, (*Server).handleWhoami},
 	{"GET", "/api/v1/profiles", RoleViewer, (*Server).handleProfiles},
+	{"POST", "/api/v1/profiles/{profile}/plan", RoleViewer, (*Server).handlePlan},
+	{"POST", "/api/v1/profiles/{profile}/apply", RoleAdmin, (*Server).handleApply},
+	{"POST", "/api/v1/profiles/{profile}/destroy", RoleAdmin, (*Server).handleDestroy},
 	{"GET", "/api/v1/vms", RoleViewer, (*Server).handleVMs},
 	{"GET", "/api/v1/vms/{vm}", RoleViewer, (*Server).handleVM},
 	{"GET", "/api/v1/vms/{vm}/snapshots", RoleViewer, (*Server).handleSnapshots},
@@ -245,7 +251,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			rec.who = c.ID
 		}
 		if !c.Role.Allows(rt.need) {
-			s.audit(r, c, AuditEntry{Action: actionName(rt), VM: r.PathValue("vm"), Result: "denied",
+			s.audit(r, c, AuditEntry{Action: actionName(rt), Profile: r.PathValue("profile"), VM: r.PathValue("vm"), Result: "denied",
 				Error: fmt.Sprintf("role %s may not do this (needs %s)", c.Role, rt.need)})
 			writeError(w, http.StatusForbidden, fmt.Sprintf("a %s token may not do this (needs %s)", c.Role, rt.need))
 			return
