@@ -27,8 +27,8 @@ type Options struct {
 	// Profiles plans, applies and destroys the served profiles (nil:
 	// none is served; the profile routes answer 404).
 	Profiles ProfileRunner
-	Tokens  *TokenStore
-	Audit   *AuditLog
+	Tokens   *TokenStore
+	Audit    *AuditLog
 	// Log receives one line per request (never a token); nil discards.
 	Log *slog.Logger
 	// Secure marks the session cookie Secure (the server speaks TLS).
