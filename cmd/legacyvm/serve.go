@@ -68,9 +68,10 @@ engine's progress as server-sent events (/api/v1/events). See docs/web.md.
 
 Who may do what is decided by tokens (legacyvm token create): viewer sees,
 tester may also reset, revert, snapshot, start, stop, use the console and run
-commands in guests (exec), admin may do everything. The page logs in with a
-token; API clients send Authorization: Bearer TOKEN. Every action goes to the audit log
-(<web-dir>/audit.log, JSON lines).
+commands in guests (exec), admin may also apply and destroy the served
+profiles. The page logs in with a token; API clients send Authorization:
+Bearer TOKEN. Every action goes to the audit log (<web-dir>/audit.log, JSON
+lines).
 
 By default it listens on 127.0.0.1:8470 only. Give --tls-cert and --tls-key to
 serve HTTPS; listening on another address without TLS sends tokens and the
@@ -78,8 +79,9 @@ console in clear text, and serve says so loudly:
 
   legacyvm serve --listen 0.0.0.0:8443 --tls-cert /etc/legacyvm/web.crt --tls-key /etc/legacyvm/web.key
 
-Give profile paths to serve them: an admin may then plan, apply and destroy
-them from the page or the API (POST /api/v1/profiles/NAME/apply), with the
+Give profile paths to serve them: anyone may then plan them, and an admin
+apply and destroy them from the page or the API (POST
+/api/v1/profiles/NAME/apply), with the
 same locks as legacyvm apply and destroy; the request is the confirmation (the
 page asks first). Their product keys are read when an apply needs them, from
 where each profile says, with the server's environment.
