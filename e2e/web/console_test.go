@@ -16,6 +16,7 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/e2eutil"
 	"github.com/legacyvm/legacyvm/internal/testenv"
+	webconsole "github.com/legacyvm/legacyvm/internal/web"
 )
 
 // chromiumPath is Debian's Chromium (scripts/setup-host.sh installs it).
@@ -59,9 +60,10 @@ type server struct {
 	done   chan struct{}
 }
 
-func startServer(t *testing.T, h *e2eutil.Host, webDir string) *server {
+func startServer(t *testing.T, h *e2eutil.Host, webDir string, profiles ...string) *server {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", h.Env.NetNS, e2eutil.Binary(t), "serve", "--listen", listen, "--web-dir", webDir)
+	args := append([]string{"netns", "exec", h.Env.NetNS, e2eutil.Binary(t), "serve", "--listen", listen, "--web-dir", webDir}, profiles...)
+	cmd := exec.Command("ip", args...)
 	cmd.Env = h.Environ()
 	s := &server{cmd: cmd, stderr: &e2eutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
@@ -174,11 +176,73 @@ func poll(t *testing.T, ctx context.Context, what, expr string, timeout time.Dur
 	}
 }
 
+// login opens the page and logs in with token.
+func login(t *testing.T, ctx context.Context, token string, browserOut func() string) {
+	t.Helper()
+	step(t, ctx, "open the page", chromedp.Navigate("http://"+listen+"/"), browserOut)
+	step(t, ctx, "find the login form", chromedp.WaitVisible(chromedp.ID("token")), browserOut)
+	step(t, ctx, "type the token", chromedp.SendKeys(chromedp.ID("token"), token), browserOut)
+	step(t, ctx, "log in", chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)), browserOut)
+	step(t, ctx, "see the VM table", chromedp.WaitVisible(chromedp.ID("vms")), browserOut)
+}
+
+// An admin applies a profile that serve serves from the page (after a
+// confirmation): its VM appears running in the table; then destroys it:
+// the VM is gone from libvirt. The audit log has both by the admin's token.
+func TestAdminAppliesAndDestroysFromThePage(t *testing.T) {
+	h := e2eutil.NewHost(t)
+	dir := profile(t, h, "wcgamma")
+	t.Cleanup(func() { h.Run(t, "destroy", "--auto-approve", dir) })
+	webDir := t.TempDir()
+	tok := h.MustRun(t, []string{"token", "create", "--role", "admin", "--name", "e2e-admin", "--web-dir", webDir})
+	token := strings.TrimSpace(tok.Stdout)
+	srv := startServer(t, h, webDir, dir)
+	var chromeOut e2eutil.SyncBuffer
+	ctx := browser(t, h, &chromeOut)
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
+	defer cancel()
+	login(t, ctx, token, chromeOut.String)
+
+	step(t, ctx, "see the served profile", chromedp.WaitVisible(chromedp.CSS(`#profile-list li[data-profile="wcgamma"] button.apply`)), chromeOut.String)
+	step(t, ctx, "click apply", chromedp.Click(chromedp.CSS(`#profile-list li[data-profile="wcgamma"] button.apply`)), chromeOut.String)
+	step(t, ctx, "see the confirmation", chromedp.WaitVisible(chromedp.ID("confirm-ok")), chromeOut.String)
+	step(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")), chromeOut.String)
+	poll(t, ctx, "apply done", `document.getElementById('profile-result').textContent.startsWith('apply wcgamma: done')`, 5*time.Minute)
+	poll(t, ctx, "wcgamma in the table, running", `(() => {
+		const st = document.querySelector('tr[data-vm="wcgamma"] td.state');
+		return !!st && st.dataset.state === 'running';
+	})()`, 60*time.Second)
+	if r := h.MustRun(t, []string{"status", "-o", "json", dir}); !strings.Contains(r.Stdout, `"wcgamma"`) {
+		t.Errorf("legacyvm status after the page's apply:\n%s", r.Stdout)
+	}
+
+	step(t, ctx, "click destroy", chromedp.Click(chromedp.CSS(`#profile-list li[data-profile="wcgamma"] button.destroy`)), chromeOut.String)
+	step(t, ctx, "see the confirmation", chromedp.WaitVisible(chromedp.ID("confirm-ok")), chromeOut.String)
+	step(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")), chromeOut.String)
+	poll(t, ctx, "destroy done", `document.getElementById('profile-result').textContent.startsWith('destroy wcgamma: done')`, 3*time.Minute)
+	poll(t, ctx, "wcgamma gone from the table", `!document.querySelector('tr[data-vm="wcgamma"]')`, 60*time.Second)
+
+	audit, err := os.ReadFile(filepath.Join(webDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"action":"apply","profile":"wcgamma"`, `"action":"destroy","profile":"wcgamma"`} {
+		if !strings.Contains(string(audit), want) {
+			t.Errorf("audit log lacks %s:\n%s", want, audit)
+		}
+	}
+	e2eutil.NoSecret(t, token, map[string]string{"serve log": srv.stderr.String(), "chromium output": chromeOut.String(), "audit log": string(audit)})
+}
+
 // A tester logs in with a token, sees both VMs with their state and a
 // screenshot, resets one and watches its state change through the
 // events, and opens the other's console: noVNC draws the guest's
 // framebuffer on its canvas.
 func TestWebConsoleInChromium(t *testing.T) {
+	if !webconsole.ConsoleAssetsBuilt() {
+		// The binary the test builds embeds what this package sees.
+		t.Fatal("noVNC is not in internal/web/assets/novnc: run make web (scripts/web-assets.sh) first")
+	}
 	h := e2eutil.NewHost(t)
 	for _, name := range []string{"wcalpha", "wcbeta"} {
 		dir := profile(t, h, name)
