@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
+	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
@@ -400,7 +401,7 @@ type fingerprintSecretJSON struct {
 	URIs []string `json:"uris"`
 }
 
-func licencesToJSON(hosts []hostJSON, inv []orchestrator.LicenceUse, sk []skippedHost, secrets []orchestrator.FingerprintSecret) licensesDoc {
+func licencesToJSON(hosts []hostJSON, inv []inventory.LicenceUse, sk []skippedHost, secrets []inventory.FingerprintSecret) licensesDoc {
 	doc := licensesDoc{docHeader: v1, Hosts: hosts, Licenses: []licenceJSON{}, Skipped: skippedToJSON(sk), FingerprintSecrets: []fingerprintSecretJSON{}}
 	for _, u := range inv {
 		l := licenceJSON{Label: u.Label, Profile: u.Profile, OtherNames: []licenceNameJSON{}, Edition: u.Edition, Channel: u.Channel,
