@@ -9,6 +9,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -91,26 +92,14 @@ func resolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
 	return Schedule{Spec: spec, sched: s}, true, nil
 }
 
-// SnapshotInfo is a snapshot with legacyvm's reading of it.
-type SnapshotInfo struct {
-	virt.Snapshot
-	Kind   SnapshotKind `json:"kind"`
-	Policy string       `json:"policy,omitempty"`
-	// Expires is when max_age retention removes it (auto snapshots). From
-	// Classify it is the expiry recorded when the snapshot was taken;
-	// listings replace it with the VM's current policy (policyExpiry),
-	// which is what retention follows.
-	Expires *time.Time `json:"expires,omitempty"`
-}
-
 // policyExpiry is when retention of p removes the scheduled snapshot s:
 // its scheduled instant plus p's current max_age. ok is false when s is
 // not one of p's scheduled snapshots or p has no max_age. The expiry
 // recorded in the snapshot's description at creation is deliberately not
 // used: a max_age removed, shortened or lengthened later applies to the
 // snapshots that exist.
-func policyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
-	if p == nil || s.Kind != SnapshotAuto || s.Policy != p.Name {
+func policyExpiry(p *virt.PolicyRef, s snapmeta.Info) (time.Time, bool) {
+	if p == nil || s.Kind != snapmeta.Auto || s.Policy != p.Name {
 		return time.Time{}, false
 	}
 	age := policyMaxAge(p)
@@ -122,9 +111,9 @@ func policyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
 
 // withPolicyExpiry sets each snapshot's Expires from p (policyExpiry):
 // nil for snapshots the current policy does not expire.
-func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
+func withPolicyExpiry(infos []snapmeta.Info, p *virt.PolicyRef) []snapmeta.Info {
 	for i := range infos {
-		if infos[i].Kind != SnapshotAuto {
+		if infos[i].Kind != snapmeta.Auto {
 			continue
 		}
 		infos[i].Expires = nil
@@ -135,33 +124,14 @@ func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
 	return infos
 }
 
-// Classify reads a snapshot's description (and, for snapshots legacyvm did
-// not describe, its name against the baseline) into a SnapshotInfo.
-// Snapshots made outside legacyvm count as manual: never pruned.
-func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
-	info := SnapshotInfo{Snapshot: s, Kind: SnapshotManual}
-	if d, ok := ParseSnapshotDescription(s.Description); ok {
-		info.Kind, info.Policy, info.Expires = d.Kind, d.Policy, d.Expires
-		if d.MemoryImage != "" {
-			// A disk snapshot paired with a memory image (snapshots.go):
-			// reverting to it resumes the running VM.
-			info.Memory, info.State = true, virt.StateRunning
-		}
-	}
-	if s.Name == baseline && baseline != "" {
-		info.Kind = SnapshotBaseline
-	}
-	return info
-}
-
 // scheduledAt is the instant the scheduler took a snapshot for: the UTC
 // time in the name of a scheduled snapshot (auto-<policy>-<UTC>, from the
 // scheduler's clock), else libvirt's creation time. Schedules and
 // retention order snapshots by it, so they follow the clock that made them
 // (run-due --now, a client whose clock differs from the host's) and are not
 // confused by snapshots created within the same second.
-func scheduledAt(s SnapshotInfo) time.Time {
-	if s.Kind == SnapshotAuto && s.Policy != "" {
+func scheduledAt(s snapmeta.Info) time.Time {
+	if s.Kind == snapmeta.Auto && s.Policy != "" {
 		if ts, ok := strings.CutPrefix(s.Name, autoSnapshotPrefix+s.Policy+"-"); ok {
 			if t, err := time.Parse(autoTimeFormat, ts); err == nil {
 				return t
@@ -175,10 +145,10 @@ func scheduledAt(s SnapshotInfo) time.Time {
 // now: the first scheduled instant after the newest scheduled snapshot of
 // the policy (or after the VM was provisioned, if none) has passed. Missed
 // instants (a daemon that was down) are caught up once, not repeatedly.
-func dueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) bool {
+func dueSnapshot(s Schedule, policy string, created time.Time, snaps []snapmeta.Info, now time.Time) bool {
 	ref := created
 	for _, sn := range snaps {
-		if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+		if at := scheduledAt(sn); sn.Kind == snapmeta.Auto && sn.Policy == policy && at.After(ref) {
 			ref = at
 		}
 	}
@@ -195,10 +165,10 @@ func dueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotI
 // (room = 1 lists what retention removes once the due snapshot exists).
 // The baseline and manual snapshots are never listed. The result is
 // oldest first.
-func retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int) []SnapshotInfo {
-	var autos []SnapshotInfo
+func retention(p *virt.PolicyRef, snaps []snapmeta.Info, now time.Time, room int) []snapmeta.Info {
+	var autos []snapmeta.Info
 	for _, s := range snaps {
-		if s.Kind == SnapshotAuto && s.Policy == p.Name && s.Name != p.Baseline {
+		if s.Kind == snapmeta.Auto && s.Policy == p.Name && s.Name != p.Baseline {
 			autos = append(autos, s)
 		}
 	}
@@ -208,7 +178,7 @@ func retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 	if keep < 0 {
 		keep = 0
 	}
-	var out []SnapshotInfo
+	var out []snapmeta.Info
 	kept := 0
 	for _, s := range autos {
 		exp, ok := policyExpiry(p, s)

@@ -28,6 +28,7 @@ import (
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
 	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -449,9 +450,9 @@ type snapshotJSON struct {
 	Expires *time.Time `json:"expires"`
 }
 
-func snapshotToJSON(s orchestrator.SnapshotInfo) snapshotJSON {
+func snapshotToJSON(s snapmeta.Info) snapshotJSON {
 	note := s.Description
-	if d, ok := orchestrator.ParseSnapshotDescription(s.Description); ok {
+	if d, ok := snapmeta.ParseDescription(s.Description); ok {
 		note = d.Note
 	}
 	return snapshotJSON{Name: s.Name, Kind: string(s.Kind), Policy: s.Policy, Note: note, Parent: s.Parent,
