@@ -64,8 +64,8 @@ type HostPlan struct {
 	desired  *desiredState
 }
 
-// Planned returns the host plans that have a plan (Err not set).
-func Planned(hps []*HostPlan) []*HostPlan {
+// plannedOf returns the host plans that have a plan (Err not set).
+func plannedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
 		if hp.Err == nil && hp.Plan != nil {
@@ -75,8 +75,8 @@ func Planned(hps []*HostPlan) []*HostPlan {
 	return out
 }
 
-// Failed returns the host plans whose host could not be reached or planned.
-func Failed(hps []*HostPlan) []*HostPlan {
+// failedOf returns the host plans whose host could not be reached or planned.
+func failedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
 		if hp.Err != nil {
@@ -95,8 +95,9 @@ func closeAll(hps []*HostPlan) {
 	}
 }
 
-// HostURI is the URI a host block resolves to.
-func HostURI(h *profiles.Host, opts Options) string {
+// HostURI is the URI a host block resolves to: its own, else DefaultURI,
+// else profiles.DefaultURI.
+func (opts Options) HostURI(h *profiles.Host) string {
 	if h != nil && h.URI != "" {
 		return h.URI
 	}
@@ -229,7 +230,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			}
 		}
 	}
-	if len(Planned(hps)) == 0 {
+	if len(plannedOf(hps)) == 0 {
 		closeConns(conns)
 		for _, hp := range hps {
 			if hp.Err != nil {
@@ -238,7 +239,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		return nil, diags, fmt.Errorf("profile %s has no host", p.Name)
 	}
-	planned := Planned(hps)
+	planned := plannedOf(hps)
 	var ids map[*profiles.License]keyID
 	if opts.ReadKeys {
 		sec := opts.keys.bundle()
@@ -295,7 +296,7 @@ func resolveAccel(h *profiles.Host, hi virt.HostInfo) (virt.Accel, hcl.Diagnosti
 // creates while a host was skipped, that the seats on that host could not
 // be counted.
 func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
-	failed := Failed(hps)
+	failed := failedOf(hps)
 	if len(failed) == 0 {
 		return nil
 	}
@@ -305,7 +306,7 @@ func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	seen := map[*profiles.VM]bool{}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		for _, c := range hp.Plan.Changes {
 			if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) || c.vm == nil {
 				continue

@@ -13,7 +13,6 @@ import (
 	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
-	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -87,7 +86,7 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 			return err
 		}
 		for _, h := range p.Hosts {
-			u := orchestrator.HostURI(h, f.planOptions())
+			u := f.planOptions().HostURI(h)
 			if _, ok := hostName[u]; !ok {
 				hostName[u] = h.Name
 				uris = append(uris, u)
