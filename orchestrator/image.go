@@ -275,16 +275,16 @@ type BuildOptions struct {
 	TempDir string
 }
 
-// BuildError is a failed build: the phase it failed in and the last lines
+// buildError is a failed build: the phase it failed in and the last lines
 // of the guest's serial console (sanitised: printable ASCII, bounded).
-type BuildError struct {
+type buildError struct {
 	Image string
 	Phase string
 	Err   error
 	Tail  []string
 }
 
-func (e *BuildError) Error() string {
+func (e *buildError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "image %s: build failed in phase %s: %v", e.Image, e.Phase, e.Err)
 	if len(e.Tail) > 0 {
@@ -297,7 +297,7 @@ func (e *BuildError) Error() string {
 	return b.String()
 }
 
-func (e *BuildError) Unwrap() error { return e.Err }
+func (e *buildError) Unwrap() error { return e.Err }
 
 // Build phases, in order.
 const (
@@ -420,7 +420,7 @@ func (w *serialWatch) saw(phase string) bool {
 // console, and when the guest has generalized and powered off, copies the
 // disk to the read-only image volume, hashes it and writes the metadata
 // volume (registration). Every failure, and a cancelled ctx, removes the
-// build domain and every volume the build made; the error is a *BuildError
+// build domain and every volume the build made; the error is a *buildError
 // naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
 func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
@@ -430,7 +430,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	defer func() { e.finish(event.KindImage, name, start, err) }()
 	var watch *serialWatch
 	fail := func(err error) (*ImageVersion, error) {
-		be := &BuildError{Image: name, Phase: phase, Err: err}
+		be := &buildError{Image: name, Phase: phase, Err: err}
 		if watch != nil {
 			watch.poll()
 			be.Tail = watch.tail(12)
@@ -779,7 +779,7 @@ func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]
 		return nil, fmt.Errorf("image %s has no registered version in pool %s: %w", image, pool, virt.ErrNotFound)
 	}
 	if len(inUse) > 0 {
-		return nil, &ImageInUseError{Image: image, VMs: inUse}
+		return nil, &imageInUseError{Image: image, VMs: inUse}
 	}
 	for _, v := range del {
 		// Metadata first: a delete interrupted half-way leaves an
@@ -794,19 +794,19 @@ func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]
 	return del, nil
 }
 
-// ImageInUseError refuses to delete an image that linked clones use.
-type ImageInUseError struct {
+// imageInUseError refuses to delete an image that linked clones use.
+type imageInUseError struct {
 	Image string
 	VMs   []string
 }
 
-func (e *ImageInUseError) Error() string {
+func (e *imageInUseError) Error() string {
 	return fmt.Sprintf("image %s is in use by %d VM(s): %s; destroy them or move them to another image first (their disks are overlays of it)",
 		e.Image, len(e.VMs), strings.Join(e.VMs, ", "))
 }
 
 // Is makes errors.Is(err, virt.ErrInUse) true.
-func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse }
+func (e *imageInUseError) Is(target error) bool { return target == virt.ErrInUse }
 
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
