@@ -27,11 +27,11 @@ func autoSnapshotName(policy string, t time.Time) string {
 	return autoSnapshotPrefix + policy + "-" + t.UTC().Format(autoTimeFormat)
 }
 
-// Schedule is a policy schedule resolved for one VM: the @ aliases are
+// vmSchedule is a policy schedule resolved for one VM: the @ aliases are
 // turned into a fixed minute (and hour, weekday, day) derived from the VM's
 // identity, so a fleet with @daily does not snapshot at the same second,
 // and the same VM always snapshots at the same time.
-type Schedule struct {
+type vmSchedule struct {
 	// Spec is the cron expression after jitter ("17 3 * * *").
 	Spec  string
 	sched cron.Schedule
@@ -41,12 +41,12 @@ type Schedule struct {
 // schedule in the host's local time (as documented) whatever t's location
 // (metadata times are UTC; the cron library would use UTC for them). The
 // zero time means never.
-func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
+func (s vmSchedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
 
 // resolveSchedule applies the per-VM jitter to expr (within the default
 // window) and parses it with the profile language's parser. An empty expr
 // has no schedule (ok false).
-func resolveSchedule(expr, vmKey string) (Schedule, bool, error) {
+func resolveSchedule(expr, vmKey string) (vmSchedule, bool, error) {
 	return resolveScheduleWindow(expr, "", vmKey)
 }
 
@@ -54,17 +54,17 @@ func resolveSchedule(expr, vmKey string) (Schedule, bool, error) {
 // time of day that @daily, @weekly and @monthly pick for a VM falls in
 // window ("01:00-05:00", host local time; empty: profiles.DefaultWindow).
 // @hourly jitters the minute only; cron expressions are used as written.
-func resolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
+func resolveScheduleWindow(expr, window, vmKey string) (vmSchedule, bool, error) {
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
-		return Schedule{}, false, nil
+		return vmSchedule{}, false, nil
 	}
 	if window == "" {
 		window = profiles.DefaultWindow
 	}
 	start, length, err := profiles.ParseWindow(window)
 	if err != nil {
-		return Schedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
+		return vmSchedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
 	}
 	h := fnv.New64a()
 	h.Write([]byte(vmKey))
@@ -87,9 +87,9 @@ func resolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
 	}
 	s, err := profiles.ParseSchedule(spec)
 	if err != nil {
-		return Schedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
+		return vmSchedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
 	}
-	return Schedule{Spec: spec, sched: s}, true, nil
+	return vmSchedule{Spec: spec, sched: s}, true, nil
 }
 
 // policyExpiry is when retention of p removes the scheduled snapshot s:
@@ -145,7 +145,7 @@ func scheduledAt(s snapmeta.Info) time.Time {
 // now: the first scheduled instant after the newest scheduled snapshot of
 // the policy (or after the VM was provisioned, if none) has passed. Missed
 // instants (a daemon that was down) are caught up once, not repeatedly.
-func dueSnapshot(s Schedule, policy string, created time.Time, snaps []snapmeta.Info, now time.Time) bool {
+func dueSnapshot(s vmSchedule, policy string, created time.Time, snaps []snapmeta.Info, now time.Time) bool {
 	ref := created
 	for _, sn := range snaps {
 		if at := scheduledAt(sn); sn.Kind == snapmeta.Auto && sn.Policy == policy && at.After(ref) {

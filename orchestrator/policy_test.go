@@ -267,7 +267,7 @@ func TestDueSnapshotNeverForZeroTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Schedule{Spec: "0 0 31 2 *", sched: never}
+	s := vmSchedule{Spec: "0 0 31 2 *", sched: never}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	if dueSnapshot(s, "p", now.Add(-48*time.Hour), nil, now) {
 		t.Fatal("a schedule that never matches is due")

@@ -368,7 +368,7 @@ type tickPlan struct {
 	Policy   *virt.PolicyRef
 	Create   string // "" when nothing is due
 	Prune    []snapmeta.Info
-	Schedule Schedule
+	Schedule vmSchedule
 }
 
 // planTick computes what the scheduler does for d at now, from the
