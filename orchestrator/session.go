@@ -64,11 +64,15 @@ type HostPlan struct {
 	desired  *desiredState
 }
 
+// Planned reports whether the host was reached and planned: the plan is
+// set and Err is not.
+func (hp *HostPlan) Planned() bool { return hp.Err == nil && hp.Plan != nil }
+
 // plannedOf returns the host plans that have a plan (Err not set).
 func plannedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
-		if hp.Err == nil && hp.Plan != nil {
+		if hp.Planned() {
 			out = append(out, hp)
 		}
 	}

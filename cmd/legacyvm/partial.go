@@ -22,12 +22,11 @@ type skippedHost struct {
 	VMs []string
 }
 
-// plannedHosts returns the host plans that have a plan (their host was
-// reached and planned: Err not set).
+// plannedHosts returns the host plans whose host was reached and planned.
 func plannedHosts(hps []*orchestrator.HostPlan) []*orchestrator.HostPlan {
 	var out []*orchestrator.HostPlan
 	for _, hp := range hps {
-		if hp.Err == nil && hp.Plan != nil {
+		if hp.Planned() {
 			out = append(out, hp)
 		}
 	}
