@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 )
@@ -572,7 +573,7 @@ func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 // right before the snapshot is taken.
 func (e *engine) takeBaseline(ctx context.Context, dv *desiredVM, before func() error) error {
 	name, p := dv.Spec.Name, dv.Policy
-	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	desc := snapmeta.Description{Kind: snapmeta.Baseline, Policy: p.Name}
 	if p.Memory {
 		if err := e.ensureRunning(ctx, name); err != nil {
 			return err
@@ -628,7 +629,7 @@ func (e *engine) takeMissingBaseline(ctx context.Context, dv *desiredVM) error {
 	if err != nil {
 		return err
 	}
-	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	desc := snapmeta.Description{Kind: snapmeta.Baseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
 	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory {
 		if running {

@@ -36,7 +36,7 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 	}
 	for _, part := range split(p) {
 		h := part.Hosts[0]
-		uri := HostURI(h, opts)
+		uri := opts.HostURI(h)
 		hv, err := connect(ctx, uri)
 		if err != nil {
 			hps = append(hps, &HostPlan{Host: h, URI: uri, Err: fmt.Errorf("connect to %s: %w", uri, err), Skipped: instanceNames(p, h, want)})
@@ -63,7 +63,7 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 		closeAll(hps)
 		return nil, err
 	}
-	if len(Planned(hps)) == 0 {
+	if len(plannedOf(hps)) == 0 {
 		for _, hp := range hps {
 			if hp.Err != nil {
 				return nil, hp.Err

@@ -158,14 +158,14 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 
 	// v1 is in use.
 	_, err = e.DeleteImage(ctx, "default", "w7t", 1)
-	var inUse *ImageInUseError
+	var inUse *imageInUseError
 	if !errors.As(err, &inUse) || !errors.Is(err, virt.ErrInUse) || strings.Join(inUse.VMs, ",") != "c-1 (v1),c-2 (v1)" {
 		t.Errorf("delete in use: %v", err)
 	}
 
 	// A guest that powers off before generalize: nothing registered.
 	_, err = build("RIG boot", "LEGACYVM phase media count=0", "LEGACYVM phase steps count=1", "RIG step result=failed")
-	var be *BuildError
+	var be *buildError
 	if !errors.As(err, &be) || be.Phase != "steps" || !strings.Contains(err.Error(), "RIG step result=failed") || !strings.Contains(err.Error(), "before it reported the generalize phase") {
 		t.Errorf("failed build: %v", err)
 	}
@@ -218,7 +218,7 @@ func TestBuildImageInterrupted(t *testing.T) {
 	}()
 	e := &engine{HV: h, PollInterval: time.Millisecond}
 	_, err := e.BuildImage(ctx, p.Images[0], BuildOptions{Profile: p.Name, Accel: virt.AccelTCG, SerialLogDir: t.TempDir()})
-	var be *BuildError
+	var be *buildError
 	if !errors.As(err, &be) || be.Phase != phaseSetup || !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted build: %v", err)
 	}

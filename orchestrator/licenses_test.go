@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
@@ -345,14 +346,14 @@ func TestLicenceInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := []HostDomains{{URI: "test:///fake", Domains: doms}}
+	hosts := []inventory.HostDomains{{URI: "test:///fake", Domains: doms}}
 
-	all := LicenceInventory(hosts, nil)
+	all := inventory.Licences(hosts, nil)
 	if len(all) != 2 {
 		t.Fatalf("want 2 entries, got %+v", all)
 	}
 	office, vol := all[0], all[1]
-	if office.Label != "office" || office.Profile != "alpha" || len(office.OtherNames) != 1 || office.OtherNames[0] != (LicenceName{"beta", "spare"}) {
+	if office.Label != "office" || office.Profile != "alpha" || len(office.OtherNames) != 1 || office.OtherNames[0] != (inventory.LicenceName{Profile: "beta", Label: "spare"}) {
 		t.Errorf("office entry names: %+v", office)
 	}
 	if office.SeatsUsed != 2 || office.SeatsAllowed != 1 || !office.OverSubscribed || office.Key != "XXXXX-XXXXX-XXXXX-XXXXX-6789B" {
@@ -374,7 +375,7 @@ license "unused" {
   channel     = "retail"
 }
 `)
-	mine := LicenceInventory(hosts, p)
+	mine := inventory.Licences(hosts, p)
 	if len(mine) != 2 {
 		t.Fatalf("profile view: want 2 entries, got %+v", mine)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -166,9 +167,9 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 		}
 		if want == 1 {
 			s := snaps[0]
-			desc, ok := ParseSnapshotDescription(s.Description)
+			desc, ok := snapmeta.ParseDescription(s.Description)
 			// A memory baseline: a disk snapshot plus the memory image.
-			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !Classify(s, "clean").Memory {
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != snapmeta.Baseline || desc.MemoryImage != memoryImageVolumeName(name) || !snapmeta.Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -102,7 +103,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != SnapshotBaseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
+	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != snapmeta.Baseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
 		t.Errorf("snapshot list %+v, want the baseline clean with memory", ls)
 	}
 	// retention never deletes it; a delete without force is refused.
@@ -140,7 +141,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	}
 }
 
-func s0(ls []VMSnapshots) SnapshotInfo { return ls[0].Snapshots[0] }
+func s0(ls []VMSnapshots) snapmeta.Info { return ls[0].Snapshots[0] }
 
 // TestResetOldInternalBaseline: a VM whose baseline is an internal memory
 // snapshot (made by an earlier version: no memory image) is still reset by
@@ -156,7 +157,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
-	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: "p"}
+	desc := snapmeta.Description{Kind: snapmeta.Baseline, Policy: "p"}
 	if _, err := h.CreateSnapshot(ctx, "web-1", virt.SnapshotSpec{Name: "clean", Description: desc.String(), Memory: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 		t.Errorf("disk generation %d, want %d", g, base)
 	}
 	ls, _ := e.ListSnapshots(ctx, []string{"web-1"})
-	if !slices.ContainsFunc(ls[0].Snapshots, func(s SnapshotInfo) bool { return s.Name == "clean" && s.Memory }) {
+	if !slices.ContainsFunc(ls[0].Snapshots, func(s snapmeta.Info) bool { return s.Name == "clean" && s.Memory }) {
 		t.Errorf("old baseline not listed with memory: %+v", ls)
 	}
 }
@@ -209,7 +210,7 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 		t.Errorf("web-1 is %s after the apply, want running", d.State)
 	}
 	snaps, _ := h.ListSnapshots(ctx, "web-1")
-	if len(snaps) != 1 || !Classify(snaps[0], "clean").Memory {
+	if len(snaps) != 1 || !snapmeta.Classify(snaps[0], "clean").Memory {
 		t.Errorf("snapshots %+v, want the memory baseline clean", snaps)
 	}
 }

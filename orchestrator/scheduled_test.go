@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -16,21 +17,21 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 	host := time.Date(2026, 11, 25, 14, 0, 7, 0, time.UTC) // libvirt's clock: every snapshot in one second
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
 	p := &virt.PolicyRef{Name: "hourly", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
-	auto := func(t time.Time) SnapshotInfo {
-		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}
-		return Classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
+	auto := func(t time.Time) snapmeta.Info {
+		desc := snapmeta.Description{Kind: snapmeta.Auto, Policy: "hourly"}
+		return snapmeta.Classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
 	}
-	snaps := []SnapshotInfo{
-		Classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
+	snaps := []snapmeta.Info{
+		snapmeta.Classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
 		auto(at(2, 0)), auto(at(0, 0)), auto(at(1, 0)),
 	}
 	for _, c := range []struct {
-		s    SnapshotInfo
+		s    snapmeta.Info
 		want time.Time
 	}{
 		{snaps[1], at(2, 0)},
 		{snaps[0], host}, // not scheduled: libvirt's time
-		{Classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}.String(), Created: host}, ""), host},
+		{snapmeta.Classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: snapmeta.Description{Kind: snapmeta.Auto, Policy: "hourly"}.String(), Created: host}, ""), host},
 	} {
 		if got := scheduledAt(c.s); !got.Equal(c.want) {
 			t.Errorf("ScheduledAt(%s) = %s, want %s", c.s.Name, got, c.want)
@@ -62,7 +63,7 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 func TestScheduleNotes(t *testing.T) {
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
 	auto := func(policy string, tt time.Time, expires *time.Time) virt.Snapshot {
-		d := SnapshotDescription{Kind: SnapshotAuto, Policy: policy, Expires: expires}
+		d := snapmeta.Description{Kind: snapmeta.Auto, Policy: policy, Expires: expires}
 		return virt.Snapshot{Name: autoSnapshotName(policy, tt), Description: d.String(), Created: tt}
 	}
 	exp := at(1, 30)

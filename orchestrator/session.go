@@ -64,19 +64,23 @@ type HostPlan struct {
 	desired  *desiredState
 }
 
-// Planned returns the host plans that have a plan (Err not set).
-func Planned(hps []*HostPlan) []*HostPlan {
+// Planned reports whether the host was reached and planned: the plan is
+// set and Err is not.
+func (hp *HostPlan) Planned() bool { return hp.Err == nil && hp.Plan != nil }
+
+// plannedOf returns the host plans that have a plan (Err not set).
+func plannedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
-		if hp.Err == nil && hp.Plan != nil {
+		if hp.Planned() {
 			out = append(out, hp)
 		}
 	}
 	return out
 }
 
-// Failed returns the host plans whose host could not be reached or planned.
-func Failed(hps []*HostPlan) []*HostPlan {
+// failedOf returns the host plans whose host could not be reached or planned.
+func failedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
 		if hp.Err != nil {
@@ -95,8 +99,9 @@ func closeAll(hps []*HostPlan) {
 	}
 }
 
-// HostURI is the URI a host block resolves to.
-func HostURI(h *profiles.Host, opts Options) string {
+// HostURI is the URI a host block resolves to: its own, else DefaultURI,
+// else profiles.DefaultURI.
+func (opts Options) HostURI(h *profiles.Host) string {
 	if h != nil && h.URI != "" {
 		return h.URI
 	}
@@ -229,7 +234,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			}
 		}
 	}
-	if len(Planned(hps)) == 0 {
+	if len(plannedOf(hps)) == 0 {
 		closeConns(conns)
 		for _, hp := range hps {
 			if hp.Err != nil {
@@ -238,7 +243,7 @@ func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		return nil, diags, fmt.Errorf("profile %s has no host", p.Name)
 	}
-	planned := Planned(hps)
+	planned := plannedOf(hps)
 	var ids map[*profiles.License]keyID
 	if opts.ReadKeys {
 		sec := opts.keys.bundle()
@@ -295,7 +300,7 @@ func resolveAccel(h *profiles.Host, hi virt.HostInfo) (virt.Accel, hcl.Diagnosti
 // creates while a host was skipped, that the seats on that host could not
 // be counted.
 func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
-	failed := Failed(hps)
+	failed := failedOf(hps)
 	if len(failed) == 0 {
 		return nil
 	}
@@ -305,7 +310,7 @@ func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	seen := map[*profiles.VM]bool{}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		for _, c := range hp.Plan.Changes {
 			if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) || c.vm == nil {
 				continue

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -220,10 +221,10 @@ func hostStatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now t
 // nextScheduled is the instant of the next scheduled snapshot of policy:
 // the first after the newest scheduled snapshot (or the VM's creation), or
 // now when that has passed (due). ok is false when it never comes.
-func nextScheduled(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) (time.Time, bool) {
+func nextScheduled(s vmSchedule, policy string, created time.Time, snaps []snapmeta.Info, now time.Time) (time.Time, bool) {
 	ref := created
 	for _, sn := range snaps {
-		if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+		if at := scheduledAt(sn); sn.Kind == snapmeta.Auto && sn.Policy == policy && at.After(ref) {
 			ref = at
 		}
 	}

@@ -99,7 +99,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 		return silent(exitError)
 	}
 	sk := skippedHosts(hps)
-	planned := orchestrator.Planned(hps)
+	planned := plannedHosts(hps)
 	orphanLocks, err := f.lockPlannedVMs(ctx, p, planned, "apply", opts.LockWait)
 	if err != nil {
 		return err

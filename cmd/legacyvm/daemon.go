@@ -170,7 +170,7 @@ func daemonURIs(f *Factory, paths []string) ([]string, error) {
 			return nil, err
 		}
 		for _, h := range p.Hosts {
-			u := orchestrator.HostURI(h, f.planOptions())
+			u := f.planOptions().HostURI(h)
 			if !seen[u] {
 				seen[u] = true
 				uris = append(uris, u)

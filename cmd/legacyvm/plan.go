@@ -84,7 +84,7 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 		return silent(exitError)
 	}
 	sk := skippedHosts(hps)
-	hps = orchestrator.Planned(hps)
+	hps = plannedHosts(hps)
 	for _, hp := range hps {
 		hp.Plan.Notes = append(hp.Plan.Notes, hp.ScheduleNotes(p.Name, f.Now())...)
 	}

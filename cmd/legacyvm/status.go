@@ -94,7 +94,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		targets = nil
 		seen := map[string]bool{}
 		for _, h := range p.Hosts {
-			u := orchestrator.HostURI(h, f.planOptions())
+			u := f.planOptions().HostURI(h)
 			if !seen[u] {
 				seen[u] = true
 				targets = append(targets, target{h.Name, u})
