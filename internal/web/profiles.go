@@ -152,7 +152,7 @@ func (e *EngineProfiles) change(ctx context.Context, name, purpose string, hook 
 	// The profile's lock on each of its hosts, in URI order.
 	var uris []string
 	for _, h := range p.Hosts {
-		if u := orchestrator.HostURI(h, e.Session.Plan); !slices.Contains(uris, u) {
+		if u := e.Session.Plan.HostURI(h); !slices.Contains(uris, u) {
 			uris = append(uris, u)
 		}
 	}
@@ -183,7 +183,7 @@ func (e *EngineProfiles) change(ctx context.Context, name, purpose string, hook 
 			hosts = []*profiles.Host{in.VM.Host}
 		}
 		for _, h := range hosts {
-			u := orchestrator.HostURI(h, e.Session.Plan)
+			u := e.Session.Plan.HostURI(h)
 			if !inProfile[u+"\x00"+in.Name] {
 				inProfile[u+"\x00"+in.Name] = true
 				byURI[u] = append(byURI[u], in.Name)
@@ -206,7 +206,12 @@ func (e *EngineProfiles) change(ctx context.Context, name, purpose string, hook 
 	if err != nil {
 		return out, err
 	}
-	planned := orchestrator.Planned(hps)
+	var planned []*orchestrator.HostPlan
+	for _, hp := range hps {
+		if hp.Planned() {
+			planned = append(planned, hp)
+		}
+	}
 	for _, hp := range planned {
 		var extra []string
 		for _, c := range hp.Plan.Changes {
