@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -294,3 +295,41 @@ func mustJSON(t *testing.T, v any) []byte {
 type nopClose struct{ virt.Hypervisor }
 
 func (nopClose) Close() error { return nil }
+
+// Apply takes the VMs' locks like legacyvm apply: while another command
+// holds gamma-2's lock, the apply waits (its event says so) and, when the
+// wait runs out, fails without creating anything.
+func TestApplyWaitsForVMLocks(t *testing.T) {
+	w := newProfileWorld(t)
+	admin := w.token(RoleAdmin)
+	l, err := lock.AcquireVM(context.Background(), "test:///fake", "gamma-2", "a test holding the lock", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	r := w.do("POST", "/api/v1/profiles/gamma/apply", admin, nil)
+	if r.code != http.StatusAccepted {
+		t.Fatalf("apply: %d %s", r.code, r.body)
+	}
+	var a actionView
+	r.json(t, &a)
+	a = w.waitAction(a.ID, admin)
+	if a.Status != "failed" || !strings.Contains(a.Error, "gamma-2") {
+		t.Errorf("apply while gamma-2 is locked: %s %q", a.Status, a.Error)
+	}
+	if !strings.Contains(string(mustJSON(t, a.Events)), "waiting for the lock on gamma-2") {
+		t.Errorf("no event said apply waited for the lock: %s", mustJSON(t, a.Events))
+	}
+	if got := w.domains(); len(got) != 0 {
+		t.Errorf("a failed apply created %v", got)
+	}
+	var e []AuditEntry
+	for _, x := range w.auditLines() {
+		if x.Action == "apply" {
+			e = append(e, x)
+		}
+	}
+	if len(e) != 1 || e[0].Result != "failed" {
+		t.Errorf("audit lines of the apply: %+v", e)
+	}
+}
