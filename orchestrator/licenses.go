@@ -1,6 +1,7 @@
 package orchestrator
 
-// Licence seats at plan time, and the licence inventory.
+// Licence seats at plan time (the licence inventory of the hosts is
+// internal/inventory).
 //
 // Where the keys come from. DESIGN says validate and plan read no secrets,
 // yet a key is only recognised across licence names and profiles by its
@@ -188,13 +189,11 @@ func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 					continue
 				}
 			}
-			out = append(out, seatOf(d))
+			out = append(out, inventory.Seat(d))
 		}
 	}
 	return out
 }
-
-func seatOf(d virt.Domain) license.Seat { return inventory.Seat(d) }
 
 // recordedKey returns the key identity the profile's own VMs recorded for
 // a licence, when they agree on one.
