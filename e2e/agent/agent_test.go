@@ -352,15 +352,17 @@ func testAgentStops(t *testing.T, f *fixture) {
 	if err := os.WriteFile(src, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// In the guest, in the background: stop qemu-ga after 2 s, resume it
-	// 30 s later.
+	// In the guest, in the background: stop qemu-ga once the copy has
+	// written its first bytes (the destination exists and is not empty;
+	// a fixed delay raced with a slow start of cp on a loaded machine),
+	// resume it 30 s later.
 	h.MustRun(t, []string{"exec", "qa-2", "--", "sh", "-c",
-		`(sleep 2; kill -STOP $(pidof qemu-ga); sleep 30; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 </dev/null &`})
+		`rm -f /tmp/stalled.bin; (i=0; while [ ! -s /tmp/stalled.bin ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; kill -STOP $(pidof qemu-ga); sleep 30; kill -CONT $(pidof qemu-ga)) >/dev/null 2>&1 </dev/null &`})
 	t0 := time.Now()
 	r := h.Run(t, "cp", "--agent-timeout", "5s", src, "qa-2:/tmp/stalled.bin")
 	took := time.Since(t0)
 	if r.Code == 0 {
-		t.Fatalf("cp succeeded although the agent stopped (took %s): make the copy longer", took)
+		t.Fatalf("cp succeeded although the agent stopped (took %s): make the copy longer\n%s", took, r)
 	}
 	if !strings.Contains(r.Stderr, "guest agent not responding") {
 		t.Errorf("cp with a silent agent: error does not say so:\n%s", r)
