@@ -10,7 +10,7 @@ import (
 // ISO9660+Joliet image: Autounattend.xml for installation from media,
 // Unattend.xml for the specialize pass of a sysprepped golden image. The
 // returned bytes hold the product key: the caller uploads and clears them.
-func buildAnswerMedia(dv *DesiredVM, sec secrets) ([]byte, error) {
+func buildAnswerMedia(dv *desiredVM, sec secrets) ([]byte, error) {
 	vm := dv.Instance.VM
 	preset, ok := winguest.PresetFor(string(vm.OS))
 	if !ok {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 )
@@ -301,7 +303,7 @@ func verb(a Action) string {
 // the baseline snapshot, and finally the VM running and marked provisioned.
 // Any failure undoes what this call created. sec are the secrets Apply
 // read for it.
-func (e *engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err error) {
+func (e *engine) createVM(ctx context.Context, dv *desiredVM, sec secrets) (err error) {
 	name := dv.Spec.Name
 	r := newReverter()
 	if e.undoPause > 0 {
@@ -417,7 +419,7 @@ func (e *engine) createVM(ctx context.Context, dv *DesiredVM, sec secrets) (err 
 	return nil
 }
 
-func (e *engine) createSystemVolume(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) createSystemVolume(ctx context.Context, dv *desiredVM) error {
 	name := dv.Spec.Name
 	vs := dv.System
 	src := dv.HostImage
@@ -503,7 +505,7 @@ func (e *engine) poolPath(ctx context.Context, pool string) string {
 // waits until setup powers it off, then removes the media: the answer ISO
 // holds the product key, so it is deleted as soon as setup is done, and on
 // any failure.
-func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *DesiredVM, sec secrets) error {
+func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Context, dv *desiredVM, sec secrets) error {
 	name := dv.Spec.Name
 	data, err := buildAnswerMedia(dv, sec)
 	if err != nil {
@@ -569,9 +571,9 @@ func (e *engine) runSetup(ctx context.Context, r *reverter, undoCtx context.Cont
 // running. A memory baseline is taken from the running VM (a reset resumes
 // it); a disk baseline from the VM shut off, before it starts. before runs
 // right before the snapshot is taken.
-func (e *engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() error) error {
+func (e *engine) takeBaseline(ctx context.Context, dv *desiredVM, before func() error) error {
 	name, p := dv.Spec.Name, dv.Policy
-	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	desc := snapmeta.Description{Kind: snapmeta.Baseline, Policy: p.Name}
 	if p.Memory {
 		if err := e.ensureRunning(ctx, name); err != nil {
 			return err
@@ -621,13 +623,13 @@ func (e *engine) takeBaseline(ctx context.Context, dv *DesiredVM, before func() 
 // image stops it for the save and restores it); a stopped one stays off,
 // unless an apply was interrupted after saving its memory for the
 // baseline: the baseline is then finished and the VM runs.
-func (e *engine) takeMissingBaseline(ctx context.Context, dv *DesiredVM) error {
+func (e *engine) takeMissingBaseline(ctx context.Context, dv *desiredVM) error {
 	name, p := dv.Spec.Name, dv.Policy
 	d, err := e.HV.GetDomain(ctx, name)
 	if err != nil {
 		return err
 	}
-	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	desc := snapmeta.Description{Kind: snapmeta.Baseline, Policy: p.Name}
 	running := d.State != virt.StateShutoff
 	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory {
 		if running {
@@ -674,6 +676,14 @@ func (e *engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 	md := *spec.Metadata
 	if om := obs.Metadata; om != nil {
 		md.Created, md.Provisioned = om.Created, om.Provisioned
+		// A memory image stays owned (destroy deletes it, reset finds
+		// it) while the baseline that refers to it exists, even when the
+		// policy no longer asks for memory.
+		if ref, ok := memoryImageRef(om); ok {
+			if _, has := memoryImageRef(&md); !has {
+				md.Volumes = append(slices.Clone(md.Volumes), ref)
+			}
+		}
 		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {
 			lr := *md.License
 			lr.Fingerprint, lr.SecretID, lr.LastGroup = om.License.Fingerprint, om.License.SecretID, om.License.LastGroup

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -71,7 +72,7 @@ func TestMissingBaselineIsTakenInPlace(t *testing.T) {
 				base = &snaps[i]
 			}
 		}
-		if len(snaps) != want.snaps || base == nil || Classify(*base, "clean").Memory != want.memory {
+		if len(snaps) != want.snaps || base == nil || snapmeta.Classify(*base, "clean").Memory != want.memory {
 			t.Errorf("%s after apply: snapshots %+v, want %d with a clean baseline (memory %v)", vm, snaps, want.snaps, want.memory)
 		}
 		if d, _ := h.GetDomain(ctx, vm); d.State != want.state {

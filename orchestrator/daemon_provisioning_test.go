@@ -21,7 +21,7 @@ func TestDaemonLeavesVMsBeingProvisionedAlone(t *testing.T) {
 	hp := plan(t, loadProfile(t, "testers", revertProfile, "%MEMORY%", "false"), h)
 	apply(t, hp)
 	// The record as it is during provisioning.
-	spec := hp.Desired.VMs[0].Spec
+	spec := hp.desired.VMs[0].Spec
 	md := *spec.Metadata
 	md.Provisioned = false
 	spec.Metadata = &md

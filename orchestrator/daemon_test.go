@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -230,7 +231,7 @@ func TestMemoryBaselineSettles(t *testing.T) {
 		t.Errorf("no settle step in progress:\n%s", all)
 	}
 	snaps, _ := h.ListSnapshots(context.Background(), "t")
-	if len(snaps) != 1 || !Classify(snaps[0], "clean").Memory {
+	if len(snaps) != 1 || !snapmeta.Classify(snaps[0], "clean").Memory {
 		t.Errorf("baseline %+v, want one memory baseline", snaps)
 	}
 }

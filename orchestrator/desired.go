@@ -36,24 +36,24 @@ type hostTarget struct {
 	Uploads []imageUpload
 }
 
-// DesiredState is everything one profile wants on one host.
-type DesiredState struct {
+// desiredState is everything one profile wants on one host.
+type desiredState struct {
 	Profile  string
 	Target   hostTarget
-	Networks []*DesiredNetwork
-	VMs      []*DesiredVM
+	Networks []*desiredNetwork
+	VMs      []*desiredVM
 }
 
-// DesiredNetwork is a network and the traffic filter of its interfaces.
-type DesiredNetwork struct {
+// desiredNetwork is a network and the traffic filter of its interfaces.
+type desiredNetwork struct {
 	Decl   *profiles.Network
 	Spec   virt.NetworkSpec
 	Filter virt.FilterSpec
 	Hash   string
 }
 
-// DesiredVM is an instance: its domain and the volumes it owns.
-type DesiredVM struct {
+// desiredVM is an instance: its domain and the volumes it owns.
+type desiredVM struct {
 	Instance *profiles.Instance
 	Spec     virt.DomainSpec
 	// System is the system disk volume. For a linked clone it is an overlay
@@ -88,11 +88,11 @@ type DesiredVM struct {
 // desiredFor builds the desired state of p on one target. observed supplies
 // the existing DHCP reservations so that addresses stay put when VMs are
 // added or removed; it may be nil.
-func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*DesiredState, error) {
-	ds := &DesiredState{Profile: p.Name, Target: t}
-	netByName := map[string]*DesiredNetwork{}
+func desiredFor(p *profiles.Profile, t hostTarget, observed *observation) (*desiredState, error) {
+	ds := &desiredState{Profile: p.Name, Target: t}
+	netByName := map[string]*desiredNetwork{}
 	for _, n := range p.Networks {
-		dn := desiredNetwork(p, n)
+		dn := newDesiredNetwork(p, n)
 		ds.Networks = append(ds.Networks, dn)
 		netByName[n.Name] = dn
 	}
@@ -127,7 +127,7 @@ func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*Desired
 		dn.Hash = hashOf(dn.Spec, dn.Filter)
 	}
 	for _, in := range p.Instances {
-		dv, err := desiredVM(p, t, in, netByName, ips[in.Name], observed)
+		dv, err := newDesiredVM(p, t, in, netByName, ips[in.Name], observed)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +137,7 @@ func desiredFor(p *profiles.Profile, t hostTarget, observed *Observed) (*Desired
 	return ds, nil
 }
 
-func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
+func newDesiredNetwork(p *profiles.Profile, n *profiles.Network) *desiredNetwork {
 	id, mac := networkIdentity(p.Name, n.Name)
 	spec := virt.NetworkSpec{
 		Name:         networkName(n.Name),
@@ -172,7 +172,7 @@ func desiredNetwork(p *profiles.Profile, n *profiles.Network) *DesiredNetwork {
 			PortEnd:   a.Ports.End,
 		})
 	}
-	dn := &DesiredNetwork{Decl: n, Spec: spec, Filter: f}
+	dn := &desiredNetwork{Decl: n, Spec: spec, Filter: f}
 	dn.Hash = hashOf(dn.Spec, dn.Filter)
 	return dn
 }
@@ -226,14 +226,14 @@ func reserveAddresses(profile string, subnet netip.Prefix, members []*profiles.I
 	return out, nil
 }
 
-func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*DesiredNetwork, ip netip.Addr, observed *Observed) (*DesiredVM, error) {
+func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets map[string]*desiredNetwork, ip netip.Addr, observed *observation) (*desiredVM, error) {
 	vm := in.VM
 	preset, ok := winguest.PresetFor(string(vm.OS))
 	if !ok {
 		panic(fmt.Sprintf("profiles accepted unknown os %q", vm.OS))
 	}
 	id := instanceIdentity(p.Name, in.Name)
-	dv := &DesiredVM{Instance: in, Policy: vm.SnapshotPolicy, License: in.License, IP: ip}
+	dv := &desiredVM{Instance: in, Policy: vm.SnapshotPolicy, License: in.License, IP: ip}
 
 	cpus := vm.CPUs
 	if cpus == 0 {
@@ -374,7 +374,7 @@ func desiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets ma
 // image is the volume libvirt knows for a golden image or ISO of the
 // profile: at its path, or (on a remote host) as the copy uploaded there
 // earlier.
-func (o *Observed) image(t hostTarget, path string) (virt.Volume, bool) {
+func (o *observation) image(t hostTarget, path string) (virt.Volume, bool) {
 	if v, ok := o.Images[path]; ok {
 		return v, true
 	}

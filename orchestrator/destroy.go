@@ -20,7 +20,7 @@ import (
 // reached gets a HostPlan with Err (partial: the others are destroyed);
 // when no host can be reached the first error is returned. only, when not empty, limits
 // the plan to those instances (networks are then kept). Only the observer
-// talks to the hosts (observeForDestroy); planDestroy is pure.
+// talks to the hosts (observeForDestroy); planHostDestroy is pure.
 func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connector, opts Options, only []string) ([]*HostPlan, error) {
 	var hps []*HostPlan
 	want := map[string]bool{}
@@ -36,7 +36,7 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 	}
 	for _, part := range split(p) {
 		h := part.Hosts[0]
-		uri := HostURI(h, opts)
+		uri := opts.HostURI(h)
 		hv, err := connect(ctx, uri)
 		if err != nil {
 			hps = append(hps, &HostPlan{Host: h, URI: uri, Err: fmt.Errorf("connect to %s: %w", uri, err), Skipped: instanceNames(p, h, want)})
@@ -51,19 +51,19 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 			hp.HV, hp.Err, hp.Skipped = nil, fmt.Errorf("observe %s: %w", uri, err), instanceNames(p, h, want)
 			continue
 		}
-		hp.Observed = o
-		plan, err := planDestroy(p, part, uri, pool, o, want, known)
+		hp.observed = o
+		plan, err := planHostDestroy(p, part, uri, pool, o, want, known)
 		if err != nil {
-			CloseAll(hps)
+			closeAll(hps)
 			return nil, err
 		}
 		hp.Plan = plan
 	}
 	if err := checkNames(only, known, p.Name); err != nil {
-		CloseAll(hps)
+		closeAll(hps)
 		return nil, err
 	}
-	if len(Planned(hps)) == 0 {
+	if len(plannedOf(hps)) == 0 {
 		for _, hp := range hps {
 			if hp.Err != nil {
 				return nil, hp.Err
@@ -73,11 +73,11 @@ func planProfileDestroy(ctx context.Context, p *profiles.Profile, connect Connec
 	return hps, nil
 }
 
-// planDestroy plans the removal of what profile p owns on one host from
+// planHostDestroy plans the removal of what profile p owns on one host from
 // what was observed there (pure): part is p's part on that host, want the
 // instances to destroy (all when empty). The names of the domains p owns
 // there are added to known.
-func planDestroy(p, part *profiles.Profile, uri, pool string, o *Observed, want, known map[string]bool) (*Plan, error) {
+func planHostDestroy(p, part *profiles.Profile, uri, pool string, o *observation, want, known map[string]bool) (*Plan, error) {
 	plan := &Plan{Profile: p.Name, Host: uri, Accel: "-"}
 	for _, name := range sortedKeys(o.Domains) {
 		d := o.Domains[name]
@@ -216,7 +216,7 @@ func containsHost(hs []*profiles.Host, h *profiles.Host) bool {
 // or ISO lives in. Only the pool definitions go: the directories and their
 // files stay. Pools legacyvm did not make are never listed. It reads the
 // pool lookups observeForDestroy made (pure).
-func unusedImagePools(o *Observed, deleting map[string]bool) ([]Change, error) {
+func unusedImagePools(o *observation, deleting map[string]bool) ([]Change, error) {
 	used := map[string]bool{}
 	var candidates []string
 	for _, name := range sortedKeys(o.Domains) {

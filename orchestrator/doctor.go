@@ -33,7 +33,7 @@ func doctor(ctx context.Context, uri string, hv virt.Hypervisor, connErr error, 
 	} else {
 		fs = append(fs, libvirtFindings(ctx, uri, hv, poolName)...)
 	}
-	if !IsLocalURI(uri) {
+	if !isLocalURI(uri) {
 		add("host system", hostcheck.SeverityInfo, "the libvirt host is remote: its firewall and sysctl settings are checked only on the host itself", "")
 		fs[len(fs)-1].Hint = event.HintVerifyOnHost
 		return fs
@@ -92,6 +92,6 @@ func versionString(v uint32) string {
 	return fmt.Sprintf("%d.%d.%d", v/1000000, v/1000%1000, v%1000)
 }
 
-// IsLocalURI reports whether a libvirt URI names this machine (see
+// isLocalURI reports whether a libvirt URI names this machine (see
 // hostcheck.IsLocal).
-func IsLocalURI(uri string) bool { return hostcheck.IsLocal(uri) }
+func isLocalURI(uri string) bool { return hostcheck.IsLocal(uri) }

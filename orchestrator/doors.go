@@ -43,8 +43,8 @@ func doorRefs(vm *profiles.VM) []virt.DoorRef {
 // addFilterDoors opens each network's guard for the doors of its VMs
 // (after the networks' hashes are computed: a door change updates the
 // filter live, never the network).
-func addFilterDoors(ds *DesiredState) {
-	byName := map[string]*DesiredNetwork{}
+func addFilterDoors(ds *desiredState) {
+	byName := map[string]*desiredNetwork{}
 	for _, dn := range ds.Networks {
 		byName[dn.Spec.Name] = dn
 		for _, e := range dn.Decl.Egresses {
@@ -72,7 +72,7 @@ func addFilterDoors(ds *DesiredState) {
 func doorKey(vm string, d virt.DoorRef) string { return vm + "/" + d.Kind + "/" + d.Name }
 
 // doorDetails describes a door in words.
-func doorDetails(d virt.DoorRef, dv *DesiredVM) string {
+func doorDetails(d virt.DoorRef, dv *desiredVM) string {
 	switch d.Kind {
 	case virt.DoorPublish:
 		to := "the guest"
@@ -116,7 +116,7 @@ func doorDrift(have, want virt.DoorRef) []Reason {
 // planDoors lists every door of the profile's VMs as a change of its own:
 // create, update (with what changed) or delete (no longer declared), next
 // to the VM that records it.
-func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Change {
+func planDoors(ds *desiredState, o *observation, vmChanges map[string]Action) []Change {
 	var out []Change
 	for _, dv := range ds.VMs {
 		name := dv.Spec.Name
@@ -158,7 +158,7 @@ func planDoors(ds *DesiredState, o *Observed, vmChanges map[string]Action) []Cha
 }
 
 // doorDiagnostics reports doors whose listen address is taken.
-func doorDiagnostics(ds *DesiredState, o *Observed) hcl.Diagnostics {
+func doorDiagnostics(ds *desiredState, o *observation) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if o.ListenProblems == nil {
 		return nil

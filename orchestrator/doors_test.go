@@ -68,7 +68,7 @@ func TestDoorsArePlannedRecordedAndRelayed(t *testing.T) {
 		t.Errorf("publish details %q", d)
 	}
 	var guard *virt.FilterSpec
-	for _, dn := range hp.Desired.Networks {
+	for _, dn := range hp.desired.Networks {
 		guard = &dn.Filter
 	}
 	if len(guard.Doors) != 2 || guard.Doors[0].Kind != virt.DoorEgress || guard.Doors[0].GuestIP.IsValid() ||
@@ -146,7 +146,7 @@ func TestDoorListenPortTaken(t *testing.T) {
 		return syscall.EADDRNOTAVAIL
 	}
 	opts := Options{DefaultURI: "test:///fake", ProbeListen: busy}
-	_, diags, err := PlanProfile(context.Background(), p, connector(h), opts)
+	_, diags, err := planProfile(context.Background(), p, connector(h), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestDoorListenPortTaken(t *testing.T) {
 		t.Fatalf("diagnostics %v", diags)
 	}
 	opts.OwnListeners = map[string]bool{"0.0.0.0:13389": true}
-	if _, diags, err := PlanProfile(context.Background(), p, connector(h), opts); err != nil || len(diags) != 0 {
+	if _, diags, err := planProfile(context.Background(), p, connector(h), opts); err != nil || len(diags) != 0 {
 		t.Fatalf("with the relay holding the port: %v, %v", diags, err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // TestFilterConflicts: an existing nwfilter named like a network's filters
 // is redefined only when it is provably this profile's own.
 func TestFilterConflicts(t *testing.T) {
-	dn := desiredNetwork(&profiles.Profile{Name: "lab"}, &profiles.Network{Name: "x"})
+	dn := newDesiredNetwork(&profiles.Profile{Name: "lab"}, &profiles.Network{Name: "x"})
 	root, guard := dn.Filter.Name, dn.Filter.Name+"-guard"
 	ourNet := virt.Network{Name: dn.Spec.Name, Metadata: &virt.Metadata{Profile: "lab", Filters: []string{root, guard}}}
 	otherNet := virt.Network{Name: dn.Spec.Name, Metadata: &virt.Metadata{Profile: "other", Filters: []string{root, guard}}}
@@ -32,7 +32,7 @@ func TestFilterConflicts(t *testing.T) {
 		{"another profile's network lists them", []virt.Network{otherNet}, []virt.Filter{handRoot, handGuard}, []string{root, guard}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := &Observed{Networks: map[string]virt.Network{}, Filters: map[string]virt.Filter{}}
+			o := &observation{Networks: map[string]virt.Network{}, Filters: map[string]virt.Filter{}}
 			for _, n := range tc.nets {
 				o.Networks[n.Name] = n
 			}

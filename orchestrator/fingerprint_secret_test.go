@@ -33,7 +33,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 	fp := fileFingerprinter(path)
 
 	a := loadProfile(t, "alpha", seatProfile("office", "KEY_A", "retail", 0, "acct", 1))
-	hps, diags, err := planWith(t, a, h, SourceKeys(seatGetenv, fp))
+	hps, diags, err := planWith(t, a, h, sourceKeys(seatGetenv, fp))
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan: %v %s", err, diags.Error())
 	}
@@ -63,7 +63,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := loadProfile(t, "beta", seatProfile("spare", "KEY_A_AGAIN", "retail", 0, "tester", 1))
-	_, _, err = planWith(t, b, h, SourceKeys(seatGetenv, fp))
+	_, _, err = planWith(t, b, h, sourceKeys(seatGetenv, fp))
 	var miss *license.MissingSecretError
 	if !errors.As(err, &miss) {
 		t.Fatalf("plan with the secret lost: err = %v, want a MissingSecretError", err)
@@ -81,7 +81,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 
 	// Apply of a new VM refuses too (the engine asks with the host's
 	// holders), and leaves nothing behind.
-	hpsNoKeys, _, err := planWith(t, b, h, KeyIdentifier{})
+	hpsNoKeys, _, err := planWith(t, b, h, keyIdentifier{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 	if err := h.SetMetadata(ctx, "acct", &md); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err = planWith(t, b, h, SourceKeys(seatGetenv, fp)); !errors.As(err, &miss) || miss.Held[0].SecretID != "" {
+	if _, _, err = planWith(t, b, h, sourceKeys(seatGetenv, fp)); !errors.As(err, &miss) || miss.Held[0].SecretID != "" {
 		t.Fatalf("old metadata without a secret id: err = %v", err)
 	}
 	if !strings.Contains(err.Error(), "unrecorded") {
@@ -112,7 +112,7 @@ func TestLostFingerprintSecretIsNotSilentlyReplaced(t *testing.T) {
 	if err := os.WriteFile(path, saved, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, diags, err = planWith(t, b, h, SourceKeys(seatGetenv, fp))
+	_, diags, err = planWith(t, b, h, sourceKeys(seatGetenv, fp))
 	if err != nil || !diags.HasErrors() || !strings.Contains(diagText(diags), "acct") {
 		t.Fatalf("plan with the secret restored: %v, diagnostics:\n%s", err, diagText(diags))
 	}

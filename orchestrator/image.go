@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/imagemeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/winguest"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -26,15 +26,12 @@ import (
 // Golden images that legacyvm builds (image blocks) live in libvirt alone:
 // version N of image NAME is two read-only volumes (mode 0444) in the
 // image's pool, the disk lvm-image-NAME-vN.qcow2 and its metadata
-// lvm-image-NAME-vN.meta.json (ImageMeta as JSON, written and read through
+// lvm-image-NAME-vN.meta.json (imagemeta.Meta as JSON, written and read through
 // the storage API). A version is registered when both exist and the
 // metadata parses and names it; anything else under those names is what an
 // interrupted build left and is removed by the next image command. The
 // metadata volume is written last, so a build that dies earlier never
 // leaves a registered image.
-
-// imageMetaFormat is the version of the ImageMeta JSON layout.
-const imageMetaFormat = 1
 
 // maxImageMetaBytes bounds what is read of a metadata volume.
 const maxImageMetaBytes = 64 << 10
@@ -56,46 +53,6 @@ func buildVolumeName(image, role string) string { return namePrefix + "build-" +
 
 var imageVolRE = regexp.MustCompile(`^lvm-image-([a-z][a-z0-9-]*)-v([1-9][0-9]*)\.(qcow2|meta\.json)$`)
 
-// ImageMeta is what legacyvm records about an image version. It never holds
-// a secret: the build used no product key and the build account's one-time
-// password is not kept.
-type ImageMeta struct {
-	Format  int    `json:"format"`
-	Image   string `json:"image"`
-	Version int    `json:"version"`
-	Profile string `json:"profile"`
-	OS      string `json:"os"`
-	Edition string `json:"edition"`
-	Arch    string `json:"arch"`
-	// SourceISO and SourceSHA256 identify the installation media.
-	SourceISO    string `json:"source_iso"`
-	SourceSHA256 string `json:"source_sha256"`
-	// Media are the extra media (base names and SHA-256 of the ISO
-	// attached); Steps the names of the steps that ran.
-	Media []ImageMedia `json:"media,omitempty"`
-	Steps []string     `json:"steps,omitempty"`
-	// BuiltAt is when the build finished (UTC); BuildSeconds how long it took.
-	BuiltAt      time.Time `json:"built_at"`
-	BuildSeconds int64     `json:"build_seconds"`
-	// LegacyvmVersion is the version of legacyvm that built it.
-	LegacyvmVersion string `json:"legacyvm_version"`
-	// ContentSHA256 is the SHA-256 of the disk volume's bytes (its qcow2
-	// file), as read through the storage API after registration.
-	ContentSHA256 string `json:"content_sha256"`
-	// CapacityBytes is the disk's virtual size.
-	CapacityBytes uint64 `json:"capacity_bytes"`
-	// Generalized is true: sysprep /generalize ran (the guest reported
-	// the generalize phase and powered off).
-	Generalized bool `json:"generalized"`
-	SkipRearm   bool `json:"skip_rearm"`
-}
-
-// ImageMedia is one extra medium of a build.
-type ImageMedia struct {
-	Name   string `json:"name"`
-	SHA256 string `json:"sha256"`
-}
-
 // ImageVersion is a registered image version.
 type ImageVersion struct {
 	Name    string `json:"name"`
@@ -105,9 +62,9 @@ type ImageVersion struct {
 	Path    string `json:"path"`
 	// Mode is the disk volume's file mode, "0444" for every image legacyvm
 	// registered.
-	Mode       string    `json:"mode"`
-	MetaVolume string    `json:"meta_volume"`
-	Meta       ImageMeta `json:"metadata"`
+	Mode       string         `json:"mode"`
+	MetaVolume string         `json:"meta_volume"`
+	Meta       imagemeta.Meta `json:"metadata"`
 	// UsedBy lists the domains cloned from this version (by metadata or
 	// by their disk's image path), sorted.
 	UsedBy []string `json:"used_by,omitempty"`
@@ -130,10 +87,10 @@ type ImageInventory struct {
 	Building []string
 }
 
-// ListImages reads the image versions registered in pool (of one image, or
+// listImages reads the image versions registered in pool (of one image, or
 // of all when image is ""), sorted by name and version, with the domains
 // that use each, and what interrupted builds left.
-func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*ImageInventory, error) {
+func listImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*ImageInventory, error) {
 	vols, err := hv.ListVolumes(ctx, pool)
 	if err != nil {
 		return nil, fmt.Errorf("list image volumes of pool %s: %w", pool, err)
@@ -191,8 +148,8 @@ func ListImages(ctx context.Context, hv virt.Hypervisor, pool, image string) (*I
 				}
 				return nil, fmt.Errorf("read image metadata %s: %w", p.meta.Name, err)
 			}
-			var meta ImageMeta
-			if err := json.Unmarshal(buf.Bytes(), &meta); err != nil || meta.Image != name || meta.Version != v || meta.Format != imageMetaFormat {
+			meta, ok := imagemeta.Parse(buf.Bytes(), name, v)
+			if !ok {
 				leftover(p.meta, "metadata incomplete or not legacyvm's")
 				leftover(p.disk, "its metadata is unreadable")
 				continue
@@ -288,7 +245,7 @@ func (e *engine) CleanImageLeftovers(ctx context.Context, pool, image string) ([
 	for _, f := range cleanStaleMediaISOs(os.TempDir(), image) {
 		done = append(done, "temporary media ISO "+f)
 	}
-	inv, err := ListImages(ctx, e.HV, pool, image)
+	inv, err := listImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return done, err
 	}
@@ -318,16 +275,16 @@ type BuildOptions struct {
 	TempDir string
 }
 
-// BuildError is a failed build: the phase it failed in and the last lines
+// buildError is a failed build: the phase it failed in and the last lines
 // of the guest's serial console (sanitised: printable ASCII, bounded).
-type BuildError struct {
+type buildError struct {
 	Image string
 	Phase string
 	Err   error
 	Tail  []string
 }
 
-func (e *BuildError) Error() string {
+func (e *buildError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "image %s: build failed in phase %s: %v", e.Image, e.Phase, e.Err)
 	if len(e.Tail) > 0 {
@@ -340,7 +297,7 @@ func (e *BuildError) Error() string {
 	return b.String()
 }
 
-func (e *BuildError) Unwrap() error { return e.Err }
+func (e *buildError) Unwrap() error { return e.Err }
 
 // Build phases, in order.
 const (
@@ -463,7 +420,7 @@ func (w *serialWatch) saw(phase string) bool {
 // console, and when the guest has generalized and powered off, copies the
 // disk to the read-only image volume, hashes it and writes the metadata
 // volume (registration). Every failure, and a cancelled ctx, removes the
-// build domain and every volume the build made; the error is a *BuildError
+// build domain and every volume the build made; the error is a *buildError
 // naming the phase. The caller holds lock.Image and has run
 // CleanImageLeftovers.
 func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOptions) (iv *ImageVersion, err error) {
@@ -473,7 +430,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	defer func() { e.finish(event.KindImage, name, start, err) }()
 	var watch *serialWatch
 	fail := func(err error) (*ImageVersion, error) {
-		be := &BuildError{Image: name, Phase: phase, Err: err}
+		be := &buildError{Image: name, Phase: phase, Err: err}
 		if watch != nil {
 			watch.poll()
 			be.Tail = watch.tail(12)
@@ -519,7 +476,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	}
 	type medium struct {
 		path, volume string // volume: uploaded from a directory
-		info         ImageMedia
+		info         imagemeta.Media
 	}
 	var media []medium
 	tmp := o.TempDir
@@ -537,10 +494,10 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			if err != nil {
 				return fail(fmt.Errorf("media %s: %w", m.Path, err))
 			}
-			media = append(media, medium{path: m.Path, info: ImageMedia{Name: filepath.Base(m.Path), SHA256: s}})
+			media = append(media, medium{path: m.Path, info: imagemeta.Media{Name: filepath.Base(m.Path), SHA256: s}})
 			continue
 		}
-		if !IsLocalURI(o.URI) {
+		if !isLocalURI(o.URI) {
 			return fail(fmt.Errorf("media directory %s: directories are made into ISOs on this machine and uploaded; that works for remote hosts too, but the host %s must have the pool %s", m.Path, o.URI, im.Pool))
 		}
 		e.begin(event.KindImage, name, event.StepBuild, "making an ISO of %s", m.Path)
@@ -554,11 +511,11 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 			return fail(err)
 		}
 		media = append(media, medium{path: isoPath, volume: buildVolumeName(name, fmt.Sprintf("media%d.iso", i+1)),
-			info: ImageMedia{Name: filepath.Base(m.Path) + "/", SHA256: s}})
+			info: imagemeta.Media{Name: filepath.Base(m.Path) + "/", SHA256: s}})
 		defer os.Remove(isoPath)
 	}
 
-	inv, err := ListImages(ctx, e.HV, im.Pool, name)
+	inv, err := listImages(ctx, e.HV, im.Pool, name)
 	if err != nil {
 		return fail(err)
 	}
@@ -684,7 +641,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if o.Timeout > 0 {
 		timeout = o.Timeout
 	}
-	if IsLocalURI(o.URI) {
+	if isLocalURI(o.URI) {
 		watch = newSerialWatch(spec.SerialLog)
 	} else {
 		watch = &serialWatch{}
@@ -761,8 +718,8 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	if _, err := e.HV.DownloadVolume(ctx, im.Pool, imgVol.Name, h, 0); err != nil {
 		return fail(err)
 	}
-	meta := ImageMeta{
-		Format: imageMetaFormat, Image: name, Version: version, Profile: o.Profile, OS: string(im.OS()),
+	meta := imagemeta.Meta{
+		Format: imagemeta.Format, Image: name, Version: version, Profile: o.Profile, OS: string(im.OS()),
 		Edition: string(im.Source.Edition), Arch: im.Source.Arch,
 		SourceISO: im.Source.ISO, SourceSHA256: sum,
 		BuiltAt: e.now(), BuildSeconds: int64(time.Since(start).Seconds()),
@@ -775,11 +732,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 	for _, s := range im.Steps {
 		meta.Steps = append(meta.Steps, s.Name)
 	}
-	doc, err := json.MarshalIndent(meta, "", "  ")
-	if err != nil {
-		panic(err)
-	}
-	doc = append(doc, '\n')
+	doc := meta.Encode()
 	metaName := imageMetaName(name, version)
 	if _, err := e.HV.UploadVolume(ctx, virt.VolumeSpec{Pool: im.Pool, Name: metaName, Format: "raw", Mode: 0o444}, bytes.NewReader(doc), int64(len(doc))); err != nil {
 		return fail(err)
@@ -804,7 +757,7 @@ func (e *engine) BuildImage(ctx context.Context, im *profiles.Image, o BuildOpti
 // pool. A version some domain uses is refused with the list of domains;
 // nothing is deleted then. The caller holds lock.Image.
 func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]ImageVersion, error) {
-	inv, err := ListImages(ctx, e.HV, pool, image)
+	inv, err := listImages(ctx, e.HV, pool, image)
 	if err != nil {
 		return nil, err
 	}
@@ -826,7 +779,7 @@ func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]
 		return nil, fmt.Errorf("image %s has no registered version in pool %s: %w", image, pool, virt.ErrNotFound)
 	}
 	if len(inUse) > 0 {
-		return nil, &ImageInUseError{Image: image, VMs: inUse}
+		return nil, &imageInUseError{Image: image, VMs: inUse}
 	}
 	for _, v := range del {
 		// Metadata first: a delete interrupted half-way leaves an
@@ -841,24 +794,24 @@ func (e *engine) DeleteImage(ctx context.Context, pool, image string, n int) ([]
 	return del, nil
 }
 
-// ImageInUseError refuses to delete an image that linked clones use.
-type ImageInUseError struct {
+// imageInUseError refuses to delete an image that linked clones use.
+type imageInUseError struct {
 	Image string
 	VMs   []string
 }
 
-func (e *ImageInUseError) Error() string {
+func (e *imageInUseError) Error() string {
 	return fmt.Sprintf("image %s is in use by %d VM(s): %s; destroy them or move them to another image first (their disks are overlays of it)",
 		e.Image, len(e.VMs), strings.Join(e.VMs, ", "))
 }
 
 // Is makes errors.Is(err, virt.ErrInUse) true.
-func (e *ImageInUseError) Is(target error) bool { return target == virt.ErrInUse }
+func (e *imageInUseError) Is(target error) bool { return target == virt.ErrInUse }
 
 // isoSHA256 hashes the ISO: from this machine's file system for a local
 // host, through the storage API otherwise (the ISO must be in a pool).
 func (e *engine) isoSHA256(ctx context.Context, uri, path string) (string, error) {
-	if IsLocalURI(uri) {
+	if isLocalURI(uri) {
 		if summary, detail := checkLocalISO(statLocalFile(path), path, uri); summary != "" {
 			return "", fmt.Errorf("%s: %s", strings.ToLower(summary), detail)
 		}

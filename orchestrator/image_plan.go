@@ -11,7 +11,7 @@ import (
 
 // checkImageRefs reports VMs whose image has no registered version to
 // clone, or not the version they ask for.
-func checkImageRefs(p *profiles.Profile, o *Observed, updates []string) hcl.Diagnostics {
+func checkImageRefs(p *profiles.Profile, o *observation, updates []string) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	reported := map[string]bool{}
 	for _, vm := range p.VMs {
@@ -70,7 +70,7 @@ func versionList(vers []ImageVersion) string {
 // image_version names; the newest for "latest" or --image-update; else the
 // one the existing VM was cloned from (pinned; NewerImage says when a newer
 // one exists), or the newest for a new VM.
-func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t hostTarget, o *Observed) {
+func resolveImageVersion(dv *desiredVM, in *profiles.Instance, t hostTarget, o *observation) {
 	d := in.VM.Disk
 	im := d.ImageRef
 	dv.ImageName = im.Name
@@ -121,8 +121,8 @@ func resolveImageVersion(dv *DesiredVM, in *profiles.Instance, t hostTarget, o *
 // blocks whose source ISO is missing or unreadable: VMs can still clone
 // versions already built, but the next image build would fail. (The
 // checksum is compared by image build, which reads the whole ISO.)
-func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string, o *Observed) hcl.Diagnostics {
-	if !IsLocalURI(uri) {
+func checkImageSources(p *profiles.Profile, h *profiles.Host, uri string, o *observation) hcl.Diagnostics {
+	if !isLocalURI(uri) {
 		return nil
 	}
 	var diags hcl.Diagnostics

@@ -109,7 +109,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if v1.Version != 1 || v1.Mode != "0444" || v1.Meta.SourceSHA256 != hex.EncodeToString(sum[:]) || !v1.Meta.Generalized || v1.Meta.LegacyvmVersion != "test" {
 		t.Errorf("v1 = %+v", v1)
 	}
-	inv, err := ListImages(ctx, h, "default", "w7t")
+	inv, err := listImages(ctx, h, "default", "w7t")
 	if err != nil || len(inv.Versions) != 1 || len(inv.Leftovers) != 0 || len(inv.Building) != 0 {
 		t.Fatalf("inventory %+v %v", inv, err)
 	}
@@ -146,7 +146,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if hp.Plan.HasChanges() || len(hp.Plan.Notes) != 2 || !strings.Contains(hp.Plan.Notes[0], "c-1 stays on image w7t v1 (pinned); v2 exists") {
 		t.Errorf("pinned plan: changes %v notes %q", hp.Plan.HasChanges(), hp.Plan.Notes)
 	}
-	hps, diags, err := PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"w7t"}})
+	hps, diags, err := planProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"w7t"}})
 	if err != nil || diags.HasErrors() {
 		t.Fatal(err, diags)
 	}
@@ -158,18 +158,18 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 
 	// v1 is in use.
 	_, err = e.DeleteImage(ctx, "default", "w7t", 1)
-	var inUse *ImageInUseError
+	var inUse *imageInUseError
 	if !errors.As(err, &inUse) || !errors.Is(err, virt.ErrInUse) || strings.Join(inUse.VMs, ",") != "c-1 (v1),c-2 (v1)" {
 		t.Errorf("delete in use: %v", err)
 	}
 
 	// A guest that powers off before generalize: nothing registered.
 	_, err = build("RIG boot", "LEGACYVM phase media count=0", "LEGACYVM phase steps count=1", "RIG step result=failed")
-	var be *BuildError
+	var be *buildError
 	if !errors.As(err, &be) || be.Phase != "steps" || !strings.Contains(err.Error(), "RIG step result=failed") || !strings.Contains(err.Error(), "before it reported the generalize phase") {
 		t.Errorf("failed build: %v", err)
 	}
-	inv, _ = ListImages(ctx, h, "default", "w7t")
+	inv, _ = listImages(ctx, h, "default", "w7t")
 	if len(inv.Versions) != 2 || len(inv.Leftovers) != 0 {
 		t.Errorf("after a failed build: %+v", inv)
 	}
@@ -189,7 +189,7 @@ func TestBuildImageRegistersAndVersions(t *testing.T) {
 	if err != nil || len(done) != 1 || !strings.Contains(done[0], "lvm-image-w7t-v3.qcow2") {
 		t.Errorf("clean-up: %q %v", done, err)
 	}
-	inv, _ = ListImages(ctx, h, "default", "w7t")
+	inv, _ = listImages(ctx, h, "default", "w7t")
 	if len(inv.Versions) != 2 || len(inv.Leftovers) != 0 {
 		t.Errorf("after clean-up: %+v", inv)
 	}
@@ -218,7 +218,7 @@ func TestBuildImageInterrupted(t *testing.T) {
 	}()
 	e := &engine{HV: h, PollInterval: time.Millisecond}
 	_, err := e.BuildImage(ctx, p.Images[0], BuildOptions{Profile: p.Name, Accel: virt.AccelTCG, SerialLogDir: t.TempDir()})
-	var be *BuildError
+	var be *buildError
 	if !errors.As(err, &be) || be.Phase != phaseSetup || !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted build: %v", err)
 	}
@@ -237,7 +237,7 @@ func TestPlanImageDiagnostics(t *testing.T) {
 	h := newFakeHost(t)
 	p := loadProfile(t, "img", strings.Replace(imageProfile, "prepare = \"none\"", "prepare = \"none\"\n    image_version = \"3\"", 1),
 		"%ISO%", "/nonexistent/win7.iso", "%SUM%", strings.Repeat("a", 64))
-	_, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
+	_, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ImageUpdates: []string{"nosuch"}})
 	if err != nil {
 		t.Fatal(err)
 	}

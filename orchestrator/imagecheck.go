@@ -20,8 +20,8 @@ import (
 // Only the vms placed on host (all when nil) are checked. Problems are
 // diagnostics at the image attribute. It reads the files observeHost
 // observed.
-func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string, o *Observed) hcl.Diagnostics {
-	if !IsLocalURI(uri) {
+func checkGoldenImages(p *profiles.Profile, host *profiles.Host, uri string, o *observation) hcl.Diagnostics {
+	if !isLocalURI(uri) {
 		return nil
 	}
 	var diags hcl.Diagnostics

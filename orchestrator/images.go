@@ -53,8 +53,8 @@ func UploadedImageName(path string) string {
 // directory). An image that is neither on the host nor readable here is a
 // diagnostic at the vm's disk block. It reads the files observeHost
 // observed (pure).
-func planImages(p *profiles.Profile, uri string, o *Observed, poolName, poolPath string) (map[string]imageOnHost, []imageUpload, hcl.Diagnostics) {
-	if IsLocalURI(uri) {
+func planImages(p *profiles.Profile, uri string, o *observation, poolName, poolPath string) (map[string]imageOnHost, []imageUpload, hcl.Diagnostics) {
+	if isLocalURI(uri) {
 		return nil, nil, nil
 	}
 	var (

@@ -20,8 +20,8 @@ import (
 // Problems are diagnostics at the iso attribute. It reads what observeHost
 // observed (o.Images, the image pools, the local files); the error is a
 // pool lookup that failed.
-func checkInstallISOs(p *profiles.Profile, uri string, o *Observed) (hcl.Diagnostics, error) {
-	local := IsLocalURI(uri)
+func checkInstallISOs(p *profiles.Profile, uri string, o *observation) (hcl.Diagnostics, error) {
+	local := isLocalURI(uri)
 	var diags hcl.Diagnostics
 	for _, vm := range p.VMs {
 		if vm.Disk == nil || vm.Disk.Install == nil || vm.Disk.Install.ISO == "" {

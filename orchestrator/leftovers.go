@@ -70,7 +70,7 @@ func orphanAnswerNote(pool string, v virt.Volume) string {
 // observed pool that no VM owns and that was made for one of instances
 // (apply: it would stand in the way of the new VM's media; destroy: it is
 // the profile's), and a note for every other one.
-func planOrphanAnswers(plan *Plan, o *Observed, pool string, instances map[string]bool) {
+func planOrphanAnswers(plan *Plan, o *observation, pool string, instances map[string]bool) {
 	var doms []virt.Domain
 	for _, name := range sortedKeys(o.Domains) {
 		doms = append(doms, o.Domains[name])

@@ -1,20 +1,21 @@
 package orchestrator
 
-// Licence seats at plan time, and the licence inventory.
+// Licence seats at plan time (the licence inventory of the hosts is
+// internal/inventory).
 //
 // Where the keys come from. DESIGN says validate and plan read no secrets,
 // yet a key is only recognised across licence names and profiles by its
 // keyed fingerprint, which needs the key. So seat accounting has two
-// strengths, chosen by Options.Keys:
+// strengths, chosen by Options.ReadKeys:
 //
-//   - Options.Keys zero (legacyvm plan): no secret is read. A licence is
+//   - ReadKeys false (legacyvm plan): no secret is read. A licence is
 //     matched with the seats held on the host by the fingerprint recorded
 //     in the metadata of its own VMs when it has some, and otherwise by
 //     (profile, licence name). Over-subscription inside the profile, and a
 //     licence of this profile held by more VMs than it allows, are found;
 //     reuse of the same key under another name or by another profile is
 //     not (the key is unknown), and the plan says so in a note.
-//   - Options.Keys set (legacyvm apply, always; legacyvm plan
+//   - ReadKeys true (legacyvm apply, always; legacyvm plan
 //     --check-keys): the keys of licences whose VMs the plan creates or
 //     replaces (exactly the keys apply reads anyway) are read and
 //     fingerprinted during planning, before anything changes, and matched
@@ -36,11 +37,10 @@ package orchestrator
 import (
 	"fmt"
 	"sort"
-	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -99,9 +99,9 @@ func keysToRead(p *profiles.Profile, hps []*HostPlan) []*profiles.License {
 func seatHolders(hps []*HostPlan) []license.FingerprintHolder {
 	var doms []virt.Domain
 	for _, hp := range hps {
-		if hp.Observed != nil {
-			for _, name := range sortedKeys(hp.Observed.Domains) {
-				doms = append(doms, hp.Observed.Domains[name])
+		if hp.observed != nil {
+			for _, name := range sortedKeys(hp.observed.Domains) {
+				doms = append(doms, hp.observed.Domains[name])
 			}
 		}
 	}
@@ -167,19 +167,19 @@ func checkSeats(p *profiles.Profile, hps []*HostPlan, ids map[*profiles.License]
 func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 	var out []license.Seat
 	for _, hp := range hps {
-		if hp.Observed == nil {
+		if hp.observed == nil {
 			continue
 		}
 		keep := map[string]string{} // own instance on this host -> licence label
-		if hp.Desired != nil {
-			for _, dv := range hp.Desired.VMs {
+		if hp.desired != nil {
+			for _, dv := range hp.desired.VMs {
 				if dv.License != nil {
 					keep[dv.Spec.Name] = dv.License.Name
 				}
 			}
 		}
-		for _, name := range sortedKeys(hp.Observed.Domains) {
-			d := hp.Observed.Domains[name]
+		for _, name := range sortedKeys(hp.observed.Domains) {
+			d := hp.observed.Domains[name]
 			m := d.Metadata
 			if m == nil || m.License == nil {
 				continue
@@ -189,25 +189,10 @@ func heldSeats(p *profiles.Profile, hps []*HostPlan) []license.Seat {
 					continue
 				}
 			}
-			out = append(out, seatOf(d))
+			out = append(out, inventory.Seat(d))
 		}
 	}
 	return out
-}
-
-func seatOf(d virt.Domain) license.Seat {
-	m := d.Metadata
-	return license.Seat{
-		Label:       m.License.Label,
-		Channel:     license.Channel(m.License.Channel),
-		Edition:     license.Edition(m.License.Edition),
-		Fingerprint: m.License.Fingerprint,
-		LastGroup:   m.License.LastGroup,
-		VM:          d.Name,
-		Profile:     m.Profile,
-		Source:      license.SeatFromHost,
-		Since:       m.Created,
-	}
 }
 
 // recordedKey returns the key identity the profile's own VMs recorded for
@@ -243,10 +228,10 @@ func provisionedBy(hps []*HostPlan) map[string]bool {
 }
 
 func hostUsesLicence(hp *HostPlan, l *profiles.License) bool {
-	if hp.Desired == nil || hp.Plan == nil {
+	if hp.desired == nil || hp.Plan == nil {
 		return false
 	}
-	for _, dv := range hp.Desired.VMs {
+	for _, dv := range hp.desired.VMs {
 		if dv.License == l {
 			return true
 		}
@@ -278,227 +263,4 @@ func seatDiagnostics(p *profiles.Profile, vs []license.Violation) hcl.Diagnostic
 		diags = append(diags, d)
 	}
 	return diags
-}
-
-// HostDomains are the domains observed on one host.
-type HostDomains struct {
-	URI     string
-	Domains []virt.Domain
-}
-
-// LicenceName names a licence block: its profile and label.
-type LicenceName struct {
-	Profile string `json:"profile"`
-	Label   string `json:"label"`
-}
-
-// LicenceUse is one entry of the licence inventory: a product key (known by
-// its fingerprint, or by licence name when none was recorded), the licence
-// blocks that declare it and the VMs that hold a seat of it.
-type LicenceUse struct {
-	// Label and Profile name the licence block; when one key is declared
-	// under several, the one of the VM that got the first seat.
-	Label   string `json:"label"`
-	Profile string `json:"profile"`
-	// OtherNames are the further licence blocks with the same key (a key
-	// shared across profiles or labels).
-	OtherNames []LicenceName `json:"other_names,omitempty"`
-	Edition    string        `json:"edition,omitempty"`
-	Channel    string        `json:"channel"`
-	// SeatsDeclared is the licence's seats as declared (0: not limited,
-	// for KMS).
-	SeatsDeclared int `json:"seats_declared"`
-	// SeatsAllowed is how many VMs the channel lets use the key at once
-	// (license.SeatLimit); -1 means unlimited.
-	SeatsAllowed int `json:"seats_allowed"`
-	SeatsUsed    int `json:"seats_used"`
-	// Key is the redacted key (XXXXX-XXXXX-XXXXX-XXXXX-ABCDE); several are
-	// joined with ", " when a licence's VMs recorded different keys; ""
-	// when no VM recorded one.
-	Key string `json:"key,omitempty"`
-	// OverSubscribed is true when more VMs use the key than it allows.
-	OverSubscribed bool        `json:"over_subscribed"`
-	VMs            []LicenceVM `json:"vms"`
-}
-
-// LicenceVM is a VM holding a seat.
-type LicenceVM struct {
-	Name    string           `json:"name"`
-	Profile string           `json:"profile"`
-	Label   string           `json:"label"`
-	Host    string           `json:"host"`
-	State   virt.DomainState `json:"state"`
-	// Provisioned is false while setup has not finished.
-	Provisioned bool `json:"provisioned"`
-	// Since is when the VM was first provisioned (UTC).
-	Since time.Time `json:"since,omitempty"`
-}
-
-// LicenceInventory builds the licence inventory from the legacyvm metadata
-// of the given domains. When p is not nil the inventory is limited to
-// entries that involve one of its licences (VMs of other profiles that use
-// the same key included), and its licences that no VM uses yet are listed
-// with no seat used. It reads no secrets. Entries are sorted by profile and
-// label; VMs by the time they were provisioned (the order seats were
-// granted), then profile and name.
-func LicenceInventory(hosts []HostDomains, p *profiles.Profile) []LicenceUse {
-	type group struct {
-		names   map[LicenceName]bool
-		fps     map[string]bool
-		vms     []LicenceVM
-		seats   []license.Seat
-		merged  *group
-		edition string
-		channel string
-		seats0  int
-	}
-	find := func(g *group) *group {
-		for g.merged != nil {
-			g = g.merged
-		}
-		return g
-	}
-	byName := map[LicenceName]*group{}
-	var order []*group
-	get := func(n LicenceName) *group {
-		if g, ok := byName[n]; ok {
-			return find(g)
-		}
-		g := &group{names: map[LicenceName]bool{n: true}, fps: map[string]bool{}}
-		byName[n] = g
-		order = append(order, g)
-		return g
-	}
-	for _, h := range hosts {
-		for _, d := range h.Domains {
-			m := d.Metadata
-			if m == nil || m.License == nil {
-				continue
-			}
-			g := get(LicenceName{Profile: m.Profile, Label: m.License.Label})
-			if m.License.Fingerprint != "" {
-				g.fps[m.License.Fingerprint] = true
-			}
-			if g.channel == "" {
-				g.edition, g.channel, g.seats0 = m.License.Edition, m.License.Channel, m.License.Seats
-			}
-			g.vms = append(g.vms, LicenceVM{Name: d.Name, Profile: m.Profile, Label: m.License.Label, Host: h.URI,
-				State: d.State, Provisioned: m.Provisioned, Since: m.Created})
-			g.seats = append(g.seats, seatOf(d))
-		}
-	}
-	// Declared licences of the profile that no VM uses yet.
-	if p != nil {
-		for _, l := range p.Licenses {
-			n := LicenceName{Profile: p.Name, Label: l.Name}
-			if _, ok := byName[n]; ok {
-				continue
-			}
-			g := get(n)
-			g.edition, g.channel, g.seats0 = string(l.Edition), string(l.Channel), l.Seats
-		}
-	}
-	// One key, one entry: merge groups that share a fingerprint.
-	owner := map[string]*group{}
-	for _, g := range order {
-		g = find(g)
-		for _, fp := range sortedKeys(g.fps) {
-			o, ok := owner[fp]
-			if !ok {
-				owner[fp] = g
-				continue
-			}
-			o = find(o)
-			if o == g {
-				continue
-			}
-			for n := range g.names {
-				o.names[n] = true
-			}
-			for f := range g.fps {
-				o.fps[f] = true
-				owner[f] = o
-			}
-			o.vms = append(o.vms, g.vms...)
-			o.seats = append(o.seats, g.seats...)
-			g.merged = o
-			g = o
-		}
-	}
-	var out []LicenceUse
-	seen := map[*group]bool{}
-	for _, g := range order {
-		g = find(g)
-		if seen[g] {
-			continue
-		}
-		seen[g] = true
-		names := make([]LicenceName, 0, len(g.names))
-		involved := p == nil
-		for n := range g.names {
-			names = append(names, n)
-			if p != nil && n.Profile == p.Name {
-				involved = true
-			}
-		}
-		if !involved {
-			continue
-		}
-		// VMs in the order their seats were granted; the entry is named
-		// after the licence of the first one.
-		sort.Slice(g.vms, func(i, j int) bool {
-			a, b := g.vms[i], g.vms[j]
-			if !a.Since.Equal(b.Since) {
-				return a.Since.Before(b.Since)
-			}
-			if a.Profile != b.Profile {
-				return a.Profile < b.Profile
-			}
-			if a.Name != b.Name {
-				return a.Name < b.Name
-			}
-			return a.Host < b.Host
-		})
-		first := LicenceName{}
-		if len(g.vms) > 0 {
-			first = LicenceName{Profile: g.vms[0].Profile, Label: g.vms[0].Label}
-		}
-		sort.Slice(names, func(i, j int) bool {
-			if (names[i] == first) != (names[j] == first) {
-				return names[i] == first
-			}
-			if names[i].Profile != names[j].Profile {
-				return names[i].Profile < names[j].Profile
-			}
-			return names[i].Label < names[j].Label
-		})
-		u := LicenceUse{Label: names[0].Label, Profile: names[0].Profile, OtherNames: names[1:],
-			Edition: g.edition, Channel: g.channel, SeatsDeclared: g.seats0, SeatsUsed: len(g.vms), VMs: g.vms}
-		if len(u.OtherNames) == 0 {
-			u.OtherNames = nil
-		}
-		if u.VMs == nil {
-			u.VMs = []LicenceVM{}
-		}
-		u.SeatsAllowed = license.SeatLimit(license.Channel(u.Channel), u.SeatsDeclared)
-		u.OverSubscribed = u.SeatsAllowed != license.Unlimited && u.SeatsUsed > u.SeatsAllowed
-		var keys []string
-		kseen := map[string]bool{}
-		for _, s := range g.seats {
-			if s.LastGroup != "" && !kseen[s.LastGroup] {
-				kseen[s.LastGroup] = true
-				keys = append(keys, license.Redact(s.LastGroup))
-			}
-		}
-		sort.Strings(keys)
-		u.Key = strings.Join(keys, ", ")
-		out = append(out, u)
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Profile != out[j].Profile {
-			return out[i].Profile < out[j].Profile
-		}
-		return out[i].Label < out[j].Label
-	})
-	return out
 }

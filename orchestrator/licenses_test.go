@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
@@ -75,23 +76,23 @@ type countingKeys struct {
 	fp   FingerprintFunc
 }
 
-func (c *countingKeys) keys() KeyIdentifier {
-	return SourceKeys(func(k string) (string, bool) {
+func (c *countingKeys) keys() keyIdentifier {
+	return sourceKeys(func(k string) (string, bool) {
 		c.read = append(c.read, k)
 		return seatGetenv(k)
 	}, c.fp)
 }
 
-func planWith(t *testing.T, p *profiles.Profile, h virt.Hypervisor, keys KeyIdentifier) ([]*HostPlan, hcl.Diagnostics, error) {
+func planWith(t *testing.T, p *profiles.Profile, h virt.Hypervisor, keys keyIdentifier) ([]*HostPlan, hcl.Diagnostics, error) {
 	t.Helper()
-	return PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	return planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake", ReadKeys: keys.on, keys: keys})
 }
 
 // applyWithKeys plans with keys and applies, recording fingerprints.
 func applyWithKeys(t *testing.T, p *profiles.Profile, h virt.Hypervisor) {
 	t.Helper()
 	fp := testFingerprinter(t)
-	hps, diags, err := planWith(t, p, h, SourceKeys(seatGetenv, fp))
+	hps, diags, err := planWith(t, p, h, sourceKeys(seatGetenv, fp))
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan %s: %v %s", p.Name, err, diags.Error())
 	}
@@ -140,7 +141,7 @@ func TestSeatsSecondProfileReusingRetailKeyIsRefused(t *testing.T) {
 
 	// plan without keys: the key is unknown, so nothing can be matched
 	// across profiles; the plan says what it did not check.
-	hps, diags, err := planWith(t, b, h, KeyIdentifier{})
+	hps, diags, err := planWith(t, b, h, keyIdentifier{})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan without keys: %v %s", err, diagText(diags))
 	}
@@ -207,7 +208,7 @@ func TestSeatsOwnProfile(t *testing.T) {
 		// the over-subscription, without reading any key.
 		b := loadProfile(t, "beta", seatProfile("spare", "KEY_A_AGAIN", "retail", 0, "tester", 1))
 		fp := testFingerprinter(t)
-		hpsB, _, err := planWith(t, b, h, KeyIdentifier{})
+		hpsB, _, err := planWith(t, b, h, keyIdentifier{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +217,7 @@ func TestSeatsOwnProfile(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range []*profiles.Profile{a, b} {
-			_, diags, err := planWith(t, p, h, KeyIdentifier{})
+			_, diags, err := planWith(t, p, h, keyIdentifier{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +260,7 @@ func TestSeatsMAKAcrossProfiles(t *testing.T) {
 	applyWithKeys(t, a, h)
 	// Two of three activations are used: one more VM fits, two do not.
 	one := loadProfile(t, "beta", seatProfile("vol2", "KEY_B", "mak", 3, "x", 1))
-	keys := SourceKeys(seatGetenv, testFingerprinter(t))
+	keys := sourceKeys(seatGetenv, testFingerprinter(t))
 	if _, diags, err := planWith(t, one, h, keys); err != nil || len(diags) != 0 {
 		t.Fatalf("one more VM: %v %s", err, diagText(diags))
 	}
@@ -288,7 +289,7 @@ func TestSeatsChannelConflict(t *testing.T) {
 	applyWithKeys(t, loadProfile(t, "alpha", seatProfile("vol", "KEY_B", "mak", 5, "w", 1)), h)
 	src := seatProfile("cheap", "KEY_B", "retail", 0, "r", 1)
 	p := loadProfile(t, "beta", src)
-	_, diags, err := planWith(t, p, h, SourceKeys(seatGetenv, testFingerprinter(t)))
+	_, diags, err := planWith(t, p, h, sourceKeys(seatGetenv, testFingerprinter(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestSeatsKeyReadErrors(t *testing.T) {
 		{"KEY_BAD", "product key of licence office (from env(\"KEY_BAD\")): not a Windows 7 product key: character 25 (group 5, place 5) is the letter N"},
 	} {
 		p := loadProfile(t, "alpha", seatProfile("office", tt.env, "retail", 0, "acct", 1))
-		_, _, err := planWith(t, p, h, SourceKeys(getenv, testFingerprinter(t)))
+		_, _, err := planWith(t, p, h, sourceKeys(getenv, testFingerprinter(t)))
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("err = %v, want prefix %q", err, tt.want)
 		}
@@ -333,7 +334,7 @@ func TestLicenceInventory(t *testing.T) {
 	applyWithKeys(t, loadProfile(t, "gamma", seatProfile("vol", "KEY_B", "mak", 5, "w", 2)), h)
 	// beta reuses alpha's key (as if applied before seat checks existed).
 	b := loadProfile(t, "beta", seatProfile("spare", "KEY_A_AGAIN", "retail", 0, "tester", 1))
-	hps, _, err := planWith(t, b, h, KeyIdentifier{})
+	hps, _, err := planWith(t, b, h, keyIdentifier{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,14 +346,14 @@ func TestLicenceInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := []HostDomains{{URI: "test:///fake", Domains: doms}}
+	hosts := []inventory.HostDomains{{URI: "test:///fake", Domains: doms}}
 
-	all := LicenceInventory(hosts, nil)
+	all := inventory.Licences(hosts, nil)
 	if len(all) != 2 {
 		t.Fatalf("want 2 entries, got %+v", all)
 	}
 	office, vol := all[0], all[1]
-	if office.Label != "office" || office.Profile != "alpha" || len(office.OtherNames) != 1 || office.OtherNames[0] != (LicenceName{"beta", "spare"}) {
+	if office.Label != "office" || office.Profile != "alpha" || len(office.OtherNames) != 1 || office.OtherNames[0] != (inventory.LicenceName{Profile: "beta", Label: "spare"}) {
 		t.Errorf("office entry names: %+v", office)
 	}
 	if office.SeatsUsed != 2 || office.SeatsAllowed != 1 || !office.OverSubscribed || office.Key != "XXXXX-XXXXX-XXXXX-XXXXX-6789B" {
@@ -374,7 +375,7 @@ license "unused" {
   channel     = "retail"
 }
 `)
-	mine := LicenceInventory(hosts, p)
+	mine := inventory.Licences(hosts, p)
 	if len(mine) != 2 {
 		t.Fatalf("profile view: want 2 entries, got %+v", mine)
 	}
@@ -442,7 +443,7 @@ func TestInstallISOCheck(t *testing.T) {
 			}
 			src := installProfile(tt.iso)
 			p := loadProfile(t, "inst", src)
-			_, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: tt.uri})
+			_, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: tt.uri})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,13 +12,15 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// ErrNotManaged is returned for domains without legacyvm metadata: they
-// are never started, stopped or changed.
-var ErrNotManaged = errors.New("not managed by legacyvm")
-
-// ErrOtherProfile is returned for a VM that another profile manages when a
-// command is scoped to a profile (--profile).
-var ErrOtherProfile = errors.New("outside the profile")
+// Errors of commands on one VM, to be tested with errors.Is.
+var (
+	// ErrNotManaged is returned for domains without legacyvm metadata:
+	// they are never started, stopped or changed.
+	ErrNotManaged = errors.New("not managed by legacyvm")
+	// ErrOtherProfile is returned for a VM that another profile manages
+	// when a command is scoped to a profile (--profile).
+	ErrOtherProfile = errors.New("outside the profile")
+)
 
 // managedDomain looks a domain up and checks that legacyvm owns it.
 func (e *engine) managedDomain(ctx context.Context, name string) (virt.Domain, error) {

@@ -83,7 +83,7 @@ func localGolden(t *testing.T) string {
 
 func planFleet(t *testing.T, p *profiles.Profile, f *fleet) []*HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	hps, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -95,7 +95,7 @@ func planFleet(t *testing.T, p *profiles.Profile, f *fleet) []*HostPlan {
 
 func vmHosts(hps []*HostPlan) map[string]string {
 	m := map[string]string{}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		for _, c := range hp.Plan.Changes {
 			if c.Kind == KindVM {
 				m[c.Name] = hp.Host.Name
@@ -114,7 +114,7 @@ func TestMultiHostSpreadUploadsOnceVerifiedAndPlacementIsStable(t *testing.T) {
 		t.Fatalf("spread placed %v, want web-1 and web-3 on a, web-2 on b", got)
 	}
 	uploads := map[string]int{}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		for _, c := range hp.Plan.Changes {
 			if c.Kind == KindImage {
 				uploads[hp.Host.Name]++
@@ -127,7 +127,7 @@ func TestMultiHostSpreadUploadsOnceVerifiedAndPlacementIsStable(t *testing.T) {
 	if uploads["a"] != 1 || uploads["b"] != 1 || uploads["c"] != 0 {
 		t.Fatalf("uploads per host = %v, want one on a and one on b, none on c (no VM there)", uploads)
 	}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		var lines []string
 		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1, Hook: event.Func(func(ev event.Event) { lines = append(lines, ev.Object+": "+ev.Message) })}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
@@ -180,7 +180,7 @@ host "b"`, `labels = { zone = "lab" }
   max_vms = 1
 }
 host "b"`, 1), "%POLICY%", "pack", "%LOCAL%", local, "%MAXB%", "1")
-	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	_, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	f.down["qemu+tls://b.test/system"] = true
 	p = loadProfile(t, "multi", multiProfile, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
 	hps := planFleet(t, p, f)
-	failed := Failed(hps)
+	failed := failedOf(hps)
 	if len(failed) != 1 || failed[0].Host.Name != "b" || !errors.Is(failed[0].Err, virt.ErrConnection) {
 		t.Fatalf("failed hosts = %+v, want b with a connection error", failed)
 	}
@@ -211,7 +211,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	if strings.Join(failed[0].Skipped, ",") != "web-2" {
 		t.Errorf("skipped on b = %v, want [web-2]", failed[0].Skipped)
 	}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		if hp.Plan.HasChanges() {
 			t.Errorf("plan on %s has changes while b is down: %+v", hp.Host.Name, hp.Plan.Changes)
 		}
@@ -220,7 +220,7 @@ func TestMultiHostUnreachableHostIsPartial(t *testing.T) {
 	for u := range f.hosts {
 		f.down[u] = true
 	}
-	if _, _, err := PlanProfile(context.Background(), p, f.connect, Options{}); err == nil || !errors.Is(err, virt.ErrConnection) {
+	if _, _, err := planProfile(context.Background(), p, f.connect, Options{}); err == nil || !errors.Is(err, virt.ErrConnection) {
 		t.Errorf("all hosts down: err %v, want a connection error", err)
 	}
 }
@@ -272,7 +272,7 @@ vm "lic" {
 }
 vm "web" {`, 1)
 	p := loadProfile(t, "multi", src, "%POLICY%", "spread", "%LOCAL%", local, "%MAXB%", "5")
-	hps, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	hps, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestMultiHostFixedHostBeyondMaxVMs(t *testing.T) {
   host_labels = { zone = "lab" }
 `, "  host = host.b\n", 1)
 	p := loadProfile(t, "multi", src, "%LOCAL%", local, "%MAXB%", "2")
-	_, diags, err := PlanProfile(context.Background(), p, f.connect, Options{})
+	_, diags, err := planProfile(context.Background(), p, f.connect, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestMultiHostDestroyWithAHostDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed := Failed(hps)
+	failed := failedOf(hps)
 	if len(failed) != 1 || failed[0].Host.Name != "b" || strings.Join(failed[0].Skipped, ",") != "web-1,web-2,web-3" {
 		t.Errorf("failed = %+v; want b, skipping the instances that may be there", failed)
 	}
@@ -336,7 +336,7 @@ func TestMultiHostUploadRaceKeepsIdenticalImage(t *testing.T) {
 	if _, err := b.UploadFile(context.Background(), virt.VolumeSpec{Pool: "default", Name: UploadedImageName(local)}, local, nil); err != nil {
 		t.Fatal(err)
 	}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		e := &engine{HV: hp.HV, Parallelism: 3, PollInterval: 1}
 		if res, err := e.Apply(context.Background(), hp.Plan); err != nil {
 			t.Errorf("apply on %s: %v (%+v)", hp.Host.Name, err, res)

@@ -11,7 +11,7 @@ package orchestrator
 // whether the doors' listen addresses are free (through the injected
 // Options.ProbeListen). The planner (plan.go, makePlan; seats in licenses.go,
 // checkSeats) is then a pure function of the profile, the observation and
-// the key identities read once per command (secrets_read.go): it takes no
+// the key identities read once per command (secretbundle.go): it takes no
 // context and no hypervisor, and reads no file.
 
 import (
@@ -29,9 +29,9 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// Observed is what a host holds that matters to one profile, gathered by
+// observation is what a host holds that matters to one profile, gathered by
 // the observer before planning.
-type Observed struct {
+type observation struct {
 	Host virt.HostInfo
 	// Domains, Networks, Filters hold every object of that kind on the
 	// host, by name (ownership is decided by the planner).
@@ -93,8 +93,8 @@ type localFile struct {
 	head    []byte // the first 512 bytes (fewer when the file is shorter)
 }
 
-func newObserved() *Observed {
-	return &Observed{
+func newObservation() *observation {
+	return &observation{
 		Domains:       map[string]virt.Domain{},
 		Networks:      map[string]virt.Network{},
 		Filters:       map[string]virt.Filter{},
@@ -134,7 +134,7 @@ func observeDomains(ctx context.Context, conns []*hostConn) {
 // placed on host, see Split) needs from the host at uri and from this
 // machine. doms are the host's domains when placement listed them (nil:
 // listed here).
-func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile, host *profiles.Host, uri string, opts Options, doms []virt.Domain) (*Observed, error) {
+func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile, host *profiles.Host, uri string, opts Options, doms []virt.Domain) (*observation, error) {
 	poolName := poolOf(host)
 	var images []string
 	seen := map[string]bool{}
@@ -156,7 +156,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 	if err := observeImageVersions(ctx, hv, part, o); err != nil {
 		return nil, err
 	}
-	local := IsLocalURI(uri)
+	local := isLocalURI(uri)
 	// Install ISOs: on this machine for a local host; else the pool
 	// legacyvm made for the ISO's directory, when libvirt does not show
 	// the ISO itself.
@@ -228,7 +228,7 @@ func observeHost(ctx context.Context, hv virt.Hypervisor, part *profiles.Profile
 // host needs: every domain, network and filter, the snapshots of the
 // profile's domains, the volumes of poolName and the pools legacyvm made
 // for the image directories of the profile's domains.
-func observeForDestroy(ctx context.Context, hv virt.Hypervisor, profile, poolName string) (*Observed, error) {
+func observeForDestroy(ctx context.Context, hv virt.Hypervisor, profile, poolName string) (*observation, error) {
 	o, err := observeObjects(ctx, hv, profile, poolName, nil, nil)
 	if err != nil {
 		return nil, err
@@ -245,8 +245,8 @@ func observeForDestroy(ctx context.Context, hv virt.Hypervisor, profile, poolNam
 // observeObjects lists what the host holds: every domain (doms when not
 // nil), network and filter, the snapshots of the profile's domains, the
 // volumes of poolName and the volumes libvirt knows at the image paths.
-func observeObjects(ctx context.Context, hv virt.Hypervisor, profile string, poolName string, images []string, doms []virt.Domain) (*Observed, error) {
-	o := newObserved()
+func observeObjects(ctx context.Context, hv virt.Hypervisor, profile string, poolName string, images []string, doms []virt.Domain) (*observation, error) {
+	o := newObservation()
 	var err error
 	if o.Host, err = hv.HostInfo(ctx); err != nil {
 		return nil, err
@@ -319,7 +319,7 @@ func observeObjects(ctx context.Context, hv virt.Hypervisor, profile string, poo
 
 // observeImageVersions reads the registered versions of every image block
 // the profile's VMs clone.
-func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.Profile, o *Observed) error {
+func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.Profile, o *observation) error {
 	seen := map[*profiles.Image]bool{}
 	for _, in := range p.Instances {
 		im := in.VM.Disk.ImageRef
@@ -330,7 +330,7 @@ func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.P
 		if _, err := hv.GetPool(ctx, im.Pool); err != nil {
 			continue // checkImageRefs says so
 		}
-		inv, err := ListImages(ctx, hv, im.Pool, im.Name)
+		inv, err := listImages(ctx, hv, im.Pool, im.Name)
 		if err != nil {
 			return err
 		}
@@ -341,7 +341,7 @@ func observeImageVersions(ctx context.Context, hv virt.Hypervisor, p *profiles.P
 
 // observeImagePool looks up the pool legacyvm makes for an image
 // directory.
-func (o *Observed) observeImagePool(ctx context.Context, hv virt.Hypervisor, dir string) {
+func (o *observation) observeImagePool(ctx context.Context, hv virt.Hypervisor, dir string) {
 	name := imagePoolName(dir)
 	if _, done := o.imagePools[name]; done {
 		return
@@ -351,7 +351,7 @@ func (o *Observed) observeImagePool(ctx context.Context, hv virt.Hypervisor, dir
 }
 
 // imagePool is the observed lookup of the pool legacyvm makes for dir.
-func (o *Observed) imagePool(dir string) (name string, l poolLookup) {
+func (o *observation) imagePool(dir string) (name string, l poolLookup) {
 	name = imagePoolName(dir)
 	l, ok := o.imagePools[name]
 	if !ok {
@@ -361,7 +361,7 @@ func (o *Observed) imagePool(dir string) (name string, l poolLookup) {
 }
 
 // observeFile records what this machine's file system says about path.
-func (o *Observed) observeFile(path string) {
+func (o *observation) observeFile(path string) {
 	if _, done := o.files[path]; !done {
 		o.files[path] = statLocalFile(path)
 	}
@@ -401,7 +401,7 @@ func statLocalFile(path string) localFile {
 
 // file is the observed state of a local path. A path nobody observed
 // (a bug) panics.
-func (o *Observed) file(path string) localFile {
+func (o *observation) file(path string) localFile {
 	f, ok := o.files[path]
 	if !ok {
 		panic(fmt.Sprintf("planning uses local file %s, which the observer did not look at", path))
@@ -413,7 +413,7 @@ func (o *Observed) file(path string) localFile {
 // existing bridges) are already taken on this machine, leaving out the
 // addresses the relay itself holds (ours): planning reports a door on a
 // taken port as a diagnostic before anything changes.
-func (o *Observed) probeDoors(ds *DesiredState, probe func(addr string) error, ours map[string]bool) {
+func (o *observation) probeDoors(ds *desiredState, probe func(addr string) error, ours map[string]bool) {
 	if probe == nil {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -99,7 +100,7 @@ func (nopClose) Close() error { return nil }
 
 func plan(t *testing.T, p *profiles.Profile, h virt.Hypervisor) *HostPlan {
 	t.Helper()
-	hps, diags, err := PlanProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
+	hps, diags, err := planProfile(context.Background(), p, connector(h), Options{DefaultURI: "test:///fake"})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -166,9 +167,9 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 		}
 		if want == 1 {
 			s := snaps[0]
-			desc, ok := ParseSnapshotDescription(s.Description)
+			desc, ok := snapmeta.ParseDescription(s.Description)
 			// A memory baseline: a disk snapshot plus the memory image.
-			if s.Name != "clean" || s.Memory || !ok || desc.Kind != SnapshotBaseline || desc.MemoryImage != memoryImageVolumeName(name) || !Classify(s, "clean").Memory {
+			if s.Name != "clean" || s.Memory || !ok || desc.Kind != snapmeta.Baseline || desc.MemoryImage != memoryImageVolumeName(name) || !snapmeta.Classify(s, "clean").Memory {
 				t.Errorf("%s baseline = %+v (desc %+v)", name, s, desc)
 			}
 		}
@@ -342,7 +343,7 @@ func TestPlanRefusesObjectsItDoesNotOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := loadProfile(t, "lab", labProfile)
-	_, diags, err := PlanProfile(ctx, p, connector(h), Options{})
+	_, diags, err := planProfile(ctx, p, connector(h), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,8 +397,8 @@ func TestInterruptedProvisioningIsReplaced(t *testing.T) {
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
 	// Simulate the kill: run only the first steps of web-1 by hand.
-	var dv *DesiredVM
-	for _, v := range hp.Desired.VMs {
+	var dv *desiredVM
+	for _, v := range hp.desired.VMs {
 		if v.Spec.Name == "web-1" {
 			dv = v
 		}
@@ -511,7 +512,7 @@ func TestRemovedFilterIsReboundLive(t *testing.T) {
 }
 
 func desiredSpec(hp *HostPlan, name string) virt.DomainSpec {
-	for _, v := range hp.Desired.VMs {
+	for _, v := range hp.desired.VMs {
 		if v.Spec.Name == name {
 			return v.Spec
 		}
@@ -662,11 +663,11 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 	p := loadProfile(t, "lab", labProfile)
 	apply(t, plan(t, p, h))
 	hp := plan(t, p, h)
-	d := hp.Observed.Domains["web-1"]
+	d := hp.observed.Domains["web-1"]
 	d.Disks = append([]virt.DiskSpec(nil), d.Disks...)
 	d.Disks[0].Format = "raw"
-	hp.Observed.Domains["web-1"] = d
-	_, diags := planChanges(p, hp.Desired, hp.Observed)
+	hp.observed.Domains["web-1"] = d
+	_, diags := planChanges(p, hp.desired, hp.observed)
 	if !diags.HasErrors() || diags[0].Summary != "Disk cannot take snapshots" || diags[0].Subject == nil || diags[0].Subject.Start.Line == 0 {
 		t.Fatalf("diags = %v", diags)
 	}
@@ -674,11 +675,11 @@ func TestPlanRefusesSnapshotsOnRawDisk(t *testing.T) {
 		t.Errorf("detail does not name the VM and format: %s", diags[0].Detail)
 	}
 	// solo has no policy: a raw disk is its owner's business.
-	s := hp.Observed.Domains["solo"]
+	s := hp.observed.Domains["solo"]
 	s.Disks = append([]virt.DiskSpec(nil), s.Disks...)
 	s.Disks[0].Format = "raw"
-	hp.Observed.Domains["solo"] = s
-	_, diags = planChanges(p, hp.Desired, hp.Observed)
+	hp.observed.Domains["solo"] = s
+	_, diags = planChanges(p, hp.desired, hp.observed)
 	if len(diags) != 1 {
 		t.Errorf("diags = %v, want only web-1's", diags)
 	}

@@ -30,7 +30,7 @@ type hostConn struct {
 func connectHosts(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) []*hostConn {
 	out := make([]*hostConn, 0, len(p.Hosts))
 	for _, h := range p.Hosts {
-		uri := HostURI(h, opts)
+		uri := opts.HostURI(h)
 		hc := &hostConn{Host: h, URI: uri}
 		hv, err := connect(ctx, uri)
 		if err != nil {

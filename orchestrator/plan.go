@@ -58,8 +58,8 @@ type Change struct {
 	RestartNeeded bool     `json:"restart_needed,omitempty"`
 
 	// Execution inputs (not part of the plan's printed form).
-	vm      *DesiredVM
-	network *DesiredNetwork
+	vm      *desiredVM
+	network *desiredNetwork
 	pool    *poolChange
 	upload  *imageUpload
 	// observed is the object as it is (update, replace, delete).
@@ -86,7 +86,7 @@ type Plan struct {
 	// Notes are things the user should know that are not changes.
 	Notes []string `json:"notes,omitempty"`
 
-	desired *DesiredState
+	desired *desiredState
 	// secrets are the secrets the command read while planning (nil: none;
 	// apply reads them). Never printed.
 	secrets *secretBundle
@@ -151,7 +151,7 @@ func poolOf(h *profiles.Host) string {
 // for a profile that cannot be rendered on the host (addresses that do not
 // fit, a pool lookup that failed). Seats are checked across hosts
 // afterwards (checkSeats).
-func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (*DesiredState, *Plan, hcl.Diagnostics, error) {
+func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *observation, s planSettings) (*desiredState, *Plan, hcl.Diagnostics, error) {
 	_, diags := resolveAccel(host, o.Host)
 	isoDiags, err := checkInstallISOs(part, uri, o)
 	diags = append(diags, isoDiags...)
@@ -176,7 +176,7 @@ func makePlan(part *profiles.Profile, host *profiles.Host, uri string, o *Observ
 // the profile, from the observation: the accelerator, the pool and where
 // each golden image comes from. Diagnostics are about images that cannot
 // be uploaded.
-func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Observed, s planSettings) (hostTarget, hcl.Diagnostics) {
+func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *observation, s planSettings) (hostTarget, hcl.Diagnostics) {
 	poolName := poolOf(host)
 	accel, _ := resolveAccel(host, o.Host)
 	pool := o.Pool
@@ -194,7 +194,7 @@ func planTarget(part *profiles.Profile, host *profiles.Host, uri string, o *Obse
 // Objects with clashing names that legacyvm does not own (or that another
 // profile owns) are reported as diagnostics located at the declaration, and
 // never touched.
-func planChanges(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl.Diagnostics) {
+func planChanges(p *profiles.Profile, ds *desiredState, o *observation) (*Plan, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	plan := &Plan{Profile: p.Name, Host: ds.Target.URI, Accel: accelName(ds.Target.Accel), desired: ds}
 
@@ -278,7 +278,7 @@ func planChanges(p *profiles.Profile, ds *DesiredState, o *Observed) (*Plan, hcl
 		}
 		if c != nil {
 			plan.Changes = append(plan.Changes, *c)
-			one := &DesiredState{VMs: []*DesiredVM{dv}}
+			one := &desiredState{VMs: []*desiredVM{dv}}
 			plan.Changes = append(plan.Changes, planDoors(one, o, map[string]Action{c.Name: c.Action})...)
 		}
 	}
@@ -343,7 +343,7 @@ func conflict(kind, name string, m *virt.Metadata, rng hcl.Range) *hcl.Diagnosti
 // delete) when it is the root filter with the UUID legacyvm gives it, or the
 // guard that such a root references. Anything else was made outside
 // legacyvm (or by another profile) and is never redefined.
-func filterConflicts(profile string, dn *DesiredNetwork, o *Observed) hcl.Diagnostics {
+func filterConflicts(profile string, dn *desiredNetwork, o *observation) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	root, rootExists := o.Filters[dn.Filter.Name]
 	ourRoot := rootExists && strings.EqualFold(root.UUID, dn.Filter.UUID)
@@ -387,7 +387,7 @@ func hostRange(p *profiles.Profile) *hcl.Range {
 	return nil
 }
 
-func networkDetails(dn *DesiredNetwork) []string {
+func networkDetails(dn *desiredNetwork) []string {
 	var d []string
 	if dn.Spec.Subnet.IsValid() {
 		d = append(d, "subnet "+dn.Spec.Subnet.String())
@@ -407,7 +407,7 @@ func networkDetails(dn *DesiredNetwork) []string {
 	return []string{strings.Join(d, ", ")}
 }
 
-func filterDetails(dn *DesiredNetwork) []string {
+func filterDetails(dn *desiredNetwork) []string {
 	var allows []string
 	for _, a := range dn.Filter.Allows {
 		s := fmt.Sprintf("allow %s %s %s", a.Name, a.Direction, a.Protocol)
@@ -433,7 +433,7 @@ func filterDetails(dn *DesiredNetwork) []string {
 }
 
 // networkDrift lists how an owned network differs from its desired spec.
-func networkDrift(dn *DesiredNetwork, obs virt.Network) []Reason {
+func networkDrift(dn *desiredNetwork, obs virt.Network) []Reason {
 	var r []Reason
 	if obs.ForwardMode != "" {
 		r = append(r, Reason{Code: ReasonForwardAdded, To: obs.ForwardMode})
@@ -502,7 +502,7 @@ func sameHosts(a, b []virt.DHCPHost) bool {
 	return true
 }
 
-func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagnostics) {
+func planVM(p *profiles.Profile, dv *desiredVM, o *observation) (*Change, hcl.Diagnostics) {
 	name := dv.Spec.Name
 	decl := dv.Instance.VM.DeclRange
 	obs, exists := o.Domains[name]
@@ -631,7 +631,7 @@ func planVM(p *profiles.Profile, dv *DesiredVM, o *Observed) (*Change, hcl.Diagn
 	return c, nil
 }
 
-func systemDiskPath(dv *DesiredVM) string {
+func systemDiskPath(dv *desiredVM) string {
 	for _, d := range dv.Spec.Disks {
 		if d.Target == "sda" {
 			return d.Path
@@ -743,7 +743,7 @@ func sameParams(a, b []virt.FilterParam) bool {
 	return true
 }
 
-func createDetails(dv *DesiredVM) []string {
+func createDetails(dv *desiredVM) []string {
 	var disk string
 	switch {
 	case dv.Install != nil:
@@ -777,7 +777,7 @@ func createDetails(dv *DesiredVM) []string {
 	return d
 }
 
-func deleteDetails(d *virt.Domain, o *Observed) []string {
+func deleteDetails(d *virt.Domain, o *observation) []string {
 	var out []string
 	if n := len(o.Snapshots[d.Name]); n > 0 {
 		out = append(out, fmt.Sprintf("deletes the disk and %d snapshot(s)", n))
@@ -789,7 +789,7 @@ func deleteDetails(d *virt.Domain, o *Observed) []string {
 
 // imageDirsWithoutPool lists directories of images libvirt cannot see
 // through any pool.
-func imageDirsWithoutPool(ds *DesiredState, o *Observed) []string {
+func imageDirsWithoutPool(ds *desiredState, o *observation) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, dv := range ds.VMs {

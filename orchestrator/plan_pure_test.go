@@ -281,7 +281,7 @@ func TestPlanningTalksToHostsOnlyThroughTheObserver(t *testing.T) {
 	}
 	fp := testFingerprinter(t)
 	h := newFakeHost(t)
-	opts := Options{DefaultURI: "test:///fake", ProbeListen: probe, Keys: SourceKeys(seatGetenv, fp)}
+	opts := Options{DefaultURI: "test:///fake", ProbeListen: probe, ReadKeys: true, keys: sourceKeys(seatGetenv, fp)}
 	src := strings.Replace(tableImageProfile, "%AGENT%", "", 1) + `
 license "office" {
   product_key = env("KEY_B")
@@ -305,11 +305,11 @@ vm "lic" {
 
 	for _, p := range []string{strings.Replace(tableProfile, "%AGENT%", "", 1), src} {
 		prof := loadProfile(t, "guarded", p)
-		hps, _, err := PlanProfile(ctx, prof, g.connector(h), opts)
+		hps, _, err := planProfile(ctx, prof, g.connector(h), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
-		CloseAll(hps)
+		closeAll(hps)
 	}
 	if probes == 0 {
 		t.Error("the listen probe was never called: the test proves nothing about it")
@@ -339,17 +339,17 @@ vm "clone" {
   }
 }
 `)
-	hps, _, err := PlanProfile(ctx, remote, g.connector(newFakeHost(t)), Options{DefaultURI: remoteURI})
+	hps, _, err := planProfile(ctx, remote, g.connector(newFakeHost(t)), Options{DefaultURI: remoteURI})
 	if err != nil {
 		t.Fatal(err)
 	}
-	CloseAll(hps)
+	closeAll(hps)
 
 	dps, err := planProfileDestroy(ctx, base, g.connector(h), Options{DefaultURI: "test:///fake"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	CloseAll(dps)
+	closeAll(dps)
 	if g.calls == 0 {
 		t.Fatal("no hypervisor call went through the guard: the test proves nothing")
 	}
@@ -380,7 +380,7 @@ vm "fresh" {
 	apply(t, plan(t, loadProfile(t, "pure", strings.Replace(tableProfile, "%AGENT%", "", 1)), h))
 	p := loadProfile(t, "pure", src)
 	part, o := observeProfile(t, p, h, Options{DefaultURI: "test:///fake"})
-	render := func(o *Observed) string {
+	render := func(o *observation) string {
 		_, pl, diags, err := makePlan(part, part.Hosts[0], "test:///fake", o, planSettings{})
 		if err != nil {
 			t.Fatal(err)
@@ -428,4 +428,9 @@ func (g guardHV) Screenshot(ctx context.Context, domain string) (virt.Screenshot
 func (g guardHV) OpenGraphics(ctx context.Context, domain string) (net.Conn, error) {
 	g.g.check("OpenGraphics")
 	return g.hv.OpenGraphics(ctx, domain)
+}
+
+func (g guardHV) DiskWrites(ctx context.Context, domain string) (int64, error) {
+	g.g.check("DiskWrites")
+	return g.hv.DiskWrites(ctx, domain)
 }

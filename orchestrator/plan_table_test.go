@@ -87,8 +87,8 @@ vm "other" {
 }
 `
 
-// observeProfile runs the observer for p's only host, as PlanProfile does.
-func observeProfile(t *testing.T, p *profiles.Profile, h virt.Hypervisor, opts Options) (*profiles.Profile, *Observed) {
+// observeProfile runs the observer for p's only host, as planProfile does.
+func observeProfile(t *testing.T, p *profiles.Profile, h virt.Hypervisor, opts Options) (*profiles.Profile, *observation) {
 	t.Helper()
 	ctx := context.Background()
 	conns := connectHosts(ctx, p, connector(h), opts)
@@ -104,7 +104,7 @@ func observeProfile(t *testing.T, p *profiles.Profile, h virt.Hypervisor, opts O
 
 // editDomain changes an observed domain (on copies: the observation may
 // share slices with the fake).
-func editDomain(o *Observed, name string, f func(d *virt.Domain, m *virt.Metadata)) {
+func editDomain(o *observation, name string, f func(d *virt.Domain, m *virt.Metadata)) {
 	d := o.Domains[name]
 	m := *d.Metadata
 	m.Doors = slices.Clone(m.Doors)
@@ -118,7 +118,7 @@ func editDomain(o *Observed, name string, f func(d *virt.Domain, m *virt.Metadat
 	o.Domains[name] = d
 }
 
-func editNetwork(o *Observed, name string, f func(n *virt.Network)) {
+func editNetwork(o *observation, name string, f func(n *virt.Network)) {
 	n := o.Networks[name]
 	if n.Metadata != nil {
 		m := *n.Metadata
@@ -129,7 +129,7 @@ func editNetwork(o *Observed, name string, f func(n *virt.Network)) {
 	o.Networks[name] = n
 }
 
-func editBindings(o *Observed, f func(b *virt.FilterBinding)) {
+func editBindings(o *observation, f func(b *virt.FilterBinding)) {
 	o.Bindings = slices.Clone(o.Bindings)
 	for i := range o.Bindings {
 		o.Bindings[i].Params = slices.Clone(o.Bindings[i].Params)
@@ -220,7 +220,7 @@ func TestMakePlanTable(t *testing.T) {
 		repl     []string // replacements in src
 		fresh    bool     // observe a new, empty host instead of the base one
 		uri      string   // default test:///fake (this machine)
-		edit     func(o *Observed)
+		edit     func(o *observation)
 		settings planSettings
 		want     map[string]want
 		text     string // a reason must be worded so
@@ -233,44 +233,44 @@ func TestMakePlanTable(t *testing.T) {
 			"pool/" + imagePoolName("/images"): {ActionCreate, nil},
 			net:                                {ActionCreate, nil}, filter: {ActionCreate, nil}, web: {ActionCreate, nil},
 			rdp: {ActionCreate, nil}, db: {ActionCreate, nil}}},
-		{name: "default pool missing", edit: func(o *Observed) { o.PoolFound = false },
+		{name: "default pool missing", edit: func(o *observation) { o.PoolFound = false },
 			want: map[string]want{"pool/default": {ActionCreate, nil}}},
 		{name: "remote host lacks the golden image", fresh: true, uri: remoteURI, repl: []string{"%IMAGE%", localGolden},
 			want: map[string]want{"image/" + UploadedImageName(localGolden): {ActionCreate, []ReasonCode{ReasonImageNotOnHost}},
 				net: {ActionCreate, nil}, filter: {ActionCreate, nil}, web: {ActionCreate, nil}, rdp: {ActionCreate, nil}, db: {ActionCreate, nil}},
 			text: "golden image " + localGolden + " is not on this host"},
-		{name: "forward mode added", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.ForwardMode = "nat" }) },
+		{name: "forward mode added", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.ForwardMode = "nat" }) },
 			want: map[string]want{net: upd(ReasonForwardAdded)}, text: `has <forward mode="nat"> (added outside legacyvm): guests could reach other networks`},
-		{name: "port isolation", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.PortIsolated = true }) },
+		{name: "port isolation", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.PortIsolated = true }) },
 			want: map[string]want{net: upd(ReasonPortIsolation)}, text: "port isolation true -> false"},
-		{name: "subnet", edit: func(o *Observed) {
+		{name: "subnet", edit: func(o *observation) {
 			editNetwork(o, "lvm-lab", func(n *virt.Network) { n.Subnet = netip.MustParsePrefix("10.99.0.0/24") })
 		}, want: map[string]want{net: upd(ReasonSubnet)}, text: "subnet 10.99.0.0/24 -> 10.80.0.0/24"},
-		{name: "dhcp", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.DHCP = false }) },
+		{name: "dhcp", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.DHCP = false }) },
 			want: map[string]want{net: upd(ReasonDHCP)}, text: "dhcp false -> true"},
-		{name: "dns", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.DNS = true }) },
+		{name: "dns", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.DNS = true }) },
 			want: map[string]want{net: upd(ReasonDNS)}, text: "dns true -> false"},
-		{name: "ipv6", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.IPv6 = true }) },
+		{name: "ipv6", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.IPv6 = true }) },
 			want: map[string]want{net: upd(ReasonIPv6Enabled)}},
-		{name: "reservations", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.DHCPHosts = nil }) },
+		{name: "reservations", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.DHCPHosts = nil }) },
 			want: map[string]want{net: upd(ReasonReservations)}},
-		{name: "network stopped, not autostart", edit: func(o *Observed) {
+		{name: "network stopped, not autostart", edit: func(o *observation) {
 			editNetwork(o, "lvm-lab", func(n *virt.Network) { n.Active, n.Autostart = false, false })
 		}, want: map[string]want{net: upd(ReasonNetworkInactive, ReasonNoAutostart)}},
-		{name: "network definition", edit: func(o *Observed) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.Metadata.SpecHash = "0" }) },
+		{name: "network definition", edit: func(o *observation) { editNetwork(o, "lvm-lab", func(n *virt.Network) { n.Metadata.SpecHash = "0" }) },
 			want: map[string]want{net: upd(ReasonDefinitionChanged)}},
-		{name: "filter rules", edit: func(o *Observed) { o.FilterDiffs["lvm-lab"] = []string{"rule 3 differs"} },
+		{name: "filter rules", edit: func(o *observation) { o.FilterDiffs["lvm-lab"] = []string{"rule 3 differs"} },
 			want: map[string]want{filter: upd(ReasonFilterRules, ReasonFilterRule)}, text: "rule 3 differs"},
 		{name: "profile declares neither web nor its network", src: tableOnlyOther, want: map[string]want{
 			"vm/other": {ActionCreate, nil}, web: {ActionDelete, []ReasonCode{ReasonNotInProfile}},
 			net: {ActionDelete, []ReasonCode{ReasonNotInProfile}}}},
-		{name: "left-over answer media", edit: func(o *Observed) {
+		{name: "left-over answer media", edit: func(o *observation) {
 			o.Volumes[answerVolumeName("web")] = virt.Volume{Pool: "default", Name: answerVolumeName("web"), Path: "/var/lib/libvirt/images/" + answerVolumeName("web")}
 		}, want: map[string]want{"volume/" + answerVolumeName("web"): {ActionDelete, []ReasonCode{ReasonOrphanAnswers}}}},
-		{name: "unprovisioned", edit: func(o *Observed) {
+		{name: "unprovisioned", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { m.Provisioned = false })
 		}, want: map[string]want{web: rep(ReasonUnprovisioned), rdp: {ActionCreate, nil}, db: {ActionCreate, nil}}},
-		{name: "image version", src: tableImageProfile, edit: func(o *Observed) {
+		{name: "image version", src: tableImageProfile, edit: func(o *observation) {
 			o.ImageVersions["w7t"] = []ImageVersion{{Name: "w7t", Version: 1, Path: "/var/lib/libvirt/images/w7t-v1.qcow2"}, {Name: "w7t", Version: 2, Path: "/var/lib/libvirt/images/w7t-v2.qcow2"}}
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) {
 				m.ImageName, m.ImageVersion, m.Image = "w7t", 1, "/var/lib/libvirt/images/w7t-v1.qcow2"
@@ -281,56 +281,56 @@ func TestMakePlanTable(t *testing.T) {
 			want: map[string]want{web: rep(ReasonImage), rdp: {ActionCreate, nil}, db: {ActionCreate, nil},
 				"pool/" + imagePoolName("/images"): {ActionCreate, nil}},
 			text: "disk image changed: /images/golden.qcow2 -> /images/other.qcow2"},
-		{name: "system disk moved", edit: func(o *Observed) {
+		{name: "system disk moved", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { d.Disks[0].Path = "/elsewhere/web.qcow2" })
 		}, want: map[string]want{web: rep(ReasonSystemDiskMoved), rdp: {ActionCreate, nil}, db: {ActionCreate, nil}}},
 		{name: "memory and cpus", repl: []string{"%MEM%", "4GiB", "cpus   = 2", "cpus   = 3"},
 			want: map[string]want{web: upd(ReasonMemory, ReasonCPUs)}, text: "memory 2 GiB -> 4 GiB"},
 		{name: "guest agent added", repl: []string{"%AGENT%", "guest_agent = true"},
 			want: map[string]want{web: upd(ReasonGuestAgentAdded)}},
-		{name: "guest agent removed", edit: func(o *Observed) {
+		{name: "guest agent removed", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { d.GuestAgent = true })
 		}, want: map[string]want{web: upd(ReasonGuestAgentRemoved)}},
-		{name: "nic added", edit: func(o *Observed) {
+		{name: "nic added", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { d.Interfaces = nil })
 		}, want: map[string]want{web: upd(ReasonNICAdded)}},
-		{name: "nic removed", edit: func(o *Observed) {
+		{name: "nic removed", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) {
 				d.Interfaces = append(d.Interfaces, virt.InterfaceSpec{MAC: "52:54:00:00:00:99", Network: "elsewhere"})
 			})
 		}, want: map[string]want{web: upd(ReasonNICRemoved)}, text: "network interface 52:54:00:00:00:99 on elsewhere removed"},
-		{name: "nic network, model, isolation", edit: func(o *Observed) {
+		{name: "nic network, model, isolation", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) {
 				d.Interfaces[0].Network, d.Interfaces[0].Model, d.Interfaces[0].PortIsolated = "elsewhere", "virtio", true
 			})
 		}, want: map[string]want{web: upd(ReasonNICNetwork, ReasonNICModel, ReasonNICPortIsolation)}},
-		{name: "nic filter removed", edit: func(o *Observed) {
+		{name: "nic filter removed", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { d.Interfaces[0].Filter = "" })
 		}, want: map[string]want{web: upd(ReasonNICFilterRemoved)}},
-		{name: "nic filter changed", edit: func(o *Observed) {
+		{name: "nic filter changed", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { d.Interfaces[0].Filter = "lvm-other" })
 		}, want: map[string]want{web: upd(ReasonNICFilter)}},
-		{name: "nic filter parameters", edit: func(o *Observed) {
+		{name: "nic filter parameters", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { d.Interfaces[0].FilterParams = nil })
 		}, want: map[string]want{web: upd(ReasonNICFilterParams)}},
-		{name: "nic overrides isolation", edit: func(o *Observed) {
+		{name: "nic overrides isolation", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) {
 				d.XML = fmt.Sprintf("<domain><devices><interface type='network'><mac address='%s'/><port isolated='no'/></interface></devices></domain>", d.Interfaces[0].MAC)
 			})
 		}, want: map[string]want{web: upd(ReasonNICIsolationOff)}},
-		{name: "binding missing", edit: func(o *Observed) { o.Bindings = nil },
+		{name: "binding missing", edit: func(o *observation) { o.Bindings = nil },
 			want: map[string]want{web: upd(ReasonBindingMissing)}},
-		{name: "bound to another filter", edit: func(o *Observed) { editBindings(o, func(b *virt.FilterBinding) { b.Filter = "lvm-other" }) },
+		{name: "bound to another filter", edit: func(o *observation) { editBindings(o, func(b *virt.FilterBinding) { b.Filter = "lvm-other" }) },
 			want: map[string]want{web: upd(ReasonBindingFilter)}},
-		{name: "bound for another address", edit: func(o *Observed) {
+		{name: "bound for another address", edit: func(o *observation) {
 			editBindings(o, func(b *virt.FilterBinding) { b.Params = []virt.FilterParam{{Name: "IP", Value: "10.80.0.250"}} })
 		}, want: map[string]want{web: upd(ReasonBindingIP)}},
-		{name: "baseline missing", edit: func(o *Observed) { o.Snapshots["web"] = nil },
+		{name: "baseline missing", edit: func(o *observation) { o.Snapshots["web"] = nil },
 			want: map[string]want{web: upd(ReasonBaselineMissing)}, text: "baseline snapshot clean is missing: apply takes it now from the VM as it is (with memory, the VM runs)"},
-		{name: "vm definition", edit: func(o *Observed) {
+		{name: "vm definition", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) { m.SpecHash = "0" })
 		}, want: map[string]want{web: upd(ReasonDefinitionChanged)}},
-		{name: "door drift", edit: func(o *Observed) {
+		{name: "door drift", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) {
 				for i := range m.Doors {
 					switch m.Doors[i].Name {
@@ -344,7 +344,7 @@ func TestMakePlanTable(t *testing.T) {
 		}, want: map[string]want{
 			rdp: upd(ReasonDoorListen, ReasonDoorPort, ReasonDoorFrom, ReasonDoorMaxConnections),
 			db:  upd(ReasonDoorTo, ReasonDoorMoved)}},
-		{name: "door removed", edit: func(o *Observed) {
+		{name: "door removed", edit: func(o *observation) {
 			editDomain(o, "web", func(d *virt.Domain, m *virt.Metadata) {
 				m.Doors = append(m.Doors, virt.DoorRef{Kind: virt.DoorPublish, Name: "old", Scope: "vm", Listen: "0.0.0.0:1", Port: 1, Protocol: "tcp"})
 			})
@@ -408,7 +408,7 @@ func TestMakePlanTable(t *testing.T) {
 	}
 }
 
-// destroyTableRows plans destroys from edited observations (planDestroy)
+// destroyTableRows plans destroys from edited observations (planHostDestroy)
 // and returns the reason codes they gave.
 func destroyTableRows(t *testing.T) []ReasonCode {
 	t.Helper()
@@ -416,7 +416,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 	h := newFakeHost(t)
 	p := loadProfile(t, "tbl", tableProfile, "%AGENT%", "")
 	apply(t, plan(t, p, h))
-	observe := func() *Observed {
+	observe := func() *observation {
 		o, err := observeForDestroy(context.Background(), h, p.Name, "default")
 		if err != nil {
 			t.Fatal(err)
@@ -425,7 +425,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 	}
 	rows := []struct {
 		name string
-		edit func(o *Observed)
+		edit func(o *observation)
 		only []string
 		want map[string]want
 	}{
@@ -434,7 +434,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 			"pool/" + imagePoolName("/images"): {ActionDelete, []ReasonCode{ReasonImagesUnused}}}},
 		{name: "only web", only: []string{"web"}, want: map[string]want{
 			"vm/web": {ActionDelete, nil}, "pool/" + imagePoolName("/images"): {ActionDelete, []ReasonCode{ReasonImagesUnused}}}},
-		{name: "network gone, its filters left", edit: func(o *Observed) { delete(o.Networks, "lvm-lab") }, want: map[string]want{
+		{name: "network gone, its filters left", edit: func(o *observation) { delete(o.Networks, "lvm-lab") }, want: map[string]want{
 			"vm/web": {ActionDelete, nil}, "filter/lvm-lab": {ActionDelete, []ReasonCode{ReasonFilterLeftOver}},
 			"filter/lvm-lab-guard":             {ActionDelete, []ReasonCode{ReasonFilterLeftOver}},
 			"pool/" + imagePoolName("/images"): {ActionDelete, []ReasonCode{ReasonImagesUnused}}}},
@@ -449,7 +449,7 @@ func destroyTableRows(t *testing.T) []ReasonCode {
 			for _, n := range tt.only {
 				want[n] = true
 			}
-			pl, err := planDestroy(p, split(p)[0], "test:///fake", "default", o, want, map[string]bool{})
+			pl, err := planHostDestroy(p, split(p)[0], "test:///fake", "default", o, want, map[string]bool{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/profiles"
 )
@@ -26,11 +27,11 @@ func autoSnapshotName(policy string, t time.Time) string {
 	return autoSnapshotPrefix + policy + "-" + t.UTC().Format(autoTimeFormat)
 }
 
-// Schedule is a policy schedule resolved for one VM: the @ aliases are
+// vmSchedule is a policy schedule resolved for one VM: the @ aliases are
 // turned into a fixed minute (and hour, weekday, day) derived from the VM's
 // identity, so a fleet with @daily does not snapshot at the same second,
 // and the same VM always snapshots at the same time.
-type Schedule struct {
+type vmSchedule struct {
 	// Spec is the cron expression after jitter ("17 3 * * *").
 	Spec  string
 	sched cron.Schedule
@@ -40,12 +41,12 @@ type Schedule struct {
 // schedule in the host's local time (as documented) whatever t's location
 // (metadata times are UTC; the cron library would use UTC for them). The
 // zero time means never.
-func (s Schedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
+func (s vmSchedule) Next(t time.Time) time.Time { return s.sched.Next(t.In(time.Local)) }
 
 // resolveSchedule applies the per-VM jitter to expr (within the default
 // window) and parses it with the profile language's parser. An empty expr
 // has no schedule (ok false).
-func resolveSchedule(expr, vmKey string) (Schedule, bool, error) {
+func resolveSchedule(expr, vmKey string) (vmSchedule, bool, error) {
 	return resolveScheduleWindow(expr, "", vmKey)
 }
 
@@ -53,17 +54,17 @@ func resolveSchedule(expr, vmKey string) (Schedule, bool, error) {
 // time of day that @daily, @weekly and @monthly pick for a VM falls in
 // window ("01:00-05:00", host local time; empty: profiles.DefaultWindow).
 // @hourly jitters the minute only; cron expressions are used as written.
-func resolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
+func resolveScheduleWindow(expr, window, vmKey string) (vmSchedule, bool, error) {
 	expr = strings.TrimSpace(expr)
 	if expr == "" {
-		return Schedule{}, false, nil
+		return vmSchedule{}, false, nil
 	}
 	if window == "" {
 		window = profiles.DefaultWindow
 	}
 	start, length, err := profiles.ParseWindow(window)
 	if err != nil {
-		return Schedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
+		return vmSchedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
 	}
 	h := fnv.New64a()
 	h.Write([]byte(vmKey))
@@ -86,21 +87,9 @@ func resolveScheduleWindow(expr, window, vmKey string) (Schedule, bool, error) {
 	}
 	s, err := profiles.ParseSchedule(spec)
 	if err != nil {
-		return Schedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
+		return vmSchedule{}, false, fmt.Errorf("schedule %q: %w", expr, err)
 	}
-	return Schedule{Spec: spec, sched: s}, true, nil
-}
-
-// SnapshotInfo is a snapshot with legacyvm's reading of it.
-type SnapshotInfo struct {
-	virt.Snapshot
-	Kind   SnapshotKind `json:"kind"`
-	Policy string       `json:"policy,omitempty"`
-	// Expires is when max_age retention removes it (auto snapshots). From
-	// Classify it is the expiry recorded when the snapshot was taken;
-	// listings replace it with the VM's current policy (policyExpiry),
-	// which is what retention follows.
-	Expires *time.Time `json:"expires,omitempty"`
+	return vmSchedule{Spec: spec, sched: s}, true, nil
 }
 
 // policyExpiry is when retention of p removes the scheduled snapshot s:
@@ -109,8 +98,8 @@ type SnapshotInfo struct {
 // recorded in the snapshot's description at creation is deliberately not
 // used: a max_age removed, shortened or lengthened later applies to the
 // snapshots that exist.
-func policyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
-	if p == nil || s.Kind != SnapshotAuto || s.Policy != p.Name {
+func policyExpiry(p *virt.PolicyRef, s snapmeta.Info) (time.Time, bool) {
+	if p == nil || s.Kind != snapmeta.Auto || s.Policy != p.Name {
 		return time.Time{}, false
 	}
 	age := policyMaxAge(p)
@@ -122,9 +111,9 @@ func policyExpiry(p *virt.PolicyRef, s SnapshotInfo) (time.Time, bool) {
 
 // withPolicyExpiry sets each snapshot's Expires from p (policyExpiry):
 // nil for snapshots the current policy does not expire.
-func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
+func withPolicyExpiry(infos []snapmeta.Info, p *virt.PolicyRef) []snapmeta.Info {
 	for i := range infos {
-		if infos[i].Kind != SnapshotAuto {
+		if infos[i].Kind != snapmeta.Auto {
 			continue
 		}
 		infos[i].Expires = nil
@@ -135,33 +124,14 @@ func withPolicyExpiry(infos []SnapshotInfo, p *virt.PolicyRef) []SnapshotInfo {
 	return infos
 }
 
-// Classify reads a snapshot's description (and, for snapshots legacyvm did
-// not describe, its name against the baseline) into a SnapshotInfo.
-// Snapshots made outside legacyvm count as manual: never pruned.
-func Classify(s virt.Snapshot, baseline string) SnapshotInfo {
-	info := SnapshotInfo{Snapshot: s, Kind: SnapshotManual}
-	if d, ok := ParseSnapshotDescription(s.Description); ok {
-		info.Kind, info.Policy, info.Expires = d.Kind, d.Policy, d.Expires
-		if d.MemoryImage != "" {
-			// A disk snapshot paired with a memory image (snapshots.go):
-			// reverting to it resumes the running VM.
-			info.Memory, info.State = true, virt.StateRunning
-		}
-	}
-	if s.Name == baseline && baseline != "" {
-		info.Kind = SnapshotBaseline
-	}
-	return info
-}
-
 // scheduledAt is the instant the scheduler took a snapshot for: the UTC
 // time in the name of a scheduled snapshot (auto-<policy>-<UTC>, from the
 // scheduler's clock), else libvirt's creation time. Schedules and
 // retention order snapshots by it, so they follow the clock that made them
 // (run-due --now, a client whose clock differs from the host's) and are not
 // confused by snapshots created within the same second.
-func scheduledAt(s SnapshotInfo) time.Time {
-	if s.Kind == SnapshotAuto && s.Policy != "" {
+func scheduledAt(s snapmeta.Info) time.Time {
+	if s.Kind == snapmeta.Auto && s.Policy != "" {
 		if ts, ok := strings.CutPrefix(s.Name, autoSnapshotPrefix+s.Policy+"-"); ok {
 			if t, err := time.Parse(autoTimeFormat, ts); err == nil {
 				return t
@@ -175,10 +145,10 @@ func scheduledAt(s SnapshotInfo) time.Time {
 // now: the first scheduled instant after the newest scheduled snapshot of
 // the policy (or after the VM was provisioned, if none) has passed. Missed
 // instants (a daemon that was down) are caught up once, not repeatedly.
-func dueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) bool {
+func dueSnapshot(s vmSchedule, policy string, created time.Time, snaps []snapmeta.Info, now time.Time) bool {
 	ref := created
 	for _, sn := range snaps {
-		if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+		if at := scheduledAt(sn); sn.Kind == snapmeta.Auto && sn.Policy == policy && at.After(ref) {
 			ref = at
 		}
 	}
@@ -195,10 +165,10 @@ func dueSnapshot(s Schedule, policy string, created time.Time, snaps []SnapshotI
 // (room = 1 lists what retention removes once the due snapshot exists).
 // The baseline and manual snapshots are never listed. The result is
 // oldest first.
-func retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int) []SnapshotInfo {
-	var autos []SnapshotInfo
+func retention(p *virt.PolicyRef, snaps []snapmeta.Info, now time.Time, room int) []snapmeta.Info {
+	var autos []snapmeta.Info
 	for _, s := range snaps {
-		if s.Kind == SnapshotAuto && s.Policy == p.Name && s.Name != p.Baseline {
+		if s.Kind == snapmeta.Auto && s.Policy == p.Name && s.Name != p.Baseline {
 			autos = append(autos, s)
 		}
 	}
@@ -208,7 +178,7 @@ func retention(p *virt.PolicyRef, snaps []SnapshotInfo, now time.Time, room int)
 	if keep < 0 {
 		keep = 0
 	}
-	var out []SnapshotInfo
+	var out []snapmeta.Info
 	kept := 0
 	for _, s := range autos {
 		exp, ok := policyExpiry(p, s)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -102,11 +103,11 @@ func TestRetentionOverThousandTicks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := SnapshotDescription{Kind: SnapshotBaseline, Policy: name}
+		base := snapmeta.Description{Kind: snapmeta.Baseline, Policy: name}
 		if _, err := h.CreateSnapshot(ctx, vm, virt.SnapshotSpec{Name: p.Baseline, Description: base.String()}); err != nil {
 			t.Fatal(err)
 		}
-		man := SnapshotDescription{Kind: SnapshotManual}
+		man := snapmeta.Description{Kind: snapmeta.Manual}
 		if _, err := h.CreateSnapshot(ctx, vm, virt.SnapshotSpec{Name: "before-upgrade", Description: man.String()}); err != nil {
 			t.Fatal(err)
 		}
@@ -198,11 +199,11 @@ func TestRetentionNeverListsBaselineOrManual(t *testing.T) {
 	old := now.Add(-1000 * time.Hour)
 	p := &virt.PolicyRef{Name: "p", Baseline: "clean", Keep: 1, MaxAge: time.Hour.String()}
 	exp := old.Add(time.Hour)
-	snaps := []SnapshotInfo{
-		{Snapshot: virt.Snapshot{Name: "clean", Created: old}, Kind: SnapshotBaseline, Policy: "p"},
-		{Snapshot: virt.Snapshot{Name: "mine", Created: old}, Kind: SnapshotManual},
-		{Snapshot: virt.Snapshot{Name: "auto-p-1", Created: old}, Kind: SnapshotAuto, Policy: "p", Expires: &exp},
-		{Snapshot: virt.Snapshot{Name: "auto-q-1", Created: old}, Kind: SnapshotAuto, Policy: "q", Expires: &exp},
+	snaps := []snapmeta.Info{
+		{Snapshot: virt.Snapshot{Name: "clean", Created: old}, Kind: snapmeta.Baseline, Policy: "p"},
+		{Snapshot: virt.Snapshot{Name: "mine", Created: old}, Kind: snapmeta.Manual},
+		{Snapshot: virt.Snapshot{Name: "auto-p-1", Created: old}, Kind: snapmeta.Auto, Policy: "p", Expires: &exp},
+		{Snapshot: virt.Snapshot{Name: "auto-q-1", Created: old}, Kind: snapmeta.Auto, Policy: "q", Expires: &exp},
 	}
 	got := retention(p, snaps, now, 1)
 	if len(got) != 1 || got[0].Name != "auto-p-1" {
@@ -211,10 +212,10 @@ func TestRetentionNeverListsBaselineOrManual(t *testing.T) {
 }
 
 func TestClassifyForeignSnapshotsAreManual(t *testing.T) {
-	if c := Classify(virt.Snapshot{Name: "x", Description: "made with virsh"}, "clean"); c.Kind != SnapshotManual {
+	if c := snapmeta.Classify(virt.Snapshot{Name: "x", Description: "made with virsh"}, "clean"); c.Kind != snapmeta.Manual {
 		t.Errorf("foreign snapshot classified %s", c.Kind)
 	}
-	if c := Classify(virt.Snapshot{Name: "clean"}, "clean"); c.Kind != SnapshotBaseline {
+	if c := snapmeta.Classify(virt.Snapshot{Name: "clean"}, "clean"); c.Kind != snapmeta.Baseline {
 		t.Errorf("baseline by name classified %s", c.Kind)
 	}
 }
@@ -266,7 +267,7 @@ func TestDueSnapshotNeverForZeroTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Schedule{Spec: "0 0 31 2 *", sched: never}
+	s := vmSchedule{Spec: "0 0 31 2 *", sched: never}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	if dueSnapshot(s, "p", now.Add(-48*time.Hour), nil, now) {
 		t.Fatal("a schedule that never matches is due")

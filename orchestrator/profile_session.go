@@ -102,12 +102,16 @@ func (s *Session) SetProfile(profile string) { s.engine.Profile = profile }
 var errNoProfile = errors.New("the session has no profile")
 
 // Plan connects to every host of the profile, observes them and plans
-// (see PlanProfile). The connections stay open for Apply until Close.
+// (see planProfile). The connections stay open for Apply until Close.
 func (s *Session) Plan(ctx context.Context) ([]*HostPlan, hcl.Diagnostics, error) {
 	if s.profile == nil {
 		return nil, nil, errNoProfile
 	}
-	hps, diags, err := PlanProfile(ctx, s.profile, s.o.Connect, s.o.Plan)
+	po := s.o.Plan
+	if po.ReadKeys && !po.keys.on {
+		po.keys = sourceKeys(s.o.Getenv, s.o.Fingerprint)
+	}
+	hps, diags, err := planProfile(ctx, s.profile, s.o.Connect, po)
 	s.keep(hps)
 	return hps, diags, err
 }
@@ -169,6 +173,12 @@ func (s *Session) Status(ctx context.Context) ([]VMStatus, error) {
 	return hostStatusAt(ctx, s.HV, s.engine.Profile, now)
 }
 
+// ListImages lists the registered versions of image ("": every image) in
+// pool on the session's host, with the domains that use each.
+func (s *Session) ListImages(ctx context.Context, pool, image string) (*ImageInventory, error) {
+	return listImages(ctx, s.HV, pool, image)
+}
+
 // Close closes the connections the session made. The session must not be
 // used after.
 func (s *Session) Close() {
@@ -176,5 +186,5 @@ func (s *Session) Close() {
 	hps := s.plans
 	s.plans = nil
 	s.mu.Unlock()
-	CloseAll(hps)
+	closeAll(hps)
 }

@@ -39,7 +39,7 @@ func TestSessionDrivesAProfile(t *testing.T) {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan: %v %s", err, diags.Error())
 	}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		if _, err := s.Apply(ctx, hp); err != nil {
 			t.Fatalf("apply: %v", err)
 		}
@@ -79,7 +79,7 @@ func TestSessionDrivesAProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, hp := range Planned(dps) {
+	for _, hp := range plannedOf(dps) {
 		if _, err := s.Apply(ctx, hp); err != nil {
 			t.Fatalf("destroy: %v", err)
 		}

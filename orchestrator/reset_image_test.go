@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -102,7 +103,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != SnapshotBaseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
+	if len(ls) != 1 || len(ls[0].Snapshots) != 1 || s0(ls).Kind != snapmeta.Baseline || !s0(ls).Memory || s0(ls).State != virt.StateRunning {
 		t.Errorf("snapshot list %+v, want the baseline clean with memory", ls)
 	}
 	// retention never deletes it; a delete without force is refused.
@@ -140,7 +141,7 @@ func TestResetWithMemoryImage(t *testing.T) {
 	}
 }
 
-func s0(ls []VMSnapshots) SnapshotInfo { return ls[0].Snapshots[0] }
+func s0(ls []VMSnapshots) snapmeta.Info { return ls[0].Snapshots[0] }
 
 // TestResetOldInternalBaseline: a VM whose baseline is an internal memory
 // snapshot (made by an earlier version: no memory image) is still reset by
@@ -156,7 +157,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 	if err := h.DeleteVolume(ctx, "default", memoryImageVolumeName("web-1")); err != nil {
 		t.Fatal(err)
 	}
-	desc := SnapshotDescription{Kind: SnapshotBaseline, Policy: "p"}
+	desc := snapmeta.Description{Kind: snapmeta.Baseline, Policy: "p"}
 	if _, err := h.CreateSnapshot(ctx, "web-1", virt.SnapshotSpec{Name: "clean", Description: desc.String(), Memory: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestResetOldInternalBaseline(t *testing.T) {
 		t.Errorf("disk generation %d, want %d", g, base)
 	}
 	ls, _ := e.ListSnapshots(ctx, []string{"web-1"})
-	if !slices.ContainsFunc(ls[0].Snapshots, func(s SnapshotInfo) bool { return s.Name == "clean" && s.Memory }) {
+	if !slices.ContainsFunc(ls[0].Snapshots, func(s snapmeta.Info) bool { return s.Name == "clean" && s.Memory }) {
 		t.Errorf("old baseline not listed with memory: %+v", ls)
 	}
 }
@@ -209,7 +210,38 @@ func TestBaselineInterruptedAfterSave(t *testing.T) {
 		t.Errorf("web-1 is %s after the apply, want running", d.State)
 	}
 	snaps, _ := h.ListSnapshots(ctx, "web-1")
-	if len(snaps) != 1 || !Classify(snaps[0], "clean").Memory {
+	if len(snaps) != 1 || !snapmeta.Classify(snaps[0], "clean").Memory {
 		t.Errorf("snapshots %+v, want the memory baseline clean", snaps)
+	}
+}
+
+// TestMemoryImageKeptWhenPolicyDropsMemory: a policy that stops asking for
+// memory does not orphan the image of the existing baseline: the VM's
+// metadata keeps listing it, reset still restores it, destroy deletes it.
+func TestMemoryImageKeptWhenPolicyDropsMemory(t *testing.T) {
+	h := newFakeHost(t)
+	ctx := context.Background()
+	apply(t, plan(t, loadProfile(t, "lab", labProfile), h))
+	noMem := loadProfile(t, "lab", strings.Replace(labProfile, "memory = true", "memory = false", 1))
+	apply(t, plan(t, noMem, h))
+	d, _ := h.GetDomain(ctx, "web-1")
+	if ref, ok := memoryImageRef(d.Metadata); !ok || ref.Name != memoryImageVolumeName("web-1") {
+		t.Fatalf("web-1's metadata no longer lists its memory image: %+v", d.Metadata.Volumes)
+	}
+	if st, err := (&engine{HV: h}).RevertSnapshot(ctx, "web-1", "clean"); err != nil || st != virt.StateRunning {
+		t.Errorf("reset after the policy change: %s %v", st, err)
+	}
+	hps, err := planProfileDestroy(ctx, noMem, connector(h), Options{DefaultURI: "test:///fake"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&engine{HV: h, Parallelism: 2, PollInterval: 1}).Apply(ctx, hps[0].Plan); err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := h.ListVolumes(ctx, "default")
+	for _, v := range vs {
+		if strings.HasSuffix(v.Name, ".mem") {
+			t.Errorf("destroy left %s", v.Name)
+		}
 	}
 }

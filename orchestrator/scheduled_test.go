@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -16,21 +17,21 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 	host := time.Date(2026, 11, 25, 14, 0, 7, 0, time.UTC) // libvirt's clock: every snapshot in one second
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
 	p := &virt.PolicyRef{Name: "hourly", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
-	auto := func(t time.Time) SnapshotInfo {
-		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}
-		return Classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
+	auto := func(t time.Time) snapmeta.Info {
+		desc := snapmeta.Description{Kind: snapmeta.Auto, Policy: "hourly"}
+		return snapmeta.Classify(virt.Snapshot{Name: autoSnapshotName("hourly", t), Description: desc.String(), Created: host}, "clean")
 	}
-	snaps := []SnapshotInfo{
-		Classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
+	snaps := []snapmeta.Info{
+		snapmeta.Classify(virt.Snapshot{Name: "clean", Created: host}, "clean"),
 		auto(at(2, 0)), auto(at(0, 0)), auto(at(1, 0)),
 	}
 	for _, c := range []struct {
-		s    SnapshotInfo
+		s    snapmeta.Info
 		want time.Time
 	}{
 		{snaps[1], at(2, 0)},
 		{snaps[0], host}, // not scheduled: libvirt's time
-		{Classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: SnapshotDescription{Kind: SnapshotAuto, Policy: "hourly"}.String(), Created: host}, ""), host},
+		{snapmeta.Classify(virt.Snapshot{Name: "auto-hourly-garbage", Description: snapmeta.Description{Kind: snapmeta.Auto, Policy: "hourly"}.String(), Created: host}, ""), host},
 	} {
 		if got := scheduledAt(c.s); !got.Equal(c.want) {
 			t.Errorf("ScheduledAt(%s) = %s, want %s", c.s.Name, got, c.want)
@@ -62,7 +63,7 @@ func TestScheduledAtFollowsTheSchedulersClock(t *testing.T) {
 func TestScheduleNotes(t *testing.T) {
 	at := func(h, m int) time.Time { return time.Date(2026, 11, 26, h, m, 0, 0, time.UTC) }
 	auto := func(policy string, tt time.Time, expires *time.Time) virt.Snapshot {
-		d := SnapshotDescription{Kind: SnapshotAuto, Policy: policy, Expires: expires}
+		d := snapmeta.Description{Kind: snapmeta.Auto, Policy: policy, Expires: expires}
 		return virt.Snapshot{Name: autoSnapshotName(policy, tt), Description: d.String(), Created: tt}
 	}
 	exp := at(1, 30)
@@ -71,7 +72,7 @@ func TestScheduleNotes(t *testing.T) {
 	}
 	hourly := &virt.PolicyRef{Name: "h", Baseline: "clean", Schedule: "0 * * * *", Keep: 2}
 	aged := &virt.PolicyRef{Name: "a", Baseline: "clean", Keep: 5, MaxAge: "1h30m0s"}
-	o := &Observed{
+	o := &observation{
 		Domains: map[string]virt.Domain{
 			"a-1":   {Name: "a-1", Metadata: md(hourly, true)},
 			"b-1":   {Name: "b-1", Metadata: md(hourly, true)},
@@ -86,7 +87,7 @@ func TestScheduleNotes(t *testing.T) {
 			"c-1": {auto("a", at(0, 0), &exp)},
 		},
 	}
-	got := ScheduleNotes(o, "lab", at(2, 10))
+	got := scheduleNotes(o, "lab", at(2, 10))
 	want := []string{
 		"a-1: next scheduled snapshot auto-h-20261126T030000Z at 2026-11-26T03:00:00Z; retention then deletes auto-h-20261126T010000Z",
 		"b-1: next scheduled snapshot auto-h-20261126T021000Z at 2026-11-26T02:10:00Z (due now)",

@@ -9,28 +9,24 @@ import (
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
-// KeyIdentifier is where a command reads its secrets (product keys and
-// administrator passwords) and how it fingerprints product keys. The zero
-// value reads nothing: planning then matches seats without keys (see
-// licenses.go).
-type KeyIdentifier struct {
+// keyIdentifier is where a command reads its secrets (product keys and
+// administrator passwords) and how it fingerprints product keys (see
+// Options.ReadKeys).
+type keyIdentifier struct {
 	getenv      func(string) (string, bool)
 	fingerprint FingerprintFunc
 	on          bool
 }
 
-// SourceKeys is the KeyIdentifier of apply (and plan --check-keys): keys
-// and passwords are read from where the profile says (getenv nil: the
-// process environment) and keys are fingerprinted with fingerprint (nil:
-// no fingerprint, only the last group).
-func SourceKeys(getenv func(string) (string, bool), fingerprint FingerprintFunc) KeyIdentifier {
-	return KeyIdentifier{getenv: getenv, fingerprint: fingerprint, on: true}
+// sourceKeys reads keys and passwords from where the profile says (getenv
+// nil: the process environment) and fingerprints keys with fingerprint
+// (nil: no fingerprint, only the last group).
+func sourceKeys(getenv func(string) (string, bool), fingerprint FingerprintFunc) keyIdentifier {
+	return keyIdentifier{getenv: getenv, fingerprint: fingerprint, on: true}
 }
 
-func (k KeyIdentifier) enabled() bool { return k.on }
-
 // bundle starts the secret bundle of one command.
-func (k KeyIdentifier) bundle() *secretBundle { return newSecretBundle(k.getenv, k.fingerprint) }
+func (k keyIdentifier) bundle() *secretBundle { return newSecretBundle(k.getenv, k.fingerprint) }
 
 // secretBundle holds the secrets one command reads: each product key (by
 // licence block) and administrator password (by vm block) is read from its
@@ -151,7 +147,7 @@ type secrets struct {
 // forVM returns the secrets provisioning dv needs (reading those not read
 // yet): its licence's key, and the administrator password when it gets
 // answer media.
-func (b *secretBundle) forVM(ctx context.Context, dv *DesiredVM) (secrets, error) {
+func (b *secretBundle) forVM(ctx context.Context, dv *desiredVM) (secrets, error) {
 	var s secrets
 	if l := dv.License; l != nil && l.ProductKey.Kind != license.SourceNone {
 		r, err := b.key(ctx, l)

@@ -109,10 +109,17 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	h := newFakeHost(t)
 	p := loadProfile(t, "lab", onceProfile(keyScript, pwScript))
 	fp := testFingerprinter(t)
-	keys := SourceKeys(nil, fp)
+	// The sessions the CLI opens: planning reads keys (ReadKeys) with the
+	// session's Getenv and Fingerprint.
+	session := func() *Session {
+		return Open(p, SessionOptions{Connect: connector(h), Plan: Options{DefaultURI: "test:///fake", ReadKeys: true},
+			Parallelism: 2, PollInterval: time.Millisecond, Fingerprint: fp})
+	}
 
 	// legacyvm plan --check-keys.
-	hps, diags, err := PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	s1 := session()
+	_, diags, err := s1.Plan(ctx)
+	s1.Close()
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("plan --check-keys: %v %s", err, diagText(diags))
 	}
@@ -124,15 +131,16 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	}
 
 	// legacyvm apply: plan with keys, then apply that plan.
-	hps, diags, err = PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	s2 := session()
+	defer s2.Close()
+	hps, diags, err := s2.Plan(ctx)
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("apply's plan: %v %s", err, diagText(diags))
 	}
 	setupCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go finishSetups(setupCtx, h)
-	e := &engine{HV: h, Parallelism: 2, PollInterval: time.Millisecond, Fingerprint: fp}
-	res, err := e.Apply(ctx, hps[0].Plan)
+	res, err := s2.Apply(ctx, hps[0])
 	stop()
 	if err != nil {
 		t.Fatalf("apply: %v %+v", err, res)
@@ -151,7 +159,9 @@ func TestSecretCommandRunsOncePerCommand(t *testing.T) {
 	}
 
 	// An apply that plans nothing reads nothing.
-	hps, _, err = PlanProfile(ctx, p, connector(h), Options{DefaultURI: "test:///fake", Keys: keys})
+	s3 := session()
+	defer s3.Close()
+	hps, _, err = s3.Plan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,13 +30,16 @@ type Options struct {
 	// legacyvm daemon's relay already holds, which are not probed.
 	ProbeListen  func(addr string) error
 	OwnListeners map[string]bool
-	// Keys, when set (SourceKeys), lets planning read the product keys of
-	// the licences whose VMs the plan creates or replaces, once per
-	// command, and match them with the seats on the host by fingerprint
-	// (see licenses.go); the plans carry what was read to Engine.Apply,
-	// which reads nothing again. The zero value: planning reads no secrets
-	// and matches seats by licence name.
-	Keys KeyIdentifier
+	// ReadKeys lets planning read the product keys of the licences whose
+	// VMs the plan creates or replaces (apply; plan --check-keys), once
+	// per command, with the session's Getenv and Fingerprint, and match
+	// them with the seats on the hosts by fingerprint (see licenses.go);
+	// the plans carry what was read to Apply, which reads nothing again.
+	// false: planning reads no secrets and matches seats by licence name.
+	ReadKeys bool
+	// keys reads and fingerprints the keys when ReadKeys (set by
+	// Session.Plan; tests set it themselves).
+	keys keyIdentifier
 	// ImageUpdates names image blocks whose newest version every VM should
 	// use (apply --image-update NAME): VMs on an older version are
 	// replaced, as with image_version = "latest".
@@ -45,33 +48,39 @@ type Options struct {
 
 // HostPlan is the plan for the part of a profile that lives on one host,
 // with the connection it was made on. When Err is set the host could not
-// be reached or planned (HV, Observed, Desired and Plan are nil): nothing
-// is done there, and Skipped names the instances that were left out
-// because of it.
+// be reached or planned (HV and Plan are nil): nothing is done there, and
+// Skipped names the instances that were left out because of it.
 type HostPlan struct {
-	Host     *profiles.Host
-	URI      string
-	HV       virt.Hypervisor
-	Observed *Observed
-	Desired  *DesiredState
-	Plan     *Plan
-	Err      error
-	Skipped  []string
+	Host    *profiles.Host
+	URI     string
+	HV      virt.Hypervisor
+	Plan    *Plan
+	Err     error
+	Skipped []string
+
+	// observed is what the host held at planning; desired what the
+	// profile wants there (both nil with Err).
+	observed *observation
+	desired  *desiredState
 }
 
-// Planned returns the host plans that have a plan (Err not set).
-func Planned(hps []*HostPlan) []*HostPlan {
+// Planned reports whether the host was reached and planned: the plan is
+// set and Err is not.
+func (hp *HostPlan) Planned() bool { return hp.Err == nil && hp.Plan != nil }
+
+// plannedOf returns the host plans that have a plan (Err not set).
+func plannedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
-		if hp.Err == nil && hp.Plan != nil {
+		if hp.Planned() {
 			out = append(out, hp)
 		}
 	}
 	return out
 }
 
-// Failed returns the host plans whose host could not be reached or planned.
-func Failed(hps []*HostPlan) []*HostPlan {
+// failedOf returns the host plans whose host could not be reached or planned.
+func failedOf(hps []*HostPlan) []*HostPlan {
 	var out []*HostPlan
 	for _, hp := range hps {
 		if hp.Err != nil {
@@ -81,8 +90,8 @@ func Failed(hps []*HostPlan) []*HostPlan {
 	return out
 }
 
-// CloseAll closes every connection of the plans.
-func CloseAll(hps []*HostPlan) {
+// closeAll closes every connection of the plans.
+func closeAll(hps []*HostPlan) {
 	for _, hp := range hps {
 		if hp.HV != nil {
 			_ = hp.HV.Close()
@@ -90,8 +99,9 @@ func CloseAll(hps []*HostPlan) {
 	}
 }
 
-// HostURI is the URI a host block resolves to.
-func HostURI(h *profiles.Host, opts Options) string {
+// HostURI is the URI a host block resolves to: its own, else DefaultURI,
+// else profiles.DefaultURI.
+func (opts Options) HostURI(h *profiles.Host) string {
 	if h != nil && h.URI != "" {
 		return h.URI
 	}
@@ -165,7 +175,7 @@ func split(p *profiles.Profile) []*profiles.Profile {
 	return out
 }
 
-// PlanProfile connects to every host of p, places the instances (see
+// planProfile connects to every host of p, places the instances (see
 // place), observes each host and plans. A host that cannot be reached or
 // observed does not stop the others when the profile has several: its
 // HostPlan carries Err and the instances skipped because of it (partial
@@ -174,11 +184,11 @@ func split(p *profiles.Profile) []*profiles.Profile {
 // closed. Diagnostics are problems the profile author can fix (name
 // clashes, missing pools, hosts at max_vms).
 //
-// Only the observer (observe.go) talks to the hosts; with opts.Keys set,
+// Only the observer (observe.go) talks to the hosts; with opts.ReadKeys,
 // the product keys of the VMs the plans create or replace are read once,
 // after planning, and the plans carry them to Engine.Apply (see
 // secretBundle).
-func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
+func planProfile(ctx context.Context, p *profiles.Profile, connect Connector, opts Options) ([]*HostPlan, hcl.Diagnostics, error) {
 	var (
 		hps   []*HostPlan
 		diags hcl.Diagnostics
@@ -201,10 +211,10 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		} else if o, err := observeHost(ctx, c.HV, part, h, c.URI, opts, c.Domains); err != nil {
 			hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 		} else {
-			hp.Observed = o
+			hp.observed = o
 			ds, plan, d, err := makePlan(part, h, c.URI, o, opts.settings())
 			diags = append(diags, d...)
-			hp.Desired, hp.Plan = ds, plan
+			hp.desired, hp.Plan = ds, plan
 			if err != nil {
 				hp.Err = fmt.Errorf("plan on %s: %w", hp.URI, err)
 			}
@@ -213,7 +223,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			for _, in := range part.Instances {
 				hp.Skipped = append(hp.Skipped, in.Name)
 			}
-			hp.Observed, hp.Desired, hp.Plan = nil, nil, nil
+			hp.observed, hp.desired, hp.Plan = nil, nil, nil
 		}
 	}
 	for _, u := range unplaced {
@@ -224,7 +234,7 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 			}
 		}
 	}
-	if len(Planned(hps)) == 0 {
+	if len(plannedOf(hps)) == 0 {
 		closeConns(conns)
 		for _, hp := range hps {
 			if hp.Err != nil {
@@ -233,20 +243,20 @@ func PlanProfile(ctx context.Context, p *profiles.Profile, connect Connector, op
 		}
 		return nil, diags, fmt.Errorf("profile %s has no host", p.Name)
 	}
-	planned := Planned(hps)
+	planned := plannedOf(hps)
 	var ids map[*profiles.License]keyID
-	if opts.Keys.enabled() {
-		sec := opts.Keys.bundle()
+	if opts.ReadKeys {
+		sec := opts.keys.bundle()
 		var err error
 		if ids, err = sec.identify(ctx, keysToRead(p, planned), seatHolders(planned)); err != nil {
-			CloseAll(hps)
+			closeAll(hps)
 			return nil, diags, err
 		}
 		for _, hp := range planned {
 			hp.Plan.secrets = sec
 		}
 	}
-	diags = append(diags, checkSeats(p, planned, ids, opts.Keys.enabled())...)
+	diags = append(diags, checkSeats(p, planned, ids, opts.ReadKeys)...)
 	diags = append(diags, incompleteSeatWarnings(hps)...)
 	return hps, diags, nil
 }
@@ -290,7 +300,7 @@ func resolveAccel(h *profiles.Host, hi virt.HostInfo) (virt.Accel, hcl.Diagnosti
 // creates while a host was skipped, that the seats on that host could not
 // be counted.
 func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
-	failed := Failed(hps)
+	failed := failedOf(hps)
 	if len(failed) == 0 {
 		return nil
 	}
@@ -300,7 +310,7 @@ func incompleteSeatWarnings(hps []*HostPlan) hcl.Diagnostics {
 	}
 	var diags hcl.Diagnostics
 	seen := map[*profiles.VM]bool{}
-	for _, hp := range Planned(hps) {
+	for _, hp := range plannedOf(hps) {
 		for _, c := range hp.Plan.Changes {
 			if c.Kind != KindVM || (c.Action != ActionCreate && c.Action != ActionReplace) || c.vm == nil {
 				continue

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -19,10 +20,10 @@ var errBaselineProtected = errors.New("the baseline snapshot is protected")
 // VMSnapshots is a managed VM with its classified snapshots, parents
 // before children (then oldest first).
 type VMSnapshots struct {
-	VM        string         `json:"vm"`
-	Profile   string         `json:"profile"`
-	Baseline  string         `json:"baseline,omitempty"`
-	Snapshots []SnapshotInfo `json:"snapshots"`
+	VM        string          `json:"vm"`
+	Profile   string          `json:"profile"`
+	Baseline  string          `json:"baseline,omitempty"`
+	Snapshots []snapmeta.Info `json:"snapshots"`
 }
 
 func baselineOf(d virt.Domain) string {
@@ -33,7 +34,7 @@ func baselineOf(d virt.Domain) string {
 }
 
 // classifyAll classifies and orders a domain's snapshots as a tree walk.
-func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
+func classifyAll(snaps []virt.Snapshot, baseline string) []snapmeta.Info {
 	children := map[string][]virt.Snapshot{}
 	names := map[string]bool{}
 	for _, s := range snaps {
@@ -46,13 +47,13 @@ func classifyAll(snaps []virt.Snapshot, baseline string) []SnapshotInfo {
 		}
 		children[parent] = append(children[parent], s)
 	}
-	var out []SnapshotInfo
+	var out []snapmeta.Info
 	var walk func(parent string)
 	walk = func(parent string) {
 		cs := children[parent]
 		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Created.Before(cs[j].Created) })
 		for _, c := range cs {
-			out = append(out, Classify(c, baseline))
+			out = append(out, snapmeta.Classify(c, baseline))
 			walk(c.Name)
 		}
 	}
@@ -109,27 +110,27 @@ func (e *engine) selectManaged(ctx context.Context, names []string) ([]virt.Doma
 // CreateSnapshot takes a manual snapshot (kept until deleted by hand). A
 // running VM's internal snapshot always includes its memory on libvirt 9.0;
 // memory says so explicitly and is required for running VMs.
-func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (SnapshotInfo, error) {
+func (e *engine) CreateSnapshot(ctx context.Context, vm, name string, memory bool, note string) (snapmeta.Info, error) {
 	d, err := e.managedDomain(ctx, vm)
 	if err != nil {
-		return SnapshotInfo{}, err
+		return snapmeta.Info{}, err
 	}
 	if name == "" {
 		name = "manual-" + e.now().Format(autoTimeFormat)
 	}
 	if strings.HasPrefix(name, autoSnapshotPrefix) {
-		return SnapshotInfo{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", autoSnapshotPrefix)
+		return snapmeta.Info{}, fmt.Errorf("snapshot names starting with %q are reserved for schedules (retention deletes them)", autoSnapshotPrefix)
 	}
 	if name == baselineOf(d) {
-		return SnapshotInfo{}, fmt.Errorf("%q is %s's baseline name; choose another name", name, vm)
+		return snapmeta.Info{}, fmt.Errorf("%q is %s's baseline name; choose another name", name, vm)
 	}
-	desc := SnapshotDescription{Kind: SnapshotManual, Note: note}
+	desc := snapmeta.Description{Kind: snapmeta.Manual, Note: note}
 	running := d.State != virt.StateShutoff
 	s, err := e.HV.CreateSnapshot(ctx, vm, virt.SnapshotSpec{Name: name, Description: desc.String(), Memory: memory || running})
 	if err != nil {
-		return SnapshotInfo{}, err
+		return snapmeta.Info{}, err
 	}
-	return Classify(s, baselineOf(d)), nil
+	return snapmeta.Classify(s, baselineOf(d)), nil
 }
 
 // RevertSnapshot reverts a managed VM to a snapshot and checks that it
@@ -207,7 +208,7 @@ func (e *engine) DeleteSnapshot(ctx context.Context, vm, name string, force bool
 // image must be the memory volume the domain's metadata lists, or the
 // snapshot is refused.
 func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
-	desc, ok := ParseSnapshotDescription(s.Description)
+	desc, ok := snapmeta.ParseDescription(s.Description)
 	if !ok || desc.MemoryImage == "" {
 		return virt.VolumeRef{}, false, nil
 	}
@@ -222,7 +223,7 @@ func imageOf(d virt.Domain, s virt.Snapshot) (virt.VolumeRef, bool, error) {
 // image plus a disk snapshot (see snapshots.go) and leaves the VM running.
 // A leftover image of an interrupted attempt is replaced: no snapshot
 // refers to it while the baseline is missing.
-func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, desc snapmeta.Description, ref virt.VolumeRef) error {
 	e.begin(event.KindVM, name, event.StepBaseline, "saving memory for baseline %s into volume %s", baseline, ref.Name)
 	_, err := e.HV.SaveDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions)
 	if errors.Is(err, virt.ErrExists) {
@@ -240,7 +241,7 @@ func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 // finishImageBaseline takes the disk snapshot of a VM whose memory was just
 // saved into ref (the VM is shut off, its disks as they were at the save)
 // and restores the image: the VM runs on.
-func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string, desc SnapshotDescription, ref virt.VolumeRef) error {
+func (e *engine) finishImageBaseline(ctx context.Context, name, baseline string, desc snapmeta.Description, ref virt.VolumeRef) error {
 	restore := func() error {
 		e.begin(event.KindVM, name, event.StepRevert, "restoring memory from %s", ref.Name)
 		if err := e.HV.RestoreDomain(ctx, name, ref.Pool, ref.Name, memoryImageOptions); err != nil {
@@ -366,8 +367,8 @@ type tickPlan struct {
 	VM       string
 	Policy   *virt.PolicyRef
 	Create   string // "" when nothing is due
-	Prune    []SnapshotInfo
-	Schedule Schedule
+	Prune    []snapmeta.Info
+	Schedule vmSchedule
 }
 
 // planTick computes what the scheduler does for d at now, from the
@@ -397,11 +398,15 @@ func planTick(d virt.Domain, snaps []virt.Snapshot, now time.Time) (tickPlan, er
 }
 
 // ScheduleNotes says, for each provisioned VM of profile with a snapshot
-// policy on the observed host (by name), what the scheduler does next:
-// scheduled snapshots retention deletes at the next tick, and the next
-// scheduled snapshot with what retention deletes then. plan prints them as
-// notes; they are not changes (apply does not take snapshots).
-func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
+// policy on the plan's host, what the scheduler does next: scheduled
+// snapshots retention deletes at the next tick, and the next scheduled
+// snapshot with what retention deletes then. plan prints them as notes;
+// they are not changes (apply does not take snapshots).
+func (hp *HostPlan) ScheduleNotes(profile string, now time.Time) []string {
+	return scheduleNotes(hp.observed, profile, now)
+}
+
+func scheduleNotes(o *observation, profile string, now time.Time) []string {
 	now = now.UTC().Truncate(time.Minute)
 	var notes []string
 	for _, name := range sortedKeys(o.Domains) {
@@ -431,7 +436,7 @@ func ScheduleNotes(o *Observed, profile string, now time.Time) []string {
 		}
 		ref := d.Metadata.Created
 		for _, sn := range infos {
-			if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == p.Name && at.After(ref) {
+			if at := scheduledAt(sn); sn.Kind == snapmeta.Auto && sn.Policy == p.Name && at.After(ref) {
 				ref = at
 			}
 		}
@@ -525,8 +530,8 @@ func (e *engine) tickVM(ctx context.Context, d virt.Domain, now time.Time, dryRu
 	// tp.Prune was computed with room for the new snapshot, which is the
 	// newest and not expired: it is what retention removes once it exists.
 	if tp.Create != "" && !dryRun {
-		desc := SnapshotDescription{Kind: SnapshotAuto, Policy: tp.Policy.Name}
-		if exp, ok := policyExpiry(tp.Policy, SnapshotInfo{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: SnapshotAuto, Policy: tp.Policy.Name}); ok {
+		desc := snapmeta.Description{Kind: snapmeta.Auto, Policy: tp.Policy.Name}
+		if exp, ok := policyExpiry(tp.Policy, snapmeta.Info{Snapshot: virt.Snapshot{Name: tp.Create, Created: now}, Kind: snapmeta.Auto, Policy: tp.Policy.Name}); ok {
 			desc.Expires = &exp // informational: retention follows the current policy
 		}
 		cur, err := e.HV.GetDomain(ctx, d.Name)

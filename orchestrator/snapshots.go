@@ -1,41 +1,8 @@
 package orchestrator
 
 import (
-	"encoding/json"
-	"time"
-
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
-
-// SnapshotKind classifies snapshots by who made them.
-type SnapshotKind string
-
-const (
-	// SnapshotBaseline is the protected snapshot taken after provisioning;
-	// retention and prune never delete it.
-	SnapshotBaseline SnapshotKind = "baseline"
-	// SnapshotAuto is taken by a schedule and subject to retention.
-	SnapshotAuto SnapshotKind = "auto"
-	// SnapshotManual is taken by `legacyvm snapshot create`; never pruned.
-	SnapshotManual SnapshotKind = "manual"
-)
-
-// SnapshotDescription is the JSON legacyvm stores in a snapshot's
-// description, so retention can be computed from libvirt alone. It never
-// holds a secret.
-type SnapshotDescription struct {
-	Kind   SnapshotKind `json:"legacyvm"`
-	Policy string       `json:"policy,omitempty"`
-	// Expires is when retention may delete the snapshot (auto only).
-	Expires *time.Time `json:"expires,omitempty"`
-	// Note is the user's description (manual snapshots).
-	Note string `json:"note,omitempty"`
-	// MemoryPool and MemoryImage name the volume holding the memory of a
-	// baseline taken as a memory image (see below); the snapshot itself
-	// then holds the disks only. Empty for internal memory snapshots.
-	MemoryPool  string `json:"memory_pool,omitempty"`
-	MemoryImage string `json:"memory_image,omitempty"`
-}
 
 // A memory baseline is a memory image plus a disk snapshot: the running VM's
 // memory is saved into a volume of its pool (the VM stops, libvirt's
@@ -85,22 +52,4 @@ func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) {
 		}
 	}
 	return virt.VolumeRef{}, false
-}
-
-// String encodes the description as libvirt stores it.
-func (d SnapshotDescription) String() string {
-	b, err := json.Marshal(d)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-// ParseSnapshotDescription decodes a description legacyvm wrote; ok is false
-// for snapshots made by someone else (treated as manual, never pruned).
-func ParseSnapshotDescription(s string) (d SnapshotDescription, ok bool) {
-	if err := json.Unmarshal([]byte(s), &d); err != nil || d.Kind == "" {
-		return SnapshotDescription{}, false
-	}
-	return d, true
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/daemonstate"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
@@ -66,33 +67,31 @@ type doorView struct {
 	Active   int64  `json:"active"`
 }
 
-// AddRelayState fills the relay columns of each door from the daemon's
-// state (nil: the daemon is not running).
-func AddRelayState(vms []VMStatus, st *daemonstate.State) {
+// AddRelayState fills the relay columns of the VM's doors from the
+// daemon's state (nil: the daemon is not running).
+func (s *VMStatus) AddRelayState(st *daemonstate.State) {
 	by := map[string]int{}
 	if st != nil {
 		for i, d := range st.Doors {
 			by[d.Key] = i
 		}
 	}
-	for i := range vms {
-		for j := range vms[i].Doors {
-			v := &vms[i].Doors[j]
-			k, ok := by[v.Key]
-			switch {
-			case st == nil:
-				v.Relay = "daemon not running"
-			case !ok:
-				v.Relay = "not relayed"
-			case !st.Doors[k].Listening:
-				v.Relay = "not listening: " + st.Doors[k].Error
-			default:
-				v.Relay = "listening"
-			}
-			if ok {
-				d := st.Doors[k]
-				v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
-			}
+	for j := range s.Doors {
+		v := &s.Doors[j]
+		k, ok := by[v.Key]
+		switch {
+		case st == nil:
+			v.Relay = "daemon not running"
+		case !ok:
+			v.Relay = "not relayed"
+		case !st.Doors[k].Listening:
+			v.Relay = "not listening: " + st.Doors[k].Error
+		default:
+			v.Relay = "listening"
+		}
+		if ok {
+			d := st.Doors[k]
+			v.Accepted, v.Refused, v.Active = d.Accepted, d.Refused, d.Active
 		}
 	}
 }
@@ -222,10 +221,10 @@ func hostStatusAt(ctx context.Context, hv virt.Hypervisor, profile string, now t
 // nextScheduled is the instant of the next scheduled snapshot of policy:
 // the first after the newest scheduled snapshot (or the VM's creation), or
 // now when that has passed (due). ok is false when it never comes.
-func nextScheduled(s Schedule, policy string, created time.Time, snaps []SnapshotInfo, now time.Time) (time.Time, bool) {
+func nextScheduled(s vmSchedule, policy string, created time.Time, snaps []snapmeta.Info, now time.Time) (time.Time, bool) {
 	ref := created
 	for _, sn := range snaps {
-		if at := scheduledAt(sn); sn.Kind == SnapshotAuto && sn.Policy == policy && at.After(ref) {
+		if at := scheduledAt(sn); sn.Kind == snapmeta.Auto && sn.Policy == policy && at.After(ref) {
 			ref = at
 		}
 	}

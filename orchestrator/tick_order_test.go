@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/internal/virt/fake"
 )
@@ -30,12 +31,12 @@ func tickHost(t *testing.T, p *virt.PolicyRef, created time.Time, autos ...time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := SnapshotDescription{Kind: SnapshotBaseline, Policy: p.Name}
+	base := snapmeta.Description{Kind: snapmeta.Baseline, Policy: p.Name}
 	if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: p.Baseline, Description: base.String()}); err != nil {
 		t.Fatal(err)
 	}
 	for _, at := range autos {
-		d := SnapshotDescription{Kind: SnapshotAuto, Policy: p.Name}
+		d := snapmeta.Description{Kind: snapmeta.Auto, Policy: p.Name}
 		if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: autoSnapshotName(p.Name, at), Description: d.String()}); err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +129,7 @@ func TestExpiryFollowsTheCurrentPolicy(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := &virt.PolicyRef{Name: "daily", Baseline: "clean", Keep: 10, MaxAge: c.now}
-			desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "daily", Expires: recorded(c.takenUnder)}
+			desc := snapmeta.Description{Kind: snapmeta.Auto, Policy: "daily", Expires: recorded(c.takenUnder)}
 			name := autoSnapshotName("daily", taken)
 			snaps := []virt.Snapshot{
 				{Name: "clean", Created: taken.Add(-day)},
@@ -174,7 +175,7 @@ func TestRunDueAfterMaxAgeRemoved(t *testing.T) {
 	h := tickHost(t, under, t0.Add(-day))
 	e := &engine{HV: h, Parallelism: 1}
 	exp := t0.Add(30 * day)
-	desc := SnapshotDescription{Kind: SnapshotAuto, Policy: "daily", Expires: &exp}
+	desc := snapmeta.Description{Kind: snapmeta.Auto, Policy: "daily", Expires: &exp}
 	if _, err := h.CreateSnapshot(ctx, "vm-1", virt.SnapshotSpec{Name: autoSnapshotName("daily", t0), Description: desc.String()}); err != nil {
 		t.Fatal(err)
 	}

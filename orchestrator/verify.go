@@ -198,12 +198,12 @@ func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*V
 		return nil, err
 	}
 	vr := &verifier{hv: hv, opts: opts, nets: map[string]virt.Network{}, ports: map[string]portsResult{},
-		diffs: map[string][]string{}, desiredNets: map[string]*DesiredNetwork{}, desiredVMs: map[string]*DesiredVM{}}
+		diffs: map[string][]string{}, desiredNets: map[string]*desiredNetwork{}, desiredVMs: map[string]*desiredVM{}}
 	for _, n := range nets {
 		vr.nets[n.Name] = n
 	}
 	if opts.Profile != nil {
-		o := &Observed{Networks: vr.nets}
+		o := &observation{Networks: vr.nets}
 		ds, err := desiredFor(opts.Profile, hostTarget{URI: opts.URI, SerialLogDir: opts.SerialLogDir}, o)
 		if err != nil {
 			return nil, err
@@ -267,7 +267,7 @@ func verifyHost(ctx context.Context, hv virt.Hypervisor, opts VerifyOptions) (*V
 		return v.VMs[i].Name < v.VMs[j].Name
 	})
 
-	if IsLocalURI(opts.URI) {
+	if isLocalURI(opts.URI) {
 		v.HostChecks = hostcheck.Findings(ctx, opts.System)
 	} else {
 		v.HostChecks = []hostcheck.Finding{{Check: "host system", Severity: hostcheck.SeverityInfo,
@@ -321,8 +321,8 @@ type verifier struct {
 	filters     map[string]virt.Filter // without a profile only
 	diffs       map[string][]string    // FilterDiff per desired filter, on first use
 	ports       map[string]portsResult // BridgePorts per bridge, on first use
-	desiredNets map[string]*DesiredNetwork
-	desiredVMs  map[string]*DesiredVM
+	desiredNets map[string]*desiredNetwork
+	desiredVMs  map[string]*desiredVM
 	// The daemon's state, read on first use (door checks).
 	stateRead bool
 	state     *daemonstate.State
@@ -524,7 +524,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	return nil
 }
 
-func (vr *verifier) filterDiff(ctx context.Context, dn *DesiredNetwork) ([]string, error) {
+func (vr *verifier) filterDiff(ctx context.Context, dn *desiredNetwork) ([]string, error) {
 	if d, ok := vr.diffs[dn.Filter.Name]; ok {
 		return d, nil
 	}
@@ -577,7 +577,7 @@ func (vr *verifier) checkUplink(ctx context.Context, n virt.Network, label func(
 	r, ok := vr.ports[n.Bridge]
 	if !ok {
 		r.ports, r.err = vr.hv.BridgePorts(ctx, n.Bridge)
-		if errors.Is(r.err, virt.ErrUnsupported) && IsLocalURI(vr.opts.URI) {
+		if errors.Is(r.err, virt.ErrUnsupported) && isLocalURI(vr.opts.URI) {
 			r.ports, r.err = vr.opts.System.BridgePorts(ctx, n.Bridge)
 		}
 		vr.ports[n.Bridge] = r

@@ -36,7 +36,7 @@ func expectedDoors(d virt.Domain, n virt.Network) map[string]virt.DoorRef {
 
 // checkDoors runs the door checks of a VM with doors on network n.
 func (vr *verifier) checkDoors(ctx context.Context, d virt.Domain, n virt.Network, label func(string) string, add func(check string, st CheckStatus, fix, format string, a ...any)) {
-	if !IsLocalURI(vr.opts.URI) {
+	if !isLocalURI(vr.opts.URI) {
 		add(checkDoorsCheck, CheckSkip, onHostFix, label("the libvirt host is remote: its relay is checked only on the host itself"))
 		return
 	}

@@ -57,8 +57,25 @@ say "legacyvm snapshot list"
 $L snapshot list
 
 if [ "${KEEP:-0}" = 1 ]; then
+	# The web console on this machine's loopback (an SSH tunnel reaches it
+	# from elsewhere: ssh -L 8470:127.0.0.1:8470 HOST), with a tester
+	# token made for the demo; both end with the demo.
+	WEB="$DEMO/web"
+	rm -rf "$WEB"
+	TOKEN=$($L token create --role tester --name demo --web-dir "$WEB")
+	$L serve --listen "${WEB_LISTEN:-127.0.0.1:8470}" --web-dir "$WEB" 2>"$DEMO/logs/serve.log" &
+	SERVE=$!
+	trap 'kill "$SERVE" 2>/dev/null || true' EXIT
+	for _ in $(seq 50); do
+		grep -q 'serving the web console' "$DEMO/logs/serve.log" && break
+		sleep 0.2
+	done
 	say "KEEP=1: leaving the VM running until you press Enter (LIBVIRT_DEFAULT_URI=$LIBVIRT_DEFAULT_URI)"
+	echo "web console: http://${WEB_LISTEN:-127.0.0.1:8470}/ (log in with the token below; serve's log: $DEMO/logs/serve.log)"
+	echo "token: $TOKEN"
 	read -r _
+	kill "$SERVE" 2>/dev/null || true
+	wait "$SERVE" 2>/dev/null || true
 fi
 
 say "legacyvm destroy examples/quickstart"

@@ -5,7 +5,10 @@
 set -eu
 PKGS="libvirt-daemon-system libvirt-clients libvirt-dev pkg-config qemu-system-x86 qemu-utils
 dnsmasq-base iptables tini iproute2 syslinux syslinux-common isolinux mtools dosfstools
-libxml2-utils xorriso genisoimage xz-utils binutils procps gcc libc6-dev make git ca-certificates"
+libxml2-utils xorriso genisoimage xz-utils binutils procps gcc libc6-dev make git ca-certificates
+nodejs npm chromium"
+# nodejs + npm: make web installs the web console's noVNC (web/package-lock.json);
+# chromium: the web console's browser tests (e2e/web).
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -84,7 +84,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	// anyway) so that a key without a free seat is refused before anything
 	// changes.
 	po := f.planOptions()
-	po.Keys = f.keyIdentifier()
+	po.ReadKeys = true
 	po.ImageUpdates = opts.ImageUpdates
 	s := f.session(p, po)
 	defer s.Close()
@@ -99,7 +99,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 		return silent(exitError)
 	}
 	sk := skippedHosts(hps)
-	planned := orchestrator.Planned(hps)
+	planned := plannedHosts(hps)
 	orphanLocks, err := f.lockPlannedVMs(ctx, p, planned, "apply", opts.LockWait)
 	if err != nil {
 		return err

@@ -147,7 +147,7 @@ func daemonRun(ctx context.Context, opts *DaemonOptions) error {
 		log.Info("daemon starting", "tick", tick, "verify_every", verifyEvery, "state", d.StatePath, "relay", d.Relay != nil)
 	}
 	if metricsListen != "" {
-		stopMetrics, err := serveMetrics(ctx, metricsListen, ds[primary], slog.New(h).With("uri", uris[primary]))
+		stopMetrics, err := serveMetrics(ctx, f.Listen, metricsListen, ds[primary], slog.New(h).With("uri", uris[primary]))
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func daemonURIs(f *Factory, paths []string) ([]string, error) {
 			return nil, err
 		}
 		for _, h := range p.Hosts {
-			u := orchestrator.HostURI(h, f.planOptions())
+			u := f.planOptions().HostURI(h)
 			if !seen[u] {
 				seen[u] = true
 				uris = append(uris, u)
@@ -182,14 +182,17 @@ func daemonURIs(f *Factory, paths []string) ([]string, error) {
 
 // serveMetrics serves d's Prometheus metrics at http://addr/metrics until
 // the returned stop is called.
-func serveMetrics(ctx context.Context, addr string, d *orchestrator.Daemon, log *slog.Logger) (stop func(), err error) {
+func serveMetrics(ctx context.Context, listen func(network, addr string) (net.Listener, error), addr string, d *orchestrator.Daemon, log *slog.Logger) (stop func(), err error) {
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(d.Metrics()); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	ln, err := net.Listen("tcp", addr)
+	if listen == nil {
+		listen = net.Listen
+	}
+	ln, err := listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 // DestroyOptions are the inputs of `legacyvm destroy`.
@@ -77,7 +75,7 @@ func destroyRun(ctx context.Context, opts *DestroyOptions) error {
 		return err
 	}
 	sk := skippedHosts(hps)
-	hps = orchestrator.Planned(hps)
+	hps = plannedHosts(hps)
 	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
 	if err != nil {
 		return err

@@ -30,7 +30,7 @@ func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose 
 	seen := map[string]bool{}
 	var uris []string
 	for _, h := range p.Hosts {
-		u := orchestrator.HostURI(h, f.planOptions())
+		u := f.planOptions().HostURI(h)
 		if !seen[u] {
 			seen[u] = true
 			uris = append(uris, u)

@@ -36,6 +36,9 @@ type fakeWorld struct {
 	iso  string
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// listened are the addresses commands listened on (memListen).
+	mu       sync.Mutex
+	listened []string
 }
 
 const goldenPath = "/var/lib/libvirt/images/win7-sp1-x64-golden.qcow2"
@@ -185,6 +188,7 @@ func (w *fakeWorld) run(o cliOpts, args ...string) cliRun {
 	f.Getenv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	f.Connect = func(ctx context.Context, uri string) (virt.Hypervisor, error) { return nopClose{w.h}, nil }
 	f.PollInterval = 2 * time.Millisecond
+	f.Listen = w.memListen
 	for k, v := range env {
 		w.t.Setenv(k, v) // for code that reads the process environment (locks, fingerprint key)
 	}

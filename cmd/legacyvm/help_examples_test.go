@@ -198,6 +198,27 @@ func TestHelpExamplesRunAgainstExamples(t *testing.T) {
 			}
 			o.dir = ex.dir
 			r := w.run(o, ex.args...)
+			// serve and the daemon's metrics listened (in memory: no
+			// socket) where the example says.
+			var want []string
+			switch ex.args[0] {
+			case "serve":
+				want = []string{"127.0.0.1:8470"}
+			}
+			for i, a := range ex.args[:len(ex.args)-1] {
+				if (a == "--listen" && ex.args[0] == "serve") || (a == "--metrics-listen" && ex.args[0] == "daemon") {
+					want = []string{ex.args[i+1]}
+				}
+			}
+			w.mu.Lock()
+			got := w.listened
+			w.mu.Unlock()
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("%s: listened on %v, want %v; stderr:\n%s", ex.line, got, want, r.err)
+			}
+			if ex.args[0] == "serve" && !strings.Contains(r.err, "serving the web console") {
+				t.Errorf("%s: did not serve; stderr:\n%s", ex.line, r.err)
+			}
 			if ex.orElse && r.code == 1 && r.out != "" && !strings.Contains(r.err, "Error:") {
 				return
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
-	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 // profileTarget is one host a command works on.
@@ -21,7 +20,7 @@ func (f *Factory) profileTargets(path string) ([]profileTarget, string, error) {
 	seen := map[string]bool{}
 	var out []profileTarget
 	for _, h := range p.Hosts {
-		u := orchestrator.HostURI(h, f.planOptions())
+		u := f.planOptions().HostURI(h)
 		if !seen[u] {
 			seen[u] = true
 			out = append(out, profileTarget{h.Name, u})

@@ -99,7 +99,7 @@ func (f *Factory) loadImages(path string, names []string) (*profiles.Profile, []
 // connectImage connects to the host that holds im's pool and returns the
 // connection and the host's URI.
 func (f *Factory) connectImage(ctx context.Context, im *profiles.Image) (virt.Hypervisor, string, error) {
-	uri := orchestrator.HostURI(im.Host, f.planOptions())
+	uri := f.planOptions().HostURI(im.Host)
 	hv, err := f.Connect(ctx, uri)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to %s: %w", uri, err)

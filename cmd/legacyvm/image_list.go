@@ -62,7 +62,7 @@ func imageListRun(ctx context.Context, opts *ImageListOptions) error {
 		b, err := cleanLeftovers(ctx, f, e, uri, im)
 		if err == nil {
 			var inv *orchestrator.ImageInventory
-			inv, err = orchestrator.ListImages(ctx, hv, im.Pool, im.Name)
+			inv, err = e.ListImages(ctx, im.Pool, im.Name)
 			if err == nil {
 				all = append(all, inv.Versions...)
 				if b && len(inv.Building) > 0 {

@@ -26,7 +26,9 @@ import (
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/hostcheck"
+	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
@@ -400,7 +402,7 @@ type fingerprintSecretJSON struct {
 	URIs []string `json:"uris"`
 }
 
-func licencesToJSON(hosts []hostJSON, inv []orchestrator.LicenceUse, sk []skippedHost, secrets []orchestrator.FingerprintSecret) licensesDoc {
+func licencesToJSON(hosts []hostJSON, inv []inventory.LicenceUse, sk []skippedHost, secrets []inventory.FingerprintSecret) licensesDoc {
 	doc := licensesDoc{docHeader: v1, Hosts: hosts, Licenses: []licenceJSON{}, Skipped: skippedToJSON(sk), FingerprintSecrets: []fingerprintSecretJSON{}}
 	for _, u := range inv {
 		l := licenceJSON{Label: u.Label, Profile: u.Profile, OtherNames: []licenceNameJSON{}, Edition: u.Edition, Channel: u.Channel,
@@ -448,9 +450,9 @@ type snapshotJSON struct {
 	Expires *time.Time `json:"expires"`
 }
 
-func snapshotToJSON(s orchestrator.SnapshotInfo) snapshotJSON {
+func snapshotToJSON(s snapmeta.Info) snapshotJSON {
 	note := s.Description
-	if d, ok := orchestrator.ParseSnapshotDescription(s.Description); ok {
+	if d, ok := snapmeta.ParseDescription(s.Description); ok {
 		note = d.Note
 	}
 	return snapshotJSON{Name: s.Name, Kind: string(s.Kind), Policy: s.Policy, Note: note, Parent: s.Parent,

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/inventory"
 	"github.com/legacyvm/legacyvm/internal/license"
 	"github.com/legacyvm/legacyvm/internal/virt"
-	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
 )
 
@@ -86,7 +86,7 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 			return err
 		}
 		for _, h := range p.Hosts {
-			u := orchestrator.HostURI(h, f.planOptions())
+			u := f.planOptions().HostURI(h)
 			if _, ok := hostName[u]; !ok {
 				hostName[u] = h.Name
 				uris = append(uris, u)
@@ -94,7 +94,7 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 		}
 	}
 	var (
-		hosts []orchestrator.HostDomains
+		hosts []inventory.HostDomains
 		sk    []skippedHost
 	)
 	for _, uri := range uris {
@@ -117,10 +117,10 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 			sk = append(sk, skippedHost{Host: hostName[uri], URI: uri, Error: err.Error()})
 			continue
 		}
-		hosts = append(hosts, orchestrator.HostDomains{URI: uri, Domains: doms})
+		hosts = append(hosts, inventory.HostDomains{URI: uri, Domains: doms})
 	}
-	inv := orchestrator.LicenceInventory(hosts, p)
-	secrets := orchestrator.FingerprintSecrets(hosts)
+	inv := inventory.Licences(hosts, p)
+	secrets := inventory.FingerprintSecrets(hosts)
 	if f.JSON() {
 		hj := []hostJSON{}
 		for _, h := range hosts {
@@ -132,7 +132,7 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 	} else {
 		writeLicencesText(f.IO.Out, f.IO.ErrOut, uris, inv, p)
 	}
-	if w := orchestrator.MixedSecretsWarning(secrets); w != "" {
+	if w := inventory.MixedSecretsWarning(secrets); w != "" {
 		fmt.Fprintf(f.IO.ErrOut, "Warning: %s\n", w)
 	}
 	if f.reportSkipped(sk) {
@@ -144,7 +144,7 @@ func licensesRun(ctx context.Context, opts *LicensesOptions) error {
 // writeLicencesText prints one row per VM holding a seat, grouped by key
 // (the licence columns on the first row of each key), and a warning on
 // errw for each over-subscribed key.
-func writeLicencesText(w, errw io.Writer, uris []string, inv []orchestrator.LicenceUse, p *profiles.Profile) {
+func writeLicencesText(w, errw io.Writer, uris []string, inv []inventory.LicenceUse, p *profiles.Profile) {
 	if len(inv) == 0 {
 		if p != nil {
 			fmt.Fprintf(w, "Profile %s declares no licence and none of its VMs uses one.\n", p.Name)
@@ -201,11 +201,4 @@ func allowed(n int) string {
 		return "unlimited"
 	}
 	return fmt.Sprint(n)
-}
-
-// keyIdentifier reads licence keys where the profile says and fingerprints
-// them with the host secret, for seat checks during planning (apply, plan
-// --check-keys). Keys are dropped at once.
-func (f *Factory) keyIdentifier() orchestrator.KeyIdentifier {
-	return orchestrator.SourceKeys(f.Getenv, f.fingerprint)
 }

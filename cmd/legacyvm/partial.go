@@ -22,10 +22,24 @@ type skippedHost struct {
 	VMs []string
 }
 
+// plannedHosts returns the host plans whose host was reached and planned.
+func plannedHosts(hps []*orchestrator.HostPlan) []*orchestrator.HostPlan {
+	var out []*orchestrator.HostPlan
+	for _, hp := range hps {
+		if hp.Planned() {
+			out = append(out, hp)
+		}
+	}
+	return out
+}
+
 // skippedHosts lists the host plans that failed.
 func skippedHosts(hps []*orchestrator.HostPlan) []skippedHost {
 	var out []skippedHost
-	for _, hp := range orchestrator.Failed(hps) {
+	for _, hp := range hps {
+		if hp.Err == nil {
+			continue
+		}
 		out = append(out, skippedHost{Host: hp.Host.Name, URI: hp.URI, Error: hp.Err.Error(), VMs: hp.Skipped})
 	}
 	return out

@@ -69,7 +69,7 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 	po := f.planOptions()
 	po.ImageUpdates = opts.ImageUpdates
 	if opts.CheckKeys {
-		po.Keys = f.keyIdentifier()
+		po.ReadKeys = true
 	}
 	s := f.session(p, po)
 	defer s.Close()
@@ -84,9 +84,9 @@ func planRun(ctx context.Context, opts *PlanOptions) error {
 		return silent(exitError)
 	}
 	sk := skippedHosts(hps)
-	hps = orchestrator.Planned(hps)
+	hps = plannedHosts(hps)
 	for _, hp := range hps {
-		hp.Plan.Notes = append(hp.Plan.Notes, orchestrator.ScheduleNotes(hp.Observed, p.Name, f.Now())...)
+		hp.Plan.Notes = append(hp.Plan.Notes, hp.ScheduleNotes(p.Name, f.Now())...)
 	}
 	if f.JSON() {
 		if err := writeJSON(f, planToJSON(p.Name, hps, sk)); err != nil {

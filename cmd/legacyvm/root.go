@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"time"
@@ -78,12 +79,15 @@ type Factory struct {
 	HostSystem hostcheck.System
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Listen opens a listening socket (serve; tests swap it so that no
+	// socket is opened).
+	Listen func(network, addr string) (net.Listener, error)
 	// shared is the profile's fingerprint_key, when it names one.
 	shared *sharedKey
 }
 
 func newFactory(io *IOStreams) *Factory {
-	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect, Now: time.Now}
+	f := &Factory{IO: io, Getenv: os.LookupEnv, Connect: defaultConnect, Now: time.Now, Listen: net.Listen}
 	// LEGACYVM_HOST_ROOT points doctor at a copy of /proc and /run (tests).
 	if root, ok := os.LookupEnv("LEGACYVM_HOST_ROOT"); ok {
 		f.HostSystem.Root = root

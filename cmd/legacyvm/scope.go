@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/legacyvm/legacyvm/internal/virt"
-	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 // Global flags that only mean something to some commands: using one where
@@ -144,7 +143,7 @@ func (f *Factory) resolveScope(path string) (scope, error) {
 	if err != nil {
 		return scope{}, err
 	}
-	return scope{URI: orchestrator.HostURI(p.Hosts[0], f.planOptions()), Profile: p.Name}, nil
+	return scope{URI: f.planOptions().HostURI(p.Hosts[0]), Profile: p.Name}, nil
 }
 
 // connectScope connects to the host of the scope at path (see

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,11 +33,20 @@ type ServeOptions struct {
 	IO      *IOStreams
 	Connect orchestrator.Connector
 	URI     string
-	Listen  string
+	// Addr is the address to listen on (--listen).
+	Addr    string
 	TLSCert string
 	TLSKey  string
 	WebDir  string
 	LogJSON bool
+	// Paths are the profiles served: admins may plan, apply and destroy
+	// them through the API (viewers may plan).
+	Paths []string
+	// Factory loads the profiles and makes their engine settings (with
+	// Paths).
+	Factory *Factory
+	// Listen opens the listening socket (nil: net.Listen).
+	Listen func(network, addr string) (net.Listener, error)
 	// Ready, when set, receives the address the server listens on once
 	// it does (tests).
 	Ready func(addr string)
@@ -46,7 +56,7 @@ type ServeOptions struct {
 func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
 	o := &ServeOptions{}
 	cmd := &cobra.Command{
-		Use:   "serve",
+		Use:   "serve [PATH...]",
 		Short: "Serve the web console and its JSON API",
 		Long: `Serve runs the web console: a page that shows every VM legacyvm manages on the
 host (state, address, licence label, snapshots, a screenshot refreshed every few
@@ -57,10 +67,11 @@ versioned JSON API under /api/v1 (described at /api/v1/openapi.json) and the
 engine's progress as server-sent events (/api/v1/events). See docs/web.md.
 
 Who may do what is decided by tokens (legacyvm token create): viewer sees,
-tester may also reset, revert, snapshot, start, stop and use the console, admin
-may do everything. The page logs in with a token; API clients send
-Authorization: Bearer TOKEN. Every action goes to the audit log
-(<web-dir>/audit.log, JSON lines).
+tester may also reset, revert, snapshot, start, stop, use the console and run
+commands in guests (exec), admin may also apply and destroy the served
+profiles. The page logs in with a token; API clients send Authorization:
+Bearer TOKEN. Every action goes to the audit log (<web-dir>/audit.log, JSON
+lines).
 
 By default it listens on 127.0.0.1:8470 only. Give --tls-cert and --tls-key to
 serve HTTPS; listening on another address without TLS sends tokens and the
@@ -68,14 +79,23 @@ console in clear text, and serve says so loudly:
 
   legacyvm serve --listen 0.0.0.0:8443 --tls-cert /etc/legacyvm/web.crt --tls-key /etc/legacyvm/web.key
 
+Give profile paths to serve them: anyone may then plan them, and an admin
+apply and destroy them from the page or the API (POST
+/api/v1/profiles/NAME/apply), with the
+same locks as legacyvm apply and destroy; the request is the confirmation (the
+page asks first). Their product keys are read when an apply needs them, from
+where each profile says, with the server's environment.
+
 The console relays the VM's display through libvirt's display socket (local
 connections); run serve on the libvirt host.`,
 		Example: `  legacyvm token create --role tester --name alice
   legacyvm serve
-  legacyvm serve --listen 127.0.0.1:8471 --web-dir web`,
-		Args: cobra.NoArgs,
+  legacyvm serve --listen 127.0.0.1:8471 --web-dir web
+  ACCT_WIN7_MAK=$(pass win7/acct-mak) legacyvm serve examples/lab examples/quickstart`,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: completeProfilePath,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.IO, o.Connect, o.URI = f.IO, f.Connect, f.URI()
+			o.IO, o.Connect, o.URI, o.Factory, o.Paths, o.Listen = f.IO, f.Connect, f.URI(), f, args, f.Listen
 			if o.WebDir == "" {
 				o.WebDir = webDir(f)
 			}
@@ -86,7 +106,7 @@ connections); run serve on the libvirt host.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.Listen, "listen", "127.0.0.1:8470", "address to listen on")
+	fl.StringVar(&o.Addr, "listen", "127.0.0.1:8470", "address to listen on")
 	fl.StringVar(&o.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	fl.StringVar(&o.TLSKey, "tls-key", "", "the certificate's private key (PEM)")
 	addWebDirFlag(cmd, &o.WebDir)
@@ -118,6 +138,33 @@ func loopbackOnly(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// serveProfiles loads the profiles given on the command line (nil when
+// none is). Two profiles with one name are refused: the API names them.
+func serveProfiles(o *ServeOptions) (*web.EngineProfiles, error) {
+	if len(o.Paths) == 0 {
+		return nil, nil
+	}
+	f := o.Factory
+	ep := &web.EngineProfiles{LockWait: 5 * time.Minute}
+	seen := map[string]string{}
+	for _, path := range o.Paths {
+		p, err := f.loadProfile(path)
+		if err != nil {
+			return nil, err
+		}
+		if prev, ok := seen[p.Name]; ok {
+			return nil, fmt.Errorf("%s and %s are both profile %q: serve each profile once", prev, path, p.Name)
+		}
+		seen[p.Name] = path
+		ep.Profiles = append(ep.Profiles, p)
+	}
+	so := f.sessionOptions()
+	so.Hook = nil // each action's hook (the page's event stream)
+	so.Plan = f.planOptions()
+	ep.Session = so
+	return ep, nil
+}
+
 func serveRun(ctx context.Context, o *ServeOptions) error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("give both --tls-cert and --tls-key, or neither")
@@ -135,8 +182,8 @@ func serveRun(ctx context.Context, o *ServeOptions) error {
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if tlsConf == nil && !loopbackOnly(o.Listen) {
-		log.Warn("WARNING: serving without TLS on a non-loopback address: tokens, session cookies and the VM consoles cross the network in clear text; give --tls-cert and --tls-key", "listen", o.Listen)
+	if tlsConf == nil && !loopbackOnly(o.Addr) {
+		log.Warn("WARNING: serving without TLS on a non-loopback address: tokens, session cookies and the VM consoles cross the network in clear text; give --tls-cert and --tls-key", "listen", o.Addr)
 	}
 	if err := os.MkdirAll(o.WebDir, 0o700); err != nil {
 		return fmt.Errorf("web directory: %w", err)
@@ -146,6 +193,10 @@ func serveRun(ctx context.Context, o *ServeOptions) error {
 		return err
 	}
 	defer audit.Close()
+	served, err := serveProfiles(o)
+	if err != nil {
+		return err
+	}
 	hv, err := o.Connect(ctx, o.URI)
 	if err != nil {
 		return err
@@ -154,17 +205,25 @@ func serveRun(ctx context.Context, o *ServeOptions) error {
 	if !web.ConsoleAssetsBuilt() {
 		log.Warn("this binary was built without the console assets (make web): the page works, the in-browser console does not")
 	}
-	srv := web.New(web.Options{
+	opts := web.Options{
 		Backend: &web.EngineBackend{HV: hv, URI: o.URI, Local: hostcheck.IsLocal(o.URI), LockWait: time.Minute},
 		Tokens:  web.NewTokenStore(filepath.Join(o.WebDir, "tokens.json")),
 		Audit:   audit,
 		Log:     log,
 		Secure:  tlsConf != nil,
-	})
+	}
+	if served != nil {
+		opts.Profiles = served
+	}
+	srv := web.New(opts)
 	defer srv.Close()
-	ln, err := net.Listen("tcp", o.Listen)
+	listen := o.Listen
+	if listen == nil {
+		listen = net.Listen
+	}
+	ln, err := listen("tcp", o.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+		return fmt.Errorf("listen on %s: %w", o.Addr, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConf,
 		ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
@@ -174,6 +233,9 @@ func serveRun(ctx context.Context, o *ServeOptions) error {
 		scheme = "https"
 	}
 	log.Info("serving the web console", "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "uri", o.URI, "web_dir", o.WebDir)
+	if served != nil {
+		log.Info("serving profiles", "profiles", strings.Join(served.Names(), ","))
+	}
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 )
@@ -253,7 +254,7 @@ func writeSnapshotList(f *Factory, list []orchestrator.VMSnapshots, sk []skipped
 				exp = s.Expires.UTC().Format("2006-01-02 15:04")
 			}
 			kind := string(s.Kind)
-			if s.Policy != "" && s.Kind != orchestrator.SnapshotManual {
+			if s.Policy != "" && s.Kind != snapmeta.Manual {
 				kind += " (" + s.Policy + ")"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", vm.VM, name, kind, s.Created.UTC().Format("2006-01-02 15:04:05"), snapshotContent(s.Snapshot), exp)

@@ -94,7 +94,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		targets = nil
 		seen := map[string]bool{}
 		for _, h := range p.Hosts {
-			u := orchestrator.HostURI(h, f.planOptions())
+			u := f.planOptions().HostURI(h)
 			if !seen[u] {
 				seen[u] = true
 				targets = append(targets, target{h.Name, u})
@@ -133,7 +133,9 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 		vms = append(vms, st...)
 	}
 	ds, _ := daemonstate.Read(f.DaemonStatePath())
-	orchestrator.AddRelayState(vms, ds)
+	for i := range vms {
+		vms[i].AddRelayState(ds)
+	}
 	if f.JSON() {
 		if err := writeJSON(f, statusToJSON(hosts, vms)); err != nil {
 			return err

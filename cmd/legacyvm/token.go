@@ -20,9 +20,10 @@ func NewCmdToken(f *Factory) *cobra.Command {
 		Short: "Manage the web console's API tokens",
 		Long: `Tokens let people and programs use the web console and its API (legacyvm
 serve). A token has a role: viewer sees VMs, snapshots, screenshots and
-events; tester may also reset, revert, snapshot, start, stop and use the
-console; admin may do everything. --profile scopes a token to profiles: every
-other profile's VM does not exist for it.
+events; tester may also reset, revert, snapshot, start, stop, use the console
+and run commands in guests (exec); admin may also apply and destroy the profiles
+legacyvm serve serves. --profile scopes a token to profiles: every other
+profile's VM does not exist for it.
 
 Only a SHA-256 hash of each token is stored (<web-dir>/tokens.json, mode
 0600): create prints the token once, on stdout, and it cannot be shown again.`,

@@ -127,12 +127,12 @@ func (f *Factory) lockPlannedVMs(ctx context.Context, p *profiles.Profile, hps [
 // is taken on each, so that whichever holds it is covered).
 func (f *Factory) instanceURIs(in *profiles.Instance) []string {
 	if in.VM.Placement == profiles.PlacementFixed || len(in.VM.Candidates) == 0 {
-		return []string{orchestrator.HostURI(in.VM.Host, f.planOptions())}
+		return []string{f.planOptions().HostURI(in.VM.Host)}
 	}
 	seen := map[string]bool{}
 	var out []string
 	for _, h := range in.VM.Candidates {
-		u := orchestrator.HostURI(h, f.planOptions())
+		u := f.planOptions().HostURI(h)
 		if !seen[u] {
 			seen[u] = true
 			out = append(out, u)

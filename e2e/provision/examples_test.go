@@ -13,8 +13,8 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/legacyvm/legacyvm/internal/e2eutil"
+	"github.com/legacyvm/legacyvm/internal/snapmeta"
 	"github.com/legacyvm/legacyvm/internal/virt"
-	"github.com/legacyvm/legacyvm/orchestrator"
 )
 
 // exampleVM is what one instance of an example must become.
@@ -228,14 +228,17 @@ func testExample(t *testing.T, c exampleCase) {
 	}
 
 	res := checkNetwork(t, h, c.network)
-	var domains []string
+	var domains, memory []string
 	for _, vm := range c.vms {
 		domains = append(domains, vm.name)
+		if vm.memoryBaseline {
+			memory = append(memory, vm.name)
+		}
 		checkExampleVM(t, h, c, vm, golden, res[vm.name], serial[vm.name], media[vm.name].Seen())
 	}
 
 	// The host holds exactly what the example declares.
-	inv := wantInv{profile: profile, domains: domains, snapshots: []string{"clean"}, networks: []string{c.network.name}}
+	inv := wantInv{profile: profile, domains: domains, snapshots: []string{"clean"}, networks: []string{c.network.name}, memory: memory}
 	switch {
 	case golden == "":
 		// No pool was made for the harness's golden-image directory.
@@ -418,10 +421,10 @@ func checkExampleVM(t *testing.T, h *e2eutil.Host, c exampleCase, vm exampleVM, 
 	}
 	// A memory baseline is a disk snapshot plus a memory image: the
 	// classified snapshot is what snapshot list shows.
-	if c := orchestrator.Classify(s, "clean"); c.State != wantState || c.Memory != vm.memoryBaseline {
+	if c := snapmeta.Classify(s, "clean"); c.State != wantState || c.Memory != vm.memoryBaseline {
 		t.Errorf("%s: baseline state %s memory %v, want %s %v", vm.name, s.State, s.Memory, wantState, vm.memoryBaseline)
 	}
-	if desc, ok := orchestrator.ParseSnapshotDescription(s.Description); !ok || desc.Kind != orchestrator.SnapshotBaseline {
+	if desc, ok := snapmeta.ParseDescription(s.Description); !ok || desc.Kind != snapmeta.Baseline {
 		t.Errorf("%s: baseline description %q is not legacyvm's baseline record", vm.name, s.Description)
 	}
 	var snap libvirtxml.DomainSnapshot

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -321,6 +322,9 @@ type wantInv struct {
 	unpooled bool
 	// extra lines (foreign objects the test made on purpose).
 	extra []string
+	// memory lists the domains whose memory baseline keeps a memory image
+	// volume (lvm-<domain>-baseline.mem) in the pool.
+	memory []string
 }
 
 func (w wantInv) lines(h *e2eutil.Host) []string {
@@ -336,6 +340,10 @@ func (w wantInv) lines(h *e2eutil.Host) []string {
 		}
 		vol := "lvm-" + d + "-system.qcow2"
 		lines = append(lines, "volume pool/"+vol, "file pool/"+vol)
+		if slices.Contains(w.memory, d) {
+			img := "lvm-" + d + "-baseline.mem"
+			lines = append(lines, "volume pool/"+img, "file pool/"+img)
+		}
 	}
 	for _, n := range w.networks {
 		lines = append(lines, fmt.Sprintf("network lvm-%s profile=%s", n, w.profile), "filter lvm-"+n, "filter lvm-"+n+"-guard")

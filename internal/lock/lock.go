@@ -176,27 +176,44 @@ func acquireIn(ctx context.Context, lockDir, name, what, purpose string, wait ti
 // with Mkdir and mode 0700, and checks that it is a real directory owned by
 // the caller that nobody else can write to.
 func ensureLockDir(dir string) (string, error) {
-	var chain []string
+	parent := ""
 	if dir == DefaultDir {
-		chain = append(chain, filepath.Dir(dir))
+		parent = filepath.Dir(dir)
 	}
-	chain = append(chain, dir)
+	return dir, ensureDirs(parent, dir)
+}
+
+// ensureDirs creates and checks the lock directory and, when parent is
+// not empty, its parent first. The parent (/run/legacyvm) is shared with
+// the daemon's state file, which other users may read, so it may be 0755;
+// it must still be the caller's and writable by nobody else. The lock
+// directory itself must be 0700.
+func ensureDirs(parent, dir string) error {
+	type want struct {
+		path   string
+		strict bool
+	}
+	var chain []want
+	if parent != "" {
+		chain = append(chain, want{parent, false})
+	}
+	chain = append(chain, want{dir, true})
 	for _, d := range chain {
-		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := os.Mkdir(d.path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			hint := ""
 			if errors.Is(err, os.ErrPermission) {
 				hint = fmt.Sprintf("; legacyvm keeps its locks in %s, which only root can create: run it as root (sudo), or set %s to a directory of your own (mode 0700) when you use a private hypervisor such as qemu:///session", DefaultDir, DirEnv)
 			}
-			return "", fmt.Errorf("lock directory %s: %w%s", d, err, hint)
+			return fmt.Errorf("lock directory %s: %w%s", d.path, err, hint)
 		}
-		if err := checkLockDir(d); err != nil {
-			return "", err
+		if err := checkLockDir(d.path, d.strict); err != nil {
+			return err
 		}
 	}
-	return dir, nil
+	return nil
 }
 
-func checkLockDir(d string) error {
+func checkLockDir(d string, strict bool) error {
 	st, err := os.Lstat(d)
 	if err != nil {
 		return fmt.Errorf("lock directory %s: %w", d, err)
@@ -212,8 +229,11 @@ func checkLockDir(d string) error {
 	if int(sys.Uid) != uid {
 		return fmt.Errorf("lock directory %s belongs to uid %d, not to you (uid %d): someone else may control it; remove it (as root: rm -r %s) and run again, or run legacyvm as the user who owns it", d, sys.Uid, uid, d)
 	}
-	if st.Mode().Perm() != 0o700 {
+	if strict && st.Mode().Perm() != 0o700 {
 		return fmt.Errorf("lock directory %s has mode %04o, want 0700: run chmod 700 %s (after checking nobody put files in it)", d, st.Mode().Perm(), d)
+	}
+	if !strict && st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("directory %s (which holds legacyvm's lock directory) has mode %04o: others can write to it; run chmod go-w %s (after checking nobody put files in it)", d, st.Mode().Perm(), d)
 	}
 	return nil
 }

@@ -235,3 +235,32 @@ func TestVMLockOrder(t *testing.T) {
 		t.Errorf("lock file name %q has a slash", n)
 	}
 }
+
+// TestLockDirParentMayBeShared: the default lock directory's parent
+// (/run/legacyvm) also holds the daemon's state file and is created 0755
+// when the daemon runs first; locks must still work there, while a parent
+// that others can write to is refused.
+func TestLockDirParentMayBeShared(t *testing.T) {
+	base := t.TempDir()
+	shared := filepath.Join(base, "shared")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDirs(shared, filepath.Join(shared, "locks")); err != nil {
+		t.Fatalf("a 0755 parent of the caller's was refused: %v", err)
+	}
+	if st, err := os.Lstat(filepath.Join(shared, "locks")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("lock directory: %v %v", st, err)
+	}
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	err := ensureDirs(open, filepath.Join(open, "locks"))
+	if err == nil || !strings.Contains(err.Error(), "others can write to it") {
+		t.Fatalf("a world-writable parent: %v", err)
+	}
+}

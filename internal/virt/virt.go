@@ -216,6 +216,12 @@ type Hypervisor interface {
 	// untrusted. ErrNotFound, ErrInvalidState (not running),
 	// ErrUnsupported (remote connection or no VNC display).
 	OpenGraphics(ctx context.Context, domain string) (net.Conn, error)
+	// DiskWrites returns how many bytes the running domain has written to
+	// its disks (CD-ROMs left out) since its QEMU process started: every
+	// start, revert and baseline restore starts a new process, so after a
+	// reset it counts what the guest wrote since the baseline.
+	// ErrNotFound, ErrInvalidState (not running).
+	DiskWrites(ctx context.Context, domain string) (int64, error)
 }
 
 // MaxScreenshotBytes bounds a screenshot stream: a 4096x4096 PPM (RGB)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -71,6 +72,9 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request, _ *caller
 	_, _ = w.Write(openAPIDocument)
 }
 
+// maxSessions bounds the page sessions held in memory.
+const maxSessions = 10000
+
 type loginRequest struct {
 	Token string `json:"token"`
 }
@@ -100,6 +104,17 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, _ *caller) 
 	}
 	sess := &session{id: randomString(32), tokenID: t.ID, csrf: randomString(32), expires: s.opts.Now().Add(s.opts.SessionTTL)}
 	s.mu.Lock()
+	now := s.opts.Now()
+	for id, old := range s.sessions {
+		if now.After(old.expires) {
+			delete(s.sessions, id)
+		}
+	}
+	if len(s.sessions) >= maxSessions {
+		s.mu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, "too many open sessions: log out elsewhere or wait for sessions to expire")
+		return
+	}
 	s.sessions[sess.id] = sess
 	s.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.id, Path: "/", HttpOnly: true, Secure: s.opts.Secure,
@@ -137,8 +152,11 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request, c *caller)
 }
 
 type profileView struct {
-	Profile string   `json:"profile"`
-	VMs     []vmView `json:"vms"`
+	Profile string `json:"profile"`
+	// Served is true when the server holds the profile's files (legacyvm
+	// serve --profile): it may be planned, applied and destroyed.
+	Served bool     `json:"served"`
+	VMs    []vmView `json:"vms"`
 }
 
 func (s *Server) handleProfiles(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -154,6 +172,22 @@ func (s *Server) handleProfiles(w http.ResponseWriter, r *http.Request, c *calle
 		}
 		ps[len(ps)-1].VMs = append(ps[len(ps)-1].VMs, v)
 	}
+	var served []string
+	if s.opts.Profiles != nil {
+		served = s.opts.Profiles.Names()
+	}
+	for _, name := range served {
+		if !c.Sees(name) {
+			continue
+		}
+		i := slices.IndexFunc(ps, func(p profileView) bool { return p.Profile == name })
+		if i < 0 {
+			ps = append(ps, profileView{Profile: name, VMs: []vmView{}})
+			i = len(ps) - 1
+		}
+		ps[i].Served = true
+	}
+	slices.SortFunc(ps, func(a, b profileView) int { return compare(a.Profile, b.Profile) })
 	writeJSON(w, http.StatusOK, map[string]any{"format_version": FormatVersion, "profiles": ps})
 }
 
@@ -261,6 +295,8 @@ type actionInfo struct {
 	// Status is "running", "done" or "failed".
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Result is what the action gave (exec: an ExecResult).
+	Result any `json:"result,omitempty"`
 }
 
 type actionView struct {
@@ -286,13 +322,28 @@ const maxActions = 200
 // startAction starts kind on the request's VM and answers 202 with the
 // action; the audit line is written when it ends.
 func (s *Server) startAction(w http.ResponseWriter, r *http.Request, c *caller, kind, target string, run func(context.Context, string, event.Hook) error) {
+	s.startActionResult(w, r, c, kind, target, func(ctx context.Context, vm string, hook event.Hook) (any, error) {
+		return nil, run(ctx, vm, hook)
+	})
+}
+
+// startActionResult is startAction for an action with a result (exec).
+func (s *Server) startActionResult(w http.ResponseWriter, r *http.Request, c *caller, kind, target string, run func(context.Context, string, event.Hook) (any, error)) {
 	v, ok := s.lookup(w, r, c)
 	if !ok {
 		return
 	}
+	s.runAction(w, r, c, kind, v.Profile, v.Name, target, func(ctx context.Context, hook event.Hook) (any, error) {
+		return run(ctx, v.Name, hook)
+	})
+}
+
+// runAction starts an action on a VM (vm set) or on a whole profile and
+// answers 202 with it; the audit line is written when it ends.
+func (s *Server) runAction(w http.ResponseWriter, r *http.Request, c *caller, kind, profile, vm, target string, run func(context.Context, event.Hook) (any, error)) {
 	s.mu.Lock()
 	s.nextID++
-	a := &action{actionInfo: actionInfo{ID: strconv.Itoa(s.nextID), Kind: kind, VM: v.Name, Profile: v.Profile, Target: target,
+	a := &action{actionInfo: actionInfo{ID: strconv.Itoa(s.nextID), Kind: kind, VM: vm, Profile: profile, Target: target,
 		Who: c.Who(), Started: s.opts.Now().UTC(), Status: "running"}}
 	s.actions[a.ID] = a
 	if len(s.actions) > maxActions {
@@ -308,20 +359,24 @@ func (s *Server) startAction(w http.ResponseWriter, r *http.Request, c *caller, 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := run(s.ctx, v.Name, s.hookFor(a))
-		e := AuditEntry{Action: kind, Profile: v.Profile, VM: v.Name, Target: target, Result: "ok", Remote: remote}
+		result, err := run(s.ctx, s.hookFor(a))
+		e := AuditEntry{Action: kind, Profile: profile, VM: vm, Target: target, Result: "ok", Remote: remote}
 		s.mu.Lock()
-		a.Status = "done"
+		a.Status, a.Result = "done", result
 		if err != nil {
 			a.Status, a.Error = "failed", err.Error()
 			e.Result, e.Error = "failed", err.Error()
 		} else if kind == "reset" || kind == "revert" {
-			s.lastReset[v.Name] = s.opts.Now().UTC()
+			s.lastReset[vm] = s.opts.Now().UTC()
 		}
+		status := a.Status
 		s.mu.Unlock()
 		s.audit(nil, c, e)
-		s.events.publish(streamEvent{Action: a.ID, Profile: a.Profile, Event: event.Event{Time: s.opts.Now().UTC(),
-			Kind: event.KindVM, Object: v.Name, Step: event.StepOperation, Phase: event.Note, Message: "action " + a.Status}})
+		end := event.Event{Time: s.opts.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepOperation, Phase: event.Note, Message: "action " + status}
+		if vm == "" {
+			end.Kind, end.Object = event.KindHost, profile
+		}
+		s.events.publish(streamEvent{Action: a.ID, Profile: a.Profile, Event: end})
 	}()
 	writeJSON(w, http.StatusAccepted, s.actionView(a))
 }
@@ -357,4 +412,36 @@ func (s *Server) handleScreenshot(w http.ResponseWriter, r *http.Request, c *cal
 	w.Header().Set("Content-Type", "image/png")
 	w.Header().Set("Content-Length", strconv.Itoa(len(img)))
 	_, _ = w.Write(img)
+}
+
+type execRequest struct {
+	Argv []string `json:"argv"`
+	// TimeoutSeconds kills the program after this long (default 600, at
+	// most 3600).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+func (s *Server) handleExec(w http.ResponseWriter, r *http.Request, c *caller) {
+	var req execRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(req.Argv) == 0 || len(req.Argv) > 256 || req.Argv[0] == "" {
+		writeError(w, http.StatusBadRequest, "argv: the program and its arguments (1 to 256 strings)")
+		return
+	}
+	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > 3600 {
+		writeError(w, http.StatusBadRequest, "timeout_seconds: 1 to 3600 (default 600)")
+		return
+	}
+	timeout := 600 * time.Second
+	if req.TimeoutSeconds > 0 {
+		timeout = time.Duration(req.TimeoutSeconds) * time.Second
+	}
+	// The audit log names the program only: arguments may hold what the
+	// caller would not want logged.
+	s.startActionResult(w, r, c, "exec", req.Argv[0], func(ctx context.Context, vm string, hook event.Hook) (any, error) {
+		return s.opts.Backend.Exec(ctx, vm, req.Argv, timeout, hook)
+	})
 }

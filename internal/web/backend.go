@@ -1,14 +1,17 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
+	"github.com/legacyvm/legacyvm/internal/guestagent"
 	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
@@ -40,7 +43,26 @@ type Backend interface {
 	Screenshot(ctx context.Context, vm string) (virt.Screenshot, error)
 	// OpenDisplay connects to the VM's VNC display.
 	OpenDisplay(ctx context.Context, vm string) (net.Conn, error)
+	// Exec runs argv in the running guest through its guest agent (the VM
+	// needs guest_agent = true) and returns its exit code and output,
+	// each stream bounded (the guest's output is untrusted).
+	Exec(ctx context.Context, vm string, argv []string, timeout time.Duration, hook event.Hook) (ExecResult, error)
+	// Watch delivers the host's domain lifecycle events (a guest that
+	// powers itself off, a VM started elsewhere) as Note events until ctx
+	// ends or the connection is lost (the channel is then closed).
+	Watch(ctx context.Context) (<-chan event.Event, error)
 }
+
+// ExecResult is what a command run in a guest gave.
+type ExecResult struct {
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}
+
+// maxExecOutput bounds a command's stdout and stderr together: the guest
+// is killed when it prints more.
+const maxExecOutput = 1 << 20
 
 // VM is a managed VM as the API shows it.
 type VM struct {
@@ -56,6 +78,10 @@ type VM struct {
 	Snapshots int    `json:"snapshots"`
 	// Display is true when the VM has an active VNC display.
 	Display bool `json:"display"`
+	// BytesWritten is what the guest wrote to its disks since its QEMU
+	// process started, which every reset does: after a reset, the bytes
+	// written since the baseline. nil when the VM is not running.
+	BytesWritten *int64 `json:"bytes_written"`
 }
 
 // Snapshot is one snapshot of a VM; Parent links make the tree.
@@ -94,10 +120,19 @@ func (b *EngineBackend) VMs(ctx context.Context) ([]VM, error) {
 	}
 	out := make([]VM, 0, len(st))
 	for _, s := range st {
-		out = append(out, VM{
+		v := VM{
 			Name: s.Name, Profile: s.Profile, State: string(s.State), Provisioned: s.Provisioned,
 			Address: s.IP, License: s.License, Baseline: s.Baseline, Snapshots: s.Snapshots, Display: s.VNC != "",
-		})
+		}
+		if s.State == virt.StateRunning || s.State == virt.StatePaused {
+			// A VM that stopped meanwhile has no count: nil.
+			if n, err := b.HV.DiskWrites(ctx, s.Name); err == nil {
+				v.BytesWritten = &n
+			} else if !errors.Is(err, virt.ErrInvalidState) && !errors.Is(err, virt.ErrNotFound) {
+				return nil, err
+			}
+		}
+		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b VM) int {
 		if a.Profile != b.Profile {
@@ -170,9 +205,27 @@ func (b *EngineBackend) locked(ctx context.Context, vm, purpose string, step eve
 		hook.Event(event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepWait, Phase: event.Progress,
 			Message: "waiting for the VM's lock (" + holder + ")"})
 	})
+	// The session ends each VM of a batch operation (reset, start, stop)
+	// with its own StepOperation event; single-VM operations do not, and
+	// a lock that was not taken is ours to report.
+	var mu sync.Mutex
+	finished := false
+	watch := event.Func(func(e event.Event) {
+		if e.Kind == event.KindVM && e.Object == vm && e.Step == event.StepOperation && (e.Phase == event.Done || e.Phase == event.Failed) {
+			mu.Lock()
+			finished = true
+			mu.Unlock()
+		}
+		hook.Event(e)
+	})
 	if err == nil {
-		err = fn(b.engine(hook))
+		err = fn(b.engine(watch))
 		l.Release()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if finished {
+		return err
 	}
 	ev := event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepOperation, Phase: event.Done,
 		Message: purpose, Elapsed: time.Since(start)}
@@ -289,4 +342,72 @@ func (b *EngineBackend) OpenDisplay(ctx context.Context, vm string) (net.Conn, e
 		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 	}
 	return dial(ctx, "tcp", addr)
+}
+
+// Watch implements Backend with the hypervisor's lifecycle events.
+func (b *EngineBackend) Watch(ctx context.Context) (<-chan event.Event, error) {
+	in, err := b.HV.Events(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan event.Event, 64)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			step := event.StepWait
+			switch ev.Kind {
+			case virt.EventStarted, virt.EventResumed:
+				step = event.StepStart
+			case virt.EventStopped, virt.EventShutdown, virt.EventCrashed:
+				step = event.StepStop
+			case virt.EventDefined, virt.EventUndefined:
+				step = event.StepDefine
+			}
+			msg := string(ev.Kind)
+			if ev.Detail != "" {
+				msg += " (" + ev.Detail + ")"
+			}
+			e := event.Event{Time: ev.Time.UTC(), Kind: event.KindVM, Object: ev.Domain, Step: step, Phase: event.Note, Message: msg}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Exec implements Backend with the guest agent client legacyvm exec uses.
+func (b *EngineBackend) Exec(ctx context.Context, vm string, argv []string, timeout time.Duration, hook event.Hook) (ExecResult, error) {
+	ds, err := b.engine(nil).Managed(ctx, []string{vm})
+	if err != nil {
+		return ExecResult{}, notFound(vm, err)
+	}
+	start := time.Now()
+	hook.Event(event.Event{Time: start.UTC(), Kind: event.KindVM, Object: vm, Step: event.StepExec, Phase: event.Begin, Message: "exec " + argv[0]})
+	res, err := func() (ExecResult, error) {
+		d := ds[0]
+		if !d.GuestAgent {
+			return ExecResult{}, fmt.Errorf("%s has no guest agent channel (guest_agent = true in its vm block): %w", vm, virt.ErrUnsupported)
+		}
+		if d.State != virt.StateRunning {
+			return ExecResult{}, fmt.Errorf("%s is %s: %w", vm, d.State, virt.ErrInvalidState)
+		}
+		c := guestagent.New(b.HV, vm)
+		fl, err := guestagent.DetectFlavor(ctx, c)
+		if err != nil {
+			return ExecResult{}, fmt.Errorf("%s: %w", vm, err)
+		}
+		var out, errb bytes.Buffer
+		code, err := c.Run(ctx, fl, guestagent.RunOptions{Argv: argv, Timeout: timeout, MaxOutput: maxExecOutput, Stdout: &out, Stderr: &errb})
+		return ExecResult{ExitCode: code, Stdout: out.String(), Stderr: errb.String()}, err
+	}()
+	ev := event.Event{Time: time.Now().UTC(), Kind: event.KindVM, Object: vm, Step: event.StepOperation, Phase: event.Done,
+		Message: fmt.Sprintf("exec %s: exit code %d", argv[0], res.ExitCode), Elapsed: time.Since(start)}
+	if err != nil {
+		ev.Phase, ev.Err, ev.Message = event.Failed, err, "exec "+argv[0]
+	}
+	hook.Event(ev)
+	return res, err
 }

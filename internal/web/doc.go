@@ -5,7 +5,7 @@
 // relay for noVNC over a websocket, and a page embedded in the binary.
 //
 // Who may do what is decided by API tokens (tokens.go): a token has a role
-// (viewer sees; tester may also reset, revert, snapshot, start, stop and
+// (viewer sees; tester may also reset, revert, snapshot, start, stop, exec and
 // use the console; admin may do everything) and may be scoped to profiles
 // (a VM of another profile does not exist for it: 404). Tokens are stored
 // only as SHA-256 hashes. The page logs in with a token once and then

@@ -10,9 +10,11 @@ import (
 	"github.com/legacyvm/legacyvm/internal/event"
 )
 
-// streamEvent is one server-sent event: an engine event of an action.
+// streamEvent is one server-sent event: an engine event of an action, or
+// a lifecycle event of the host (Action "").
 type streamEvent struct {
-	// Action is the id of the action the event belongs to.
+	// Action is the id of the action the event belongs to ("" for the
+	// host's lifecycle events).
 	Action  string      `json:"action"`
 	Profile string      `json:"profile"`
 	Event   event.Event `json:"event"`
@@ -54,7 +56,7 @@ func (b *broker) publish(e streamEvent) {
 }
 
 // handleEvents streams the engine's events of the actions on VMs the
-// caller may see, as server-sent events ("event: engine", data: a
+// caller may see, and the host's lifecycle events of those VMs, as server-sent events ("event: engine", data: a
 // streamEvent as JSON), with a comment every 15 seconds to keep proxies
 // from closing the stream.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller) {

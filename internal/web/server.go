@@ -24,8 +24,11 @@ const FormatVersion = 1
 // Options configure a Server.
 type Options struct {
 	Backend Backend
-	Tokens  *TokenStore
-	Audit   *AuditLog
+	// Profiles plans, applies and destroys the served profiles (nil:
+	// none is served; the profile routes answer 404).
+	Profiles ProfileRunner
+	Tokens   *TokenStore
+	Audit    *AuditLog
 	// Log receives one line per request (never a token); nil discards.
 	Log *slog.Logger
 	// Secure marks the session cookie Secure (the server speaks TLS).
@@ -75,6 +78,9 @@ var routes = []route{
 	{"POST", "/api/v1/logout", RoleViewer, (*Server).handleLogout},
 	{"GET", "/api/v1/whoami", RoleViewer, (*Server).handleWhoami},
 	{"GET", "/api/v1/profiles", RoleViewer, (*Server).handleProfiles},
+	{"POST", "/api/v1/profiles/{profile}/plan", RoleViewer, (*Server).handlePlan},
+	{"POST", "/api/v1/profiles/{profile}/apply", RoleAdmin, (*Server).handleApply},
+	{"POST", "/api/v1/profiles/{profile}/destroy", RoleAdmin, (*Server).handleDestroy},
 	{"GET", "/api/v1/vms", RoleViewer, (*Server).handleVMs},
 	{"GET", "/api/v1/vms/{vm}", RoleViewer, (*Server).handleVM},
 	{"GET", "/api/v1/vms/{vm}/snapshots", RoleViewer, (*Server).handleSnapshots},
@@ -83,6 +89,7 @@ var routes = []route{
 	{"POST", "/api/v1/vms/{vm}/revert", RoleTester, (*Server).handleRevert},
 	{"POST", "/api/v1/vms/{vm}/start", RoleTester, (*Server).handleStart},
 	{"POST", "/api/v1/vms/{vm}/stop", RoleTester, (*Server).handleStop},
+	{"POST", "/api/v1/vms/{vm}/exec", RoleTester, (*Server).handleExec},
 	{"GET", "/api/v1/vms/{vm}/screenshot", RoleViewer, (*Server).handleScreenshot},
 	{"GET", "/api/v1/vms/{vm}/console", RoleTester, (*Server).handleConsole},
 	{"GET", "/api/v1/actions/{id}", RoleViewer, (*Server).handleAction},
@@ -119,7 +126,37 @@ func New(opts Options) *Server {
 		}
 		page.ServeHTTP(w, r)
 	})
+	s.wg.Add(1)
+	go s.watch()
 	return s
+}
+
+// watch relays the host's lifecycle events to the event streams (the page
+// refreshes a VM's row on them), reconnecting every few seconds when the
+// stream ends, until Close. Events of VMs legacyvm does not manage are
+// dropped; each carries the VM's profile for the streams' scoping.
+func (s *Server) watch() {
+	defer s.wg.Done()
+	for s.ctx.Err() == nil {
+		ch, err := s.opts.Backend.Watch(s.ctx)
+		if err == nil {
+			for e := range ch {
+				ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+				v, err := s.opts.Backend.VM(ctx, e.Object)
+				cancel()
+				if err != nil {
+					continue
+				}
+				s.events.publish(streamEvent{Profile: v.Profile, Event: e})
+			}
+		} else {
+			s.log.Warn("lifecycle events", "err", err)
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // Close cancels running actions and waits for them.
@@ -214,7 +251,7 @@ func (s *Server) wrap(rt route) http.HandlerFunc {
 			rec.who = c.ID
 		}
 		if !c.Role.Allows(rt.need) {
-			s.audit(r, c, AuditEntry{Action: actionName(rt), VM: r.PathValue("vm"), Result: "denied",
+			s.audit(r, c, AuditEntry{Action: actionName(rt), Profile: r.PathValue("profile"), VM: r.PathValue("vm"), Result: "denied",
 				Error: fmt.Sprintf("role %s may not do this (needs %s)", c.Role, rt.need)})
 			writeError(w, http.StatusForbidden, fmt.Sprintf("a %s token may not do this (needs %s)", c.Role, rt.need))
 			return

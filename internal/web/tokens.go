@@ -30,8 +30,8 @@ const (
 	// RoleTester may also reset, revert, snapshot, start, stop and use
 	// the console.
 	RoleTester Role = "tester"
-	// RoleAdmin may do everything (apply and destroy when the server
-	// offers them).
+	// RoleAdmin may do everything, including apply and destroy the
+	// profiles the server serves.
 	RoleAdmin Role = "admin"
 )
 

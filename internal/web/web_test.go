@@ -40,7 +40,7 @@ func newWorld(t *testing.T) *world {
 	t.Setenv("LEGACYVM_LOCK_DIR", filepath.Join(dir, "locks"))
 	for _, vm := range []struct{ name, profile string }{{"a-1", "alpha"}, {"b-1", "beta"}} {
 		_, err := h.DefineDomain(ctx, virt.DomainSpec{Name: vm.name, UUID: uuid.NewSHA1(uuid.NameSpaceURL, []byte(vm.name)).String(),
-			Accel: virt.AccelTCG, Arch: "x86_64", Machine: "pc", VCPUs: 1, MemoryBytes: 1 << 30,
+			Accel: virt.AccelTCG, Arch: "x86_64", Machine: "pc", VCPUs: 1, MemoryBytes: 1 << 30, GuestAgent: vm.name == "a-1",
 			Metadata: &virt.Metadata{Profile: vm.profile, VM: strings.Split(vm.name, "-")[0], Instance: vm.name, Provisioned: true,
 				License: &virt.LicenseRef{Label: "lab-" + vm.profile, Channel: "retail"},
 				Policy:  &virt.PolicyRef{Name: "p", Baseline: "clean", Memory: true}}})
@@ -280,6 +280,18 @@ func TestActionsAreAuditedAndShown(t *testing.T) {
 	if one.VM.LastReset == nil || one.VM.SinceReset == nil || one.VM.License != "lab-alpha" || one.VM.State != "running" {
 		t.Errorf("VM after actions: %+v", one.VM)
 	}
+	// Bytes written count from the last start or reset.
+	w.h.GuestDiskWrite("a-1", 4096)
+	w.do("GET", "/api/v1/vms/a-1", tester, nil).json(t, &one)
+	if one.VM.BytesWritten == nil || *one.VM.BytesWritten != 4096 {
+		t.Errorf("bytes written after the guest wrote 4096: %v", one.VM.BytesWritten)
+	}
+	w.do("POST", "/api/v1/vms/a-1/reset", tester, nil).json(t, &a)
+	w.waitAction(a.ID, tester)
+	w.do("GET", "/api/v1/vms/a-1", tester, nil).json(t, &one)
+	if one.VM.BytesWritten == nil || *one.VM.BytesWritten != 0 {
+		t.Errorf("bytes written after a reset: %v, want 0", one.VM.BytesWritten)
+	}
 	fi, err := os.Stat(filepath.Join(w.dir, "audit.log"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("audit log mode: %v %v, want 0600", fi.Mode(), err)
@@ -450,6 +462,25 @@ func TestEventsStream(t *testing.T) {
 	if len(got) < 3 || got[0] != "a-1/revert/begin" {
 		t.Errorf("events: %v, want a-1/revert/begin first", got)
 	}
+	// A guest that powers itself off is a lifecycle event on the stream.
+	if err := w.h.GuestPowerOff("a-1"); err != nil {
+		t.Fatal(err)
+	}
+	sawStop := false
+	for !sawStop && sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var se streamEvent
+		if err := json.Unmarshal([]byte(line), &se); err != nil {
+			t.Fatal(err)
+		}
+		sawStop = se.Action == "" && se.Profile == "alpha" && se.Event.Object == "a-1" && se.Event.Step == "stop" && se.Event.Phase == "note"
+	}
+	if !sawStop {
+		t.Error("no lifecycle event for the guest's power-off")
+	}
 	// The beta-scoped stream got nothing of alpha's VM.
 	cancel()
 	<-beta.done
@@ -469,3 +500,37 @@ func (p *pipeWriter) Header() http.Header         { return p.h }
 func (p *pipeWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
 func (p *pipeWriter) WriteHeader(int)             {}
 func (p *pipeWriter) Flush()                      {}
+
+// exec runs a command in the guest through its agent; the action's result
+// has the exit code and output; the audit log names the program only.
+func TestExec(t *testing.T) {
+	w := newWorld(t)
+	tester := w.token(RoleTester)
+	var a actionView
+	r := w.do("POST", "/api/v1/vms/a-1/exec", tester, map[string]any{"argv": []string{"echo", "hello", "s3cr3t-arg"}})
+	if r.code != http.StatusAccepted {
+		t.Fatalf("exec: %d %s", r.code, r.body)
+	}
+	r.json(t, &a)
+	a = w.waitAction(a.ID, tester)
+	res, _ := json.Marshal(a.Result)
+	var er ExecResult
+	_ = json.Unmarshal(res, &er)
+	if a.Status != "done" || er.ExitCode != 0 || er.Stdout != "hello s3cr3t-arg\n" {
+		t.Errorf("exec: %+v, result %s", a.actionInfo, res)
+	}
+	w.do("POST", "/api/v1/vms/b-1/exec", tester, map[string]any{"argv": []string{"echo"}}).json(t, &a)
+	if a = w.waitAction(a.ID, tester); a.Status != "failed" || !strings.Contains(a.Error, "no guest agent channel") {
+		t.Errorf("exec without an agent: %+v", a.actionInfo)
+	}
+	if r := w.do("POST", "/api/v1/vms/a-1/exec", tester, map[string]any{"argv": []string{}}); r.code != http.StatusBadRequest {
+		t.Errorf("empty argv: %d", r.code)
+	}
+	if r := w.do("POST", "/api/v1/vms/a-1/exec", w.token(RoleViewer), map[string]any{"argv": []string{"echo"}}); r.code != http.StatusForbidden {
+		t.Errorf("viewer exec: %d, want 403", r.code)
+	}
+	audit, _ := os.ReadFile(filepath.Join(w.dir, "audit.log"))
+	if !strings.Contains(string(audit), `"action":"exec","profile":"alpha","vm":"a-1","target":"echo","result":"ok"`) || strings.Contains(string(audit), "s3cr3t-arg") {
+		t.Errorf("audit log:\n%s", audit)
+	}
+}

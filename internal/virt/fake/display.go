@@ -166,3 +166,32 @@ func writeFrame(w io.Writer, name string) error {
 	_, err := w.Write(msg)
 	return err
 }
+
+// DiskWrites implements virt.Hypervisor: what GuestDiskWrite recorded
+// since the domain's last start (the fake's guests write nothing by
+// themselves).
+func (h *Hypervisor) DiskWrites(ctx context.Context, name string) (int64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	const op = "disk statistics"
+	if err := h.begin(ctx, "DiskWrites", op, name); err != nil {
+		return 0, err
+	}
+	d, err := h.lookupDomain(op, name)
+	if err != nil {
+		return 0, err
+	}
+	if d.state != virt.StateRunning && d.state != virt.StatePaused {
+		return 0, errf(op, name, virt.ErrInvalidState, "domain is not running")
+	}
+	return d.diskWrites, nil
+}
+
+// GuestDiskWrite simulates the running guest writing n bytes to its disks.
+func (h *Hypervisor) GuestDiskWrite(name string, n int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d := h.domains[name]; d != nil && d.state == virt.StateRunning {
+		d.diskWrites += n
+	}
+}

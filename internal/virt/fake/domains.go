@@ -31,6 +31,9 @@ type domain struct {
 	// guest is what the guest agent sees of the running guest (nil when
 	// shut off); see agent.go.
 	guest *guest
+	// diskWrites counts GuestDiskWrite bytes since the QEMU process (a
+	// start, a revert) began.
+	diskWrites int64
 }
 
 // machineFamily is "i440fx" for pc and its versioned types, "q35" for q35
@@ -252,6 +255,7 @@ func (h *Hypervisor) StartDomain(ctx context.Context, name string) error {
 	d.live = &live
 	d.state = virt.StateRunning
 	d.vncPort = h.freeVNCPort()
+	d.diskWrites = 0 // a new QEMU process
 	d.guest = h.bootGuest(live)
 	// libvirt 9.0 reports the CPUs starting before the domain itself.
 	h.emit(name, virt.EventResumed, "unpaused")

@@ -106,6 +106,7 @@ func (h *Hypervisor) RestoreDomain(ctx context.Context, dom, poolName, volume st
 	d.state = img.state
 	d.guest = img.guest.clone()
 	d.vncPort = h.freeVNCPort()
+	d.diskWrites = 0 // a new QEMU process
 	h.emit(dom, virt.EventStarted, "restored")
 	if img.state == virt.StateRunning {
 		h.emit(dom, virt.EventResumed, "restored")

@@ -191,6 +191,7 @@ func (h *Hypervisor) RevertSnapshot(ctx context.Context, dom, name string) error
 		d.guest = s.guest.clone()
 		d.state = s.state
 		d.vncPort = h.freeVNCPort()
+		d.diskWrites = 0 // a new QEMU process
 		h.emit(dom, virt.EventStarted, "from-snapshot")
 		h.emit(dom, virt.EventResumed, "from-snapshot")
 	}

@@ -96,3 +96,38 @@ func (h *Hypervisor) requireRunning(d *libvirt.Domain, op, name string) error {
 	}
 	return nil
 }
+
+// DiskWrites implements virt.Hypervisor with virDomainBlockStats of each
+// disk (by target) of the live definition.
+func (h *Hypervisor) DiskWrites(ctx context.Context, name string) (int64, error) {
+	const op = "disk statistics"
+	d, err := h.lookupDomain(ctx, op, name)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Free()
+	if err := h.requireRunning(d, op, name); err != nil {
+		return 0, err
+	}
+	dom, err := h.GetDomain(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, disk := range dom.Disks {
+		if disk.Device != virt.DeviceDisk || disk.Target == "" {
+			continue
+		}
+		if err := alive(ctx, op, name); err != nil {
+			return 0, err
+		}
+		st, err := d.BlockStats(disk.Target)
+		if err != nil {
+			return 0, wrap(op, name, err)
+		}
+		if st.WrBytesSet && st.WrBytes > 0 {
+			total += st.WrBytes
+		}
+	}
+	return total, nil
+}

@@ -10,8 +10,8 @@ import (
 )
 
 // testDisplay: Screenshot returns a PNG (or PPM) picture of a running domain's
-// display, and OpenGraphics a connection that speaks RFB; neither works on
-// a shut-off or missing domain.
+// display, OpenGraphics a connection that speaks RFB and DiskWrites a count;
+// none works on a shut-off or missing domain.
 func testDisplay(e *env) {
 	name := e.name("dp")
 	vol := e.overlay(name)
@@ -27,6 +27,10 @@ func testDisplay(e *env) {
 	e.wantErr(err, virt.ErrInvalidState, name, "open the display of a shut-off domain")
 	_, err = e.hv.OpenGraphics(e.ctx, e.name("nodom"))
 	e.wantErr(err, virt.ErrNotFound, e.name("nodom"), "open the display of a missing domain")
+	_, err = e.hv.DiskWrites(e.ctx, name)
+	e.wantErr(err, virt.ErrInvalidState, name, "disk statistics of a shut-off domain")
+	_, err = e.hv.DiskWrites(e.ctx, e.name("nodom"))
+	e.wantErr(err, virt.ErrNotFound, e.name("nodom"), "disk statistics of a missing domain")
 
 	e.must(e.hv.StartDomain(e.ctx, name), "start %s", name)
 	defer func() {
@@ -34,6 +38,10 @@ func testDisplay(e *env) {
 			e.Errorf("destroy %s: %v", name, err)
 		}
 	}()
+
+	if n, err := e.hv.DiskWrites(e.ctx, name); err != nil || n < 0 {
+		e.Errorf("disk writes of a running domain: %d, %v; want a count", n, err)
+	}
 
 	shot, err := e.hv.Screenshot(e.ctx, name)
 	e.must(err, "screenshot of %s", name)

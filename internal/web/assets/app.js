@@ -26,7 +26,7 @@ async function api(method, path, body) {
 
 function showLogin() {
   $('login').hidden = false;
-  for (const id of ['vms', 'snapshots', 'console', 'events-panel', 'logout']) $(id).hidden = true;
+  for (const id of ['vms', 'profiles', 'snapshots', 'console', 'events-panel', 'logout']) $(id).hidden = true;
   $('who').textContent = '';
 }
 
@@ -69,6 +69,14 @@ function ago(secs) {
   return `${Math.round(secs / 3600)} h ago`;
 }
 
+function bytes(n) {
+  if (n === null || n === undefined) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
 function button(label, cls, onclick) {
   const b = document.createElement('button');
   b.type = 'button';
@@ -109,6 +117,7 @@ function render() {
     cell(vm.license || '');
     cell(String(vm.snapshots));
     cell(ago(vm.seconds_since_reset));
+    cell(bytes(vm.bytes_written));
     const actions = document.createElement('td');
     if (tester) {
       actions.appendChild(button('Reset', 'reset', () => confirmThen(`Reset ${vm.vm} to its baseline${vm.baseline ? ' (' + vm.baseline + ')' : ''}? Everything since is lost.`,
@@ -132,7 +141,54 @@ async function refresh() {
     vms = data.vms;
     $('vms-error').textContent = '';
     render();
+    refreshProfiles();
   } catch (e) { $('vms-error').textContent = String(e.message || e); }
+}
+
+// The served profiles: Plan for everyone, Apply and Destroy (after a
+// confirmation) for admins.
+async function refreshProfiles() {
+  const data = await api('GET', '/api/v1/profiles');
+  const served = data.profiles.filter((p) => p.served);
+  $('profiles').hidden = served.length === 0;
+  const list = $('profile-list');
+  list.replaceChildren();
+  const admin = document.body.dataset.role === 'admin';
+  for (const p of served) {
+    const li = document.createElement('li');
+    li.dataset.profile = p.profile;
+    li.textContent = `${p.profile} (${p.vms.length} VM${p.vms.length === 1 ? '' : 's'}) `;
+    li.appendChild(button('Plan', 'plan', () => profileAct(p.profile, 'plan')));
+    if (admin) {
+      li.appendChild(button('Apply', 'apply', () => confirmThen(
+        `Apply profile ${p.profile}? Its VMs are created or changed as planned; changes that delete disks or snapshots are carried out too.`,
+        () => profileAct(p.profile, 'apply'))));
+      li.appendChild(button('Destroy', 'destroy', () => confirmThen(
+        `Destroy profile ${p.profile}? Its VMs, their disks and snapshots, and its networks are deleted.`,
+        () => profileAct(p.profile, 'destroy'))));
+    }
+    list.appendChild(li);
+  }
+}
+
+async function profileAct(profile, what) {
+  $('profile-result').textContent = `${what} ${profile}\u2026`;
+  try {
+    let a = await api('POST', `/api/v1/profiles/${encodeURIComponent(profile)}/${what}`);
+    // Its events show in the events panel meanwhile.
+    while (a.status === 'running') {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      a = await api('GET', `/api/v1/actions/${encodeURIComponent(a.id)}`);
+    }
+    const lines = [`${a.action} ${a.profile}: ${a.status}${a.error ? ' \u2014 ' + a.error : ''}`];
+    for (const hp of a.result || []) {
+      lines.push(`  host ${hp.host || hp.uri}${hp.error ? ': ' + hp.error : ''}`);
+      if (!hp.changes.length) lines.push('    no changes');
+      for (const c of hp.changes) lines.push(`    ${c.action} ${c.kind} ${c.name}${c.destructive ? ' (deletes data)' : ''}`);
+    }
+    $('profile-result').textContent = lines.join('\n');
+  } catch (e) { $('profile-result').textContent = String(e.message || e); }
+  refresh();
 }
 
 async function refreshThumbs() {
@@ -206,6 +262,7 @@ function listen() {
     $('events').prepend(li);
     while ($('events').children.length > 200) $('events').lastChild.remove();
     if (e.kind !== 'vm') return;
+    if (!se.action && e.phase === 'note') { refresh(); return; } // the host's lifecycle event
     if (e.phase === 'begin' && e.step !== 'wait') activity[e.object] = e.message || e.step;
     if (e.step === 'operation' && (e.phase === 'done' || e.phase === 'failed' || e.phase === 'note')) {
       delete activity[e.object];
