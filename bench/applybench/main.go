@@ -29,7 +29,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/legacyvm/legacyvm/bench/internal/benchhost"
 
 	"github.com/legacyvm/legacyvm/internal/testenv"
 )
@@ -125,7 +126,7 @@ func run(ctx context.Context, o opts) (err error) {
 		return err
 	}
 	golden := filepath.Join(pool, "golden.qcow2")
-	if err := copyFile(g.Disk, golden); err != nil {
+	if err := benchhost.CopyFile(g.Disk, golden); err != nil {
 		return err
 	}
 	for _, args := range [][]string{{"pool-define-as", "bench", "dir", "--target", pool}, {"pool-start", "bench"}} {
@@ -279,7 +280,7 @@ vm "ab" {
 			return err
 		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
 	}
-	loadBefore := loadAvg()
+	loadBefore := benchhost.LoadAvg()
 	results := map[string][]time.Duration{}
 	ratios := map[string][]float64{}
 	cpu := map[string][]time.Duration{}   // the client side: legacyvm, or sh with virsh and qemu-img
@@ -302,7 +303,7 @@ vm "ab" {
 			cpu[v.name] = append(cpu[v.name], b.lastCPU)
 			dcpus[v.name] = append(dcpus[v.name], b.daemonCPU()-dcpu)
 			results[v.name] = append(results[v.name], took[v.name])
-			logf("round %d %-13s %s (load %s; CPU: client %s, libvirtd %s)", r+1, v.name, took[v.name].Round(time.Millisecond), loadAvg(),
+			logf("round %d %-13s %s (load %s; CPU: client %s, libvirtd %s)", r+1, v.name, took[v.name].Round(time.Millisecond), benchhost.LoadAvg(),
 				b.lastCPU.Round(10*time.Millisecond), dcpus[v.name][len(dcpus[v.name])-1].Round(10*time.Millisecond))
 			if err := v.undo(ctx); err != nil {
 				return fmt.Errorf("%s teardown: %w", v.name, err)
@@ -317,12 +318,12 @@ vm "ab" {
 			}
 		}
 	}
-	loadAfter := loadAvg()
+	loadAfter := benchhost.LoadAvg()
 
 	ver, _ := env.Virsh(ctx, "version")
 	fmt.Printf("## Apply against the one-by-one script, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("Machine: %s, %d CPUs, accelerator %s (qemu = TCG), %s. Load average (1 min) %s before, %s after.\n",
-		cpuModel(), runtime.NumCPU(), env.Accel, versions(string(ver)), loadBefore, loadAfter)
+		benchhost.CPUModel(), runtime.NumCPU(), env.Accel, benchhost.Versions(string(ver)), loadBefore, loadAfter)
 	fmt.Printf("%d VMs of %s on one isolated network (DHCP, port isolation, clean-traffic + host-guard filters), linked clones, memory baseline right after start; %d rounds, order rotated each round.\n\n", o.n, o.mem, o.rounds)
 	fmt.Println("| variant | what is timed (wall clock) | median | min | max | legacyvm / script in the same round: median (min-max) | CPU, client side (median) | CPU, libvirtd + its commands (median) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
@@ -560,46 +561,4 @@ esac
 `, xdir, golden, strings.Join(vms, " "), diskTmpl, diskTmpl, diskTmpl)
 	path := filepath.Join(dir, "apply.sh")
 	return path, os.WriteFile(path, []byte(s), 0o755)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(b); m != nil {
-		return strings.TrimSpace(string(m[1]))
-	}
-	return "unknown CPU"
-}
-
-func versions(v string) string {
-	lib := regexp.MustCompile(`Using library: (libvirt [0-9.]+)`).FindStringSubmatch(v)
-	hv := regexp.MustCompile(`Running hypervisor: (QEMU [0-9.]+)`).FindStringSubmatch(v)
-	if lib == nil || hv == nil {
-		return strings.Join(strings.Fields(v), " ")
-	}
-	return lib[1] + ", " + hv[1]
-}
-
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }

@@ -36,7 +36,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -47,6 +46,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/legacyvm/legacyvm/bench/internal/benchhost"
 
 	"github.com/legacyvm/legacyvm/internal/testenv"
 )
@@ -131,7 +132,7 @@ func run(ctx context.Context, bin string, rounds, n int, mem string, ballast, ns
 		return err
 	}
 	golden := filepath.Join(pool, "golden.qcow2")
-	if err := copyFile(g.Disk, golden); err != nil {
+	if err := benchhost.CopyFile(g.Disk, golden); err != nil {
 		return err
 	}
 	for _, args := range [][]string{{"pool-define-as", "bench", "dir", "--target", pool}, {"pool-start", "bench"}} {
@@ -310,7 +311,7 @@ vm "rb" {
 			scenario{fmt.Sprintf("int-virsh-%d-seq", n), fmt.Sprintf("`virsh snapshot-revert VM settled` for rb-1..rb-%d, one after another (reference)", n), b.vms, seq(intVirsh)},
 		)
 	}
-	loadBefore := loadAvg()
+	loadBefore := benchhost.LoadAvg()
 	results := map[string][]time.Duration{}
 	resetGrowth := map[string]int64{}
 	for r := 0; r < rounds; r++ {
@@ -340,7 +341,7 @@ vm "rb" {
 			}
 		}
 	}
-	loadAfter := loadAvg()
+	loadAfter := benchhost.LoadAvg()
 
 	// Ten memory snapshots of rb-1 (what a schedule takes), against the
 	// size of its memory image.
@@ -399,7 +400,7 @@ vm "rb" {
 	ver, _ := env.Virsh(ctx, "version", "--daemon")
 	fmt.Printf("## Reset latency by mechanism, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("Machine: %s, %d CPUs, accelerator %s (qemu = TCG), %s. Load average (1 min) %s before, %s after.\n",
-		cpuModel(), runtime.NumCPU(), env.Accel, versions(string(ver)), loadBefore, loadAfter)
+		benchhost.CPUModel(), runtime.NumCPU(), env.Accel, benchhost.Versions(string(ver)), loadBefore, loadAfter)
 	fmt.Printf("Newer save features (sparse image format, parallel channels; libvirt 11.2+): %s.\n", saveFeatures(string(ver)))
 	fmt.Printf("%d VMs of %s, 1 vCPU, stand-in guest with %d MiB of random data in memory (rig.ballast), booted and idle; %d rounds per scenario, order rotated each round.\n\n", n, mem, ballast, rounds)
 	fmt.Println("| scenario | what is timed (whole commands, wall clock) | median | min | max | disk growth (max) |")
@@ -488,49 +489,4 @@ func (b *bench) waitRunning(ctx context.Context, vms []string, prefix string, ti
 		}
 	}
 	return nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	if m := regexp.MustCompile(`(?m)^model name\s*:\s*(.+)$`).FindSubmatch(b); m != nil {
-		return strings.TrimSpace(string(m[1]))
-	}
-	return "unknown CPU"
-}
-
-// versions picks libvirt's and QEMU's versions out of virsh version.
-func versions(v string) string {
-	lib := regexp.MustCompile(`Using library: (libvirt [0-9.]+)`).FindStringSubmatch(v)
-	hv := regexp.MustCompile(`Running hypervisor: (QEMU [0-9.]+)`).FindStringSubmatch(v)
-	if lib == nil || hv == nil {
-		return strings.Join(strings.Fields(v), " ")
-	}
-	return lib[1] + ", " + hv[1]
-}
-
-// loadAvg is the 1-minute load average: other work on the machine skews
-// the numbers.
-func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return "?"
 }
