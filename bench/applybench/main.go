@@ -105,35 +105,16 @@ func run(ctx context.Context, o opts) (err error) {
 			return err
 		}
 	}
-	logf("starting a private libvirtd")
-	env, err := testenv.Start(context.WithoutCancel(ctx), testenv.Options{Logf: logf})
+	lab, err := benchhost.StartLab(ctx, logf)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if serr := env.Stop(sctx); serr != nil && err == nil {
+		if serr := lab.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	g, err := testenv.BuildGuest(ctx, testenv.GuestOptions{Logf: logf})
-	if err != nil {
-		return err
-	}
-	pool, err := env.NewPoolDir("bench")
-	if err != nil {
-		return err
-	}
-	golden := filepath.Join(pool, "golden.qcow2")
-	if err := benchhost.CopyFile(g.Disk, golden); err != nil {
-		return err
-	}
-	for _, args := range [][]string{{"pool-define-as", "bench", "dir", "--target", pool}, {"pool-start", "bench"}} {
-		if _, err := env.Virsh(ctx, args...); err != nil {
-			return err
-		}
-	}
+	env, pool, golden := lab.Env, lab.Pool, lab.Golden
 	home, err := env.NewPoolDir("home")
 	if err != nil {
 		return err

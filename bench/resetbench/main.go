@@ -107,38 +107,19 @@ func run(ctx context.Context, bin string, rounds, n int, mem string, ballast, ns
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("legacyvm binary: %w (run make build)", err)
 	}
-	logf("starting a private libvirtd")
-	env, err := testenv.Start(context.WithoutCancel(ctx), testenv.Options{Logf: logf})
+	lab, err := benchhost.StartLab(ctx, logf)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if serr := env.Stop(sctx); serr != nil && err == nil {
+		if serr := lab.Stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	g, err := testenv.BuildGuest(ctx, testenv.GuestOptions{Logf: logf})
-	if err != nil {
-		return err
-	}
-	pool, err := env.NewPoolDir("bench")
-	if err != nil {
-		return err
-	}
+	env, pool, golden := lab.Env, lab.Pool, lab.Golden
 	logDir, err := env.NewPoolDir("logs")
 	if err != nil {
 		return err
-	}
-	golden := filepath.Join(pool, "golden.qcow2")
-	if err := benchhost.CopyFile(g.Disk, golden); err != nil {
-		return err
-	}
-	for _, args := range [][]string{{"pool-define-as", "bench", "dir", "--target", pool}, {"pool-start", "bench"}} {
-		if _, err := env.Virsh(ctx, args...); err != nil {
-			return err
-		}
 	}
 	b := &bench{env: env, bin: bin, logDir: logDir, pool: pool}
 	home, err := env.NewPoolDir("home")
