@@ -69,16 +69,11 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	if err != nil {
 		return err
 	}
-	lock, err := f.lockProfile(ctx, p, "apply", opts.LockWait)
+	locks, err := f.lockProfile(ctx, p, "apply", opts.LockWait)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	vmLocks, err := f.lockProfileVMs(ctx, p, "apply", opts.LockWait)
-	if err != nil {
-		return err
-	}
-	defer vmLocks.Release()
+	defer locks.Release()
 
 	// Planning reads the keys of the VMs it creates (apply needs them
 	// anyway) so that a key without a free seat is refused before anything
@@ -100,7 +95,7 @@ func applyRun(ctx context.Context, opts *ApplyOptions) error {
 	}
 	sk := skippedHosts(hps)
 	planned := plannedHosts(hps)
-	orphanLocks, err := f.lockPlannedVMs(ctx, p, planned, "apply", opts.LockWait)
+	orphanLocks, err := s.LockPlanned(ctx, planned, "apply", opts.LockWait, f.lockWaiting)
 	if err != nil {
 		return err
 	}

@@ -58,16 +58,11 @@ func destroyRun(ctx context.Context, opts *DestroyOptions) error {
 	if err != nil {
 		return err
 	}
-	lock, err := f.lockProfile(ctx, p, "destroy", opts.LockWait)
+	locks, err := f.lockProfile(ctx, p, "destroy", opts.LockWait)
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	vmLocks, err := f.lockProfileVMs(ctx, p, "destroy", opts.LockWait)
-	if err != nil {
-		return err
-	}
-	defer vmLocks.Release()
+	defer locks.Release()
 	s := f.session(p, f.planOptions())
 	defer s.Close()
 	hps, err := s.PlanDestroy(ctx, opts.Only)
@@ -76,7 +71,7 @@ func destroyRun(ctx context.Context, opts *DestroyOptions) error {
 	}
 	sk := skippedHosts(hps)
 	hps = plannedHosts(hps)
-	orphanLocks, err := f.lockPlannedVMs(ctx, p, hps, "destroy", opts.LockWait)
+	orphanLocks, err := s.LockPlanned(ctx, hps, "destroy", opts.LockWait, f.lockWaiting)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,34 +20,6 @@ func (ls profileLocks) Release() {
 	for _, l := range ls {
 		l.Release()
 	}
-}
-
-// lockProfile takes the profile's lock on every host it uses (in URI
-// order, so two commands never wait on each other crosswise), telling the
-// user when another command holds one.
-func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose string, wait time.Duration) (profileLocks, error) {
-	seen := map[string]bool{}
-	var uris []string
-	for _, h := range p.Hosts {
-		u := f.planOptions().HostURI(h)
-		if !seen[u] {
-			seen[u] = true
-			uris = append(uris, u)
-		}
-	}
-	sort.Strings(uris)
-	var locks profileLocks
-	for _, uri := range uris {
-		l, err := lock.Acquire(ctx, p.Name, uri, purpose, wait, func(holder string) {
-			f.IO.Status("waiting for the lock on profile %s (%s)...", p.Name, holder)
-		})
-		if err != nil {
-			locks.Release()
-			return nil, err
-		}
-		locks = append(locks, l)
-	}
-	return locks, nil
 }
 
 // showPlans prints the plans (to stderr when stdout carries JSON) and

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,75 +67,19 @@ func (f *Factory) lockNamedOrAllOn(ctx context.Context, uri string, e *orchestra
 	return names, locks, err
 }
 
-// lockProfileVMs takes the VM locks of every instance of the profile on its
-// host, after the profile lock: apply and destroy exclude a reset, a
-// snapshot or the daemon working on one of their VMs.
-func (f *Factory) lockProfileVMs(ctx context.Context, p *profiles.Profile, purpose string, wait time.Duration) (profileLocks, error) {
-	byURI := map[string][]string{}
-	var uris []string
-	for _, in := range p.Instances {
-		for _, u := range f.instanceURIs(in) {
-			if _, ok := byURI[u]; !ok {
-				uris = append(uris, u)
-			}
-			byURI[u] = append(byURI[u], in.Name)
-		}
-	}
-	var all profileLocks
-	for _, u := range lock.VMOrder(uris) {
-		ls, err := f.lockVMs(ctx, u, byURI[u], purpose, wait)
-		if err != nil {
-			all.Release()
-			return nil, err
-		}
-		all = append(all, ls...)
-	}
-	return all, nil
+// lockProfile takes the locks apply and destroy hold (the profile's on
+// each host, then its instances' VM locks: orchestrator
+// Session.LockProfile), telling the user when another command holds one.
+// It locks through a session of its own, without progress, so that the
+// command's session (and its progress clock) starts after the wait.
+func (f *Factory) lockProfile(ctx context.Context, p *profiles.Profile, purpose string, wait time.Duration) (*orchestrator.Locks, error) {
+	s := orchestrator.Open(p, orchestrator.SessionOptions{Plan: f.planOptions()})
+	defer s.Close()
+	return s.LockProfile(ctx, purpose, wait, f.lockWaiting)
 }
 
-// lockPlannedVMs takes the VM locks of VMs a plan deletes that are no
-// longer instances of the profile (their locks were not taken before
-// planning).
-func (f *Factory) lockPlannedVMs(ctx context.Context, p *profiles.Profile, hps []*orchestrator.HostPlan, purpose string, wait time.Duration) (profileLocks, error) {
-	inProfile := map[string]bool{}
-	for _, in := range p.Instances {
-		for _, u := range f.instanceURIs(in) {
-			inProfile[u+"\x00"+in.Name] = true
-		}
-	}
-	var all profileLocks
-	for _, hp := range hps {
-		var extra []string
-		for _, c := range hp.Plan.Changes {
-			if c.Kind == orchestrator.KindVM && !inProfile[hp.URI+"\x00"+c.Name] {
-				extra = append(extra, c.Name)
-			}
-		}
-		ls, err := f.lockVMs(ctx, hp.URI, extra, purpose, wait)
-		if err != nil {
-			all.Release()
-			return nil, fmt.Errorf("%w", err)
-		}
-		all = append(all, ls...)
-	}
-	return all, nil
-}
-
-// instanceURIs are the hosts an instance may live on, before placement
-// runs: its vm's host, or every candidate host of a placed vm (its VM lock
-// is taken on each, so that whichever holds it is covered).
-func (f *Factory) instanceURIs(in *profiles.Instance) []string {
-	if in.VM.Placement == profiles.PlacementFixed || len(in.VM.Candidates) == 0 {
-		return []string{f.planOptions().HostURI(in.VM.Host)}
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, h := range in.VM.Candidates {
-		u := f.planOptions().HostURI(h)
-		if !seen[u] {
-			seen[u] = true
-			out = append(out, u)
-		}
-	}
-	return out
+// lockWaiting tells the user that a lock is busy (the waiting callback of
+// Session.LockProfile and LockPlanned).
+func (f *Factory) lockWaiting(kind, name, holder string) {
+	f.IO.Status("waiting for the lock on %s %s (%s)...", kind, name, holder)
 }

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/legacyvm/legacyvm/internal/event"
-	"github.com/legacyvm/legacyvm/internal/lock"
 	"github.com/legacyvm/legacyvm/internal/virt"
 	"github.com/legacyvm/legacyvm/orchestrator"
 	"github.com/legacyvm/legacyvm/profiles"
@@ -137,69 +135,23 @@ func (e *EngineProfiles) change(ctx context.Context, name, purpose string, hook 
 	if wait <= 0 {
 		wait = 5 * time.Minute
 	}
-	var held []*lock.Lock
-	defer func() {
-		for _, l := range held {
-			l.Release()
+	waiting := func(kind, name, holder string) {
+		what := name
+		if kind != "VM" {
+			what = kind + " " + name
 		}
-	}()
-	waiting := func(what string) func(string) {
-		return func(holder string) {
-			hook.Event(event.Event{Time: time.Now().UTC(), Kind: event.KindHost, Object: what, Step: event.StepWait,
-				Phase: event.Progress, Message: "waiting for the lock on " + what + " (" + holder + ")"})
-		}
-	}
-	// The profile's lock on each of its hosts, in URI order.
-	var uris []string
-	for _, h := range p.Hosts {
-		if u := e.Session.Plan.HostURI(h); !slices.Contains(uris, u) {
-			uris = append(uris, u)
-		}
-	}
-	sort.Strings(uris)
-	for _, u := range uris {
-		l, err := lock.Acquire(ctx, p.Name, u, purpose, wait, waiting("profile "+p.Name))
-		if err != nil {
-			return nil, err
-		}
-		held = append(held, l)
-	}
-	lockVMs := func(uri string, names []string) error {
-		for _, vm := range lock.VMOrder(names) {
-			l, err := lock.AcquireVM(ctx, uri, vm, purpose, wait, waiting(vm))
-			if err != nil {
-				return err
-			}
-			held = append(held, l)
-		}
-		return nil
-	}
-	// The VM locks of every instance on each host it may live on.
-	byURI := map[string][]string{}
-	inProfile := map[string]bool{}
-	for _, in := range p.Instances {
-		hosts := in.VM.Candidates
-		if in.VM.Placement == profiles.PlacementFixed || len(hosts) == 0 {
-			hosts = []*profiles.Host{in.VM.Host}
-		}
-		for _, h := range hosts {
-			u := e.Session.Plan.HostURI(h)
-			if !inProfile[u+"\x00"+in.Name] {
-				inProfile[u+"\x00"+in.Name] = true
-				byURI[u] = append(byURI[u], in.Name)
-			}
-		}
-	}
-	vmURIs := make([]string, 0, len(byURI))
-	for u := range byURI {
-		vmURIs = append(vmURIs, u)
-	}
-	for _, u := range lock.VMOrder(vmURIs) {
-		if err := lockVMs(u, byURI[u]); err != nil {
-			return nil, err
-		}
+		hook.Event(event.Event{Time: time.Now().UTC(), Kind: event.KindHost, Object: what, Step: event.StepWait,
+			Phase: event.Progress, Message: "waiting for the lock on " + what + " (" + holder + ")"})
 	}
 	s := e.open(p, purpose == "legacyvm serve: apply", hook)
+	// The profile's lock on each of its hosts, then the VM locks of every
+	// instance on each host it may live on; released after s is closed.
+	locks, err := s.LockProfile(ctx, purpose, wait, waiting)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	defer locks.Release()
 	defer s.Close()
 	hps, err := plan(s)
 	out := hostPlans(hps)
@@ -212,17 +164,12 @@ func (e *EngineProfiles) change(ctx context.Context, name, purpose string, hook 
 			planned = append(planned, hp)
 		}
 	}
-	for _, hp := range planned {
-		var extra []string
-		for _, c := range hp.Plan.Changes {
-			if c.Kind == orchestrator.KindVM && !inProfile[hp.URI+"\x00"+c.Name] {
-				extra = append(extra, c.Name)
-			}
-		}
-		if err := lockVMs(hp.URI, extra); err != nil {
-			return out, err
-		}
+	// The VMs the plans delete that the profile no longer declares.
+	extra, err := s.LockPlanned(ctx, planned, purpose, wait, waiting)
+	if err != nil {
+		return out, err
 	}
+	defer extra.Release()
 	var errs []error
 	for _, hp := range hps {
 		if hp.Err != nil {
