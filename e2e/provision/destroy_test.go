@@ -139,8 +139,16 @@ func TestDestroy(t *testing.T) {
 		t.Fatalf("the killed setup left no answer media to destroy: %v", err)
 	}
 	scope := regexp.MustCompile(`^(lvm-)?dst`)
-	// dst-2 runs its setup, or has just powered off at its end.
+	// dst-2 runs its setup, or has just powered off at its end. The
+	// killed apply may have left libvirtd in the middle of starting it
+	// (paused while its traffic filter is set up, then running): wait
+	// until that start is over, or the state read here and the inventory
+	// read below see two moments of it.
 	d2, err := h.HV.GetDomain(ctxT(t, time.Minute), "dst-2")
+	for deadline := time.Now().Add(time.Minute); err == nil && d2.State == virt.StatePaused && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		d2, err = h.HV.GetDomain(ctxT(t, time.Minute), "dst-2")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,13 @@ snapshot_policy "minutely" {
 	}
 	lost, _ := d.WaitLog(t, -1, 60*time.Second, map[string]string{"msg": "lost the libvirt connection; reconnecting"})
 	back, _ := d.WaitLog(t, lost, 60*time.Second, map[string]string{"msg": "connected to libvirt"})
-	if got := domState(t, h, "drst"); got != "running" {
+	// The minutely policy may be writing a memory snapshot right now
+	// (the guest is paused while it is written): wait for it to end.
+	got := domState(t, h, "drst")
+	for deadline := time.Now().Add(time.Minute); got == "paused" && time.Now().Before(deadline); got = domState(t, h, "drst") {
+		time.Sleep(500 * time.Millisecond)
+	}
+	if got != "running" {
 		t.Fatalf("drst is %q after the libvirtd restart", got)
 	}
 

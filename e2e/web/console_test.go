@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -156,6 +157,19 @@ func step(t *testing.T, ctx context.Context, what string, a chromedp.Action[chro
 	}
 }
 
+// clickLive clicks the element sel finds, in one step inside the page: the
+// VM table and the profile list are redrawn every few seconds, so a node
+// chromedp found can be gone by the time it clicks it ("Could not find
+// node with given id").
+func clickLive(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	q, err := json.Marshal(sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, what, `(() => { const b = document.querySelector(`+string(q)+`); if (!b || b.disabled) return false; b.click(); return true; })()`, 90*time.Second)
+}
+
 // poll evaluates expr until it is true.
 func poll(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
 	t.Helper()
@@ -204,7 +218,7 @@ func TestAdminAppliesAndDestroysFromThePage(t *testing.T) {
 	login(t, ctx, token, chromeOut.String)
 
 	step(t, ctx, "see the served profile", chromedp.WaitVisible(chromedp.CSS(`#profile-list li[data-profile="wcgamma"] button.apply`)), chromeOut.String)
-	step(t, ctx, "click apply", chromedp.Click(chromedp.CSS(`#profile-list li[data-profile="wcgamma"] button.apply`)), chromeOut.String)
+	clickLive(t, ctx, "click apply", `#profile-list li[data-profile="wcgamma"] button.apply`)
 	step(t, ctx, "see the confirmation", chromedp.WaitVisible(chromedp.ID("confirm-ok")), chromeOut.String)
 	step(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")), chromeOut.String)
 	poll(t, ctx, "apply done", `document.getElementById('profile-result').textContent.startsWith('apply wcgamma: done')`, 5*time.Minute)
@@ -216,7 +230,7 @@ func TestAdminAppliesAndDestroysFromThePage(t *testing.T) {
 		t.Errorf("legacyvm status after the page's apply:\n%s", r.Stdout)
 	}
 
-	step(t, ctx, "click destroy", chromedp.Click(chromedp.CSS(`#profile-list li[data-profile="wcgamma"] button.destroy`)), chromeOut.String)
+	clickLive(t, ctx, "click destroy", `#profile-list li[data-profile="wcgamma"] button.destroy`)
 	step(t, ctx, "see the confirmation", chromedp.WaitVisible(chromedp.ID("confirm-ok")), chromeOut.String)
 	step(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")), chromeOut.String)
 	poll(t, ctx, "destroy done", `document.getElementById('profile-result').textContent.startsWith('destroy wcgamma: done')`, 3*time.Minute)
@@ -302,7 +316,7 @@ func TestWebConsoleInChromium(t *testing.T) {
 	})()`)); err != nil {
 		t.Fatal(err)
 	}
-	step(t, ctx, "click reset", chromedp.Click(chromedp.CSS(`tr[data-vm="wcalpha"] button.reset`)), chromeOut.String)
+	clickLive(t, ctx, "click reset", `tr[data-vm="wcalpha"] button.reset`)
 	step(t, ctx, "see the confirmation", chromedp.WaitVisible(chromedp.ID("confirm-ok")), chromeOut.String)
 	step(t, ctx, "confirm", chromedp.Click(chromedp.ID("confirm-ok")), chromeOut.String)
 	poll(t, ctx, "the reset's events", `!!document.querySelector('#events li[data-vm="wcalpha"][data-phase="begin"]') &&
@@ -326,7 +340,7 @@ func TestWebConsoleInChromium(t *testing.T) {
 	t.Logf("events on the page:\n%s", events)
 
 	// The console of wcbeta: noVNC draws the guest's framebuffer.
-	step(t, ctx, "open the console", chromedp.Click(chromedp.CSS(`tr[data-vm="wcbeta"] button.console`)), chromeOut.String)
+	clickLive(t, ctx, "open the console", `tr[data-vm="wcbeta"] button.console`)
 	poll(t, ctx, "the console connects", `document.getElementById('console').dataset.connected === 'yes'`, 60*time.Second)
 	poll(t, ctx, "the guest's framebuffer on the canvas", `(() => {
 		const c = document.querySelector('#screen canvas');
