@@ -184,6 +184,15 @@ func (c *Client) pumpStream(ctx context.Context, s *stream, budget int64) (int64
 			return n, err
 		}
 		if n+int64(len(b)) > budget {
+			// Pass on what fits, so the caller sees the first budget
+			// bytes (--max-output of them), then stop.
+			if fit := budget - n; fit > 0 && s.w != nil {
+				if _, err := s.w.Write(b[:fit]); err != nil {
+					return n, err
+				}
+				n += fit
+				s.off += fit
+			}
 			return n, ErrOutputLimit
 		}
 		if s.w != nil && len(b) > 0 {
