@@ -9,8 +9,22 @@ libxml2-utils xorriso genisoimage xz-utils binutils procps gcc libc6-dev make gi
 nodejs npm chromium"
 # nodejs + npm: make web installs the web console's noVNC (web/package-lock.json);
 # chromium: the web console's browser tests (e2e/web).
+# A package whose program is already on PATH from elsewhere counts as
+# present: a machine with Node.js from NodeSource has its own npm, and
+# Debian's npm package cannot be installed beside that nodejs.
+provides() {
+	case "$1" in
+	nodejs) echo node ;;
+	npm) echo npm ;;
+	chromium) echo chromium ;;
+	esac
+}
 missing=""
 for p in $PKGS; do
+	cmd=$(provides "$p")
+	if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then
+		continue
+	fi
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
