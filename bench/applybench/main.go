@@ -57,12 +57,13 @@ func main() {
 		vlog   = flag.Bool("libvirt-log", false, "turn on libvirtd's debug log (timings of every API call; slows libvirtd down)")
 		simg   = flag.Bool("script-image", false, "also measure the script variant whose baseline is a saved memory image + disk snapshot + restore (legacyvm's memory baseline since #13 item 3)")
 		cmp    = flag.String("compare", "", "another legacyvm binary (e.g. built from an earlier commit) measured as variant legacyvm-compare")
+		slay   = flag.Bool("script-layer", false, "also measure the script variant whose baseline is one external snapshot of the running domain (memory image + the disk frozen as a layer, the domain going on in a new layer)")
 		clog   = flag.Bool("client-log", false, "turn on the libvirt client library's debug log in legacyvm (rpc and remote driver) into the -logs directory")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := opts{scriptImage: *simg, compare: *cmp, clientLog: *clog, bin: *bin, rounds: *rounds, n: *n, mem: *mem, par: *par, only: *only, logs: *keep, libvirtLog: *vlog}
+	o := opts{scriptLayer: *slay, scriptImage: *simg, compare: *cmp, clientLog: *clog, bin: *bin, rounds: *rounds, n: *n, mem: *mem, par: *par, only: *only, logs: *keep, libvirtLog: *vlog}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "applybench:", err)
 		os.Exit(1)
@@ -75,6 +76,7 @@ type opts struct {
 	rounds, n             int
 	libvirtLog, clientLog bool
 	scriptImage           bool
+	scriptLayer           bool
 }
 
 func logf(format string, a ...any) {
@@ -257,6 +259,15 @@ vm "ab" {
 			out, err := b.sh(ctx, script, "up-image")
 			if o.logs != "" {
 				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-image-%d.log", r)), []byte(out), 0o644)
+			}
+			return err
+		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
+	}
+	if o.scriptLayer {
+		variants = append(variants, variant{"script-layer", "`sh apply.sh up-layer`: the same, with the baseline as one external snapshot of the running domain: per VM ... start, `snapshot-create-as --memspec ... --diskspec ...,snapshot=external` onto a prepared layer", func(ctx context.Context, r int) error {
+			out, err := b.sh(ctx, script, "up-layer")
+			if o.logs != "" {
+				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-layer-%d.log", r)), []byte(out), 0o644)
 			}
 			return err
 		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
@@ -472,6 +483,11 @@ func (b *bench) writeScript(ctx context.Context, dir, pool, golden string, n int
 		return "", fmt.Errorf("no disk in %s under %s:\n%s", vms[0], pool, x)
 	}
 	diskTmpl := strings.Replace(string(m[1]), vms[0], "$vm", 1)
+	tm := regexp.MustCompile(`<source file='` + regexp.QuoteMeta(string(m[1])) + `'[^>]*/>\s*(?:<[^>]*>\s*)*?<target dev='([a-z]+)'`).FindSubmatch(x)
+	if tm == nil {
+		return "", fmt.Errorf("no target of disk %s in %s:\n%s", m[1], vms[0], x)
+	}
+	target := string(tm[1])
 	s := fmt.Sprintf(`#!/bin/sh
 # The one-by-one floor: the objects of legacyvm apply, made with virsh and
 # qemu-img from the XML legacyvm defined (dumped by applybench).
@@ -525,13 +541,40 @@ up-image)
 		t "$vm done"
 	done
 	;;
+up-layer)
+	# The baseline as one external snapshot of the running domain: the
+	# memory into an image file, the disk frozen as the layer it ran on,
+	# the domain going on in a new layer above it (prepared beforehand,
+	# holding an internal snapshot of its empty state). One QEMU start.
+	virsh -q net-define "$X/net.xml" >/dev/null
+	virsh -q net-start lvm-iso >/dev/null
+	virsh -q nwfilter-define "$X/guard.xml" >/dev/null
+	virsh -q nwfilter-define "$X/filter.xml" >/dev/null
+	for vm in $VMS; do
+		disk=%q
+		mem="${disk%%-system.qcow2}-baseline.mem"
+		top="${disk%%.qcow2}-run.qcow2"
+		t "$vm overlay"
+		qemu-img create -q -f qcow2 -b "$G" -F qcow2 "$disk"
+		qemu-img create -q -f qcow2 -b "$disk" -F qcow2 "$top"
+		qemu-img snapshot -c baseline "$top"
+		t "$vm define"
+		virsh -q define "$X/$vm.xml" >/dev/null
+		t "$vm start"
+		virsh -q start "$vm" >/dev/null
+		t "$vm snapshot"
+		virsh -q snapshot-create-as "$vm" baseline --no-metadata --reuse-external \
+			--memspec "file=$mem,snapshot=external" --diskspec "%s,snapshot=external,file=$top" >/dev/null
+		t "$vm done"
+	done
+	;;
 down)
 	for vm in $VMS; do
 		disk=%q
 		virsh -q destroy "$vm" >/dev/null 2>&1 || true
 		virsh -q snapshot-delete "$vm" baseline --metadata >/dev/null 2>&1 || true
 		virsh -q undefine "$vm" >/dev/null
-		rm -f "$disk" "${disk%%-system.qcow2}-baseline.mem"
+		rm -f "$disk" "${disk%%-system.qcow2}-baseline.mem" "${disk%%.qcow2}-run.qcow2"
 	done
 	virsh -q nwfilter-undefine lvm-iso >/dev/null
 	virsh -q nwfilter-undefine lvm-iso-guard >/dev/null
@@ -539,7 +582,7 @@ down)
 	virsh -q net-undefine lvm-iso >/dev/null
 	;;
 esac
-`, xdir, golden, strings.Join(vms, " "), diskTmpl, diskTmpl, diskTmpl)
+`, xdir, golden, strings.Join(vms, " "), diskTmpl, diskTmpl, diskTmpl, target, diskTmpl)
 	path := filepath.Join(dir, "apply.sh")
 	return path, os.WriteFile(path, []byte(s), 0o755)
 }
