@@ -144,7 +144,7 @@ func (h *Hypervisor) SnapshotToLayer(ctx context.Context, dom string, spec virt.
 	s := &snapshot{
 		name:        spec.Name,
 		description: spec.Description,
-		parent:      "",
+		parent:      d.current,
 		created:     h.now().Truncate(time.Second),
 		state:       virt.StateShutoff,
 		def:         cloneSpec(d.def),
@@ -154,5 +154,6 @@ func (h *Hypervisor) SnapshotToLayer(ctx context.Context, dom string, spec virt.
 		layer.internal = append(layer.internal, spec.Name)
 	}
 	d.snaps[spec.Name] = s
+	d.current = spec.Name
 	return observeSnapshot(d, s), nil
 }

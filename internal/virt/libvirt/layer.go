@@ -323,6 +323,14 @@ func (h *Hypervisor) redefineLayerSnapshot(ctx context.Context, op, dom string, 
 		Memory:       &libvirtxml.DomainSnapshotMemory{Snapshot: "no"},
 		Domain:       def,
 	}
+	// Its parent is the current snapshot, and it becomes current, as a
+	// snapshot libvirt takes itself.
+	if cur, err := d.SnapshotCurrent(0); err == nil {
+		if n, err := cur.GetName(); err == nil {
+			x.Parent = &libvirtxml.DomainSnapshotParent{Name: n}
+		}
+		cur.Free()
+	}
 	for _, disk := range def.Devices.Disks {
 		if disk.Target == nil {
 			continue
@@ -343,7 +351,7 @@ func (h *Hypervisor) redefineLayerSnapshot(ctx context.Context, op, dom string, 
 	if err := alive(ctx, op, dom); err != nil {
 		return virt.Snapshot{}, err
 	}
-	s, err := d.CreateSnapshotXML(doc, libvirt.DOMAIN_SNAPSHOT_CREATE_REDEFINE)
+	s, err := d.CreateSnapshotXML(doc, libvirt.DOMAIN_SNAPSHOT_CREATE_REDEFINE|libvirt.DOMAIN_SNAPSHOT_CREATE_CURRENT)
 	if err != nil {
 		return virt.Snapshot{}, wrap(op, dom, err)
 	}

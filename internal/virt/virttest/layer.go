@@ -74,8 +74,8 @@ func testLayeredBaseline(e *env) {
 	}
 	snaps, err := e.hv.ListSnapshots(e.ctx, name)
 	e.must(err, "list snapshots")
-	if !slices.ContainsFunc(snaps, func(s virt.Snapshot) bool { return s.Name == "base" && s.Description == spec.Description }) {
-		e.Errorf("snapshots after the layered baseline = %+v, want base", snaps)
+	if !slices.ContainsFunc(snaps, func(s virt.Snapshot) bool { return s.Name == "base" && s.Description == spec.Description && s.Current }) {
+		e.Errorf("snapshots after the layered baseline = %+v, want base, current", snaps)
 	}
 	_, err = e.hv.SnapshotToLayer(e.ctx, name, spec)
 	e.wantErr(err, virt.ErrExists, name, "layered baseline again")
