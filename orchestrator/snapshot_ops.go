@@ -248,7 +248,7 @@ func (e *engine) prepareLayer(ctx context.Context, dv *desiredVM, ref virt.Volum
 	if err != nil {
 		return err
 	}
-	e.begin(event.KindVM, name, event.StepDisk, "preparing layer %s for the baseline", ref.Name)
+	e.begin(event.KindVM, name, event.StepDisk, "preparing layer %s, which the VM runs on after its memory baseline", ref.Name)
 	_, err = e.HV.PrepareLayer(ctx, virt.VolumeSpec{Pool: ref.Pool, Name: ref.Name, Format: "qcow2", CapacityBytes: sys.CapacityBytes,
 		BackingPath: sysPath, BackingFormat: "qcow2"}, dv.Policy.Baseline)
 	return err
@@ -293,7 +293,7 @@ func (e *engine) takeLayerBaseline(ctx context.Context, name, baseline string, d
 	case sys.Path == lv.Path && haveImage:
 		e.begin(event.KindVM, name, event.StepBaseline, "finishing baseline %s, whose memory was written before the interruption", baseline)
 	case sys.Path == lv.BackingPath:
-		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (memory into %s, the VM going on in %s)", baseline, image.Name, layer.Name)
+		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
 	default:
 		return false, nil
 	}
