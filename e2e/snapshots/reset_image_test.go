@@ -21,7 +21,8 @@ func allocated(t *testing.T, path string) int64 {
 	return st.Blocks * 512
 }
 
-// A memory baseline is a memory image volume plus a disk snapshot. reset
+// A memory baseline is a memory image volume plus a disk snapshot, taken
+// layered (the VM runs on a layer over its system disk). reset
 // brings back the disk (the marker the guest wrote after the baseline is
 // gone) and the running guest (it goes on from where the baseline was
 // taken, without a start), and adds nothing to the VM's disk file. A reset
@@ -36,7 +37,15 @@ snapshot_policy "live" {
 }
 `, vmBlock(h, "rimg", 1, "live", "rig.diskcheck=1", "rig.disktouch=1", "rig.hb=1"))
 	apply(t, h, dir)
-	disk, image := systemDisk(h, "rimg"), filepath.Join(h.PoolDir, "lvm-rimg-baseline.mem")
+	// The baseline is layered: the VM runs on its layer, over the system
+	// disk, which holds the baseline's disk state and is no longer written.
+	frozen, disk, image := systemDisk(h, "rimg"), filepath.Join(h.PoolDir, "lvm-rimg-live.qcow2"), filepath.Join(h.PoolDir, "lvm-rimg-baseline.mem")
+	if out := h.MustVirsh(t, "domblklist", "rimg"); !strings.Contains(out, disk) {
+		t.Fatalf("rimg does not run on its layer %s:\n%s", disk, out)
+	}
+	if out := h.MustVirsh(t, "vol-dumpxml", "--pool", h.Pool, "lvm-rimg-live.qcow2"); !strings.Contains(out, frozen) {
+		t.Errorf("the layer is not over the system disk %s:\n%s", frozen, out)
+	}
 	if _, err := os.Stat(image); err != nil {
 		t.Fatalf("no memory image after apply: %v", err)
 	}
@@ -46,7 +55,10 @@ snapshot_policy "live" {
 	}
 	h.WaitSerial(t, "rimg", `RIG disk marker=written`, 180*time.Second)
 	h.WaitSerial(t, "rimg", `RIG hb n=2 `, 60*time.Second)
-	before := allocated(t, disk)
+	// A memory snapshot taken after the baseline lives in the layer beside
+	// the baseline's mark: resets keep it.
+	h.MustRun(t, []string{"snapshot", "create", "--memory", "rimg", "later"})
+	before, beforeFrozen := allocated(t, disk), allocated(t, frozen)
 
 	// back checks that the guest runs again from the baseline: the domain
 	// runs, and the restored guest finds no marker on its disk (it was
@@ -109,6 +121,16 @@ snapshot_policy "live" {
 	}
 	if after := allocated(t, disk); after > before {
 		t.Errorf("resets grew the disk file from %d to %d bytes", before, after)
+	}
+	if after := allocated(t, frozen); after != beforeFrozen {
+		t.Errorf("the frozen system disk changed from %d to %d bytes", beforeFrozen, after)
+	}
+	if got := names(snapsOf(t, h, "rimg")); strings.Join(got, ",") != "clean,later" {
+		t.Errorf("snapshots after the resets = %v, want clean and later", got)
+	}
+	h.MustRun(t, []string{"reset", "rimg", "--to", "later"})
+	if got := domState(t, h, "rimg"); got != "running" {
+		t.Errorf("after reset --to later the domain is %q, want running", got)
 	}
 
 	h.MustRun(t, []string{"destroy", "--auto-approve", dir})
