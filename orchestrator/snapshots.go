@@ -59,12 +59,15 @@ func memoryImageVolumeName(instance string) string { return namePrefix + instanc
 
 // memoryImageRef is the memory image volume the domain's metadata lists
 // (role "memory").
-func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) {
+func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) { return volumeOfRole(m, volumeRoleMemory) }
+
+// volumeOfRole is the first volume of the role the metadata lists.
+func volumeOfRole(m *virt.Metadata, role string) (virt.VolumeRef, bool) {
 	if m == nil {
 		return virt.VolumeRef{}, false
 	}
 	for _, v := range m.Volumes {
-		if v.Role == volumeRoleMemory {
+		if v.Role == role {
 			return v, true
 		}
 	}
@@ -79,17 +82,7 @@ const volumeRoleLayer = "layer"
 func layerVolumeName(instance string) string { return namePrefix + instance + "-live.qcow2" }
 
 // layerRef is the layer volume the domain's metadata lists.
-func layerRef(m *virt.Metadata) (virt.VolumeRef, bool) {
-	if m == nil {
-		return virt.VolumeRef{}, false
-	}
-	for _, v := range m.Volumes {
-		if v.Role == volumeRoleLayer {
-			return v, true
-		}
-	}
-	return virt.VolumeRef{}, false
-}
+func layerRef(m *virt.Metadata) (virt.VolumeRef, bool) { return volumeOfRole(m, volumeRoleLayer) }
 
 // systemTarget is the target of every VM's system disk.
 const systemTarget = "sda"
