@@ -59,7 +59,9 @@ func memoryImageVolumeName(instance string) string { return namePrefix + instanc
 
 // memoryImageRef is the memory image volume the domain's metadata lists
 // (role "memory").
-func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) { return volumeOfRole(m, volumeRoleMemory) }
+func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) {
+	return volumeOfRole(m, volumeRoleMemory)
+}
 
 // volumeOfRole is the first volume of the role the metadata lists.
 func volumeOfRole(m *virt.Metadata, role string) (virt.VolumeRef, bool) {
