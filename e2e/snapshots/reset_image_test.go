@@ -55,9 +55,6 @@ snapshot_policy "live" {
 	}
 	h.WaitSerial(t, "rimg", `RIG disk marker=written`, 180*time.Second)
 	h.WaitSerial(t, "rimg", `RIG hb n=2 `, 60*time.Second)
-	// A memory snapshot taken after the baseline lives in the layer beside
-	// the baseline's mark: resets keep it.
-	h.MustRun(t, []string{"snapshot", "create", "--memory", "rimg", "later"})
 	before, beforeFrozen := allocated(t, disk), allocated(t, frozen)
 
 	// back checks that the guest runs again from the baseline: the domain
@@ -125,6 +122,11 @@ snapshot_policy "live" {
 	if after := allocated(t, frozen); after != beforeFrozen {
 		t.Errorf("the frozen system disk changed from %d to %d bytes", beforeFrozen, after)
 	}
+	// A memory snapshot taken after the baseline lives in the layer beside
+	// the baseline's mark: resets keep it.
+	h.MustRun(t, []string{"snapshot", "create", "--memory", "rimg", "later"})
+	h.MustRun(t, []string{"reset", "rimg"})
+	back("a reset after a memory snapshot")
 	if got := names(snapsOf(t, h, "rimg")); strings.Join(got, ",") != "clean,later" {
 		t.Errorf("snapshots after the resets = %v, want clean and later", got)
 	}
@@ -140,5 +142,60 @@ snapshot_policy "live" {
 	}
 	if out := h.MustVirsh(t, "vol-list", h.Pool); strings.Contains(out, "rimg") {
 		t.Errorf("destroy left volumes:\n%s", out)
+	}
+}
+
+// An apply killed (SIGKILL) while it takes a layered memory baseline (at
+// the progress line, and a moment into the external snapshot) leaves a
+// VM that the next apply finishes: the baseline exists, the VM runs on its
+// layer, plan has nothing left to do, and a reset brings the guest back.
+func TestLayeredBaselineSurvivesKilledApply(t *testing.T) {
+	h := e2eutil.NewHost(t)
+	dir := writeProfile(t, h, "rkill", `
+snapshot_policy "live" {
+  memory = true
+}
+`, vmBlock(h, "rkill", 1, "live", "rig.diskcheck=1", "rig.disktouch=1", "rig.hb=1"))
+	layer := filepath.Join(h.PoolDir, "lvm-rkill-live.qcow2")
+	t.Cleanup(func() { h.Run(t, "destroy", "--auto-approve", dir) })
+	for _, delay := range []time.Duration{0, 40 * time.Millisecond, 150 * time.Millisecond} {
+		cmd, _, errb := h.Start(t, nil, "apply", "--auto-approve", dir)
+		const line = "rkill: taking baseline snapshot clean (with memory)"
+		deadline := time.Now().Add(3 * time.Minute)
+		for !strings.Contains(errb.String(), line) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if !strings.Contains(errb.String(), line) {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			t.Fatalf("apply never printed %q:\n%s", line, errb)
+		}
+		time.Sleep(delay)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		time.Sleep(2 * time.Second)
+		t.Logf("killed %s into the baseline: the domain is %q, on %s", delay, domState(t, h, "rkill"), h.MustVirsh(t, "domblklist", "rkill"))
+
+		r := h.MustRun(t, []string{"apply", "--auto-approve", dir})
+		t.Logf("apply after the kill:\n%s", r.Stderr)
+		if p := h.MustRun(t, []string{"plan", dir}); !strings.Contains(p.Stdout, "No changes") {
+			t.Errorf("plan after the converging apply:\n%s", p.Stdout)
+		}
+		s := snapsOf(t, h, "rkill")
+		if len(s) != 1 || s[0].Name != "clean" || !s[0].Memory {
+			t.Fatalf("after the converging apply, want the memory baseline clean, got %+v", s)
+		}
+		if out := h.MustVirsh(t, "domblklist", "rkill"); !strings.Contains(out, layer) {
+			t.Errorf("rkill does not run on its layer:\n%s", out)
+		}
+		h.WaitSerial(t, "rkill", `RIG disk marker=written`, 180*time.Second)
+		h.MustRun(t, []string{"reset", "rkill"})
+		if line := h.WaitSerial(t, "rkill", `RIG disk marker=(absent|present)`, 180*time.Second); !strings.Contains(line, "absent") {
+			t.Errorf("after the reset the guest found its marker: %q", line)
+		}
+		h.MustRun(t, []string{"destroy", "--auto-approve", dir})
+		if left, _ := filepath.Glob(filepath.Join(h.PoolDir, "lvm-rkill*")); len(left) > 0 {
+			t.Fatalf("destroy left %v", left)
+		}
 	}
 }
