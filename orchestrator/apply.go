@@ -373,6 +373,15 @@ func (e *engine) createVM(ctx context.Context, dv *desiredVM, sec secrets) (err 
 		return nil
 	})
 
+	if ref, ok := layerRef(&md); ok && dv.Policy != nil && dv.Policy.Memory {
+		// Before the first start: the layer's mark needs the system disk
+		// closed.
+		if err := e.prepareLayer(ctx, dv, ref); err != nil {
+			return err
+		}
+		r.add("delete volume "+ref.Name, func() error { return ignoreNotFound(e.HV.DeleteVolume(undoCtx, ref.Pool, ref.Name)) })
+	}
+
 	if dv.Answer {
 		if err := e.runSetup(ctx, r, undoCtx, dv, sec); err != nil {
 			return err
@@ -590,6 +599,9 @@ func (e *engine) takeBaseline(ctx context.Context, dv *desiredVM, before func() 
 			return err
 		}
 		if ref, ok := memoryImageRef(dv.Spec.Metadata); ok {
+			if done, err := e.takeLayerBaseline(ctx, name, p.Baseline, desc, dv.Spec.Metadata, ref); done || err != nil {
+				return err
+			}
 			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
 		}
 		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", p.Baseline)
@@ -633,6 +645,9 @@ func (e *engine) takeMissingBaseline(ctx context.Context, dv *desiredVM) error {
 	running := d.State != virt.StateShutoff
 	if ref, ok := memoryImageRef(dv.Spec.Metadata); ok && p.Memory {
 		if running {
+			if done, err := e.takeLayerBaseline(ctx, name, p.Baseline, desc, d.Metadata, ref); done || err != nil {
+				return err
+			}
 			return e.takeImageBaseline(ctx, name, p.Baseline, desc, ref)
 		}
 		if e.savedImage(ctx, d, ref) {
@@ -682,6 +697,22 @@ func (e *engine) updateVM(ctx context.Context, c Change) ([]string, error) {
 		if ref, ok := memoryImageRef(om); ok {
 			if _, has := memoryImageRef(&md); !has {
 				md.Volumes = append(slices.Clone(md.Volumes), ref)
+			}
+		}
+		// So does the layer, which the VM may run on: the definition
+		// keeps the disk the VM runs on (its system disk is the frozen
+		// baseline under the layer and must never be written again).
+		if ref, ok := layerRef(om); ok {
+			if _, has := layerRef(&md); !has {
+				md.Volumes = append(slices.Clone(md.Volumes), ref)
+			}
+			if sys, ok := systemDisk(*obs); ok && sys.Path == observedLayerPath(*obs, c.vm) {
+				spec.Disks = slices.Clone(spec.Disks)
+				for i := range spec.Disks {
+					if spec.Disks[i].Target == systemTarget {
+						spec.Disks[i].Path = sys.Path
+					}
+				}
 			}
 		}
 		if md.License != nil && om.License != nil && om.License.Label == md.License.Label {

@@ -310,7 +310,7 @@ func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets
 	sysPath := filepath.Join(t.Pool.Path, sys.Name)
 	bus := preset.DiskBus
 	spec.Disks = []virt.DiskSpec{
-		{Device: virt.DeviceDisk, Bus: bus, Target: "sda", Path: sysPath, Format: "qcow2", BootOrder: 1},
+		{Device: virt.DeviceDisk, Bus: bus, Target: systemTarget, Path: sysPath, Format: "qcow2", BootOrder: 1},
 		// Answer media goes here during provisioning; empty afterwards, for
 		// the user's own media.
 		{Device: virt.DeviceCDROM, Bus: bus, Target: "sdb", Format: "raw"},
@@ -358,7 +358,8 @@ func newDesiredVM(p *profiles.Profile, t hostTarget, in *profiles.Instance, nets
 		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: answerVolumeName(in.Name), Role: "answer"})
 	}
 	if dv.Policy != nil && dv.Policy.Memory {
-		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: memoryImageVolumeName(in.Name), Role: volumeRoleMemory})
+		spec.Metadata.Volumes = append(spec.Metadata.Volumes, virt.VolumeRef{Pool: sys.Pool, Name: memoryImageVolumeName(in.Name), Role: volumeRoleMemory},
+			virt.VolumeRef{Pool: sys.Pool, Name: layerVolumeName(in.Name), Role: volumeRoleLayer})
 	}
 	if vm.Network != nil {
 		spec.Metadata.Filters = nets[vm.Network.Name].Filter.Names()

@@ -179,13 +179,25 @@ func TestApplyCreatesEverythingThenPlansNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vols) != 5 {
-		t.Fatalf("volumes %+v, want 5 (three disks, two memory images)", vols)
+	if len(vols) != 7 {
+		t.Fatalf("volumes %+v, want 7 (three disks, two memory images, the two layers the memory-baseline VMs run on)", vols)
 	}
 	for _, v := range vols {
 		if strings.HasSuffix(v.Name, "-baseline.mem") {
 			if v.Format != "raw" || v.AllocationBytes < 2<<30 {
 				t.Errorf("memory image %s: %+v, want raw, at least the 2 GiB of memory", v.Name, v)
+			}
+			continue
+		}
+		if vm, ok := strings.CutSuffix(strings.TrimPrefix(v.Name, "lvm-"), "-live.qcow2"); ok {
+			// The layer the VM runs on, over its system disk (frozen:
+			// the baseline's disk state).
+			if want := "/var/lib/libvirt/images/lvm-" + vm + "-system.qcow2"; v.BackingPath != want || v.Format != "qcow2" {
+				t.Errorf("layer %s: %+v, want a qcow2 overlay of %s", v.Name, v, want)
+			}
+			d, err := h.GetDomain(ctx, vm)
+			if sys, ok := systemDisk(d); err != nil || !ok || sys.Path != v.Path {
+				t.Errorf("%s runs on %+v (%v), want its layer %s", vm, d.Disks, err, v.Path)
 			}
 			continue
 		}
@@ -257,7 +269,7 @@ func TestPlanUpdateReplaceDelete(t *testing.T) {
 	apply(t, hp)
 	vols, _ := h.ListVolumes(ctx, "default")
 	for _, v := range vols {
-		if strings.HasPrefix(v.Name, "lvm-web") && strings.HasSuffix(v.Name, ".qcow2") && v.BackingPath != "/images/golden2.qcow2" {
+		if strings.HasPrefix(v.Name, "lvm-web") && strings.HasSuffix(v.Name, "-system.qcow2") && v.BackingPath != "/images/golden2.qcow2" {
 			t.Errorf("%s still backed by %s", v.Name, v.BackingPath)
 		}
 	}
@@ -359,7 +371,7 @@ func TestFailedVMIsRolledBackOthersSucceed(t *testing.T) {
 	h := newFakeHost(t)
 	ctx := context.Background()
 	boom := errors.New("injected")
-	h.FailOn("CreateSnapshot", "web-2", boom)
+	h.FailOn("SnapshotToLayer", "web-2", boom)
 	p := loadProfile(t, "lab", labProfile)
 	hp := plan(t, p, h)
 	e := &engine{HV: h, Parallelism: 3, PollInterval: 1}

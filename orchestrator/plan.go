@@ -550,7 +550,7 @@ func planVM(p *profiles.Profile, dv *desiredVM, o *observation) (*Change, hcl.Di
 	case m.Image != dv.Image:
 		replace = append(replace, changed(ReasonImage, m.Image, dv.Image))
 	}
-	if sys, ok := systemDisk(obs); ok && sys.Path != systemDiskPath(dv) {
+	if sys, ok := systemDisk(obs); ok && sys.Path != systemDiskPath(dv) && sys.Path != observedLayerPath(obs, dv) {
 		replace = append(replace, changed(ReasonSystemDiskMoved, sys.Path, systemDiskPath(dv)))
 	}
 	if len(replace) > 0 {
@@ -633,11 +633,23 @@ func planVM(p *profiles.Profile, dv *desiredVM, o *observation) (*Change, hcl.Di
 
 func systemDiskPath(dv *desiredVM) string {
 	for _, d := range dv.Spec.Disks {
-		if d.Target == "sda" {
+		if d.Target == systemTarget {
 			return d.Path
 		}
 	}
 	return ""
+}
+
+// observedLayerPath is where the layer the domain's metadata lists lives
+// (beside the system disk, in the same pool), or "" when it lists none: a
+// VM with a layered baseline runs on it.
+func observedLayerPath(d virt.Domain, dv *desiredVM) string {
+	ref, ok := layerRef(d.Metadata)
+	sys := systemDiskPath(dv)
+	if !ok || sys == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(sys), ref.Name)
 }
 
 func systemDisk(d virt.Domain) (virt.DiskSpec, bool) {

@@ -415,6 +415,16 @@ func (g guardHV) SaveDomain(ctx context.Context, domain, pool, volume string, op
 	return g.hv.SaveDomain(ctx, domain, pool, volume, opts)
 }
 
+func (g guardHV) PrepareLayer(ctx context.Context, spec virt.VolumeSpec, mark string) (virt.Volume, error) {
+	g.g.check("PrepareLayer")
+	return g.hv.PrepareLayer(ctx, spec, mark)
+}
+
+func (g guardHV) SnapshotToLayer(ctx context.Context, domain string, spec virt.LayerSnapshotSpec) (virt.Snapshot, error) {
+	g.g.check("SnapshotToLayer")
+	return g.hv.SnapshotToLayer(ctx, domain, spec)
+}
+
 func (g guardHV) RestoreDomain(ctx context.Context, domain, pool, volume string, opts virt.SaveOptions) error {
 	g.g.check("RestoreDomain")
 	return g.hv.RestoreDomain(ctx, domain, pool, volume, opts)

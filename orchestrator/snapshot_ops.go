@@ -238,6 +238,77 @@ func (e *engine) takeImageBaseline(ctx context.Context, name, baseline string, d
 	return e.finishImageBaseline(ctx, name, baseline, desc, ref)
 }
 
+// prepareLayer creates the layer a new VM with a memory baseline runs on
+// after it (see snapshots.go), marked with the baseline's name. The VM must
+// not have started: the mark needs its system disk closed.
+func (e *engine) prepareLayer(ctx context.Context, dv *desiredVM, ref virt.VolumeRef) error {
+	name := dv.Spec.Name
+	sysPath := systemDiskPath(dv)
+	sys, err := e.HV.VolumeByPath(ctx, sysPath)
+	if err != nil {
+		return err
+	}
+	e.begin(event.KindVM, name, event.StepDisk, "preparing layer %s, which the VM runs on after its memory baseline", ref.Name)
+	_, err = e.HV.PrepareLayer(ctx, virt.VolumeSpec{Pool: ref.Pool, Name: ref.Name, Format: "qcow2", CapacityBytes: sys.CapacityBytes,
+		BackingPath: sysPath, BackingFormat: "qcow2"}, dv.Policy.Baseline)
+	return err
+}
+
+// takeLayerBaseline takes the memory baseline of the running VM in one step
+// onto its layer (see snapshots.go) when the layer can be used: the VM
+// still runs on its system disk and the layer exists on top of it, or an
+// interrupted attempt left the VM on the layer with the image written. It
+// reports false (and does nothing) otherwise. A leftover image of an
+// attempt interrupted before the VM moved is replaced.
+func (e *engine) takeLayerBaseline(ctx context.Context, name, baseline string, desc snapmeta.Description, md *virt.Metadata, image virt.VolumeRef) (bool, error) {
+	layer, ok := layerRef(md)
+	if !ok {
+		return false, nil
+	}
+	d, err := e.HV.GetDomain(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	sys, ok := systemDisk(d)
+	if !ok || d.State == virt.StateShutoff {
+		return false, nil
+	}
+	vols, err := e.HV.ListVolumes(ctx, layer.Pool)
+	if err != nil {
+		return false, err
+	}
+	var lv *virt.Volume
+	haveImage := false
+	for i, v := range vols {
+		if v.Name == layer.Name {
+			lv = &vols[i]
+		}
+		if image.Pool == layer.Pool && v.Name == image.Name {
+			haveImage = true
+		}
+	}
+	switch {
+	case lv == nil:
+		return false, nil
+	case sys.Path == lv.Path && haveImage:
+		e.begin(event.KindVM, name, event.StepBaseline, "finishing baseline %s, whose memory was written before the interruption", baseline)
+	case sys.Path == lv.BackingPath:
+		e.begin(event.KindVM, name, event.StepBaseline, "taking baseline snapshot %s (with memory)", baseline)
+	default:
+		return false, nil
+	}
+	desc.MemoryPool, desc.MemoryImage = image.Pool, image.Name
+	spec := virt.LayerSnapshotSpec{Name: baseline, Description: desc.String(), Target: systemTarget, Layer: layer, Image: image}
+	_, err = e.HV.SnapshotToLayer(ctx, name, spec)
+	if errors.Is(err, virt.ErrExists) && sys.Path != lv.Path && haveImage {
+		if err := e.HV.DeleteVolume(ctx, image.Pool, image.Name); err != nil {
+			return true, fmt.Errorf("replace the leftover memory image %s of %s: %w", image.Name, name, err)
+		}
+		_, err = e.HV.SnapshotToLayer(ctx, name, spec)
+	}
+	return true, err
+}
+
 // finishImageBaseline takes the disk snapshot of a VM whose memory was just
 // saved into ref (the VM is shut off, its disks as they were at the save)
 // and restores the image: the VM runs on.

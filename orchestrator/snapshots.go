@@ -21,6 +21,23 @@ import (
 // leaves the VM running at the baseline, stopped at the baseline disk, or
 // running in its old state, and the next reset converges from each.
 //
+// A new VM's memory baseline is taken without stopping it (layered): before
+// the VM first starts, a layer is prepared on top of its system disk (a
+// qcow2 overlay holding an internal snapshot, named like the baseline, of
+// its empty state); at the baseline one external snapshot writes the
+// memory image and moves the running VM onto the layer, leaving the system
+// disk frozen underneath as the baseline's disk state; the baseline's
+// metadata then records the layer's mark as a disk-only snapshot paired
+// with the image. A reset is the same as above: reverting the mark empties
+// the layer, the restore resumes the guest on it. Scheduled memory
+// snapshots live in the layer beside the mark and survive resets. This
+// costs one QEMU start per VM where save + restore cost two (each start
+// instantiates the VM's traffic filters, serialised inside libvirtd: see
+// bench/README.md, applybench). When the layer cannot be used (a VM made
+// by an earlier version, a baseline deleted and taken again, a VM already
+// running on its layer without a usable image), the baseline is taken by
+// saving and restoring the memory as before.
+//
 // VMs whose baseline is an internal memory snapshot (made by earlier
 // versions: no memory_image in its description) keep being reset by
 // reverting that snapshot. To move one to a memory image, delete its
@@ -43,13 +60,31 @@ func memoryImageVolumeName(instance string) string { return namePrefix + instanc
 // memoryImageRef is the memory image volume the domain's metadata lists
 // (role "memory").
 func memoryImageRef(m *virt.Metadata) (virt.VolumeRef, bool) {
+	return volumeOfRole(m, volumeRoleMemory)
+}
+
+// volumeOfRole is the first volume of the role the metadata lists.
+func volumeOfRole(m *virt.Metadata, role string) (virt.VolumeRef, bool) {
 	if m == nil {
 		return virt.VolumeRef{}, false
 	}
 	for _, v := range m.Volumes {
-		if v.Role == volumeRoleMemory {
+		if v.Role == role {
 			return v, true
 		}
 	}
 	return virt.VolumeRef{}, false
 }
+
+// volumeRoleLayer is the role, in a domain's metadata, of the layer a VM
+// with a layered memory baseline runs on.
+const volumeRoleLayer = "layer"
+
+// layerVolumeName is the volume of an instance's layer.
+func layerVolumeName(instance string) string { return namePrefix + instance + "-live.qcow2" }
+
+// layerRef is the layer volume the domain's metadata lists.
+func layerRef(m *virt.Metadata) (virt.VolumeRef, bool) { return volumeOfRole(m, volumeRoleLayer) }
+
+// systemTarget is the target of every VM's system disk.
+const systemTarget = "sda"

@@ -432,6 +432,11 @@ func (b *bench) virtAdmin(ctx context.Context, args ...string) ([]byte, error) {
 var (
 	reUUID     = regexp.MustCompile(`(?m)^\s*<uuid>[^<]*</uuid>\n`)
 	reMetadata = regexp.MustCompile(`(?s)\s*<metadata>.*</metadata>`)
+	// A VM with a layered memory baseline runs on its layer, whose backing
+	// chain libvirt writes into the definition; the script defines the VM
+	// on its system disk, as legacyvm does before the baseline.
+	reBacking = regexp.MustCompile(`(?s)\s*<backingStore.*</backingStore>`)
+	reLayer   = regexp.MustCompile(`-live\.qcow2'`)
 )
 
 // writeScript dumps the network, the filters and the first VM's domain
@@ -453,6 +458,8 @@ func (b *bench) writeScript(ctx context.Context, dir, pool, golden string, n int
 		// are not legacyvm's.
 		out = reUUID.ReplaceAll(out, nil)
 		out = reMetadata.ReplaceAll(out, nil)
+		out = reBacking.ReplaceAll(out, nil)
+		out = reLayer.ReplaceAll(out, []byte("-system.qcow2'"))
 		return os.WriteFile(filepath.Join(xdir, file), out, 0o644)
 	}
 	if err := dump("net.xml", "net-dumpxml", "--inactive", "lvm-iso"); err != nil {

@@ -84,8 +84,17 @@ type bench struct {
 	vms     []string
 }
 
-func (b *bench) disk(vm string) string  { return filepath.Join(b.pool, "lvm-"+vm+"-system.qcow2") }
-func (b *bench) image(vm string) string { return filepath.Join(b.pool, "lvm-"+vm+"-baseline.mem") }
+// disk is the disk file the VM runs on: its layer (a layered memory
+// baseline: the system disk under it is frozen), else its system disk.
+func (b *bench) disk(vm string) string {
+	if l := b.layer(vm); allocated(l) >= 0 {
+		return l
+	}
+	return b.system(vm)
+}
+func (b *bench) system(vm string) string { return filepath.Join(b.pool, "lvm-"+vm+"-system.qcow2") }
+func (b *bench) layer(vm string) string  { return filepath.Join(b.pool, "lvm-"+vm+"-live.qcow2") }
+func (b *bench) image(vm string) string  { return filepath.Join(b.pool, "lvm-"+vm+"-baseline.mem") }
 
 // allocated is the bytes a file occupies on disk.
 func allocated(path string) int64 {
@@ -359,11 +368,16 @@ vm "rb" {
 		if _, err := env.Virsh(ctx, "destroy", vm1); err != nil {
 			return err
 		}
-		vol := filepath.Base(b.disk(vm1))
+		// The overlay the VM runs on: its layer over its (frozen) system
+		// disk, or the system disk over the golden image.
+		vol, backing := filepath.Base(b.disk(vm1)), golden
+		if vol == filepath.Base(b.layer(vm1)) {
+			backing = b.system(vm1)
+		}
 		if _, err := env.Virsh(ctx, "vol-delete", "--pool", "bench", vol); err != nil {
 			return err
 		}
-		if _, err := env.Virsh(ctx, "vol-create-as", "bench", vol, string(size[1]), "--format", "qcow2", "--backing-vol", golden, "--backing-vol-format", "qcow2"); err != nil {
+		if _, err := env.Virsh(ctx, "vol-create-as", "bench", vol, string(size[1]), "--format", "qcow2", "--backing-vol", backing, "--backing-vol-format", "qcow2"); err != nil {
 			return err
 		}
 		t1 := time.Now()

@@ -100,6 +100,11 @@ func checkProvisioned(t *testing.T, h *e2eutil.Host, name, label, key string, cd
 		t.Errorf("%s licence record: %+v", name, *m.License)
 	}
 	system := filepath.Join(h.PoolDir, "lvm-"+name+"-system.qcow2")
+	if m.Policy != nil && m.Policy.Memory {
+		// A memory baseline is layered: the VM runs on its layer, over
+		// the system disk.
+		system = filepath.Join(h.PoolDir, "lvm-"+name+"-live.qcow2")
+	}
 	for _, live := range []bool{true, false} {
 		args := []string{"dumpxml", name}
 		what := "live"

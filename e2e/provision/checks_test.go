@@ -36,6 +36,8 @@ type domainWant struct {
 	// its key, which is all metadata may hold of it.
 	license string
 	keyTail string
+	// memoryBaseline: the VM runs on the layer of its memory baseline.
+	memoryBaseline bool
 }
 
 // checkDomain parses the live and persistent XML of a running instance and
@@ -88,6 +90,20 @@ func checkDomain(t *testing.T, h *e2eutil.Host, w domainWant) (mac string, ip ne
 	}
 	sys := disks[0]
 	wantPath := filepath.Join(h.PoolDir, "lvm-"+w.name+"-system.qcow2")
+	if w.memoryBaseline {
+		// A memory baseline is layered: the VM runs on its layer, whose
+		// backing file is the system disk (frozen at the baseline); the
+		// system disk is checked below as the layer's backing store.
+		layer := filepath.Join(h.PoolDir, "lvm-"+w.name+"-live.qcow2")
+		if sys.Source == nil || sys.Source.File == nil || sys.Source.File.File != layer {
+			t.Errorf("%s: system disk source %+v, want the layer %s", what, sys.Source, layer)
+		}
+		if bs := sys.BackingStore; bs == nil || bs.Source == nil || bs.Source.File == nil || bs.Source.File.File != wantPath {
+			t.Errorf("%s: the layer's backing store is %+v, want the system disk %s", what, bs, wantPath)
+		} else {
+			sys.Source, sys.BackingStore = bs.Source, bs.BackingStore
+		}
+	}
 	if sys.Target == nil || sys.Target.Bus != "sata" || sys.Target.Dev != "sda" {
 		t.Errorf("%s: system disk target %+v, want sata sda", what, sys.Target)
 	}

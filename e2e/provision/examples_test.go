@@ -305,7 +305,7 @@ func checkExampleVM(t *testing.T, h *e2eutil.Host, c exampleCase, vm exampleVM, 
 		backing = ""
 	}
 	w := domainWant{name: vm.name, profile: c.dir, vm: vm.vm, memMiB: vm.memMiB, vcpus: vm.vcpus, network: c.network.name,
-		golden: backing, oem: vm.oem, license: vm.license}
+		golden: backing, oem: vm.oem, license: vm.license, memoryBaseline: vm.memoryBaseline}
 	if vm.key != "" {
 		w.keyTail = lastGroup(vm.key)
 	}

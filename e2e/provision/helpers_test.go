@@ -323,7 +323,8 @@ type wantInv struct {
 	// extra lines (foreign objects the test made on purpose).
 	extra []string
 	// memory lists the domains whose memory baseline keeps a memory image
-	// volume (lvm-<domain>-baseline.mem) in the pool.
+	// volume (lvm-<domain>-baseline.mem) and a layer (lvm-<domain>-live.qcow2)
+	// in the pool.
 	memory []string
 }
 
@@ -341,8 +342,8 @@ func (w wantInv) lines(h *e2eutil.Host) []string {
 		vol := "lvm-" + d + "-system.qcow2"
 		lines = append(lines, "volume pool/"+vol, "file pool/"+vol)
 		if slices.Contains(w.memory, d) {
-			img := "lvm-" + d + "-baseline.mem"
-			lines = append(lines, "volume pool/"+img, "file pool/"+img)
+			img, layer := "lvm-"+d+"-baseline.mem", "lvm-"+d+"-live.qcow2"
+			lines = append(lines, "volume pool/"+img, "file pool/"+img, "volume pool/"+layer, "file pool/"+layer)
 		}
 	}
 	for _, n := range w.networks {

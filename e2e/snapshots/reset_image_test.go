@@ -21,7 +21,8 @@ func allocated(t *testing.T, path string) int64 {
 	return st.Blocks * 512
 }
 
-// A memory baseline is a memory image volume plus a disk snapshot. reset
+// A memory baseline is a memory image volume plus a disk snapshot, taken
+// layered (the VM runs on a layer over its system disk). reset
 // brings back the disk (the marker the guest wrote after the baseline is
 // gone) and the running guest (it goes on from where the baseline was
 // taken, without a start), and adds nothing to the VM's disk file. A reset
@@ -36,7 +37,15 @@ snapshot_policy "live" {
 }
 `, vmBlock(h, "rimg", 1, "live", "rig.diskcheck=1", "rig.disktouch=1", "rig.hb=1"))
 	apply(t, h, dir)
-	disk, image := systemDisk(h, "rimg"), filepath.Join(h.PoolDir, "lvm-rimg-baseline.mem")
+	// The baseline is layered: the VM runs on its layer, over the system
+	// disk, which holds the baseline's disk state and is no longer written.
+	frozen, disk, image := systemDisk(h, "rimg"), filepath.Join(h.PoolDir, "lvm-rimg-live.qcow2"), filepath.Join(h.PoolDir, "lvm-rimg-baseline.mem")
+	if out := h.MustVirsh(t, "domblklist", "rimg"); !strings.Contains(out, disk) {
+		t.Fatalf("rimg does not run on its layer %s:\n%s", disk, out)
+	}
+	if out := h.MustVirsh(t, "vol-dumpxml", "--pool", h.Pool, "lvm-rimg-live.qcow2"); !strings.Contains(out, frozen) {
+		t.Errorf("the layer is not over the system disk %s:\n%s", frozen, out)
+	}
 	if _, err := os.Stat(image); err != nil {
 		t.Fatalf("no memory image after apply: %v", err)
 	}
@@ -46,7 +55,7 @@ snapshot_policy "live" {
 	}
 	h.WaitSerial(t, "rimg", `RIG disk marker=written`, 180*time.Second)
 	h.WaitSerial(t, "rimg", `RIG hb n=2 `, 60*time.Second)
-	before := allocated(t, disk)
+	before, beforeFrozen := allocated(t, disk), allocated(t, frozen)
 
 	// back checks that the guest runs again from the baseline: the domain
 	// runs, and the restored guest finds no marker on its disk (it was
@@ -110,6 +119,21 @@ snapshot_policy "live" {
 	if after := allocated(t, disk); after > before {
 		t.Errorf("resets grew the disk file from %d to %d bytes", before, after)
 	}
+	if after := allocated(t, frozen); after != beforeFrozen {
+		t.Errorf("the frozen system disk changed from %d to %d bytes", beforeFrozen, after)
+	}
+	// A memory snapshot taken after the baseline lives in the layer beside
+	// the baseline's mark: resets keep it.
+	h.MustRun(t, []string{"snapshot", "create", "--memory", "rimg", "later"})
+	h.MustRun(t, []string{"reset", "rimg"})
+	back("a reset after a memory snapshot")
+	if got := names(snapsOf(t, h, "rimg")); strings.Join(got, ",") != "clean,later" {
+		t.Errorf("snapshots after the resets = %v, want clean and later", got)
+	}
+	h.MustRun(t, []string{"reset", "rimg", "--to", "later"})
+	if got := domState(t, h, "rimg"); got != "running" {
+		t.Errorf("after reset --to later the domain is %q, want running", got)
+	}
 
 	h.MustRun(t, []string{"destroy", "--auto-approve", dir})
 	left, _ := filepath.Glob(filepath.Join(h.PoolDir, "lvm-rimg*"))
@@ -118,5 +142,60 @@ snapshot_policy "live" {
 	}
 	if out := h.MustVirsh(t, "vol-list", h.Pool); strings.Contains(out, "rimg") {
 		t.Errorf("destroy left volumes:\n%s", out)
+	}
+}
+
+// An apply killed (SIGKILL) while it takes a layered memory baseline (at
+// the progress line, and a moment into the external snapshot) leaves a
+// VM that the next apply finishes: the baseline exists, the VM runs on its
+// layer, plan has nothing left to do, and a reset brings the guest back.
+func TestLayeredBaselineSurvivesKilledApply(t *testing.T) {
+	h := e2eutil.NewHost(t)
+	dir := writeProfile(t, h, "rkill", `
+snapshot_policy "live" {
+  memory = true
+}
+`, vmBlock(h, "rkill", 1, "live", "rig.diskcheck=1", "rig.disktouch=1", "rig.hb=1"))
+	layer := filepath.Join(h.PoolDir, "lvm-rkill-live.qcow2")
+	t.Cleanup(func() { h.Run(t, "destroy", "--auto-approve", dir) })
+	for _, delay := range []time.Duration{0, 40 * time.Millisecond, 150 * time.Millisecond} {
+		cmd, _, errb := h.Start(t, nil, "apply", "--auto-approve", dir)
+		const line = "rkill: taking baseline snapshot clean (with memory)"
+		deadline := time.Now().Add(3 * time.Minute)
+		for !strings.Contains(errb.String(), line) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if !strings.Contains(errb.String(), line) {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			t.Fatalf("apply never printed %q:\n%s", line, errb)
+		}
+		time.Sleep(delay)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		time.Sleep(2 * time.Second)
+		t.Logf("killed %s into the baseline: the domain is %q, on %s", delay, domState(t, h, "rkill"), h.MustVirsh(t, "domblklist", "rkill"))
+
+		r := h.MustRun(t, []string{"apply", "--auto-approve", dir})
+		t.Logf("apply after the kill:\n%s", r.Stderr)
+		if p := h.MustRun(t, []string{"plan", dir}); !strings.Contains(p.Stdout, "No changes") {
+			t.Errorf("plan after the converging apply:\n%s", p.Stdout)
+		}
+		s := snapsOf(t, h, "rkill")
+		if len(s) != 1 || s[0].Name != "clean" || !s[0].Memory {
+			t.Fatalf("after the converging apply, want the memory baseline clean, got %+v", s)
+		}
+		if out := h.MustVirsh(t, "domblklist", "rkill"); !strings.Contains(out, layer) {
+			t.Errorf("rkill does not run on its layer:\n%s", out)
+		}
+		h.WaitSerial(t, "rkill", `RIG disk marker=written`, 180*time.Second)
+		h.MustRun(t, []string{"reset", "rkill"})
+		if line := h.WaitSerial(t, "rkill", `RIG disk marker=(absent|present)`, 180*time.Second); !strings.Contains(line, "absent") {
+			t.Errorf("after the reset the guest found its marker: %q", line)
+		}
+		h.MustRun(t, []string{"destroy", "--auto-approve", dir})
+		if left, _ := filepath.Glob(filepath.Join(h.PoolDir, "lvm-rkill*")); len(left) > 0 {
+			t.Fatalf("destroy left %v", left)
+		}
 	}
 }

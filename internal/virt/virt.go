@@ -184,6 +184,34 @@ type Hypervisor interface {
 	// shut off, ErrNotFound when the volume does not exist.
 	RestoreDomain(ctx context.Context, domain, pool, volume string, opts SaveOptions) error
 
+	// Layered memory baselines: a running domain's memory and disk state
+	// captured in one step, without stopping it.
+	//
+	// PrepareLayer creates spec (a qcow2 overlay whose BackingPath is a
+	// domain's system disk) and records in it an internal snapshot named
+	// mark of its empty state, without snapshot metadata. Reverting to
+	// mark later empties the layer again whatever was written to it,
+	// keeping the other internal snapshots it holds. The backing file must
+	// not be in use (its domain shut off). ErrExists when the volume
+	// exists; on failure the new volume is deleted.
+	PrepareLayer(ctx context.Context, spec VolumeSpec, mark string) (Volume, error)
+	// SnapshotToLayer takes a memory baseline of the running domain and
+	// lets it run on: its memory and device state go into a new volume
+	// (an image RestoreDomain restores, as SaveDomain writes it), its disk
+	// spec.Target stops taking writes (the layer's backing file, frozen)
+	// and the domain goes on writing into spec.Layer, made by PrepareLayer
+	// on top of that disk. The image is rewritten to restore onto the
+	// layer, and snapshot spec.Name (the layer's mark) gets its metadata:
+	// a disk-only snapshot of the shut off domain with spec.Description.
+	// A reset is then RevertSnapshot(spec.Name) (the layer empties, the
+	// domain stops) and RestoreDomain(image). When the domain already
+	// runs on the layer and the image exists (an interrupted call), only
+	// the remaining steps run. ErrInvalidState when the domain is not
+	// running, ErrExists when the image volume or the snapshot exists
+	// (while the domain is not on the layer yet), ErrInvalid when the
+	// layer is not on top of the disk.
+	SnapshotToLayer(ctx context.Context, domain string, spec LayerSnapshotSpec) (Snapshot, error)
+
 	// Events delivers domain lifecycle events until ctx ends or the
 	// connection is lost (the channel is then closed).
 	Events(ctx context.Context) (<-chan Event, error)
@@ -247,6 +275,19 @@ var (
 
 // AgentOrgName is the name of the guest agent's virtio-serial port.
 const AgentOrgName = "org.qemu.guest_agent.0"
+
+// LayerSnapshotSpec describes SnapshotToLayer's baseline.
+type LayerSnapshotSpec struct {
+	// Name is the snapshot's name, the mark PrepareLayer put in the layer.
+	Name        string
+	Description string
+	// Target is the domain's disk that moves onto the layer ("sda").
+	Target string
+	// Layer is the volume made by PrepareLayer.
+	Layer VolumeRef
+	// Image is the new memory image volume (a directory pool).
+	Image VolumeRef
+}
 
 // SaveOptions tune SaveDomain and RestoreDomain.
 type SaveOptions struct {

@@ -67,6 +67,7 @@ func Run(t *testing.T, newHV func(t *testing.T) Harness) {
 		{"Storage", testStorage},
 		{"Snapshots", testSnapshots},
 		{"MemoryImages", testMemoryImages},
+		{"LayeredBaseline", testLayeredBaseline},
 		{"ChangeMedia", testChangeMedia},
 		{"Events", testEvents},
 		{"Agent", testAgent},
