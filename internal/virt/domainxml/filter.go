@@ -216,7 +216,9 @@ var builtinFilters = map[string]bool{
 func rootRules() []*libvirtxml.NWFilterRule {
 	// Str carries the "$" form too: libvirtxml marshals a Var-only field
 	// as a bare "$" (and unmarshals "$MAC" into both).
-	v := func(name string) libvirtxml.NWFilterField { return libvirtxml.NWFilterField{Var: name, Str: "$" + name} }
+	v := func(name string) libvirtxml.NWFilterField {
+		return libvirtxml.NWFilterField{Var: name, Str: "$" + name}
+	}
 	str := func(s string) libvirtxml.NWFilterField { return libvirtxml.NWFilterField{Str: s} }
 	macRule := func(action, dir string, prio int, m *libvirtxml.NWFilterRuleMAC) *libvirtxml.NWFilterRule {
 		return &libvirtxml.NWFilterRule{Action: action, Direction: dir, Priority: prio, MAC: m}
