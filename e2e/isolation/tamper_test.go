@@ -247,7 +247,7 @@ network "tnet" {
 	// 3. A rule of the guard edited: the drop of everything sent to the
 	// host's MAC becomes a return.
 	r.redefine("nwfilter", "lvm-tnet-guard", func(s string) string {
-		return strings.Replace(s, "action='drop' direction='out' priority='600'", "action='return' direction='out' priority='600'", 1)
+		return strings.Replace(s, "action='drop' direction='out' priority='-300'", "action='return' direction='out' priority='-300'", 1)
 	})
 	r.wantVerifyFail(dir, map[string]string{
 		"tv-1/filter-rules": "lvm-tnet differs from the profile",
