@@ -104,7 +104,11 @@ func TestRenderersShowTheSameEvents(t *testing.T) {
 	for _, e := range seq {
 		hooks.Event(e)
 	}
-	time.Sleep(2100 * time.Millisecond) // the board redraws every second; finished objects show no clock
+	// The board redraws every second and shows a clock from 2s on; the
+	// tick at 3s is at least 2s after the last event whatever the
+	// machine's load (the tick at 2s may come a moment too early).
+	// Finished objects show no clock.
+	time.Sleep(3100 * time.Millisecond)
 	b.Close()
 
 	wantText := map[string][]string{
