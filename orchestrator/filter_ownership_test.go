@@ -14,7 +14,7 @@ func TestFilterConflicts(t *testing.T) {
 	root, guard := dn.Filter.Name, dn.Filter.Name+"-guard"
 	ourNet := virt.Network{Name: dn.Spec.Name, Metadata: &virt.Metadata{Profile: "lab", Filters: []string{root, guard}}}
 	otherNet := virt.Network{Name: dn.Spec.Name, Metadata: &virt.Metadata{Profile: "other", Filters: []string{root, guard}}}
-	ourRoot := virt.Filter{Name: root, UUID: dn.Filter.UUID, Refs: []string{"clean-traffic", guard}}
+	ourRoot := virt.Filter{Name: root, UUID: dn.Filter.UUID, Refs: []string{guard}}
 	handRoot := virt.Filter{Name: root, UUID: "c7f93a6e-8965-4208-bd9f-092fb6574ff2", Refs: []string{guard}}
 	handGuard := virt.Filter{Name: guard, UUID: "c2a55508-45c0-4267-9ea3-e7d1d423e5b1"}
 	for _, tc := range []struct {

@@ -420,7 +420,7 @@ func filterDetails(dn *desiredNetwork) []string {
 		}
 		allows = append(allows, s)
 	}
-	d := "clean-traffic + host guard (guest traffic to the host dropped"
+	d := "anti-spoofing + host guard (guest traffic to the host dropped"
 	if dn.Filter.DHCP {
 		d += " except DHCP"
 		if dn.Filter.DNS {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -513,7 +514,7 @@ func (vr *verifier) verifyNIC(ctx context.Context, d virt.Domain, nic virt.Inter
 	} else if problem := vr.filterShape(wantFilter); problem != "" {
 		add(checkFilterRules, CheckFail, apply, label("%s"), problem)
 	} else {
-		add(checkFilterRules, CheckSkip, "", label("%s chains clean-traffic and %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
+		add(checkFilterRules, CheckSkip, "", label("%s references %s-guard; the rules are compared only with the profile (legacyvm verify PATH)"), wantFilter, wantFilter)
 	}
 
 	// The bridge's other ports.
@@ -536,30 +537,21 @@ func (vr *verifier) filterDiff(ctx context.Context, dn *desiredNetwork) ([]strin
 	return d, nil
 }
 
-// filterShape checks, without a profile, that the root filter chains
-// clean-traffic and the guard and that the guard exists; "" when it does.
+// filterShape checks, without a profile, that the root filter references
+// the guard (whose rules it merges into the root chain), that the guard
+// exists, and that the root filter is not the earlier layout that
+// referenced clean-traffic (apply redefines it); "" when all holds.
 func (vr *verifier) filterShape(root string) string {
 	f, ok := vr.filters[root]
 	if !ok {
 		return fmt.Sprintf("filter %s does not exist: the VM cannot start", root)
 	}
 	guard := root + "-guard"
-	has := func(name string) bool {
-		for _, r := range f.Refs {
-			if r == name {
-				return true
-			}
-		}
-		return false
+	if !slices.Contains(f.Refs, guard) {
+		return fmt.Sprintf("filter %s does not reference %s (changed outside legacyvm?)", root, guard)
 	}
-	var miss []string
-	for _, r := range []string{"clean-traffic", guard} {
-		if !has(r) {
-			miss = append(miss, r)
-		}
-	}
-	if len(miss) > 0 {
-		return fmt.Sprintf("filter %s does not reference %s (changed outside legacyvm?)", root, strings.Join(miss, " and "))
+	if slices.Contains(f.Refs, "clean-traffic") {
+		return fmt.Sprintf("filter %s references clean-traffic: an earlier legacyvm's layout (one ebtables sub-chain per rule group), which apply redefines", root)
 	}
 	if _, ok := vr.filters[guard]; !ok {
 		return fmt.Sprintf("filter %s does not exist", guard)

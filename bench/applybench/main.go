@@ -6,7 +6,7 @@
 // bench/README.md for the method and recorded results.
 //
 // The profile: one isolated network with DHCP and port isolation
-// (guest_to_guest = false, so a clean-traffic + host-guard filter pair on
+// (guest_to_guest = false, so legacyvm's anti-spoofing + host-guard filter pair on
 // every NIC), N VMs of 256 MiB, linked clones of the stand-in golden image,
 // a memory baseline taken right after start.
 //
@@ -316,7 +316,7 @@ vm "ab" {
 	fmt.Printf("## Apply against the one-by-one script, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("Machine: %s, %d CPUs, accelerator %s (qemu = TCG), %s. Load average (1 min) %s before, %s after.\n",
 		benchhost.CPUModel(), runtime.NumCPU(), env.Accel, benchhost.Versions(string(ver)), loadBefore, loadAfter)
-	fmt.Printf("%d VMs of %s on one isolated network (DHCP, port isolation, clean-traffic + host-guard filters), linked clones, memory baseline right after start; %d rounds, order rotated each round.\n\n", o.n, o.mem, o.rounds)
+	fmt.Printf("%d VMs of %s on one isolated network (DHCP, port isolation, anti-spoofing + host-guard filters), linked clones, memory baseline right after start; %d rounds, order rotated each round.\n\n", o.n, o.mem, o.rounds)
 	fmt.Println("| variant | what is timed (wall clock) | median | min | max | legacyvm / script in the same round: median (min-max) | CPU, client side (median) | CPU, libvirtd + its commands (median) |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, v := range variants {

@@ -191,6 +191,46 @@ network "tnet" {
 	d.Stop(t)
 	step("filter reference repaired")
 
+	// 1d. The filters of an earlier legacyvm: the root filter referencing
+	// libvirt's clean-traffic and the guard, the guard in its own
+	// ipv4-lvguard chain. verify and plan see the difference; apply
+	// redefines both in place and libvirt re-instantiates the running
+	// NICs (no restart).
+	prio := regexp.MustCompile(`priority='(-?\d+)'`)
+	r.redefine("nwfilter", "lvm-tnet-guard", func(s string) string {
+		s = prio.ReplaceAllStringFunc(s, func(m string) string {
+			var n int
+			fmt.Sscanf(m, "priority='%d'", &n)
+			return fmt.Sprintf("priority='%d'", n+1000)
+		})
+		return strings.Replace(s, "chain='root'", "chain='ipv4-lvguard' priority='-705'", 1)
+	})
+	rules := regexp.MustCompile(`(?s)<rule .*</rule>|<rule [^>]*/>`)
+	r.redefine("nwfilter", "lvm-tnet", func(s string) string {
+		s = rules.ReplaceAllString(s, "")
+		return strings.Replace(s, "<filterref filter='lvm-tnet-guard'", "<filterref filter='clean-traffic'/>\n  <filterref filter='lvm-tnet-guard'", 1)
+	})
+	if doc := r.virsh("nwfilter-dumpxml", "lvm-tnet"); !strings.Contains(doc, "clean-traffic") || strings.Contains(doc, "<rule") {
+		t.Fatalf("earlier layout not in place:\n%s", doc)
+	}
+	r.wantVerifyFail(dir, map[string]string{
+		"tv-1/filter-rules": "differs from the profile",
+		"tv-2/filter-rules": "differs from the profile",
+	})
+	r.wantPlanUpdate(dir, "chain ipv4-lvguard differs from root")
+	r.h.MustRun(t, []string{"apply", "--auto-approve", dir})
+	r.verify(dir, 0)
+	if doc := r.virsh("nwfilter-dumpxml", "lvm-tnet"); strings.Contains(doc, "clean-traffic") {
+		t.Errorf("apply left the earlier layout:\n%s", doc)
+	}
+	if host, forged := r.exposure(ip1, ip2); host || forged != 0 {
+		t.Errorf("after redefining the filters: reaches host %v, %d forged requests arrived", host, forged)
+	}
+	if got := r.domID("tv-1"); got != id {
+		t.Errorf("apply restarted tv-1 (domain id %s -> %s); filters are redefined live", id, got)
+	}
+	step("earlier filter layout redefined by apply, live")
+
 	// 2. A <forward mode='nat'/> added to the network.
 	r.redefine("net", "lvm-tnet", func(s string) string {
 		return strings.Replace(s, "<bridge ", "<forward mode='nat'/>\n  <bridge ", 1)
@@ -207,7 +247,7 @@ network "tnet" {
 	// 3. A rule of the guard edited: the drop of everything sent to the
 	// host's MAC becomes a return.
 	r.redefine("nwfilter", "lvm-tnet-guard", func(s string) string {
-		return strings.Replace(s, "action='drop' direction='out' priority='600'", "action='return' direction='out' priority='600'", 1)
+		return strings.Replace(s, "action='drop' direction='out' priority='-300'", "action='return' direction='out' priority='-300'", 1)
 	})
 	r.wantVerifyFail(dir, map[string]string{
 		"tv-1/filter-rules": "lvm-tnet differs from the profile",

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,23 +382,31 @@ func checkNetwork(t *testing.T, h *e2eutil.Host, w networkWant) map[string]libvi
 		}
 	}
 
-	// Root filter: clean-traffic plus the guard.
+	// Root filter: the anti-spoofing rules in the root chain plus the
+	// guard, merged into the same chain (no sub-chain).
 	root := liveFilter(t, h, name)
-	if root.Chain != "root" {
-		t.Errorf("filter %s: chain %q, want root", name, root.Chain)
+	if root.Chain != domainxml.FilterChain {
+		t.Errorf("filter %s: chain %q, want %s", name, root.Chain, domainxml.FilterChain)
 	}
 	var refs []string
+	dropsRest := false
 	for _, e := range root.Entries {
 		if e.Ref != nil {
 			refs = append(refs, e.Ref.Filter)
 		}
+		if r := e.Rule; r != nil && r.Action == "drop" && r.Direction == "inout" && r.Priority == 1000 {
+			dropsRest = true
+		}
 	}
-	if !contains(refs, "clean-traffic") || !contains(refs, name+"-guard") {
-		t.Errorf("filter %s: references %v, want clean-traffic and %s-guard", name, refs, name)
+	if !slices.Equal(refs, []string{name + "-guard"}) {
+		t.Errorf("filter %s: references %v, want only %s-guard", name, refs, name)
+	}
+	if !dropsRest {
+		t.Errorf("filter %s: no final drop of every other frame", name)
 	}
 	guard := liveFilter(t, h, name+"-guard")
-	if guard.Chain != domainxml.GuardChain || guard.Priority != domainxml.GuardPriority {
-		t.Errorf("filter %s-guard: chain %q priority %d, want %s %d", name, guard.Chain, guard.Priority, domainxml.GuardChain, domainxml.GuardPriority)
+	if guard.Chain != domainxml.FilterChain {
+		t.Errorf("filter %s-guard: chain %q, want %s", name, guard.Chain, domainxml.FilterChain)
 	}
 	if gu, err := domainxml.GuardUUID(root.UUID); err != nil || gu != guard.UUID {
 		t.Errorf("filter %s-guard: UUID %s is not the one derived from its root filter (%s, %v)", name, guard.UUID, gu, err)
@@ -412,7 +421,7 @@ func checkNetwork(t *testing.T, h *e2eutil.Host, w networkWant) map[string]libvi
 		if r.Action == "drop" {
 			drops++
 		}
-		// "return" hands the packet on to clean-traffic: the guard lets it pass.
+		// "return" ends the root chain: the frame passes.
 		if r.IP != nil && r.IP.DstPortStart.Str != "" && (r.Action == "accept" || r.Action == "return") {
 			accepts[r.IP.Protocol.Str+"/"+r.IP.DstPortStart.Str] = true
 		}

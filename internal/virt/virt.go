@@ -645,8 +645,10 @@ type Lease struct {
 }
 
 // FilterSpec describes legacyvm's per-network traffic filter. It renders to
-// two libvirt nwfilters: Name (chain root: clean-traffic + the guard) and
-// Name+"-guard" (an ipv4 chain that runs before clean-traffic's rules).
+// two libvirt nwfilters, both chain root so that libvirt builds one ebtables
+// chain per direction: Name (the anti-spoofing rules libvirt's clean-traffic
+// holds, written out, and a reference to the guard) and Name+"-guard" (the
+// host guard's rules, merged into the same chain by priority).
 type FilterSpec struct {
 	Name string
 	UUID string // of the root filter; the guard's UUID is derived

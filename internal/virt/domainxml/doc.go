@@ -33,29 +33,54 @@
 // addresses (weak host model). Windows 7 guests are untrusted, so every NIC
 // references a per-network nwfilter pair rendered by Filters:
 //
-//	<Name>        chain root:  clean-traffic + <Name>-guard
-//	<Name>-guard  chain ipv4-lvguard, priority -705
+//	<Name>        chain root: anti-spoofing rules + a reference to <Name>-guard
+//	<Name>-guard  chain root: the host guard's rules
 //
-// clean-traffic (libvirt's built-in) stops MAC, IP and ARP spoofing and
-// drops IPv6 and other ethertypes; it reads the interface parameters
-// (IP, MAC) that the domain's <filterref> passes to the root filter. The
-// guard is an IPv4 chain whose priority (-705) puts it before
-// clean-traffic's "ipv4" chain (-700) and its -650 root rule: otherwise
-// allow-incoming-ipv4 (an "accept" for every inbound IPv4 frame) would
-// accept inbound packets before the guard could drop them. Only
-// no-ip-spoofing's "ipv4-ip" chain (-710) runs earlier; it drops spoofed
-// sources and lets any UDP from 0.0.0.0 through, which the guard then
-// narrows to DHCP where the host is concerned. The guard holds only <ip> rules, which libvirt turns into
-// ebtables rules: they work without br_netfilter, unlike <tcp>/<udp>
-// rules, which become iptables rules that silently do nothing when
-// bridge-nf-call-iptables is off.
+// Both filters use chain root, so libvirt merges the guard's rules into
+// the interface's root chain and sorts all of them by priority: a NIC's
+// filter is one ebtables chain per direction (libvirt-J-vnetN for frames
+// the guest sends, libvirt-P-vnetN for frames to it), with no sub-chain.
+// Earlier versions referenced libvirt's built-in clean-traffic, whose
+// included filters became nine sub-chains per NIC with the guard's; each
+// sub-chain costs libvirt about ten ebtables commands at every domain start
+// and restore, run one by one under a libvirtd-wide lock (158 commands per
+// NIC start before, 80 now; bench/README.md). The root filter holds
+// clean-traffic's rules written out (no-mac-spoofing, no-ip-spoofing,
+// allow-incoming-ipv4, no-arp-spoofing, allow ARP, no-other-l2-traffic,
+// qemu-announce-self), reading the interface parameters $MAC and $IP that
+// the domain's <filterref> passes. The whole chain, in priority order
+// (out = sent by the guest, in = sent to it):
+//
+//	-950       out  source MAC not $MAC                                drop   (root)
+//	-900       out  DHCP request from 0.0.0.0 to the broadcast address return (guard, when DHCP)
+//	-850       out  IPv4 from a source not $IP                         drop   (root)
+//	-800..-260      the guard's other rules (below)                    return/drop
+//	-200       out, in  IPv4                                           accept (root)
+//	-100, -99  out  ARP whose sender MAC is not $MAC, or sender IP not $IP  drop (root)
+//	-90        out, in  ARP                                            accept (root)
+//	10, 20     qemu's announce frames (0x835 out; Request_Reverse RARP
+//	           from $MAC to broadcast, out and in)                     accept (root)
+//	1000       out, in  anything else (IPv6, other RARP, other ethertypes)  drop (root)
+//
+// One difference with clean-traffic: its no-ip-spoofing let any UDP from
+// 0.0.0.0 through (the guard then stopped it where the host was
+// concerned); here only the DHCP requests the guard returns at -900 may use
+// 0.0.0.0, and any other packet from it (to another guest too) is dropped.
+//
+// A "return" ends the root chain, which the nat table's PREROUTING and
+// POSTROUTING chains jump to only for this tap (their policy is ACCEPT):
+// for the frame it is the same as "accept". Since the guard's returns sit
+// after the spoof drops and every guard drop sits before the -200 IPv4
+// accepts, nothing the guard lets through skips the anti-spoofing and
+// nothing it drops reaches an accept. The guard holds only <ip> rules,
+// which libvirt turns into ebtables rules: they work without br_netfilter,
+// unlike <tcp>/<udp> rules, which become iptables rules that silently do
+// nothing when bridge-nf-call-iptables is off.
 //
 // Directions are seen from the guest ("out" = sent by the guest) and are
-// always written explicitly; "inout" is never used because libvirt mirrors
-// its addresses on one side. The guard's actions are "return" (leave the
-// guard, continue with clean-traffic) and "drop"; never "accept", which in
-// ebtables would skip clean-traffic's anti-spoofing for the rest of the
-// frame's path.
+// always written explicitly in the guard; "inout" is never used there
+// because libvirt mirrors its addresses on one side. The guard's actions
+// are "return" and "drop".
 //
 // How the guard recognises the host: the bridge's MAC address is pinned
 // (NetworkSpec.MAC = FilterSpec.BridgeMAC, M below). Every unicast frame a
@@ -65,24 +90,26 @@
 // guest carries M as source. So the guard matches MACs, not a list of host
 // addresses it cannot know. With H the bridge address, the chain is:
 //
-//	priority  dir  match                                            action
-//	100-102   out  udp 68->67 to ff:ff:ff:ff:ff:ff/255.255.255.255  return  (DHCP, when DHCP)
-//	          out  udp 68->67 to M/H                                return
-//	          in   udp 67->68 from M/H                              return
-//	110-113   out  udp and tcp to M/H port 53                       return  (DNS, when DNS)
-//	          in   udp and tcp from M/H port 53                     return
-//	200-499   allow rules with peer "host" (below)                  return
-//	600       out  to M (any IPv4)                                  drop
-//	605       out  udp from port 67 (a guest's DHCP replies)        drop
-//	610       out  to H behind any MAC                              drop
-//	620-622   out  to ff:ff:ff:ff:ff:ff, to the IPv4 multicast MACs
-//	               (01:00:5e/25), or to 224.0.0.0/4                 drop
-//	623       out  to the subnet's broadcast address, any MAC       drop  (with a subnet)
-//	624       out  to 255.255.255.255, any MAC                      drop
-//	625       out  to an address outside the subnet (match='no')  drop  (with a subnet)
-//	626       out  to a MAC outside 52:54:00/24 (match='no')        drop
-//	630       in   from M (any IPv4)                                drop
-//	640       in   from H behind any MAC                            drop
+//	priority    dir  match                                            action
+//	-900        out  udp 68->67 from 0.0.0.0 to ff:ff:ff:ff:ff:ff/255.255.255.255  return  (DHCP, when DHCP)
+//	-800..-798  out  udp 68->67 to ff:ff:ff:ff:ff:ff/255.255.255.255  return  (DHCP from $IP: rebinding)
+//	            out  udp 68->67 to M/H                                return
+//	            in   udp 67->68 from M/H                              return
+//	-790..-787  out  udp and tcp to M/H port 53                       return  (DNS, when DNS)
+//	            in   udp and tcp from M/H port 53                     return
+//	-700..-401  allow rules with peer "host" (below)                  return
+//	-400..-301  doors (publish and egress relays)                     return
+//	-300        out  to M (any IPv4)                                  drop
+//	-295        out  udp from port 67 (a guest's DHCP replies)        drop
+//	-290        out  to H behind any MAC                              drop
+//	-280..-278  out  to ff:ff:ff:ff:ff:ff, to the IPv4 multicast MACs
+//	                 (01:00:5e/25), or to 224.0.0.0/4                 drop
+//	-277        out  to the subnet's broadcast address, any MAC       drop  (with a subnet)
+//	-276        out  to 255.255.255.255, any MAC                      drop
+//	-275        out  to an address outside the subnet (match='no')  drop  (with a subnet)
+//	-274        out  to a MAC outside 52:54:00/24 (match='no')        drop
+//	-270        in   from M (any IPv4)                                drop
+//	-260        in   from H behind any MAC                            drop
 //
 // Allow rules (AllowSpec, peer "host", H required), P = the port range:
 //
@@ -102,7 +129,7 @@
 // P, to every port from 1024 up on the bridge address H: a guest can reach
 // unprivileged host services listening on H or on 0.0.0.0 by choosing P as
 // its source port. (The reply side of an "out"
-// allow only admits frames from the host, which clean-traffic guarantees
+// allow only admits frames from the host, which the MAC spoof drop guarantees
 // no guest can forge.) Keep allow rules few, and on hosts with allow rules
 // bind services that guests must not reach to specific addresses (not
 // 0.0.0.0) or to ports below 1024.
@@ -119,16 +146,16 @@
 // itself...) without M. The guard therefore drops guest IPv4 frames to the
 // broadcast MAC, to the IPv4 multicast MACs and to multicast addresses,
 // except the DHCP requests returned above. libvirt only accepts MAC masks
-// of leading ones, so the group bit alone cannot be matched; instead 626
+// of leading ones, so the group bit alone cannot be matched; instead -274
 // lets guest frames through only to MACs in the range legacyvm gives
 // guests (virt.GuestMACPrefix, 52:54:00/24): any other group MAC
-// (01:00:5e:80:..., 33:33:..., 03:...) is dropped. Before it, 623 and 624
+// (01:00:5e:80:..., 33:33:..., 03:...) is dropped. Before it, -277 and -276
 // drop the subnet's broadcast address and the limited broadcast whatever
 // the MAC (a guest frame to 10.77.0.255 inside a group MAC reached every
 // UDP socket the host binds to 0.0.0.0: nmbd, rpcbind, snmpd, syslog; the
-// replies were dropped, so only one-way probes saw it), and 625 drops
+// replies were dropped, so only one-way probes saw it), and -275 drops
 // every guest frame to an address outside the network's subnet (nothing
-// outside it has a legitimate receiver on an isolated network). 605 drops
+// outside it has a legitimate receiver on an isolated network). -295 drops
 // the replies of a DHCP server a guest runs (from port 67, whatever the
 // destination): on guest_to_guest networks its unicast offers would
 // otherwise reach other guests and hand them a rogue router or DNS server.
@@ -137,12 +164,12 @@
 // each other by address, or by name through the network's local DNS when
 // DNS is on (DHCP reservations register their names). Unicast IPv4 to H
 // behind another MAC (a forged or mislearned neighbour entry) is dropped
-// too (610), and the host's own broadcasts and multicasts come from M and
-// are dropped on the way in (630), like anything the host would route
+// too (-290), and the host's own broadcasts and multicasts come from M and
+// are dropped on the way in (-270), like anything the host would route
 // onto the bridge. A frame to a host address that belongs
 // to another bridge, sent to that bridge's MAC, is not delivered to the
 // host's stack at all (the kernel drops frames for a foreign MAC), and
-// IPv6 never passes clean-traffic.
+// IPv6 never passes the root filter.
 //
 // A network without a host address (layer 2 only) gets the same guard
 // without the H rules: nothing is returned, everything to or from M and

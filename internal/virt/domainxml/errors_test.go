@@ -134,7 +134,7 @@ func TestFilterErrors(t *testing.T) {
 		want   string
 	}{
 		{"bad name", func(s *virt.FilterSpec) { s.Name = "1 filter" }, "must start with a letter"},
-		{"built-in name", func(s *virt.FilterSpec) { s.Name = CleanTraffic }, "built-in"},
+		{"built-in name", func(s *virt.FilterSpec) { s.Name = "clean-traffic" }, "built-in"},
 		{"bad uuid", func(s *virt.FilterSpec) { s.UUID = "" }, "not a canonical UUID"},
 		{"no bridge MAC", func(s *virt.FilterSpec) { s.BridgeMAC = "" }, "bridge MAC"},
 		{"broadcast bridge MAC", func(s *virt.FilterSpec) { s.BridgeMAC = "ff:ff:ff:ff:ff:ff" }, "multicast"},

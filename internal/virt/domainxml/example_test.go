@@ -9,7 +9,8 @@ import (
 )
 
 // Filters returns the guard first: define the filters in this order, since
-// the root filter references the guard.
+// the root filter references the guard. Both use chain root, so libvirt
+// merges their rules into one chain per direction.
 func ExampleFilters() {
 	fs, err := domainxml.Filters(virt.FilterSpec{
 		Name:        "lvm-lab",
@@ -27,8 +28,8 @@ func ExampleFilters() {
 		fmt.Println(f.Name, f.Chain, f.Priority, len(f.Entries))
 	}
 	// Output:
-	// lvm-lab-guard ipv4-lvguard -705 15
-	// lvm-lab root 0 2
+	// lvm-lab-guard root 0 16
+	// lvm-lab root 0 12
 }
 
 // An adapter that updates the metadata of an existing domain passes the

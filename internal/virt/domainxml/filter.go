@@ -18,36 +18,52 @@ import (
 const (
 	// GuardSuffix is appended to FilterSpec.Name to name the guard filter.
 	GuardSuffix = "-guard"
-	// GuardChain is the guard's ebtables chain: an IPv4 chain with libvirt's
-	// longest allowed suffix (8 characters after "ipv4").
-	GuardChain = "ipv4-lvguard"
-	// GuardPriority orders the guard's chain before clean-traffic's "ipv4"
-	// chain (-700), whose allow-incoming-ipv4 rule would otherwise accept
-	// inbound packets before the guard's drops run.
-	GuardPriority = -705
-	// CleanTraffic is libvirt's built-in anti-spoofing filter the root
-	// filter references.
-	CleanTraffic = "clean-traffic"
+	// FilterChain is the chain of both filters: the guard is referenced
+	// from the root filter with chain root, so libvirt merges its rules
+	// into the interface's root chain and creates no sub-chain (each
+	// sub-chain costs about ten ebtables commands per NIC at every start).
+	FilterChain = "root"
 )
 
-// Rule priorities inside the guard chain (lower runs first).
+// Rule priorities in the root chain (lower runs first; libvirt sorts every
+// rule of a chain by priority, whichever filter it comes from). The root
+// filter holds the anti-spoofing rules libvirt's clean-traffic used to
+// bring, the guard the host rules between them.
 const (
-	prioDHCP      = 100
-	prioDNS       = 110
-	prioAllowBase = 200
-	prioAllowMax  = 499
-	prioDrop      = 600
+	// Root filter: drop out-frames whose source MAC is not $MAC.
+	prioMACSpoof = -950
+	// Guard: DHCP requests from 0.0.0.0 (the only traffic a guest may
+	// send from an address not its own), before the IP spoof drop.
+	prioDHCPUnbound = -900
+	// Root filter: drop out-IPv4 whose source is not $IP.
+	prioIPSpoof = -850
+
+	prioDHCP      = -800
+	prioDNS       = -790
+	prioAllowBase = -700
+	prioAllowMax  = -401
+	prioDrop      = -300
 	// prioRogueDHCP drops DHCP replies a guest sends. Every return above
 	// that a guest frame can match goes to the host (M/H) or is the DHCP
 	// request (from port 68), so the drop can come after them, keeping
 	// every return before every drop.
 	prioRogueDHCP = prioDrop + 5
+
+	// Root filter, after every guard rule (the guard's last is
+	// prioDrop+40).
+	prioIPv4Accept  = -200 // out and in (clean-traffic -650, allow-incoming-ipv4)
+	prioARPSpoofMAC = -100
+	prioARPSpoofIP  = -99
+	prioARPAccept   = -90
+	prioAnnounce    = 10 // qemu-announce-self (never 0: libvirt reads a missing priority as 500)
+	prioAnnounceRev = 20 // qemu-announce-self-rarp
+	prioDropRest    = 1000
 )
 
 // Door rules (see doorFlows) sit between the allow rules and the drops.
 const (
-	prioDoorBase = 500
-	prioDoorMax  = 599
+	prioDoorBase = -400
+	prioDoorMax  = -301
 )
 
 const (
@@ -83,13 +99,17 @@ func GuardUUID(rootUUID string) (string, error) {
 }
 
 // Filters renders spec as two nwfilters in definition order: first the
-// guard (spec.Name+"-guard", chain GuardChain, priority GuardPriority), then
-// the root filter spec.Name (chain root) that references clean-traffic and
-// the guard. Define them in that order: a filter that references a missing
-// filter is refused. Interface parameters (IP, ...) given in a domain's
-// <filterref> reach clean-traffic through the root filter; the guard uses
-// literal addresses from spec. Filters returns an error naming the filter
-// when spec is inconsistent.
+// guard (spec.Name+"-guard"), then the root filter spec.Name that
+// references it. Both have chain root: libvirt merges the guard's rules
+// into the interface's root chain and sorts them with the root filter's by
+// priority, so a NIC's whole filter is one ebtables chain per direction.
+// Define them in that order: a filter that references a missing filter is
+// refused. The root filter holds what libvirt's clean-traffic did
+// (anti-spoofing by the interface parameters $MAC and $IP, IPv4, ARP and
+// qemu's announce frames only), written out rather than referenced; see
+// rootRules for the one way it is stricter. The guard uses literal
+// addresses from spec. Filters returns an error naming the filter when
+// spec is inconsistent.
 func Filters(spec virt.FilterSpec) ([]*libvirtxml.NWFilter, error) {
 	fs, err := buildFilters(spec)
 	if err != nil {
@@ -119,7 +139,7 @@ func buildFilters(spec virt.FilterSpec) ([]*libvirtxml.NWFilter, error) {
 	if !ncName.MatchString(spec.Name) {
 		return nil, errors.New("name must start with a letter or '_' and hold only letters, digits, '_', '.', '-'")
 	}
-	if spec.Name == CleanTraffic {
+	if builtinFilters[spec.Name] {
 		return nil, errors.New("name clashes with libvirt's built-in filter")
 	}
 	if err := checkUUID("filter", spec.UUID); err != nil {
@@ -134,10 +154,9 @@ func buildFilters(spec virt.FilterSpec) ([]*libvirtxml.NWFilter, error) {
 		return nil, err
 	}
 	guard := &libvirtxml.NWFilter{
-		Name:     GuardName(spec.Name),
-		UUID:     guardUUID,
-		Chain:    GuardChain,
-		Priority: GuardPriority,
+		Name:  GuardName(spec.Name),
+		UUID:  guardUUID,
+		Chain: FilterChain,
 	}
 	for _, r := range rules {
 		guard.Entries = append(guard.Entries, libvirtxml.NWFilterEntry{Rule: r})
@@ -145,13 +164,90 @@ func buildFilters(spec virt.FilterSpec) ([]*libvirtxml.NWFilter, error) {
 	root := &libvirtxml.NWFilter{
 		Name:  spec.Name,
 		UUID:  strings.ToLower(spec.UUID),
-		Chain: "root",
-		Entries: []libvirtxml.NWFilterEntry{
-			{Ref: &libvirtxml.NWFilterRef{Filter: CleanTraffic}},
-			{Ref: &libvirtxml.NWFilterRef{Filter: guard.Name}},
-		},
+		Chain: FilterChain,
 	}
+	for _, r := range rootRules() {
+		root.Entries = append(root.Entries, libvirtxml.NWFilterEntry{Rule: r})
+	}
+	root.Entries = append(root.Entries, libvirtxml.NWFilterEntry{Ref: &libvirtxml.NWFilterRef{Filter: guard.Name}})
 	return []*libvirtxml.NWFilter{guard, root}, nil
+}
+
+// builtinFilters are libvirt's shipped filters a legacyvm filter must not
+// replace.
+var builtinFilters = map[string]bool{
+	"allow-arp": true, "allow-dhcp": true, "allow-dhcp-server": true, "allow-dhcpv6": true,
+	"allow-dhcpv6-server": true, "allow-incoming-ipv4": true, "allow-incoming-ipv6": true,
+	"allow-ipv4": true, "allow-ipv6": true, "clean-traffic": true, "clean-traffic-gateway": true,
+	"no-arp-ip-spoofing": true, "no-arp-mac-spoofing": true, "no-arp-spoofing": true,
+	"no-ip-multicast": true, "no-ip-spoofing": true, "no-ipv6-multicast": true,
+	"no-ipv6-spoofing": true, "no-mac-broadcast": true, "no-mac-spoofing": true,
+	"no-other-l2-traffic": true, "no-other-rarp-traffic": true, "qemu-announce-self": true,
+	"qemu-announce-self-rarp": true,
+}
+
+// rootRules are the root filter's own rules: libvirt's clean-traffic
+// (no-mac-spoofing, no-ip-spoofing, allow-incoming-ipv4, no-arp-spoofing,
+// allow ARP, no-other-l2-traffic, qemu-announce-self) written into the
+// root chain, with the priorities that put the guard's rules where they
+// must run (see the package documentation for the whole chain):
+//
+//   - out: drop frames whose source MAC is not $MAC;
+//   - (guard: DHCP requests from 0.0.0.0)
+//   - out: drop IPv4 whose source is not $IP;
+//   - (guard: every other rule, returns then drops)
+//   - accept IPv4 out and in;
+//   - out: drop ARP whose sender MAC is not $MAC or whose sender IP is not
+//     $IP; accept ARP both ways;
+//   - qemu-announce-self: accept 0x835 out and the Request_Reverse RARP
+//     out and in;
+//   - drop everything else, both ways (IPv6, other RARP, other
+//     ethertypes).
+//
+// One difference with clean-traffic: no-ip-spoofing let every UDP packet
+// from 0.0.0.0 through (to the guard, which then only stopped it where the
+// host was concerned); here only the guard's DHCP requests from 0.0.0.0
+// pass, since DHCP is the only reason to send from it, and a guest's UDP
+// from 0.0.0.0 to another guest is dropped.
+//
+// The spoof drops are match='no' rules, so $IP must hold one address (the
+// domain's filterref passes the reservation; without it libvirt learns the
+// guest's first address), as legacyvm always gives.
+func rootRules() []*libvirtxml.NWFilterRule {
+	// Str carries the "$" form too: libvirtxml marshals a Var-only field
+	// as a bare "$" (and unmarshals "$MAC" into both).
+	v := func(name string) libvirtxml.NWFilterField {
+		return libvirtxml.NWFilterField{Var: name, Str: "$" + name}
+	}
+	str := func(s string) libvirtxml.NWFilterField { return libvirtxml.NWFilterField{Str: s} }
+	macRule := func(action, dir string, prio int, m *libvirtxml.NWFilterRuleMAC) *libvirtxml.NWFilterRule {
+		return &libvirtxml.NWFilterRule{Action: action, Direction: dir, Priority: prio, MAC: m}
+	}
+	announceRARP := func(dir string) *libvirtxml.NWFilterRule {
+		r := &libvirtxml.NWFilterRuleRARP{
+			OpCode:        str("Request_Reverse"),
+			ARPSrcMACAddr: v("MAC"), ARPDstMACAddr: v("MAC"),
+			ARPSrcIPAddr: str("0.0.0.0"), ARPDstIPAddr: str("0.0.0.0"),
+		}
+		r.DstMACAddr = str(macBroadcast)
+		if dir == "out" {
+			r.SrcMACAddr = v("MAC")
+		}
+		return &libvirtxml.NWFilterRule{Action: "accept", Direction: dir, Priority: prioAnnounceRev, RARP: r}
+	}
+	return []*libvirtxml.NWFilterRule{
+		macRule("drop", "out", prioMACSpoof, &libvirtxml.NWFilterRuleMAC{Match: "no", NWFilterRuleCommonMAC: libvirtxml.NWFilterRuleCommonMAC{SrcMACAddr: v("MAC")}}),
+		{Action: "drop", Direction: "out", Priority: prioIPSpoof, IP: &libvirtxml.NWFilterRuleIP{Match: "no", SrcIPAddr: v("IP")}},
+		macRule("accept", "out", prioIPv4Accept, &libvirtxml.NWFilterRuleMAC{ProtocolID: str("ipv4")}),
+		macRule("accept", "in", prioIPv4Accept, &libvirtxml.NWFilterRuleMAC{ProtocolID: str("ipv4")}),
+		{Action: "drop", Direction: "out", Priority: prioARPSpoofMAC, ARP: &libvirtxml.NWFilterRuleARP{Match: "no", ARPSrcMACAddr: v("MAC")}},
+		{Action: "drop", Direction: "out", Priority: prioARPSpoofIP, ARP: &libvirtxml.NWFilterRuleARP{Match: "no", ARPSrcIPAddr: v("IP")}},
+		macRule("accept", "inout", prioARPAccept, &libvirtxml.NWFilterRuleMAC{ProtocolID: str("arp")}),
+		macRule("accept", "out", prioAnnounce, &libvirtxml.NWFilterRuleMAC{ProtocolID: str("0x835")}),
+		announceRARP("out"),
+		announceRARP("in"),
+		{Action: "drop", Direction: "inout", Priority: prioDropRest},
+	}
 }
 
 // flow is one side of a guard rule, built into an <ip> match.
@@ -262,6 +358,13 @@ func guardRules(spec virt.FilterSpec) ([]*libvirtxml.NWFilterRule, error) {
 	one := func(p uint16) portRange { return portRange{p, p} }
 
 	if spec.DHCP {
+		// A client without an address (DISCOVER, REQUEST after an OFFER,
+		// INIT-REBOOT) broadcasts from 0.0.0.0: returned before the
+		// root filter's IP spoof drop, which stops everything else from
+		// an address not the guest's.
+		add(prioDHCPUnbound,
+			flow{action: "return", direction: "out", proto: "udp", dstMAC: macBroadcast, dstIPBroadcast: true,
+				srcIP: netip.IPv4Unspecified(), sport: one(68), dport: one(67)})
 		add(prioDHCP,
 			// DISCOVER/REQUEST (and rebinding) go to the broadcast address.
 			flow{action: "return", direction: "out", proto: "udp", dstMAC: macBroadcast, dstIPBroadcast: true, sport: one(68), dport: one(67)},

@@ -1,6 +1,7 @@
 package domainxml
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -12,9 +13,10 @@ import (
 	"github.com/legacyvm/legacyvm/internal/virt"
 )
 
-// These tests run frames through the rendered guard chain with ebtables
-// semantics (rules in priority order, first match wins, no match falls
-// through to clean-traffic) and check what reaches the host and the guest.
+// These tests run IPv4 frames through the rendered root chain (the root
+// filter's and the guard's rules merged) with ebtables semantics (rules in
+// priority order, first match wins) and check what reaches the host and
+// the guest.
 // They prove the rule set, not the kernel: the adapter's conformance tests
 // and the e2e tests check the same flows with a real libvirtd and a
 // stand-in guest.
@@ -37,17 +39,24 @@ type frame struct {
 	sport, dport   uint16
 }
 
-// verdict is "pass" (returned or not matched: clean-traffic decides next)
-// or "drop".
-func verdict(t *testing.T, guard *libvirtxml.NWFilter, f frame) string {
+// verdict runs an IPv4 frame through the interface's root chain as libvirt
+// builds it from fs (the guard and the root filter, both chain root): every
+// rule of both, sorted by priority, first match wins; "pass" is a return
+// or an accept (both end the chain, whose nat-table policy accepts) or no
+// match, "drop" a drop. The root filter's $MAC and $IP are guest 1's.
+func verdict(t *testing.T, fs []*libvirtxml.NWFilter, f frame) string {
 	t.Helper()
-	rules := make([]*libvirtxml.NWFilterRule, 0, len(guard.Entries))
-	for _, e := range guard.Entries {
-		rules = append(rules, e.Rule)
+	var rules []*libvirtxml.NWFilterRule
+	for _, flt := range fs {
+		for _, e := range flt.Entries {
+			if e.Rule != nil {
+				rules = append(rules, e.Rule)
+			}
+		}
 	}
 	sort.SliceStable(rules, func(i, j int) bool { return rules[i].Priority < rules[j].Priority })
 	for _, r := range rules {
-		if r.Direction == f.dir && ipMatches(t, r.IP, f) {
+		if (r.Direction == f.dir || r.Direction == "inout") && ruleMatches(t, r, f) {
 			if r.Action == "drop" {
 				return "drop"
 			}
@@ -55,6 +64,41 @@ func verdict(t *testing.T, guard *libvirtxml.NWFilter, f frame) string {
 		}
 	}
 	return "pass"
+}
+
+// ruleMatches matches one rule against an IPv4 frame: ARP and RARP rules
+// never match it, <mac> rules by protocol and source MAC, a rule without a
+// protocol element always.
+func ruleMatches(t *testing.T, r *libvirtxml.NWFilterRule, f frame) bool {
+	t.Helper()
+	switch {
+	case r.ARP != nil || r.RARP != nil:
+		return false
+	case r.MAC != nil:
+		if p := r.MAC.ProtocolID.Str; p != "" && p != "ipv4" {
+			return false
+		}
+		if m := subst(r.MAC.SrcMACAddr); m.Str != "" {
+			return macMatches(t, m, libvirtxml.NWFilterField{}, f.srcMAC) != (r.MAC.Match == "no")
+		}
+		return true
+	case r.IP != nil:
+		ip := *r.IP
+		ip.SrcIPAddr, ip.SrcMACAddr = subst(ip.SrcIPAddr), subst(ip.SrcMACAddr)
+		return ipMatches(t, &ip, f)
+	}
+	return true
+}
+
+// subst gives the root filter's variables guest 1's values.
+func subst(f libvirtxml.NWFilterField) libvirtxml.NWFilterField {
+	switch f.Var {
+	case "MAC":
+		return libvirtxml.NWFilterField{Str: guestMAC}
+	case "IP":
+		return libvirtxml.NWFilterField{Str: guestIP}
+	}
+	return f
 }
 
 func field(t *testing.T, f libvirtxml.NWFilterField) string {
@@ -165,6 +209,14 @@ var commonFlows = []struct {
 	{"guest NetBIOS broadcast", frame{"out", guestMAC, bcastMAC, guestIP, subnetBcst, "udp", 137, 137}, "drop"},
 	{"guest mDNS multicast", frame{"out", guestMAC, "01:00:5e:00:00:fb", guestIP, "224.0.0.251", "udp", 5353, 5353}, "drop"},
 	{"guest DHCP request from the server port", frame{"out", guestMAC, bcastMAC, guestIP, "255.255.255.255", "udp", 67, 67}, "drop"},
+	// The root filter's anti-spoofing (clean-traffic's before).
+	{"guest with a forged source MAC", frame{"out", guest2MAC, guest2MAC, guestIP, guest2IP, "tcp", 50000, 445}, "drop"},
+	{"guest with a forged source IP", frame{"out", guestMAC, guest2MAC, guest2IP, guest2IP, "tcp", 50000, 445}, "drop"},
+	{"guest DHCP request with a forged source IP", frame{"out", guestMAC, bcastMAC, guest2IP, "255.255.255.255", "udp", 68, 67}, "drop"},
+	{"guest DHCP request with a forged source MAC", frame{"out", guest2MAC, bcastMAC, "0.0.0.0", "255.255.255.255", "udp", 68, 67}, "drop"},
+	// clean-traffic let any UDP from 0.0.0.0 pass; only DHCP needs it.
+	{"guest UDP from 0.0.0.0 to another guest", frame{"out", guestMAC, guest2MAC, "0.0.0.0", guest2IP, "udp", 68, 67}, "drop"},
+	{"guest UDP from 0.0.0.0 broadcast, not DHCP", frame{"out", guestMAC, bcastMAC, "0.0.0.0", "255.255.255.255", "udp", 50000, 7777}, "drop"},
 	{"guest to guest tcp", frame{"out", guestMAC, guest2MAC, guestIP, guest2IP, "tcp", 50000, 445}, "pass"},
 	{"guest to guest icmp", frame{"out", guestMAC, guest2MAC, guestIP, guest2IP, "icmp", 0, 0}, "pass"},
 	{"guest to guest udp", frame{"out", guestMAC, guest2MAC, guestIP, guest2IP, "udp", 50000, 7777}, "pass"},
@@ -295,6 +347,7 @@ func TestGuardFlows(t *testing.T) {
 			}
 			guard := fs[0]
 			checkGuardShape(t, guard)
+			checkChainOrder(t, fs)
 			all := append(append([]struct {
 				name string
 				f    frame
@@ -304,7 +357,7 @@ func TestGuardFlows(t *testing.T) {
 				if w, ok := tt.overrides[fl.name]; ok {
 					fl.want = w
 				}
-				if got := verdict(t, guard, fl.f); got != fl.want {
+				if got := verdict(t, fs, fl.f); got != fl.want {
 					t.Errorf("%s: %s, want %s", fl.name, got, fl.want)
 				}
 			}
@@ -333,11 +386,70 @@ func flows(args ...any) []struct {
 	return out
 }
 
+// checkChainOrder checks the order of the merged root chain the package
+// documentation promises: MAC spoof drop, DHCP from 0.0.0.0, IP spoof
+// drop, the rest of the guard, then the root filter's accepts and the
+// final drop; every priority in libvirt's range and the root filter's
+// priorities unique (equal priorities would leave the order to libvirt).
+func checkChainOrder(t *testing.T, fs []*libvirtxml.NWFilter) {
+	t.Helper()
+	guard, root := fs[0], fs[1]
+	if root.Chain != FilterChain || guard.Chain != FilterChain {
+		t.Errorf("chains %q and %q, want %s (no sub-chain)", root.Chain, guard.Chain, FilterChain)
+	}
+	var refs []string
+	seen := map[string]bool{}
+	for _, e := range root.Entries {
+		if e.Ref != nil {
+			refs = append(refs, e.Ref.Filter)
+			continue
+		}
+		r := e.Rule
+		if r.Priority < -1000 || r.Priority > 1000 || r.Priority == 0 {
+			t.Errorf("root rule priority %d: outside libvirt's range (or 0, which libvirt reads as 500)", r.Priority)
+		}
+		for _, d := range []string{"in", "out"} {
+			if r.Direction == d || r.Direction == "inout" {
+				k := fmt.Sprintf("%s/%d", d, r.Priority)
+				if seen[k] {
+					t.Errorf("two root rules %s", k)
+				}
+				seen[k] = true
+			}
+		}
+	}
+	if len(refs) != 1 || refs[0] != guard.Name {
+		t.Errorf("root references %v, want only %s", refs, guard.Name)
+	}
+	var unbound, other []int
+	for _, e := range guard.Entries {
+		if e.Rule.Priority == prioDHCPUnbound {
+			unbound = append(unbound, e.Rule.Priority)
+		} else {
+			other = append(other, e.Rule.Priority)
+		}
+	}
+	for _, p := range unbound {
+		if p <= prioMACSpoof || p >= prioIPSpoof {
+			t.Errorf("DHCP from 0.0.0.0 at %d: must run between the MAC (%d) and IP (%d) spoof drops", p, prioMACSpoof, prioIPSpoof)
+		}
+	}
+	for _, p := range other {
+		if p <= prioIPSpoof || p >= prioIPv4Accept {
+			t.Errorf("guard rule at %d: must run between the IP spoof drop (%d) and the IPv4 accepts (%d)", p, prioIPSpoof, prioIPv4Accept)
+		}
+	}
+	if !(prioIPv4Accept < prioARPSpoofMAC && prioARPSpoofMAC < prioARPSpoofIP && prioARPSpoofIP < prioARPAccept &&
+		prioARPAccept < prioAnnounce && prioAnnounce < prioAnnounceRev && prioAnnounceRev < prioDropRest) {
+		t.Error("root filter priorities out of order")
+	}
+}
+
 // checkGuardShape checks the structural promises of the guard.
 func checkGuardShape(t *testing.T, g *libvirtxml.NWFilter) {
 	t.Helper()
-	if g.Chain != GuardChain || g.Priority != GuardPriority || g.Priority >= -700 {
-		t.Errorf("guard chain %q priority %d: must run before clean-traffic's ipv4 chain (-700)", g.Chain, g.Priority)
+	if g.Chain != FilterChain {
+		t.Errorf("guard chain %q: want %s (its rules merge into the root chain)", g.Chain, FilterChain)
 	}
 	maxReturn, minDrop := -1001, 1001
 	for _, e := range g.Entries {
@@ -360,7 +472,7 @@ func checkGuardShape(t *testing.T, g *libvirtxml.NWFilter) {
 		case "drop":
 			minDrop = min(minDrop, r.Priority)
 		default:
-			t.Errorf("action %q: only return and drop (accept would skip clean-traffic)", r.Action)
+			t.Errorf("action %q: only return and drop (the root filter's accepts come after the guard)", r.Action)
 		}
 	}
 	if minDrop == 1001 {

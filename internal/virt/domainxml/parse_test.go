@@ -228,7 +228,7 @@ func TestParseFilterLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Name != "lvm-acct-lab-guard" || g.Chain != GuardChain || len(g.Refs) != 0 {
+	if g.Name != "lvm-acct-lab-guard" || g.Chain != "ipv4-lvguard" || len(g.Refs) != 0 {
 		t.Errorf("guard = %+v", g)
 	}
 	if _, err := ParseFilter("<filter"); err == nil {

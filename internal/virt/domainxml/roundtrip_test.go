@@ -200,11 +200,11 @@ func TestFiltersRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantGuardUUID, _ := GuardUUID(spec.UUID)
-	if guard.Name != spec.Name+"-guard" || guard.Chain != GuardChain || guard.UUID != wantGuardUUID || len(guard.Refs) != 0 {
+	if guard.Name != spec.Name+"-guard" || guard.Chain != FilterChain || guard.UUID != wantGuardUUID || len(guard.Refs) != 0 {
 		t.Errorf("guard = %+v", guard)
 	}
-	if root.Name != spec.Name || root.Chain != "root" || root.UUID != spec.UUID ||
-		!reflect.DeepEqual(root.Refs, []string{CleanTraffic, spec.Name + "-guard"}) {
+	if root.Name != spec.Name || root.Chain != FilterChain || root.UUID != spec.UUID ||
+		!reflect.DeepEqual(root.Refs, []string{spec.Name + "-guard"}) {
 		t.Errorf("root = %+v", root)
 	}
 	// The names are FilterSpec.Names(), in definition order (guard first).

@@ -238,7 +238,7 @@ func TestFilterInUse(t *testing.T) {
 	ctx := context.Background()
 	vm(t, h, "vm1")
 	// The guard is reached through the root filter the NIC references.
-	for _, name := range []string{"lvm-lab", "lvm-lab-guard", "clean-traffic"} {
+	for _, name := range []string{"lvm-lab", "lvm-lab-guard"} {
 		if err := h.DeleteFilter(ctx, name); !errors.Is(err, virt.ErrInUse) {
 			t.Errorf("delete %s while vm1 is defined: %v, want ErrInUse", name, err)
 		}

@@ -16,8 +16,8 @@ import (
 // filter) in a short phrase, in want's order:
 //
 //	filter lvm-lab-guard is missing
-//	filter lvm-lab-guard: chain ipv4 differs from ipv4-lvguard
-//	filter lvm-lab-guard: priority -700 differs from -705
+//	filter lvm-lab-guard: chain ipv4-lvguard differs from root
+//	filter lvm-lab-guard: priority -705 differs from 0
 //	filter lvm-lab-guard: rule 3 differs
 //	filter lvm-lab-guard: 11 entries, want 12
 //
