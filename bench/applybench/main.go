@@ -247,7 +247,7 @@ vm "ab" {
 			return err
 		}, b.destroy})
 	}
-	variants = append(variants, variant{"script", "`sh apply.sh up`: net-define + net-start, 2 nwfilter-define, then per VM qemu-img create, virsh define, start, snapshot-create-as", func(ctx context.Context, r int) error {
+	variants = append(variants, variant{"script", "`sh apply.sh up`, the issue's script: net-define + net-start, 2 nwfilter-define (clean-traffic + the host guard in a chain of its own), then per VM qemu-img create, virsh define, start, snapshot-create-as (internal, with memory)", func(ctx context.Context, r int) error {
 		out, err := b.sh(ctx, script, "up")
 		if o.logs != "" {
 			_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-%d.log", r)), []byte(out), 0o644)
@@ -264,7 +264,7 @@ vm "ab" {
 		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
 	}
 	if o.scriptLayer {
-		variants = append(variants, variant{"script-layer", "`sh apply.sh up-layer`: the same, with the baseline as one external snapshot of the running domain: per VM ... start, `snapshot-create-as --memspec ... --diskspec ...,snapshot=external` onto a prepared layer", func(ctx context.Context, r int) error {
+		variants = append(variants, variant{"script-layer", "`sh apply.sh up-layer`, legacyvm's objects: its one-chain filter; per VM qemu-img create (overlay, then the layer with `qemu-img snapshot -c`), define, start, `snapshot-create-as --memspec ... --diskspec ...,snapshot=external` onto the layer", func(ctx context.Context, r int) error {
 			out, err := b.sh(ctx, script, "up-layer")
 			if o.logs != "" {
 				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-layer-%d.log", r)), []byte(out), 0o644)
@@ -308,6 +308,9 @@ vm "ab" {
 			if a, s := took[v.name], took["script-image"]; strings.HasPrefix(v.name, "legacyvm") && a > 0 && s > 0 {
 				ratios[v.name+"/image"] = append(ratios[v.name+"/image"], float64(a)/float64(s))
 			}
+			if a, s := took[v.name], took["script-layer"]; strings.HasPrefix(v.name, "legacyvm") && a > 0 && s > 0 {
+				ratios[v.name+"/layer"] = append(ratios[v.name+"/layer"], float64(a)/float64(s))
+			}
 		}
 	}
 	loadAfter := benchhost.LoadAvg()
@@ -333,6 +336,10 @@ vm "ab" {
 		if rs := ratios[v.name+"/image"]; len(rs) > 0 {
 			slices.Sort(rs)
 			ratio += fmt.Sprintf("; to script-image %.2f (%.2f-%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
+		}
+		if rs := ratios[v.name+"/layer"]; len(rs) > 0 {
+			slices.Sort(rs)
+			ratio += fmt.Sprintf("; to script-layer %.2f (%.2f-%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
 		}
 		c, dc := cpu[v.name], dcpus[v.name]
 		slices.Sort(c)
@@ -437,6 +444,8 @@ var (
 	// on its system disk, as legacyvm does before the baseline.
 	reBacking = regexp.MustCompile(`(?s)\s*<backingStore.*</backingStore>`)
 	reLayer   = regexp.MustCompile(`-live\.qcow2'`)
+	// The guard's filter element, whatever chain and priority it has.
+	reGuardChain = regexp.MustCompile(`<filter name='lvm-iso-guard'[^>]*>`)
 )
 
 // writeScript dumps the network, the filters and the first VM's domain
@@ -469,6 +478,25 @@ func (b *bench) writeScript(ctx context.Context, dir, pool, golden string, n int
 		return "", err
 	}
 	if err := dump("filter.xml", "nwfilter-dumpxml", "lvm-iso"); err != nil {
+		return "", err
+	}
+	// The issue's script filters as legacyvm did until it wrote its own
+	// one-chain filter: a root filter referencing libvirt's clean-traffic
+	// and the guard, whose rules (the same as legacyvm's) live in a chain
+	// of their own ordered before clean-traffic's ipv4 chain.
+	guard, err := os.ReadFile(filepath.Join(xdir, "guard.xml"))
+	if err != nil {
+		return "", err
+	}
+	classic := reGuardChain.ReplaceAll(guard, []byte("<filter name='lvm-iso-guard' chain='ipv4-lvguard' priority='-705'>"))
+	if string(classic) == string(guard) && !strings.Contains(string(guard), "ipv4-lvguard") {
+		return "", fmt.Errorf("guard filter: no filter element to rewrite in %s", guard)
+	}
+	if err := os.WriteFile(filepath.Join(xdir, "guard-classic.xml"), classic, 0o644); err != nil {
+		return "", err
+	}
+	root := "<filter name='lvm-iso' chain='root'>\n  <filterref filter='clean-traffic'/>\n  <filterref filter='lvm-iso-guard'/>\n</filter>\n"
+	if err := os.WriteFile(filepath.Join(xdir, "filter-classic.xml"), []byte(root), 0o644); err != nil {
 		return "", err
 	}
 	var vms []string
@@ -507,8 +535,8 @@ case "$1" in
 up)
 	virsh -q net-define "$X/net.xml" >/dev/null
 	virsh -q net-start lvm-iso >/dev/null
-	virsh -q nwfilter-define "$X/guard.xml" >/dev/null
-	virsh -q nwfilter-define "$X/filter.xml" >/dev/null
+	virsh -q nwfilter-define "$X/guard-classic.xml" >/dev/null
+	virsh -q nwfilter-define "$X/filter-classic.xml" >/dev/null
 	for vm in $VMS; do
 		disk=%q
 		t "$vm overlay"
