@@ -247,30 +247,23 @@ vm "ab" {
 			return err
 		}, b.destroy})
 	}
-	variants = append(variants, variant{"script", "`sh apply.sh up`, the issue's script: net-define + net-start, 2 nwfilter-define (clean-traffic + the host guard in a chain of its own), then per VM qemu-img create, virsh define, start, snapshot-create-as (internal, with memory)", func(ctx context.Context, r int) error {
-		out, err := b.sh(ctx, script, "up")
-		if o.logs != "" {
-			_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-%d.log", r)), []byte(out), 0o644)
-		}
-		return err
-	}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
-	if o.scriptImage {
-		variants = append(variants, variant{"script-image", "`sh apply.sh up-image`: the same, with the baseline as a memory image: per VM ... start, `virsh save`, snapshot-create-as (disks of the shut off domain), `virsh restore`", func(ctx context.Context, r int) error {
-			out, err := b.sh(ctx, script, "up-image")
+	// scriptVariant runs `sh apply.sh ARG` (name: the variant, "script-"
+	// plus ARG's suffix), keeping its per-step timestamps with -logs.
+	scriptVariant := func(name, arg, what string) variant {
+		return variant{name, what, func(ctx context.Context, r int) error {
+			out, err := b.sh(ctx, script, arg)
 			if o.logs != "" {
-				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-image-%d.log", r)), []byte(out), 0o644)
+				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("%s-%d.log", name, r)), []byte(out), 0o644)
 			}
 			return err
-		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
+		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }}
+	}
+	variants = append(variants, scriptVariant("script", "up", "`sh apply.sh up`, the issue's script: net-define + net-start, 2 nwfilter-define (clean-traffic + the host guard in a chain of its own), then per VM qemu-img create, virsh define, start, snapshot-create-as (internal, with memory)"))
+	if o.scriptImage {
+		variants = append(variants, scriptVariant("script-image", "up-image", "`sh apply.sh up-image`: the same, with the baseline as a memory image: per VM ... start, `virsh save`, snapshot-create-as (disks of the shut off domain), `virsh restore`"))
 	}
 	if o.scriptLayer {
-		variants = append(variants, variant{"script-layer", "`sh apply.sh up-layer`, legacyvm's objects: its one-chain filter; per VM qemu-img create (overlay, then the layer with `qemu-img snapshot -c`), define, start, `snapshot-create-as --memspec ... --diskspec ...,snapshot=external` onto the layer", func(ctx context.Context, r int) error {
-			out, err := b.sh(ctx, script, "up-layer")
-			if o.logs != "" {
-				_ = os.WriteFile(filepath.Join(o.logs, fmt.Sprintf("script-layer-%d.log", r)), []byte(out), 0o644)
-			}
-			return err
-		}, func(ctx context.Context) error { _, err := b.sh(ctx, script, "down"); return err }})
+		variants = append(variants, scriptVariant("script-layer", "up-layer", "`sh apply.sh up-layer`, legacyvm's objects: its one-chain filter; per VM qemu-img create (overlay, then the layer with `qemu-img snapshot -c`), define, start, `snapshot-create-as --memspec ... --diskspec ...,snapshot=external` onto the layer"))
 	}
 	loadBefore := benchhost.LoadAvg()
 	results := map[string][]time.Duration{}
