@@ -521,15 +521,19 @@ func (b *bench) writeScript(ctx context.Context, dir, pool, golden string, n int
 # qemu-img from the XML legacyvm defined (dumped by applybench).
 set -e
 t() { echo "$(date +%%s.%%N) $*"; }
+# net_up GUARD ROOT: the network, then the two filters (guard first).
+net_up() {
+	virsh -q net-define "$X/net.xml" >/dev/null
+	virsh -q net-start lvm-iso >/dev/null
+	virsh -q nwfilter-define "$X/$1" >/dev/null
+	virsh -q nwfilter-define "$X/$2" >/dev/null
+}
 X=%q
 G=%q
 VMS=%q
 case "$1" in
 up)
-	virsh -q net-define "$X/net.xml" >/dev/null
-	virsh -q net-start lvm-iso >/dev/null
-	virsh -q nwfilter-define "$X/guard-classic.xml" >/dev/null
-	virsh -q nwfilter-define "$X/filter-classic.xml" >/dev/null
+	net_up guard-classic.xml filter-classic.xml
 	for vm in $VMS; do
 		disk=%q
 		t "$vm overlay"
@@ -547,10 +551,7 @@ up-image)
 	# The same, with the baseline as legacyvm takes it since the memory
 	# image mechanism (#13 item 3): save the memory, snapshot the disks of
 	# the shut off domain, restore the memory.
-	virsh -q net-define "$X/net.xml" >/dev/null
-	virsh -q net-start lvm-iso >/dev/null
-	virsh -q nwfilter-define "$X/guard.xml" >/dev/null
-	virsh -q nwfilter-define "$X/filter.xml" >/dev/null
+	net_up guard.xml filter.xml
 	for vm in $VMS; do
 		disk=%q
 		mem="${disk%%-system.qcow2}-baseline.mem"
@@ -574,10 +575,7 @@ up-layer)
 	# memory into an image file, the disk frozen as the layer it ran on,
 	# the domain going on in a new layer above it (prepared beforehand,
 	# holding an internal snapshot of its empty state). One QEMU start.
-	virsh -q net-define "$X/net.xml" >/dev/null
-	virsh -q net-start lvm-iso >/dev/null
-	virsh -q nwfilter-define "$X/guard.xml" >/dev/null
-	virsh -q nwfilter-define "$X/filter.xml" >/dev/null
+	net_up guard.xml filter.xml
 	for vm in $VMS; do
 		disk=%q
 		mem="${disk%%-system.qcow2}-baseline.mem"
