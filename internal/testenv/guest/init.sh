@@ -193,8 +193,16 @@ runcheck() { # round kind spec sayfn: one "RIG check" line; status 0 on pass
 			ping -c 3 -i 0.2 -W 1 -q "$d" >/dev/null 2>&1 && r=pass
 			ip neigh del "$d" dev eth0 2>/dev/null
 			setmac "$MAC"
+			# The fence after it is one counted echo request: make sure
+			# the link carries frames again (arping, not counted) and the
+			# peer's MAC is known, so that a slow ARP exchange on a
+			# loaded host cannot lose it.
+			arping -q -f -c 5 -w 5 -I eth0 "$d" >/dev/null 2>&1
+			arp -i eth0 -s "$d" "$peer" 2>/dev/null
 		fi
-		extra=" fence=$f1,$(echo1 "$d")" ;;
+		f2=$(echo1 "$d")
+		[ -n "$peer" ] && arp -i eth0 -d "$d" 2>/dev/null
+		extra=" fence=$f1,$f2" ;;
 	udp)
 		t="$3"; d="${3%%:*}"; rest="${3#*:}"; m=""; sp=""
 		case "$rest" in *@*) m="${rest#*@}"; rest="${rest%%@*}" ;; esac
