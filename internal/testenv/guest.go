@@ -257,7 +257,7 @@ func buildInstallerISO(out string) error {
 		return fmt.Errorf("installer ISO: %w", err)
 	}
 	for _, f := range isolinuxFiles {
-		if err := copyFile(f.src, filepath.Join(ws, f.dst), 0o644); err != nil {
+		if err := CopyFile(f.src, filepath.Join(ws, f.dst), 0o644); err != nil {
 			return fmt.Errorf("installer ISO: %w", err)
 		}
 	}
@@ -271,7 +271,7 @@ func buildInstallerISO(out string) error {
 		return fmt.Errorf("installer ISO: %w", err)
 	}
 	for src, dst := range map[string]string{"vmlinuz": "VMLINUZ", "initrd.img.gz": "INITRD.GZ"} {
-		if err := copyFile(filepath.Join(out, src), filepath.Join(ws, dst), 0o644); err != nil {
+		if err := CopyFile(filepath.Join(out, src), filepath.Join(ws, dst), 0o644); err != nil {
 			return fmt.Errorf("installer ISO: %w", err)
 		}
 	}
@@ -399,7 +399,7 @@ func publish(dir, key string) (string, error) {
 		}
 		s, d := filepath.Join(dir, e.Name()), filepath.Join(tmp, e.Name())
 		if err := os.Link(s, d); err != nil {
-			if err := copyFile(s, d, 0o644); err != nil {
+			if err := CopyFile(s, d, 0o644); err != nil {
 				return "", fmt.Errorf("publish stand-in guest: %w", err)
 			}
 		}
@@ -455,7 +455,8 @@ func traversable(dir string) bool {
 	}
 }
 
-func copyFile(src, dst string, mode fs.FileMode) error {
+// CopyFile copies src to a new or truncated dst with the given mode.
+func CopyFile(src, dst string, mode fs.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -504,7 +505,7 @@ func gzipFile(src, dst string) error {
 func (g *GuestImages) GoldenCopy(t testing.TB, dir string) string {
 	t.Helper()
 	dst := filepath.Join(dir, fmt.Sprintf("golden-%s.qcow2", sanitize(t.Name())))
-	if err := copyFile(g.Disk, dst, 0o644); err != nil {
+	if err := CopyFile(g.Disk, dst, 0o644); err != nil {
 		t.Fatalf("copy golden disk: %v", err)
 	}
 	return dst

@@ -275,7 +275,7 @@ func seedQEMUCaps(dir string) {
 	}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".xml") {
-			_ = copyFile(filepath.Join(qemuCapsShared(), e.Name()), filepath.Join(dst, e.Name()), 0o600)
+			_ = CopyFile(filepath.Join(qemuCapsShared(), e.Name()), filepath.Join(dst, e.Name()), 0o600)
 		}
 	}
 }
@@ -291,7 +291,7 @@ func saveQEMUCaps(dir string) {
 			continue
 		}
 		tmp := filepath.Join(qemuCapsShared(), fmt.Sprintf(".%s.%d", e.Name(), os.Getpid()))
-		if copyFile(filepath.Join(src, e.Name()), tmp, 0o600) == nil {
+		if CopyFile(filepath.Join(src, e.Name()), tmp, 0o600) == nil {
 			_ = os.Rename(tmp, filepath.Join(qemuCapsShared(), e.Name()))
 		}
 		_ = os.Remove(tmp)

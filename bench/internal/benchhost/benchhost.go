@@ -4,7 +4,6 @@ package benchhost
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,24 +12,6 @@ import (
 
 	"github.com/legacyvm/legacyvm/internal/testenv"
 )
-
-// CopyFile copies src to dst (mode 0644).
-func CopyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
 
 // CPUModel is the CPU's model name from /proc/cpuinfo.
 func CPUModel() string {
@@ -96,7 +77,7 @@ func (l *Lab) prepare(ctx context.Context, logf func(string, ...any)) error {
 		return err
 	}
 	l.Golden = filepath.Join(l.Pool, "golden.qcow2")
-	if err := CopyFile(g.Disk, l.Golden); err != nil {
+	if err := testenv.CopyFile(g.Disk, l.Golden, 0o644); err != nil {
 		return err
 	}
 	for _, args := range [][]string{{"pool-define-as", "bench", "dir", "--target", l.Pool}, {"pool-start", "bench"}} {
